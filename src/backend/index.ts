@@ -1,0 +1,4 @@
+export { registerBackend, unregisterBackend, listBackends, setBackend, getForcedBackend, kernel, kernelBackend } from './registry.js';
+export { jsBackend, jsKernels } from './js.js';
+export { gemmJs, gemmNaive } from './js-gemm.js';
+export type { Backend, Kernels, KernelName, DType, FloatArray, UnaryOp, BinaryOp, ReduceOp } from './types.js';

@@ -1,0 +1,483 @@
+// The pure TypeScript backend: every kernel of the interface, for float32 and float64. It is the
+// reference the other backends are tested against and the fallback where they cannot load.
+
+import { gemmJs } from './js-gemm.js';
+import type { Backend, BinaryOp, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
+
+// x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW)
+function im2col(
+  x: FloatArray, xOff: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  cols: FloatArray,
+): void {
+  const L = OH * OW;
+  for (let c = 0; c < C; c++) {
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        let o = ((c * KH + kh) * KW + kw) * L;
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * SH - PH + kh;
+          if (ih < 0 || ih >= H) {
+            cols.fill(0, o, o + OW);
+            o += OW;
+            continue;
+          }
+          const rowBase = xOff + (c * H + ih) * W;
+          let iw = kw - PW;
+          for (let ow = 0; ow < OW; ow++, iw += SW) cols[o++] = iw >= 0 && iw < W ? x[rowBase + iw] : 0;
+        }
+      }
+    }
+  }
+}
+
+// cols (C*KH*KW, OH*OW) -> dx (C,H,W) at dxOff, +=
+function col2im(
+  cols: FloatArray, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  dx: FloatArray, dxOff: number,
+): void {
+  const L = OH * OW;
+  for (let c = 0; c < C; c++) {
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        let o = ((c * KH + kh) * KW + kw) * L;
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * SH - PH + kh;
+          if (ih < 0 || ih >= H) {
+            o += OW;
+            continue;
+          }
+          const rowBase = dxOff + (c * H + ih) * W;
+          let iw = kw - PW;
+          for (let ow = 0; ow < OW; ow++, iw += SW, o++) if (iw >= 0 && iw < W) dx[rowBase + iw] += cols[o];
+        }
+      }
+    }
+  }
+}
+
+// x (N,C,H,W) -> out, argmax (N,C,OH,OW)
+function maxPool2d(
+  x: FloatArray, N: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  out: FloatArray, argmax: Int32Array,
+): void {
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * SH - PH;
+      const hs = Math.max(h0, 0), he = Math.min(h0 + KH, H);
+      for (let ow = 0; ow < OW; ow++, o++) {
+        const w0 = ow * SW - PW;
+        const ws = Math.max(w0, 0), we = Math.min(w0 + KW, W);
+        let best = -Infinity;
+        let bi = -1;
+        for (let h = hs; h < he; h++) {
+          for (let w = ws; w < we; w++) {
+            const i = base + h * W + w;
+            const v = x[i];
+            // the first NaN wins and sticks, as NaN must propagate
+            if (bi < 0 || v > best || (v !== v && best === best)) {
+              best = v;
+              bi = i;
+            }
+          }
+        }
+        out[o] = best;
+        argmax[o] = bi;
+      }
+    }
+  }
+}
+
+function maxPool2dBackward(gout: FloatArray, argmax: Int32Array, gx: FloatArray): void {
+  for (let o = 0; o < gout.length; o++) {
+    const i = argmax[o];
+    if (i >= 0) gx[i] += gout[o];
+  }
+}
+
+function avgPool2d(
+  x: FloatArray, N: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  out: FloatArray,
+): void {
+  const inv = 1 / (KH * KW);
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * SH - PH;
+      const hs = Math.max(h0, 0), he = Math.min(h0 + KH, H);
+      for (let ow = 0; ow < OW; ow++, o++) {
+        const w0 = ow * SW - PW;
+        const ws = Math.max(w0, 0), we = Math.min(w0 + KW, W);
+        let s = 0;
+        for (let h = hs; h < he; h++) for (let w = ws; w < we; w++) s += x[base + h * W + w];
+        out[o] = s * inv;
+      }
+    }
+  }
+}
+
+function avgPool2dBackward(
+  gout: FloatArray, N: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  gx: FloatArray,
+): void {
+  const inv = 1 / (KH * KW);
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * SH - PH;
+      const hs = Math.max(h0, 0), he = Math.min(h0 + KH, H);
+      for (let ow = 0; ow < OW; ow++, o++) {
+        const w0 = ow * SW - PW;
+        const ws = Math.max(w0, 0), we = Math.min(w0 + KW, W);
+        const g = gout[o] * inv;
+        for (let h = hs; h < he; h++) for (let w = ws; w < we; w++) gx[base + h * W + w] += g;
+      }
+    }
+  }
+}
+
+function unary(op: UnaryOp, x: FloatArray, out: FloatArray, p0: number, p1: number): void {
+  const n = x.length;
+  switch (op) {
+    case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]; break;
+    case 'exp': for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]); break;
+    case 'log': for (let i = 0; i < n; i++) out[i] = Math.log(x[i]); break;
+    case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]); break;
+    case 'abs': for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]); break;
+    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : 0; } break;
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        if (v >= 0) out[i] = 1 / (1 + Math.exp(-v));
+        else { const e = Math.exp(v); out[i] = e / (1 + e); }
+      }
+      break;
+    case 'tanh': for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); break;
+    case 'square': for (let i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
+    case 'sign': for (let i = 0; i < n; i++) out[i] = Math.sign(x[i]); break;
+    case 'powScalar':
+      if (p0 === 2) for (let i = 0; i < n; i++) out[i] = x[i] * x[i];
+      else for (let i = 0; i < n; i++) out[i] = Math.pow(x[i], p0);
+      break;
+    case 'clamp': for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v < p0 ? p0 : v > p1 ? p1 : v; } break;
+    case 'affine': for (let i = 0; i < n; i++) out[i] = x[i] * p0 + p1; break;
+    default: throw new Error(`unary: unknown op '${op as string}'`);
+  }
+}
+
+function binaryRow(
+  op: BinaryOp, a: FloatArray, ao: number, sa: number, b: FloatArray, bo: number, sb: number,
+  out: FloatArray, o: number, n: number, p0: number, p1: number,
+): void {
+  switch (op) {
+    case 'add': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = a[ao] + b[bo]; break;
+    case 'sub': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = a[ao] - b[bo]; break;
+    case 'mul': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = a[ao] * b[bo]; break;
+    case 'div': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = a[ao] / b[bo]; break;
+    case 'pow': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = Math.pow(a[ao], b[bo]); break;
+    case 'maximum':
+      for (let j = 0; j < n; j++, ao += sa, bo += sb) {
+        const x = a[ao], y = b[bo];
+        out[o + j] = x !== x || y !== y ? NaN : x >= y ? x : y;
+      }
+      break;
+    case 'reluGrad': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = b[bo] > 0 ? a[ao] : 0; break;
+    case 'sigmoidGrad': for (let j = 0; j < n; j++, ao += sa, bo += sb) { const y = b[bo]; out[o + j] = a[ao] * y * (1 - y); } break;
+    case 'tanhGrad': for (let j = 0; j < n; j++, ao += sa, bo += sb) { const y = b[bo]; out[o + j] = a[ao] * (1 - y * y); } break;
+    case 'clampGrad': for (let j = 0; j < n; j++, ao += sa, bo += sb) { const x = b[bo]; out[o + j] = x >= p0 && x <= p1 ? a[ao] : 0; } break;
+    case 'geMask': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = a[ao] >= b[bo] ? 1 : 0; break;
+    case 'eqMask': for (let j = 0; j < n; j++, ao += sa, bo += sb) out[o + j] = a[ao] === b[bo] ? 1 : 0; break;
+    default: throw new Error(`binary: unknown op '${op as string}'`);
+  }
+}
+
+// out (shape) = op(a, b): walk out in order, the last axis in a tight loop, the others by counters
+function binary(
+  op: BinaryOp, a: FloatArray, as: number[], b: FloatArray, bs: number[],
+  out: FloatArray, shape: number[], p0: number, p1: number,
+): void {
+  const nd = shape.length;
+  if (nd === 0) {
+    binaryRow(op, a, 0, 0, b, 0, 0, out, 0, 1, p0, p1);
+    return;
+  }
+  const last = shape[nd - 1];
+  let total = 1;
+  for (const d of shape) total *= d;
+  if (total === 0) return;
+  const rows = total / last;
+  const idx = new Array<number>(nd).fill(0);
+  let ao = 0, bo = 0, o = 0;
+  for (let r = 0; r < rows; r++) {
+    binaryRow(op, a, ao, as[nd - 1], b, bo, bs[nd - 1], out, o, last, p0, p1);
+    o += last;
+    for (let d = nd - 2; d >= 0; d--) {
+      ao += as[d];
+      bo += bs[d];
+      if (++idx[d] < shape[d]) break;
+      ao -= as[d] * shape[d];
+      bo -= bs[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function reduce(op: ReduceOp, x: FloatArray, shape: number[], os: number[], out: FloatArray): void {
+  out.fill(op === 'sum' ? 0 : -Infinity);
+  const nd = shape.length;
+  if (nd === 0) {
+    out[0] = x[0];
+    return;
+  }
+  const last = shape[nd - 1];
+  let total = 1;
+  for (const d of shape) total *= d;
+  if (total === 0) return;
+  const rows = total / last;
+  const idx = new Array<number>(nd).fill(0);
+  const sl = os[nd - 1];
+  let o = 0, xi = 0;
+  for (let r = 0; r < rows; r++) {
+    if (op === 'sum') {
+      if (sl === 0) {
+        let s = 0;
+        for (let j = 0; j < last; j++) s += x[xi + j];
+        out[o] += s;
+      } else for (let j = 0, q = o; j < last; j++, q += sl) out[q] += x[xi + j];
+    } else {
+      for (let j = 0, q = o; j < last; j++, q += sl) {
+        const v = x[xi + j];
+        if (!(v <= out[q])) out[q] = v; // NaN propagates
+      }
+    }
+    xi += last;
+    for (let d = nd - 2; d >= 0; d--) {
+      o += os[d];
+      if (++idx[d] < shape[d]) break;
+      o -= os[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function argmax(x: FloatArray, outer: number, dim: number, inner: number, out: Int32Array): void {
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      const base = p * dim * inner + q;
+      let best = x[base];
+      let bi = 0;
+      for (let d = 1; d < dim; d++) {
+        const v = x[base + d * inner];
+        if (v > best || (v !== v && best === best)) {
+          best = v;
+          bi = d;
+        }
+      }
+      out[p * inner + q] = bi;
+    }
+  }
+}
+
+function permute(x: FloatArray, shape: number[], perm: number[], out: FloatArray): void {
+  const nd = shape.length;
+  const xs = new Array<number>(nd);
+  let s = 1;
+  for (let d = nd - 1; d >= 0; d--) {
+    xs[d] = s;
+    s *= shape[d];
+  }
+  const total = s;
+  if (total === 0) return;
+  if (nd === 0) {
+    out[0] = x[0];
+    return;
+  }
+  const oshape = perm.map((p) => shape[p]);
+  const ostr = perm.map((p) => xs[p]); // x stride of each out axis
+  const last = oshape[nd - 1];
+  const sl = ostr[nd - 1];
+  const rows = total / last;
+  const idx = new Array<number>(nd).fill(0);
+  let xi = 0, o = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0, q = xi; j < last; j++, q += sl) out[o++] = x[q];
+    for (let d = nd - 2; d >= 0; d--) {
+      xi += ostr[d];
+      if (++idx[d] < oshape[d]) break;
+      xi -= ostr[d] * oshape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function softmax(x: FloatArray, outer: number, dim: number, inner: number, out: FloatArray, log: boolean): void {
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      const base = p * dim * inner + q;
+      let m = -Infinity;
+      for (let d = 0; d < dim; d++) {
+        const v = x[base + d * inner];
+        if (!(v <= m)) m = v;
+      }
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += Math.exp(x[base + d * inner] - m);
+      if (log) {
+        const ls = m + Math.log(s);
+        for (let d = 0; d < dim; d++) out[base + d * inner] = x[base + d * inner] - ls;
+      } else {
+        const inv = 1 / s;
+        for (let d = 0; d < dim; d++) out[base + d * inner] = Math.exp(x[base + d * inner] - m) * inv;
+      }
+    }
+  }
+}
+
+function softmaxBackward(y: FloatArray, g: FloatArray, outer: number, dim: number, inner: number, gx: FloatArray, log: boolean): void {
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      const base = p * dim * inner + q;
+      let s = 0;
+      if (log) {
+        for (let d = 0; d < dim; d++) s += g[base + d * inner];
+        for (let d = 0; d < dim; d++) {
+          const i = base + d * inner;
+          gx[i] = g[i] - Math.exp(y[i]) * s;
+        }
+      } else {
+        for (let d = 0; d < dim; d++) s += g[base + d * inner] * y[base + d * inner];
+        for (let d = 0; d < dim; d++) {
+          const i = base + d * inner;
+          gx[i] = y[i] * (g[i] - s);
+        }
+      }
+    }
+  }
+}
+
+function crossEntropy(logits: FloatArray, N: number, C: number, targets: Int32Array, probs: FloatArray): number {
+  softmax(logits, N, C, 1, probs, false);
+  let loss = 0;
+  for (let n = 0; n < N; n++) {
+    const row = n * C;
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) if (!(logits[row + c] <= m)) m = logits[row + c];
+    let s = 0;
+    for (let c = 0; c < C; c++) s += Math.exp(logits[row + c] - m);
+    loss += m + Math.log(s) - logits[row + targets[n]];
+  }
+  return N > 0 ? loss / N : 0;
+}
+
+function batchNormForward(
+  x: FloatArray, N: number, C: number, S: number, gamma: FloatArray, beta: FloatArray,
+  runningMean: FloatArray, runningVar: FloatArray, training: boolean, momentum: number, eps: number,
+  y: FloatArray, mean: FloatArray, invstd: FloatArray,
+): void {
+  const M = N * S;
+  for (let c = 0; c < C; c++) {
+    let mu: number, v: number;
+    if (training) {
+      let s = 0;
+      for (let n = 0; n < N; n++) {
+        const base = (n * C + c) * S;
+        for (let i = 0; i < S; i++) s += x[base + i];
+      }
+      mu = s / M;
+      let ss = 0;
+      for (let n = 0; n < N; n++) {
+        const base = (n * C + c) * S;
+        for (let i = 0; i < S; i++) {
+          const d = x[base + i] - mu;
+          ss += d * d;
+        }
+      }
+      v = ss / M;
+      runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mu;
+      runningVar[c] = (1 - momentum) * runningVar[c] + momentum * (M > 1 ? (ss / (M - 1)) : v);
+    } else {
+      mu = runningMean[c];
+      v = runningVar[c];
+    }
+    const is = 1 / Math.sqrt(v + eps);
+    mean[c] = mu;
+    invstd[c] = is;
+    const scale = gamma[c] * is;
+    const shift = beta[c] - mu * scale;
+    for (let n = 0; n < N; n++) {
+      const base = (n * C + c) * S;
+      for (let i = 0; i < S; i++) y[base + i] = x[base + i] * scale + shift;
+    }
+  }
+}
+
+function batchNormBackward(
+  x: FloatArray, g: FloatArray, N: number, C: number, S: number, gamma: FloatArray,
+  mean: FloatArray, invstd: FloatArray, training: boolean, gx: FloatArray, ggamma: FloatArray, gbeta: FloatArray,
+): void {
+  const M = N * S;
+  for (let c = 0; c < C; c++) {
+    const mu = mean[c], is = invstd[c];
+    let sg = 0, sgx = 0;
+    for (let n = 0; n < N; n++) {
+      const base = (n * C + c) * S;
+      for (let i = 0; i < S; i++) {
+        const gi = g[base + i];
+        sg += gi;
+        sgx += gi * (x[base + i] - mu) * is;
+      }
+    }
+    ggamma[c] = sgx;
+    gbeta[c] = sg;
+    const k = gamma[c] * is;
+    if (training) {
+      const a = sg / M, b = sgx / M;
+      for (let n = 0; n < N; n++) {
+        const base = (n * C + c) * S;
+        for (let i = 0; i < S; i++) {
+          const xh = (x[base + i] - mu) * is;
+          gx[base + i] = k * (g[base + i] - a - xh * b);
+        }
+      }
+    } else {
+      for (let n = 0; n < N; n++) {
+        const base = (n * C + c) * S;
+        for (let i = 0; i < S; i++) gx[base + i] = k * g[base + i];
+      }
+    }
+  }
+}
+
+export const jsKernels: Kernels = {
+  gemm: gemmJs,
+  im2col,
+  col2im,
+  maxPool2d,
+  maxPool2dBackward,
+  avgPool2d,
+  avgPool2dBackward,
+  unary,
+  binary,
+  reduce,
+  argmax,
+  permute,
+  softmax,
+  softmaxBackward,
+  crossEntropy,
+  batchNormForward,
+  batchNormBackward,
+};
+
+export const jsBackend: Backend = {
+  name: 'js',
+  priority: 0,
+  dtypes: ['float32', 'float64'],
+  kernels: jsKernels,
+};

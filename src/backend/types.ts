@@ -1,0 +1,129 @@
+// The kernel interface: every hot loop of the engine is one of these functions. Backends (pure
+// TypeScript, the native addon, WebGPU) implement some or all of them; the registry picks, per kernel
+// and dtype, the highest-priority backend that has it. Ops and models only ever call the registry.
+//
+// Conventions: all arrays are dense row-major; `off` arguments are element offsets; output arrays are
+// written, never reallocated. Shapes are in the one-line comment above each signature.
+
+export type DType = 'float32' | 'float64';
+export type FloatArray = Float32Array | Float64Array;
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'relu' | 'sigmoid' | 'tanh'
+  | 'square' | 'sign'
+  | 'powScalar' // x^p0
+  | 'clamp' // min(max(x, p0), p1)
+  | 'affine'; // x*p0 + p1
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum'
+  | 'reluGrad' // a * (b > 0)            a = upstream gradient, b = input
+  | 'sigmoidGrad' // a * b * (1 - b)     b = sigmoid output
+  | 'tanhGrad' // a * (1 - b^2)          b = tanh output
+  | 'clampGrad' // a * (p0 <= b <= p1)   b = input
+  | 'geMask' // a >= b ? 1 : 0
+  | 'eqMask'; // a == b ? 1 : 0
+
+export type ReduceOp = 'sum' | 'max';
+
+export interface Kernels {
+  // C (M,N) = alpha * op(A) * op(B) + beta * C; op(A) (M,K), op(B) (K,N); beta = 0 never reads C.
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: FloatArray, aOff: number, lda: number,
+    B: FloatArray, bOff: number, ldb: number,
+    beta: number, C: FloatArray, cOff: number, ldc: number,
+  ): void;
+
+  // x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW); padding reads as zero
+  im2col(
+    x: FloatArray, xOff: number, C: number, H: number, W: number,
+    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+    cols: FloatArray,
+  ): void;
+
+  // cols (C*KH*KW, OH*OW) -> dx (C,H,W) at dxOff, accumulated (+=); the adjoint of im2col
+  col2im(
+    cols: FloatArray, C: number, H: number, W: number,
+    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+    dx: FloatArray, dxOff: number,
+  ): void;
+
+  // x (N,C,H,W) -> out (N,C,OH,OW), argmax (N,C,OH,OW) flat index into x (-1 where the window is all padding)
+  maxPool2d(
+    x: FloatArray, N: number, C: number, H: number, W: number,
+    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+    out: FloatArray, argmax: Int32Array,
+  ): void;
+
+  // gout (N,C,OH,OW), argmax -> gx (N,C,H,W), accumulated (+=)
+  maxPool2dBackward(gout: FloatArray, argmax: Int32Array, gx: FloatArray): void;
+
+  // x (N,C,H,W) -> out (N,C,OH,OW); the divisor is KH*KW (padding counts as zeros)
+  avgPool2d(
+    x: FloatArray, N: number, C: number, H: number, W: number,
+    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+    out: FloatArray,
+  ): void;
+
+  // gout (N,C,OH,OW) -> gx (N,C,H,W), accumulated (+=)
+  avgPool2dBackward(
+    gout: FloatArray, N: number, C: number, H: number, W: number,
+    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+    gx: FloatArray,
+  ): void;
+
+  // out[i] = op(x[i]; p0, p1), x and out of equal length (may be the same array)
+  unary(op: UnaryOp, x: FloatArray, out: FloatArray, p0: number, p1: number): void;
+
+  // out (outShape) = op(a, b) with NumPy broadcasting: aStrides/bStrides are the element strides of a
+  // and b over outShape, 0 along broadcast axes
+  binary(
+    op: BinaryOp, a: FloatArray, aStrides: number[], b: FloatArray, bStrides: number[],
+    out: FloatArray, outShape: number[], p0: number, p1: number,
+  ): void;
+
+  // x (shape) -> out: reduce over the axes where outStrides is 0 (out has the kept axes, in order)
+  reduce(op: ReduceOp, x: FloatArray, shape: number[], outStrides: number[], out: FloatArray): void;
+
+  // x viewed as (outer, dim, inner) -> out (outer, inner): index of the first maximum along dim
+  argmax(x: FloatArray, outer: number, dim: number, inner: number, out: Int32Array): void;
+
+  // x (shape) -> out (shape permuted by perm): out[..., i_perm[k], ...] = x[..., i_k, ...]
+  permute(x: FloatArray, shape: number[], perm: number[], out: FloatArray): void;
+
+  // x viewed as (outer, dim, inner) -> out of the same shape: softmax (or log-softmax) along dim
+  softmax(x: FloatArray, outer: number, dim: number, inner: number, out: FloatArray, log: boolean): void;
+
+  // y = softmax output (or log-softmax output when log), g = upstream gradient -> gx, all (outer, dim, inner)
+  softmaxBackward(y: FloatArray, g: FloatArray, outer: number, dim: number, inner: number, gx: FloatArray, log: boolean): void;
+
+  // logits (N,C), targets (N) -> returns mean loss; probs (N,C) receives the softmax (for backward)
+  crossEntropy(logits: FloatArray, N: number, C: number, targets: Int32Array, probs: FloatArray): number;
+
+  // x (N,C,S) -> y (N,C,S). training: batch statistics over (N,S), written to mean/invstd (C), and the
+  // running statistics updated with `momentum` (unbiased variance); eval: running statistics used
+  batchNormForward(
+    x: FloatArray, N: number, C: number, S: number, gamma: FloatArray, beta: FloatArray,
+    runningMean: FloatArray, runningVar: FloatArray, training: boolean, momentum: number, eps: number,
+    y: FloatArray, mean: FloatArray, invstd: FloatArray,
+  ): void;
+
+  // g (N,C,S) -> gx (N,C,S), ggamma (C), gbeta (C) (all written, not accumulated); mean/invstd as the
+  // forward wrote them. training: the statistics depend on x; eval: they are constants
+  batchNormBackward(
+    x: FloatArray, g: FloatArray, N: number, C: number, S: number, gamma: FloatArray,
+    mean: FloatArray, invstd: FloatArray, training: boolean, gx: FloatArray, ggamma: FloatArray, gbeta: FloatArray,
+  ): void;
+}
+
+export type KernelName = keyof Kernels;
+
+export interface Backend {
+  name: string;
+  /** higher runs first */
+  priority: number;
+  /** dtypes the backend's kernels accept */
+  dtypes: DType[];
+  kernels: Partial<Kernels>;
+}

@@ -1,0 +1,3 @@
+// neuronmerge: the public API, from one entry.
+export * from './tensor/index.js';
+export * from './backend/index.js';

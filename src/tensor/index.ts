@@ -1,0 +1,13 @@
+export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf } from './tensor.js';
+export type { CreateOptions, GradNode } from './tensor.js';
+export * as ops from './ops.js';
+export {
+  add, sub, mul, div, pow, maximum, neg, exp, log, sqrt, abs, square, clamp, relu, sigmoid, tanh, affine,
+  sum, mean, max, argmax, reshape, permute, transpose, slice, take, cat, matmul, conv2d, maxPool2d, avgPool2d,
+  softmax, logSoftmax, crossEntropy, dropout, batchNorm, cast, broadcastShapes,
+} from './ops.js';
+export type { ConvOptions, PoolOptions, BatchNormState, Pair } from './ops.js';
+export { Rng } from './rng.js';
+export type { RngState } from './rng.js';
+export { gradcheck } from './gradcheck.js';
+export type { GradcheckOptions, GradcheckResult } from './gradcheck.js';

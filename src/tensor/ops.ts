@@ -1,0 +1,728 @@
+// Every differentiable op: its forward through the kernel registry and its backward, side by side,
+// the shapes in a one-line comment. Backward closures run under noGrad and use these same ops.
+
+import { kernel } from '../backend/registry.js';
+import type { BinaryOp, DType, FloatArray, UnaryOp } from '../backend/types.js';
+import { Rng } from './rng.js';
+import { allocate, isGradEnabled, shapeStr, sizeOf, Tensor } from './tensor.js';
+import type { GradNode } from './tensor.js';
+
+// ---------------------------------------------------------------- helpers
+
+function make(
+  data: FloatArray, shape: number[], op: string, inputs: Tensor[],
+  backward: GradNode['backward'],
+): Tensor {
+  const t = new Tensor(data, shape);
+  if (isGradEnabled() && inputs.some((i) => i.requiresGrad)) {
+    t.requiresGrad = true;
+    t.node = { op, inputs, backward };
+  }
+  return t;
+}
+
+function checkTensor(op: string, t: unknown, what = 'input'): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
+}
+
+function sameDtype(op: string, a: Tensor, b: Tensor): DType {
+  if (a.dtype !== b.dtype) throw new Error(`${op}: dtype mismatch, ${a.dtype} ${shapeStr(a.shape)} and ${b.dtype} ${shapeStr(b.shape)}`);
+  return a.dtype;
+}
+
+function scalarLike(v: number, like: Tensor): Tensor {
+  const a = allocate(like.dtype, 1);
+  a[0] = v;
+  return new Tensor(a, []);
+}
+
+function normAxis(op: string, axis: number, ndim: number, shape: readonly number[]): number {
+  if (!Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
+    throw new Error(`${op}: axis ${axis} is out of range for shape ${shapeStr(shape)}`);
+  }
+  return axis < 0 ? axis + ndim : axis;
+}
+
+function normAxes(op: string, axes: number | number[] | undefined, shape: readonly number[]): number[] {
+  const nd = shape.length;
+  if (axes === undefined) return [...Array(nd).keys()];
+  const list = typeof axes === 'number' ? [axes] : axes;
+  const out = list.map((a) => normAxis(op, a, nd, shape));
+  if (new Set(out).size !== out.length) throw new Error(`${op}: repeated axis in [${list.join(',')}] for shape ${shapeStr(shape)}`);
+  return out.sort((x, y) => x - y);
+}
+
+export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
+  const n = Math.max(a.length, b.length);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`${op}: shapes ${shapeStr(a)} and ${shapeStr(b)} are not broadcastable`);
+    }
+    out[i] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+/** element strides of a tensor of `shape` read over `outShape` (0 along broadcast axes) */
+export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const n = outShape.length;
+  const st = new Array<number>(n).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const j = n - shape.length + i;
+    st[j] = shape[i] === 1 && outShape[j] !== 1 ? 0 : s;
+    s *= shape[i];
+  }
+  return st;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** g (broadcast shape) summed down to `shape` */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const nd = g.shape.length;
+  const lead = nd - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < nd; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return reshape(sum(g, axes, true), [...shape]);
+}
+
+function rawBinary(op: BinaryOp, a: Tensor, b: Tensor, p0 = 0, p1 = 0, name: string = op): Tensor {
+  const dtype = sameDtype(name, a, b);
+  const shape = broadcastShapes(name, a.shape, b.shape);
+  const out = allocate(dtype, sizeOf(shape));
+  kernel('binary', dtype)(op, a.data, broadcastStrides(a.shape, shape), b.data, broadcastStrides(b.shape, shape), out, shape, p0, p1);
+  return new Tensor(out, shape);
+}
+
+function rawUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
+  const out = allocate(x.dtype, x.size);
+  kernel('unary', x.dtype)(op, x.data, out, p0, p1);
+  return new Tensor(out, x.shape);
+}
+
+function asTensor(op: string, v: Tensor | number, like: Tensor): Tensor {
+  if (typeof v === 'number') return scalarLike(v, like);
+  checkTensor(op, v, 'operand');
+  return v;
+}
+
+// ---------------------------------------------------------------- casting
+
+// x (any) -> x in dtype
+export function cast(x: Tensor, dtype: DType): Tensor {
+  checkTensor('cast', x);
+  if (x.dtype === dtype) return x;
+  const out = allocate(dtype, x.size);
+  out.set(x.data);
+  const from = x.dtype;
+  return make(out, x.shape, 'cast', [x], (g) => [cast(g, from)]);
+}
+
+// ---------------------------------------------------------------- elementwise binary (broadcasting)
+
+function binaryOp(
+  name: string, op: BinaryOp, a0: Tensor | number, b0: Tensor | number,
+  backward: (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null],
+): Tensor {
+  if (typeof a0 === 'number' && typeof b0 === 'number') throw new Error(`${name}: at least one operand must be a Tensor`);
+  const like = (typeof a0 === 'number' ? b0 : a0) as Tensor;
+  checkTensor(name, like, 'operand');
+  const a = asTensor(name, a0, like);
+  const b = asTensor(name, b0, like);
+  const r = rawBinary(op, a, b, 0, 0, name);
+  return make(r.data, r.shape, name, [a, b], (g) => {
+    const [ga, gb] = backward(g, a, b, r);
+    return [ga && a.requiresGrad ? sumTo(ga, a.shape) : null, gb && b.requiresGrad ? sumTo(gb, b.shape) : null];
+  });
+}
+
+// a, b (broadcastable) -> broadcast shape
+export function add(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp('add', 'add', a, b, (g) => [g, g]);
+}
+
+export function sub(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp('sub', 'sub', a, b, (g) => [g, neg(g)]);
+}
+
+export function mul(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp('mul', 'mul', a, b, (g, x, y) => [x.requiresGrad ? mul(g, y) : null, y.requiresGrad ? mul(g, x) : null]);
+}
+
+export function div(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp('div', 'div', a, b, (g, x, y, out) => [
+    x.requiresGrad ? div(g, y) : null,
+    y.requiresGrad ? neg(div(mul(g, out), y)) : null,
+  ]);
+}
+
+/** a^b; with a number exponent see powScalar (no log of the base is taken) */
+export function pow(a: Tensor | number, b: Tensor | number): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor) return powScalar(a, b);
+  return binaryOp('pow', 'pow', a, b, (g, x, y, out) => [
+    x.requiresGrad ? mul(g, mul(y, pow(x, sub(y, 1)))) : null,
+    y.requiresGrad ? mul(g, mul(out, log(x))) : null,
+  ]);
+}
+
+/** elementwise maximum; at ties the gradient goes to a */
+export function maximum(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp('maximum', 'maximum', a, b, (g, x, y) => {
+    const m = rawBinary('geMask', x, y);
+    return [x.requiresGrad ? mul(g, m) : null, y.requiresGrad ? mul(g, sub(1, m)) : null];
+  });
+}
+
+// ---------------------------------------------------------------- elementwise unary
+
+function unaryOp(name: string, op: UnaryOp, x: Tensor, backward: (g: Tensor, out: Tensor) => Tensor, p0 = 0, p1 = 0): Tensor {
+  checkTensor(name, x);
+  const r = rawUnary(op, x, p0, p1);
+  return make(r.data, r.shape, name, [x], (g) => [backward(g, r)]);
+}
+
+// x -> x (same shape), for each op below
+export function neg(x: Tensor): Tensor {
+  return unaryOp('neg', 'neg', x, (g) => rawUnary('neg', g));
+}
+export function exp(x: Tensor): Tensor {
+  return unaryOp('exp', 'exp', x, (g, out) => mul(g, out));
+}
+export function log(x: Tensor): Tensor {
+  return unaryOp('log', 'log', x, (g) => div(g, x));
+}
+export function sqrt(x: Tensor): Tensor {
+  return unaryOp('sqrt', 'sqrt', x, (g, out) => div(mul(g, 0.5), out));
+}
+export function abs(x: Tensor): Tensor {
+  return unaryOp('abs', 'abs', x, (g) => mul(g, rawUnary('sign', x)));
+}
+export function square(x: Tensor): Tensor {
+  return unaryOp('square', 'square', x, (g) => mul(g, mul(x, 2)));
+}
+export function powScalar(x: Tensor, p: number): Tensor {
+  if (typeof p !== 'number' || Number.isNaN(p)) throw new Error(`pow: exponent must be a number, got ${p}`);
+  return unaryOp('pow', 'powScalar', x, (g) => mul(g, mul(rawUnary('powScalar', x, p - 1), p)), p);
+}
+export function clamp(x: Tensor, min: number, max: number): Tensor {
+  if (!(min <= max)) throw new Error(`clamp: min ${min} is greater than max ${max}`);
+  return unaryOp('clamp', 'clamp', x, (g) => rawBinary('clampGrad', g, x, min, max), min, max);
+}
+export function relu(x: Tensor): Tensor {
+  return unaryOp('relu', 'relu', x, (g) => rawBinary('reluGrad', g, x));
+}
+export function sigmoid(x: Tensor): Tensor {
+  return unaryOp('sigmoid', 'sigmoid', x, (g, out) => rawBinary('sigmoidGrad', g, out));
+}
+export function tanh(x: Tensor): Tensor {
+  return unaryOp('tanh', 'tanh', x, (g, out) => rawBinary('tanhGrad', g, out));
+}
+/** x * a + b for numbers a, b */
+export function affine(x: Tensor, a: number, b: number): Tensor {
+  return unaryOp('affine', 'affine', x, (g) => rawUnary('affine', g, a, 0), a, b);
+}
+
+// ---------------------------------------------------------------- reductions
+
+function reduceShape(shape: readonly number[], axes: number[], keepdims: boolean): { out: number[]; kept: number[]; strides: number[] } {
+  const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = axes.includes(i) ? 0 : s;
+    s *= kept[i];
+  }
+  return { out: keepdims ? kept : shape.filter((_, i) => !axes.includes(i)), kept, strides };
+}
+
+// x (shape) -> reduced over axes (all by default), keepdims keeps them as size 1
+export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  checkTensor('sum', x);
+  const ax = normAxes('sum', axes, x.shape);
+  const { out, kept, strides } = reduceShape(x.shape, ax, keepdims);
+  const data = allocate(x.dtype, sizeOf(out));
+  kernel('reduce', x.dtype)('sum', x.data, x.shape, strides, data);
+  return make(data, out, 'sum', [x], (g) => [expandTo(reshape(g, kept), x.shape)]);
+}
+
+export function mean(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  checkTensor('mean', x);
+  const ax = normAxes('mean', axes, x.shape);
+  const n = ax.reduce((p, a) => p * x.shape[a], 1);
+  if (n === 0) throw new Error(`mean: reducing over zero elements of shape ${shapeStr(x.shape)}`);
+  return mul(sum(x, ax, keepdims), 1 / n);
+}
+
+/** maximum over axes; the gradient is shared equally among tied maxima */
+export function max(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  checkTensor('max', x);
+  const ax = normAxes('max', axes, x.shape);
+  if (ax.some((a) => x.shape[a] === 0)) throw new Error(`max: reducing over an empty axis of shape ${shapeStr(x.shape)}`);
+  const { out, kept, strides } = reduceShape(x.shape, ax, keepdims);
+  const data = allocate(x.dtype, sizeOf(out));
+  kernel('reduce', x.dtype)('max', x.data, x.shape, strides, data);
+  return make(data, out, 'max', [x], (g) => {
+    const m = new Tensor(data, kept);
+    const mask = rawBinary('eqMask', x, m);
+    const count = sum(mask, ax, true);
+    return [div(mul(mask, reshape(g, kept)), count)];
+  });
+}
+
+/** index of the first maximum along axis, as a tensor of the same dtype (no gradient) */
+export function argmax(x: Tensor, axis = -1): Tensor {
+  checkTensor('argmax', x);
+  const a = normAxis('argmax', axis, x.ndim, x.shape);
+  const dim = x.shape[a];
+  if (dim === 0) throw new Error(`argmax: axis ${axis} of shape ${shapeStr(x.shape)} is empty`);
+  const outer = sizeOf(x.shape.slice(0, a));
+  const inner = sizeOf(x.shape.slice(a + 1));
+  const idx = new Int32Array(outer * inner);
+  kernel('argmax', x.dtype)(x.data, outer, dim, inner, idx);
+  const data = allocate(x.dtype, idx.length);
+  data.set(idx);
+  return new Tensor(data, x.shape.filter((_, i) => i !== a));
+}
+
+/** g broadcast (copied) to shape */
+export function expandTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const out = [...shape];
+  broadcastShapes('expand', g.shape, out);
+  const data = allocate(g.dtype, sizeOf(out));
+  const zero = allocate(g.dtype, 1);
+  kernel('binary', g.dtype)('add', g.data, broadcastStrides(g.shape, out), zero, out.map(() => 0), data, out, 0, 0);
+  return make(data, out, 'expand', [g], (gg) => [sumTo(gg, g.shape)]);
+}
+
+// ---------------------------------------------------------------- shape ops
+
+/** same data, new shape; one dimension may be -1 */
+export function reshape(x: Tensor, shape: number[]): Tensor {
+  checkTensor('reshape', x);
+  if (!Array.isArray(shape)) throw new Error('reshape: shape must be an array');
+  const s = [...shape];
+  const neg1 = s.filter((d) => d === -1).length;
+  if (neg1 > 1) throw new Error(`reshape: more than one -1 in ${shapeStr(s)}`);
+  for (const d of s) if (d !== -1 && (!Number.isInteger(d) || d < 0)) throw new Error(`reshape: invalid dimension ${d} in ${shapeStr(s)}`);
+  if (neg1 === 1) {
+    const known = s.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
+    if (known === 0 || x.size % known !== 0) throw new Error(`reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)}`);
+    s[s.indexOf(-1)] = x.size / known;
+  }
+  if (sizeOf(s) !== x.size) throw new Error(`reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)} (${sizeOf(s)} elements)`);
+  if (sameShape(s, x.shape)) return x;
+  const from = x.shape;
+  return make(x.data, s, 'reshape', [x], (g) => [reshape(g, from)]);
+}
+
+// x (d0, d1, ...) -> (d_perm[0], d_perm[1], ...)
+export function permute(x: Tensor, perm: number[]): Tensor {
+  checkTensor('permute', x);
+  const nd = x.ndim;
+  if (!Array.isArray(perm) || perm.length !== nd) throw new Error(`permute: permutation [${perm}] does not match shape ${shapeStr(x.shape)}`);
+  const p = perm.map((a) => normAxis('permute', a, nd, x.shape));
+  if (new Set(p).size !== nd) throw new Error(`permute: [${perm}] is not a permutation of the axes of ${shapeStr(x.shape)}`);
+  if (p.every((a, i) => a === i)) return x;
+  const shape = p.map((a) => x.shape[a]);
+  const out = allocate(x.dtype, x.size);
+  kernel('permute', x.dtype)(x.data, x.shape, p, out);
+  const inv = new Array<number>(nd);
+  p.forEach((a, i) => (inv[a] = i));
+  return make(out, shape, 'permute', [x], (g) => [permute(g, inv)]);
+}
+
+/** swap two axes (the last two by default) */
+export function transpose(x: Tensor, d0 = -2, d1 = -1): Tensor {
+  checkTensor('transpose', x);
+  if (x.ndim < 2) throw new Error(`transpose: needs at least 2 dimensions, got shape ${shapeStr(x.shape)}`);
+  const a = normAxis('transpose', d0, x.ndim, x.shape);
+  const b = normAxis('transpose', d1, x.ndim, x.shape);
+  const perm = [...Array(x.ndim).keys()];
+  perm[a] = b;
+  perm[b] = a;
+  return permute(x, perm);
+}
+
+// x (N, ...) -> (end-start, ...): rows start..end-1 along the first axis
+export function slice(x: Tensor, start: number, end?: number): Tensor {
+  checkTensor('slice', x);
+  if (x.ndim === 0) throw new Error('slice: cannot slice a 0-d tensor');
+  const n = x.shape[0];
+  const e = end ?? n;
+  if (!Number.isInteger(start) || !Number.isInteger(e) || start < 0 || e > n || start > e) {
+    throw new Error(`slice: range [${start}, ${e}) is out of bounds for the first axis of shape ${shapeStr(x.shape)}`);
+  }
+  const inner = sizeOf(x.shape.slice(1));
+  const data = x.data.slice(start * inner, e * inner) as FloatArray;
+  const shape = [e - start, ...x.shape.slice(1)];
+  return make(data, shape, 'slice', [x], (g) => {
+    const gx = allocate(g.dtype, x.size);
+    gx.set(g.data, start * inner);
+    return [new Tensor(gx, x.shape)];
+  });
+}
+
+/** rows of x (along the first axis) picked by index, e.g. a mini-batch */
+export function take(x: Tensor, indices: ArrayLike<number>): Tensor {
+  checkTensor('take', x);
+  if (x.ndim === 0) throw new Error('take: cannot index a 0-d tensor');
+  const n = x.shape[0];
+  const inner = sizeOf(x.shape.slice(1));
+  const data = allocate(x.dtype, indices.length * inner);
+  for (let i = 0; i < indices.length; i++) {
+    const r = indices[i];
+    if (!Number.isInteger(r) || r < 0 || r >= n) throw new Error(`take: index ${r} at position ${i} is out of range for the first axis of shape ${shapeStr(x.shape)}`);
+    data.set(x.data.subarray(r * inner, (r + 1) * inner), i * inner);
+  }
+  return make(data, [indices.length, ...x.shape.slice(1)], 'take', [x], (g) => {
+    const gx = allocate(g.dtype, x.size);
+    for (let i = 0; i < indices.length; i++) {
+      const r = indices[i];
+      for (let j = 0; j < inner; j++) gx[r * inner + j] += g.data[i * inner + j];
+    }
+    return [new Tensor(gx, x.shape)];
+  });
+}
+
+// tensors (equal shapes but along axis) -> concatenated along axis
+export function cat(tensors: Tensor[], axis = 0): Tensor {
+  if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('cat: needs a non-empty array of tensors');
+  tensors.forEach((t, i) => checkTensor('cat', t, `element ${i}`));
+  const first = tensors[0];
+  const a = normAxis('cat', axis, first.ndim, first.shape);
+  for (const t of tensors) {
+    sameDtype('cat', first, t);
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+      throw new Error(`cat: shapes ${tensors.map((q) => shapeStr(q.shape)).join(', ')} differ outside axis ${axis}`);
+    }
+  }
+  const outer = sizeOf(first.shape.slice(0, a));
+  const inner = sizeOf(first.shape.slice(a + 1));
+  const total = tensors.reduce((p, t) => p + t.shape[a], 0);
+  const shape = [...first.shape];
+  shape[a] = total;
+  const data = allocate(first.dtype, sizeOf(shape));
+  let off = 0;
+  const offs: number[] = [];
+  for (const t of tensors) {
+    offs.push(off);
+    const w = t.shape[a] * inner;
+    for (let o = 0; o < outer; o++) data.set(t.data.subarray(o * w, (o + 1) * w), o * total * inner + off * inner);
+    off += t.shape[a];
+  }
+  return make(data, shape, 'cat', tensors, (g) =>
+    tensors.map((t, k) => {
+      if (!t.requiresGrad) return null;
+      const w = t.shape[a] * inner;
+      const gd = allocate(g.dtype, t.size);
+      for (let o = 0; o < outer; o++) gd.set(g.data.subarray(o * total * inner + offs[k] * inner, o * total * inner + offs[k] * inner + w), o * w);
+      return new Tensor(gd, t.shape);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- matmul
+
+/** raw batched product with batch broadcasting: op(a) (..., M, K) · op(b) (..., K, N) -> (..., M, N) */
+function mm(name: string, a: Tensor, ta: boolean, b: Tensor, tb: boolean): Tensor {
+  const dtype = sameDtype(name, a, b);
+  const ar = a.shape[a.ndim - 2], ac = a.shape[a.ndim - 1];
+  const br = b.shape[b.ndim - 2], bc = b.shape[b.ndim - 1];
+  const M = ta ? ac : ar, K = ta ? ar : ac;
+  const K2 = tb ? bc : br, N = tb ? br : bc;
+  if (K !== K2) throw new Error(`${name}: inner dimensions differ, shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+  const aB = a.shape.slice(0, -2), bB = b.shape.slice(0, -2);
+  const batch = broadcastShapes(name, aB, bB);
+  const nb = sizeOf(batch);
+  const as = broadcastStrides(aB, batch), bs = broadcastStrides(bB, batch);
+  const out = allocate(dtype, nb * M * N);
+  const gemm = kernel('gemm', dtype);
+  const idx = new Array<number>(batch.length).fill(0);
+  for (let q = 0; q < nb; q++) {
+    let ao = 0, bo = 0;
+    for (let d = 0; d < batch.length; d++) {
+      ao += idx[d] * as[d];
+      bo += idx[d] * bs[d];
+    }
+    gemm(ta, tb, M, N, K, 1, a.data, ao * ar * ac, ac, b.data, bo * br * bc, bc, 0, out, q * M * N, N);
+    for (let d = batch.length - 1; d >= 0; d--) {
+      if (++idx[d] < batch[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return new Tensor(out, [...batch, M, N]);
+}
+
+// a (..., M, K), b (..., K, N) -> (..., M, N); batch dimensions broadcast
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  checkTensor('matmul', a, 'first operand');
+  checkTensor('matmul', b, 'second operand');
+  if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul: operands need at least 2 dimensions, got shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+  const r = mm('matmul', a, false, b, false);
+  return make(r.data, r.shape, 'matmul', [a, b], (g) => [
+    a.requiresGrad ? sumTo(mm('matmul', g, false, b, true), a.shape) : null,
+    b.requiresGrad ? sumTo(mm('matmul', a, true, g, false), b.shape) : null,
+  ]);
+}
+
+// ---------------------------------------------------------------- convolution and pooling
+
+export type Pair = number | [number, number];
+
+function pair(op: string, what: string, v: Pair, min: number): [number, number] {
+  const p: [number, number] = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((q) => Number.isInteger(q) && q >= min)) {
+    throw new Error(`${op}: ${what} must be an integer >= ${min} or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+function outSize(op: string, x: Tensor, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number): [number, number] {
+  const OH = Math.floor((H + 2 * PH - KH) / SH) + 1;
+  const OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
+  if (H + 2 * PH < KH || W + 2 * PW < KW || OH <= 0 || OW <= 0) {
+    throw new Error(`${op}: kernel ${KH}x${KW} does not fit input ${shapeStr(x.shape)} with padding ${PH},${PW}`);
+  }
+  return [OH, OW];
+}
+
+export interface ConvOptions {
+  stride?: Pair;
+  padding?: Pair;
+}
+
+// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); im2col + GEMM per image
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOptions = {}): Tensor {
+  checkTensor('conv2d', x);
+  checkTensor('conv2d', w, 'weight');
+  if (x.ndim !== 4) throw new Error(`conv2d: input must be (N,C,H,W), got shape ${shapeStr(x.shape)}`);
+  if (w.ndim !== 4) throw new Error(`conv2d: weight must be (OC,C,KH,KW), got shape ${shapeStr(w.shape)}`);
+  const [N, C, H, W] = x.shape;
+  const [OC, C2, KH, KW] = w.shape;
+  if (C !== C2) throw new Error(`conv2d: input ${shapeStr(x.shape)} has ${C} channels but weight ${shapeStr(w.shape)} expects ${C2}`);
+  if (b !== null) {
+    checkTensor('conv2d', b, 'bias');
+    if (b.ndim !== 1 || b.shape[0] !== OC) throw new Error(`conv2d: bias must have shape [${OC}], got ${shapeStr(b.shape)}`);
+    sameDtype('conv2d', x, b);
+  }
+  const dtype = sameDtype('conv2d', x, w);
+  const [SH, SW] = pair('conv2d', 'stride', opts.stride ?? 1, 1);
+  const [PH, PW] = pair('conv2d', 'padding', opts.padding ?? 0, 0);
+  const [OH, OW] = outSize('conv2d', x, H, W, KH, KW, SH, SW, PH, PW);
+  const L = OH * OW, CKK = C * KH * KW;
+  const out = allocate(dtype, N * OC * L);
+  const cols = allocate(dtype, CKK * L);
+  const gemm = kernel('gemm', dtype);
+  const im2col = kernel('im2col', dtype);
+  for (let n = 0; n < N; n++) {
+    im2col(x.data, n * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols);
+    gemm(false, false, OC, L, CKK, 1, w.data, 0, CKK, cols, 0, L, 0, out, n * OC * L, L);
+    if (b) for (let o = 0; o < OC; o++) {
+      const bv = b.data[o];
+      const base = (n * OC + o) * L;
+      for (let i = 0; i < L; i++) out[base + i] += bv;
+    }
+  }
+  const inputs = b ? [x, w, b] : [x, w];
+  return make(out, [N, OC, OH, OW], 'conv2d', inputs, (g) => {
+    const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
+    const gw = w.requiresGrad ? allocate(dtype, w.size) : null;
+    const col2im = kernel('col2im', dtype);
+    const c = allocate(dtype, CKK * L);
+    const dcols = gx ? allocate(dtype, CKK * L) : null;
+    for (let n = 0; n < N; n++) {
+      if (gw) {
+        im2col(x.data, n * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, c);
+        gemm(false, true, OC, CKK, L, 1, g.data, n * OC * L, L, c, 0, L, 1, gw, 0, CKK);
+      }
+      if (gx && dcols) {
+        gemm(true, false, CKK, L, OC, 1, w.data, 0, CKK, g.data, n * OC * L, L, 0, dcols, 0, L);
+        col2im(dcols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, n * C * H * W);
+      }
+    }
+    let gb: Tensor | null = null;
+    if (b && b.requiresGrad) {
+      const d = allocate(dtype, OC);
+      for (let n = 0; n < N; n++) for (let o = 0; o < OC; o++) {
+        let s = 0;
+        const base = (n * OC + o) * L;
+        for (let i = 0; i < L; i++) s += g.data[base + i];
+        d[o] += s;
+      }
+      gb = new Tensor(d, [OC]);
+    }
+    const res: (Tensor | null)[] = [gx ? new Tensor(gx, x.shape) : null, gw ? new Tensor(gw, w.shape) : null];
+    if (b) res.push(gb);
+    return res;
+  });
+}
+
+export interface PoolOptions {
+  stride?: Pair;
+  padding?: Pair;
+}
+
+function poolSetup(op: string, x: Tensor, kernelSize: Pair, opts: PoolOptions) {
+  checkTensor(op, x);
+  if (x.ndim !== 4) throw new Error(`${op}: input must be (N,C,H,W), got shape ${shapeStr(x.shape)}`);
+  const [N, C, H, W] = x.shape;
+  const [KH, KW] = pair(op, 'kernel size', kernelSize, 1);
+  const [SH, SW] = pair(op, 'stride', opts.stride ?? kernelSize, 1);
+  const [PH, PW] = pair(op, 'padding', opts.padding ?? 0, 0);
+  if (2 * PH > KH || 2 * PW > KW) throw new Error(`${op}: padding ${PH},${PW} must be at most half the kernel ${KH}x${KW}`);
+  const [OH, OW] = outSize(op, x, H, W, KH, KW, SH, SW, PH, PW);
+  return { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW };
+}
+
+// x (N,C,H,W) -> (N,C,OH,OW); stride defaults to the kernel size
+export function maxPool2d(x: Tensor, kernelSize: Pair, opts: PoolOptions = {}): Tensor {
+  const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = poolSetup('maxPool2d', x, kernelSize, opts);
+  const out = allocate(x.dtype, N * C * OH * OW);
+  const arg = new Int32Array(out.length);
+  kernel('maxPool2d', x.dtype)(x.data, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, out, arg);
+  return make(out, [N, C, OH, OW], 'maxPool2d', [x], (g) => {
+    const gx = allocate(x.dtype, x.size);
+    kernel('maxPool2dBackward', x.dtype)(g.data, arg, gx);
+    return [new Tensor(gx, x.shape)];
+  });
+}
+
+// x (N,C,H,W) -> (N,C,OH,OW); padding counts as zeros in the average
+export function avgPool2d(x: Tensor, kernelSize: Pair, opts: PoolOptions = {}): Tensor {
+  const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = poolSetup('avgPool2d', x, kernelSize, opts);
+  const out = allocate(x.dtype, N * C * OH * OW);
+  kernel('avgPool2d', x.dtype)(x.data, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, out);
+  return make(out, [N, C, OH, OW], 'avgPool2d', [x], (g) => {
+    const gx = allocate(x.dtype, x.size);
+    kernel('avgPool2dBackward', x.dtype)(g.data, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx);
+    return [new Tensor(gx, x.shape)];
+  });
+}
+
+// ---------------------------------------------------------------- softmax and losses
+
+function softmaxImpl(name: string, x: Tensor, axis: number, log: boolean): Tensor {
+  checkTensor(name, x);
+  if (x.ndim === 0) throw new Error(`${name}: needs at least 1 dimension`);
+  const a = normAxis(name, axis, x.ndim, x.shape);
+  const outer = sizeOf(x.shape.slice(0, a));
+  const dim = x.shape[a];
+  const inner = sizeOf(x.shape.slice(a + 1));
+  const out = allocate(x.dtype, x.size);
+  kernel('softmax', x.dtype)(x.data, outer, dim, inner, out, log);
+  return make(out, x.shape, name, [x], (g) => {
+    const gx = allocate(x.dtype, x.size);
+    kernel('softmaxBackward', x.dtype)(out, g.data, outer, dim, inner, gx, log);
+    return [new Tensor(gx, x.shape)];
+  });
+}
+
+// x (...) -> same shape, normalised along axis
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return softmaxImpl('softmax', x, axis, false);
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return softmaxImpl('logSoftmax', x, axis, true);
+}
+
+function toTargets(op: string, targets: ArrayLike<number> | Tensor, N: number, C: number): Int32Array {
+  const src: ArrayLike<number> = targets instanceof Tensor ? targets.data : targets;
+  if (targets instanceof Tensor && targets.ndim !== 1) throw new Error(`${op}: targets must be 1-D, got shape ${shapeStr(targets.shape)}`);
+  if (src.length !== N) throw new Error(`${op}: ${src.length} targets for a batch of ${N}`);
+  const t = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const v = src[i];
+    if (!Number.isInteger(v) || v < 0 || v >= C) throw new Error(`${op}: target ${v} at position ${i} is not a class index in [0, ${C})`);
+    t[i] = v;
+  }
+  return t;
+}
+
+// logits (N,C), targets (N) class indices -> scalar mean loss
+export function crossEntropy(logits: Tensor, targets: ArrayLike<number> | Tensor): Tensor {
+  checkTensor('crossEntropy', logits, 'logits');
+  if (logits.ndim !== 2) throw new Error(`crossEntropy: logits must be (N,C), got shape ${shapeStr(logits.shape)}`);
+  const [N, C] = logits.shape;
+  if (N === 0) throw new Error('crossEntropy: empty batch');
+  const t = toTargets('crossEntropy', targets, N, C);
+  const probs = allocate(logits.dtype, logits.size);
+  const loss = kernel('crossEntropy', logits.dtype)(logits.data, N, C, t, probs);
+  const out = allocate(logits.dtype, 1);
+  out[0] = loss;
+  return make(out, [], 'crossEntropy', [logits], (g) => {
+    const s = g.data[0] / N;
+    const gx = allocate(logits.dtype, logits.size);
+    for (let i = 0; i < gx.length; i++) gx[i] = probs[i] * s;
+    for (let n = 0; n < N; n++) gx[n * C + t[n]] -= s;
+    return [new Tensor(gx, logits.shape)];
+  });
+}
+
+// ---------------------------------------------------------------- dropout and batch norm
+
+/** inverted dropout: zero each element with probability p, scale the rest by 1/(1-p); identity when not training */
+export function dropout(x: Tensor, p: number, training: boolean, rng: Rng): Tensor {
+  checkTensor('dropout', x);
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  if (!(rng instanceof Rng)) throw new Error('dropout: rng must be an Rng (every random choice takes a seed)');
+  const mask = allocate(x.dtype, x.size);
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < mask.length; i++) mask[i] = rng.random() >= p ? keep : 0;
+  const out = allocate(x.dtype, x.size);
+  for (let i = 0; i < out.length; i++) out[i] = x.data[i] * mask[i];
+  return make(out, x.shape, 'dropout', [x], (g) => {
+    const gx = allocate(x.dtype, x.size);
+    for (let i = 0; i < gx.length; i++) gx[i] = g.data[i] * mask[i];
+    return [new Tensor(gx, x.shape)];
+  });
+}
+
+export interface BatchNormState {
+  runningMean: Tensor;
+  runningVar: Tensor;
+}
+
+/**
+ * x (N,C) or (N,C,...) -> same shape. training: normalise by the batch statistics over all axes but
+ * C and update the running statistics in place (momentum, unbiased variance); eval: use them.
+ */
+export function batchNorm(
+  x: Tensor, gamma: Tensor, beta: Tensor, state: BatchNormState,
+  training: boolean, momentum = 0.1, eps = 1e-5,
+): Tensor {
+  checkTensor('batchNorm', x);
+  if (x.ndim < 2) throw new Error(`batchNorm: input must be (N,C) or (N,C,...), got shape ${shapeStr(x.shape)}`);
+  const N = x.shape[0], C = x.shape[1];
+  const S = sizeOf(x.shape.slice(2));
+  for (const [name, t] of [['gamma', gamma], ['beta', beta], ['runningMean', state.runningMean], ['runningVar', state.runningVar]] as const) {
+    checkTensor('batchNorm', t, name);
+    if (t.ndim !== 1 || t.shape[0] !== C) throw new Error(`batchNorm: ${name} must have shape [${C}] for input ${shapeStr(x.shape)}, got ${shapeStr(t.shape)}`);
+    sameDtype('batchNorm', x, t);
+  }
+  if (training && N * S <= 1) throw new Error(`batchNorm: training needs more than one value per channel, got input ${shapeStr(x.shape)}`);
+  if (!(momentum >= 0 && momentum <= 1)) throw new Error(`batchNorm: momentum must be in [0, 1], got ${momentum}`);
+  if (!(eps > 0)) throw new Error(`batchNorm: eps must be positive, got ${eps}`);
+  const y = allocate(x.dtype, x.size);
+  const m = allocate(x.dtype, C);
+  const is = allocate(x.dtype, C);
+  kernel('batchNormForward', x.dtype)(x.data, N, C, S, gamma.data, beta.data, state.runningMean.data, state.runningVar.data, training, momentum, eps, y, m, is);
+  return make(y, x.shape, 'batchNorm', [x, gamma, beta], (g) => {
+    const gx = allocate(x.dtype, x.size);
+    const gg = allocate(x.dtype, C);
+    const gb = allocate(x.dtype, C);
+    kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb);
+    return [new Tensor(gx, x.shape), new Tensor(gg, [C]), new Tensor(gb, [C])];
+  });
+}
