@@ -3,7 +3,6 @@
 // which CI reads. Any extra arguments are passed to uvu (a pattern to pick test files, for instance).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(new URL(import.meta.url).pathname), '..');
@@ -12,8 +11,7 @@ if (!existsSync(join(root, 'build/test'))) {
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
-const require = createRequire(import.meta.url);
-const uvuBin = join(dirname(require.resolve('uvu/package.json')), 'bin.js');
+const uvuBin = join(root, 'node_modules', 'uvu', 'bin.js');
 const args = [uvuBin, 'build/test', process.argv[2] ?? '\\.test\\.js$', ...process.argv.slice(3)];
 const child = spawn(process.execPath, args, { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] });
 let out = '';

@@ -1,0 +1,56 @@
+// Shared test helpers: seeded random tensors and closeness checks.
+import * as assert from 'uvu/assert';
+import { Rng, Tensor, tensor } from '../src/index.js';
+import type { DType } from '../src/index.js';
+
+export function rand(rng: Rng, shape: number[], opts: { dtype?: DType; lo?: number; hi?: number; requiresGrad?: boolean } = {}): Tensor {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const lo = opts.lo ?? -1, hi = opts.hi ?? 1;
+  const data = Array.from({ length: n }, () => rng.uniform(lo, hi));
+  return tensor(data, shape, { dtype: opts.dtype ?? 'float64', requiresGrad: opts.requiresGrad ?? true });
+}
+
+/** values at least `gap` away from each other (no ties: max and max-pool are differentiable there) */
+export function distinct(rng: Rng, shape: number[], gap = 0.01): Tensor {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const perm = rng.permutation(n);
+  const data = Array.from(perm, (p) => (p - n / 2) * gap * 3 + rng.uniform(-gap, gap) * 0.5);
+  return tensor(data, shape, { dtype: 'float64', requiresGrad: true });
+}
+
+export function pick<T>(rng: Rng, xs: T[]): T {
+  return xs[rng.int(xs.length)];
+}
+
+/** a random shape of `nd` dimensions from sizes that include 1 and odd sizes */
+export function randShape(rng: Rng, nd: number, sizes = [1, 2, 3, 5]): number[] {
+  return Array.from({ length: nd }, () => pick(rng, sizes));
+}
+
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what = 'values'): void {
+  assert.is(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
+  let worst = 0, at = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const e = Math.abs(actual[i] - expected[i]) / Math.max(1, Math.abs(expected[i]));
+    if (!(e <= worst)) {
+      worst = e;
+      at = i;
+    }
+  }
+  if (!(worst <= tol)) assert.unreachable(`${what}: element ${at} is ${actual[at]}, expected ${expected[at]} (relative error ${worst} > ${tol})`);
+}
+
+export function assertShape(t: Tensor, shape: number[]): void {
+  assert.equal(t.shape, shape, `shape ${JSON.stringify(t.shape)} vs ${JSON.stringify(shape)}`);
+}
+
+export function assertThrows(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    const msg = (e as Error).message;
+    assert.ok(pattern.test(msg), `error message "${msg}" does not match ${pattern}`);
+    return;
+  }
+  assert.unreachable(`expected an error matching ${pattern}`);
+}
