@@ -1,0 +1,16 @@
+// npm run bench [-- NAME ...] [--json]: runs the named benchmarks (all by default).
+import { benchGemm } from './gemm.js';
+import type { BenchArgs } from './util.js';
+
+const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm };
+
+const argv = process.argv.slice(2);
+const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };
+const names = argv.filter((a) => !a.startsWith('--'));
+for (const n of names) {
+  if (!suites[n]) {
+    console.error(`bench: unknown benchmark '${n}' (known: ${Object.keys(suites).join(', ')})`);
+    process.exit(2);
+  }
+}
+for (const n of names.length ? names : Object.keys(suites)) await suites[n](args);
