@@ -6,13 +6,13 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(new URL(import.meta.url).pathname), '..');
-if (!existsSync(join(root, 'build/test'))) {
-  console.error('build/test is missing: run `npm run build` first (npm test does).');
+if (!existsSync(join(root, 'dist/test'))) {
+  console.error('dist/test is missing: run `npm run build` first (npm test does).');
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
 const uvuBin = join(root, 'node_modules', 'uvu', 'bin.js');
-const args = [uvuBin, 'build/test', process.argv[2] ?? '\\.test\\.js$', ...process.argv.slice(3)];
+const args = [uvuBin, 'dist/test', process.argv[2] ?? '\\.test\\.js$', ...process.argv.slice(3)];
 const child = spawn(process.execPath, args, { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] });
 let out = '';
 child.stdout.on('data', (d) => {

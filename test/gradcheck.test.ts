@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import {
   abs, add, affine, avgPool2d, batchNorm, cast, cat, clamp, conv2d, crossEntropy, div, dropout, exp, gradcheck, log,
   logSoftmax, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
-  softmax, sqrt, square, sub, sum, take, tanh, Tensor, transpose,
+  softmax, sqrt, square, sub, sum, take, tanh, Tensor, transpose, setConvChunk,
 } from '../src/index.js';
 import { distinct, rand, randShape } from './helpers.js';
 
@@ -123,6 +123,15 @@ G('conv2d with stride, padding, bias, odd sizes', () => {
     const oc = c.w[0];
     check('conv2d with bias', (x, w, b) => conv2d(x, w, b, { stride: c.stride, padding: c.padding }), [rand(rng, c.x), rand(rng, c.w), rand(rng, [oc])]);
     check('conv2d no bias', (x, w) => conv2d(x, w, null, { stride: c.stride, padding: c.padding }), [rand(rng, c.x), rand(rng, c.w)]);
+  }
+});
+
+G('conv2d backward in chunks of 2 images (5 images: chunks 2, 2, 1)', () => {
+  const prev = setConvChunk(2 * 2 * 9 * 9);
+  try {
+    check('conv2d chunked', (x, w, b) => conv2d(x, w, b, { padding: 1 }), [rand(rng, [5, 2, 3, 3]), rand(rng, [3, 2, 3, 3]), rand(rng, [3])]);
+  } finally {
+    setConvChunk(prev);
   }
 });
 

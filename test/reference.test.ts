@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   add, argmax, avgPool2d, batchNorm, cat, conv2d, div, gemmJs, gemmNaive, max, maximum, maxPool2d, mul, noGrad,
-  permute, pow, Rng, softmax, sub, sum, tensor, Tensor, zeros, ones, matmul,
+  permute, pow, Rng, setConvChunk, softmax, sub, sum, tensor, Tensor, zeros, ones, matmul,
 } from '../src/index.js';
 import { assertClose, rand, randShape } from './helpers.js';
 
@@ -101,6 +101,20 @@ R('conv2d against a naive loop, with stride and padding', () => {
     const y = conv2d(x, w, b, { stride: s, padding: p });
     assert.equal(y.shape.slice(0, 2), [N, OC]);
     assertClose(y.data, naiveConv(x, w, b, s, p), dtype === 'float32' ? 1e-5 : 1e-13, `conv2d x${JSON.stringify(x.shape)} w${JSON.stringify(w.shape)} s${s} p${p}`);
+  }
+});
+
+R('conv2d in chunks of images (last chunk smaller, single-image chunks) equals the naive loop', () => {
+  const x = rand(rng, [5, 2, 6, 5], { requiresGrad: false }), w = rand(rng, [3, 2, 3, 3], { requiresGrad: false }), b = rand(rng, [3], { requiresGrad: false });
+  const ref = naiveConv(x, w, b, [1, 2], [1, 1]);
+  const L = 6 * 3, CKK = 18;
+  for (const g of [1, 2, 3, 5]) {
+    const prev = setConvChunk(CKK * L * g);
+    try {
+      assertClose(conv2d(x, w, b, { stride: [1, 2], padding: 1 }).data, ref, 1e-13, `conv2d with ${g} images per chunk`);
+    } finally {
+      setConvChunk(prev);
+    }
   }
 });
 

@@ -4,17 +4,16 @@
 import { gemmJs } from './js-gemm.js';
 import type { Backend, BinaryOp, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
 
-// x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW)
+// x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols
 function im2col(
   x: FloatArray, xOff: number, C: number, H: number, W: number,
   KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
-  cols: FloatArray,
+  cols: FloatArray, colsOff: number, ldCols: number,
 ): void {
-  const L = OH * OW;
   for (let c = 0; c < C; c++) {
     for (let kh = 0; kh < KH; kh++) {
       for (let kw = 0; kw < KW; kw++) {
-        let o = ((c * KH + kh) * KW + kw) * L;
+        let o = colsOff + ((c * KH + kh) * KW + kw) * ldCols;
         for (let oh = 0; oh < OH; oh++) {
           const ih = oh * SH - PH + kh;
           if (ih < 0 || ih >= H) {
@@ -31,17 +30,16 @@ function im2col(
   }
 }
 
-// cols (C*KH*KW, OH*OW) -> dx (C,H,W) at dxOff, +=
+// cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols -> dx (C,H,W) at dxOff, +=
 function col2im(
-  cols: FloatArray, C: number, H: number, W: number,
+  cols: FloatArray, colsOff: number, ldCols: number, C: number, H: number, W: number,
   KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
   dx: FloatArray, dxOff: number,
 ): void {
-  const L = OH * OW;
   for (let c = 0; c < C; c++) {
     for (let kh = 0; kh < KH; kh++) {
       for (let kw = 0; kw < KW; kw++) {
-        let o = ((c * KH + kh) * KW + kw) * L;
+        let o = colsOff + ((c * KH + kh) * KW + kw) * ldCols;
         for (let oh = 0; oh < OH; oh++) {
           const ih = oh * SH - PH + kh;
           if (ih < 0 || ih >= H) {

@@ -496,6 +496,17 @@ function outSize(op: string, x: Tensor, H: number, W: number, KH: number, KW: nu
   return [OH, OW];
 }
 
+/** target size (elements) of the im2col matrix of one chunk of images in conv2d */
+let CONV_CHUNK = 1 << 22;
+
+/** set the im2col chunk size of conv2d (elements); returns the previous value */
+export function setConvChunk(elements: number): number {
+  if (!Number.isInteger(elements) || elements < 1) throw new Error(`setConvChunk: elements must be a positive integer, got ${elements}`);
+  const prev = CONV_CHUNK;
+  CONV_CHUNK = elements;
+  return prev;
+}
+
 export interface ConvOptions {
   stride?: Pair;
   padding?: Pair;
@@ -520,14 +531,31 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   const [PH, PW] = pair('conv2d', 'padding', opts.padding ?? 0, 0);
   const [OH, OW] = outSize('conv2d', x, H, W, KH, KW, SH, SW, PH, PW);
   const L = OH * OW, CKK = C * KH * KW;
+  // images are taken G at a time: im2col writes them side by side into one (CKK, G*L) matrix, so each
+  // chunk is one wide GEMM instead of G narrow ones; G keeps that matrix near CONV_CHUNK elements
+  const G = Math.max(1, Math.min(N, Math.floor(CONV_CHUNK / Math.max(1, CKK * L))));
   const out = allocate(dtype, N * OC * L);
-  const cols = allocate(dtype, CKK * L);
+  const cols = allocate(dtype, CKK * G * L);
+  const tmp = G > 1 ? allocate(dtype, OC * G * L) : null;
   const gemm = kernel('gemm', dtype);
   const im2col = kernel('im2col', dtype);
-  for (let n = 0; n < N; n++) {
-    im2col(x.data, n * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols);
-    gemm(false, false, OC, L, CKK, 1, w.data, 0, CKK, cols, 0, L, 0, out, n * OC * L, L);
-    if (b) for (let o = 0; o < OC; o++) {
+  const permuteK = kernel('permute', dtype);
+  const fillCols = (n0: number, g: number) => {
+    for (let i = 0; i < g; i++) im2col(x.data, (n0 + i) * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, i * L, g * L);
+  };
+  for (let n0 = 0; n0 < N; n0 += G) {
+    const g = Math.min(G, N - n0);
+    fillCols(n0, g);
+    if (g === 1) {
+      gemm(false, false, OC, L, CKK, 1, w.data, 0, CKK, cols, 0, L, 0, out, n0 * OC * L, L);
+    } else {
+      // (OC, g*L) -> (g, OC, L), straight into this chunk's images
+      gemm(false, false, OC, g * L, CKK, 1, w.data, 0, CKK, cols, 0, g * L, 0, tmp!, 0, g * L);
+      permuteK(tmp!.subarray(0, OC * g * L) as FloatArray, [OC, g, L], [1, 0, 2], out.subarray(n0 * OC * L, (n0 + g) * OC * L) as FloatArray);
+    }
+  }
+  if (b) {
+    for (let n = 0; n < N; n++) for (let o = 0; o < OC; o++) {
       const bv = b.data[o];
       const base = (n * OC + o) * L;
       for (let i = 0; i < L; i++) out[base + i] += bv;
@@ -538,16 +566,27 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
     const gw = w.requiresGrad ? allocate(dtype, w.size) : null;
     const col2im = kernel('col2im', dtype);
-    const c = allocate(dtype, CKK * L);
-    const dcols = gx ? allocate(dtype, CKK * L) : null;
-    for (let n = 0; n < N; n++) {
+    const dcols = gx ? allocate(dtype, CKK * G * L) : null;
+    const gt = G > 1 ? allocate(dtype, OC * G * L) : null;
+    for (let n0 = 0; n0 < N; n0 += G) {
+      const k = Math.min(G, N - n0);
+      // this chunk's upstream gradient as (OC, k*L)
+      let go: FloatArray, goOff: number;
+      if (k === 1) {
+        go = g.data;
+        goOff = n0 * OC * L;
+      } else {
+        permuteK(g.data.subarray(n0 * OC * L, (n0 + k) * OC * L) as FloatArray, [k, OC, L], [1, 0, 2], gt!.subarray(0, OC * k * L) as FloatArray);
+        go = gt!;
+        goOff = 0;
+      }
       if (gw) {
-        im2col(x.data, n * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, c);
-        gemm(false, true, OC, CKK, L, 1, g.data, n * OC * L, L, c, 0, L, 1, gw, 0, CKK);
+        fillCols(n0, k);
+        gemm(false, true, OC, CKK, k * L, 1, go, goOff, k * L, cols, 0, k * L, 1, gw, 0, CKK);
       }
       if (gx && dcols) {
-        gemm(true, false, CKK, L, OC, 1, w.data, 0, CKK, g.data, n * OC * L, L, 0, dcols, 0, L);
-        col2im(dcols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, n * C * H * W);
+        gemm(true, false, CKK, k * L, OC, 1, w.data, 0, CKK, go, goOff, k * L, 0, dcols, 0, k * L);
+        for (let i = 0; i < k; i++) col2im(dcols, i * L, k * L, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, (n0 + i) * C * H * W);
       }
     }
     let gb: Tensor | null = null;
