@@ -88,7 +88,7 @@ E('mixed dtypes, dropout p, clamp bounds, generators', () => {
   assertThrows(() => normal([2], 0, 1, {} as Rng), /normal: rng must be an Rng/);
   assertThrows(() => new Rng(1).int(0), /Rng.int: n must be an integer/);
   assertThrows(() => zeros([2]).item(), /item: tensor of shape \[2\] has 2 elements, not 1/);
-  assertThrows(() => setBackend('nosuch'), /setBackend: no backend named 'nosuch' \(registered: js\)/);
+  assertThrows(() => setBackend('nosuch'), /setBackend: no backend named 'nosuch' \(registered: js/);
 });
 
 E('no op returns a wrong-sized result: output sizes match their shapes', () => {

@@ -453,6 +453,51 @@ function batchNormBackward(
   }
 }
 
+// X (n,d), Y (m,d) -> out (n,m), computed directly (exact for duplicates)
+function pairwiseSqDist(X: FloatArray, n: number, Y: FloatArray, m: number, d: number, out: FloatArray): void {
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let q = 0; q < d; q++) {
+        const t = X[i * d + q] - Y[j * d + q];
+        s += t * t;
+      }
+      out[i * m + j] = s;
+    }
+  }
+}
+
+function kmeansStep(
+  X: FloatArray, n: number, d: number, centroids: FloatArray, k: number,
+  assign: Int32Array, newCentroids: FloatArray, counts: Int32Array,
+): number {
+  const sums = new Float64Array(k * d);
+  counts.fill(0);
+  let inertia = 0;
+  for (let i = 0; i < n; i++) {
+    let best = 0, bd = Infinity;
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let q = 0; q < d; q++) {
+        const t = X[i * d + q] - centroids[c * d + q];
+        s += t * t;
+      }
+      if (s < bd) {
+        bd = s;
+        best = c;
+      }
+    }
+    assign[i] = best;
+    counts[best]++;
+    inertia += bd;
+    for (let q = 0; q < d; q++) sums[best * d + q] += X[i * d + q];
+  }
+  for (let c = 0; c < k; c++) {
+    for (let q = 0; q < d; q++) newCentroids[c * d + q] = counts[c] > 0 ? sums[c * d + q] / counts[c] : centroids[c * d + q];
+  }
+  return inertia;
+}
+
 export const jsKernels: Kernels = {
   gemm: gemmJs,
   im2col,
@@ -471,6 +516,8 @@ export const jsKernels: Kernels = {
   crossEntropy,
   batchNormForward,
   batchNormBackward,
+  pairwiseSqDist,
+  kmeansStep,
 };
 
 export const jsBackend: Backend = {

@@ -117,6 +117,16 @@ export interface Kernels {
     x: FloatArray, g: FloatArray, N: number, C: number, S: number, gamma: FloatArray,
     mean: FloatArray, invstd: FloatArray, training: boolean, gx: FloatArray, ggamma: FloatArray, gbeta: FloatArray,
   ): void;
+
+  // X (n,d), Y (m,d) -> out (n,m): squared Euclidean distances between rows
+  pairwiseSqDist(X: FloatArray, n: number, Y: FloatArray, m: number, d: number, out: FloatArray): void;
+
+  // one Lloyd step: X (n,d), centroids (k,d) -> assign (n) nearest centroid, newCentroids (k,d) the
+  // members' means (empty clusters keep their centroid), counts (k); returns the inertia
+  kmeansStep(
+    X: FloatArray, n: number, d: number, centroids: FloatArray, k: number,
+    assign: Int32Array, newCentroids: FloatArray, counts: Int32Array,
+  ): number;
 }
 
 export type KernelName = keyof Kernels;

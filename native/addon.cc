@@ -1,0 +1,556 @@
+// The N-API bindings: thin, checked, zero-copy over Float32Array. Every entry checks its arguments'
+// types, sizes, offsets and strides against the arrays' lengths and throws a JavaScript error naming
+// the function and the argument; nothing reads or writes out of bounds, whatever it is passed.
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace {
+
+constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
+
+[[noreturn]] void fail(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+[[noreturn]] void type_fail(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+
+struct Args {
+  const Napi::CallbackInfo& info;
+  const char* fn;
+  Napi::Env env() const { return info.Env(); }
+
+  void count(size_t n) const {
+    if (info.Length() != n) type_fail(env(), std::string(fn) + ": expected " + std::to_string(n) + " arguments, got " + std::to_string(info.Length()));
+  }
+
+  Napi::TypedArray typed(size_t i, const char* name, napi_typedarray_type t, const char* tname) const {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != t)
+      type_fail(env(), std::string(fn) + ": " + name + " must be a " + tname);
+    return info[i].As<Napi::TypedArray>();
+  }
+
+  float* f32(size_t i, const char* name, int64_t* len) const {
+    auto a = typed(i, name, napi_float32_array, "Float32Array").As<Napi::Float32Array>();
+    *len = static_cast<int64_t>(a.ElementLength());
+    return a.Data();
+  }
+
+  int32_t* i32(size_t i, const char* name, int64_t* len) const {
+    auto a = typed(i, name, napi_int32_array, "Int32Array").As<Napi::Int32Array>();
+    *len = static_cast<int64_t>(a.ElementLength());
+    return a.Data();
+  }
+
+  int64_t integer(size_t i, const char* name, int64_t lo = 0, int64_t hi = kMaxDim) const {
+    if (!info[i].IsNumber()) type_fail(env(), std::string(fn) + ": " + name + " must be a number");
+    const double v = info[i].As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(v) || v != std::floor(v) || v < static_cast<double>(lo) || v > static_cast<double>(hi))
+      fail(env(), std::string(fn) + ": " + name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + info[i].ToString().Utf8Value());
+    return static_cast<int64_t>(v);
+  }
+
+  double number(size_t i, const char* name) const {
+    if (!info[i].IsNumber()) type_fail(env(), std::string(fn) + ": " + name + " must be a number");
+    return info[i].As<Napi::Number>().DoubleValue();
+  }
+
+  bool boolean(size_t i, const char* name) const {
+    if (!info[i].IsBoolean()) type_fail(env(), std::string(fn) + ": " + name + " must be a boolean");
+    return info[i].As<Napi::Boolean>().Value();
+  }
+
+  std::string str(size_t i, const char* name) const {
+    if (!info[i].IsString()) type_fail(env(), std::string(fn) + ": " + name + " must be a string");
+    return info[i].As<Napi::String>().Utf8Value();
+  }
+
+  std::vector<int64_t> ints(size_t i, const char* name, int64_t lo = 0) const {
+    if (!info[i].IsArray()) type_fail(env(), std::string(fn) + ": " + name + " must be an array of integers");
+    auto arr = info[i].As<Napi::Array>();
+    if (arr.Length() > 32) fail(env(), std::string(fn) + ": " + name + " has " + std::to_string(arr.Length()) + " entries (at most 32)");
+    std::vector<int64_t> out;
+    for (uint32_t k = 0; k < arr.Length(); k++) {
+      Napi::Value v = arr[k];
+      if (!v.IsNumber()) type_fail(env(), std::string(fn) + ": " + name + "[" + std::to_string(k) + "] must be a number");
+      const double d = v.As<Napi::Number>().DoubleValue();
+      if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(kMaxDim))
+        fail(env(), std::string(fn) + ": " + name + "[" + std::to_string(k) + "] = " + v.ToString().Utf8Value() + " is not a valid integer");
+      out.push_back(static_cast<int64_t>(d));
+    }
+    return out;
+  }
+
+  // a (rows x cols) matrix with leading dimension ld starting at off must lie inside len elements
+  void matrix(const char* name, int64_t len, int64_t off, int64_t rows, int64_t cols, int64_t ld) const {
+    if (ld < std::max<int64_t>(1, cols))
+      fail(env(), std::string(fn) + ": leading dimension of " + name + " is " + std::to_string(ld) + ", less than its " + std::to_string(cols) + " columns");
+    if (rows == 0 || cols == 0) return;
+    const int64_t last = off + (rows - 1) * ld + cols;  // one past the last element read
+    if (off < 0 || last > len)
+      fail(env(), std::string(fn) + ": " + name + " (" + std::to_string(rows) + "x" + std::to_string(cols) + ", ld " + std::to_string(ld) + ", offset " +
+                      std::to_string(off) + ") needs " + std::to_string(last) + " elements, the array has " + std::to_string(len));
+  }
+
+  void exact(const char* name, int64_t len, int64_t need) const {
+    if (len != need) fail(env(), std::string(fn) + ": " + name + " has " + std::to_string(len) + " elements, expected " + std::to_string(need));
+  }
+  void atLeast(const char* name, int64_t len, int64_t need) const {
+    if (len < need) fail(env(), std::string(fn) + ": " + name + " has " + std::to_string(len) + " elements, needs at least " + std::to_string(need));
+  }
+};
+
+// ------------------------------------------------------------------ gemm
+
+struct GemmCall {
+  bool ta, tb;
+  int M, N, K;
+  float alpha, beta;
+  const float* A;
+  const float* B;
+  float* C;
+  int64_t lda, ldb, ldc;
+  void run() const { nm::sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }
+};
+
+GemmCall parse_gemm(const Args& a) {
+  a.count(16);
+  GemmCall g;
+  g.ta = a.boolean(0, "transA");
+  g.tb = a.boolean(1, "transB");
+  g.M = static_cast<int>(a.integer(2, "M"));
+  g.N = static_cast<int>(a.integer(3, "N"));
+  g.K = static_cast<int>(a.integer(4, "K"));
+  g.alpha = static_cast<float>(a.number(5, "alpha"));
+  int64_t la, lb, lc;
+  float* A = a.f32(6, "A", &la);
+  const int64_t aOff = a.integer(7, "aOff", 0, INT64_MAX / 4);
+  g.lda = a.integer(8, "lda", 1);
+  float* B = a.f32(9, "B", &lb);
+  const int64_t bOff = a.integer(10, "bOff", 0, INT64_MAX / 4);
+  g.ldb = a.integer(11, "ldb", 1);
+  g.beta = static_cast<float>(a.number(12, "beta"));
+  float* C = a.f32(13, "C", &lc);
+  const int64_t cOff = a.integer(14, "cOff", 0, INT64_MAX / 4);
+  g.ldc = a.integer(15, "ldc", 1);
+  if (g.K > 0 && g.alpha != 0.f) {
+    a.matrix("A", la, aOff, g.ta ? g.K : g.M, g.ta ? g.M : g.K, g.lda);
+    a.matrix("B", lb, bOff, g.tb ? g.N : g.K, g.tb ? g.K : g.N, g.ldb);
+  }
+  a.matrix("C", lc, cOff, g.M, g.N, g.ldc);
+  g.A = A + aOff;
+  g.B = B + bOff;
+  g.C = C + cOff;
+  return g;
+}
+
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  parse_gemm(Args{info, "gemm"}).run();
+  return info.Env().Undefined();
+}
+
+// Runs a task off the main thread, holding references to its arrays until it is done.
+class TaskWorker : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, std::function<double()> task, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), task_(std::move(task)) {
+    for (size_t i = 0; i < info.Length(); i++)
+      if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { result_ = task_(); }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<double()> task_;
+  std::vector<Napi::ObjectReference> refs_;
+  double result_ = 0;
+};
+
+Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
+  GemmCall g = parse_gemm(Args{info, "gemmAsync"});
+  auto* w = new TaskWorker(info.Env(), [g] { g.run(); return 0.0; }, info);
+  w->Queue();
+  return w->Promise();
+}
+
+// ------------------------------------------------------------------ convolution, pooling, batch norm
+
+struct Geometry {
+  int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+};
+
+Geometry geometry(const Args& a, size_t i) {
+  Geometry g;
+  g.C = static_cast<int>(a.integer(i, "C", 1));
+  g.H = static_cast<int>(a.integer(i + 1, "H", 1));
+  g.W = static_cast<int>(a.integer(i + 2, "W", 1));
+  g.KH = static_cast<int>(a.integer(i + 3, "KH", 1));
+  g.KW = static_cast<int>(a.integer(i + 4, "KW", 1));
+  g.SH = static_cast<int>(a.integer(i + 5, "SH", 1));
+  g.SW = static_cast<int>(a.integer(i + 6, "SW", 1));
+  g.PH = static_cast<int>(a.integer(i + 7, "PH", 0));
+  g.PW = static_cast<int>(a.integer(i + 8, "PW", 0));
+  g.OH = static_cast<int>(a.integer(i + 9, "OH", 1));
+  g.OW = static_cast<int>(a.integer(i + 10, "OW", 1));
+  if (static_cast<int64_t>(g.C) * g.H * g.W > kMaxDim || static_cast<int64_t>(g.C) * g.KH * g.KW > kMaxDim || static_cast<int64_t>(g.OH) * g.OW > kMaxDim)
+    fail(a.env(), std::string(a.fn) + ": sizes too large");
+  return g;
+}
+
+Napi::Value Im2col(const Napi::CallbackInfo& info) {
+  Args a{info, "im2col"};
+  a.count(16);
+  int64_t lx, lc;
+  const float* x = a.f32(0, "x", &lx);
+  const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
+  Geometry g = geometry(a, 2);
+  float* cols = a.f32(13, "cols", &lc);
+  const int64_t cOff = a.integer(14, "colsOff", 0, INT64_MAX / 4);
+  const int64_t ld = a.integer(15, "ldCols", 1);
+  a.matrix("x", lx, xOff, 1, static_cast<int64_t>(g.C) * g.H * g.W, static_cast<int64_t>(g.C) * g.H * g.W);
+  a.matrix("cols", lc, cOff, static_cast<int64_t>(g.C) * g.KH * g.KW, static_cast<int64_t>(g.OH) * g.OW, ld);
+  nm::im2col(x + xOff, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, cols + cOff, ld);
+  return info.Env().Undefined();
+}
+
+Napi::Value Col2im(const Napi::CallbackInfo& info) {
+  Args a{info, "col2im"};
+  a.count(16);
+  int64_t lc, lx;
+  const float* cols = a.f32(0, "cols", &lc);
+  const int64_t cOff = a.integer(1, "colsOff", 0, INT64_MAX / 4);
+  const int64_t ld = a.integer(2, "ldCols", 1);
+  Geometry g = geometry(a, 3);
+  float* dx = a.f32(14, "dx", &lx);
+  const int64_t xOff = a.integer(15, "dxOff", 0, INT64_MAX / 4);
+  a.matrix("cols", lc, cOff, static_cast<int64_t>(g.C) * g.KH * g.KW, static_cast<int64_t>(g.OH) * g.OW, ld);
+  a.matrix("dx", lx, xOff, 1, static_cast<int64_t>(g.C) * g.H * g.W, static_cast<int64_t>(g.C) * g.H * g.W);
+  nm::col2im(cols + cOff, ld, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx + xOff);
+  return info.Env().Undefined();
+}
+
+Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
+  Args a{info, "maxPool2d"};
+  a.count(15);
+  int64_t lx, lo, la;
+  const float* x = a.f32(0, "x", &lx);
+  const int N = static_cast<int>(a.integer(1, "N", 1));
+  Geometry g = geometry(a, 2);
+  float* out = a.f32(13, "out", &lo);
+  int32_t* arg = a.i32(14, "argmax", &la);
+  const int64_t nin = static_cast<int64_t>(N) * g.C * g.H * g.W, nout = static_cast<int64_t>(N) * g.C * g.OH * g.OW;
+  if (nin > kMaxDim) fail(a.env(), "maxPool2d: input larger than 2^31 elements");
+  a.exact("x", lx, nin);
+  a.exact("out", lo, nout);
+  a.exact("argmax", la, nout);
+  nm::maxpool2d(x, N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, out, arg);
+  return info.Env().Undefined();
+}
+
+Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
+  Args a{info, "maxPool2dBackward"};
+  a.count(3);
+  int64_t lg, la, lx;
+  const float* gout = a.f32(0, "gout", &lg);
+  const int32_t* arg = a.i32(1, "argmax", &la);
+  float* gx = a.f32(2, "gx", &lx);
+  a.exact("argmax", la, lg);
+  for (int64_t o = 0; o < la; o++)
+    if (arg[o] >= lx || arg[o] < -1) fail(a.env(), "maxPool2dBackward: argmax[" + std::to_string(o) + "] = " + std::to_string(arg[o]) + " is outside gx (" + std::to_string(lx) + " elements)");
+  nm::maxpool2d_backward(gout, arg, lg, gx);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+  Args a{info, "batchNormForward"};
+  a.count(14);
+  int64_t lx, lg, lb, lm, lv, ly, lmean, lis;
+  const float* x = a.f32(0, "x", &lx);
+  const int N = static_cast<int>(a.integer(1, "N", 1));
+  const int C = static_cast<int>(a.integer(2, "C", 1));
+  const int64_t S = a.integer(3, "S", 1);
+  const float* gamma = a.f32(4, "gamma", &lg);
+  const float* beta = a.f32(5, "beta", &lb);
+  float* rm = a.f32(6, "runningMean", &lm);
+  float* rv = a.f32(7, "runningVar", &lv);
+  const bool training = a.boolean(8, "training");
+  const float momentum = static_cast<float>(a.number(9, "momentum"));
+  const float eps = static_cast<float>(a.number(10, "eps"));
+  float* y = a.f32(11, "y", &ly);
+  float* mean = a.f32(12, "mean", &lmean);
+  float* is = a.f32(13, "invstd", &lis);
+  const double total = static_cast<double>(N) * C * S;
+  if (total > static_cast<double>(kMaxDim)) fail(a.env(), "batchNormForward: input larger than 2^31 elements");
+  a.exact("x", lx, N * C * S);
+  a.exact("y", ly, N * C * S);
+  for (auto [n, l] : {std::pair<const char*, int64_t>{"gamma", lg}, {"beta", lb}, {"runningMean", lm}, {"runningVar", lv}, {"mean", lmean}, {"invstd", lis}}) a.exact(n, l, C);
+  nm::batchnorm_forward(x, N, C, S, gamma, beta, rm, rv, training, momentum, eps, y, mean, is);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+  Args a{info, "batchNormBackward"};
+  a.count(12);
+  int64_t lx, lg, lgam, lm, lis, lgx, lgg, lgb;
+  const float* x = a.f32(0, "x", &lx);
+  const float* g = a.f32(1, "g", &lg);
+  const int N = static_cast<int>(a.integer(2, "N", 1));
+  const int C = static_cast<int>(a.integer(3, "C", 1));
+  const int64_t S = a.integer(4, "S", 1);
+  const float* gamma = a.f32(5, "gamma", &lgam);
+  const float* mean = a.f32(6, "mean", &lm);
+  const float* is = a.f32(7, "invstd", &lis);
+  const bool training = a.boolean(8, "training");
+  float* gx = a.f32(9, "gx", &lgx);
+  float* gg = a.f32(10, "ggamma", &lgg);
+  float* gb = a.f32(11, "gbeta", &lgb);
+  if (static_cast<double>(N) * C * S > static_cast<double>(kMaxDim)) fail(a.env(), "batchNormBackward: input larger than 2^31 elements");
+  for (auto [n, l] : {std::pair<const char*, int64_t>{"x", lx}, {"g", lg}, {"gx", lgx}}) a.exact(n, l, N * C * S);
+  for (auto [n, l] : {std::pair<const char*, int64_t>{"gamma", lgam}, {"mean", lm}, {"invstd", lis}, {"ggamma", lgg}, {"gbeta", lgb}}) a.exact(n, l, C);
+  nm::batchnorm_backward(x, g, N, C, S, gamma, mean, is, training, gx, gg, gb);
+  return info.Env().Undefined();
+}
+
+// ------------------------------------------------------------------ elementwise, permute, reduce
+
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  Args a{info, "unary"};
+  a.count(5);
+  const std::string name = a.str(0, "op");
+  const nm::UnaryOp op = nm::unary_op(name.c_str());
+  if (op == nm::U_BAD) fail(a.env(), "unary: unknown op '" + name + "'");
+  int64_t lx, lo;
+  const float* x = a.f32(1, "x", &lx);
+  float* out = a.f32(2, "out", &lo);
+  a.exact("out", lo, lx);
+  nm::unary(op, x, out, lx, static_cast<float>(a.number(3, "p0")), static_cast<float>(a.number(4, "p1")));
+  return info.Env().Undefined();
+}
+
+// the largest offset a strided walk over shape reaches (+1), or 0 for an empty shape
+int64_t reach(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  int64_t r = 0;
+  for (size_t d = 0; d < shape.size(); d++) {
+    if (shape[d] == 0) return 0;
+    r += (shape[d] - 1) * strides[d];
+  }
+  return r + 1;
+}
+
+int64_t product(const std::vector<int64_t>& shape) {
+  double p = 1;
+  for (auto d : shape) p *= static_cast<double>(d);
+  return p > static_cast<double>(kMaxDim) ? -1 : static_cast<int64_t>(p);
+}
+
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  Args a{info, "binary"};
+  a.count(9);
+  const std::string name = a.str(0, "op");
+  const nm::BinaryOp op = nm::binary_op(name.c_str());
+  if (op == nm::B_BAD) fail(a.env(), "binary: unknown op '" + name + "'");
+  int64_t la, lb, lo;
+  const float* A = a.f32(1, "a", &la);
+  auto as = a.ints(2, "aStrides");
+  const float* B = a.f32(3, "b", &lb);
+  auto bs = a.ints(4, "bStrides");
+  float* out = a.f32(5, "out", &lo);
+  auto shape = a.ints(6, "outShape");
+  if (as.size() != shape.size() || bs.size() != shape.size()) fail(a.env(), "binary: aStrides, bStrides and outShape must have the same length");
+  const int64_t total = product(shape);
+  if (total < 0) fail(a.env(), "binary: outShape is larger than 2^31 elements");
+  a.exact("out", lo, total);
+  if (total > 0) {
+    if (reach(shape, as) > la) fail(a.env(), "binary: aStrides over outShape reach beyond a (" + std::to_string(la) + " elements)");
+    if (reach(shape, bs) > lb) fail(a.env(), "binary: bStrides over outShape reach beyond b (" + std::to_string(lb) + " elements)");
+  } else if (shape.empty()) {
+    a.atLeast("a", la, 1);
+    a.atLeast("b", lb, 1);
+  }
+  nm::binary(op, A, as.data(), B, bs.data(), out, shape.data(), static_cast<int>(shape.size()), static_cast<float>(a.number(7, "p0")), static_cast<float>(a.number(8, "p1")));
+  return info.Env().Undefined();
+}
+
+Napi::Value Permute(const Napi::CallbackInfo& info) {
+  Args a{info, "permute"};
+  a.count(4);
+  int64_t lx, lo;
+  const float* x = a.f32(0, "x", &lx);
+  auto shape = a.ints(1, "shape");
+  auto perm64 = a.ints(2, "perm");
+  float* out = a.f32(3, "out", &lo);
+  const int nd = static_cast<int>(shape.size());
+  if (static_cast<int>(perm64.size()) != nd) fail(a.env(), "permute: perm and shape differ in length");
+  std::vector<int> perm(nd);
+  std::vector<bool> seen(nd, false);
+  for (int d = 0; d < nd; d++) {
+    if (perm64[d] >= nd || seen[perm64[d]]) fail(a.env(), "permute: perm is not a permutation of the axes");
+    seen[perm64[d]] = true;
+    perm[d] = static_cast<int>(perm64[d]);
+  }
+  const int64_t total = product(shape);
+  if (total < 0) fail(a.env(), "permute: shape is larger than 2^31 elements");
+  a.exact("x", lx, total);
+  a.exact("out", lo, total);
+  nm::permute(x, shape.data(), perm.data(), nd, out);
+  return info.Env().Undefined();
+}
+
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  Args a{info, "reduce"};
+  a.count(5);
+  const std::string name = a.str(0, "op");
+  if (name != "sum" && name != "max") fail(a.env(), "reduce: unknown op '" + name + "'");
+  int64_t lx, lo;
+  const float* x = a.f32(1, "x", &lx);
+  auto shape = a.ints(2, "shape");
+  auto os = a.ints(3, "outStrides");
+  float* out = a.f32(4, "out", &lo);
+  if (os.size() != shape.size()) fail(a.env(), "reduce: outStrides and shape differ in length");
+  const int64_t total = product(shape);
+  if (total < 0) fail(a.env(), "reduce: shape is larger than 2^31 elements");
+  a.exact("x", lx, total);
+  if (total > 0 && reach(shape, os) > lo) fail(a.env(), "reduce: outStrides over shape reach beyond out (" + std::to_string(lo) + " elements)");
+  if (shape.empty()) a.atLeast("out", lo, 1);
+  nm::reduce(name == "sum" ? 0 : 1, x, shape.data(), os.data(), static_cast<int>(shape.size()), out, lo);
+  return info.Env().Undefined();
+}
+
+// ------------------------------------------------------------------ clustering
+
+struct DistCall {
+  const float* X;
+  const float* Y;
+  float* out;
+  int n, m, d;
+};
+
+DistCall parse_dist(const Args& a) {
+  a.count(6);
+  int64_t lx, ly, lo;
+  DistCall c;
+  c.X = a.f32(0, "X", &lx);
+  c.n = static_cast<int>(a.integer(1, "n"));
+  c.Y = a.f32(2, "Y", &ly);
+  c.m = static_cast<int>(a.integer(3, "m"));
+  c.d = static_cast<int>(a.integer(4, "d"));
+  c.out = a.f32(5, "out", &lo);
+  a.matrix("X", lx, 0, c.n, c.d, std::max(1, c.d));
+  a.matrix("Y", ly, 0, c.m, c.d, std::max(1, c.d));
+  a.matrix("out", lo, 0, c.n, c.m, std::max(1, c.m));
+  return c;
+}
+
+Napi::Value PairwiseSqDist(const Napi::CallbackInfo& info) {
+  DistCall c = parse_dist(Args{info, "pairwiseSqDist"});
+  nm::pairwise_sqdist(c.X, c.n, c.Y, c.m, c.d, c.out);
+  return info.Env().Undefined();
+}
+
+Napi::Value PairwiseSqDistAsync(const Napi::CallbackInfo& info) {
+  DistCall c = parse_dist(Args{info, "pairwiseSqDistAsync"});
+  auto* w = new TaskWorker(info.Env(), [c] { nm::pairwise_sqdist(c.X, c.n, c.Y, c.m, c.d, c.out); return 0.0; }, info);
+  w->Queue();
+  return w->Promise();
+}
+
+struct KmeansCall {
+  const float* X;
+  const float* C;
+  int32_t* assign;
+  float* newC;
+  int32_t* counts;
+  int n, d, k;
+  double run() const { return nm::kmeans_step(X, n, d, C, k, assign, newC, counts); }
+};
+
+KmeansCall parse_kmeans(const Args& a) {
+  a.count(8);
+  int64_t lx, lc, la, ln, lk;
+  KmeansCall c;
+  c.X = a.f32(0, "X", &lx);
+  c.n = static_cast<int>(a.integer(1, "n", 1));
+  c.d = static_cast<int>(a.integer(2, "d", 1));
+  c.C = a.f32(3, "centroids", &lc);
+  c.k = static_cast<int>(a.integer(4, "k", 1));
+  c.assign = a.i32(5, "assign", &la);
+  c.newC = a.f32(6, "newCentroids", &ln);
+  c.counts = a.i32(7, "counts", &lk);
+  if (static_cast<double>(c.n) * c.d > static_cast<double>(kMaxDim) || static_cast<double>(c.k) * c.d > static_cast<double>(kMaxDim)) fail(a.env(), "kmeansStep: sizes too large");
+  a.exact("X", lx, static_cast<int64_t>(c.n) * c.d);
+  a.exact("centroids", lc, static_cast<int64_t>(c.k) * c.d);
+  a.exact("assign", la, c.n);
+  a.exact("newCentroids", ln, static_cast<int64_t>(c.k) * c.d);
+  a.exact("counts", lk, c.k);
+  return c;
+}
+
+Napi::Value KmeansStep(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), parse_kmeans(Args{info, "kmeansStep"}).run());
+}
+
+Napi::Value KmeansStepAsync(const Napi::CallbackInfo& info) {
+  KmeansCall c = parse_kmeans(Args{info, "kmeansStepAsync"});
+  auto* w = new TaskWorker(info.Env(), [c] { return c.run(); }, info);
+  w->Queue();
+  return w->Promise();
+}
+
+// ------------------------------------------------------------------ configuration
+
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), nm::num_threads()); }
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Args a{info, "setThreads"};
+  a.count(1);
+  return Napi::Number::New(info.Env(), nm::set_threads(static_cast<int>(a.integer(0, "n", 1, 1024))));
+}
+
+Napi::Value IsaName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), nm::isa_name(nm::gemm_isa())); }
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  Args a{info, "setIsa"};
+  a.count(1);
+  const std::string s = a.str(0, "isa");
+  nm::Isa isa;
+  if (s == "avx512") isa = nm::Isa::Avx512;
+  else if (s == "avx2") isa = nm::Isa::Avx2;
+  else if (s == "generic") isa = nm::Isa::Generic;
+  else fail(a.env(), "setIsa: unknown micro-kernel '" + s + "' (avx512, avx2 or generic)");
+  return Napi::Boolean::New(info.Env(), nm::set_gemm_isa(isa));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync));
+  exports.Set("im2col", Napi::Function::New(env, Im2col));
+  exports.Set("col2im", Napi::Function::New(env, Col2im));
+  exports.Set("maxPool2d", Napi::Function::New(env, MaxPool2d));
+  exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward));
+  exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
+  exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
+  exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("permute", Napi::Function::New(env, Permute));
+  exports.Set("reduce", Napi::Function::New(env, Reduce));
+  exports.Set("pairwiseSqDist", Napi::Function::New(env, PairwiseSqDist));
+  exports.Set("pairwiseSqDistAsync", Napi::Function::New(env, PairwiseSqDistAsync));
+  exports.Set("kmeansStep", Napi::Function::New(env, KmeansStep));
+  exports.Set("kmeansStepAsync", Napi::Function::New(env, KmeansStepAsync));
+  exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("isa", Napi::Function::New(env, IsaName));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(neuronmerge, Init)

@@ -1,0 +1,206 @@
+// Elementwise and reduction loops (the same semantics as src/backend/js.ts), split across the pool
+// when large.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace nm {
+
+UnaryOp unary_op(const char* s) {
+  static const char* names[] = {"neg", "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "square", "sign", "powScalar", "clamp", "affine"};
+  for (int i = 0; i < U_BAD; i++)
+    if (!std::strcmp(s, names[i])) return static_cast<UnaryOp>(i);
+  return U_BAD;
+}
+
+BinaryOp binary_op(const char* s) {
+  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "reluGrad", "sigmoidGrad", "tanhGrad", "clampGrad", "geMask", "eqMask"};
+  for (int i = 0; i < B_BAD; i++)
+    if (!std::strcmp(s, names[i])) return static_cast<BinaryOp>(i);
+  return B_BAD;
+}
+
+namespace {
+
+template <typename F>
+void chunked(int64_t n, F f) {
+  const int T = n > (1 << 16) ? num_threads() : 1;
+  parallel_for(T, [&](int t) { f(n * t / T, n * (t + 1) / T); }, T);
+}
+
+void unary_range(UnaryOp op, const float* x, float* out, int64_t s, int64_t e, float p0, float p1) {
+  switch (op) {
+    case U_NEG: for (int64_t i = s; i < e; i++) out[i] = -x[i]; break;
+    case U_EXP: for (int64_t i = s; i < e; i++) out[i] = std::exp(x[i]); break;
+    case U_LOG: for (int64_t i = s; i < e; i++) out[i] = std::log(x[i]); break;
+    case U_SQRT: for (int64_t i = s; i < e; i++) out[i] = std::sqrt(x[i]); break;
+    case U_ABS: for (int64_t i = s; i < e; i++) out[i] = std::fabs(x[i]); break;
+    case U_RELU: for (int64_t i = s; i < e; i++) out[i] = x[i] > 0.f ? x[i] : 0.f; break;
+    case U_SIGMOID:
+      for (int64_t i = s; i < e; i++) {
+        const float v = x[i];
+        if (v >= 0) out[i] = 1.f / (1.f + std::exp(-v));
+        else { const float q = std::exp(v); out[i] = q / (1.f + q); }
+      }
+      break;
+    case U_TANH: for (int64_t i = s; i < e; i++) out[i] = std::tanh(x[i]); break;
+    case U_SQUARE: for (int64_t i = s; i < e; i++) out[i] = x[i] * x[i]; break;
+    case U_SIGN: for (int64_t i = s; i < e; i++) out[i] = x[i] > 0 ? 1.f : x[i] < 0 ? -1.f : x[i]; break;
+    case U_POWS:
+      if (p0 == 2.f) for (int64_t i = s; i < e; i++) out[i] = x[i] * x[i];
+      else for (int64_t i = s; i < e; i++) out[i] = std::pow(x[i], p0);
+      break;
+    case U_CLAMP: for (int64_t i = s; i < e; i++) { const float v = x[i]; out[i] = v < p0 ? p0 : v > p1 ? p1 : v; } break;
+    case U_AFFINE: for (int64_t i = s; i < e; i++) out[i] = x[i] * p0 + p1; break;
+    default: break;
+  }
+}
+
+inline void binary_row(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n, float p0, float p1) {
+#define NM_LOOP(expr) for (int64_t j = 0; j < n; j++, a += sa, b += sb) { const float x = *a, y = *b; (void)x; (void)y; out[j] = (expr); } break;
+  switch (op) {
+    case B_ADD: NM_LOOP(x + y)
+    case B_SUB: NM_LOOP(x - y)
+    case B_MUL: NM_LOOP(x * y)
+    case B_DIV: NM_LOOP(x / y)
+    case B_POW: NM_LOOP(std::pow(x, y))
+    case B_MAX: NM_LOOP(x != x || y != y ? NAN : x >= y ? x : y)
+    case B_RELUGRAD: NM_LOOP(y > 0.f ? x : 0.f)
+    case B_SIGMOIDGRAD: NM_LOOP(x * y * (1.f - y))
+    case B_TANHGRAD: NM_LOOP(x * (1.f - y * y))
+    case B_CLAMPGRAD: NM_LOOP(y >= p0 && y <= p1 ? x : 0.f)
+    case B_GE: NM_LOOP(x >= y ? 1.f : 0.f)
+    case B_EQ: NM_LOOP(x == y ? 1.f : 0.f)
+    default: break;
+  }
+#undef NM_LOOP
+}
+
+}  // namespace
+
+void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1) {
+  chunked(n, [&](int64_t s, int64_t e) { unary_range(op, x, out, s, e, p0, p1); });
+}
+
+void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1) {
+  if (nd == 0) {
+    binary_row(op, a, 0, b, 0, out, 1, p0, p1);
+    return;
+  }
+  int64_t total = 1;
+  for (int d = 0; d < nd; d++) total *= shape[d];
+  if (total == 0) return;
+  const int64_t last = shape[nd - 1];
+  const int64_t rows = total / last;
+  // rows are independent: split them across threads, each walking its own counters
+  const int T = total > (1 << 16) && rows > 1 ? num_threads() : 1;
+  parallel_for(T, [&](int t) {
+    const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+    std::vector<int64_t> idx(nd, 0);
+    int64_t ao = 0, bo = 0, rem = r0;
+    for (int d = nd - 2; d >= 0; d--) {
+      idx[d] = rem % shape[d];
+      rem /= shape[d];
+      ao += idx[d] * as[d];
+      bo += idx[d] * bs[d];
+    }
+    for (int64_t r = r0; r < r1; r++) {
+      binary_row(op, a + ao, as[nd - 1], b + bo, bs[nd - 1], out + r * last, last, p0, p1);
+      for (int d = nd - 2; d >= 0; d--) {
+        ao += as[d];
+        bo += bs[d];
+        if (++idx[d] < shape[d]) break;
+        ao -= as[d] * shape[d];
+        bo -= bs[d] * shape[d];
+        idx[d] = 0;
+      }
+    }
+  }, T);
+}
+
+void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out) {
+  if (nd == 0) {
+    out[0] = x[0];
+    return;
+  }
+  std::vector<int64_t> xs(nd), oshape(nd), ostr(nd);
+  int64_t s = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    xs[d] = s;
+    s *= shape[d];
+  }
+  const int64_t total = s;
+  if (total == 0) return;
+  for (int d = 0; d < nd; d++) {
+    oshape[d] = shape[perm[d]];
+    ostr[d] = xs[perm[d]];
+  }
+  const int64_t last = oshape[nd - 1], sl = ostr[nd - 1], rows = total / last;
+  const int T = total > (1 << 16) && rows > 1 ? num_threads() : 1;
+  parallel_for(T, [&](int t) {
+    const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+    std::vector<int64_t> idx(nd, 0);
+    int64_t xi = 0, rem = r0;
+    for (int d = nd - 2; d >= 0; d--) {
+      idx[d] = rem % oshape[d];
+      rem /= oshape[d];
+      xi += idx[d] * ostr[d];
+    }
+    for (int64_t r = r0; r < r1; r++) {
+      float* o = out + r * last;
+      const float* p = x + xi;
+      if (sl == 1) std::memcpy(o, p, sizeof(float) * last);
+      else for (int64_t j = 0; j < last; j++) o[j] = p[j * sl];
+      for (int d = nd - 2; d >= 0; d--) {
+        xi += ostr[d];
+        if (++idx[d] < oshape[d]) break;
+        xi -= ostr[d] * oshape[d];
+        idx[d] = 0;
+      }
+    }
+  }, T);
+}
+
+void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int nd, float* out, int64_t outLen) {
+  const float init = op == 0 ? 0.f : -INFINITY;
+  for (int64_t i = 0; i < outLen; i++) out[i] = init;
+  if (nd == 0) {
+    out[0] = x[0];
+    return;
+  }
+  int64_t total = 1;
+  for (int d = 0; d < nd; d++) total *= shape[d];
+  if (total == 0) return;
+  const int64_t last = shape[nd - 1], rows = total / last, sl = os[nd - 1];
+  std::vector<int64_t> idx(nd, 0);
+  int64_t o = 0;
+  const float* p = x;
+  for (int64_t r = 0; r < rows; r++, p += last) {
+    if (op == 0) {
+      if (sl == 0) {
+        double acc = 0;
+        for (int64_t j = 0; j < last; j++) acc += p[j];
+        out[o] += static_cast<float>(acc);
+      } else {
+        for (int64_t j = 0; j < last; j++) out[o + j * sl] += p[j];
+      }
+    } else {
+      for (int64_t j = 0; j < last; j++) {
+        const float v = p[j];
+        float& q = out[o + j * sl];
+        if (!(v <= q)) q = v;
+      }
+    }
+    for (int d = nd - 2; d >= 0; d--) {
+      o += os[d];
+      if (++idx[d] < shape[d]) break;
+      o -= os[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace nm

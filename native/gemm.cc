@@ -1,0 +1,95 @@
+// SGEMM dispatch: picks the micro-kernel by CPUID at run time (so one binary runs with or without
+// AVX-512), applies beta, and splits C across the thread pool into independent sub-products.
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "threadpool.h"
+
+namespace nm {
+
+void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t);
+void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t);
+void sgemm_generic(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t);
+void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
+void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
+void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
+bool have_avx512_kernel();
+bool have_avx2_kernel();
+
+namespace {
+
+bool cpu_has(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (isa == Isa::Avx512) return __builtin_cpu_supports("avx512f") && have_avx512_kernel();
+  if (isa == Isa::Avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_avx2_kernel();
+#else
+  if (isa != Isa::Generic) return false;
+#endif
+  return true;
+}
+
+Isa detect() {
+  Isa cap = Isa::Avx512;
+  if (const char* e = std::getenv("NEURONMERGE_SIMD")) {
+    if (!std::strcmp(e, "generic")) cap = Isa::Generic;
+    else if (!std::strcmp(e, "avx2")) cap = Isa::Avx2;
+  }
+  for (Isa i : {Isa::Avx512, Isa::Avx2}) {
+    if (static_cast<int>(i) <= static_cast<int>(cap) && cpu_has(i)) return i;
+  }
+  return Isa::Generic;
+}
+
+Isa current = detect();
+
+void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  switch (current) {
+    case Isa::Avx512: sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc); break;
+    case Isa::Avx2: sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc); break;
+    default: sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+  }
+}
+
+}  // namespace
+
+Isa gemm_isa() { return current; }
+
+const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic"; }
+
+bool set_gemm_isa(Isa isa) {
+  if (!cpu_has(isa)) return false;
+  current = isa;
+  return true;
+}
+
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+  if (M <= 0 || N <= 0) return;
+  if (beta != 1.f) {
+    for (int i = 0; i < M; i++) {
+      float* row = C + static_cast<int64_t>(i) * ldc;
+      if (beta == 0.f) std::memset(row, 0, sizeof(float) * N);
+      else for (int j = 0; j < N; j++) row[j] *= beta;
+    }
+  }
+  if (K <= 0 || alpha == 0.f) return;
+  int T = threads > 0 ? threads : num_threads();
+  const double flops = 2.0 * M * N * K;
+  if (flops < 4e6) T = 1;  // too small to share
+  if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
+  if (T <= 1) {
+    serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    return;
+  }
+  T = std::min(T, num_threads());
+  switch (current) {
+    case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T); break;
+    case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T); break;
+    default: sgemm_generic_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T);
+  }
+}
+
+}  // namespace nm

@@ -1,0 +1,23 @@
+// The AVX-512 instantiation of gemm_kernel.h: 12 x 32 micro-tile (24 zmm accumulators).
+#include <cstdint>
+#include <cstdlib>
+// Built with -mavx512f -mfma (see binding.gyp); only called where CPUID reports AVX-512F.
+#if defined(__x86_64__) && defined(__AVX512F__)
+#define NM_VW 16
+#define NM_MR 12
+#define NM_NV 2
+#define NM_MC_PANELS 16
+#define NM_NAME sgemm_avx512
+#define NM_PAR_NAME sgemm_avx512_par
+#include "gemm_kernel.h"
+#define NM_HAVE 1
+#else
+#define NM_HAVE 0
+#endif
+namespace nm {
+bool have_avx512_kernel() { return NM_HAVE; }
+#if !NM_HAVE
+void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
+void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int) { abort(); }
+#endif
+}  // namespace nm

@@ -1,0 +1,9 @@
+// The portable instantiation of gemm_kernel.h: 4-float vectors (SSE2 on x86-64, NEON on arm64),
+// 6 x 8 micro-tile. Runs on any CPU.
+#define NM_VW 4
+#define NM_MR 6
+#define NM_NV 2
+#define NM_MC_PANELS 24
+#define NM_NAME sgemm_generic
+#define NM_PAR_NAME sgemm_generic_par
+#include "gemm_kernel.h"

@@ -1,0 +1,272 @@
+// The SGEMM core, BLIS style, written once over GCC/Clang vector extensions and compiled three times
+// (gemm_avx512.cc, gemm_avx2.cc, gemm_generic.cc), each with its own target flags, so that the same
+// source gives the AVX-512, the AVX2+FMA and the portable micro-kernel. Included with NM_VW (floats per
+// vector), NM_MR (rows of the micro-tile), NM_NV (vectors per row) and NM_NAME (the entry's name).
+//
+// C (M,N) += alpha * op(A) (M,K) * op(B) (K,N), row-major, serial; beta is applied by the caller.
+// op(A) is packed into MR-row panels (k-major), op(B) into NR-column panels (k-major), zero-padded;
+// the micro-kernel keeps an MR x NR tile of C in registers across a KC-long slice.
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "threadpool.h"
+
+#ifndef NM_KC
+#define NM_KC 256
+#endif
+
+namespace {
+
+constexpr int VW = NM_VW;
+constexpr int MR = NM_MR;
+constexpr int NV = NM_NV;
+constexpr int NR = NV * VW;
+constexpr int KC = NM_KC;
+constexpr int MC = MR * (NM_MC_PANELS);
+constexpr int NC = 4096;
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));  // unaligned access
+
+struct Buffers {
+  float* a = nullptr;
+  float* b = nullptr;
+  ~Buffers() {
+    free(a);
+    free(b);
+  }
+  void ensure() {
+    if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
+    if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
+  }
+};
+
+// one set of packing buffers per thread
+thread_local Buffers tls;
+
+inline void pack_a(const float* A, int64_t lda, bool ta, int i0, int mc, int p0, int kc, float* dst) {
+  for (int ir = 0; ir < mc; ir += MR) {
+    const int rows = std::min(MR, mc - ir);
+    float* d = dst + static_cast<int64_t>(ir) * kc;
+    if (ta) {
+      // op(A)(i,k) = A[k*lda + i]: a panel's k-th column is contiguous
+      for (int p = 0; p < kc; p++) {
+        const float* s = A + static_cast<int64_t>(p0 + p) * lda + i0 + ir;
+        int r = 0;
+        for (; r < rows; r++) d[p * MR + r] = s[r];
+        for (; r < MR; r++) d[p * MR + r] = 0.f;
+      }
+    } else {
+      for (int r = 0; r < rows; r++) {
+        const float* s = A + static_cast<int64_t>(i0 + ir + r) * lda + p0;
+        for (int p = 0; p < kc; p++) d[p * MR + r] = s[p];
+      }
+      for (int r = rows; r < MR; r++)
+        for (int p = 0; p < kc; p++) d[p * MR + r] = 0.f;
+    }
+  }
+}
+
+inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0, int nc, float* dst) {
+  for (int jr = 0; jr < nc; jr += NR) {
+    const int cols = std::min(NR, nc - jr);
+    float* d = dst + static_cast<int64_t>(jr) * kc;
+    if (!tb) {
+      for (int p = 0; p < kc; p++) {
+        const float* s = B + static_cast<int64_t>(p0 + p) * ldb + j0 + jr;
+        if (cols == NR) {
+          for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(d + p * NR + v * VW) = *reinterpret_cast<const vfu*>(s + v * VW);
+        } else {
+          int c = 0;
+          for (; c < cols; c++) d[p * NR + c] = s[c];
+          for (; c < NR; c++) d[p * NR + c] = 0.f;
+        }
+      }
+    } else {
+      // op(B)(k,j) = B[j*ldb + k]: read along k, write strided
+      for (int c = 0; c < cols; c++) {
+        const float* s = B + static_cast<int64_t>(j0 + jr + c) * ldb + p0;
+        for (int p = 0; p < kc; p++) d[p * NR + c] = s[p];
+      }
+      for (int c = cols; c < NR; c++)
+        for (int p = 0; p < kc; p++) d[p * NR + c] = 0.f;
+    }
+  }
+}
+
+// C tile (rows x cols, row stride ldc) += alpha * Apanel (kc x MR) * Bpanel (kc x NR)
+inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, float alpha, int rows, int cols) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = vf{};
+    __builtin_prefetch(c + r * ldc, 1, 3);
+    __builtin_prefetch(c + r * ldc + NR - 1, 1, 3);
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < kc; p++) {
+    __builtin_prefetch(b + 8 * NR, 0, 3);
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = *reinterpret_cast<const vf*>(b + v * VW);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const float ar = a[r];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] += bv[v] * ar;
+    }
+    a += MR;
+    b += NR;
+  }
+  if (rows == MR && cols == NR) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      float* cr = c + r * ldc;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        vfu* cp = reinterpret_cast<vfu*>(cr + v * VW);
+        *cp = *cp + acc[r][v] * alpha;
+      }
+    }
+  } else {
+    alignas(64) float tile[MR * NR];
+    for (int r = 0; r < MR; r++)
+      for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(tile + r * NR + v * VW) = acc[r][v];
+    for (int r = 0; r < rows; r++)
+      for (int q = 0; q < cols; q++) c[r * ldc + q] += alpha * tile[r * NR + q];
+  }
+}
+
+}  // namespace
+
+namespace nm {
+
+// serial core: C (M,N) += alpha * op(A) * op(B)
+void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  tls.ensure();
+  float* pa = tls.a;
+  float* pb = tls.b;
+  for (int jc = 0; jc < N; jc += NC) {
+    const int nc = std::min(NC, N - jc);
+    for (int pc = 0; pc < K; pc += KC) {
+      const int kc = std::min(KC, K - pc);
+      pack_b(B, ldb, tb, pc, kc, jc, nc, pb);
+      for (int ic = 0; ic < M; ic += MC) {
+        const int mc = std::min(MC, M - ic);
+        pack_a(A, lda, ta, ic, mc, pc, kc, pa);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int cols = std::min(NR, nc - jr);
+          const float* bp = pb + static_cast<int64_t>(jr) * kc;
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int rows = std::min(MR, mc - ir);
+            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, rows, cols);
+          }
+        }
+      }
+    }
+  }
+}
+
+
+namespace {
+
+// all T threads of one parallel_for meet here; spins briefly, then yields
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  void wait() {
+    const int ph = phase_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      phase_.store(ph + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; phase_.load(std::memory_order_acquire) == ph; spins++) {
+      if (spins < 4000) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<int> phase_{0};
+};
+
+}  // namespace
+
+// parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
+// then either each thread takes its own rows of C (packing its own A blocks), or, where C has too few
+// rows, one thread packs each A block and all split its column panels.
+void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int T) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  tls.ensure();
+  float* const pb = tls.b;  // the caller's panel buffer, shared
+  float* const pashared = tls.a;
+  const bool byRows = M >= T * 4 * MR;
+  SpinBarrier bar(T);
+  parallel_for(T, [&](int t) {
+    tls.ensure();
+    float* const pa = byRows ? tls.a : pashared;
+    // this thread's rows (byRows): an even share, on MR boundaries
+    const int units = (M + MR - 1) / MR;
+    const int r0 = std::min(M, units * t / T * MR), r1 = std::min(M, units * (t + 1) / T * MR);
+    for (int jc = 0; jc < N; jc += NC) {
+      const int nc = std::min(NC, N - jc);
+      const int panels = (nc + NR - 1) / NR;
+      for (int pc = 0; pc < K; pc += KC) {
+        const int kc = std::min(KC, K - pc);
+        {
+          const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
+          if (p1 > p0) {
+            const int j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
+            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pb + static_cast<int64_t>(j0) * kc);
+          }
+        }
+        bar.wait();
+        if (byRows) {
+          for (int ic = r0; ic < r1; ic += MC) {
+            const int mc = std::min(MC, r1 - ic);
+            pack_a(A, lda, ta, ic, mc, pc, kc, pa);
+            for (int jr = 0; jr < nc; jr += NR) {
+              const int cols = std::min(NR, nc - jr);
+              const float* bp = pb + static_cast<int64_t>(jr) * kc;
+              for (int ir = 0; ir < mc; ir += MR)
+                micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, std::min(MR, mc - ir), cols);
+            }
+          }
+        } else {
+          for (int ic = 0; ic < M; ic += MC) {
+            const int mc = std::min(MC, M - ic);
+            if (t == 0) pack_a(A, lda, ta, ic, mc, pc, kc, pa);
+            bar.wait();
+            const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
+            for (int q = p0; q < p1; q++) {
+              const int jr = q * NR, cols = std::min(NR, nc - jr);
+              const float* bp = pb + static_cast<int64_t>(jr) * kc;
+              for (int ir = 0; ir < mc; ir += MR)
+                micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, std::min(MR, mc - ir), cols);
+            }
+            bar.wait();  // before the A block is repacked
+          }
+        }
+        bar.wait();  // before the B panel is repacked
+      }
+    }
+  }, T);
+}
+
+}  // namespace nm

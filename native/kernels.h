@@ -1,0 +1,38 @@
+// Declarations of the native kernels other than SGEMM. Shapes in the one-line comments; all arrays
+// dense row-major float32; the bindings in addon.cc have checked every length before these run.
+#pragma once
+#include <cstdint>
+
+namespace nm {
+
+// x (C,H,W) -> cols (C*KH*KW, OH*OW), row stride ldc
+void im2col(const float* x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc);
+// cols (C*KH*KW, OH*OW), row stride ldc -> dx (C,H,W), +=
+void col2im(const float* cols, int64_t ldc, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* dx);
+// x (N,C,H,W) -> out, argmax (N,C,OH,OW)
+void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* out, int32_t* argmax);
+// gout, argmax (n) -> gx +=
+void maxpool2d_backward(const float* gout, const int32_t* argmax, int64_t n, float* gx);
+// x (N,C,S) -> y; see the TypeScript interface for the meaning of each argument
+void batchnorm_forward(const float* x, int N, int C, int64_t S, const float* gamma, const float* beta, float* rmean, float* rvar, bool training, float momentum, float eps, float* y, float* mean, float* invstd);
+void batchnorm_backward(const float* x, const float* g, int N, int C, int64_t S, const float* gamma, const float* mean, const float* invstd, bool training, float* gx, float* ggamma, float* gbeta);
+
+enum UnaryOp { U_NEG, U_EXP, U_LOG, U_SQRT, U_ABS, U_RELU, U_SIGMOID, U_TANH, U_SQUARE, U_SIGN, U_POWS, U_CLAMP, U_AFFINE, U_BAD };
+enum BinaryOp { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_RELUGRAD, B_SIGMOIDGRAD, B_TANHGRAD, B_CLAMPGRAD, B_GE, B_EQ, B_BAD };
+UnaryOp unary_op(const char* name);
+BinaryOp binary_op(const char* name);
+void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1);
+// out (shape) = op(a, b), a and b read through strides over shape (0 on broadcast axes)
+void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1);
+// x (shape) -> out (shape permuted by perm)
+void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out);
+// sum (op 0) or max (op 1) of x (shape) into out through outStrides (0 on reduced axes)
+void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int nd, float* out, int64_t outLen);
+
+// out (n,m) = squared Euclidean distances between rows of X (n,d) and Y (m,d)
+void pairwise_sqdist(const float* X, int n, const float* Y, int m, int d, float* out);
+// one Lloyd step: assign each row of X (n,d) to its nearest row of Cen (k,d); newC (k,d) = member means
+// (rows of empty clusters left as in Cen), counts (k); returns the inertia (sum of squared distances)
+double kmeans_step(const float* X, int n, int d, const float* Cen, int k, int32_t* assign, float* newC, int32_t* counts);
+
+}  // namespace nm

@@ -1,0 +1,107 @@
+// The native backend: the C++ addon (native/, built by node-gyp during npm install) behind the kernel
+// interface. Loaded through ordered fallbacks; where none loads, the package runs on the TypeScript
+// kernels and says once why. NEURONMERGE_BACKEND=js skips it; =native makes its absence an error.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { registerBackend } from './registry.js';
+import type { Backend, Kernels } from './types.js';
+
+export interface NativeAddon {
+  gemm: Kernels['gemm'];
+  gemmAsync(...args: Parameters<Kernels['gemm']>): Promise<number>;
+  im2col: Kernels['im2col'];
+  col2im: Kernels['col2im'];
+  maxPool2d: Kernels['maxPool2d'];
+  maxPool2dBackward: Kernels['maxPool2dBackward'];
+  batchNormForward: Kernels['batchNormForward'];
+  batchNormBackward: Kernels['batchNormBackward'];
+  unary: Kernels['unary'];
+  binary: Kernels['binary'];
+  permute: Kernels['permute'];
+  reduce: Kernels['reduce'];
+  pairwiseSqDist: Kernels['pairwiseSqDist'];
+  pairwiseSqDistAsync(...args: Parameters<Kernels['pairwiseSqDist']>): Promise<number>;
+  kmeansStep: Kernels['kmeansStep'];
+  kmeansStepAsync(...args: Parameters<Kernels['kmeansStep']>): Promise<number>;
+  threads(): number;
+  setThreads(n: number): number;
+  isa(): string;
+  setIsa(isa: 'avx512' | 'avx2' | 'generic'): boolean;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+function candidates(): string[] {
+  const list: string[] = [];
+  if (process.env.NEURONMERGE_NATIVE_PATH) list.push(process.env.NEURONMERGE_NATIVE_PATH);
+  list.push(join(root, 'build', 'Release', 'neuronmerge.node'), join(root, 'build', 'Debug', 'neuronmerge.node'));
+  return list;
+}
+
+let addon: NativeAddon | null = null;
+let loadError: string | null = null;
+
+function load(): void {
+  if (process.env.NEURONMERGE_BACKEND === 'js') {
+    loadError = 'NEURONMERGE_BACKEND=js';
+    return;
+  }
+  const req = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const p of candidates()) {
+    if (!existsSync(p)) {
+      tried.push(`${p}: not built`);
+      continue;
+    }
+    try {
+      addon = req(p) as NativeAddon;
+      return;
+    } catch (e) {
+      tried.push(`${p}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  loadError = tried.join('; ');
+  if (process.env.NEURONMERGE_QUIET !== '1') {
+    console.warn(`neuronmerge: the native addon is not available, using the TypeScript kernels (slower). Tried ${loadError}. Build it with \`npm run build:native\`.`);
+  }
+}
+
+load();
+
+const loaded = addon as NativeAddon | null;
+if (loaded) {
+  const a = loaded;
+  const nativeBackend: Backend = {
+    name: 'native',
+    priority: 10,
+    dtypes: ['float32'],
+    kernels: {
+      gemm: a.gemm,
+      im2col: a.im2col,
+      col2im: a.col2im,
+      maxPool2d: a.maxPool2d,
+      maxPool2dBackward: a.maxPool2dBackward,
+      batchNormForward: a.batchNormForward,
+      batchNormBackward: a.batchNormBackward,
+      unary: a.unary,
+      binary: a.binary,
+      permute: a.permute,
+      reduce: a.reduce,
+      pairwiseSqDist: a.pairwiseSqDist,
+      kmeansStep: a.kmeansStep,
+    },
+  };
+  registerBackend(nativeBackend);
+}
+
+/** the loaded addon, or null (see nativeLoadError) */
+export function nativeAddon(): NativeAddon | null {
+  return addon;
+}
+
+/** why the addon did not load, or null where it did */
+export function nativeLoadError(): string | null {
+  return loadError;
+}

@@ -1,0 +1,288 @@
+// The native addon against the TypeScript reference: every kernel on random shapes that include 1, 7,
+// 17, 33, 255 and sizes that are not multiples of the register blocks, all transpose variants, every
+// micro-kernel the CPU has, one and two threads; and the argument checks.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  conv2d, crossEntropy, jsKernels, maxPool2d, nativeAddon, nativeLoadError, relu, Rng, setBackend, sum, batchNorm, tensor, kernelBackend,
+} from '../src/index.js';
+import type { NativeAddon, Tensor } from '../src/index.js';
+import { assertClose, assertThrows } from './helpers.js';
+
+const S = suite('native');
+const rng = new Rng(31);
+const f32 = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => rng.uniform(lo, hi));
+
+function need(): NativeAddon {
+  const a = nativeAddon();
+  if (!a) assert.unreachable(`the native addon did not load: ${nativeLoadError()}`);
+  return a!;
+}
+
+function isas(a: NativeAddon): string[] {
+  const prev = a.isa();
+  const ok = (['generic', 'avx2', 'avx512'] as const).filter((i) => a.setIsa(i));
+  a.setIsa(prev as 'avx2');
+  return ok;
+}
+
+S('the addon loads and serves the float32 kernels; float64 stays on TypeScript', () => {
+  const a = need();
+  assert.ok(a.threads() >= 1);
+  assert.ok(['generic', 'avx2', 'avx512'].includes(a.isa()));
+  assert.is(kernelBackend('gemm', 'float32'), 'native');
+  assert.is(kernelBackend('gemm', 'float64'), 'js');
+  console.log(`  (micro-kernels here: ${isas(a).join(', ')}; in use: ${a.isa()}; threads ${a.threads()})`);
+});
+
+S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offsets, edge sizes', () => {
+  const a = need();
+  const prevIsa = a.isa(), prevThreads = a.threads();
+  const sizes = [1, 7, 17, 33, 255, 2, 13, 100];
+  try {
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      for (const threads of [1, 2]) {
+        a.setThreads(threads);
+        for (let t = 0; t < 14; t++) {
+          const M = t === 0 ? 600 : sizes[rng.int(sizes.length)];
+          const N = t === 1 ? 530 : sizes[rng.int(sizes.length)];
+          const K = t < 3 ? 700 : sizes[rng.int(sizes.length)];
+          const tA = rng.random() < 0.5, tB = rng.random() < 0.5;
+          const alpha = [1, -0.5, 2][rng.int(3)], beta = [0, 1, 0.25][rng.int(3)];
+          const lda = (tA ? M : K) + rng.int(3), ldb = (tB ? K : N) + rng.int(3), ldc = N + rng.int(3);
+          const aOff = rng.int(4), bOff = rng.int(4), cOff = rng.int(4);
+          const A = f32(aOff + (tA ? K : M) * lda), B = f32(bOff + (tB ? N : K) * ldb), C = f32(cOff + M * ldc);
+          const C2 = C.slice();
+          a.gemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+          jsKernels.gemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C2, cOff, ldc);
+          assertClose(C, C2, 3e-7 * K + 1e-6, `gemm ${isa} threads=${threads} ${M}x${N}x${K} tA=${tA} tB=${tB} alpha=${alpha} beta=${beta}`);
+        }
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setThreads(prevThreads);
+  }
+});
+
+S('gemm: beta = 0 never reads C; K = 0 only scales; a NaN in A propagates', () => {
+  const a = need();
+  const C = new Float32Array(4).fill(NaN);
+  a.gemm(false, false, 2, 2, 3, 1, new Float32Array(6).fill(1), 0, 3, new Float32Array(6).fill(2), 0, 2, 0, C, 0, 2);
+  assert.equal(Array.from(C), [6, 6, 6, 6]);
+  const D = new Float32Array([1, 2, 3, 4]);
+  a.gemm(false, false, 2, 2, 0, 1, new Float32Array(0), 0, 1, new Float32Array(0), 0, 2, 0.5, D, 0, 2);
+  assert.equal(Array.from(D), [0.5, 1, 1.5, 2]);
+  const A = new Float32Array(6).fill(1);
+  A[0] = NaN;
+  const E = new Float32Array(4);
+  a.gemm(false, false, 2, 2, 3, 1, A, 0, 3, new Float32Array(6).fill(1), 0, 2, 0, E, 0, 2);
+  assert.ok(Number.isNaN(E[0]) && E[2] === 3);
+});
+
+S('gemmAsync resolves with the same result as gemm and keeps the event loop free', async () => {
+  const a = need();
+  const n = 300;
+  const A = f32(n * n), B = f32(n * n), C1 = new Float32Array(n * n), C2 = new Float32Array(n * n);
+  a.gemm(false, true, n, n, n, 1, A, 0, n, B, 0, n, 0, C1, 0, n);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 0);
+  await a.gemmAsync(false, true, n, n, n, 1, A, 0, n, B, 0, n, 0, C2, 0, n);
+  clearInterval(timer);
+  assert.equal(Array.from(C1), Array.from(C2));
+});
+
+function geometry() {
+  const KH = 1 + rng.int(4), KW = 1 + rng.int(4), SH = 1 + rng.int(3), SW = 1 + rng.int(3);
+  const PH = rng.int(KH), PW = rng.int(KW);
+  const H = KH + rng.int(9), W = KW + rng.int(9), C = 1 + rng.int(5);
+  const OH = Math.floor((H + 2 * PH - KH) / SH) + 1, OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
+  return { C, H, W, KH, KW, SH, SW, PH, PW, OH, OW };
+}
+
+S('im2col and col2im (with offsets and a wide row stride), max-pool forward and backward', () => {
+  const a = need();
+  for (let t = 0; t < 20; t++) {
+    const g = geometry();
+    const L = g.OH * g.OW, rows = g.C * g.KH * g.KW, ld = L + rng.int(5), off = rng.int(3);
+    const x = f32(7 + g.C * g.H * g.W);
+    const c1 = f32(off + rows * ld), c2 = c1.slice();
+    a.im2col(x, 7, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, c1, off, ld);
+    jsKernels.im2col(x, 7, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, c2, off, ld);
+    assertClose(c1, c2, 0, `im2col ${JSON.stringify(g)}`);
+    const d1 = f32(3 + g.C * g.H * g.W), d2 = d1.slice();
+    a.col2im(c1, off, ld, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, d1, 3);
+    jsKernels.col2im(c1, off, ld, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, d2, 3);
+    assertClose(d1, d2, 1e-6, 'col2im');
+    // pooling needs padding <= half the kernel
+    const p = { ...g, PH: rng.int(Math.floor(g.KH / 2) + 1), PW: rng.int(Math.floor(g.KW / 2) + 1) };
+    p.OH = Math.floor((p.H + 2 * p.PH - p.KH) / p.SH) + 1;
+    p.OW = Math.floor((p.W + 2 * p.PW - p.KW) / p.SW) + 1;
+    const N = 1 + rng.int(3);
+    const px = f32(N * p.C * p.H * p.W);
+    const n = N * p.C * p.OH * p.OW;
+    const o1 = new Float32Array(n), o2 = new Float32Array(n), i1 = new Int32Array(n), i2 = new Int32Array(n);
+    a.maxPool2d(px, N, p.C, p.H, p.W, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.OH, p.OW, o1, i1);
+    jsKernels.maxPool2d(px, N, p.C, p.H, p.W, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, p.OH, p.OW, o2, i2);
+    assertClose(o1, o2, 0, 'maxPool2d');
+    assert.equal(Array.from(i1), Array.from(i2));
+    const gout = f32(n), g1 = new Float32Array(px.length), g2 = new Float32Array(px.length);
+    a.maxPool2dBackward(gout, i1, g1);
+    jsKernels.maxPool2dBackward(gout, i2, g2);
+    assertClose(g1, g2, 1e-7, 'maxPool2dBackward');
+  }
+});
+
+S('batch norm forward and backward, training and eval, against the reference', () => {
+  const a = need();
+  for (const [N, C, S2] of [[4, 3, 5], [1, 2, 7], [9, 1, 1], [128, 4, 33]]) {
+    for (const training of [true, false]) {
+      const x = f32(N * C * S2, -2, 3), gamma = f32(C, 0.5, 1.5), beta = f32(C);
+      const rm1 = f32(C), rv1 = f32(C, 0.5, 2), rm2 = rm1.slice(), rv2 = rv1.slice();
+      const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+      const m1 = new Float32Array(C), m2 = new Float32Array(C), s1 = new Float32Array(C), s2 = new Float32Array(C);
+      a.batchNormForward(x, N, C, S2, gamma, beta, rm1, rv1, training, 0.1, 1e-5, y1, m1, s1);
+      jsKernels.batchNormForward(x, N, C, S2, gamma, beta, rm2, rv2, training, 0.1, 1e-5, y2, m2, s2);
+      assertClose(y1, y2, 2e-5, `bn forward ${N},${C},${S2} ${training}`);
+      assertClose(rm1, rm2, 1e-6, 'running mean');
+      assertClose(rv1, rv2, 1e-5, 'running var');
+      const g = f32(x.length), gx1 = new Float32Array(x.length), gx2 = new Float32Array(x.length);
+      const gg1 = new Float32Array(C), gg2 = new Float32Array(C), gb1 = new Float32Array(C), gb2 = new Float32Array(C);
+      a.batchNormBackward(x, g, N, C, S2, gamma, m2, s2, training, gx1, gg1, gb1);
+      jsKernels.batchNormBackward(x, g, N, C, S2, gamma, m2, s2, training, gx2, gg2, gb2);
+      assertClose(gx1, gx2, 5e-5, 'bn gx');
+      assertClose(gg1, gg2, 2e-5 * Math.sqrt(N * S2), 'bn ggamma');
+      assertClose(gb1, gb2, 2e-5 * Math.sqrt(N * S2), 'bn gbeta');
+    }
+  }
+});
+
+S('unary, binary (broadcast strides), permute and reduce against the reference', () => {
+  const a = need();
+  const x = f32(70000, -3, 3);
+  for (const op of ['neg', 'exp', 'log', 'sqrt', 'abs', 'relu', 'sigmoid', 'tanh', 'square', 'sign', 'powScalar', 'clamp', 'affine'] as const) {
+    const src = op === 'log' || op === 'sqrt' || op === 'powScalar' ? x.map(Math.abs) : x;
+    const o1 = new Float32Array(src.length), o2 = new Float32Array(src.length);
+    a.unary(op, src, o1, 1.5, 0.5);
+    jsKernels.unary(op, src, o2, 1.5, 0.5);
+    assertClose(o1, o2, 2e-6, `unary ${op}`);
+  }
+  const oshape = [33, 7, 17, 2];
+  const A = f32(33 * 17 * 2, 0.5, 2), B = f32(7 * 17 * 2);
+  const as = [34, 0, 2, 1], bs = [0, 34, 2, 1];
+  for (const op of ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'reluGrad', 'sigmoidGrad', 'tanhGrad', 'clampGrad', 'geMask', 'eqMask'] as const) {
+    const n = oshape.reduce((p, d) => p * d, 1);
+    const o1 = new Float32Array(n), o2 = new Float32Array(n);
+    a.binary(op, A, as, B, bs, o1, oshape, -0.2, 0.3);
+    jsKernels.binary(op, A, as, B, bs, o2, oshape, -0.2, 0.3);
+    assertClose(o1, o2, 2e-6, `binary ${op}`);
+  }
+  const ps = [5, 1, 7, 33], px = f32(5 * 7 * 33);
+  for (const perm of [[3, 2, 1, 0], [0, 2, 1, 3], [1, 0, 3, 2], [0, 1, 2, 3]]) {
+    const o1 = new Float32Array(px.length), o2 = new Float32Array(px.length);
+    a.permute(px, ps, perm, o1);
+    jsKernels.permute(px, ps, perm, o2);
+    assertClose(o1, o2, 0, `permute ${perm}`);
+  }
+  for (const os of [[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [7, 0, 1, 0], [0, 0, 33, 1]]) {
+    const len = 1 + os.reduce((acc, s, d) => acc + (ps[d] - 1) * s, 0);
+    for (const op of ['sum', 'max'] as const) {
+      const o1 = new Float32Array(len), o2 = new Float32Array(len);
+      a.reduce(op, px, ps, os, o1);
+      jsKernels.reduce(op, px, ps, os, o2);
+      assertClose(o1, o2, 1e-5, `reduce ${op} ${os}`);
+    }
+  }
+});
+
+S('pairwise distances (exact zero for duplicates) and a k-means step, sync and async', async () => {
+  const a = need();
+  for (const [n, m, d] of [[1, 1, 1], [17, 5, 33], [300, 64, 75], [255, 7, 1]]) {
+    const X = f32(n * d, -3, 3), Y = f32(m * d, -3, 3);
+    Y.set(X.subarray(0, Math.min(m, n) * d)); // duplicates: row i of Y equals row i of X
+    const o1 = new Float32Array(n * m), o2 = new Float32Array(n * m);
+    a.pairwiseSqDist(X, n, Y, m, d, o1);
+    jsKernels.pairwiseSqDist(X, n, Y, m, d, o2);
+    assertClose(o1, o2, 1e-5 * d, `pairwise ${n}x${m}x${d}`);
+    for (let i = 0; i < Math.min(n, m); i++) assert.is(o1[i * m + i], 0, `duplicate row ${i} is at distance ${o1[i * m + i]}`);
+    assert.ok(o1.every((v) => v >= 0));
+    const o3 = new Float32Array(n * m);
+    await a.pairwiseSqDistAsync(X, n, Y, m, d, o3);
+    assert.equal(Array.from(o3), Array.from(o1));
+  }
+  const n = 1000, d = 20, k = 9;
+  const X = f32(n * d), Cen = X.slice(0, k * d);
+  const as1 = new Int32Array(n), as2 = new Int32Array(n), c1 = new Float32Array(k * d), c2 = new Float32Array(k * d);
+  const k1 = new Int32Array(k), k2 = new Int32Array(k);
+  const i1 = a.kmeansStep(X, n, d, Cen, k, as1, c1, k1);
+  const i2 = jsKernels.kmeansStep(X, n, d, Cen, k, as2, c2, k2);
+  assert.ok(Math.abs(i1 - i2) < 1e-4 * i2, `inertia ${i1} vs ${i2}`);
+  assert.equal(Array.from(as1), Array.from(as2));
+  assert.equal(Array.from(k1), Array.from(k2));
+  assertClose(c1, c2, 1e-5, 'centroids');
+  const as3 = new Int32Array(n), c3 = new Float32Array(k * d), k3 = new Int32Array(k);
+  const i3 = await a.kmeansStepAsync(X, n, d, Cen, k, as3, c3, k3);
+  assert.is(i3, i1);
+  // an empty cluster keeps its centroid
+  const far = Cen.slice();
+  far.fill(1e3, 0, d);
+  const c4 = new Float32Array(k * d), k4 = new Int32Array(k);
+  a.kmeansStep(X, n, d, far, k, new Int32Array(n), c4, k4);
+  assert.is(k4[0], 0);
+  assert.equal(Array.from(c4.subarray(0, d)), Array.from(far.subarray(0, d)));
+});
+
+S('ops on the native backend match the TypeScript backend: conv2d, pooling, batch norm, loss, backward', () => {
+  need();
+  const run = () => {
+    const r = new Rng(8);
+    const mk = (shape: number[]) => tensor(Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => r.uniform(-1, 1)), shape, { requiresGrad: true });
+    const x = mk([6, 3, 11, 9]), w = mk([8, 3, 3, 3]), b = mk([8]), gam = mk([8]), bet = mk([8]);
+    const st = { runningMean: tensor(new Array(8).fill(0)), runningVar: tensor(new Array(8).fill(1)) };
+    const h = maxPool2d(relu(batchNorm(conv2d(x, w, b, { padding: 1, stride: [1, 2] }), gam, bet, st, true)), 2);
+    const loss = crossEntropy(h.reshape([6, -1]).slice(0, 6), [0, 1, 2, 3, 4, 5]);
+    loss.backward();
+    return [loss, x.grad!, w.grad!, b.grad!, gam.grad!, sum(h)] as Tensor[];
+  };
+  const nat = run();
+  setBackend('js');
+  let ref: Tensor[];
+  try {
+    ref = run();
+  } finally {
+    setBackend(null);
+  }
+  const names = ['loss', 'dx', 'dw', 'db', 'dgamma', 'sum'];
+  nat.forEach((t, i) => assertClose(t.data, ref[i].data, 1e-4, names[i]));
+});
+
+S('argument checks: wrong types and lengths, negative or huge sizes, bad strides, bad ops', () => {
+  const a = need();
+  const A = new Float32Array(6), B = new Float32Array(6), C = new Float32Array(4);
+  assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A.subarray(0, 5), 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: A \(2x3, ld 3, offset 0\) needs 6 elements, the array has 5/);
+  assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A, 1, 3, B, 0, 2, 0, C, 0, 2), /gemm: A .* offset 1\) needs 7 elements/);
+  assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A, 0, 2, B, 0, 2, 0, C, 0, 2), /gemm: leading dimension of A is 2, less than its 3 columns/);
+  assertThrows(() => a.gemm(false, false, -1, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: M must be an integer in \[0, 2147483647\], got -1/);
+  assertThrows(() => a.gemm(false, false, 2 ** 40, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: M must be an integer/);
+  assertThrows(() => a.gemm(false, false, 2.5, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: M must be an integer/);
+  assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, new Float64Array(6) as unknown as Float32Array, 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: A must be a Float32Array/);
+  assertThrows(() => (a.gemm as unknown as (...x: unknown[]) => void)(false, false, 2), /gemm: expected 16 arguments, got 3/);
+  assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 3), /gemm: C \(2x2, ld 3, offset 0\) needs 5 elements, the array has 4/);
+  assertThrows(() => a.im2col(new Float32Array(10), 0, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(36), 0, 4), /im2col: x .* needs 16 elements, the array has 10/);
+  assertThrows(() => a.im2col(new Float32Array(16), 0, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(30), 0, 4), /im2col: cols \(9x4, ld 4, offset 0\) needs 36 elements/);
+  assertThrows(() => a.maxPool2dBackward(new Float32Array(2), new Int32Array([0, 9]), new Float32Array(4)), /maxPool2dBackward: argmax\[1\] = 9 is outside gx \(4 elements\)/);
+  assertThrows(() => a.maxPool2d(new Float32Array(16), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2, new Float32Array(3), new Int32Array(4)), /maxPool2d: out has 3 elements, expected 4/);
+  assertThrows(() => a.binary('add', new Float32Array(3), [1], new Float32Array(4), [1], new Float32Array(4), [4], 0, 0), /binary: aStrides over outShape reach beyond a \(3 elements\)/);
+  assertThrows(() => a.binary('nope' as 'add', new Float32Array(1), [], new Float32Array(1), [], new Float32Array(1), [], 0, 0), /binary: unknown op 'nope'/);
+  assertThrows(() => a.binary('add', new Float32Array(4), [-1], new Float32Array(4), [1], new Float32Array(4), [4], 0, 0), /binary: aStrides\[0\] = -1 is not a valid integer/);
+  assertThrows(() => a.unary('exp', new Float32Array(4), new Float32Array(3), 0, 0), /unary: out has 3 elements, expected 4/);
+  assertThrows(() => a.permute(new Float32Array(6), [2, 3], [0, 0], new Float32Array(6)), /permute: perm is not a permutation/);
+  assertThrows(() => a.reduce('sum', new Float32Array(6), [2, 3], [1, 1], new Float32Array(2)), /reduce: outStrides over shape reach beyond out/);
+  assertThrows(() => a.pairwiseSqDist(new Float32Array(5), 2, new Float32Array(6), 2, 3, new Float32Array(4)), /pairwiseSqDist: X \(2x3, ld 3, offset 0\) needs 6 elements/);
+  assertThrows(() => a.kmeansStep(new Float32Array(6), 2, 3, new Float32Array(6), 2, new Int32Array(1), new Float32Array(6), new Int32Array(2)), /kmeansStep: assign has 1 elements, expected 2/);
+  assertThrows(() => a.setThreads(0), /setThreads: n must be an integer in \[1, 1024\]/);
+  assertThrows(() => a.setIsa('sse9' as 'avx2'), /setIsa: unknown micro-kernel 'sse9'/);
+});
+
+S.run();
