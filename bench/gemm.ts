@@ -1,31 +1,237 @@
-// GEMM benchmark: GFLOP/s of each implementation and the ratio to a reference measured in the same run.
-// Here: the pure TypeScript kernel against the naive triple loop (gemmNaive).
-import { gemmJs, gemmNaive, Rng } from '../src/index.js';
+// GEMM benchmark: GFLOP/s of the TypeScript kernel, the native kernel (1 thread and all threads) and
+// OpenBLAS (through bench/openblas, a harness built here only for the benchmark, where libopenblas-dev
+// is installed, with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for it), on square shapes and on the
+// GEMM shapes of LeNet-5 and VGG-16 training at batch 128; then convolution forward + backward for each
+// VGG-16 layer at batch 128. Each figure comes with its ratio to OpenBLAS measured in the same run.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { conv2d, convChunkImages, gemmJs, gemmNaive, nativeAddon, nativeLoadError, Rng, tensor } from '../src/index.js';
+import type { Kernels } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
 
-function randArray(n: number, rng: Rng): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.uniform(-1, 1);
-  return a;
+type Gemm = Kernels['gemm'];
+
+interface OpenBlas {
+  gemm: Gemm;
+  setThreads(n: number): void;
+  config(): string;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** build (once) and load the OpenBLAS harness; null with a reason where it cannot be had */
+function loadOpenBlas(): { lib: OpenBlas | null; why: string } {
+  const dir = join(root, 'bench', 'openblas');
+  const out = join(dir, 'build', 'Release', 'openblas_harness.node');
+  if (!existsSync('/usr/include/x86_64-linux-gnu/cblas.h') && !existsSync('/usr/include/cblas.h') && !existsSync('/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h')) {
+    return { lib: null, why: 'libopenblas-dev is not installed (apt-get install libopenblas-dev)' };
+  }
+  if (!existsSync(out)) {
+    const gyp = [process.env.npm_config_node_gyp, join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].find((p) => p && existsSync(p));
+    if (!gyp) return { lib: null, why: 'node-gyp not found to build the OpenBLAS harness' };
+    const r = spawnSync(process.execPath, [gyp, 'rebuild'], { cwd: dir, stdio: 'pipe', encoding: 'utf8' });
+    if (r.status !== 0) return { lib: null, why: `building the OpenBLAS harness failed: ${(r.stderr || r.stdout).split('\n').filter((l) => /error/i.test(l)).slice(0, 3).join(' | ')}` };
+  }
+  // OpenBLAS reads these when it loads: unset them for this comparison only, so it runs at its best
+  delete process.env.OPENBLAS_CORETYPE;
+  delete process.env.OPENBLAS_L2_SIZE;
+  try {
+    return { lib: createRequire(import.meta.url)(out) as OpenBlas, why: '' };
+  } catch (e) {
+    return { lib: null, why: `loading the OpenBLAS harness failed: ${(e as Error).message}` };
+  }
+}
+
+interface Shape {
+  kernel: string; // where the product comes from
+  tA: boolean;
+  tB: boolean;
+  M: number;
+  N: number;
+  K: number;
+}
+
+const sq = (n: number): Shape => ({ kernel: 'square', tA: false, tB: false, M: n, N: n, K: n });
+
+interface ConvLayer {
+  name: string;
+  C: number;
+  OC: number;
+  H: number;
+  k: number;
+  pad: number;
+  /** the input gradient is not needed (first layer) */
+  first: boolean;
+}
+
+const VGG_WIDTHS: (number | 'M')[] = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'];
+
+export function vggConvLayers(): ConvLayer[] {
+  const layers: ConvLayer[] = [];
+  let C = 3, H = 32, i = 0;
+  for (const w of VGG_WIDTHS) {
+    if (w === 'M') {
+      H /= 2;
+      continue;
+    }
+    layers.push({ name: `vgg16.conv${++i}`, C, OC: w, H, k: 3, pad: 1, first: i === 1 });
+    C = w;
+  }
+  return layers;
+}
+
+const LENET_CONVS: ConvLayer[] = [
+  { name: 'lenet5.conv1', C: 1, OC: 20, H: 28, k: 5, pad: 0, first: true },
+  { name: 'lenet5.conv2', C: 20, OC: 50, H: 12, k: 5, pad: 0, first: false },
+];
+
+/** the GEMMs conv2d runs for one chunk of images, and how many chunks a batch makes */
+function convGemms(l: ConvLayer, batch: number): { shapes: Shape[]; chunks: number } {
+  const OH = l.H + 2 * l.pad - l.k + 1;
+  const L = OH * OH, CKK = l.C * l.k * l.k;
+  const g = convChunkImages(batch, CKK, L);
+  const shapes: Shape[] = [
+    { kernel: `${l.name} fwd`, tA: false, tB: false, M: l.OC, N: g * L, K: CKK },
+    { kernel: `${l.name} dW`, tA: false, tB: true, M: l.OC, N: CKK, K: g * L },
+  ];
+  if (!l.first) shapes.push({ kernel: `${l.name} dX`, tA: true, tB: false, M: CKK, N: g * L, K: l.OC });
+  return { shapes, chunks: Math.ceil(batch / g) };
+}
+
+/** y = x·Wᵀ with W (out, in): forward, input gradient, weight gradient */
+function linearGemms(name: string, batch: number, inF: number, outF: number): Shape[] {
+  return [
+    { kernel: `${name} fwd`, tA: false, tB: true, M: batch, N: outF, K: inF },
+    { kernel: `${name} dX`, tA: false, tB: false, M: batch, N: inF, K: outF },
+    { kernel: `${name} dW`, tA: true, tB: false, M: outF, N: inF, K: batch },
+  ];
+}
+
+function networkShapes(batch: number): Shape[] {
+  const list: Shape[] = [];
+  for (const l of LENET_CONVS) list.push(...convGemms(l, batch).shapes);
+  list.push(...linearGemms('lenet5.fc1', batch, 800, 500), ...linearGemms('lenet5.fc2', batch, 500, 10));
+  for (const l of vggConvLayers()) list.push(...convGemms(l, batch).shapes);
+  list.push(...linearGemms('vgg16.fc1', batch, 512, 512), ...linearGemms('vgg16.fc2', batch, 512, 10));
+  return list;
+}
+
+function operands(s: Shape, rng: Rng) {
+  const rand = (n: number) => {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = rng.uniform(-1, 1);
+    return a;
+  };
+  const lda = s.tA ? s.M : s.K, ldb = s.tB ? s.K : s.N;
+  return { A: rand(s.M * s.K), B: rand(s.K * s.N), C: new Float32Array(s.M * s.N), lda, ldb };
 }
 
 export async function benchGemm(args: BenchArgs): Promise<void> {
-  if (!args.json) console.log('# gemm: C = A·B, float32, row-major, single thread');
+  const nat = nativeAddon();
+  const { lib: ob, why } = loadOpenBlas();
+  const allThreads = nat ? nat.threads() : 1;
+  if (!args.json) {
+    console.log(`# gemm: C = op(A)·op(B), float32, row-major; GFLOP/s and ratio to OpenBLAS with the same threads`);
+    console.log(`# native: ${nat ? `${nat.isa()} micro-kernel, ${allThreads} threads` : `not loaded (${nativeLoadError()})`}; OpenBLAS: ${ob ? ob.config() : `skipped: ${why}`}`);
+  }
   const rng = new Rng(1);
-  for (const n of [256, 512]) {
-    const A = randArray(n * n, rng), B = randArray(n * n, rng), C = new Float32Array(n * n);
-    const flop = 2 * n * n * n;
-    const naiveMs = await measureMs(`naive ${n}`, () => gemmNaive(false, false, n, n, n, 1, A, 0, n, B, 0, n, 0, C, 0, n), { iterations: 2, time: 500 });
-    const jsMs = await measureMs(`ts ${n}`, () => gemmJs(false, false, n, n, n, 1, A, 0, n, B, 0, n, 0, C, 0, n), { iterations: 5 });
-    const shape = `${n}x${n}x${n}`;
-    for (const [impl, ms] of [['naive', naiveMs], ['ts', jsMs]] as const) {
-      const gflops = flop / ms / 1e6;
+  const tsAll = process.argv.includes('--ts-all');
+  const shapes: Shape[] = [sq(512), sq(1024), sq(2048), ...networkShapes(128)];
+  const seen = new Set<string>();
+  for (const s of shapes) {
+    const key = `${s.kernel}|${s.tA}|${s.tB}|${s.M}x${s.N}x${s.K}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const { A, B, C, lda, ldb } = operands(s, rng);
+    const flop = 2 * s.M * s.N * s.K;
+    const shape = `${s.M}x${s.N}x${s.K}${s.tA ? ' tA' : ''}${s.tB ? ' tB' : ''}`;
+    const iters = Math.max(3, Math.min(50, Math.round(3e9 / flop)));
+    const run = (g: Gemm) => () => g(s.tA, s.tB, s.M, s.N, s.K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, s.N);
+    const results: { impl: string; threads: number; ms: number }[] = [];
+    const obMs: Record<number, number> = {};
+    for (const threads of nat ? [1, allThreads] : [1]) {
+      if (ob) {
+        ob.setThreads(threads);
+        obMs[threads] = await measureMs(`openblas ${shape}`, run(ob.gemm), { iterations: iters });
+        results.push({ impl: 'openblas', threads, ms: obMs[threads] });
+      }
+      if (nat) {
+        nat.setThreads(threads);
+        results.push({ impl: 'native', threads, ms: await measureMs(`native ${shape}`, run(nat.gemm), { iterations: iters }) });
+      }
+      if (threads === allThreads && allThreads === 1) break;
+    }
+    if (nat) nat.setThreads(allThreads);
+    if (s.kernel === 'square' && (s.M <= 1024 || tsAll) || (tsAll && flop < 2e10)) {
+      results.push({ impl: 'ts', threads: 1, ms: await measureMs(`ts ${shape}`, run(gemmJs), { iterations: s.M > 512 ? 1 : 3 }) });
+    }
+    if (s.kernel === 'square' && s.M === 512) {
+      results.push({ impl: 'naive', threads: 1, ms: await measureMs(`naive ${shape}`, run(gemmNaive), { iterations: 1, time: 100 }) });
+    }
+    for (const r of results) {
+      const gflops = flop / r.ms / 1e6;
+      const ref = obMs[r.threads];
+      const ratio = ref ? ref / r.ms : null;
       emit(
         args,
-        { kernel: 'gemm', shape, impl, threads: 1, ms, gflops, reference: 'naive', ratio_vs_naive: naiveMs / ms },
-        `gemm ${shape.padEnd(12)} ${impl.padEnd(6)} ${fmt(gflops).padStart(7)} GFLOP/s  ${fmt(ms, 1).padStart(8)} ms  ${fmt(naiveMs / ms)}x naive`,
+        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio },
+        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}`,
       );
     }
+  }
+  await benchConv(args, nat !== null, ob);
+}
+
+/** only the convolution part (npm run bench -- conv) */
+export async function benchConvOnly(args: BenchArgs): Promise<void> {
+  await benchConv(args, nativeAddon() !== null, loadOpenBlas().lib);
+}
+
+/** convolution forward + backward for each VGG-16 layer at batch 128, through the engine's conv2d */
+async function benchConv(args: BenchArgs, haveNative: boolean, ob: OpenBlas | null): Promise<void> {
+  if (!haveNative) {
+    if (!args.json) console.log('# conv: skipped (no native backend; the TypeScript backend would take minutes per layer)');
+    return;
+  }
+  const batch = 128;
+  if (!args.json) console.log(`# conv2d forward + backward, batch ${batch}, native backend; ratio: OpenBLAS time for the same GEMMs alone / ours`);
+  const rng = new Rng(2);
+  for (const l of vggConvLayers()) {
+    const rand = (shape: number[], requiresGrad: boolean) => {
+      const n = shape.reduce((p, d) => p * d, 1);
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = rng.uniform(-1, 1);
+      return tensor(a, shape, { requiresGrad, copy: false });
+    };
+    const x = rand([batch, l.C, l.H, l.H], !l.first), w = rand([l.OC, l.C, 3, 3], true), b = rand([l.OC], true);
+    const gy = rand([batch, l.OC, l.H, l.H], false);
+    const ms = await measureMs(l.name, () => {
+      const y = conv2d(x, w, b, { padding: 1 });
+      y.backward(gy);
+      x.grad = null;
+      w.grad = null;
+      b.grad = null;
+    }, { iterations: 3 });
+    const gemm = convGemms(l, batch);
+    const flop = gemm.shapes.reduce((p, s) => p + 2 * s.M * s.N * s.K, 0) * gemm.chunks;
+    let refMs: number | null = null;
+    if (ob) {
+      ob.setThreads(nativeAddon()!.threads());
+      refMs = 0;
+      for (const s of gemm.shapes) {
+        const { A, B, C, lda, ldb } = operands(s, rng);
+        refMs += gemm.chunks * (await measureMs(`openblas ${s.kernel}`, () => ob.gemm(s.tA, s.tB, s.M, s.N, s.K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, s.N), { iterations: 3, time: 300 }));
+      }
+    }
+    const gflops = flop / ms / 1e6;
+    emit(
+      args,
+      { kernel: 'conv2d-fwd-bwd', shape: `${batch}x${l.C}x${l.H}x${l.H} -> ${l.OC}`, impl: 'native', layer: l.name, ms, images_per_s: (batch * 1000) / ms, gflops, openblas_gemm_ms: refMs, ratio_vs_openblas: refMs ? refMs / ms : null },
+      `${l.name.padEnd(13)} ${String(l.C).padStart(3)}->${String(l.OC).padEnd(3)} ${String(l.H).padStart(2)}x${String(l.H).padEnd(2)}  ${fmt(ms, 1).padStart(8)} ms  ${fmt((batch * 1000) / ms, 0).padStart(6)} images/s  ${fmt(gflops, 1).padStart(6)} GFLOP/s  ${refMs ? fmt(refMs / ms, 2) + 'x openblas-gemm-only' : ''}`,
+    );
   }
 }

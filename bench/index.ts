@@ -1,9 +1,9 @@
 // npm run bench [-- NAME ...] [--json]: runs the named benchmarks (all by default).
 import { benchData } from './data.js';
-import { benchGemm } from './gemm.js';
+import { benchConvOnly, benchGemm } from './gemm.js';
 import type { BenchArgs } from './util.js';
 
-const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, data: benchData };
+const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData };
 
 const argv = process.argv.slice(2);
 const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };

@@ -206,33 +206,39 @@ Geometry geometry(const Args& a, size_t i) {
 
 Napi::Value Im2col(const Napi::CallbackInfo& info) {
   Args a{info, "im2col"};
-  a.count(16);
+  a.count(17);
   int64_t lx, lc;
   const float* x = a.f32(0, "x", &lx);
   const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
-  Geometry g = geometry(a, 2);
-  float* cols = a.f32(13, "cols", &lc);
-  const int64_t cOff = a.integer(14, "colsOff", 0, INT64_MAX / 4);
-  const int64_t ld = a.integer(15, "ldCols", 1);
-  a.matrix("x", lx, xOff, 1, static_cast<int64_t>(g.C) * g.H * g.W, static_cast<int64_t>(g.C) * g.H * g.W);
-  a.matrix("cols", lc, cOff, static_cast<int64_t>(g.C) * g.KH * g.KW, static_cast<int64_t>(g.OH) * g.OW, ld);
-  nm::im2col(x + xOff, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, cols + cOff, ld);
+  const int64_t G = a.integer(2, "G", 1);
+  Geometry g = geometry(a, 3);
+  float* cols = a.f32(14, "cols", &lc);
+  const int64_t cOff = a.integer(15, "colsOff", 0, INT64_MAX / 4);
+  const int64_t ld = a.integer(16, "ldCols", 1);
+  const int64_t image = static_cast<int64_t>(g.C) * g.H * g.W;
+  if (static_cast<double>(G) * image > static_cast<double>(kMaxDim) || static_cast<double>(G) * g.OH * g.OW > static_cast<double>(kMaxDim)) fail(a.env(), "im2col: G images are too large");
+  a.matrix("x", lx, xOff, 1, G * image, G * image);
+  a.matrix("cols", lc, cOff, static_cast<int64_t>(g.C) * g.KH * g.KW, G * g.OH * g.OW, ld);
+  nm::im2col(x + xOff, static_cast<int>(G), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, cols + cOff, ld);
   return info.Env().Undefined();
 }
 
 Napi::Value Col2im(const Napi::CallbackInfo& info) {
   Args a{info, "col2im"};
-  a.count(16);
+  a.count(17);
   int64_t lc, lx;
   const float* cols = a.f32(0, "cols", &lc);
   const int64_t cOff = a.integer(1, "colsOff", 0, INT64_MAX / 4);
   const int64_t ld = a.integer(2, "ldCols", 1);
-  Geometry g = geometry(a, 3);
-  float* dx = a.f32(14, "dx", &lx);
-  const int64_t xOff = a.integer(15, "dxOff", 0, INT64_MAX / 4);
-  a.matrix("cols", lc, cOff, static_cast<int64_t>(g.C) * g.KH * g.KW, static_cast<int64_t>(g.OH) * g.OW, ld);
-  a.matrix("dx", lx, xOff, 1, static_cast<int64_t>(g.C) * g.H * g.W, static_cast<int64_t>(g.C) * g.H * g.W);
-  nm::col2im(cols + cOff, ld, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx + xOff);
+  const int64_t G = a.integer(3, "G", 1);
+  Geometry g = geometry(a, 4);
+  float* dx = a.f32(15, "dx", &lx);
+  const int64_t xOff = a.integer(16, "dxOff", 0, INT64_MAX / 4);
+  const int64_t image = static_cast<int64_t>(g.C) * g.H * g.W;
+  if (static_cast<double>(G) * image > static_cast<double>(kMaxDim) || static_cast<double>(G) * g.OH * g.OW > static_cast<double>(kMaxDim)) fail(a.env(), "col2im: G images are too large");
+  a.matrix("cols", lc, cOff, static_cast<int64_t>(g.C) * g.KH * g.KW, G * g.OH * g.OW, ld);
+  a.matrix("dx", lx, xOff, 1, G * image, G * image);
+  nm::col2im(cols + cOff, ld, static_cast<int>(G), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx + xOff);
   return info.Env().Undefined();
 }
 

@@ -9,49 +9,74 @@
 
 namespace nm {
 
-void im2col(const float* x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc) {
+void im2col(const float* x, int G, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc) {
   const int rows = C * KH * KW;
+  const int64_t L = static_cast<int64_t>(OH) * OW, plane = static_cast<int64_t>(H) * W, image = plane * C;
+  // one row of cols (a fixed c, kh, kw) across all G images; the valid output columns [ow0, ow1) of a
+  // kernel column kw are the same for every output row and image
   auto row = [&](int r) {
     const int c = r / (KH * KW), kh = (r / KW) % KH, kw = r % KW;
+    const int ow0 = SW == 1 ? std::min(OW, std::max(0, PW - kw)) : 0;
+    const int ow1 = SW == 1 ? std::max(ow0, std::min(OW, W + PW - kw)) : OW;
     float* o = cols + static_cast<int64_t>(r) * ldc;
-    for (int oh = 0; oh < OH; oh++, o += OW) {
-      const int ih = oh * SH - PH + kh;
-      if (ih < 0 || ih >= H) {
-        std::memset(o, 0, sizeof(float) * OW);
-        continue;
-      }
-      const float* src = x + (static_cast<int64_t>(c) * H + ih) * W;
-      if (SW == 1) {
-        // the valid run is contiguous: [ow0, ow1) reads src[ow - PW + kw]
-        const int ow0 = std::max(0, PW - kw), ow1 = std::min(OW, W + PW - kw);
-        for (int ow = 0; ow < std::min(ow0, OW); ow++) o[ow] = 0.f;
-        if (ow1 > ow0) std::memcpy(o + ow0, src + ow0 - PW + kw, sizeof(float) * (ow1 - ow0));
-        for (int ow = std::max(ow1, 0); ow < OW; ow++) o[ow] = 0.f;
-      } else {
-        int iw = kw - PW;
-        for (int ow = 0; ow < OW; ow++, iw += SW) o[ow] = iw >= 0 && iw < W ? src[iw] : 0.f;
-      }
-    }
-  };
-  for (int r = 0; r < rows; r++) row(r);
-}
-
-void col2im(const float* cols, int64_t ldc, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* dx) {
-  for (int c = 0; c < C; c++) {
-    for (int kh = 0; kh < KH; kh++) {
-      for (int kw = 0; kw < KW; kw++) {
-        const float* o = cols + static_cast<int64_t>((c * KH + kh) * KW + kw) * ldc;
-        for (int oh = 0; oh < OH; oh++, o += OW) {
-          const int ih = oh * SH - PH + kh;
-          if (ih < 0 || ih >= H) continue;
-          float* dst = dx + (static_cast<int64_t>(c) * H + ih) * W;
+    for (int i = 0; i < G; i++) {
+      const float* img = x + i * image + c * plane;
+      for (int oh = 0; oh < OH; oh++, o += OW) {
+        const int ih = oh * SH - PH + kh;
+        if (ih < 0 || ih >= H) {
+          for (int ow = 0; ow < OW; ow++) o[ow] = 0.f;
+          continue;
+        }
+        const float* src = img + static_cast<int64_t>(ih) * W;
+        if (SW == 1) {
+          const float* s = src - PW + kw;
+          for (int ow = 0; ow < ow0; ow++) o[ow] = 0.f;
+          for (int ow = ow0; ow < ow1; ow++) o[ow] = s[ow];
+          for (int ow = ow1; ow < OW; ow++) o[ow] = 0.f;
+        } else {
           int iw = kw - PW;
-          for (int ow = 0; ow < OW; ow++, iw += SW)
-            if (iw >= 0 && iw < W) dst[iw] += o[ow];
+          for (int ow = 0; ow < OW; ow++, iw += SW) o[ow] = iw >= 0 && iw < W ? src[iw] : 0.f;
         }
       }
     }
-  }
+  };
+  const int T = static_cast<int64_t>(rows) * G * L > (1 << 15) ? std::min(num_threads(), rows) : 1;
+  parallel_for(T, [&](int t) {
+    for (int r = rows * t / T; r < rows * (t + 1) / T; r++) row(r);
+  }, T);
+}
+
+void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* dx) {
+  const int64_t L = static_cast<int64_t>(OH) * OW, plane = static_cast<int64_t>(H) * W;
+  // each (image, channel) plane of dx is written by one thread only
+  const int64_t planes = static_cast<int64_t>(G) * C;
+  auto one = [&](int64_t p) {
+    const int i = static_cast<int>(p / C), c = static_cast<int>(p % C);
+    float* out = dx + p * plane;
+    for (int kh = 0; kh < KH; kh++) {
+      for (int kw = 0; kw < KW; kw++) {
+        const float* o = cols + static_cast<int64_t>((c * KH + kh) * KW + kw) * ldc + i * L;
+        for (int oh = 0; oh < OH; oh++, o += OW) {
+          const int ih = oh * SH - PH + kh;
+          if (ih < 0 || ih >= H) continue;
+          float* dst = out + static_cast<int64_t>(ih) * W;
+          if (SW == 1) {
+            const int ow0 = std::min(OW, std::max(0, PW - kw)), ow1 = std::max(ow0, std::min(OW, W + PW - kw));
+            float* d = dst - PW + kw;
+            for (int ow = ow0; ow < ow1; ow++) d[ow] += o[ow];
+          } else {
+            int iw = kw - PW;
+            for (int ow = 0; ow < OW; ow++, iw += SW)
+              if (iw >= 0 && iw < W) dst[iw] += o[ow];
+          }
+        }
+      }
+    }
+  };
+  const int T = planes * KH * KW * L > (1 << 15) ? static_cast<int>(std::min<int64_t>(num_threads(), planes)) : 1;
+  parallel_for(T, [&](int t) {
+    for (int64_t p = planes * t / T; p < planes * (t + 1) / T; p++) one(p);
+  }, T);
 }
 
 void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* out, int32_t* argmax) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "threadpool.h"
 
@@ -85,6 +86,25 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
     return;
   }
   T = std::min(T, num_threads());
+  // a small C with a long K (weight gradients: K = batch x pixels): each thread takes a slice of K
+  // into its own C, and the slices are summed
+  if (static_cast<int64_t>(M) * N <= (1 << 16) && K >= 2048 * T) {
+    std::vector<std::vector<float>> part(T, std::vector<float>(static_cast<size_t>(M) * N, 0.f));
+    parallel_for(T, [&](int t) {
+      const int k0 = static_cast<int>(static_cast<int64_t>(K) * t / T), k1 = static_cast<int>(static_cast<int64_t>(K) * (t + 1) / T);
+      const float* Ap = ta ? A + static_cast<int64_t>(k0) * lda : A + k0;
+      const float* Bp = tb ? B + k0 : B + static_cast<int64_t>(k0) * ldb;
+      serial(ta, tb, M, N, k1 - k0, alpha, Ap, lda, Bp, ldb, part[t].data(), N);
+    }, T);
+    for (int i = 0; i < M; i++) {
+      float* row = C + static_cast<int64_t>(i) * ldc;
+      for (int t = 0; t < T; t++) {
+        const float* p = part[t].data() + static_cast<int64_t>(i) * N;
+        for (int j = 0; j < N; j++) row[j] += p[j];
+      }
+    }
+    return;
+  }
   switch (current) {
     case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T); break;
     case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T); break;

@@ -100,8 +100,9 @@ inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0,
   }
 }
 
-// C tile (rows x cols, row stride ldc) += alpha * Apanel (kc x MR) * Bpanel (kc x NR)
-inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, float alpha, int rows, int cols) {
+// C tile (rows x cols, row stride ldc) += alpha * Apanel (kc x MR) * Bpanel (kc x NR); consecutive k
+// of the B panel are ldbp apart (NR when packed, ldb when read in place from a row-major B)
+inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldbp, float* c, int64_t ldc, float alpha, int rows, int cols) {
   vf acc[MR][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) {
@@ -112,10 +113,10 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
   }
 #pragma GCC unroll 4
   for (int p = 0; p < kc; p++) {
-    __builtin_prefetch(b + 8 * NR, 0, 3);
+    __builtin_prefetch(b + 8 * ldbp, 0, 3);
     vf bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) bv[v] = *reinterpret_cast<const vf*>(b + v * VW);
+    for (int v = 0; v < NV; v++) bv[v] = *reinterpret_cast<const vfu*>(b + v * VW);
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       const float ar = a[r];
@@ -123,7 +124,7 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
       for (int v = 0; v < NV; v++) acc[r][v] += bv[v] * ar;
     }
     a += MR;
-    b += NR;
+    b += ldbp;
   }
   if (rows == MR && cols == NR) {
 #pragma GCC unroll 16
@@ -149,15 +150,35 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
 namespace nm {
 
 // serial core: C (M,N) += alpha * op(A) * op(B)
+// K in equal blocks of at most KC (576 = 288 + 288, not 512 + 64: a short block pays the C updates
+// and packing of a full one)
+inline int k_block(int K) {
+  const int nk = (K + KC - 1) / KC;
+  return (K + nk - 1) / nk;
+}
+
 void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return;
+  const int KB = k_block(K);
   tls.ensure();
   float* pa = tls.a;
   float* pb = tls.b;
   for (int jc = 0; jc < N; jc += NC) {
     const int nc = std::min(NC, N - jc);
-    for (int pc = 0; pc < K; pc += KC) {
-      const int kc = std::min(KC, K - pc);
+    for (int pc = 0; pc < K; pc += KB) {
+      const int kc = std::min(KB, K - pc);
+      if (M <= MC) {
+        // one block of rows: each B panel is used by that block only, so pack it just before use,
+        // into a buffer that stays in L1/L2, instead of packing the whole KC x NC panel first
+        pack_a(A, lda, ta, 0, M, pc, kc, pa);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int cols = std::min(NR, nc - jr);
+          pack_b(B, ldb, tb, pc, kc, jc + jr, cols, pb);
+          for (int ir = 0; ir < M; ir += MR)
+            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, pb, NR, C + static_cast<int64_t>(ir) * ldc + jc + jr, ldc, alpha, std::min(MR, M - ir), cols);
+        }
+        continue;
+      }
       pack_b(B, ldb, tb, pc, kc, jc, nc, pb);
       for (int ic = 0; ic < M; ic += MC) {
         const int mc = std::min(MC, M - ic);
@@ -167,7 +188,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
           const float* bp = pb + static_cast<int64_t>(jr) * kc;
           for (int ir = 0; ir < mc; ir += MR) {
             const int rows = std::min(MR, mc - ir);
-            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, rows, cols);
+            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, rows, cols);
           }
         }
       }
@@ -214,56 +235,53 @@ class SpinBarrier {
 void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int T) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   tls.ensure();
-  float* const pb = tls.b;  // the caller's panel buffer, shared
-  float* const pashared = tls.a;
-  const bool byRows = M >= T * 4 * MR;
+  float* const pbShared = tls.b;  // the caller's buffers: the shared B panel, or the shared A block
+  float* const paShared = tls.a;
+  const bool byRows = M > MC;
+  const int KB = k_block(K);
   SpinBarrier bar(T);
   parallel_for(T, [&](int t) {
     tls.ensure();
-    float* const pa = byRows ? tls.a : pashared;
-    // this thread's rows (byRows): an even share, on MR boundaries
+    // byRows: an even share of C's rows, on MR boundaries, each thread packing its own A blocks
     const int units = (M + MR - 1) / MR;
     const int r0 = std::min(M, units * t / T * MR), r1 = std::min(M, units * (t + 1) / T * MR);
     for (int jc = 0; jc < N; jc += NC) {
       const int nc = std::min(NC, N - jc);
       const int panels = (nc + NR - 1) / NR;
-      for (int pc = 0; pc < K; pc += KC) {
-        const int kc = std::min(KC, K - pc);
-        {
+      for (int pc = 0; pc < K; pc += KB) {
+        const int kc = std::min(KB, K - pc);
+        if (byRows) {
+          // the B panel is packed together, then each thread runs its rows against all of it
           const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
           if (p1 > p0) {
             const int j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
-            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pb + static_cast<int64_t>(j0) * kc);
+            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pbShared + static_cast<int64_t>(j0) * kc);
           }
-        }
-        bar.wait();
-        if (byRows) {
+          bar.wait();
           for (int ic = r0; ic < r1; ic += MC) {
             const int mc = std::min(MC, r1 - ic);
-            pack_a(A, lda, ta, ic, mc, pc, kc, pa);
+            pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
             for (int jr = 0; jr < nc; jr += NR) {
               const int cols = std::min(NR, nc - jr);
-              const float* bp = pb + static_cast<int64_t>(jr) * kc;
+              const float* bp = pbShared + static_cast<int64_t>(jr) * kc;
               for (int ir = 0; ir < mc; ir += MR)
-                micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, std::min(MR, mc - ir), cols);
+                micro_kernel(kc, tls.a + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, std::min(MR, mc - ir), cols);
             }
           }
         } else {
-          for (int ic = 0; ic < M; ic += MC) {
-            const int mc = std::min(MC, M - ic);
-            if (t == 0) pack_a(A, lda, ta, ic, mc, pc, kc, pa);
-            bar.wait();
-            const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
-            for (int q = p0; q < p1; q++) {
-              const int jr = q * NR, cols = std::min(NR, nc - jr);
-              const float* bp = pb + static_cast<int64_t>(jr) * kc;
-              for (int ir = 0; ir < mc; ir += MR)
-                micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, std::min(MR, mc - ir), cols);
-            }
-            bar.wait();  // before the A block is repacked
+          // one block of rows: packed once, shared; the column panels are split, each packed by its
+          // thread just before use
+          if (t == 0) pack_a(A, lda, ta, 0, M, pc, kc, paShared);
+          bar.wait();
+          const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
+          for (int q = p0; q < p1; q++) {
+            const int jr = q * NR, cols = std::min(NR, nc - jr);
+            pack_b(B, ldb, tb, pc, kc, jc + jr, cols, tls.b);
+            for (int ir = 0; ir < M; ir += MR)
+              micro_kernel(kc, paShared + static_cast<int64_t>(ir) * kc, tls.b, NR, C + static_cast<int64_t>(ir) * ldc + jc + jr, ldc, alpha, std::min(MR, M - ir), cols);
           }
         }
-        bar.wait();  // before the B panel is repacked
+        bar.wait();  // before the shared panel or block is repacked
       }
     }
   }, T);

@@ -5,10 +5,10 @@
 
 namespace nm {
 
-// x (C,H,W) -> cols (C*KH*KW, OH*OW), row stride ldc
-void im2col(const float* x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc);
-// cols (C*KH*KW, OH*OW), row stride ldc -> dx (C,H,W), +=
-void col2im(const float* cols, int64_t ldc, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* dx);
+// G images x (G,C,H,W) -> cols (C*KH*KW, G*OH*OW), row stride ldc; image i in columns i*OH*OW..
+void im2col(const float* x, int G, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc);
+// cols (C*KH*KW, G*OH*OW), row stride ldc -> dx (G,C,H,W), +=
+void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* dx);
 // x (N,C,H,W) -> out, argmax (N,C,OH,OW)
 void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* out, int32_t* argmax);
 // gout, argmax (n) -> gx +=

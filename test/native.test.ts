@@ -45,9 +45,11 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
       for (const threads of [1, 2]) {
         a.setThreads(threads);
         for (let t = 0; t < 14; t++) {
-          const M = t === 0 ? 600 : sizes[rng.int(sizes.length)];
-          const N = t === 1 ? 530 : sizes[rng.int(sizes.length)];
-          const K = t < 3 ? 700 : sizes[rng.int(sizes.length)];
+          // t = 0, 1: many row blocks and column panels; t = 2: K in two balanced blocks; t = 3: a small
+          // C with a long K (split across threads); the rest: random edge sizes
+          const M = t === 0 ? 600 : t === 3 ? 20 : sizes[rng.int(sizes.length)];
+          const N = t === 1 ? 530 : t === 3 ? 25 : sizes[rng.int(sizes.length)];
+          const K = t < 3 ? 700 : t === 3 ? 9000 : sizes[rng.int(sizes.length)];
           const tA = rng.random() < 0.5, tB = rng.random() < 0.5;
           const alpha = [1, -0.5, 2][rng.int(3)], beta = [0, 1, 0.25][rng.int(3)];
           const lda = (tA ? M : K) + rng.int(3), ldb = (tB ? K : N) + rng.int(3), ldc = N + rng.int(3);
@@ -105,15 +107,16 @@ S('im2col and col2im (with offsets and a wide row stride), max-pool forward and 
   const a = need();
   for (let t = 0; t < 20; t++) {
     const g = geometry();
-    const L = g.OH * g.OW, rows = g.C * g.KH * g.KW, ld = L + rng.int(5), off = rng.int(3);
-    const x = f32(7 + g.C * g.H * g.W);
+    const G = 1 + rng.int(4);
+    const L = g.OH * g.OW, rows = g.C * g.KH * g.KW, ld = G * L + rng.int(5), off = rng.int(3);
+    const x = f32(7 + G * g.C * g.H * g.W);
     const c1 = f32(off + rows * ld), c2 = c1.slice();
-    a.im2col(x, 7, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, c1, off, ld);
-    jsKernels.im2col(x, 7, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, c2, off, ld);
-    assertClose(c1, c2, 0, `im2col ${JSON.stringify(g)}`);
-    const d1 = f32(3 + g.C * g.H * g.W), d2 = d1.slice();
-    a.col2im(c1, off, ld, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, d1, 3);
-    jsKernels.col2im(c1, off, ld, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, d2, 3);
+    a.im2col(x, 7, G, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, c1, off, ld);
+    jsKernels.im2col(x, 7, G, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, c2, off, ld);
+    assertClose(c1, c2, 0, `im2col G=${G} ${JSON.stringify(g)}`);
+    const d1 = f32(3 + G * g.C * g.H * g.W), d2 = d1.slice();
+    a.col2im(c1, off, ld, G, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, d1, 3);
+    jsKernels.col2im(c1, off, ld, G, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, d2, 3);
     assertClose(d1, d2, 1e-6, 'col2im');
     // pooling needs padding <= half the kernel
     const p = { ...g, PH: rng.int(Math.floor(g.KH / 2) + 1), PW: rng.int(Math.floor(g.KW / 2) + 1) };
@@ -269,8 +272,10 @@ S('argument checks: wrong types and lengths, negative or huge sizes, bad strides
   assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, new Float64Array(6) as unknown as Float32Array, 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: A must be a Float32Array/);
   assertThrows(() => (a.gemm as unknown as (...x: unknown[]) => void)(false, false, 2), /gemm: expected 16 arguments, got 3/);
   assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 3), /gemm: C \(2x2, ld 3, offset 0\) needs 5 elements, the array has 4/);
-  assertThrows(() => a.im2col(new Float32Array(10), 0, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(36), 0, 4), /im2col: x .* needs 16 elements, the array has 10/);
-  assertThrows(() => a.im2col(new Float32Array(16), 0, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(30), 0, 4), /im2col: cols \(9x4, ld 4, offset 0\) needs 36 elements/);
+  assertThrows(() => a.im2col(new Float32Array(10), 0, 1, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(36), 0, 4), /im2col: x .* needs 16 elements, the array has 10/);
+  assertThrows(() => a.im2col(new Float32Array(16), 0, 1, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(30), 0, 4), /im2col: cols \(9x4, ld 4, offset 0\) needs 36 elements/);
+  assertThrows(() => a.im2col(new Float32Array(32), 0, 2, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(36), 0, 4), /im2col: leading dimension of cols is 4, less than its 8 columns/);
+  assertThrows(() => a.col2im(new Float32Array(36), 0, 4, 3, 1, 4, 4, 3, 3, 1, 1, 0, 0, 2, 2, new Float32Array(32), 0), /col2im: leading dimension of cols is 4, less than its 12 columns/);
   assertThrows(() => a.maxPool2dBackward(new Float32Array(2), new Int32Array([0, 9]), new Float32Array(4)), /maxPool2dBackward: argmax\[1\] = 9 is outside gx \(4 elements\)/);
   assertThrows(() => a.maxPool2d(new Float32Array(16), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2, new Float32Array(3), new Int32Array(4)), /maxPool2d: out has 3 elements, expected 4/);
   assertThrows(() => a.binary('add', new Float32Array(3), [1], new Float32Array(4), [1], new Float32Array(4), [4], 0, 0), /binary: aStrides over outShape reach beyond a \(3 elements\)/);

@@ -5,7 +5,7 @@ import { gemmJs } from './js-gemm.js';
 import type { Backend, BinaryOp, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
 
 // x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols
-function im2col(
+function im2colOne(
   x: FloatArray, xOff: number, C: number, H: number, W: number,
   KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
   cols: FloatArray, colsOff: number, ldCols: number,
@@ -31,7 +31,7 @@ function im2col(
 }
 
 // cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols -> dx (C,H,W) at dxOff, +=
-function col2im(
+function col2imOne(
   cols: FloatArray, colsOff: number, ldCols: number, C: number, H: number, W: number,
   KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
   dx: FloatArray, dxOff: number,
@@ -53,6 +53,23 @@ function col2im(
       }
     }
   }
+}
+
+// G images (G,C,H,W) -> cols (C*KH*KW, G*OH*OW): image i in columns i*OH*OW..
+function im2col(
+  x: FloatArray, xOff: number, G: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  cols: FloatArray, colsOff: number, ldCols: number,
+): void {
+  for (let i = 0; i < G; i++) im2colOne(x, xOff + i * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, colsOff + i * OH * OW, ldCols);
+}
+
+function col2im(
+  cols: FloatArray, colsOff: number, ldCols: number, G: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  dx: FloatArray, dxOff: number,
+): void {
+  for (let i = 0; i < G; i++) col2imOne(cols, colsOff + i * OH * OW, ldCols, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, dx, dxOff + i * C * H * W);
 }
 
 // x (N,C,H,W) -> out, argmax (N,C,OH,OW)

@@ -35,18 +35,18 @@ export interface Kernels {
     beta: number, C: FloatArray, cOff: number, ldc: number,
   ): void;
 
-  // x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW) at colsOff with row stride ldCols (>= OH*OW, so
-  // several images can sit side by side in one matrix); padding reads as zero
+  // G images x (G,C,H,W) at xOff -> cols (C*KH*KW, G*OH*OW) at colsOff with row stride ldCols
+  // (>= G*OH*OW): image i fills columns i*OH*OW.. of every row; padding reads as zero
   im2col(
-    x: FloatArray, xOff: number, C: number, H: number, W: number,
+    x: FloatArray, xOff: number, G: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
     cols: FloatArray, colsOff: number, ldCols: number,
   ): void;
 
-  // cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols -> dx (C,H,W) at dxOff, accumulated (+=);
-  // the adjoint of im2col
+  // cols (C*KH*KW, G*OH*OW) at colsOff, row stride ldCols -> dx (G,C,H,W) at dxOff, accumulated
+  // (+=); the adjoint of im2col
   col2im(
-    cols: FloatArray, colsOff: number, ldCols: number, C: number, H: number, W: number,
+    cols: FloatArray, colsOff: number, ldCols: number, G: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
     dx: FloatArray, dxOff: number,
   ): void;

@@ -507,6 +507,11 @@ export function setConvChunk(elements: number): number {
   return prev;
 }
 
+/** how many images conv2d puts into one im2col matrix (and one GEMM), for a batch of N */
+export function convChunkImages(N: number, CKK: number, L: number): number {
+  return Math.max(1, Math.min(N, Math.floor(CONV_CHUNK / Math.max(1, CKK * L))));
+}
+
 export interface ConvOptions {
   stride?: Pair;
   padding?: Pair;
@@ -533,7 +538,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   const L = OH * OW, CKK = C * KH * KW;
   // images are taken G at a time: im2col writes them side by side into one (CKK, G*L) matrix, so each
   // chunk is one wide GEMM instead of G narrow ones; G keeps that matrix near CONV_CHUNK elements
-  const G = Math.max(1, Math.min(N, Math.floor(CONV_CHUNK / Math.max(1, CKK * L))));
+  const G = convChunkImages(N, CKK, L);
   const out = allocate(dtype, N * OC * L);
   const cols = allocate(dtype, CKK * G * L);
   const tmp = G > 1 ? allocate(dtype, OC * G * L) : null;
@@ -541,7 +546,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   const im2col = kernel('im2col', dtype);
   const permuteK = kernel('permute', dtype);
   const fillCols = (n0: number, g: number) => {
-    for (let i = 0; i < g; i++) im2col(x.data, (n0 + i) * C * H * W, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, i * L, g * L);
+    im2col(x.data, n0 * C * H * W, g, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, g * L);
   };
   for (let n0 = 0; n0 < N; n0 += G) {
     const g = Math.min(G, N - n0);
@@ -554,13 +559,8 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
       permuteK(tmp!.subarray(0, OC * g * L) as FloatArray, [OC, g, L], [1, 0, 2], out.subarray(n0 * OC * L, (n0 + g) * OC * L) as FloatArray);
     }
   }
-  if (b) {
-    for (let n = 0; n < N; n++) for (let o = 0; o < OC; o++) {
-      const bv = b.data[o];
-      const base = (n * OC + o) * L;
-      for (let i = 0; i < L; i++) out[base + i] += bv;
-    }
-  }
+  // out (N,OC,L) += b (1,OC,1)
+  if (b) kernel('binary', dtype)('add', out, [OC * L, L, 1], b.data, [0, 1, 0], out, [N, OC, L], 0, 0);
   const inputs = b ? [x, w, b] : [x, w];
   return make(out, [N, OC, OH, OW], 'conv2d', inputs, (g) => {
     const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
@@ -586,18 +586,14 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
       }
       if (gx && dcols) {
         gemm(true, false, CKK, k * L, OC, 1, w.data, 0, CKK, go, goOff, k * L, 0, dcols, 0, k * L);
-        for (let i = 0; i < k; i++) col2im(dcols, i * L, k * L, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, (n0 + i) * C * H * W);
+        col2im(dcols, 0, k * L, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, n0 * C * H * W);
       }
     }
     let gb: Tensor | null = null;
     if (b && b.requiresGrad) {
+      // gb (OC) = sum of g (N,OC,L) over N and L
       const d = allocate(dtype, OC);
-      for (let n = 0; n < N; n++) for (let o = 0; o < OC; o++) {
-        let s = 0;
-        const base = (n * OC + o) * L;
-        for (let i = 0; i < L; i++) s += g.data[base + i];
-        d[o] += s;
-      }
+      kernel('reduce', dtype)('sum', g.data, [N, OC, L], [0, 1, 0], d);
       gb = new Tensor(d, [OC]);
     }
     const res: (Tensor | null)[] = [gx ? new Tensor(gx, x.shape) : null, gw ? new Tensor(gw, w.shape) : null];
