@@ -33,11 +33,10 @@ export interface NativeAddon {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
+/** NEURONMERGE_NATIVE_PATH (a custom build) replaces the usual places: build/Release, build/Debug */
 function candidates(): string[] {
-  const list: string[] = [];
-  if (process.env.NEURONMERGE_NATIVE_PATH) list.push(process.env.NEURONMERGE_NATIVE_PATH);
-  list.push(join(root, 'build', 'Release', 'neuronmerge.node'), join(root, 'build', 'Debug', 'neuronmerge.node'));
-  return list;
+  if (process.env.NEURONMERGE_NATIVE_PATH) return [process.env.NEURONMERGE_NATIVE_PATH];
+  return [join(root, 'build', 'Release', 'neuronmerge.node'), join(root, 'build', 'Debug', 'neuronmerge.node')];
 }
 
 let addon: NativeAddon | null = null;
