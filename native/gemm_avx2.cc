@@ -4,7 +4,7 @@
 // Built with -mavx2 -mfma (see binding.gyp); only called where CPUID reports AVX2 and FMA.
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
 #define NM_VW 8
-#define NM_KC 512
+#define NM_KC 256
 #define NM_MR 6
 #define NM_NV 2
 #define NM_MC_PANELS 16
