@@ -11,12 +11,12 @@
 
 namespace nm {
 
-void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t);
-void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t);
-void sgemm_generic(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t);
-void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
-void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
-void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
+void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void sgemm_generic(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int);
+void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int);
+void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int);
 bool have_avx512_kernel();
 bool have_avx2_kernel();
 
@@ -47,11 +47,11 @@ Isa detect() {
 
 Isa current = detect();
 
-void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   switch (current) {
-    case Isa::Avx512: sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc); break;
-    case Isa::Avx2: sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc); break;
-    default: sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    case Isa::Avx512: sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+    case Isa::Avx2: sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+    default: sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
 }
 
@@ -69,32 +69,38 @@ bool set_gemm_isa(Isa isa) {
 
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
   if (M <= 0 || N <= 0) return;
-  if (beta != 1.f) {
+  auto scale = [&] {
+    if (beta == 1.f) return;
     for (int i = 0; i < M; i++) {
       float* row = C + static_cast<int64_t>(i) * ldc;
       if (beta == 0.f) std::memset(row, 0, sizeof(float) * N);
       else for (int j = 0; j < N; j++) row[j] *= beta;
     }
+  };
+  if (K <= 0 || alpha == 0.f) {
+    scale();
+    return;
   }
-  if (K <= 0 || alpha == 0.f) return;
+  // the kernels apply beta themselves with the first K block (beta = 0 never reads C)
   int T = threads > 0 ? threads : num_threads();
   const double flops = 2.0 * M * N * K;
   if (flops < 4e6) T = 1;  // too small to share
   if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
   if (T <= 1) {
-    serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   T = std::min(T, num_threads());
   // a small C with a long K (weight gradients: K = batch x pixels): each thread takes a slice of K
   // into its own C, and the slices are summed
   if (static_cast<int64_t>(M) * N <= (1 << 16) && K >= 2048 * T) {
-    std::vector<std::vector<float>> part(T, std::vector<float>(static_cast<size_t>(M) * N, 0.f));
+    scale();
+    std::vector<std::vector<float>> part(T, std::vector<float>(static_cast<size_t>(M) * N));
     parallel_for(T, [&](int t) {
       const int k0 = static_cast<int>(static_cast<int64_t>(K) * t / T), k1 = static_cast<int>(static_cast<int64_t>(K) * (t + 1) / T);
       const float* Ap = ta ? A + static_cast<int64_t>(k0) * lda : A + k0;
       const float* Bp = tb ? B + k0 : B + static_cast<int64_t>(k0) * ldb;
-      serial(ta, tb, M, N, k1 - k0, alpha, Ap, lda, Bp, ldb, part[t].data(), N);
+      serial(ta, tb, M, N, k1 - k0, alpha, Ap, lda, Bp, ldb, 0.f, part[t].data(), N);
     }, T);
     for (int i = 0; i < M; i++) {
       float* row = C + static_cast<int64_t>(i) * ldc;
@@ -106,9 +112,9 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
     return;
   }
   switch (current) {
-    case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T); break;
-    case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T); break;
-    default: sgemm_generic_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, T);
+    case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T); break;
+    case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T); break;
+    default: sgemm_generic_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T);
   }
 }
 

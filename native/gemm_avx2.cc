@@ -18,7 +18,7 @@
 namespace nm {
 bool have_avx2_kernel() { return NM_HAVE; }
 #if !NM_HAVE
-void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
-void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float*, int64_t, int) { abort(); }
+void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
+void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int) { abort(); }
 #endif
 }  // namespace nm

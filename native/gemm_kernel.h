@@ -30,6 +30,8 @@ constexpr int NR = NV * VW;
 constexpr int KC = NM_KC;
 constexpr int MC = MR * (NM_MC_PANELS);
 constexpr int NC = 4096;
+// columns of B packed at a time where C has a single block of rows (an L2-sized piece)
+constexpr int NS = (NR * ((64 * 1024) / (KC * NR))) > 0 ? NR * ((64 * 1024) / (KC * NR)) : NR;
 
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));  // unaligned access
@@ -74,35 +76,42 @@ inline void pack_a(const float* A, int64_t lda, bool ta, int i0, int mc, int p0,
 }
 
 inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0, int nc, float* dst) {
+  const int full = nc / NR * NR;
+  if (!tb) {
+    // row by row: each row of B is read as one contiguous run (friendly to the prefetcher and the
+    // TLB), and its NR-wide pieces go to their panels
+    for (int p = 0; p < kc; p++) {
+      const float* s = B + static_cast<int64_t>(p0 + p) * ldb + j0;
+      for (int jr = 0; jr < full; jr += NR) {
+        float* d = dst + static_cast<int64_t>(jr) * kc + p * NR;
+        for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(d + v * VW) = *reinterpret_cast<const vfu*>(s + jr + v * VW);
+      }
+      if (full < nc) {
+        float* d = dst + static_cast<int64_t>(full) * kc + p * NR;
+        int c = 0;
+        for (; c < nc - full; c++) d[c] = s[full + c];
+        for (; c < NR; c++) d[c] = 0.f;
+      }
+    }
+    return;
+  }
   for (int jr = 0; jr < nc; jr += NR) {
     const int cols = std::min(NR, nc - jr);
     float* d = dst + static_cast<int64_t>(jr) * kc;
-    if (!tb) {
-      for (int p = 0; p < kc; p++) {
-        const float* s = B + static_cast<int64_t>(p0 + p) * ldb + j0 + jr;
-        if (cols == NR) {
-          for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(d + p * NR + v * VW) = *reinterpret_cast<const vfu*>(s + v * VW);
-        } else {
-          int c = 0;
-          for (; c < cols; c++) d[p * NR + c] = s[c];
-          for (; c < NR; c++) d[p * NR + c] = 0.f;
-        }
-      }
-    } else {
-      // op(B)(k,j) = B[j*ldb + k]: read along k, write strided
-      for (int c = 0; c < cols; c++) {
-        const float* s = B + static_cast<int64_t>(j0 + jr + c) * ldb + p0;
-        for (int p = 0; p < kc; p++) d[p * NR + c] = s[p];
-      }
-      for (int c = cols; c < NR; c++)
-        for (int p = 0; p < kc; p++) d[p * NR + c] = 0.f;
+    // op(B)(k,j) = B[j*ldb + k]: read along k, write strided
+    for (int c = 0; c < cols; c++) {
+      const float* s = B + static_cast<int64_t>(j0 + jr + c) * ldb + p0;
+      for (int p = 0; p < kc; p++) d[p * NR + c] = s[p];
     }
+    for (int c = cols; c < NR; c++)
+      for (int p = 0; p < kc; p++) d[p * NR + c] = 0.f;
   }
 }
 
 // C tile (rows x cols, row stride ldc) += alpha * Apanel (kc x MR) * Bpanel (kc x NR); consecutive k
 // of the B panel are ldbp apart (NR when packed, ldb when read in place from a row-major B)
-inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldbp, float* c, int64_t ldc, float alpha, int rows, int cols) {
+// C = alpha*acc + beta*C; beta = 0 never reads C (the first K block of a product with beta 0)
+inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldbp, float* c, int64_t ldc, float alpha, float beta, int rows, int cols) {
   vf acc[MR][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) {
@@ -133,7 +142,9 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) {
         vfu* cp = reinterpret_cast<vfu*>(cr + v * VW);
-        *cp = *cp + acc[r][v] * alpha;
+        if (beta == 0.f) *cp = acc[r][v] * alpha;
+        else if (beta == 1.f) *cp = *cp + acc[r][v] * alpha;
+        else *cp = *cp * beta + acc[r][v] * alpha;
       }
     }
   } else {
@@ -141,7 +152,10 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
     for (int r = 0; r < MR; r++)
       for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(tile + r * NR + v * VW) = acc[r][v];
     for (int r = 0; r < rows; r++)
-      for (int q = 0; q < cols; q++) c[r * ldc + q] += alpha * tile[r * NR + q];
+      for (int q = 0; q < cols; q++) {
+        float& cv = c[r * ldc + q];
+        cv = beta == 0.f ? alpha * tile[r * NR + q] : beta == 1.f ? cv + alpha * tile[r * NR + q] : cv * beta + alpha * tile[r * NR + q];
+      }
   }
 }
 
@@ -157,7 +171,7 @@ inline int k_block(int K) {
   return (K + nk - 1) / nk;
 }
 
-void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int KB = k_block(K);
   tls.ensure();
@@ -167,15 +181,19 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
     const int nc = std::min(NC, N - jc);
     for (int pc = 0; pc < K; pc += KB) {
       const int kc = std::min(KB, K - pc);
+      const float bk = pc == 0 ? beta : 1.f;
       if (M <= MC) {
-        // one block of rows: each B panel is used by that block only, so pack it just before use,
-        // into a buffer that stays in L1/L2, instead of packing the whole KC x NC panel first
+        // one block of rows: each B panel is used by that block only, so pack B a few panels at a time
+        // (NS columns, an L2-sized block) just before use, instead of the whole KC x NC panel first
         pack_a(A, lda, ta, 0, M, pc, kc, pa);
-        for (int jr = 0; jr < nc; jr += NR) {
-          const int cols = std::min(NR, nc - jr);
-          pack_b(B, ldb, tb, pc, kc, jc + jr, cols, pb);
-          for (int ir = 0; ir < M; ir += MR)
-            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, pb, NR, C + static_cast<int64_t>(ir) * ldc + jc + jr, ldc, alpha, std::min(MR, M - ir), cols);
+        for (int js = 0; js < nc; js += NS) {
+          const int ns = std::min(NS, nc - js);
+          pack_b(B, ldb, tb, pc, kc, jc + js, ns, pb);
+          for (int jr = 0; jr < ns; jr += NR) {
+            const int cols = std::min(NR, ns - jr);
+            for (int ir = 0; ir < M; ir += MR)
+              micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, pb + static_cast<int64_t>(jr) * kc, NR, C + static_cast<int64_t>(ir) * ldc + jc + js + jr, ldc, alpha, bk, std::min(MR, M - ir), cols);
+          }
         }
         continue;
       }
@@ -188,7 +206,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
           const float* bp = pb + static_cast<int64_t>(jr) * kc;
           for (int ir = 0; ir < mc; ir += MR) {
             const int rows = std::min(MR, mc - ir);
-            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, rows, cols);
+            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, bk, rows, cols);
           }
         }
       }
@@ -232,7 +250,7 @@ class SpinBarrier {
 // parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
 // then either each thread takes its own rows of C (packing its own A blocks), or, where C has too few
 // rows, one thread packs each A block and all split its column panels.
-void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int T) {
+void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   tls.ensure();
   float* const pbShared = tls.b;  // the caller's buffers: the shared B panel, or the shared A block
@@ -250,6 +268,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
       const int panels = (nc + NR - 1) / NR;
       for (int pc = 0; pc < K; pc += KB) {
         const int kc = std::min(KB, K - pc);
+        const float bk = pc == 0 ? beta : 1.f;
         if (byRows) {
           // the B panel is packed together, then each thread runs its rows against all of it
           const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
@@ -265,7 +284,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
               const int cols = std::min(NR, nc - jr);
               const float* bp = pbShared + static_cast<int64_t>(jr) * kc;
               for (int ir = 0; ir < mc; ir += MR)
-                micro_kernel(kc, tls.a + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, std::min(MR, mc - ir), cols);
+                micro_kernel(kc, tls.a + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, bk, std::min(MR, mc - ir), cols);
             }
           }
         } else {
@@ -274,11 +293,15 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
           if (t == 0) pack_a(A, lda, ta, 0, M, pc, kc, paShared);
           bar.wait();
           const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
-          for (int q = p0; q < p1; q++) {
-            const int jr = q * NR, cols = std::min(NR, nc - jr);
-            pack_b(B, ldb, tb, pc, kc, jc + jr, cols, tls.b);
-            for (int ir = 0; ir < M; ir += MR)
-              micro_kernel(kc, paShared + static_cast<int64_t>(ir) * kc, tls.b, NR, C + static_cast<int64_t>(ir) * ldc + jc + jr, ldc, alpha, std::min(MR, M - ir), cols);
+          const int e = std::min(nc, p1 * NR);
+          for (int js = p0 * NR; js < e; js += NS) {
+            const int ns = std::min(NS, e - js);
+            pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b);
+            for (int jr = 0; jr < ns; jr += NR) {
+              const int cols = std::min(NR, ns - jr);
+              for (int ir = 0; ir < M; ir += MR)
+                micro_kernel(kc, paShared + static_cast<int64_t>(ir) * kc, tls.b + static_cast<int64_t>(jr) * kc, NR, C + static_cast<int64_t>(ir) * ldc + jc + js + jr, ldc, alpha, bk, std::min(MR, M - ir), cols);
+            }
           }
         }
         bar.wait();  // before the shared panel or block is repacked
