@@ -89,7 +89,7 @@ const LENET_CONVS: ConvLayer[] = [
   { name: 'lenet5.conv2', C: 20, OC: 50, H: 12, k: 5, pad: 0, first: false },
 ];
 
-/** the GEMMs conv2d runs for one chunk of images, and how many chunks a batch makes */
+/** the GEMMs conv2d runs for one chunk of images, and how many chunks a batch makes (fractional) */
 function convGemms(l: ConvLayer, batch: number): { shapes: Shape[]; chunks: number } {
   const OH = l.H + 2 * l.pad - l.k + 1;
   const L = OH * OH, CKK = l.C * l.k * l.k;
@@ -99,7 +99,7 @@ function convGemms(l: ConvLayer, batch: number): { shapes: Shape[]; chunks: numb
     { kernel: `${l.name} dW`, tA: false, tB: true, M: l.OC, N: CKK, K: g * L },
   ];
   if (!l.first) shapes.push({ kernel: `${l.name} dX`, tA: true, tB: false, M: CKK, N: g * L, K: l.OC });
-  return { shapes, chunks: Math.ceil(batch / g) };
+  return { shapes, chunks: batch / g };
 }
 
 /** y = x·Wᵀ with W (out, in): forward, input gradient, weight gradient */
@@ -217,7 +217,8 @@ async function benchConv(args: BenchArgs, haveNative: boolean, ob: OpenBlas | nu
       b.grad = null;
     }, { iterations: 3 });
     const gemm = convGemms(l, batch);
-    const flop = gemm.shapes.reduce((p, s) => p + 2 * s.M * s.N * s.K, 0) * gemm.chunks;
+    // multiply-adds x 2 of the forward and the backward products the layer needs, for the whole batch
+    const flop = gemm.shapes.length * 2 * batch * l.OC * l.C * 9 * l.H * l.H;
     let refMs: number | null = null;
     if (ob) {
       ob.setThreads(nativeAddon()!.threads());
