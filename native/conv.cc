@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "kernels.h"
 #include "threadpool.h"
@@ -40,9 +41,34 @@ void im2col(const float* x, int G, int C, int H, int W, int KH, int KW, int SH, 
       }
     }
   };
+  // small feature maps (deep layers: 4x4, 2x2): the loops above would spend their time on bounds;
+  // instead a table gives, for each kernel offset and output pixel, the input offset (or -1: padding)
+  std::vector<int32_t> table;
+  if (L <= 64) {
+    table.resize(static_cast<size_t>(KH) * KW * L);
+    for (int kh = 0; kh < KH; kh++)
+      for (int kw = 0; kw < KW; kw++)
+        for (int oh = 0; oh < OH; oh++)
+          for (int ow = 0; ow < OW; ow++) {
+            const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+            table[(static_cast<size_t>(kh) * KW + kw) * L + oh * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
+          }
+  }
+  auto row_table = [&](int r) {
+    const int c = r / (KH * KW), k = r % (KH * KW);
+    const int32_t* tb = table.data() + static_cast<size_t>(k) * L;
+    float* o = cols + static_cast<int64_t>(r) * ldc;
+    for (int i = 0; i < G; i++, o += L) {
+      const float* img = x + i * image + c * plane;
+      for (int l = 0; l < L; l++) o[l] = tb[l] >= 0 ? img[tb[l]] : 0.f;
+    }
+  };
   const int T = static_cast<int64_t>(rows) * G * L > (1 << 15) ? std::min(num_threads(), rows) : 1;
   parallel_for(T, [&](int t) {
-    for (int r = rows * t / T; r < rows * (t + 1) / T; r++) row(r);
+    for (int r = rows * t / T; r < rows * (t + 1) / T; r++) {
+      if (L <= 64) row_table(r);
+      else row(r);
+    }
   }, T);
 }
 
@@ -73,9 +99,33 @@ void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, 
       }
     }
   };
+  std::vector<int32_t> table;
+  if (L <= 64) {
+    table.resize(static_cast<size_t>(KH) * KW * L);
+    for (int kh = 0; kh < KH; kh++)
+      for (int kw = 0; kw < KW; kw++)
+        for (int oh = 0; oh < OH; oh++)
+          for (int ow = 0; ow < OW; ow++) {
+            const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+            table[(static_cast<size_t>(kh) * KW + kw) * L + oh * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
+          }
+  }
+  auto one_table = [&](int64_t p) {
+    const int i = static_cast<int>(p / C), c = static_cast<int>(p % C);
+    float* out = dx + p * plane;
+    for (int k = 0; k < KH * KW; k++) {
+      const int32_t* tb = table.data() + static_cast<size_t>(k) * L;
+      const float* o = cols + static_cast<int64_t>(c * KH * KW + k) * ldc + i * L;
+      for (int l = 0; l < L; l++)
+        if (tb[l] >= 0) out[tb[l]] += o[l];
+    }
+  };
   const int T = planes * KH * KW * L > (1 << 15) ? static_cast<int>(std::min<int64_t>(num_threads(), planes)) : 1;
   parallel_for(T, [&](int t) {
-    for (int64_t p = planes * t / T; p < planes * (t + 1) / T; p++) one(p);
+    for (int64_t p = planes * t / T; p < planes * (t + 1) / T; p++) {
+      if (L <= 64) one_table(p);
+      else one(p);
+    }
   }, T);
 }
 
