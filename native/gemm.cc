@@ -84,7 +84,7 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
   // the kernels apply beta themselves with the first K block (beta = 0 never reads C)
   int T = threads > 0 ? threads : num_threads();
   const double flops = 2.0 * M * N * K;
-  if (flops < 4e6) T = 1;  // too small to share
+  if (flops < 1e6) T = 1;  // too small to share
   if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
   if (T <= 1) {
     serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -95,16 +95,28 @@ inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0,
     }
     return;
   }
+  // op(B)(k,j) = B[j*ldb + k]: each column of the panel is contiguous along k. Transpose through a
+  // small tile: read 8 k of each of the NR columns, then write 8 full rows of the panel
+  constexpr int PB = 8;
+  alignas(64) float tile[NR][PB];
   for (int jr = 0; jr < nc; jr += NR) {
     const int cols = std::min(NR, nc - jr);
     float* d = dst + static_cast<int64_t>(jr) * kc;
-    // op(B)(k,j) = B[j*ldb + k]: read along k, write strided
-    for (int c = 0; c < cols; c++) {
-      const float* s = B + static_cast<int64_t>(j0 + jr + c) * ldb + p0;
-      for (int p = 0; p < kc; p++) d[p * NR + c] = s[p];
+    int p = 0;
+    for (; p + PB <= kc; p += PB) {
+      for (int c = 0; c < cols; c++) {
+        const float* s = B + static_cast<int64_t>(j0 + jr + c) * ldb + p0 + p;
+        for (int i = 0; i < PB; i++) tile[c][i] = s[i];
+      }
+      for (int c = cols; c < NR; c++)
+        for (int i = 0; i < PB; i++) tile[c][i] = 0.f;
+      for (int i = 0; i < PB; i++)
+        for (int c = 0; c < NR; c++) d[(p + i) * NR + c] = tile[c][i];
     }
-    for (int c = cols; c < NR; c++)
-      for (int p = 0; p < kc; p++) d[p * NR + c] = 0.f;
+    for (; p < kc; p++) {
+      for (int c = 0; c < cols; c++) d[p * NR + c] = B[static_cast<int64_t>(j0 + jr + c) * ldb + p0 + p];
+      for (int c = cols; c < NR; c++) d[p * NR + c] = 0.f;
+    }
   }
 }
 
