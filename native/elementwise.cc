@@ -38,7 +38,7 @@ void unary_range(UnaryOp op, const float* x, float* out, int64_t s, int64_t e, f
     case U_LOG: for (int64_t i = s; i < e; i++) out[i] = std::log(x[i]); break;
     case U_SQRT: for (int64_t i = s; i < e; i++) out[i] = std::sqrt(x[i]); break;
     case U_ABS: for (int64_t i = s; i < e; i++) out[i] = std::fabs(x[i]); break;
-    case U_RELU: for (int64_t i = s; i < e; i++) out[i] = x[i] > 0.f ? x[i] : 0.f; break;
+    case U_RELU: for (int64_t i = s; i < e; i++) out[i] = x[i] > 0.f || x[i] != x[i] ? x[i] : 0.f; break;  // NaN passes through
     case U_SIGMOID:
       for (int64_t i = s; i < e; i++) {
         const float v = x[i];
@@ -191,7 +191,7 @@ void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int
       for (int64_t j = 0; j < last; j++) {
         const float v = p[j];
         float& q = out[o + j * sl];
-        if (!(v <= q)) q = v;
+        if (q == q && !(v <= q)) q = v;  // a NaN takes the place and keeps it
       }
     }
     for (int d = nd - 2; d >= 0; d--) {

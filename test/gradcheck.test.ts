@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   abs, add, affine, avgPool2d, batchNorm, cast, cat, clamp, conv2d, crossEntropy, div, dropout, exp, gradcheck, log,
-  logSoftmax, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
+  logSoftmax, linear, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
   softmax, sqrt, square, sub, sum, take, tanh, Tensor, transpose, setConvChunk,
 } from '../src/index.js';
 import { distinct, rand, randShape } from './helpers.js';
@@ -110,6 +110,13 @@ G('matmul: 2-D, batched, broadcast batch', () => {
   check('matmul broadcast b', matmul, [rand(rng, [2, 3, 2, 4]), rand(rng, [4, 3])]);
   check('matmul broadcast a', matmul, [rand(rng, [3, 4]), rand(rng, [2, 4, 1])]);
   check('matmul broadcast size-1 batch', matmul, [rand(rng, [1, 3, 2]), rand(rng, [4, 2, 3])]);
+});
+
+G('linear (x·wᵀ + b) with and without bias', () => {
+  for (const [N, I, O] of [[1, 1, 1], [5, 3, 7], [4, 9, 2]]) {
+    check('linear', (x, w, b) => linear(x, w, b), [rand(rng, [N, I]), rand(rng, [O, I]), rand(rng, [O])]);
+    check('linear no bias', (x, w) => linear(x, w), [rand(rng, [N, I]), rand(rng, [O, I])]);
+  }
 });
 
 G('conv2d with stride, padding, bias, odd sizes', () => {

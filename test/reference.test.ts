@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   add, argmax, avgPool2d, batchNorm, cat, conv2d, div, gemmJs, gemmNaive, max, maximum, maxPool2d, mul, noGrad,
-  permute, pow, Rng, setConvChunk, softmax, sub, sum, tensor, Tensor, zeros, ones, matmul,
+  permute, pow, relu, Rng, setConvChunk, softmax, sub, sum, tensor, Tensor, zeros, ones, matmul,
 } from '../src/index.js';
 import { assertClose, rand, randShape } from './helpers.js';
 
@@ -225,6 +225,17 @@ R('permute against an index-by-index reference', () => {
       perm.forEach((p, k) => (xi[p] = oi[k]));
       assert.is(y.data[i], x.data[ravel(xi, shape)]);
     }
+  }
+});
+
+R('NaN is never hidden: relu, max-pool, max, maximum and matmul pass it on', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const x = tensor([[NaN, -1], [2, 3]], undefined, { dtype });
+    assert.ok(Number.isNaN(relu(x).data[0]), `relu ${dtype}`);
+    assert.ok(Number.isNaN(max(x, 1).data[0]), `max ${dtype}`);
+    assert.ok(Number.isNaN(maximum(x, 0).data[0]), `maximum ${dtype}`);
+    assert.ok(Number.isNaN(matmul(x, x).data[1]), `matmul ${dtype}`);
+    assert.ok(Number.isNaN(maxPool2d(x.reshape([1, 1, 2, 2]), 2).data[0]), `maxPool2d ${dtype}`);
   }
 });
 

@@ -167,7 +167,7 @@ function unary(op: UnaryOp, x: FloatArray, out: FloatArray, p0: number, p1: numb
     case 'log': for (let i = 0; i < n; i++) out[i] = Math.log(x[i]); break;
     case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]); break;
     case 'abs': for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]); break;
-    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : 0; } break;
+    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 || v !== v ? v : 0; } break; // NaN passes through
     case 'sigmoid':
       for (let i = 0; i < n; i++) {
         const v = x[i];
@@ -269,8 +269,8 @@ function reduce(op: ReduceOp, x: FloatArray, shape: number[], os: number[], out:
       } else for (let j = 0, q = o; j < last; j++, q += sl) out[q] += x[xi + j];
     } else {
       for (let j = 0, q = o; j < last; j++, q += sl) {
-        const v = x[xi + j];
-        if (!(v <= out[q])) out[q] = v; // NaN propagates
+        const v = x[xi + j], c = out[q];
+        if (c === c && !(v <= c)) out[q] = v; // a NaN takes the place and keeps it
       }
     }
     xi += last;

@@ -475,6 +475,50 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   ]);
 }
 
+// x (N,in), w (out,in), b (out) or null -> (N,out): y = x·wᵀ + b, straight through the GEMM (no
+// transposed copy); weights are stored one row per output unit, the layout merging works on
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+  checkTensor('linear', x);
+  checkTensor('linear', w, 'weight');
+  if (x.ndim !== 2) throw new Error(`linear: input must be (N,in), got shape ${shapeStr(x.shape)}`);
+  if (w.ndim !== 2) throw new Error(`linear: weight must be (out,in), got shape ${shapeStr(w.shape)}`);
+  const [N, I] = x.shape;
+  const [O, I2] = w.shape;
+  if (I !== I2) throw new Error(`linear: input ${shapeStr(x.shape)} has ${I} features but weight ${shapeStr(w.shape)} expects ${I2}`);
+  const dtype = sameDtype('linear', x, w);
+  if (b !== null) {
+    checkTensor('linear', b, 'bias');
+    if (b.ndim !== 1 || b.shape[0] !== O) throw new Error(`linear: bias must have shape [${O}], got ${shapeStr(b.shape)}`);
+    sameDtype('linear', x, b);
+  }
+  const gemm = kernel('gemm', dtype);
+  const out = allocate(dtype, N * O);
+  gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 0, out, 0, O);
+  if (b) kernel('binary', dtype)('add', out, [O, 1], b.data, [0, 1], out, [N, O], 0, 0);
+  const inputs = b ? [x, w, b] : [x, w];
+  return make(out, [N, O], 'linear', inputs, (g) => {
+    const res: (Tensor | null)[] = [null, null];
+    if (x.requiresGrad) {
+      const gx = allocate(dtype, N * I);
+      gemm(false, false, N, I, O, 1, g.data, 0, O, w.data, 0, I, 0, gx, 0, I);
+      res[0] = new Tensor(gx, x.shape);
+    }
+    if (w.requiresGrad) {
+      const gw = allocate(dtype, O * I);
+      gemm(true, false, O, I, N, 1, g.data, 0, O, x.data, 0, I, 0, gw, 0, I);
+      res[1] = new Tensor(gw, w.shape);
+    }
+    if (b) {
+      if (b.requiresGrad) {
+        const gb = allocate(dtype, O);
+        kernel('reduce', dtype)('sum', g.data, [N, O], [0, 1], gb);
+        res.push(new Tensor(gb, [O]));
+      } else res.push(null);
+    }
+    return res;
+  });
+}
+
 // ---------------------------------------------------------------- convolution and pooling
 
 export type Pair = number | [number, number];

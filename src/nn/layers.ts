@@ -1,0 +1,174 @@
+// Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
+// the layout neuron merging works on. Every random initialisation takes an Rng.
+import { batchNorm, conv2d, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
+import type { Pair } from '../tensor/ops.js';
+import { Rng } from '../tensor/rng.js';
+import { full, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
+import { Module } from './module.js';
+
+export type Init = 'kaiming' | 'xavier' | 'zeros';
+
+/** a (fanOut, ...) weight: Kaiming normal (std √(2/fanIn)) for ReLU nets, Xavier uniform for sigmoid ones */
+export function initWeight(shape: number[], fanIn: number, fanOut: number, init: Init, rng: Rng): Tensor {
+  if (!(rng instanceof Rng)) throw new Error('initWeight: rng must be an Rng (every random choice takes a seed)');
+  if (init === 'zeros') return zeros(shape);
+  if (init === 'xavier') {
+    const a = Math.sqrt(6 / (fanIn + fanOut));
+    return uniform(shape, -a, a, rng);
+  }
+  return normal(shape, 0, Math.sqrt(2 / fanIn), rng);
+}
+
+export interface LinearOptions {
+  bias?: boolean;
+  init?: Init;
+  rng: Rng;
+}
+
+// x (N,in) -> (N,out)
+export class Linear extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions) {
+    super();
+    for (const [n, v] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`Linear: ${n} must be a positive integer, got ${v}`);
+    }
+    this.weight = this.param('weight', initWeight([outFeatures, inFeatures], inFeatures, outFeatures, opts.init ?? 'kaiming', opts.rng));
+    this.bias = opts.bias === false ? null : this.param('bias', zeros([outFeatures]));
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+  override describe(): string {
+    return `Linear(${this.weight.shape[1]}→${this.weight.shape[0]})`;
+  }
+}
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  bias?: boolean;
+  init?: Init;
+  rng: Rng;
+}
+
+// x (N,C,H,W) -> (N,OC,OH,OW)
+export class Conv2d extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  readonly stride: Pair;
+  readonly padding: Pair;
+  constructor(inChannels: number, outChannels: number, kernelSize: number, opts: Conv2dOptions) {
+    super();
+    for (const [n, v] of [['inChannels', inChannels], ['outChannels', outChannels], ['kernelSize', kernelSize]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`Conv2d: ${n} must be a positive integer, got ${v}`);
+    }
+    const fanIn = inChannels * kernelSize * kernelSize;
+    this.weight = this.param('weight', initWeight([outChannels, inChannels, kernelSize, kernelSize], fanIn, outChannels * kernelSize * kernelSize, opts.init ?? 'kaiming', opts.rng));
+    this.bias = opts.bias === false ? null : this.param('bias', zeros([outChannels]));
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+  }
+  override describe(): string {
+    const [o, c, k] = this.weight.shape;
+    return `Conv2d(${c}→${o}, ${k}x${k})`;
+  }
+}
+
+// x (N,C,H,W) -> (N,C,OH,OW)
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly stride?: Pair, readonly padding: Pair = 0) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, this.kernelSize, { stride: this.stride ?? this.kernelSize, padding: this.padding });
+  }
+  override describe(): string {
+    return `MaxPool2d(${JSON.stringify(this.kernelSize)})`;
+  }
+}
+
+// x (N,C) or (N,C,H,W) -> same; running statistics are buffers
+export class BatchNorm extends Module {
+  weight: Tensor;
+  bias: Tensor;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  constructor(readonly numFeatures: number, readonly momentum = 0.1, readonly eps = 1e-5) {
+    super();
+    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`BatchNorm: numFeatures must be a positive integer, got ${numFeatures}`);
+    this.weight = this.param('weight', full([numFeatures], 1));
+    this.bias = this.param('bias', zeros([numFeatures]));
+    this.runningMean = this.buffer('runningMean', zeros([numFeatures]));
+    this.runningVar = this.buffer('runningVar', full([numFeatures], 1));
+  }
+  forward(x: Tensor): Tensor {
+    return batchNorm(x, this.weight, this.bias, { runningMean: this.runningMean, runningVar: this.runningVar }, this.training, this.momentum, this.eps);
+  }
+  override describe(): string {
+    return `BatchNorm(${this.weight.shape[0]})`;
+  }
+}
+
+export class BatchNorm1d extends BatchNorm {}
+export class BatchNorm2d extends BatchNorm {}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+}
+
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return sigmoid(x);
+  }
+}
+
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return tanh(x);
+  }
+}
+
+// x -> x with elements zeroed at rate p in training (inverted dropout); the Rng is part of the state
+export class Dropout extends Module {
+  readonly rng: Rng;
+  constructor(readonly p: number, rng: Rng) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`);
+    this.rng = rng;
+  }
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training, this.rng);
+  }
+  override describe(): string {
+    return `Dropout(${this.p})`;
+  }
+}
+
+// x (N, ...) -> (N, prod(...))
+export class Flatten extends Module {
+  forward(x: Tensor): Tensor {
+    if (x.ndim < 1) throw new Error(`Flatten: input must have a batch axis, got shape ${shapeStr(x.shape)}`);
+    return reshape(x, [x.shape[0], -1]);
+  }
+}
+
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((l, i) => this.child(String(i), l));
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const l of this.layers) h = l.forward(h);
+    return h;
+  }
+}

@@ -1,0 +1,197 @@
+// Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header
+// {name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}, then the raw data. Written to
+// a temporary file, flushed and renamed, so a crash never leaves a half-written checkpoint under the
+// real name. Reading trusts nothing: header length, JSON, dtypes, shapes, offsets and sizes are all
+// checked against the file before anything is allocated.
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import type { Arch } from '../models/index.js';
+import { parseArch } from '../models/index.js';
+import type { Module } from '../nn/module.js';
+import type { Optimizer, OptimizerState } from '../optim/index.js';
+import type { RngState } from '../tensor/rng.js';
+import { Tensor } from '../tensor/tensor.js';
+
+const MAX_HEADER = 100 * 1024 * 1024;
+const DTYPES: Record<string, { bytes: number; dtype: 'float32' | 'float64' }> = { F32: { bytes: 4, dtype: 'float32' }, F64: { bytes: 8, dtype: 'float64' } };
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+export function writeSafetensors(path: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const [name, t] of tensors) {
+    const bytes = t.data.byteLength;
+    header[name] = { dtype: t.dtype === 'float64' ? 'F64' : 'F32', shape: t.shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8); // keep the data 8-byte aligned
+  const head = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(head.length));
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, len);
+    writeSync(fd, head);
+    for (const t of tensors.values()) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw new CheckpointError(`${path}: cannot write checkpoint (${(e as Error).message}); the previous file is untouched`);
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+export function readSafetensors(path: string): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (e) {
+    throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file`);
+  const fd = openSync(path, 'r');
+  const lenBuf = Buffer.alloc(8);
+  try {
+    require8(fd, lenBuf);
+  } finally {
+    closeSync(fd);
+  }
+  const n = lenBuf.readBigUInt64LE();
+  if (n > BigInt(Math.min(MAX_HEADER, size - 8))) {
+    throw new CheckpointError(`${path}: header length ${n} is larger than the file (${size} bytes) or the 100 MB limit; not a safetensors file, or truncated`);
+  }
+  const buf = readFileSync(path);
+  const hlen = Number(n);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8'));
+  } catch (e) {
+    throw new CheckpointError(`${path}: header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new CheckpointError(`${path}: header is not a JSON object`);
+  const dataStart = 8 + hlen;
+  const dataLen = size - dataStart;
+  const tensors = new Map<string, Tensor>();
+  let metadata: Record<string, string> = {};
+  const ranges: [number, number, string][] = [];
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (!v || typeof v !== 'object' || Object.values(v).some((x) => typeof x !== 'string')) throw new CheckpointError(`${path}: __metadata__ must map names to strings`);
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dt = typeof e?.dtype === 'string' ? DTYPES[e.dtype] : undefined;
+    if (!dt) throw new CheckpointError(`${path}: tensor '${name}' has dtype ${JSON.stringify(e?.dtype)}; only F32 and F64 are supported`);
+    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new CheckpointError(`${path}: tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+    const offs = e.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) throw new CheckpointError(`${path}: tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`);
+    const [b, end] = offs as [number, number];
+    if (b > end || end > dataLen) throw new CheckpointError(`${path}: tensor '${name}' data_offsets [${b}, ${end}] lie outside the ${dataLen} data bytes (truncated file?)`);
+    const count = (e.shape as number[]).reduce((p, d) => p * d, 1);
+    if (count * dt.bytes !== end - b) throw new CheckpointError(`${path}: tensor '${name}' of shape [${(e.shape as number[]).join(',')}] needs ${count * dt.bytes} bytes, its offsets give ${end - b}`);
+    ranges.push([b, end, name]);
+    const bytes = buf.subarray(dataStart + b, dataStart + end);
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    const data = dt.dtype === 'float64' ? new Float64Array(copy.buffer) : new Float32Array(copy.buffer);
+    tensors.set(name, new Tensor(data, e.shape as number[]));
+  }
+  ranges.sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i][0] < ranges[i - 1][1]) throw new CheckpointError(`${path}: tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
+  }
+  return { tensors, metadata };
+}
+
+function require8(fd: number, out: Buffer): void {
+  if (readSync(fd, out, 0, 8, 0) !== 8) throw new CheckpointError('short read of the header length');
+}
+
+export interface TrainState {
+  /** the epoch and batch the next step will run */
+  epoch: number;
+  batch: number;
+  /** optimizer steps taken */
+  step: number;
+  /** anything else worth keeping (history, best accuracy) */
+  extra?: Record<string, unknown>;
+}
+
+export interface Checkpoint {
+  arch: Arch;
+  state: Map<string, Tensor>;
+  train: TrainState | null;
+  optimizer: (OptimizerState & { type: string; lr: number }) | null;
+  rngs: RngState[];
+}
+
+/** model (+ optimizer, training position, generator states) -> one safetensors file */
+export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[] }): void {
+  const tensors = new Map<string, Tensor>();
+  for (const [k, t] of c.model.stateDict()) tensors.set('model.' + k, t);
+  const meta: Record<string, string> = { format: 'neuronmerge-checkpoint', version: '1', arch: JSON.stringify(c.arch) };
+  if (c.optimizer) {
+    const st = c.optimizer.getState();
+    st.slots.forEach((m, i) => {
+      for (const [slot, v] of Object.entries(m)) tensors.set(`optim.${i}.${slot}`, new Tensor(v, [v.length]));
+    });
+    meta.optimizer = JSON.stringify({ type: c.optimizer.constructor.name, lr: c.optimizer.lr, step: st.step, params: c.optimizer.params.length });
+  }
+  if (c.train) meta.train = JSON.stringify(c.train);
+  if (c.rngs) meta.rngs = JSON.stringify(c.rngs);
+  writeSafetensors(path, tensors, meta);
+}
+
+export function loadCheckpoint(path: string): Checkpoint {
+  const { tensors, metadata } = readSafetensors(path);
+  if (metadata.format !== 'neuronmerge-checkpoint') throw new CheckpointError(`${path}: not a neuronmerge checkpoint (metadata.format is ${JSON.stringify(metadata.format)})`);
+  const parse = (field: string): unknown => {
+    try {
+      return JSON.parse(metadata[field]);
+    } catch {
+      throw new CheckpointError(`${path}: metadata field '${field}' is not valid JSON`);
+    }
+  };
+  let arch: Arch;
+  try {
+    arch = parseArch(parse('arch'), `${path}: arch`);
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  const state = new Map<string, Tensor>();
+  const slots: { [slot: string]: Float32Array }[] = [];
+  for (const [k, t] of tensors) {
+    if (k.startsWith('model.')) state.set(k.slice(6), t);
+    else if (k.startsWith('optim.')) {
+      const [, i, slot] = k.split('.');
+      const idx = Number(i);
+      if (!Number.isInteger(idx) || idx < 0 || !slot) throw new CheckpointError(`${path}: bad optimizer tensor name '${k}'`);
+      (slots[idx] ??= {})[slot] = t.data as Float32Array;
+    }
+  }
+  let optimizer: Checkpoint['optimizer'] = null;
+  if (metadata.optimizer) {
+    const o = parse('optimizer') as { type: string; lr: number; step: number; params: number };
+    for (let i = 0; i < o.params; i++) slots[i] ??= {};
+    optimizer = { type: o.type, lr: o.lr, step: o.step, slots };
+  }
+  const train = metadata.train ? (parse('train') as TrainState) : null;
+  const rngs = metadata.rngs ? (parse('rngs') as RngState[]) : [];
+  return { arch, state, train, optimizer, rngs };
+}

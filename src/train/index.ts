@@ -1,0 +1,4 @@
+export { writeSafetensors, readSafetensors, saveCheckpoint, loadCheckpoint, CheckpointError } from './checkpoint.js';
+export type { Checkpoint, TrainState } from './checkpoint.js';
+export { fit, evaluate, modelRngs, TrainingDiverged } from './loop.js';
+export type { FitOptions, FitResult, EpochRecord, EvalResult } from './loop.js';

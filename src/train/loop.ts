@@ -1,0 +1,170 @@
+// The training loop: epochs of seeded mini-batches, a progress bar on a terminal (plain lines in logs),
+// evaluation, checkpoints that resume exactly, and a clear stop when the loss stops being finite.
+import { existsSync } from 'node:fs';
+import type { BatchLoader } from '../../datasets/loader.js';
+import type { Arch } from '../models/index.js';
+import { Dropout } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import type { Optimizer, Schedule } from '../optim/index.js';
+import { argmax, crossEntropy, slice } from '../tensor/ops.js';
+import type { Rng } from '../tensor/rng.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { TrainState } from './checkpoint.js';
+
+export class TrainingDiverged extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDiverged';
+  }
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  count: number;
+}
+
+/** loss and accuracy of a model on (x, y), in eval mode and without autograd, in batches */
+export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 500): EvalResult {
+  const was = model.training;
+  model.eval();
+  let loss = 0, correct = 0;
+  const N = x.shape[0];
+  try {
+    noGrad(() => {
+      for (let s = 0; s < N; s += batchSize) {
+        const e = Math.min(N, s + batchSize);
+        const logits = model.forward(slice(x, s, e));
+        const yy = y.subarray(s, e);
+        loss += crossEntropy(logits, yy).item() * (e - s);
+        const pred = argmax(logits, 1);
+        for (let i = 0; i < e - s; i++) if (pred.data[i] === yy[i]) correct++;
+      }
+    });
+  } finally {
+    model.train(was);
+  }
+  return { loss: loss / Math.max(1, N), accuracy: correct / Math.max(1, N), count: N };
+}
+
+/** every generator a model holds (dropout layers), in a fixed order, for checkpoints */
+export function modelRngs(model: Module): Rng[] {
+  const out: Rng[] = [];
+  const walk = (m: Module) => {
+    if (m instanceof Dropout) out.push(m.rng);
+    for (const [, c] of m.children()) walk(c);
+  };
+  walk(model);
+  return out;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  evalAccuracy: number | null;
+  evalLoss: number | null;
+  seconds: number;
+  imagesPerSecond: number;
+  lr: number;
+}
+
+export interface FitOptions {
+  arch: Arch;
+  loader: BatchLoader;
+  optimizer: Optimizer;
+  epochs: number;
+  schedule?: Schedule;
+  evalSet?: { x: Tensor; y: Int32Array };
+  /** a checkpoint written at the end of every epoch (and every `checkpointEvery` steps) */
+  checkpoint?: string;
+  checkpointEvery?: number;
+  /** continue from this checkpoint (model, optimizer, position, generators) */
+  resume?: string;
+  /** stop after this many optimizer steps in total (tests, budgets) */
+  maxSteps?: number;
+  /** progress output: a bar on a terminal, lines otherwise; false for silence */
+  progress?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface FitResult {
+  history: EpochRecord[];
+  steps: number;
+  state: TrainState;
+}
+
+function bar(frac: number, width = 24): string {
+  const n = Math.round(frac * width);
+  return '[' + '#'.repeat(n) + '.'.repeat(width - n) + ']';
+}
+
+export function fit(model: Module, o: FitOptions): FitResult {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const tty = o.progress !== false && process.stderr.isTTY;
+  const quiet = o.progress === false;
+  const rngs = modelRngs(model);
+  let state: TrainState = { epoch: 0, batch: 0, step: 0 };
+  const history: EpochRecord[] = [];
+  if (o.resume) {
+    const c = loadCheckpoint(o.resume);
+    if (JSON.stringify(c.arch) !== JSON.stringify(o.arch)) throw new Error(`${o.resume}: checkpoint is for ${JSON.stringify(c.arch)}, not ${JSON.stringify(o.arch)}`);
+    model.loadStateDict(c.state, `${o.resume}: checkpoint`);
+    if (c.optimizer) o.optimizer.setState(c.optimizer);
+    if (c.rngs.length !== rngs.length) throw new Error(`${o.resume}: checkpoint holds ${c.rngs.length} generator states, the model has ${rngs.length}`);
+    c.rngs.forEach((st, i) => rngs[i].setState(st));
+    if (c.train) state = { ...c.train };
+    if (Array.isArray(c.train?.extra?.history)) history.push(...(c.train!.extra!.history as EpochRecord[]));
+  }
+  const save = () => {
+    if (!o.checkpoint) return;
+    saveCheckpoint(o.checkpoint, { arch: o.arch, model, optimizer: o.optimizer, train: { ...state, extra: { history } }, rngs: rngs.map((r) => r.getState()) });
+  };
+  const nb = o.loader.length;
+  model.train();
+  outer: for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
+    const t0 = performance.now();
+    let lossSum = 0, correct = 0, seen = 0;
+    for (let b = epoch === state.epoch ? state.batch : 0; b < nb; b++) {
+      if (o.maxSteps !== undefined && state.step >= o.maxSteps) break outer;
+      if (o.schedule) o.optimizer.lr = o.schedule(state.step);
+      const { x, y } = o.loader.batch(epoch, b);
+      const logits = model.forward(x);
+      const loss = crossEntropy(logits, y);
+      const lv = loss.item();
+      if (!Number.isFinite(lv)) {
+        const where = o.checkpoint && existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written';
+        throw new TrainingDiverged(`training stopped: the loss became ${lv} at epoch ${epoch + 1}, batch ${b + 1} (step ${state.step + 1}); try a lower learning rate. ${where}.`);
+      }
+      o.optimizer.zeroGrad();
+      loss.backward();
+      o.optimizer.step();
+      state = { epoch, batch: b + 1, step: state.step + 1 };
+      lossSum += lv * y.length;
+      seen += y.length;
+      const pred = noGrad(() => argmax(logits.detach(), 1));
+      for (let i = 0; i < y.length; i++) if (pred.data[i] === y[i]) correct++;
+      if (o.checkpointEvery && state.step % o.checkpointEvery === 0) save();
+      if (!quiet) {
+        const el = (performance.now() - t0) / 1000;
+        const line = `epoch ${epoch + 1}/${o.epochs} ${bar((b + 1) / nb)} ${b + 1}/${nb} loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(4)} ${(seen / el).toFixed(0)} img/s`;
+        if (tty) process.stderr.write('\r' + line);
+        else if ((b + 1) % Math.max(1, Math.floor(nb / 10)) === 0) log(line);
+      }
+    }
+    const secs = (performance.now() - t0) / 1000;
+    const ev = o.evalSet ? evaluate(model, o.evalSet.x, o.evalSet.y) : null;
+    const rec: EpochRecord = {
+      epoch: epoch + 1, loss: lossSum / Math.max(1, seen), trainAccuracy: correct / Math.max(1, seen), evalAccuracy: ev?.accuracy ?? null, evalLoss: ev?.loss ?? null,
+      seconds: secs, imagesPerSecond: seen / secs, lr: o.optimizer.lr,
+    };
+    history.push(rec);
+    state = { epoch: epoch + 1, batch: 0, step: state.step };
+    if (tty) process.stderr.write('\n');
+    if (!quiet) log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s)`);
+    save();
+  }
+  if (o.maxSteps !== undefined) save();
+  return { history, steps: state.step, state };
+}

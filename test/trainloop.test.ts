@@ -1,0 +1,143 @@
+// The training loop and checkpoints: resuming continues exactly as an uninterrupted run; a NaN loss
+// stops with a clear message and the last good checkpoint kept; every kind of bad checkpoint file
+// gives a clear error without a crash or a huge allocation.
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  BatchLoader, BatchNorm2d, buildModel, Conv2d, cosineLr, Dropout, fit, Flatten, lenet5Arch, Linear, loadCheckpoint, loadDataset, MaxPool2d, ReLU,
+  Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor,
+} from '../src/index.js';
+import type { Arch, ImageSet, Module } from '../src/index.js';
+import { assertThrows } from './helpers.js';
+
+const T = suite('trainloop');
+const tmp = () => mkdtempSync(join(tmpdir(), 'nm-ckpt-'));
+
+let mnist: ImageSet;
+T.before(async () => {
+  mnist = (await loadDataset('mnist')).train;
+});
+
+// a small network with every kind of state: conv, batch norm (running statistics), dropout (a generator)
+const arch: Arch = lenet5Arch([4, 6, 16]);
+function smallNet(seed: number): Module {
+  const rng = new Rng(seed);
+  return new Sequential(
+    new Conv2d(1, 4, 5, { rng }), new BatchNorm2d(4), new ReLU(), new MaxPool2d(2),
+    new Conv2d(4, 6, 5, { rng }), new MaxPool2d(2), new Flatten(),
+    new Linear(96, 16, { rng }), new ReLU(), new Dropout(0.3, new Rng(seed + 100)), new Linear(16, 10, { rng }),
+  );
+}
+
+function run(model: Module, steps: number, opts: { checkpoint?: string; resume?: string; useAdam?: boolean }) {
+  const loader = new BatchLoader(mnist, { batchSize: 32, shuffle: true, seed: 9, indices: Int32Array.from({ length: 320 }, (_, i) => i) });
+  const optimizer = opts.useAdam ? new Adam(model.parameters(), { lr: 1e-3 }) : new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  return fit(model, { arch, loader, optimizer, epochs: 5, maxSteps: steps, schedule: cosineLr(0.05, 50), checkpoint: opts.checkpoint, resume: opts.resume, progress: false });
+}
+
+T('train k steps, save, resume, train to N: the same weights as N uninterrupted steps (SGD and Adam)', () => {
+  for (const useAdam of [false, true]) {
+    const a = smallNet(1);
+    run(a, 23, { useAdam });
+    const dir = tmp();
+    const ck = join(dir, 'ck.safetensors');
+    const b = smallNet(1);
+    run(b, 7, { checkpoint: ck, useAdam });
+    const c = smallNet(555); // different initial weights: everything must come from the checkpoint
+    const r = run(c, 23, { resume: ck, checkpoint: ck, useAdam });
+    assert.is(r.steps, 23);
+    const sa = a.stateDict(), sc = c.stateDict();
+    for (const [k, t] of sa) assert.equal(Array.from(sc.get(k)!.data), Array.from(t.data), `${k} differs after resuming (adam=${useAdam})`);
+    assert.equal(readdirSync(dir), ['ck.safetensors'], 'no temporary file is left behind');
+  }
+});
+
+T('a checkpoint loads into the right architecture only; the error names the tensor and shapes', () => {
+  const dir = tmp();
+  const path = join(dir, 'lenet.safetensors');
+  const m = buildModel(lenet5Arch(), 1);
+  saveCheckpoint(path, { arch: lenet5Arch(), model: m });
+  const c = loadCheckpoint(path);
+  const m2 = buildModel(c.arch, 2);
+  m2.loadStateDict(c.state);
+  assert.equal(Array.from(m2.parameters()[0].data), Array.from(m.parameters()[0].data));
+  const narrow = buildModel(lenet5Arch([10, 50, 500]), 3);
+  assertThrows(() => narrow.loadStateDict(c.state, path), /lenet\.safetensors does not fit this model: 0\.weight has shape \[20,1,5,5\], the model has \[10,1,5,5\]/);
+  const vgg = smallNet(1);
+  assertThrows(() => vgg.loadStateDict(c.state, path), /does not fit this model: missing .*unexpected/);
+});
+
+T('bad, truncated or lying safetensors files: clear errors, no crash, no huge allocation', () => {
+  const dir = tmp();
+  const good = join(dir, 'good.safetensors');
+  writeSafetensors(good, new Map([['a', tensor([1, 2, 3])], ['b', tensor([[4, 5]])]]), { note: 'x' });
+  const r = readSafetensors(good);
+  assert.equal(Array.from(r.tensors.get('b')!.data), [4, 5]);
+  assert.is(r.metadata.note, 'x');
+  const bytes = readFileSync(good);
+  const hlen = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + hlen).toString());
+  const variant = (name: string, mutate: (h: Record<string, any>) => void, data = bytes.subarray(8 + hlen)) => {
+    const h = JSON.parse(JSON.stringify(header));
+    mutate(h);
+    const hb = Buffer.from(JSON.stringify(h));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(hb.length));
+    const p = join(dir, name);
+    writeFileSync(p, Buffer.concat([len, hb, data]));
+    return p;
+  };
+  const cases: [string, RegExp][] = [
+    [(() => { const p = join(dir, 'short'); writeFileSync(p, Buffer.from([1, 2, 3])); return p; })(), /short: 3 bytes is too short/],
+    [(() => { const p = join(dir, 'huge'); const b = Buffer.alloc(16); b.writeBigUInt64LE(2n ** 62n); writeFileSync(p, b); return p; })(), /huge: header length 4611686018427387904 is larger than the file/],
+    [(() => { const p = join(dir, 'trunc'); writeFileSync(p, bytes.subarray(0, bytes.length - 6)); return p; })(), /trunc: tensor 'b' data_offsets \[12, 20\] lie outside the 14 data bytes/],
+    [(() => { const p = join(dir, 'notjson'); const b = Buffer.concat([Buffer.alloc(8), Buffer.from('{nope')]); b.writeBigUInt64LE(5n); writeFileSync(p, b); return p; })(), /notjson: header is not valid JSON/],
+    [variant('dtype', (h) => { h.a.dtype = 'I64'; }), /dtype: tensor 'a' has dtype "I64"; only F32 and F64/],
+    [variant('shape', (h) => { h.a.shape = [-3]; }), /shape: tensor 'a' has an invalid shape \[-3\]/],
+    [variant('lying', (h) => { h.a.shape = [5]; }), /lying: tensor 'a' of shape \[5\] needs 20 bytes, its offsets give 12/],
+    [variant('overlap', (h) => { h.b.data_offsets = [4, 12]; h.b.shape = [2]; }), /overlap: tensors 'a' and 'b' overlap/],
+    [variant('offsets', (h) => { h.a.data_offsets = [0, 'x']; }), /offsets: tensor 'a' has invalid data_offsets/],
+    [variant('meta', (h) => { h.__metadata__ = { n: 5 }; }), /meta: __metadata__ must map names to strings/],
+  ];
+  for (const [p, re] of cases) assertThrows(() => readSafetensors(p), re);
+  assertThrows(() => loadCheckpoint(good), /good\.safetensors: not a neuronmerge checkpoint/);
+  assertThrows(() => readSafetensors(join(dir, 'missing')), /missing: cannot read \(ENOENT\)/);
+});
+
+T('a NaN loss stops training with a clear message; the last good checkpoint stays loadable', () => {
+  const dir = tmp();
+  const ck = join(dir, 'ck.safetensors');
+  const model = smallNet(3);
+  const loader = new BatchLoader(mnist, { batchSize: 32, shuffle: true, seed: 1, indices: Int32Array.from({ length: 64 }, (_, i) => i) });
+  const optimizer = new SGD(model.parameters(), { lr: 0.01 });
+  fit(model, { arch, loader, optimizer, epochs: 1, checkpoint: ck, progress: false });
+  const good = readFileSync(ck);
+  model.parameters()[0].data[0] = NaN; // a poisoned weight: the next loss is NaN
+  let msg = '';
+  try {
+    fit(model, { arch, loader, optimizer, epochs: 1, checkpoint: ck, progress: false });
+  } catch (e) {
+    assert.instance(e, TrainingDiverged);
+    msg = (e as Error).message;
+  }
+  assert.match(msg, /the loss became NaN at epoch 1, batch 1 \(step 1\)/);
+  assert.match(msg, /the last good checkpoint is .*ck\.safetensors/);
+  assert.ok(readFileSync(ck).equals(good), 'the last good checkpoint was overwritten');
+  const c = loadCheckpoint(ck);
+  assert.is(c.train!.epoch, 1);
+});
+
+T('evaluate: LeNet-5 trained on 2,048 digits scores well on 1,000 held-out ones; train mode is restored', () => {
+  const model = buildModel(lenet5Arch(), 4);
+  const loader = new BatchLoader(mnist, { batchSize: 64, shuffle: true, seed: 2, indices: Int32Array.from({ length: 2048 }, (_, i) => i) });
+  fit(model, { arch: lenet5Arch(), loader, optimizer: new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 }), epochs: 3, progress: false });
+  const { x, y } = toTensor(mnist, undefined, Int32Array.from({ length: 1000 }, (_, i) => 50000 + i));
+  const r = evaluate(model, x, y, 256);
+  assert.ok(r.accuracy > 0.85, `accuracy ${r.accuracy}`);
+  assert.is(model.training, true);
+});
+
+T.run();
