@@ -1,9 +1,10 @@
 // npm run bench [-- NAME ...] [--json]: runs the named benchmarks (all by default).
 import { benchData } from './data.js';
 import { benchConvOnly, benchGemm } from './gemm.js';
+import { benchTrain } from './train.js';
 import type { BenchArgs } from './util.js';
 
-const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData };
+const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain };
 
 const argv = process.argv.slice(2);
 const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };

@@ -1,0 +1,52 @@
+// Training-step benchmark: one step (forward, backward, SGD update) of the DBN, LeNet-5 and VGG-16 at
+// batch 128 with images/s, and in the same run PyTorch's time for the identical network and batch
+// (Debian's python3-torch, where installed), with the ratio ours / PyTorch.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, nativeAddon, Rng, SGD, tensor, vgg16Arch } from '../src/index.js';
+import type { Arch } from '../src/index.js';
+import { emit, fmt, measureMs } from './util.js';
+import type { BenchArgs } from './util.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function torchStep(model: string, batch: number, iters: number, threads: number): { ms: number | null; why: string } {
+  const py = ['/usr/bin/python3', 'python3'].find((p) => p === 'python3' || existsSync(p))!;
+  const r = spawnSync(py, [join(root, 'bench', 'torch_train.py'), model, String(batch), String(iters), String(threads)], { encoding: 'utf8' });
+  if (r.status !== 0) return { ms: null, why: (r.stderr || '').includes('No module named') ? 'python3-torch is not installed (apt-get install python3-torch)' : `PyTorch run failed: ${(r.stderr || '').split('\n').filter(Boolean).pop()}` };
+  try {
+    return { ms: JSON.parse(r.stdout.trim().split('\n').pop()!).ms_per_step, why: '' };
+  } catch {
+    return { ms: null, why: 'PyTorch printed no result' };
+  }
+}
+
+export async function benchTrain(args: BenchArgs): Promise<void> {
+  const batch = 128;
+  const threads = nativeAddon()?.threads() ?? 1;
+  if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads; PyTorch with the same threads`);
+  const cases: [string, Arch, number[]][] = [['dbn', dbnArch(), [batch, 784]], ['lenet5', lenet5Arch(), [batch, 1, 28, 28]], ['vgg16', vgg16Arch(), [batch, 3, 32, 32]]];
+  for (const [name, arch, shape] of cases) {
+    const rng = new Rng(1);
+    const model = buildModel(arch, 1);
+    const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
+    const y = Int32Array.from({ length: batch }, () => rng.int(10));
+    const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+    const step = () => {
+      opt.zeroGrad();
+      crossEntropy(model.forward(x), y).backward();
+      opt.step();
+    };
+    const iters = name === 'vgg16' ? 3 : 10;
+    const ms = await measureMs(name, step, { iterations: iters, time: name === 'vgg16' ? 5000 : 2000 });
+    const t = torchStep(name, batch, iters, threads);
+    const ratio = t.ms ? ms / t.ms : null;
+    emit(
+      args,
+      { model: name, batch, impl: 'neuronmerge', threads, ms_per_step: ms, images_per_s: (batch * 1000) / ms, torch_ms_per_step: t.ms, ratio_vs_torch: ratio },
+      `train ${name.padEnd(7)} batch ${batch}: ${fmt(ms, 1).padStart(8)} ms/step ${fmt((batch * 1000) / ms, 0).padStart(6)} img/s   PyTorch ${t.ms ? fmt(t.ms, 1) + ' ms' : `skipped (${t.why})`}   ${ratio ? 'ours/PyTorch ' + fmt(ratio, 2) : ''}`,
+    );
+  }
+}

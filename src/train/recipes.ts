@@ -1,0 +1,141 @@
+// Training recipes for the paper's three networks: the data, optimizer and schedule each one trains
+// with, as reusable functions (the command line and the reproduction runs call them).
+import { classCounts, loadDataset } from '../../datasets/catalog.js';
+import type { LoadOptions } from '../../datasets/catalog.js';
+import { BatchLoader, channelStats, toTensor } from '../../datasets/loader.js';
+import type { Normalization } from '../../datasets/loader.js';
+import { buildModel, dbnArch, lenet5Arch, vgg16Arch } from '../models/index.js';
+import type { Arch } from '../models/index.js';
+import { Linear } from '../nn/layers.js';
+import { RBM } from '../nn/rbm.js';
+import { SGD, cosineLr } from '../optim/index.js';
+import { reshape, slice } from '../tensor/ops.js';
+import { Rng } from '../tensor/rng.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Sequential } from '../nn/layers.js';
+import { evaluate, fit } from './loop.js';
+import type { EpochRecord } from './loop.js';
+
+export interface RecipeOptions {
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  /** train on the first n training images only (quick runs, tests) */
+  limit?: number;
+  checkpoint?: string;
+  resume?: string;
+  data?: LoadOptions;
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** DBN: RBM pretraining epochs per layer */
+  pretrainEpochs?: number;
+  arch?: Arch;
+}
+
+export interface RecipeResult {
+  model: Sequential;
+  arch: Arch;
+  history: EpochRecord[];
+  testAccuracy: number;
+  seconds: number;
+  normalization: Normalization;
+  data: { train: number; test: number; classCounts: number[] };
+}
+
+function firstN(n: number | undefined, count: number): Int32Array | undefined {
+  return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
+}
+
+/** LeNet-5 on MNIST: SGD with momentum 0.9, weight decay 5e-4, cosine schedule (pixels scaled to [0,1]) */
+export async function trainLenet(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const { train, test } = await loadDataset('mnist', o.data);
+  const arch = o.arch ?? lenet5Arch();
+  const model = buildModel(arch, o.seed ?? 0);
+  const epochs = o.epochs ?? 12;
+  const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 64, shuffle: true, seed: o.seed ?? 0, indices: firstN(o.limit, train.count) });
+  const lr = o.lr ?? 0.02;
+  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 });
+  const ev = toTensor(test);
+  const r = fit(model, {
+    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
+    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
+  });
+  const acc = evaluate(model, ev.x, ev.y).accuracy;
+  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: { mean: [0], std: [1] }, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+}
+
+/**
+ * The DBN on MNIST: greedy layer-wise RBM pretraining (CD-1, momentum 0.5 then 0.9, weight decay
+ * 2e-4), the RBMs' weights copied into the sigmoid network, then backprop fine-tuning with SGD.
+ */
+export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const { train, test } = await loadDataset('mnist', o.data);
+  const arch = o.arch ?? dbnArch();
+  if (arch.model !== 'dbn') throw new Error('trainDbn: arch must be a dbn');
+  const model = buildModel(arch, o.seed ?? 0);
+  const idx = firstN(o.limit, train.count);
+  const all = toTensor(train, undefined, idx);
+  let v: Tensor = reshape(all.x, [all.x.shape[0], -1]);
+  const n = v.shape[0];
+  const pe = o.pretrainEpochs ?? 10;
+  const rng = new Rng((o.seed ?? 0) + 1);
+  const linears = model.layers.filter((l): l is Linear => l instanceof Linear);
+  let nv = arch.inFeatures;
+  for (let li = 0; li < arch.widths.length; li++) {
+    const nh = arch.widths[li];
+    const rbm = new RBM(nv, nh, { rng, lr: 0.05, weightDecay: 2e-4 });
+    const bs = 100;
+    for (let e = 0; e < pe; e++) {
+      const order = rng.permutation(Math.floor(n / bs));
+      let err = 0;
+      for (const b of order) err += rbm.step(slice(v, b * bs, (b + 1) * bs), e < 5 ? 0.5 : 0.9);
+      if (o.progress !== false) log(`rbm ${li + 1}/${arch.widths.length} (${nv}-${nh}) epoch ${e + 1}/${pe}: reconstruction error ${(err / order.length).toFixed(5)}`);
+    }
+    linears[li].weight.data.set(rbm.W.data);
+    linears[li].bias!.data.set(rbm.bh.data);
+    v = rbm.hidden(v);
+    nv = nh;
+  }
+  const epochs = o.epochs ?? 30;
+  const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 100, shuffle: true, seed: o.seed ?? 0, indices: idx });
+  const lr = o.lr ?? 0.1;
+  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 1e-5 });
+  const ev = toTensor(test);
+  const flat = { x: reshape(ev.x, [ev.x.shape[0], -1]), y: ev.y };
+  // the DBN reads flat vectors: wrap the loader so each batch is (B, 784)
+  const flatLoader = Object.create(loader) as BatchLoader;
+  flatLoader.batch = (e: number, b: number) => {
+    const bt = loader.batch(e, b);
+    return { ...bt, x: reshape(bt.x, [bt.x.shape[0], -1]) };
+  };
+  const r = fit(model, {
+    arch, loader: flatLoader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: flat,
+    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
+  });
+  const acc = evaluate(model, flat.x, flat.y).accuracy;
+  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: { mean: [0], std: [1] }, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+}
+
+/** VGG-16 on CIFAR-10: random crop (pad 4) and flip, SGD momentum 0.9, weight decay 5e-4, cosine */
+export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const { train, test } = await loadDataset('cifar10', o.data);
+  const arch = o.arch ?? vgg16Arch();
+  const model = buildModel(arch, o.seed ?? 0);
+  const norm = channelStats(train);
+  const epochs = o.epochs ?? 60;
+  const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 128, shuffle: true, seed: o.seed ?? 0, normalize: norm, augment: { padCrop: 4, flip: true }, indices: firstN(o.limit, train.count) });
+  const lr = o.lr ?? 0.05;
+  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 });
+  const ev = toTensor(test, norm);
+  const r = fit(model, {
+    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
+    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
+  });
+  const acc = evaluate(model, ev.x, ev.y, 250).accuracy;
+  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+}
