@@ -3,7 +3,8 @@
 // source gives the AVX-512, the AVX2+FMA and the portable micro-kernel. Included with NM_VW (floats per
 // vector), NM_MR (rows of the micro-tile), NM_NV (vectors per row) and NM_NAME (the entry's name).
 //
-// C (M,N) += alpha * op(A) (M,K) * op(B) (K,N), row-major, serial; beta is applied by the caller.
+// C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C, row-major; beta is applied by the
+// micro-kernel with the first K block.
 // op(A) is packed into MR-row panels (k-major), op(B) into NR-column panels (k-major), zero-padded;
 // the micro-kernel keeps an MR x NR tile of C in registers across a KC-long slice.
 
@@ -120,9 +121,10 @@ inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0,
   }
 }
 
-// C tile (rows x cols, row stride ldc) += alpha * Apanel (kc x MR) * Bpanel (kc x NR); consecutive k
-// of the B panel are ldbp apart (NR when packed, ldb when read in place from a row-major B)
-// C = alpha*acc + beta*C; beta = 0 never reads C (the first K block of a product with beta 0)
+// C tile (rows x cols, row stride ldc) = alpha * Apanel (kc x MR) * Bpanel (kc x NR) + beta * C;
+// consecutive k of the B panel are ldbp floats apart (NR for a packed panel; reading a row-major B in
+// place, with ldbp = ldb, was tried and measured slower: one page per k, TLB misses). beta = 0 never
+// reads C (the first K block of a product with beta 0)
 inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int64_t ldbp, float* c, int64_t ldc, float alpha, float beta, int rows, int cols) {
   vf acc[MR][NV];
 #pragma GCC unroll 16
@@ -175,7 +177,6 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
 
 namespace nm {
 
-// serial core: C (M,N) += alpha * op(A) * op(B)
 // K in equal blocks of at most KC (576 = 288 + 288, not 512 + 64: a short block pays the C updates
 // and packing of a full one)
 inline int k_block(int K) {
@@ -183,6 +184,7 @@ inline int k_block(int K) {
   return (K + nk - 1) / nk;
 }
 
+// serial core: C (M,N) = alpha * op(A) * op(B) + beta * C (K > 0)
 void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int KB = k_block(K);

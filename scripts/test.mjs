@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the uvu suite over the compiled tests (build/test) and ends with one line "N passed, N failed",
+// Runs the uvu suite over the compiled tests (dist/test) and ends with one line "N passed, N failed",
 // which CI reads. Any extra arguments are passed to uvu (a pattern to pick test files, for instance).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
