@@ -43,6 +43,12 @@ export interface RecipeResult {
   data: { train: number; test: number; classCounts: number[] };
 }
 
+/** the test accuracy fit measured after the last epoch, or a fresh evaluation where it has none */
+function finalAccuracy(history: EpochRecord[], measure: () => number): number {
+  const last = history[history.length - 1];
+  return last && last.evalAccuracy !== null ? last.evalAccuracy : measure();
+}
+
 function firstN(n: number | undefined, count: number): Int32Array | undefined {
   return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
 }
@@ -62,7 +68,7 @@ export async function trainLenet(o: RecipeOptions = {}): Promise<RecipeResult> {
     arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
     checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
   });
-  const acc = evaluate(model, ev.x, ev.y).accuracy;
+  const acc = finalAccuracy(r.history, () => evaluate(model, ev.x, ev.y).accuracy);
   return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: { mean: [0], std: [1] }, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
 }
 
@@ -116,7 +122,7 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
     arch, loader: flatLoader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: flat,
     checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
   });
-  const acc = evaluate(model, flat.x, flat.y).accuracy;
+  const acc = finalAccuracy(r.history, () => evaluate(model, flat.x, flat.y).accuracy);
   return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: { mean: [0], std: [1] }, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
 }
 
@@ -136,6 +142,6 @@ export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
     arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
     checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
   });
-  const acc = evaluate(model, ev.x, ev.y, 250).accuracy;
+  const acc = finalAccuracy(r.history, () => evaluate(model, ev.x, ev.y, 250).accuracy);
   return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
 }
