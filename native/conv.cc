@@ -9,6 +9,24 @@
 #include "threadpool.h"
 
 namespace nm {
+namespace {
+
+// for small feature maps: for each kernel offset (kh, kw) and output pixel, the input pixel it reads
+// (ih*W + iw), or -1 where that falls in the padding
+std::vector<int32_t> offset_table(int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
+  const size_t L = static_cast<size_t>(OH) * OW;
+  std::vector<int32_t> table(static_cast<size_t>(KH) * KW * L);
+  for (int kh = 0; kh < KH; kh++)
+    for (int kw = 0; kw < KW; kw++)
+      for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+          const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+          table[(static_cast<size_t>(kh) * KW + kw) * L + oh * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
+        }
+  return table;
+}
+
+}  // namespace
 
 void im2col(const float* x, int G, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc) {
   const int rows = C * KH * KW;
@@ -43,17 +61,7 @@ void im2col(const float* x, int G, int C, int H, int W, int KH, int KW, int SH, 
   };
   // small feature maps (deep layers: 4x4, 2x2): the loops above would spend their time on bounds;
   // instead a table gives, for each kernel offset and output pixel, the input offset (or -1: padding)
-  std::vector<int32_t> table;
-  if (L <= 64) {
-    table.resize(static_cast<size_t>(KH) * KW * L);
-    for (int kh = 0; kh < KH; kh++)
-      for (int kw = 0; kw < KW; kw++)
-        for (int oh = 0; oh < OH; oh++)
-          for (int ow = 0; ow < OW; ow++) {
-            const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-            table[(static_cast<size_t>(kh) * KW + kw) * L + oh * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
-          }
-  }
+  const std::vector<int32_t> table = L <= 64 ? offset_table(H, W, KH, KW, SH, SW, PH, PW, OH, OW) : std::vector<int32_t>();
   auto row_table = [&](int r) {
     const int c = r / (KH * KW), k = r % (KH * KW);
     const int32_t* tb = table.data() + static_cast<size_t>(k) * L;
@@ -99,17 +107,7 @@ void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, 
       }
     }
   };
-  std::vector<int32_t> table;
-  if (L <= 64) {
-    table.resize(static_cast<size_t>(KH) * KW * L);
-    for (int kh = 0; kh < KH; kh++)
-      for (int kw = 0; kw < KW; kw++)
-        for (int oh = 0; oh < OH; oh++)
-          for (int ow = 0; ow < OW; ow++) {
-            const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-            table[(static_cast<size_t>(kh) * KW + kw) * L + oh * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
-          }
-  }
+  const std::vector<int32_t> table = L <= 64 ? offset_table(H, W, KH, KW, SH, SW, PH, PW, OH, OW) : std::vector<int32_t>();
   auto one_table = [&](int64_t p) {
     const int i = static_cast<int>(p / C), c = static_cast<int>(p % C);
     float* out = dx + p * plane;
