@@ -140,7 +140,7 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
   }
   const rng = new Rng(1);
   const tsAll = process.argv.includes('--ts-all');
-  const shapes: Shape[] = [sq(512), sq(1024), sq(2048), ...networkShapes(128)];
+  const shapes: Shape[] = [sq(256), sq(512), sq(1024), sq(2048), ...networkShapes(128)];
   const seen = new Set<string>();
   for (const s of shapes) {
     const key = `${s.kernel}|${s.tA}|${s.tB}|${s.M}x${s.N}x${s.K}`;
@@ -169,17 +169,21 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     if (s.kernel === 'square' && (s.M <= 1024 || tsAll) || (tsAll && flop < 2e10)) {
       results.push({ impl: 'ts', threads: 1, ms: await measureMs(`ts ${shape}`, run(gemmJs), { iterations: s.M > 512 ? 1 : 3 }) });
     }
-    if (s.kernel === 'square' && s.M === 512) {
-      results.push({ impl: 'naive', threads: 1, ms: await measureMs(`naive ${shape}`, run(gemmNaive), { iterations: 1, time: 100 }) });
+    // the naive triple loop, the reference of the TypeScript kernel, at the two sizes it is quick at
+    let naiveMs: number | null = null;
+    if (s.kernel === 'square' && s.M <= 512) {
+      naiveMs = await measureMs(`naive ${shape}`, run(gemmNaive), { iterations: s.M > 256 ? 1 : 3, time: 100 });
+      results.push({ impl: 'naive', threads: 1, ms: naiveMs });
     }
     for (const r of results) {
       const gflops = flop / r.ms / 1e6;
       const ref = obMs[r.threads];
       const ratio = ref ? ref / r.ms : null;
+      const vsNaive = naiveMs && (r.impl === 'ts' || r.impl === 'naive') ? naiveMs / r.ms : null;
       emit(
         args,
-        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio },
-        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}`,
+        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio, ...(vsNaive ? { ratio_vs_naive: vsNaive } : {}) },
+        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}${vsNaive ? `  ${fmt(vsNaive, 1)}x naive` : ''}`,
       );
     }
   }
