@@ -6,3 +6,4 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
+export * from './compress/index.js';
