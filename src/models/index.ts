@@ -7,7 +7,7 @@ import { Rng } from '../tensor/rng.js';
 
 export type Arch =
   | { model: 'lenet5'; widths: [number, number, number]; classes: number; inChannels: number; inSize: number }
-  | { model: 'vgg16'; widths: number[]; fc: number; classes: number; inChannels: number; inSize: number }
+  | { model: 'vgg16'; widths: number[]; fc: number; classes: number; inChannels: number; inSize: number; convBias?: boolean }
   | { model: 'dbn'; widths: number[]; classes: number; inFeatures: number };
 
 export const VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512];
@@ -52,7 +52,8 @@ export function buildModel(arch: Arch, seed = 0): Sequential {
       const layers: Module[] = [];
       let c = arch.inChannels, size = arch.inSize;
       arch.widths.forEach((w, i) => {
-        layers.push(new Conv2d(c, w, 3, { padding: 1, bias: false, rng }), new BatchNorm2d(w), new ReLU());
+        // no conv bias before batch norm; a merged model has one (the folded batch norm's shift)
+        layers.push(new Conv2d(c, w, 3, { padding: 1, bias: arch.convBias ?? false, rng }), new BatchNorm2d(w), new ReLU());
         c = w;
         if (VGG16_POOL_AFTER.includes(i)) {
           layers.push(new MaxPool2d(2));

@@ -171,4 +171,11 @@ export class Sequential extends Module {
     for (const l of this.layers) h = l.forward(h);
     return h;
   }
+  /** put another module at position i (merging swaps in narrower layers) */
+  replace(i: number, m: Module): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.layers.length) throw new Error(`Sequential.replace: no layer ${i} (the model has ${this.layers.length})`);
+    m.train(this.training);
+    this.layers[i] = m;
+    this.child(String(i), m);
+  }
 }

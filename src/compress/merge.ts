@@ -1,0 +1,214 @@
+// Neuron merging (../shared/DESIGN.md section 2). For each hidden unit layer L (Linear or Conv2d) of a
+// Sequential model: fold a batch norm that follows L into it, describe each unit by [incoming weights,
+// bias], cluster the units into k groups, replace each group by one unit whose incoming weights and
+// bias are the members' mean, and in the next unit layer sum the weights that read the members (a
+// column of a Linear, an input channel of a Conv2d, or, through a Flatten, the block of columns of
+// that channel). Where members are exact copies the merged network computes the same function.
+import { BatchNorm, Conv2d, Flatten, Linear, Sequential } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import type { Arch } from '../models/index.js';
+import { Rng } from '../tensor/rng.js';
+import { Tensor } from '../tensor/tensor.js';
+import { agglomerative } from './agglomerative.js';
+import type { Linkage } from './agglomerative.js';
+import { kmeans } from './kmeans.js';
+
+export type ClusterMethod = 'kmeans' | Linkage;
+
+/** one mergeable layer: a unit layer, its batch norm if one follows, and the unit layer reading it */
+export interface MergeSite {
+  index: number; // position in model.layers
+  bn: number | null;
+  next: number;
+  /** spatial positions per channel where a Flatten sits between a conv and the next Linear (else 1) */
+  spatial: number;
+  units: number;
+}
+
+function isUnit(m: Module): m is Linear | Conv2d {
+  return m instanceof Linear || m instanceof Conv2d;
+}
+
+/** the hidden unit layers of a Sequential, in order (the output layer is never among them) */
+export function mergeSites(model: Sequential): MergeSite[] {
+  const L = model.layers;
+  const units = L.map((m, i) => (isUnit(m) ? i : -1)).filter((i) => i >= 0);
+  const sites: MergeSite[] = [];
+  for (let q = 0; q < units.length - 1; q++) {
+    const i = units[q], j = units[q + 1];
+    const bn = L[i + 1] instanceof BatchNorm ? i + 1 : null;
+    for (let t = i + 1; t < j; t++) {
+      if (L[t] instanceof BatchNorm && t !== bn) throw new Error(`merge: layer ${t} (${L[t].describe()}) is a batch norm that does not directly follow a unit layer; not supported`);
+    }
+    const flat = L.slice(i + 1, j).some((m) => m instanceof Flatten);
+    const cur = L[i] as Linear | Conv2d, nxt = L[j] as Linear | Conv2d;
+    const out = cur.weight.shape[0];
+    const inNext = nxt.weight.shape[1];
+    let spatial = 1;
+    if (cur instanceof Conv2d && nxt instanceof Linear) {
+      if (!flat) throw new Error(`merge: conv layer ${i} feeds linear layer ${j} without a Flatten`);
+      if (inNext % out !== 0) throw new Error(`merge: linear layer ${j} reads ${inNext} features, not a multiple of the ${out} channels of layer ${i}`);
+      spatial = inNext / out;
+    } else if (inNext !== out) {
+      throw new Error(`merge: layer ${j} reads ${inNext} inputs but layer ${i} has ${out} units`);
+    }
+    sites.push({ index: i, bn, next: j, spatial, units: out });
+  }
+  return sites;
+}
+
+/** the incoming weights and bias of layer i with its batch norm folded in: w (units, fanIn), b (units) */
+export function foldedUnits(model: Sequential, site: MergeSite): { w: Float32Array; b: Float32Array; fanIn: number } {
+  const layer = model.layers[site.index] as Linear | Conv2d;
+  const n = site.units;
+  const fanIn = layer.weight.size / n;
+  const w = Float32Array.from(layer.weight.data);
+  const b = layer.bias ? Float32Array.from(layer.bias.data) : new Float32Array(n);
+  if (site.bn !== null) {
+    const bn = model.layers[site.bn] as BatchNorm;
+    for (let u = 0; u < n; u++) {
+      const s = bn.weight.data[u] / Math.sqrt(bn.runningVar.data[u] + bn.eps);
+      for (let q = 0; q < fanIn; q++) w[u * fanIn + q] *= s;
+      b[u] = (b[u] - bn.runningMean.data[u]) * s + bn.bias.data[u];
+    }
+  }
+  return { w, b, fanIn };
+}
+
+/** k for a merge ratio r: max(1, round((1 - r) n)) */
+export function unitsAfter(n: number, ratio: number): number {
+  if (!(ratio >= 0 && ratio < 1)) throw new Error(`merge ratio must be in [0, 1), got ${ratio}`);
+  return Math.max(1, Math.round((1 - ratio) * n));
+}
+
+export interface ClusterOptions {
+  method?: ClusterMethod;
+  seed?: number;
+  nInit?: number;
+}
+
+/** group the units of one site into k clusters; labels[u] in [0, k) */
+export function clusterUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions = {}): Int32Array {
+  const { w, b, fanIn } = foldedUnits(model, site);
+  const n = site.units, d = fanIn + 1;
+  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  const X = new Float32Array(n * d);
+  for (let u = 0; u < n; u++) {
+    X.set(w.subarray(u * fanIn, (u + 1) * fanIn), u * d);
+    X[u * d + fanIn] = b[u];
+  }
+  const method = o.method ?? 'kmeans';
+  if (method === 'kmeans') return kmeans(X, n, d, k, { seed: o.seed ?? 0, nInit: o.nInit ?? 10 }).labels;
+  return agglomerative(X, n, d, { linkage: method, k }).labels;
+}
+
+/** apply a grouping to one site: layer i gets one unit per group, its batch norm becomes the identity
+ * (its effect is folded into the weights), the next unit layer sums the members' inputs */
+export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Array): void {
+  const n = site.units;
+  if (labels.length !== n) throw new Error(`merge: ${labels.length} labels for ${n} units of layer ${site.index}`);
+  const k = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
+  const counts = new Int32Array(k);
+  for (const g of labels) {
+    if (!Number.isInteger(g) || g < 0) throw new Error(`merge: bad group label ${g}`);
+    counts[g]++;
+  }
+  if (counts.some((c) => c === 0)) throw new Error(`merge: group labels of layer ${site.index} must cover 0..${k - 1} without gaps`);
+  const { w, b, fanIn } = foldedUnits(model, site);
+  const layer = model.layers[site.index] as Linear | Conv2d;
+  // this layer: the members' mean
+  const nw = new Float32Array(k * fanIn), nb = new Float32Array(k);
+  for (let u = 0; u < n; u++) {
+    const g = labels[u], inv = 1 / counts[g];
+    for (let q = 0; q < fanIn; q++) nw[g * fanIn + q] += w[u * fanIn + q] * inv;
+    nb[g] += b[u] * inv;
+  }
+  const wshape = [k, ...layer.weight.shape.slice(1)];
+  layer.setTensor('weight', new Tensor(nw, wshape));
+  if (layer.bias) layer.setTensor('bias', new Tensor(nb, [k]));
+  else {
+    // a conv without bias (VGG) gets one: the folded batch norm's shift lives there now
+    const withBias = layer instanceof Conv2d
+      ? new Conv2d(wshape[1], k, wshape[2], { stride: layer.stride, padding: layer.padding, rng: new Rng(0) })
+      : new Linear(wshape[1], k, { rng: new Rng(0) });
+    withBias.setTensor('weight', new Tensor(nw, wshape));
+    withBias.setTensor('bias', new Tensor(nb, [k]));
+    model.replace(site.index, withBias);
+  }
+  if (site.bn !== null) {
+    const bn = model.layers[site.bn] as BatchNorm;
+    // identity in eval mode: (x - 0) / sqrt(1 + eps) * sqrt(1 + eps) + 0
+    bn.setTensor('weight', new Tensor(new Float32Array(k).fill(Math.sqrt(1 + bn.eps)), [k]));
+    bn.setTensor('bias', new Tensor(new Float32Array(k), [k]));
+    bn.setTensor('runningMean', new Tensor(new Float32Array(k), [k]));
+    bn.setTensor('runningVar', new Tensor(new Float32Array(k).fill(1), [k]));
+  }
+  // the next layer: sum the weights that read the members
+  const next = model.layers[site.next] as Linear | Conv2d;
+  const [O, I] = next.weight.shape;
+  const per = next.weight.size / (O * I); // kernel positions of a conv (1 for a linear)
+  const S = site.spatial;
+  const newI = k * S;
+  const src = next.weight.data;
+  const out = new Float32Array(O * newI * per);
+  for (let o = 0; o < O; o++) {
+    for (let u = 0; u < n; u++) {
+      const g = labels[u];
+      for (let s = 0; s < S; s++) {
+        const from = ((o * I + u * S + s) * per), to = ((o * newI + g * S + s) * per);
+        for (let q = 0; q < per; q++) out[to + q] += src[from + q];
+      }
+    }
+  }
+  next.setTensor('weight', new Tensor(out, [O, newI, ...next.weight.shape.slice(2)]));
+}
+
+export interface MergeOptions extends ClusterOptions {
+  /** merge ratio per site (or one for all): k = max(1, round((1 - r) n)) */
+  ratio: number | number[];
+  /** cluster every layer on the original network first ('all'), or layer by layer as merged ('sequential') */
+  mode?: 'all' | 'sequential';
+}
+
+export interface MergeReport {
+  sites: { index: number; layer: string; before: number; after: number; labels: Int32Array }[];
+}
+
+/** merge the hidden layers of a model in place; returns the groups of each layer */
+export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
+  const sites = mergeSites(model);
+  const ratios = typeof o.ratio === 'number' ? sites.map(() => o.ratio as number) : o.ratio;
+  if (ratios.length !== sites.length) throw new Error(`merge: ${ratios.length} ratios for ${sites.length} mergeable layers`);
+  const ks = sites.map((s, i) => unitsAfter(s.units, ratios[i]));
+  const report: MergeReport = { sites: [] };
+  const describe = (i: number) => model.layers[i].describe();
+  if ((o.mode ?? 'all') === 'all') {
+    const groups = sites.map((s, i) => clusterUnits(model, s, ks[i], { ...o, seed: (o.seed ?? 0) + i }));
+    sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i] }));
+    // later sites' next-layer sums see the earlier merges; each site's own rows are unaffected
+    sites.forEach((s, i) => applyMerge(model, mergeSites(model)[i], groups[i]));
+  } else {
+    for (let i = 0; i < sites.length; i++) {
+      const s = mergeSites(model)[i];
+      const labels = clusterUnits(model, s, ks[i], { ...o, seed: (o.seed ?? 0) + i });
+      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels });
+      applyMerge(model, s, labels);
+    }
+  }
+  return report;
+}
+
+/** the architecture description of a (merged) model built from `arch` */
+export function archOf(model: Sequential, arch: Arch): Arch {
+  const outs = model.layers.filter(isUnit).map((l) => l.weight.shape[0]);
+  switch (arch.model) {
+    case 'lenet5':
+      return { ...arch, widths: [outs[0], outs[1], outs[2]] };
+    case 'vgg16': {
+      const first = model.layers.find(isUnit) as Conv2d;
+      return { ...arch, widths: outs.slice(0, 13), fc: outs[13], ...(first.bias ? { convBias: true } : {}) };
+    }
+    case 'dbn':
+      return { ...arch, widths: outs.slice(0, -1) };
+  }
+}

@@ -1,0 +1,117 @@
+// Exactness of merging: networks whose hidden layers hold exact duplicate units merge to fewer units
+// with the same outputs, for every boundary the three networks have (linear -> linear, conv -> conv,
+// conv -> batch norm -> ..., conv -> pool -> flatten -> linear, linear -> batch norm -> linear); k = n
+// changes nothing; a merged model fine-tunes and its loss falls.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  archOf, BatchLoader, BatchNorm, buildModel, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, Rng, SGD, tensor, vgg16Arch,
+} from '../src/index.js';
+import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
+import { assertThrows } from './helpers.js';
+
+const M = suite('merge');
+
+/** give every hidden layer duplicate units: unit u copies unit (u mod m); batch norms copied too */
+function duplicate(model: Sequential, distinct: (n: number) => number, rng: Rng): number[] {
+  const ms: number[] = [];
+  for (const site of mergeSites(model)) {
+    const layer = model.layers[site.index] as Linear | Conv2d;
+    const n = site.units, m = distinct(n), fan = layer.weight.size / n;
+    const bn = site.bn !== null ? (model.layers[site.bn] as BatchNorm) : null;
+    if (bn) {
+      // realistic statistics, not the identity
+      for (let u = 0; u < n; u++) {
+        bn.weight.data[u] = rng.uniform(0.5, 1.5);
+        bn.bias.data[u] = rng.uniform(-0.5, 0.5);
+        bn.runningMean.data[u] = rng.uniform(-0.3, 0.3);
+        bn.runningVar.data[u] = rng.uniform(0.5, 2);
+      }
+    }
+    if (layer.bias) for (let u = 0; u < n; u++) layer.bias.data[u] = rng.uniform(-0.2, 0.2);
+    for (let u = m; u < n; u++) {
+      const r = u % m;
+      layer.weight.data.copyWithin(u * fan, r * fan, (r + 1) * fan);
+      if (layer.bias) layer.bias.data[u] = layer.bias.data[r];
+      if (bn) for (const t of [bn.weight, bn.bias, bn.runningMean, bn.runningVar]) t.data[u] = t.data[r];
+    }
+    ms.push(m);
+  }
+  return ms;
+}
+
+function run(model: Sequential, x: Tensor): Float32Array {
+  model.eval();
+  return noGrad(() => model.forward(x)).data as Float32Array;
+}
+
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  return m;
+}
+
+const cases: [string, Arch, number[]][] = [
+  ['DBN-style sigmoid MLP (linear -> linear)', dbnArch([12, 9, 7]), [3, 784]],
+  ['LeNet-5 (conv -> pool -> conv, conv -> pool -> flatten -> linear, linear -> linear)', lenet5Arch([6, 8, 10]), [3, 1, 28, 28]],
+  ['VGG-16 (conv -> batch norm -> relu -> conv, through pools, conv -> flatten -> linear -> batch norm -> linear)', vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10), [2, 3, 32, 32]],
+];
+
+for (const [name, arch, shape] of cases) {
+  for (const method of ['kmeans', 'ward', 'average', 'complete'] as const) {
+    M(`${name}: duplicates merge exactly (${method})`, () => {
+      const rng = new Rng(11);
+      const model = buildModel(arch, 5);
+      const ms = duplicate(model, (n) => Math.max(1, Math.ceil(n / 2)), rng);
+      const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.uniform(0, 1)), shape, { copy: false });
+      const before = run(model, x);
+      const sites = mergeSites(model);
+      const params = model.numParameters();
+      const report = mergeModel(model, { ratio: sites.map((s, i) => 1 - ms[i] / s.units), method, seed: 1 });
+      assert.equal(report.sites.map((s) => s.after), ms, 'units after');
+      assert.equal(mergeSites(model).map((s) => s.units), ms);
+      assert.ok(model.numParameters() < params);
+      const after = run(model, x);
+      const err = maxRelDiff(after, before);
+      assert.ok(err <= 1e-5, `outputs moved by ${err}`);
+      // the merged model is an ordinary one: its architecture rebuilds it and takes its weights
+      const rebuilt = buildModel(archOf(model, arch), 0);
+      rebuilt.loadStateDict(model.stateDict());
+      assert.ok(maxRelDiff(run(rebuilt, x), after) === 0);
+    });
+  }
+}
+
+M('k = n changes nothing (batch norms folded, outputs equal)', () => {
+  const rng = new Rng(12);
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const model = buildModel(arch, 3);
+  duplicate(model, (n) => n, rng); // only randomises the batch norms
+  const x = tensor(Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rng.uniform(0, 1)), [2, 3, 32, 32], { copy: false });
+  const before = run(model, x);
+  const widths = mergeSites(model).map((s) => s.units);
+  mergeModel(model, { ratio: 0 });
+  assert.equal(mergeSites(model).map((s) => s.units), widths);
+  assert.ok(maxRelDiff(run(model, x), before) <= 1e-5);
+});
+
+M('bad merge requests are refused clearly', () => {
+  const model = buildModel(lenet5Arch([6, 8, 10]), 1);
+  assertThrows(() => mergeModel(model, { ratio: 1 }), /merge ratio must be in \[0, 1\), got 1/);
+  assertThrows(() => mergeModel(model, { ratio: [0.5, 0.5] }), /merge: 2 ratios for 3 mergeable layers/);
+});
+
+M('a merged LeNet-5 fine-tunes: its loss falls', async () => {
+  const { train } = await loadDataset('mnist');
+  const arch = lenet5Arch([10, 20, 100]);
+  const model = buildModel(arch, 2);
+  const loader = new BatchLoader(train, { batchSize: 64, shuffle: true, seed: 1, indices: Int32Array.from({ length: 1024 }, (_, i) => i) });
+  fit(model, { arch, loader, optimizer: new SGD(model.parameters(), { lr: 0.02, momentum: 0.9 }), epochs: 1, progress: false });
+  mergeModel(model, { ratio: 0.5, seed: 3 });
+  const merged = archOf(model, arch);
+  assert.equal(merged.widths, [5, 10, 50]);
+  const r = fit(model, { arch: merged, loader, optimizer: new SGD(model.parameters(), { lr: 0.02, momentum: 0.9 }), epochs: 3, progress: false });
+  assert.ok(r.history[2].loss < r.history[0].loss, `loss ${r.history.map((h) => h.loss.toFixed(4)).join(' -> ')}`);
+});
+
+M.run();
