@@ -1,10 +1,12 @@
 // npm run bench [-- NAME ...] [--json]: runs the named benchmarks (all by default).
+import { benchSpeedup } from './speedup.js';
+import { benchCluster } from './cluster.js';
 import { benchData } from './data.js';
 import { benchConvOnly, benchGemm } from './gemm.js';
 import { benchTrain } from './train.js';
 import type { BenchArgs } from './util.js';
 
-const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain };
+const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain, cluster: benchCluster, speedup: benchSpeedup };
 
 const argv = process.argv.slice(2);
 const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };

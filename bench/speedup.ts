@@ -1,0 +1,33 @@
+// Speedup benchmark: inference time of the original and the merged DBN, LeNet-5 and VGG-16 (every
+// hidden layer merged at ratio 0.5) at batch 1 and 128, the measured speedup beside the FLOPs ratio.
+import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, noGrad, Rng, tensor, vgg16Arch } from '../src/index.js';
+import type { Arch } from '../src/index.js';
+import { emit, fmt, measureMs } from './util.js';
+import type { BenchArgs } from './util.js';
+
+export async function benchSpeedup(args: BenchArgs): Promise<void> {
+  const ratio = 0.5;
+  if (!args.json) console.log(`# inference (eval, no autograd), original vs merged at ratio ${ratio} in every hidden layer; target: measured speedup >= 0.8x the FLOPs ratio at batch 128`);
+  const cases: [string, Arch, number[]][] = [['dbn', dbnArch(), [784]], ['lenet5', lenet5Arch(), [1, 28, 28]], ['vgg16', vgg16Arch(), [3, 32, 32]]];
+  for (const [name, arch, inShape] of cases) {
+    const original = buildModel(arch, 1);
+    const merged = buildModel(arch, 1);
+    mergeModel(merged, { ratio, nInit: 1, seed: 1 });
+    original.eval();
+    merged.eval();
+    const c = compare(modelStats(original, inShape), modelStats(merged, inShape));
+    for (const batch of [1, 128]) {
+      const rng = new Rng(2);
+      const shape = [batch, ...inShape];
+      const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
+      const big = name === 'vgg16' && batch === 128;
+      const opts = { iterations: big ? 3 : 20, time: big ? 3000 : 1000 };
+      const tOrig = await measureMs(`${name} original ${batch}`, () => noGrad(() => original.forward(x)), opts);
+      const tMerged = await measureMs(`${name} merged ${batch}`, () => noGrad(() => merged.forward(x)), opts);
+      const speedup = tOrig / tMerged;
+      emit(args,
+        { model: name, batch, ratio, params_before: c.params.before, params_after: c.params.after, flops_ratio: c.flopsRatio, original_ms: tOrig, merged_ms: tMerged, measured_speedup: speedup, fraction_of_flops_ratio: speedup / c.flopsRatio },
+        `speedup ${name.padEnd(7)} batch ${String(batch).padStart(3)}: ${fmt(tOrig, 2).padStart(8)} ms -> ${fmt(tMerged, 2).padStart(8)} ms  measured ${fmt(speedup, 2)}x  FLOPs ratio ${fmt(c.flopsRatio, 2)}x  (${fmt(speedup / c.flopsRatio, 2)} of it; params ${c.params.before} -> ${c.params.after})`);
+    }
+  }
+}
