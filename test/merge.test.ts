@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  archOf, BatchLoader, BatchNorm, buildModel, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, Rng, SGD, tensor, vgg16Arch,
+  archOf, BatchLoader, BatchNorm, buildModel, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -95,10 +95,43 @@ M('k = n changes nothing (batch norms folded, outputs equal)', () => {
   assert.ok(maxRelDiff(run(model, x), before) <= 1e-5);
 });
 
+M('a distance threshold (agglomerative) finds exactly the duplicates; sequential mode is exact too', () => {
+  for (const mode of ['all', 'sequential'] as const) {
+    const rng = new Rng(13);
+    const arch = lenet5Arch([6, 8, 10]);
+    const model = buildModel(arch, 6);
+    const ms = duplicate(model, (n) => n - 2, rng);
+    const x = tensor(Float32Array.from({ length: 2 * 784 }, () => rng.uniform(0, 1)), [2, 1, 28, 28], { copy: false });
+    const before = run(model, x);
+    const rep = mode === 'all' ? mergeModel(model, { threshold: 1e-6, method: 'complete', mode }) : mergeModel(model, { ratio: mergeSites(model).map((s, i) => 1 - ms[i] / s.units), mode, seed: 2 });
+    assert.equal(rep.sites.map((r) => r.after), ms, mode);
+    assert.ok(maxRelDiff(run(model, x), before) <= 1e-5, mode);
+  }
+});
+
+M('a global parameter budget: one ratio for all layers, the kept parameters at or under the budget, counted right', () => {
+  const model = buildModel(lenet5Arch(), 7);
+  const before = model.numParameters();
+  const predicted = paramsWithUnits(model, mergeSites(model).map((s) => Math.ceil(s.units * 0.3)));
+  const r = ratioForBudget(model, 0.1);
+  mergeModel(model, { budget: 0.1, nInit: 1 });
+  const after = model.numParameters();
+  assert.ok(after <= 0.1 * before, `${after} of ${before}`);
+  assert.ok(after > 0.08 * before, `${after} of ${before}: the budget should be used, not undershot by much`);
+  assert.ok(r > 0.6 && r < 0.8, `ratio ${r}`);
+  // the analytic count agrees with a real merge
+  const m2 = buildModel(lenet5Arch(), 7);
+  mergeModel(m2, { ratio: mergeSites(m2).map((s) => 1 - Math.ceil(s.units * 0.3) / s.units), nInit: 1 });
+  assert.is(m2.numParameters(), predicted);
+});
+
 M('bad merge requests are refused clearly', () => {
   const model = buildModel(lenet5Arch([6, 8, 10]), 1);
   assertThrows(() => mergeModel(model, { ratio: 1 }), /merge ratio must be in \[0, 1\), got 1/);
   assertThrows(() => mergeModel(model, { ratio: [0.5, 0.5] }), /merge: 2 ratios for 3 mergeable layers/);
+  assertThrows(() => mergeModel(model, { ratio: 0.5, budget: 0.2 }), /exactly one of ratio, threshold and budget/);
+  assertThrows(() => mergeModel(model, { threshold: 0.1 }), /a distance threshold needs an agglomerative method/);
+  assertThrows(() => mergeModel(model, { budget: 0 }), /merge budget must be in \(0, 1\]/);
 });
 
 M('a merged LeNet-5 fine-tunes: its loss falls', async () => {

@@ -165,9 +165,51 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
 
 export interface MergeOptions extends ClusterOptions {
   /** merge ratio per site (or one for all): k = max(1, round((1 - r) n)) */
-  ratio: number | number[];
+  ratio?: number | number[];
+  /** cut each layer's dendrogram at this distance (agglomerative methods only): k follows from the data */
+  threshold?: number;
+  /** keep about this fraction of the model's parameters, with one merge ratio for every layer */
+  budget?: number;
   /** cluster every layer on the original network first ('all'), or layer by layer as merged ('sequential') */
   mode?: 'all' | 'sequential';
+}
+
+/** parameters of the model if each site had ks[i] units (weights, biases, batch-norm scale and shift) */
+export function paramsWithUnits(model: Sequential, ks: number[]): number {
+  const sites = mergeSites(model);
+  const outOf = new Map<number, number>(), inOf = new Map<number, number>();
+  sites.forEach((s, i) => {
+    outOf.set(s.index, ks[i]);
+    inOf.set(s.next, ks[i] * s.spatial);
+    if (s.bn !== null) outOf.set(s.bn, ks[i]);
+  });
+  let total = 0;
+  model.layers.forEach((m, i) => {
+    if (m instanceof Linear || m instanceof Conv2d) {
+      const [O, I] = m.weight.shape;
+      const per = m.weight.size / (O * I);
+      const o = outOf.get(i) ?? O, inp = inOf.get(i) ?? I;
+      total += o * inp * per + (m.bias || outOf.has(i) ? o : 0);
+    } else if (m instanceof BatchNorm) total += 2 * (outOf.get(i) ?? m.weight.shape[0]);
+  });
+  return total;
+}
+
+/** the one merge ratio that keeps at most `budget` of the parameters (bisection) */
+export function ratioForBudget(model: Sequential, budget: number): number {
+  if (!(budget > 0 && budget <= 1)) throw new Error(`merge budget must be in (0, 1], got ${budget}`);
+  const sites = mergeSites(model);
+  const before = model.numParameters();
+  const fits = (r: number) => paramsWithUnits(model, sites.map((s) => unitsAfter(s.units, r))) <= budget * before;
+  if (fits(0)) return 0;
+  let lo = 0, hi = 0.999999;
+  if (!fits(hi)) throw new Error(`merge budget ${budget} is below what one unit per layer keeps`);
+  for (let it = 0; it < 50; it++) {
+    const mid = (lo + hi) / 2;
+    if (fits(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }
 
 export interface MergeReport {
@@ -177,20 +219,41 @@ export interface MergeReport {
 /** merge the hidden layers of a model in place; returns the groups of each layer */
 export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   const sites = mergeSites(model);
-  const ratios = typeof o.ratio === 'number' ? sites.map(() => o.ratio as number) : o.ratio;
-  if (ratios.length !== sites.length) throw new Error(`merge: ${ratios.length} ratios for ${sites.length} mergeable layers`);
-  const ks = sites.map((s, i) => unitsAfter(s.units, ratios[i]));
+  const given = [o.ratio, o.threshold, o.budget].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new Error('merge: give exactly one of ratio, threshold and budget');
+  const method = o.method ?? 'kmeans';
+  if (o.threshold !== undefined && method === 'kmeans') throw new Error('merge: a distance threshold needs an agglomerative method (ward, average, complete)');
+  let ks: number[];
+  if (o.threshold !== undefined) ks = sites.map(() => -1);
+  else {
+    const r = o.budget !== undefined ? ratioForBudget(model, o.budget) : o.ratio!;
+    const ratios = typeof r === 'number' ? sites.map(() => r) : r;
+    if (ratios.length !== sites.length) throw new Error(`merge: ${ratios.length} ratios for ${sites.length} mergeable layers`);
+    ks = sites.map((s, i) => unitsAfter(s.units, ratios[i]));
+  }
+  const group = (site: MergeSite, i: number): Int32Array => {
+    if (o.threshold === undefined) return clusterUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i });
+    const { w, b, fanIn } = foldedUnits(model, site);
+    const d = fanIn + 1, X = new Float32Array(site.units * d);
+    for (let u = 0; u < site.units; u++) {
+      X.set(w.subarray(u * fanIn, (u + 1) * fanIn), u * d);
+      X[u * d + fanIn] = b[u];
+    }
+    const labels = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold }).labels;
+    ks[i] = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
+    return labels;
+  };
   const report: MergeReport = { sites: [] };
   const describe = (i: number) => model.layers[i].describe();
   if ((o.mode ?? 'all') === 'all') {
-    const groups = sites.map((s, i) => clusterUnits(model, s, ks[i], { ...o, seed: (o.seed ?? 0) + i }));
+    const groups = sites.map((s, i) => group(s, i));
     sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i] }));
     // later sites' next-layer sums see the earlier merges; each site's own rows are unaffected
     sites.forEach((s, i) => applyMerge(model, mergeSites(model)[i], groups[i]));
   } else {
     for (let i = 0; i < sites.length; i++) {
       const s = mergeSites(model)[i];
-      const labels = clusterUnits(model, s, ks[i], { ...o, seed: (o.seed ?? 0) + i });
+      const labels = group(s, i);
       report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels });
       applyMerge(model, s, labels);
     }
