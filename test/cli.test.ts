@@ -1,0 +1,58 @@
+// The real command end to end on tiny settings: report files and their figures; clear one-line errors.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const C = suite('cli');
+const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+
+C('reproduce lenet on tiny settings writes report.json and report.md with consistent figures', () => {
+  const out = mkdtempSync(join(tmpdir(), 'nm-cli-'));
+  const r = run('reproduce', 'lenet', '--epochs', '1', '--finetune-epochs', '1', '--limit', '300', '--ratios', '0.5,0.8', '--out', out, '--json');
+  assert.is(r.status, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  for (const f of ['original', 'merged', 'finetuned', 'pruned']) assert.type(rep.accuracy[f], 'number', `accuracy.${f}`);
+  assert.type(rep.params.before, 'number');
+  assert.type(rep.params.after, 'number');
+  assert.ok(Math.abs(rep.compressionRatio - (1 - rep.params.after / rep.params.before)) < 1e-12);
+  assert.ok(rep.speedup.flops > 1 && rep.speedup.measured > 0);
+  assert.is(rep.results.length, 2);
+  assert.ok(rep.results[1].params.after < rep.results[0].params.after);
+  assert.equal(rep.results[0].units.map((u: { after: number }) => u.after), [10, 25, 250]);
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  assert.match(md, /\| 0\.5 \| /);
+  assert.match(md, /Conv2d\(1→20, 5x5\) 20→10/);
+  assert.ok(existsSync(join(out, 'report.md')));
+});
+
+C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: one line, non-zero exit', () => {
+  const cases: [string[], RegExp][] = [
+    [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(dbn, lenet, vgg or all\)\n$/],
+    [['reproduce', 'lenet', '--ratios', '1.5'], /a merge ratio must be in \[0, 1\), got '1\.5'/],
+    [['data', 'verify', 'cifar10', '--data-dir', mkdtempSync(join(tmpdir(), 'nm-empty-'))], /^neuronmerge: cifar10 is not in .* and downloading is off: put cifar-10-binary\.tar\.gz there/],
+    [['info', join(tmpdir(), 'no-such.safetensors')], /^neuronmerge: .*no-such\.safetensors: cannot read \(ENOENT\)\n$/],
+  ];
+  for (const [args, re] of cases) {
+    const r = run(...args);
+    assert.is.not(r.status, 0, args.join(' '));
+    assert.match(r.stderr, re);
+  }
+});
+
+C('the command runs on the native backend where it is built', () => {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `process.argv = ['node', ${JSON.stringify(bin)}, 'info', 'lenet']; await import(${JSON.stringify(bin)}); const { kernelBackend } = await import(${JSON.stringify(join(process.cwd(), 'dist', 'src', 'backend', 'registry.js'))}); console.log('BACKEND=' + kernelBackend('gemm', 'float32'));`], { encoding: 'utf8' });
+  assert.match(r.stdout, /BACKEND=native/, r.stderr);
+});
+
+C('info and data verify print what a user needs', () => {
+  const i = run('info', 'lenet', '--json');
+  assert.is(JSON.parse(i.stdout).params, 431080);
+  const d = run('data', 'verify', 'mnist', '--json');
+  assert.equal(JSON.parse(d.stdout).test.count, 10000);
+});
+
+C.run();
