@@ -72,6 +72,8 @@ export interface LoaderOptions {
   augment?: Augment;
   /** drop a last, smaller batch */
   dropLast?: boolean;
+  /** give x as (B, C*H*W) instead of (B, C, H, W) (fully connected networks) */
+  flatten?: boolean;
 }
 
 export interface Batch {
@@ -173,7 +175,7 @@ export class BatchLoader {
         }
       }
     }
-    return { x: new Tensor(out, [B, C, H, W]), y, indices: idx.slice() };
+    return { x: new Tensor(out, this.opts.flatten ? [B, C * H * W] : [B, C, H, W]), y, indices: idx.slice() };
   }
 
   *epoch(epoch: number): Generator<Batch> {
@@ -182,10 +184,10 @@ export class BatchLoader {
 }
 
 /** all (or the given) samples as one tensor, normalised, no augmentation */
-export function toTensor(set: ImageSet, normalize: Normalization = UNIT, indices?: Int32Array): { x: Tensor; y: Int32Array } {
+export function toTensor(set: ImageSet, normalize: Normalization = UNIT, indices?: Int32Array, flatten = false): { x: Tensor; y: Int32Array } {
   const n = indices ? indices.length : set.count;
-  const loader = new BatchLoader(set, { batchSize: Math.max(1, n), normalize, indices });
-  if (n === 0) return { x: new Tensor(new Float32Array(0), [0, set.channels, set.height, set.width]), y: new Int32Array(0) };
+  const loader = new BatchLoader(set, { batchSize: Math.max(1, n), normalize, indices, flatten });
+  if (n === 0) return { x: new Tensor(new Float32Array(0), flatten ? [0, set.channels * set.height * set.width] : [0, set.channels, set.height, set.width]), y: new Int32Array(0) };
   const b = loader.batch(0, 0);
   return { x: b.x, y: b.y };
 }

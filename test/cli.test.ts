@@ -29,6 +29,17 @@ C('reproduce lenet on tiny settings writes report.json and report.md with consis
   assert.ok(existsSync(join(out, 'report.md')));
 });
 
+C('reproduce dbn on tiny settings: RBM pretraining, merge, prune, reports', () => {
+  const out = mkdtempSync(join(tmpdir(), 'nm-cli-dbn-'));
+  const r = run('reproduce', 'dbn', '--epochs', '2', '--finetune-epochs', '1', '--limit', '3000', '--ratios', '0.5', '--out', out, '--json');
+  assert.is(r.status, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  assert.is(rep.model, 'dbn');
+  assert.equal(rep.results[0].units.map((u: { after: number }) => u.after), [250, 250, 1000]);
+  assert.is(rep.params.before, 1665010);
+  assert.ok(rep.accuracy.original > 0.5, `original ${rep.accuracy.original}`);
+});
+
 C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: one line, non-zero exit', () => {
   const cases: [string[], RegExp][] = [
     [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(dbn, lenet, vgg or all\)\n$/],

@@ -10,7 +10,7 @@ import { buildModel, parseArch } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { trainDbn, trainLenet, trainVgg } from '../train/recipes.js';
-import { reportTable, reproduceLenet } from './reproduce.js';
+import { reportTable, reproduce } from './reproduce.js';
 
 const program = new Command();
 program.name('neuronmerge').description('Merging similar neurons for deep network compression (Zhong et al., 2020)').showHelpAfterError();
@@ -47,10 +47,10 @@ common(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg or all'
   .action(async (model: string, o) => {
     useBackend(o.backend);
     if (!['dbn', 'lenet', 'vgg', 'all'].includes(model)) throw new Error(`unknown model '${model}' (dbn, lenet, vgg or all)`);
-    if (model !== 'lenet') throw new Error(`reproduce ${model} is not built yet: only 'reproduce lenet' exists so far`);
-    const r = await reproduceLenet({ quick: o.quick, ratios: o.ratios, seed: o.seed, out: o.out, dataDir: o.dataDir, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit });
+    if (model === 'vgg' || model === 'all') throw new Error(`reproduce ${model} is not built yet: 'reproduce lenet' and 'reproduce dbn' exist so far`);
+    const r = await reproduce(model as 'lenet' | 'dbn', { quick: o.quick, ratios: o.ratios, seed: o.seed, out: o.out, dataDir: o.dataDir, epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit });
     if (o.json) console.log(JSON.stringify(r));
-    else console.log(`\nLeNet-5 on MNIST${o.quick ? ' (--quick)' : ''}: original ${(100 * r.original.accuracy).toFixed(2)}%, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${o.out}/report.md, ${o.out}/report.json`);
+    else console.log(`\n${r.model} on MNIST${o.quick ? ' (--quick)' : ''}: original ${(100 * r.original.accuracy).toFixed(2)}%, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${o.out}/report.md, ${o.out}/report.json`);
   });
 
 common(program.command('train').argument('<model>', 'dbn, lenet or vgg').description('train a network with its recipe'))

