@@ -26,7 +26,12 @@ C('reproduce lenet on tiny settings writes report.json and report.md with consis
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /\| 0\.5 \| /);
   assert.match(md, /Conv2d\(1→20, 5x5\) 20→10/);
-  assert.ok(existsSync(join(out, 'report.md')));
+  for (const f of ['accuracy.svg', 'units.svg']) {
+    const svg = readFileSync(join(out, f), 'utf8');
+    assert.match(svg, /^<svg /, f);
+    assert.ok(svg.length > 2000, `${f} looks empty`);
+  }
+  assert.match(readFileSync(join(out, 'units.svg'), 'utf8'), /merged at 0\.8/);
 });
 
 C('reproduce dbn on tiny settings: RBM pretraining, merge, prune, reports', () => {

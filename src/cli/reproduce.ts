@@ -16,6 +16,7 @@ import { noGrad, Tensor } from '../tensor/tensor.js';
 import { slice } from '../tensor/ops.js';
 import { evaluate, fit } from '../train/loop.js';
 import { trainDbn, trainLenet } from '../train/recipes.js';
+import { accuracySpec, renderSvg, unitsSpec } from '../report/plots.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
@@ -140,7 +141,7 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
     original: { accuracy: base.testAccuracy, params: before.params, flops: before.flops, epochs },
     results,
   };
-  if (o.out) writeReports(o.out, report);
+  if (o.out) await writeReports(o.out, report);
   return report;
 }
 
@@ -155,7 +156,7 @@ export function reportTable(r: Report): string {
   return lines.join('\n');
 }
 
-export function writeReports(dir: string, r: Report): void {
+export async function writeReports(dir: string, r: Report): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const json = {
     ...r,
@@ -168,5 +169,7 @@ export function writeReports(dir: string, r: Report): void {
   writeFileSync(join(dir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
   const units = r.results.map((x) => `Ratio ${x.ratio}: ` + x.units.map((u) => `${u.layer} ${u.before}→${u.after}`).join(', ')).join('\n\n');
   const md = `# neuronmerge reproduce ${r.model}${r.quick ? ' --quick' : ''}\n\nData: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.\n\nOriginal: ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.\n\n${reportTable(r)}\n\n## Units per layer\n\n${units}\n`;
-  writeFileSync(join(dir, 'report.md'), md);
+  writeFileSync(join(dir, 'report.md'), md + '\n![accuracy against compression](accuracy.svg)\n\n![units per layer](units.svg)\n');
+  writeFileSync(join(dir, 'accuracy.svg'), await renderSvg(accuracySpec(r)));
+  writeFileSync(join(dir, 'units.svg'), await renderSvg(unitsSpec(r)));
 }
