@@ -26,6 +26,11 @@ C('reproduce lenet on tiny settings writes report.json and report.md with consis
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /\| 0\.5 \| /);
   assert.match(md, /Conv2d\(1→20, 5x5\) 20→10/);
+  assert.match(md, /## What merging did to each layer/);
+  const ex = rep.results[0].explain;
+  assert.is(ex.length, 3);
+  assert.is(ex[0].clusters, 10);
+  assert.ok(ex.every((e: { outputShift: number; spread: number }) => e.outputShift > 0 && e.outputShift < 2 && e.spread > 0 && e.spread < 1.5));
   for (const f of ['accuracy.svg', 'units.svg']) {
     const svg = readFileSync(join(out, f), 'utf8');
     assert.match(svg, /^<svg /, f);

@@ -8,6 +8,8 @@ import { BatchLoader, toTensor } from '../../datasets/loader.js';
 import { compare, modelStats } from '../compress/stats.js';
 import { archOf, mergeModel } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
+import { explainMerge } from '../compress/explain.js';
+import type { LayerExplanation } from '../compress/explain.js';
 import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
@@ -42,6 +44,8 @@ export interface RatioResult {
   bytes: { before: number; after: number };
   accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number };
   speedup: { flops: number; measured: number };
+  /** what merging did to each layer (the teaching view) */
+  explain: LayerExplanation[];
 }
 
 export interface Report {
@@ -114,6 +118,7 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
     log(`reproduce ${which}: merging every hidden layer at ratio ${ratio}`);
     const merged = clone(base.model, arch);
     const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
+    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(ev.x, 0, 256));
     const mArch = archOf(merged, arch);
     const after = modelStats(merged, [...cfg.input]);
     const c = compare(before, after);
@@ -132,6 +137,7 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
       accuracy: { original: base.testAccuracy, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt },
       speedup: { flops: c.flopsRatio, measured: tOrig / tMerged },
+      explain,
     });
   }
   const report: Report = {
@@ -168,7 +174,13 @@ export async function writeReports(dir: string, r: Report): Promise<void> {
   };
   writeFileSync(join(dir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
   const units = r.results.map((x) => `Ratio ${x.ratio}: ` + x.units.map((u) => `${u.layer} ${u.before}→${u.after}`).join(', ')).join('\n\n');
-  const md = `# neuronmerge reproduce ${r.model}${r.quick ? ' --quick' : ''}\n\nData: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.\n\nOriginal: ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.\n\n${reportTable(r)}\n\n## Units per layer\n\n${units}\n`;
+  const explain = r.results.map((x) => [
+    `### Ratio ${x.ratio}`, '',
+    '| layer | units → clusters | cluster sizes (min / median / max, singletons) | spread | next layer\'s output moved |',
+    '|---|---|---|---|---|',
+    ...x.explain.map((e) => `| ${e.layer} | ${e.units} → ${e.clusters} | ${e.sizes.min} / ${e.sizes.median} / ${e.sizes.max}, ${e.sizes.singletons} | ${(100 * e.spread).toFixed(1)}% | ${(100 * e.outputShift).toFixed(1)}% |`),
+  ].join('\n')).join('\n\n');
+  const md = `# neuronmerge reproduce ${r.model}${r.quick ? ' --quick' : ''}\n\nData: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.\n\nOriginal: ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.\n\n${reportTable(r)}\n\n## Units per layer\n\n${units}\n\n## What merging did to each layer\n\nSpread: a unit's mean distance to its cluster's centre (incoming weights and bias, batch norm folded), relative to the units' mean norm. Output moved: how much the next layer's output changed on 256 test inputs, ‖Δz‖/‖z‖, when this layer alone is merged.\n\n${explain}\n`;
   writeFileSync(join(dir, 'report.md'), md + '\n![accuracy against compression](accuracy.svg)\n\n![units per layer](units.svg)\n');
   writeFileSync(join(dir, 'accuracy.svg'), await renderSvg(accuracySpec(r)));
   writeFileSync(join(dir, 'units.svg'), await renderSvg(unitsSpec(r)));

@@ -7,3 +7,5 @@ export type { MergeSite, ClusterMethod, ClusterOptions, MergeOptions, MergeRepor
 export { l1Keep, applyPrune, pruneModel } from './prune.js';
 export { modelStats, compare } from './stats.js';
 export type { LayerStats, ModelStats, Comparison } from './stats.js';
+export { explainMerge } from './explain.js';
+export type { LayerExplanation } from './explain.js';

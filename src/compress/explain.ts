@@ -1,0 +1,75 @@
+// The teaching view: for each merged layer, the clusters found (how many, how big, how spread), and
+// how far merging that layer alone moved what the next layer computes on real inputs.
+import { buildModel } from '../models/index.js';
+import type { Arch } from '../models/index.js';
+import type { Sequential } from '../nn/layers.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
+import { applyMerge, foldedUnits, mergeSites } from './merge.js';
+
+export interface LayerExplanation {
+  layer: string;
+  units: number;
+  clusters: number;
+  /** members per cluster */
+  sizes: { min: number; median: number; max: number; singletons: number };
+  /** mean distance of a unit to its cluster's centre, relative to the mean norm of the units */
+  spread: number;
+  /** ||Δz|| / ||z|| of the next unit layer's output on the inputs, when only this layer is merged */
+  outputShift: number;
+}
+
+function forwardTo(model: Sequential, x: Tensor, last: number): Tensor {
+  return noGrad(() => {
+    let h = x;
+    for (let i = 0; i <= last; i++) h = model.layers[i].forward(h);
+    return h;
+  });
+}
+
+/** explain the groups `labels[q]` of each mergeable layer q of `model` (unmerged), on inputs x */
+export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor): LayerExplanation[] {
+  const sites = mergeSites(model);
+  if (labels.length !== sites.length) throw new Error(`explain: ${labels.length} groupings for ${sites.length} mergeable layers`);
+  model.eval();
+  return sites.map((site, q) => {
+    const lab = labels[q];
+    const k = lab.reduce((m, v) => Math.max(m, v), -1) + 1;
+    const { w, b, fanIn } = foldedUnits(model, site);
+    const d = fanIn + 1, n = site.units;
+    const vec = (u: number, j: number) => (j < fanIn ? w[u * fanIn + j] : b[u]);
+    const centre = new Float64Array(k * d), count = new Int32Array(k);
+    for (let u = 0; u < n; u++) {
+      count[lab[u]]++;
+      for (let j = 0; j < d; j++) centre[lab[u] * d + j] += vec(u, j);
+    }
+    for (let g = 0; g < k; g++) for (let j = 0; j < d; j++) centre[g * d + j] /= Math.max(1, count[g]);
+    let dist = 0, norm = 0;
+    for (let u = 0; u < n; u++) {
+      let s = 0, t = 0;
+      for (let j = 0; j < d; j++) {
+        s += (vec(u, j) - centre[lab[u] * d + j]) ** 2;
+        t += vec(u, j) ** 2;
+      }
+      dist += Math.sqrt(s);
+      norm += Math.sqrt(t);
+    }
+    const sizes = Array.from(count).sort((p, r) => p - r);
+    // merge only this layer in a copy, and compare the next unit layer's output
+    const copy = buildModel(arch, 0);
+    copy.loadStateDict(model.stateDict());
+    copy.eval();
+    applyMerge(copy, mergeSites(copy)[q], lab);
+    const z0 = forwardTo(model, x, site.next), z1 = forwardTo(copy, x, site.next);
+    let dz = 0, zz = 0;
+    for (let i = 0; i < z0.size; i++) {
+      dz += (z1.data[i] - z0.data[i]) ** 2;
+      zz += z0.data[i] ** 2;
+    }
+    return {
+      layer: model.layers[site.index].describe(), units: n, clusters: k,
+      sizes: { min: sizes[0], median: sizes[Math.floor((k - 1) / 2)], max: sizes[k - 1], singletons: sizes.filter((c) => c === 1).length },
+      spread: dist / Math.max(1e-30, norm),
+      outputShift: Math.sqrt(dz / Math.max(1e-30, zz)),
+    };
+  });
+}
