@@ -4,12 +4,13 @@ import { classCounts, loadDataset } from '../../datasets/catalog.js';
 import type { LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor } from '../../datasets/loader.js';
 import type { Normalization } from '../../datasets/loader.js';
+import type { ImageSet } from '../../datasets/catalog.js';
 import { buildModel, dbnArch, lenet5Arch, vgg16Arch } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { Linear } from '../nn/layers.js';
 import { RBM } from '../nn/rbm.js';
 import { SGD, cosineLr } from '../optim/index.js';
-import { reshape, slice } from '../tensor/ops.js';
+import { slice } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Sequential } from '../nn/layers.js';
@@ -53,23 +54,31 @@ function firstN(n: number | undefined, count: number): Int32Array | undefined {
   return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
 }
 
+/** the supervised phase every recipe shares: SGD (momentum 0.9) with a cosine schedule, evaluated on
+ * the test set each epoch, and the result record */
+function supervised(
+  model: Sequential, arch: Arch, loader: BatchLoader, ev: { x: Tensor; y: Int32Array }, o: RecipeOptions,
+  d: { epochs: number; lr: number; weightDecay: number; evalBatch?: number }, t0: number, norm: Normalization, test: ImageSet,
+): RecipeResult {
+  const epochs = o.epochs ?? d.epochs;
+  const lr = o.lr ?? d.lr;
+  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: d.weightDecay });
+  const r = fit(model, {
+    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
+    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
+  });
+  const acc = finalAccuracy(r.history, () => evaluate(model, ev.x, ev.y, d.evalBatch).accuracy);
+  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+}
+
 /** LeNet-5 on MNIST: SGD with momentum 0.9, weight decay 5e-4, cosine schedule (pixels scaled to [0,1]) */
 export async function trainLenet(o: RecipeOptions = {}): Promise<RecipeResult> {
   const t0 = performance.now();
   const { train, test } = await loadDataset('mnist', o.data);
   const arch = o.arch ?? lenet5Arch();
   const model = buildModel(arch, o.seed ?? 0);
-  const epochs = o.epochs ?? 12;
   const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 64, shuffle: true, seed: o.seed ?? 0, indices: firstN(o.limit, train.count) });
-  const lr = o.lr ?? 0.02;
-  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 });
-  const ev = toTensor(test);
-  const r = fit(model, {
-    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
-    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
-  });
-  const acc = finalAccuracy(r.history, () => evaluate(model, ev.x, ev.y).accuracy);
-  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: { mean: [0], std: [1] }, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+  return supervised(model, arch, loader, toTensor(test), o, { epochs: 12, lr: 0.02, weightDecay: 5e-4 }, t0, { mean: [0], std: [1] }, test);
 }
 
 /**
@@ -84,8 +93,7 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
   if (arch.model !== 'dbn') throw new Error('trainDbn: arch must be a dbn');
   const model = buildModel(arch, o.seed ?? 0);
   const idx = firstN(o.limit, train.count);
-  const all = toTensor(train, undefined, idx);
-  let v: Tensor = reshape(all.x, [all.x.shape[0], -1]);
+  let v: Tensor = toTensor(train, undefined, idx, true).x;
   const n = v.shape[0];
   const pe = o.pretrainEpochs ?? 10;
   const rng = new Rng((o.seed ?? 0) + 1);
@@ -106,17 +114,8 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
     v = rbm.hidden(v);
     nv = nh;
   }
-  const epochs = o.epochs ?? 30;
   const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 100, shuffle: true, seed: o.seed ?? 0, indices: idx, flatten: true });
-  const lr = o.lr ?? 0.1;
-  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 1e-5 });
-  const flat = toTensor(test, undefined, undefined, true);
-  const r = fit(model, {
-    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: flat,
-    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
-  });
-  const acc = finalAccuracy(r.history, () => evaluate(model, flat.x, flat.y).accuracy);
-  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: { mean: [0], std: [1] }, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+  return supervised(model, arch, loader, toTensor(test, undefined, undefined, true), o, { epochs: 30, lr: 0.1, weightDecay: 1e-5 }, t0, { mean: [0], std: [1] }, test);
 }
 
 /** VGG-16 on CIFAR-10: random crop (pad 4) and flip, SGD momentum 0.9, weight decay 5e-4, cosine */
@@ -126,15 +125,6 @@ export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
   const arch = o.arch ?? vgg16Arch();
   const model = buildModel(arch, o.seed ?? 0);
   const norm = channelStats(train);
-  const epochs = o.epochs ?? 60;
   const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 128, shuffle: true, seed: o.seed ?? 0, normalize: norm, augment: { padCrop: 4, flip: true }, indices: firstN(o.limit, train.count) });
-  const lr = o.lr ?? 0.05;
-  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 });
-  const ev = toTensor(test, norm);
-  const r = fit(model, {
-    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
-    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
-  });
-  const acc = finalAccuracy(r.history, () => evaluate(model, ev.x, ev.y, 250).accuracy);
-  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+  return supervised(model, arch, loader, toTensor(test, norm), o, { epochs: 60, lr: 0.05, weightDecay: 5e-4, evalBatch: 250 }, t0, norm, test);
 }
