@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildModel, foldedUnits, kmeans, mergeSites, vgg16Arch } from '../src/index.js';
+import { buildModel, kmeans, mergeSites, unitVectors, vgg16Arch } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
 
@@ -19,16 +19,11 @@ export async function benchCluster(args: BenchArgs): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nm-cluster-'));
   const seen = new Set<string>();
   for (const site of mergeSites(model).slice(0, 13)) {
-    const { w, b, fanIn } = foldedUnits(model, site);
-    const n = site.units, d = fanIn + 1, k = Math.max(2, n / 8);
+    const { X, n, d } = unitVectors(model, site);
+    const k = Math.max(2, n / 8);
     const key = `${n}x${d}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const X = new Float32Array(n * d);
-    for (let u = 0; u < n; u++) {
-      X.set(w.subarray(u * fanIn, (u + 1) * fanIn), u * d);
-      X[u * d + fanIn] = b[u];
-    }
     let inertia = 0;
     const ms = await measureMs(`kmeans ${key}`, () => { inertia = kmeans(X, n, d, k, { nInit, maxIter, seed: 1 }).inertia; }, { iterations: 3, time: 500 });
     const file = join(dir, `${key}.f32`);

@@ -81,10 +81,6 @@ const SETTINGS = {
   dbn: { name: 'dbn', title: 'DBN 784-500-500-2000-10', epochs: [30, 3], finetune: [4, 1], finetuneLr: 0.02, batch: 100, flat: true, input: [784] },
 } as const;
 
-export async function reproduceLenet(o: ReproduceOptions = {}): Promise<Report> {
-  return reproduce('lenet', o);
-}
-
 export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = {}): Promise<Report> {
   const cfg = SETTINGS[which];
   if (!cfg) throw new Error(`reproduce: unknown model '${which}'`);

@@ -4,7 +4,7 @@ import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { applyMerge, foldedUnits, mergeSites } from './merge.js';
+import { applyMerge, mergeSites, unitVectors } from './merge.js';
 
 export interface LayerExplanation {
   layer: string;
@@ -34,9 +34,8 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
   return sites.map((site, q) => {
     const lab = labels[q];
     const k = lab.reduce((m, v) => Math.max(m, v), -1) + 1;
-    const { w, b, fanIn } = foldedUnits(model, site);
-    const d = fanIn + 1, n = site.units;
-    const vec = (u: number, j: number) => (j < fanIn ? w[u * fanIn + j] : b[u]);
+    const { X, n, d } = unitVectors(model, site);
+    const vec = (u: number, j: number) => X[u * d + j];
     const centre = new Float64Array(k * d), count = new Int32Array(k);
     for (let u = 0; u < n; u++) {
       count[lab[u]]++;

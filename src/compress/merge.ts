@@ -75,6 +75,18 @@ export function foldedUnits(model: Sequential, site: MergeSite): { w: Float32Arr
   return { w, b, fanIn };
 }
 
+/** the vectors that describe the units of a site, one row each: [folded incoming weights, bias] (n, d) */
+export function unitVectors(model: Sequential, site: MergeSite): { X: Float32Array; n: number; d: number } {
+  const { w, b, fanIn } = foldedUnits(model, site);
+  const n = site.units, d = fanIn + 1;
+  const X = new Float32Array(n * d);
+  for (let u = 0; u < n; u++) {
+    X.set(w.subarray(u * fanIn, (u + 1) * fanIn), u * d);
+    X[u * d + fanIn] = b[u];
+  }
+  return { X, n, d };
+}
+
 /** k for a merge ratio r: max(1, round((1 - r) n)) */
 export function unitsAfter(n: number, ratio: number): number {
   if (!(ratio >= 0 && ratio < 1)) throw new Error(`merge ratio must be in [0, 1), got ${ratio}`);
@@ -89,14 +101,9 @@ export interface ClusterOptions {
 
 /** group the units of one site into k clusters; labels[u] in [0, k) */
 export function clusterUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions = {}): Int32Array {
-  const { w, b, fanIn } = foldedUnits(model, site);
-  const n = site.units, d = fanIn + 1;
+  const n = site.units;
   if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  const X = new Float32Array(n * d);
-  for (let u = 0; u < n; u++) {
-    X.set(w.subarray(u * fanIn, (u + 1) * fanIn), u * d);
-    X[u * d + fanIn] = b[u];
-  }
+  const { X, d } = unitVectors(model, site);
   const method = o.method ?? 'kmeans';
   if (method === 'kmeans') return kmeans(X, n, d, k, { seed: o.seed ?? 0, nInit: o.nInit ?? 10 }).labels;
   return agglomerative(X, n, d, { linkage: method, k }).labels;
@@ -233,12 +240,7 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   }
   const group = (site: MergeSite, i: number): Int32Array => {
     if (o.threshold === undefined) return clusterUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i });
-    const { w, b, fanIn } = foldedUnits(model, site);
-    const d = fanIn + 1, X = new Float32Array(site.units * d);
-    for (let u = 0; u < site.units; u++) {
-      X.set(w.subarray(u * fanIn, (u + 1) * fanIn), u * d);
-      X[u * d + fanIn] = b[u];
-    }
+    const { X, d } = unitVectors(model, site);
     const labels = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold }).labels;
     ks[i] = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
     return labels;
