@@ -50,12 +50,102 @@ C('reproduce dbn on tiny settings: RBM pretraining, merge, prune, reports', () =
   assert.ok(rep.accuracy.original > 0.5, `original ${rep.accuracy.original}`);
 });
 
+const SHARED_CIFAR = join(process.cwd(), '..', 'shared', 'datasets', 'cifar-10-jpeg75', 'cifar-10-batches-bin');
+const json = (r: ReturnType<typeof run>) => {
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+};
+
+C('train, eval, merge, finetune, prune and explain chain through checkpoints', () => {
+  const d = mkdtempSync(join(tmpdir(), 'nm-chain-'));
+  const a = join(d, 'a.safetensors'), m = join(d, 'm.safetensors'), f = join(d, 'f.safetensors'), p = join(d, 'p.safetensors');
+  const t = json(run('train', 'lenet', '--epochs', '1', '--limit', '500', '--checkpoint', a, '--json'));
+  const e = json(run('eval', a, '--json'));
+  assert.is(e.accuracy, t.testAccuracy);
+  assert.is(e.images, 10000);
+  const mg = json(run('merge', a, '--ratio', '0.5', '--out', m, '--json'));
+  assert.equal(mg.units.map((u: { after: number }) => u.after), [10, 25, 250]);
+  assert.equal(mg.arch.widths, [10, 25, 250]);
+  assert.is(mg.accuracy.before, e.accuracy);
+  assert.ok(Math.abs(mg.compressionRatio - (1 - mg.params.after / mg.params.before)) < 1e-12);
+  const info = json(run('info', m, '--json'));
+  assert.is(info.params, mg.params.after);
+  const em = json(run('eval', m, '--json'));
+  assert.is(em.accuracy, mg.accuracy.after);
+  const ft = json(run('finetune', m, '--epochs', '1', '--limit', '500', '--out', f, '--json'));
+  assert.is(ft.accuracy.before, mg.accuracy.after);
+  assert.is(json(run('eval', f, '--json')).accuracy, ft.accuracy.after);
+  assert.ok(ft.accuracy.after > ft.accuracy.before, `fine-tuning did not help: ${ft.accuracy.before} -> ${ft.accuracy.after}`);
+  const pr = json(run('prune', a, '--ratio', '0.5', '--out', p, '--json', '--no-eval'));
+  assert.is(pr.accuracy.before, null);
+  assert.equal(pr.arch.widths, [10, 25, 250]);
+  assert.is(pr.params.after, mg.params.after);
+  const ex = json(run('explain', a, '--ratio', '0.5', '--layer', '0', '--json'));
+  assert.is(ex.clusters.length, 10);
+  assert.equal(ex.clusters.flat().sort((x: number, y: number) => x - y), Array.from({ length: 20 }, (_, i) => i));
+  assert.ok(ex.clusters[0].length >= ex.clusters[9].length);
+  assert.is(ex.layers[0].clusters, 10);
+  const th = json(run('merge', a, '--threshold', '0.5', '--method', 'ward', '--out', m, '--json', '--no-eval'));
+  assert.ok(th.units.every((u: { after: number; before: number }) => u.after >= 1 && u.after <= u.before));
+});
+
+C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects another model\'s', () => {
+  const d = mkdtempSync(join(tmpdir(), 'nm-reuse-'));
+  const c = join(d, 'lenet.safetensors');
+  json(run('train', 'lenet', '--epochs', '1', '--limit', '300', '--checkpoint', c, '--json'));
+  const r1 = run('reproduce', 'lenet', '--checkpoint', c, '--epochs', '2', '--limit', '300', '--finetune-epochs', '0', '--ratios', '0.5', '--out', join(d, 'o1'), '--json');
+  assert.is(r1.status, 0, r1.stderr);
+  assert.match(r1.stderr, /stopped after epoch 1 of 2; resuming/);
+  assert.match(r1.stderr, /epoch 2\/2/);
+  assert.not.match(r1.stderr, /epoch 1\/2/);
+  const r2 = run('reproduce', 'lenet', '--checkpoint', c, '--epochs', '2', '--finetune-epochs', '0', '--ratios', '0.5', '--out', join(d, 'o2'), '--json');
+  assert.is(r2.status, 0, r2.stderr);
+  assert.match(r2.stderr, /reusing the trained lenet5/);
+  assert.not.match(r2.stderr, /epoch \d/);
+  assert.is(JSON.parse(r2.stdout).original.accuracy, JSON.parse(r1.stdout).original.accuracy);
+  const dbn = join(d, 'dbn.safetensors');
+  json(run('train', 'dbn', '--epochs', '1', '--limit', '200', '--checkpoint', dbn, '--json'));
+  const bad = run('reproduce', 'lenet', '--checkpoint', dbn);
+  assert.is(bad.status, 1);
+  assert.match(bad.stderr, /^neuronmerge: .*dbn\.safetensors: checkpoint holds a dbn, not a lenet5\n$/);
+});
+
+C('VGG-16 variant on the CIFAR-10 copy: merging at ratio 0 folds batch norm without changing accuracy; reproduce vgg', () => {
+  if (!existsSync(SHARED_CIFAR)) {
+    console.log('  (skipped: ../shared/datasets/cifar-10-jpeg75 is not here)');
+    return;
+  }
+  const d = mkdtempSync(join(tmpdir(), 'nm-vgg-'));
+  const a = join(d, 'vgg.safetensors');
+  const t = json(run('train', 'vgg', '--width-scale', '0.0625', '--epochs', '1', '--limit', '512', '--data', SHARED_CIFAR, '--checkpoint', a, '--json'));
+  assert.equal(t.arch.widths, [4, 4, 8, 8, 16, 16, 16, 32, 32, 32, 32, 32, 32]);
+  assert.is(t.arch.fc, 32);
+  const m = json(run('merge', a, '--ratio', '0', '--out', join(d, 'm.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  assert.is(m.arch.convBias, true);
+  assert.is(m.accuracy.after, m.accuracy.before);
+  assert.is(m.accuracy.before, t.testAccuracy);
+  const out = join(d, 'out');
+  const r = json(run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--data', SHARED_CIFAR, '--out', out, '--json'));
+  assert.is(r.model, 'vgg16');
+  assert.is(r.results[0].units.length, 14);
+  assert.equal(r.results[0].units.slice(0, 3).map((u: { after: number }) => u.after), [2, 2, 4]);
+  const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  assert.ok(Math.abs(rep.compressionRatio - (1 - rep.params.after / rep.params.before)) < 1e-12);
+  assert.ok(rep.speedup.flops > 3);
+});
+
 C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: one line, non-zero exit', () => {
   const cases: [string[], RegExp][] = [
     [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(dbn, lenet, vgg or all\)\n$/],
     [['reproduce', 'lenet', '--ratios', '1.5'], /a merge ratio must be in \[0, 1\), got '1\.5'/],
     [['data', 'verify', 'cifar10', '--data-dir', mkdtempSync(join(tmpdir(), 'nm-empty-'))], /^neuronmerge: cifar10 is not in .* and downloading is off: put cifar-10-binary\.tar\.gz there/],
     [['info', join(tmpdir(), 'no-such.safetensors')], /^neuronmerge: .*no-such\.safetensors: cannot read \(ENOENT\)\n$/],
+    [['merge', join(tmpdir(), 'no-such.safetensors'), '--ratio', '0.5', '--out', join(tmpdir(), 'x.safetensors')], /^neuronmerge: .*no-such\.safetensors: cannot read \(ENOENT\)\n$/],
+    [['merge', 'a.safetensors', '--out', 'b.safetensors'], /^neuronmerge: merge: give exactly one of --ratio, --threshold and --budget\n$/],
+    [['merge', 'a.safetensors', '--ratio', '1', '--out', 'b.safetensors'], /^error: option '--ratio <r>' argument '1' is invalid\. --ratio must be in \[0, 1\), got '1'\n$/],
+    [['train', 'vgg', '--widths', '8,8'], /^neuronmerge: --widths: vgg takes 13 or 14 widths, got 2\n$/],
+    [['train', 'alexnet'], /^neuronmerge: unknown model 'alexnet' \(dbn, lenet or vgg\)\n$/],
+    [['eval', join(tmpdir(), 'no-such.safetensors')], /cannot read \(ENOENT\)/],
   ];
   for (const [args, re] of cases) {
     const r = run(...args);

@@ -109,7 +109,7 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
   .option('--checkpoint <file>', 'the trained original: reused if it exists (resumed if cut short), written every epoch otherwise')
   ).action(async (model: string, o) => {
     useBackend(o.backend);
-    if (model !== 'all') modelName(model);
+    if (model !== 'all' && !(MODELS as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (dbn, lenet, vgg or all)`);
     if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths and --width-scale name one model; run the models one by one');
     if (model !== 'all') {
       const r = await runReproduce(model as ModelName, o, o.out);
@@ -171,6 +171,7 @@ withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').d
 /** units before and after, parameters, FLOPs, and (unless --no-eval) accuracy before and after */
 async function compressCommand(file: string, o: Record<string, any>, what: 'merge' | 'prune') {
   useBackend(o.backend);
+  if (what === 'merge' && [o.ratio, o.threshold, o.budget].filter((v) => v !== undefined).length !== 1) throw new Error('merge: give exactly one of --ratio, --threshold and --budget');
   const { model, arch } = modelFromCheckpoint(file);
   const task = taskOf(arch);
   const before = modelStats(model, task.input);
@@ -179,8 +180,6 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   const snapshot = cloneModel(model, arch);
   let units: { layer: string; before: number; after: number }[];
   if (what === 'merge') {
-    const given = [o.ratio, o.threshold, o.budget].filter((v) => v !== undefined).length;
-    if (given !== 1) throw new Error('merge: give exactly one of --ratio, --threshold and --budget');
     const rep = mergeModel(model, { ratio: o.ratio, threshold: o.threshold, budget: o.budget, method: o.method, mode: o.mode, seed: o.seed, nInit: o.nInit });
     units = rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after }));
   } else {

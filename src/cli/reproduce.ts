@@ -87,7 +87,7 @@ async function original(which: ReproducibleModel, o: ReproduceOptions, epochs: n
   const cfg = SETTINGS[which];
   const quick = o.quick ?? false;
   const limit = o.limit ?? (quick ? cfg.quickLimit : undefined);
-  const arch = o.arch ?? (quick ? cfg.quickArch : undefined);
+  let arch: Arch | undefined = o.arch ?? (quick ? cfg.quickArch : undefined);
   if (arch && arch.model !== cfg.family) throw new Error(`reproduce ${which}: the architecture is a ${arch.model}, not a ${cfg.family}`);
   const recipe = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg }[which];
   let resume: string | undefined;
@@ -101,6 +101,8 @@ async function original(which: ReproducibleModel, o: ReproduceOptions, epochs: n
       return { model, arch: c.arch };
     }
     log(`reproduce ${which}: ${o.checkpoint} stopped after epoch ${c.train.epoch} of ${epochs}; resuming`);
+    if (o.arch && JSON.stringify(o.arch) !== JSON.stringify(c.arch)) throw new Error(`${o.checkpoint}: checkpoint is for widths ${c.arch.widths.join('-')}, not the ${o.arch.widths.join('-')} asked for`);
+    arch = c.arch;
     resume = o.checkpoint;
   }
   log(`reproduce ${which}: training the ${cfg.title}${arch ? ` (widths ${arch.widths.join('-')})` : ''} for ${epochs} epochs (seed ${o.seed ?? 0})`);
