@@ -1,0 +1,462 @@
+// The WGSL compute shaders of the WebGPU backend. Every shader keeps to WebGPU's compatibility limits
+// (at most 128 invocations per workgroup, 16 KB of workgroup memory; up to 6 storage buffers, within
+// what every adapter offers when asked), so the same
+// code runs on a software adapter (Mesa's llvmpipe through OpenGL ES) in CI and on an NVIDIA GPU
+// through Vulkan. 1-D kernels index with a 2-D grid so that more than 65,535 workgroups can run.
+
+/** the linear index of a thread in a 1-D kernel launched on a 2-D grid of 128-wide workgroups */
+const IDX = /* wgsl */ `
+fn gidx(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * 128u + lid.x; }`;
+const ARGS1 = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
+
+/**
+ * C = alpha · op(A) · op(B) + beta · C, row-major, op = transpose where ta/tb is 1. A workgroup of
+ * 16×8 threads computes a 64×64 tile of C, 8×4 outputs per thread, over K in steps of 16 through
+ * workgroup memory (2 × 4 KB).
+ */
+export const GEMM = /* wgsl */ `
+struct P { M: u32, N: u32, K: u32, ta: u32, tb: u32, lda: u32, ldb: u32, ldc: u32, alpha: f32, beta: f32, offA: u32, offB: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+@compute @workgroup_size(16, 8)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * 64u;
+  let col0 = wg.x * 64u;
+  var acc: array<f32, 32>;
+  for (var i = 0u; i < 32u; i++) { acc[i] = 0.0; }
+  for (var k0 = 0u; k0 < p.K; k0 += 16u) {
+    for (var i = 0u; i < 8u; i++) {
+      let e = li + i * 128u;
+      var r: u32; var kk: u32;
+      if (p.ta == 1u) { r = e % 64u; kk = e / 64u; } else { r = e / 16u; kk = e % 16u; }
+      let gr = row0 + r; let gk = k0 + kk;
+      var v = 0.0;
+      if (gr < p.M && gk < p.K) {
+        if (p.ta == 1u) { v = A[p.offA + gk * p.lda + gr]; } else { v = A[p.offA + gr * p.lda + gk]; }
+      }
+      As[kk * 64u + r] = v;
+    }
+    for (var i = 0u; i < 8u; i++) {
+      let e = li + i * 128u;
+      var c: u32; var kk: u32;
+      if (p.tb == 1u) { c = e / 16u; kk = e % 16u; } else { c = e % 64u; kk = e / 64u; }
+      let gc = col0 + c; let gk = k0 + kk;
+      var v = 0.0;
+      if (gk < p.K && gc < p.N) {
+        if (p.tb == 1u) { v = B[p.offB + gc * p.ldb + gk]; } else { v = B[p.offB + gk * p.ldb + gc]; }
+      }
+      Bs[kk * 64u + c] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk++) {
+      let b = vec4f(Bs[kk * 64u + lid.x * 4u], Bs[kk * 64u + lid.x * 4u + 1u], Bs[kk * 64u + lid.x * 4u + 2u], Bs[kk * 64u + lid.x * 4u + 3u]);
+      for (var i = 0u; i < 8u; i++) {
+        let a = As[kk * 64u + lid.y * 8u + i];
+        acc[i * 4u] += a * b.x; acc[i * 4u + 1u] += a * b.y; acc[i * 4u + 2u] += a * b.z; acc[i * 4u + 3u] += a * b.w;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 8u; i++) {
+    let r = row0 + lid.y * 8u + i;
+    if (r >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x * 4u + j;
+      if (c < p.N) {
+        let o = r * p.ldc + c;
+        var v = p.alpha * acc[i * 4u + j];
+        if (p.beta != 0.0) { v += p.beta * C[o]; }
+        C[o] = v;
+      }
+    }
+  }
+}`;
+
+/** y = f(x) (or y = f(x, z) for the two-input kinds); the body sets v from a (and b) */
+export function map1(body: string): string {
+  return /* wgsl */ `
+struct P { n: u32, a0: f32, a1: f32, a2: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let a = X[i];
+  var v: f32;
+  ${body}
+  Y[i] = v;
+}`;
+}
+
+export function map2(body: string): string {
+  return /* wgsl */ `
+struct P { n: u32, a0: f32, a1: f32, a2: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Z: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let a = X[i];
+  let b = Z[i];
+  var v: f32;
+  ${body}
+  Y[i] = v;
+}`;
+}
+
+export const RELU = map1('v = max(a, 0.0);');
+/** dx = dy · [y > 0] (X = dy, Z = y) */
+export const RELU_BACK = map2('v = select(0.0, a, b > 0.0);');
+export const SIGMOID = map1('v = 1.0 / (1.0 + exp(-a));');
+/** dx = dy · y (1 − y) */
+export const SIGMOID_BACK = map2('v = a * b * (1.0 - b);');
+
+/** Y[i] += bias[channel of i] for a (N, C, S) layout */
+export const BIAS_ADD = /* wgsl */ `
+struct P { n: u32, C: u32, S: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  Y[i] += bias[(i / p.S) % p.C];
+}`;
+
+/** out[c] = Σ over n, s of X[(n·C + c)·S + s]: one workgroup per channel */
+export const CHANNEL_SUM = /* wgsl */ `
+struct P { N: u32, C: u32, S: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+var<workgroup> red: array<f32, 128>;
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = wg.x;
+  let M = p.N * p.S;
+  var s = 0.0;
+  for (var j = lid.x; j < M; j += 128u) {
+    let n = j / p.S; let q = j % p.S;
+    s += X[(n * p.C + c) * p.S + q];
+  }
+  red[lid.x] = s;
+  workgroupBarrier();
+  for (var w = 64u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { red[lid.x] += red[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { out[c] = red[0]; }
+}`;
+
+/**
+ * Batch norm statistics in training: per channel the batch mean and biased variance, written as
+ * stats[2c] = mean, stats[2c+1] = 1/sqrt(var + eps); the running statistics move by momentum (the
+ * running variance with the unbiased estimate), as the CPU kernels do.
+ */
+export const BN_STATS = /* wgsl */ `
+struct P { N: u32, C: u32, S: u32, pad: u32, momentum: f32, eps: f32, p2: f32, p3: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> running: array<f32>;
+var<workgroup> red: array<f32, 128>;
+var<workgroup> shared_mean: f32;
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = wg.x;
+  let M = p.N * p.S;
+  var s = 0.0;
+  for (var j = lid.x; j < M; j += 128u) { s += X[((j / p.S) * p.C + c) * p.S + j % p.S]; }
+  red[lid.x] = s;
+  workgroupBarrier();
+  for (var w = 64u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { red[lid.x] += red[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { shared_mean = red[0] / f32(M); }
+  workgroupBarrier();
+  let mean = shared_mean;
+  var ss = 0.0;
+  for (var j = lid.x; j < M; j += 128u) {
+    let d = X[((j / p.S) * p.C + c) * p.S + j % p.S] - mean;
+    ss += d * d;
+  }
+  red[lid.x] = ss;
+  workgroupBarrier();
+  for (var w = 64u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { red[lid.x] += red[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    let sq = red[0];
+    let v = sq / f32(M);
+    stats[2u * c] = mean;
+    stats[2u * c + 1u] = 1.0 / sqrt(v + p.eps);
+    running[c] = (1.0 - p.momentum) * running[c] + p.momentum * mean;
+    var unb = v;
+    if (M > 1u) { unb = sq / f32(M - 1u); }
+    running[p.C + c] = (1.0 - p.momentum) * running[p.C + c] + p.momentum * unb;
+  }
+}`;
+
+/** eval-mode statistics from the running ones: stats[2c] = mean, stats[2c+1] = 1/sqrt(var + eps) */
+export const BN_EVAL_STATS = /* wgsl */ `
+struct P { C: u32, eps: f32, p2: u32, p3: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> running: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@compute @workgroup_size(128)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let c = g.x;
+  if (c >= p.C) { return; }
+  stats[2u * c] = running[c];
+  stats[2u * c + 1u] = 1.0 / sqrt(running[p.C + c] + p.eps);
+}`;
+
+/** y = (x − mean) · invstd · gamma + beta; affine = [gamma (C), beta (C)] */
+export const BN_APPLY = /* wgsl */ `
+struct P { n: u32, C: u32, S: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read> affine: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let c = (i / p.S) % p.C;
+  Y[i] = (X[i] - stats[2u * c]) * stats[2u * c + 1u] * affine[c] + affine[p.C + c];
+}`;
+
+/** per channel: dgamma = Σ dy · x̂, dbeta = Σ dy (written as grad[c], grad[C + c]) */
+export const BN_BACK_REDUCE = /* wgsl */ `
+struct P { N: u32, C: u32, S: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+var<workgroup> r1: array<f32, 128>;
+var<workgroup> r2: array<f32, 128>;
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = wg.x;
+  let M = p.N * p.S;
+  let mean = stats[2u * c]; let is = stats[2u * c + 1u];
+  var sg = 0.0; var sgx = 0.0;
+  for (var j = lid.x; j < M; j += 128u) {
+    let o = ((j / p.S) * p.C + c) * p.S + j % p.S;
+    let g = G[o];
+    sg += g;
+    sgx += g * (X[o] - mean) * is;
+  }
+  r1[lid.x] = sg; r2[lid.x] = sgx;
+  workgroupBarrier();
+  for (var w = 64u; w > 0u; w >>= 1u) {
+    if (lid.x < w) { r1[lid.x] += r1[lid.x + w]; r2[lid.x] += r2[lid.x + w]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { grad[c] = r2[0]; grad[p.C + c] = r1[0]; }
+}`;
+
+/** dx = gamma · invstd · (dy − Σdy/M − x̂ · Σ(dy·x̂)/M); affine = [gamma, beta], gaffine = [Σdy·x̂, Σdy] */
+export const BN_BACK_APPLY = /* wgsl */ `
+struct P { n: u32, C: u32, S: u32, M: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<f32>;
+@group(0) @binding(4) var<storage, read> affine: array<f32>;
+@group(0) @binding(5) var<storage, read> gaffine: array<f32>;
+@group(0) @binding(6) var<storage, read_write> DX: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let c = (i / p.S) % p.C;
+  let mean = stats[2u * c]; let is = stats[2u * c + 1u];
+  let a = gaffine[p.C + c] / f32(p.M);
+  let b = gaffine[c] / f32(p.M);
+  DX[i] = affine[c] * is * (G[i] - a - (X[i] - mean) * is * b);
+}`;
+
+/** out[b, a, s] = in[a, b, s] for an (A, B, S) array */
+export const SWAP01 = /* wgsl */ `
+struct P { A: u32, B: u32, S: u32, n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let s = i % p.S; let ab = i / p.S;
+  let a = ab % p.A; let b = ab / p.A;
+  Y[i] = X[(a * p.B + b) * p.S + s];
+}`;
+
+const CONV_P = 'struct P { N: u32, C: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32, n: u32, p1: u32, p2: u32 }';
+
+/** cols[(c·k + ky)·k + kx, (n·OH + oy)·OW + ox] = x[n, c, oy·s − p + ky, ox·s − p + kx] (0 outside) */
+export const IM2COL = /* wgsl */ `
+${CONV_P}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let NP = p.N * p.OH * p.OW;
+  let col = i % NP; let row = i / NP;
+  let ox = col % p.OW; let oy = (col / p.OW) % p.OH; let n = col / (p.OW * p.OH);
+  let kx = row % p.k; let ky = (row / p.k) % p.k; let c = row / (p.k * p.k);
+  let y = i32(oy * p.stride + ky) - i32(p.pad);
+  let x = i32(ox * p.stride + kx) - i32(p.pad);
+  var v = 0.0;
+  if (y >= 0 && y < i32(p.H) && x >= 0 && x < i32(p.W)) { v = X[((n * p.C + c) * p.H + u32(y)) * p.W + u32(x)]; }
+  cols[i] = v;
+}`;
+
+/** dx[n, c, y, x] = Σ of the cols gradients that read it (a gather: no atomics) */
+export const COL2IM = /* wgsl */ `
+${CONV_P}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> cols: array<f32>;
+@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let x = i % p.W; let y = (i / p.W) % p.H; let c = (i / (p.W * p.H)) % p.C; let n = i / (p.W * p.H * p.C);
+  let NP = p.N * p.OH * p.OW;
+  var s = 0.0;
+  for (var ky = 0u; ky < p.k; ky++) {
+    let ty = i32(y + p.pad) - i32(ky);
+    if (ty < 0 || ty % i32(p.stride) != 0) { continue; }
+    let oy = u32(ty) / p.stride;
+    if (oy >= p.OH) { continue; }
+    for (var kx = 0u; kx < p.k; kx++) {
+      let tx = i32(x + p.pad) - i32(kx);
+      if (tx < 0 || tx % i32(p.stride) != 0) { continue; }
+      let ox = u32(tx) / p.stride;
+      if (ox >= p.OW) { continue; }
+      s += cols[((c * p.k + ky) * p.k + kx) * NP + (n * p.OH + oy) * p.OW + ox];
+    }
+  }
+  DX[i] = s;
+}`;
+
+const POOL_P = 'struct P { NC: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, n: u32, pad: u32 }';
+
+/** max pooling with window = stride = k, no padding; arg[o] = the input index of the maximum */
+export const MAXPOOL = /* wgsl */ `
+${POOL_P}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> arg: array<u32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let ox = i % p.OW; let oy = (i / p.OW) % p.OH; let nc = i / (p.OW * p.OH);
+  var best = -3.4e38; var bi = 0u;
+  for (var ky = 0u; ky < p.k; ky++) {
+    for (var kx = 0u; kx < p.k; kx++) {
+      let j = (nc * p.H + oy * p.k + ky) * p.W + ox * p.k + kx;
+      let v = X[j];
+      if (v > best || (ky == 0u && kx == 0u)) { best = v; bi = j; }
+    }
+  }
+  Y[i] = best;
+  arg[i] = bi;
+}`;
+
+/** dx[j] = dy[o] where j is the maximum of window o, else 0 (windows do not overlap) */
+export const MAXPOOL_BACK = /* wgsl */ `
+${POOL_P}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> arg: array<u32>;
+@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let j = gidx(wid, nwg, lid);
+  if (j >= p.n) { return; }
+  let x = j % p.W; let y = (j / p.W) % p.H; let nc = j / (p.W * p.H);
+  let oy = y / p.k; let ox = x / p.k;
+  var v = 0.0;
+  if (oy < p.OH && ox < p.OW) {
+    let o = (nc * p.OH + oy) * p.OW + ox;
+    if (arg[o] == j) { v = G[o]; }
+  }
+  DX[j] = v;
+}`;
+
+/**
+ * Softmax cross-entropy, one thread per row: out[2r] = the row's loss, out[2r+1] = 1 where the
+ * arg-max is the target; dlogits = (softmax − onehot) / N.
+ */
+export const XENT = /* wgsl */ `
+struct P { N: u32, C: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> L: array<f32>;
+@group(0) @binding(2) var<storage, read> T: array<u32>;
+@group(0) @binding(3) var<storage, read_write> D: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(128)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let r = g.x;
+  if (r >= p.N) { return; }
+  let b = r * p.C;
+  var m = L[b]; var am = 0u;
+  for (var c = 1u; c < p.C; c++) { if (L[b + c] > m) { m = L[b + c]; am = c; } }
+  var s = 0.0;
+  for (var c = 0u; c < p.C; c++) { s += exp(L[b + c] - m); }
+  let t = T[r];
+  out[2u * r] = log(s) - (L[b + t] - m);
+  out[2u * r + 1u] = select(0.0, 1.0, am == t);
+  for (var c = 0u; c < p.C; c++) {
+    D[b + c] = (exp(L[b + c] - m) / s - select(0.0, 1.0, c == t)) / f32(p.N);
+  }
+}`;
+
+/** SGD with momentum and weight decay, as the CPU optimizer: g += wd·w; v = mu·v + g; w −= lr·v */
+export const SGD = /* wgsl */ `
+struct P { n: u32, lr: f32, mu: f32, wd: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Wt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> V: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let g = G[i] + p.wd * Wt[i];
+  let v = p.mu * V[i] + g;
+  V[i] = v;
+  Wt[i] -= p.lr * v;
+}`;

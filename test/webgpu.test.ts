@@ -1,0 +1,169 @@
+// Parity of the WebGPU kernels and of GPU training with the CPU engine. Runs wherever an adapter can be
+// had: an NVIDIA GPU through Vulkan, or on a CPU-only machine Dawn's OpenGL ES backend over Mesa's
+// llvmpipe (EGL surfaceless; .ci/run installs libegl-mesa0 and libgl1-mesa-dri). Without one, each
+// test prints why it was skipped.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadDataset } from '../datasets/catalog.js';
+import { toTensor } from '../datasets/loader.js';
+import { gemmNaive } from '../src/backend/js-gemm.js';
+import { webgpu } from '../src/backend/webgpu.js';
+import type { WebGpu } from '../src/backend/webgpu.js';
+import { buildModel, lenet5Arch } from '../src/models/index.js';
+import { BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid } from '../src/nn/layers.js';
+import { SGD } from '../src/optim/index.js';
+import { crossEntropy, slice } from '../src/tensor/ops.js';
+import { Rng } from '../src/tensor/rng.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { GpuModel } from '../src/train/gpu.js';
+import { assertClose } from './helpers.js';
+
+const G = suite('webgpu');
+let gpu: WebGpu | null = null;
+let why = '';
+try {
+  gpu = await webgpu();
+  console.log(`  (WebGPU adapter: ${gpu.info.description} via ${gpu.info.backend}${gpu.info.software ? ', software' : ''})`);
+} catch (e) {
+  why = (e as Error).message;
+}
+const skip = () => {
+  if (gpu) return false;
+  console.log(`  (skipped: ${why})`);
+  return true;
+};
+
+const randArray = (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+
+G('SGEMM: every transpose, odd sizes, alpha, beta and offsets match the naive product', async () => {
+  if (skip()) return;
+  const g = gpu!;
+  const rng = new Rng(7);
+  for (const [M, N, K] of [[1, 1, 1], [37, 70, 19], [64, 64, 16], [130, 65, 77], [5, 200, 3]]) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const offA = 3, offB = 5;
+        const lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 1, ldc = N;
+        const A = randArray(rng, offA + (ta ? K : M) * lda), B = randArray(rng, offB + (tb ? N : K) * ldb), C0 = randArray(rng, M * N);
+        const alpha = 0.75, beta = ta ? 0 : -0.5;
+        const want = C0.slice();
+        gemmNaive(ta, tb, M, N, K, alpha, A, offA, lda, B, offB, ldb, beta, want, 0, ldc);
+        const gA = g.upload(A), gB = g.upload(B), gC = g.upload(C0);
+        g.gemm(ta, tb, M, N, K, alpha, gA, lda, gB, ldb, beta, gC, ldc, offA, offB);
+        assertClose(await g.read(gC), want, 1e-5, `gemm ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}`);
+        for (const b of [gA, gB, gC]) b.destroy();
+      }
+    }
+  }
+});
+
+/** a CPU step with the engine's autograd and SGD, for comparison */
+function cpuStep(model: Sequential, x: Tensor, y: Int32Array, opt: SGD): number {
+  model.train();
+  const loss = crossEntropy(model.forward(x), y);
+  opt.zeroGrad();
+  loss.backward();
+  opt.step();
+  return loss.item();
+}
+
+function clone(model: Sequential, make: () => Sequential): Sequential {
+  const m = make();
+  m.loadStateDict(model.stateDict());
+  return m;
+}
+
+async function parity(name: string, make: () => Sequential, inShape: number[], N: number, steps: number, tol: number) {
+  const rng = new Rng(11);
+  const cpu = make();
+  const onGpu = clone(cpu, make);
+  const gm = await GpuModel.create(onGpu, inShape);
+  const opt = new SGD(cpu.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 1e-3 });
+  const f = inShape.reduce((a, b) => a * b, 1);
+  for (let s = 0; s < steps; s++) {
+    const x = new Tensor(randArray(rng, N * f), [N, ...inShape]);
+    const y = Int32Array.from({ length: N }, () => rng.int(10));
+    const lc = cpuStep(cpu, x, y, opt);
+    const r = await gm.trainStep(x, y, { lr: 0.05, momentum: 0.9, weightDecay: 1e-3 });
+    assert.ok(Math.abs(r.loss - lc) <= tol * Math.max(1, Math.abs(lc)), `${name} step ${s + 1}: GPU loss ${r.loss}, CPU ${lc}`);
+  }
+  await gm.download();
+  const a = onGpu.stateDict(), b = cpu.stateDict();
+  for (const [k, t] of b) assertClose(a.get(k)!.data, t.data, tol, `${name}: ${k} after ${steps} steps`);
+  // evaluation mode (batch norm from the running statistics) gives the CPU's logits
+  const xe = new Tensor(randArray(rng, 5 * f), [5, ...inShape]);
+  cpu.eval();
+  assertClose(await gm.predict(xe), cpu.forward(xe).data, tol, `${name}: eval logits`);
+}
+
+G('training parity: Linear, ReLU, Sigmoid (an MLP), two SGD steps with momentum and weight decay', async () => {
+  if (skip()) return;
+  const rng = () => new Rng(3);
+  await parity('mlp', () => { const r = rng(); return new Sequential(new Linear(13, 21, { rng: r }), new ReLU(), new Linear(21, 9, { rng: r }), new Sigmoid(), new Linear(9, 10, { rng: r })); }, [13], 7, 2, 2e-4);
+});
+
+G('training parity: Conv2d (padding, bias), ReLU, MaxPool2d, Flatten, Linear', async () => {
+  if (skip()) return;
+  const rng = () => new Rng(4);
+  await parity('cnn', () => { const r = rng(); return new Sequential(new Conv2d(3, 5, 3, { padding: 1, rng: r }), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(5 * 3 * 3, 10, { rng: r })); }, [3, 7, 6], 4, 2, 2e-4);
+});
+
+G('training parity: strided conv without bias, BatchNorm2d and BatchNorm1d in training and eval', async () => {
+  if (skip()) return;
+  const rng = () => new Rng(5);
+  await parity('bn', () => {
+    const r = rng();
+    return new Sequential(new Conv2d(2, 6, 3, { stride: 2, bias: false, rng: r }), new BatchNorm2d(6), new ReLU(), new Flatten(), new Linear(6 * 4 * 4, 8, { rng: r }), new BatchNorm1d(8), new Sigmoid(), new Linear(8, 10, { rng: r }));
+  }, [2, 9, 9], 6, 3, 3e-4);
+});
+
+G('LeNet-5 on real MNIST digits: three GPU steps match the CPU, and evaluation agrees', async () => {
+  if (skip()) return;
+  const { train, test } = await loadDataset('mnist');
+  const arch = lenet5Arch();
+  const cpu = buildModel(arch, 1);
+  const onGpu = buildModel(arch, 1);
+  const gm = await GpuModel.create(onGpu, [1, 28, 28]);
+  const opt = new SGD(cpu.parameters(), { lr: 0.02, momentum: 0.9, weightDecay: 5e-4 });
+  const all = toTensor(train, undefined, Int32Array.from({ length: 96 }, (_, i) => i));
+  for (let s = 0; s < 3; s++) {
+    const x = slice(all.x, s * 32, (s + 1) * 32), y = all.y.subarray(s * 32, (s + 1) * 32);
+    const lc = cpuStep(cpu, x, y, opt);
+    const r = await gm.trainStep(x, y, { lr: 0.02, momentum: 0.9, weightDecay: 5e-4 });
+    assert.ok(Math.abs(r.loss - lc) < 1e-4 * Math.max(1, lc), `step ${s + 1}: GPU loss ${r.loss}, CPU ${lc}`);
+  }
+  await gm.download();
+  for (const [k, t] of cpu.stateDict()) assertClose(onGpu.stateDict().get(k)!.data, t.data, 1e-4, `lenet ${k}`);
+  const ev = toTensor(test, undefined, Int32Array.from({ length: 300 }, (_, i) => i));
+  cpu.eval();
+  const logits = cpu.forward(ev.x);
+  let hits = 0;
+  for (let i = 0; i < 300; i++) {
+    let best = 0;
+    for (let c = 1; c < 10; c++) if (logits.data[i * 10 + c] > logits.data[i * 10 + best]) best = c;
+    if (best === ev.y[i]) hits++;
+  }
+  const r = await gm.evaluate(ev.x, ev.y, 128);
+  assert.ok(Math.abs(r.accuracy - hits / 300) <= 1 / 300 + 1e-12, `GPU accuracy ${r.accuracy}, CPU ${hits / 300}`);
+});
+
+G('unsupported layers and wrong input shapes are refused with the layer or shape named', async () => {
+  if (skip()) return;
+  const r = new Rng(1);
+  const { Dropout } = await import('../src/nn/layers.js');
+  try {
+    await GpuModel.create(new Sequential(new Linear(4, 4, { rng: r }), new Dropout(0.5, r)), [4]);
+    assert.unreachable('accepted Dropout');
+  } catch (e) {
+    assert.match((e as Error).message, /Dropout.* is not supported on the GPU/);
+  }
+  const gm = await GpuModel.create(new Sequential(new Linear(4, 3, { rng: r })), [4]);
+  try {
+    await gm.predict(new Tensor(new Float32Array(10), [2, 5]));
+    assert.unreachable('accepted a wrong shape');
+  } catch (e) {
+    assert.match((e as Error).message, /input of shape \[2,5\] does not match the model's \[N,4\]/);
+  }
+});
+
+G.run();
