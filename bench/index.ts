@@ -4,9 +4,10 @@ import { benchCluster } from './cluster.js';
 import { benchData } from './data.js';
 import { benchConvOnly, benchGemm } from './gemm.js';
 import { benchTrain } from './train.js';
+import { benchGpu } from './gpu.js';
 import type { BenchArgs } from './util.js';
 
-const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain, cluster: benchCluster, speedup: benchSpeedup };
+const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain, cluster: benchCluster, speedup: benchSpeedup, gpu: benchGpu };
 
 const argv = process.argv.slice(2);
 const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };

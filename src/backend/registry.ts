@@ -46,7 +46,8 @@ function resolve<K extends KernelName>(name: K, dtype: DType): { fn: Function; b
   const key = name + ':' + dtype;
   let hit = cache.get(key);
   if (hit) return hit;
-  if (envBackend && forced === null && !backends.has(envBackend)) {
+  // webgpu runs whole models (src/train/gpu.ts); the CPU kernels stay the best available ones
+  if (envBackend && envBackend !== 'webgpu' && forced === null && !backends.has(envBackend)) {
     throw new Error(`NEURONMERGE_BACKEND=${envBackend}, but no backend of that name is available (registered: ${[...backends.keys()].join(', ')})`);
   }
   const order = [...backends.values()].sort((a, b) => b.priority - a.priority);

@@ -92,8 +92,9 @@ export class WebGpu {
           maxBufferSize: lim.maxBufferSize,
         },
       });
-      const desc = String(adapter.info?.description || adapter.info?.device || adapter.info?.vendor || 'unknown adapter');
-      const software = /llvmpipe|swiftshader|lavapipe|software/i.test(desc);
+      const i = adapter.info ?? {};
+      const desc = [i.device, i.description].filter(Boolean).join(', ') || String(i.vendor || 'unknown adapter');
+      const software = /llvmpipe|swiftshader|lavapipe|software/i.test([i.vendor, i.architecture, i.device, i.description].join(' '));
       return new WebGpu(device, { description: desc, backend: t.label, software, featureLevel: t.level ?? 'core' }, gpu);
     }
     throw new WebGpuUnavailable(`no WebGPU adapter: ${why.join('; ')}`);

@@ -38,15 +38,18 @@ const ratios = (v: string) => v.split(',').map((s) => {
 function common(c: Command): Command {
   return c.option('--json', 'print JSON instead of text')
     .option('--seed <n>', 'seed of every random choice', num('--seed', 0, 2 ** 31), 0)
-    .option('--backend <name>', 'js or native (default: the best available)')
+    .option('--backend <name>', 'js or native CPU kernels (default: the best available), or webgpu: train and fine-tune on the GPU')
     .option('--data-dir <dir>', 'dataset cache folder (default: NEURONMERGE_DATA or ~/.cache/neuronmerge)');
 }
 /** model commands also read a dataset from a given folder or archive */
 const withData = (c: Command) => common(c).option('--data <path>', 'read the dataset from this folder (IDX files, or CIFAR-10\'s cifar-10-batches-bin) or CIFAR-10 archive');
 const dataOpts = (o: { dataDir?: string; data?: string }) => ({ dataDir: o.dataDir, path: o.data });
 
-function useBackend(name?: string): void {
+/** --backend: js or native select the CPU kernels; webgpu trains on the GPU (returns the device) */
+function useBackend(name?: string): 'cpu' | 'webgpu' {
+  if (name === 'webgpu' || (!name && process.env.NEURONMERGE_BACKEND === 'webgpu')) return 'webgpu';
   if (name) setBackend(name);
+  return 'cpu';
 }
 
 const ratio = (what: string) => (v: string) => {
@@ -92,6 +95,7 @@ const log = (l: string) => process.stderr.write(l + '\n');
 
 async function runReproduce(model: ModelName, o: Record<string, any>, out: string) {
   const r = await reproduce(model, {
+    device: useBackend(o.backend),
     quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(o), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
     checkpoint: o.checkpoint, arch: hasVariant(o) ? archFor(model, o) : undefined, log,
   });
@@ -129,10 +133,10 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet or vgg
   .option('--limit <n>', 'train on the first n images only', num('--limit', 1, 1e9))
   .option('--lr <x>', 'learning rate', num('--lr', 0, 100))
   ).action(async (model: string, o) => {
-    useBackend(o.backend);
+    const device = useBackend(o.backend);
     const m = modelName(model);
     const recipe = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg }[m];
-    const r = await recipe({ epochs: o.epochs, seed: o.seed, lr: o.lr, limit: o.limit, checkpoint: o.checkpoint, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
+    const r = await recipe({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, limit: o.limit, checkpoint: o.checkpoint, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
     if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, checkpoint: o.checkpoint ?? null }));
     else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${o.checkpoint ? `; checkpoint ${o.checkpoint}` : ''}`);
   });
@@ -231,12 +235,12 @@ withData(program.command('finetune').argument('<checkpoint>', 'a (merged or prun
   .option('--lr <x>', 'learning rate (default: per network)', num('--lr', 0, 100))
   .option('--limit <n>', 'train on the first n images only', num('--limit', 1, 1e9))
   .action(async (file: string, o) => {
-    useBackend(o.backend);
+    const device = useBackend(o.backend);
     const { model, arch } = modelFromCheckpoint(file);
     const data = await loadTask(arch, dataOpts(o));
     const before = accuracyOf(model, data).accuracy;
     const t = performance.now();
-    const history = finetuneModel(model, arch, data, { epochs: o.epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: o.out, log });
+    const history = await finetuneModel(model, arch, data, { device, epochs: o.epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: o.out, log });
     const after = accuracyOf(model, data).accuracy;
     const seconds = (performance.now() - t) / 1000;
     if (o.json) console.log(JSON.stringify({ checkpoint: o.out, from: file, arch, accuracy: { before, after }, seconds, history }));

@@ -37,6 +37,8 @@ export interface ReproduceOptions {
   /** reuse this trained original if it exists (resuming it if its training was cut short); otherwise
    * train and write it here every epoch */
   checkpoint?: string;
+  /** 'webgpu': train and fine-tune on the GPU */
+  device?: 'cpu' | 'webgpu';
 }
 
 export interface RatioResult {
@@ -107,7 +109,7 @@ async function original(which: ReproducibleModel, o: ReproduceOptions, epochs: n
   }
   log(`reproduce ${which}: training the ${cfg.title}${arch ? ` (widths ${arch.widths.join('-')})` : ''} for ${epochs} epochs (seed ${o.seed ?? 0})`);
   const r = await recipe({
-    epochs, seed: o.seed ?? 0, limit, arch, data: o.data, log, checkpoint: o.checkpoint, resume,
+    epochs, seed: o.seed ?? 0, limit, arch, data: o.data, log, device: o.device, checkpoint: o.checkpoint, resume,
     ...(which === 'dbn' && quick ? { pretrainEpochs: 1 } : {}),
   });
   return { model: r.model, arch: r.arch };
@@ -135,8 +137,8 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
   const x128 = slice(task.ev.x, 0, 128);
   const tOrig = inferenceMs(base.model, x128, cfg.speedReps);
   const results: RatioResult[] = [];
-  const finetune = (model: Sequential, a: Arch) => {
-    finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log });
+  const finetune = async (model: Sequential, a: Arch) => {
+    await finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log, device: o.device });
     return accuracyOf(model, task).accuracy;
   };
   for (const ratio of ratios) {
@@ -149,13 +151,13 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
     const c = compare(before, after);
     const accMerged = accuracyOf(merged, task).accuracy;
     const tMerged = inferenceMs(merged, x128, cfg.speedReps);
-    const accFt = finetune(merged, mArch);
+    const accFt = await finetune(merged, mArch);
     log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
     const pruned = cloneModel(base.model, arch);
     pruneModel(pruned, { ratio });
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
-    const accPrunedFt = finetune(pruned, pArch);
+    const accPrunedFt = await finetune(pruned, pArch);
     results.push({
       ratio,
       units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),

@@ -13,6 +13,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
 import { firstN } from '../train/recipes.js';
+import { fitGpu } from '../train/gpu.js';
 import type { EpochRecord } from '../train/loop.js';
 
 export interface TaskSettings {
@@ -69,10 +70,11 @@ export interface FinetuneOptions {
   checkpoint?: string;
   log?: (line: string) => void;
   progress?: boolean;
+  device?: 'cpu' | 'webgpu';
 }
 
 /** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4, cosine schedule */
-export function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions): EpochRecord[] {
+export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions): Promise<EpochRecord[]> {
   if (o.epochs === 0) return [];
   const s = t.settings;
   const loader = new BatchLoader(t.train, {
@@ -80,6 +82,9 @@ export function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: Fin
     normalize: t.norm, ...(s.augment ? { augment: { padCrop: 4, flip: true } } : {}),
   });
   const lr = o.lr ?? s.finetuneLr;
+  if (o.device === 'webgpu') {
+    return (await fitGpu(model, s.input, { arch, loader, epochs: o.epochs, lr, momentum: 0.9, weightDecay: 5e-4, schedule: cosineLr(lr, o.epochs * loader.length), checkpoint: o.checkpoint, log: o.log, progress: o.progress })).history;
+  }
   const r = fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs: o.epochs,
     schedule: cosineLr(lr, o.epochs * loader.length), checkpoint: o.checkpoint, log: o.log, progress: o.progress ?? true,

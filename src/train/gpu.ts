@@ -6,6 +6,12 @@
 import { BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid } from '../nn/layers.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GpuBuffer, webgpu, WebGpu } from '../backend/webgpu.js';
+import type { BatchLoader } from '../../datasets/loader.js';
+import type { Arch } from '../models/index.js';
+import type { Schedule } from '../optim/index.js';
+import { saveCheckpoint } from './checkpoint.js';
+import type { EpochRecord, FitResult } from './loop.js';
+import { modelRngs } from './loop.js';
 
 interface Param {
   w: GpuBuffer;
@@ -368,4 +374,64 @@ export class GpuModel {
   async download(): Promise<void> {
     for (const l of this.layers) await l.download();
   }
+}
+
+export interface GpuFitOptions {
+  arch: Arch;
+  loader: BatchLoader;
+  epochs: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule?: Schedule;
+  evalSet?: { x: Tensor; y: Int32Array };
+  /** the model (weights only: momentum restarts on resume) after every epoch */
+  checkpoint?: string;
+  progress?: boolean;
+  log?: (line: string) => void;
+  maxSteps?: number;
+}
+
+/** the training loop of ./loop.ts on the GPU: SGD with momentum and weight decay, a schedule, test
+ * accuracy after each epoch; the CPU model holds the trained weights at the end */
+export async function fitGpu(model: Sequential, inputShape: number[], o: GpuFitOptions): Promise<FitResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const gm = await GpuModel.create(model, inputShape);
+  if (o.progress !== false) log(`WebGPU: ${gm.gpu.info.description} (${gm.gpu.info.backend}${gm.gpu.info.software ? ', a software adapter: slow' : ''})`);
+  const history: EpochRecord[] = [];
+  let step = 0;
+  const nb = o.loader.length;
+  outer: for (let epoch = 0; epoch < o.epochs; epoch++) {
+    const t0 = performance.now();
+    let lossSum = 0, correct = 0, seen = 0;
+    let lr = o.lr;
+    for (let b = 0; b < nb; b++) {
+      if (o.maxSteps !== undefined && step >= o.maxSteps) break outer;
+      lr = o.schedule ? o.schedule(step) : o.lr;
+      const { x, y } = o.loader.batch(epoch, b);
+      const r = await gm.trainStep(x, y, { lr, momentum: o.momentum, weightDecay: o.weightDecay });
+      if (!Number.isFinite(r.loss)) throw new Error(`training stopped: the loss became ${r.loss} at epoch ${epoch + 1}, batch ${b + 1}; try a lower learning rate`);
+      step++;
+      lossSum += r.loss * y.length;
+      correct += r.correct;
+      seen += y.length;
+      if (o.progress !== false && (b + 1) % Math.max(1, Math.floor(nb / 10)) === 0) {
+        log(`epoch ${epoch + 1}/${o.epochs} ${b + 1}/${nb} loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(4)} ${(seen / ((performance.now() - t0) / 1000)).toFixed(0)} img/s`);
+      }
+    }
+    const secs = (performance.now() - t0) / 1000;
+    const ev = o.evalSet ? await gm.evaluate(o.evalSet.x, o.evalSet.y, o.loader.batchSize) : null;
+    const rec: EpochRecord = {
+      epoch: epoch + 1, loss: lossSum / Math.max(1, seen), trainAccuracy: correct / Math.max(1, seen), evalAccuracy: ev?.accuracy ?? null, evalLoss: ev?.loss ?? null,
+      seconds: secs, imagesPerSecond: seen / secs, lr,
+    };
+    history.push(rec);
+    if (o.progress !== false) log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s, WebGPU)`);
+    if (o.checkpoint) {
+      await gm.download();
+      saveCheckpoint(o.checkpoint, { arch: o.arch, model, train: { epoch: epoch + 1, batch: 0, step, extra: { history } }, rngs: modelRngs(model).map((r) => r.getState()) });
+    }
+  }
+  await gm.download();
+  return { history, steps: step, state: { epoch: history.length, batch: 0, step } };
 }

@@ -15,6 +15,7 @@ import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Sequential } from '../nn/layers.js';
 import { evaluate, fit } from './loop.js';
+import { fitGpu } from './gpu.js';
 import type { EpochRecord } from './loop.js';
 
 export interface RecipeOptions {
@@ -32,6 +33,8 @@ export interface RecipeOptions {
   /** DBN: RBM pretraining epochs per layer */
   pretrainEpochs?: number;
   arch?: Arch;
+  /** 'webgpu' trains on the GPU (src/train/gpu.ts); the CPU kernels otherwise */
+  device?: 'cpu' | 'webgpu';
 }
 
 export interface RecipeResult {
@@ -56,19 +59,27 @@ export function firstN(n: number | undefined, count: number): Int32Array | undef
 
 /** the supervised phase every recipe shares: SGD (momentum 0.9) with a cosine schedule, evaluated on
  * the test set each epoch, and the result record */
-function supervised(
+async function supervised(
   model: Sequential, arch: Arch, loader: BatchLoader, ev: { x: Tensor; y: Int32Array }, o: RecipeOptions,
   d: { epochs: number; lr: number; weightDecay: number; evalBatch?: number }, t0: number, norm: Normalization, test: ImageSet,
-): RecipeResult {
+): Promise<RecipeResult> {
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
-  const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: d.weightDecay });
-  const r = fit(model, {
-    arch, loader, optimizer, epochs, schedule: cosineLr(lr, epochs * loader.length), evalSet: ev,
-    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
-  });
-  const acc = finalAccuracy(r.history, () => evaluate(model, ev.x, ev.y, d.evalBatch).accuracy);
-  return { model, arch, history: r.history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
+  const schedule = cosineLr(lr, epochs * loader.length);
+  let history: EpochRecord[];
+  if (o.device === 'webgpu') {
+    if (o.resume) throw new Error('--resume is not supported with the WebGPU backend yet (its checkpoints hold no optimizer state)');
+    const input = arch.model === 'dbn' ? [arch.inFeatures] : [arch.inChannels, arch.inSize, arch.inSize];
+    history = (await fitGpu(model, input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: d.weightDecay, schedule, evalSet: ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log })).history;
+  } else {
+    const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: d.weightDecay });
+    history = fit(model, {
+      arch, loader, optimizer, epochs, schedule, evalSet: ev,
+      checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
+    }).history;
+  }
+  const acc = finalAccuracy(history, () => evaluate(model, ev.x, ev.y, d.evalBatch).accuracy);
+  return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
 }
 
 /** LeNet-5 on MNIST: SGD with momentum 0.9, weight decay 5e-4, cosine schedule (pixels scaled to [0,1]) */
