@@ -255,8 +255,9 @@ Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
   if (nin > kMaxDim) fail(a.env(), "maxPool2d: input larger than 2^31 elements");
   a.exact("x", lx, nin);
   a.exact("out", lo, nout);
-  a.exact("argmax", la, nout);
-  nm::maxpool2d(x, N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, out, arg);
+  // an empty argmax: inference, nothing to record for a backward pass
+  if (la != 0) a.exact("argmax", la, nout);
+  nm::maxpool2d(x, N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, out, la == 0 ? nullptr : arg);
   return info.Env().Undefined();
 }
 

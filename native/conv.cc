@@ -148,17 +148,76 @@ void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int S
             }
           }
         out[o] = best;
-        argmax[o] = static_cast<int32_t>(bi);
+        if (argmax) argmax[o] = static_cast<int32_t>(bi);
       }
     }
   };
-  const int T = planes * OH * OW > (1 << 16) ? num_threads() : 1;
+  // the common case (2×2 windows, stride 2, no padding, every window inside): two rows at a time,
+  // no bounds per window; the same choice of maximum (first of equals, a NaN wins) as the loop above
+  auto plane2 = [&](int64_t nc) {
+    const float* xp = x + nc * H * W;
+    float* op = out + nc * OH * OW;
+    int32_t* ap = argmax ? argmax + nc * OH * OW : nullptr;
+    const int64_t base = nc * H * W;
+    for (int oh = 0; oh < OH; oh++) {
+      const float* r0 = xp + static_cast<int64_t>(2 * oh) * W;
+      const float* r1 = r0 + W;
+      const int32_t i0 = static_cast<int32_t>(base + static_cast<int64_t>(2 * oh) * W);
+      for (int ow = 0; ow < OW; ow++) {
+        const int w = 2 * ow;
+        float best = r0[w];
+        int32_t bi = i0 + w;
+        const float v1 = r0[w + 1], v2 = r1[w], v3 = r1[w + 1];
+        if (v1 > best || (v1 != v1 && best == best)) { best = v1; bi = i0 + w + 1; }
+        if (v2 > best || (v2 != v2 && best == best)) { best = v2; bi = i0 + W + w; }
+        if (v3 > best || (v3 != v3 && best == best)) { best = v3; bi = i0 + W + w + 1; }
+        op[oh * OW + ow] = best;
+        if (ap) ap[oh * OW + ow] = bi;
+      }
+    }
+  };
+  const bool fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W;
+  const int T = planes * OH * OW > (1 << 15) ? num_threads() : 1;
   parallel_for(T, [&](int t) {
-    for (int64_t nc = planes * t / T; nc < planes * (t + 1) / T; nc++) plane(nc);
+    for (int64_t nc = planes * t / T; nc < planes * (t + 1) / T; nc++) {
+      if (fast) plane2(nc);
+      else plane(nc);
+    }
   }, T);
 }
 
 void maxpool2d_backward(const float* gout, const int32_t* argmax, int64_t n, float* gx) {
+  // windows may overlap (stride < kernel), so two outputs can add into one input: split the outputs
+  // into contiguous ranges whose input indices cannot meet. argmax is ascending by plane, so a range
+  // boundary at a plane start is safe when windows stay within their plane; here: split only when the
+  // ranges' index intervals do not overlap, else run serially
+  const int T = n > (1 << 16) ? num_threads() : 1;
+  if (T > 1) {
+    std::vector<int64_t> lo(T + 1);
+    for (int t = 0; t <= T; t++) lo[t] = n * t / T;
+    bool disjoint = true;
+    int32_t prev_max = -1;
+    for (int t = 0; t < T && disjoint; t++) {
+      int32_t mn = INT32_MAX, mx = -1;
+      for (int64_t o = lo[t]; o < lo[t + 1]; o++) {
+        const int32_t i = argmax[o];
+        if (i < 0) continue;
+        mn = std::min(mn, i);
+        mx = std::max(mx, i);
+      }
+      if (mx >= 0 && mn <= prev_max) disjoint = false;
+      if (mx >= 0) prev_max = mx;
+    }
+    if (disjoint) {
+      parallel_for(T, [&](int t) {
+        for (int64_t o = lo[t]; o < lo[t + 1]; o++) {
+          const int32_t i = argmax[o];
+          if (i >= 0) gx[i] += gout[o];
+        }
+      }, T);
+      return;
+    }
+  }
   for (int64_t o = 0; o < n; o++) {
     const int32_t i = argmax[o];
     if (i >= 0) gx[i] += gout[o];

@@ -137,6 +137,34 @@ S('im2col and col2im (with offsets and a wide row stride), max-pool forward and 
   }
 });
 
+S('max-pool 2×2 stride 2 (the fast path, threaded): ties, NaNs, odd sizes, no argmax; threaded backward with overlapping windows', () => {
+  const a = need();
+  for (const [N, C, H, W] of [[3, 5, 7, 9], [64, 20, 24, 24], [2, 3, 2, 2]]) {
+    const n = N * C * H * W;
+    // values from a small set make ties common; a few NaNs must win their windows
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 97 === 5 ? NaN : Math.floor(rng.uniform(0, 4))));
+    const OH = Math.floor(H / 2), OW = Math.floor(W / 2), m = N * C * OH * OW;
+    const o1 = new Float32Array(m), o2 = new Float32Array(m), i1 = new Int32Array(m), i2 = new Int32Array(m);
+    a.maxPool2d(x, N, C, H, W, 2, 2, 2, 2, 0, 0, OH, OW, o1, i1);
+    jsKernels.maxPool2d(x, N, C, H, W, 2, 2, 2, 2, 0, 0, OH, OW, o2, i2);
+    assert.equal(Array.from(i1), Array.from(i2), `argmax ${N}x${C}x${H}x${W}`);
+    assert.equal(Array.from(o1, (v) => (v !== v ? 'NaN' : v)), Array.from(o2, (v) => (v !== v ? 'NaN' : v)));
+    const o3 = new Float32Array(m);
+    a.maxPool2d(x, N, C, H, W, 2, 2, 2, 2, 0, 0, OH, OW, o3, new Int32Array(0));
+    assert.equal(Array.from(o3, (v) => (v !== v ? 'NaN' : v)), Array.from(o1, (v) => (v !== v ? 'NaN' : v)), 'without argmax');
+  }
+  // 3×3 windows with stride 1 overlap: many outputs add into one input, across the threads' ranges
+  const N = 16, C = 16, H = 20, W = 20, OH = 18, OW = 18, m = N * C * OH * OW;
+  const x = Float32Array.from({ length: N * C * H * W }, () => rng.uniform(-1, 1));
+  const o = new Float32Array(m), arg = new Int32Array(m);
+  a.maxPool2d(x, N, C, H, W, 3, 3, 1, 1, 0, 0, OH, OW, o, arg);
+  const g = Float32Array.from({ length: m }, () => rng.uniform(-1, 1));
+  const g1 = new Float32Array(x.length), g2 = new Float32Array(x.length);
+  a.maxPool2dBackward(g, arg, g1);
+  jsKernels.maxPool2dBackward(g, arg, g2);
+  assertClose(g1, g2, 1e-6, 'overlapping backward');
+});
+
 S('batch norm forward and backward, training and eval, against the reference', () => {
   const a = need();
   for (const [N, C, S2] of [[4, 3, 5], [1, 2, 7], [9, 1, 1], [128, 4, 33]]) {

@@ -101,7 +101,7 @@ function maxPool2d(
           }
         }
         out[o] = best;
-        argmax[o] = bi;
+        if (argmax.length) argmax[o] = bi;
       }
     }
   }

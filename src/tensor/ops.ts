@@ -673,7 +673,8 @@ function poolSetup(op: string, x: Tensor, kernelSize: Pair, opts: PoolOptions) {
 export function maxPool2d(x: Tensor, kernelSize: Pair, opts: PoolOptions = {}): Tensor {
   const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = poolSetup('maxPool2d', x, kernelSize, opts);
   const out = allocate(x.dtype, N * C * OH * OW);
-  const arg = new Int32Array(out.length);
+  // the positions of the maxima only where a backward pass can follow (an empty array otherwise)
+  const arg = new Int32Array(isGradEnabled() && x.requiresGrad ? out.length : 0);
   kernel('maxPool2d', x.dtype)(x.data, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, out, arg);
   return make(out, [N, C, OH, OW], 'maxPool2d', [x], (g) => {
     const gx = allocate(x.dtype, x.size);
