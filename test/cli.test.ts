@@ -134,6 +134,26 @@ C('VGG-16 variant on the CIFAR-10 copy: merging at ratio 0 folds batch norm with
   assert.ok(rep.speedup.flops > 3);
 });
 
+C('--backend webgpu: trains on an adapter where one exists (the checkpoint evaluates to the same accuracy), on the CPU with a message where none does', () => {
+  const env = (extra: Record<string, string>) => ({ ...process.env, ...extra });
+  const none = spawnSync(process.execPath, [bin, 'train', 'lenet', '--backend', 'webgpu', '--epochs', '1', '--limit', '200', '--json'], { encoding: 'utf8', env: env({ NEURONMERGE_WEBGPU_FLAGS: 'backend=d3d12' }) });
+  assert.is(none.status, 0, none.stderr);
+  assert.match(none.stderr, /WebGPU is unavailable \(no WebGPU adapter: flags 'backend=d3d12': no adapter\); training on the CPU instead/);
+  assert.ok(JSON.parse(none.stdout).testAccuracy > 0.1);
+  const d = mkdtempSync(join(tmpdir(), 'nm-gpu-'));
+  const c = join(d, 'g.safetensors');
+  const r = spawnSync(process.execPath, [bin, 'train', 'dbn', '--widths', '16,8', '--backend', 'webgpu', '--epochs', '1', '--limit', '300', '--checkpoint', c, '--json'], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  if (/WebGPU is unavailable/.test(r.stderr)) {
+    console.log('  (GPU half skipped: no WebGPU adapter here)');
+    return;
+  }
+  assert.match(r.stderr, /WebGPU: .*\n/);
+  assert.match(r.stderr, /img\/s, WebGPU\)/);
+  const t = JSON.parse(r.stdout);
+  assert.is(json(run('eval', c, '--json')).accuracy, t.testAccuracy);
+});
+
 C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: one line, non-zero exit', () => {
   const cases: [string[], RegExp][] = [
     [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(dbn, lenet, vgg or all\)\n$/],

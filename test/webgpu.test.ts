@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { loadDataset } from '../datasets/catalog.js';
 import { toTensor } from '../datasets/loader.js';
 import { gemmNaive } from '../src/backend/js-gemm.js';
+import { jsKernels } from '../src/backend/js.js';
 import { webgpu } from '../src/backend/webgpu.js';
 import type { WebGpu } from '../src/backend/webgpu.js';
 import { buildModel, lenet5Arch } from '../src/models/index.js';
@@ -54,6 +55,95 @@ G('SGEMM: every transpose, odd sizes, alpha, beta and offsets match the naive pr
         for (const b of [gA, gB, gC]) b.destroy();
       }
     }
+  }
+});
+
+const stridesOf = (shape: number[]) => {
+  const s = new Array(shape.length);
+  let k = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = k;
+    k *= shape[d];
+  }
+  return s;
+};
+const nanEq = (x: ArrayLike<number>) => Array.from(x, (v) => (v !== v ? 'NaN' : v));
+
+G('unary and broadcasting binary ops: every op against the TypeScript kernels', async () => {
+  if (skip()) return;
+  const g = gpu!;
+  const rng = new Rng(21);
+  const x = Float32Array.from({ length: 257 }, () => rng.uniform(-3, 3));
+  const pos = x.map((v) => Math.abs(v) + 0.1);
+  for (const op of ['neg', 'exp', 'log', 'sqrt', 'abs', 'relu', 'sigmoid', 'tanh', 'square', 'sign', 'powScalar', 'clamp', 'affine'] as const) {
+    const inp = op === 'log' || op === 'sqrt' || op === 'powScalar' ? pos : x;
+    const p0 = op === 'clamp' ? -1 : op === 'powScalar' ? 1.5 : 0.7, p1 = op === 'clamp' ? 2 : 0.3;
+    const want = new Float32Array(inp.length);
+    jsKernels.unary(op, inp, want, p0, p1);
+    const out = g.alloc(inp.length);
+    g.unary(op, g.upload(inp), out, p0, p1);
+    assertClose(await g.read(out), want, 2e-6, `unary ${op}`);
+  }
+  // (4,1,5) op (3,1) -> (4,3,5), and the reverse roles
+  const outShape = [4, 3, 5];
+  const a = Float32Array.from({ length: 20 }, () => rng.uniform(0.5, 2)), b = Float32Array.from({ length: 3 }, () => rng.uniform(0.5, 2));
+  const aS = [5, 0, 1], bS = [0, 1, 0];
+  for (const op of ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'reluGrad', 'sigmoidGrad', 'tanhGrad', 'clampGrad', 'geMask', 'eqMask'] as const) {
+    const want = new Float32Array(60);
+    jsKernels.binary(op, a, aS, b, bS, want, outShape, 0.8, 1.5);
+    const out = g.alloc(60);
+    g.binary(op, g.upload(a), aS, g.upload(b), bS, out, outShape, 0.8, 1.5);
+    assertClose(await g.read(out), want, 2e-6, `binary ${op}`);
+  }
+});
+
+G('reduce (sum, max over any axes), permute, argmax, softmax and log-softmax with backward', async () => {
+  if (skip()) return;
+  const g = gpu!;
+  const rng = new Rng(22);
+  const shape = [3, 4, 5, 2];
+  const n = 120;
+  const x = Float32Array.from({ length: n }, () => rng.uniform(-2, 2));
+  x[17] = NaN;
+  const gx = g.upload(x);
+  for (const axes of [[0], [1, 3], [0, 1, 2, 3], [2]]) {
+    const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const ks = stridesOf(kept).map((s, i) => (axes.includes(i) ? 0 : s));
+    const m = kept.reduce((p, d) => p * d, 1);
+    for (const op of ['sum', 'max'] as const) {
+      const want = new Float32Array(m);
+      jsKernels.reduce(op, x, shape, ks, want);
+      const out = g.alloc(m);
+      g.reduce(op, gx, shape, ks, out);
+      const got = await g.read(out);
+      assert.equal(nanEq(got).map((v) => v === 'NaN'), nanEq(want).map((v) => v === 'NaN'), `reduce ${op} ${axes}: NaN positions`);
+      assertClose(got.map((v) => (v !== v ? 0 : v)), want.map((v) => (v !== v ? 0 : v)), 1e-5, `reduce ${op} over ${axes}`);
+    }
+  }
+  const perm = [2, 0, 3, 1];
+  const pw = new Float32Array(n);
+  jsKernels.permute(x, shape, perm, pw);
+  const po = g.alloc(n);
+  g.permute(gx, shape, perm, po);
+  assert.equal(nanEq(await g.read(po)), nanEq(pw), 'permute');
+  const clean = x.map((v) => (v !== v ? 0.5 : v));
+  const gc = g.upload(clean);
+  const [outer, dim, inner] = [3, 4, 10];
+  const aw = new Int32Array(outer * inner);
+  jsKernels.argmax(clean, outer, dim, inner, aw);
+  const ao = g.alloc(outer * inner);
+  g.argmax(gc, outer, dim, inner, ao);
+  assert.equal(Array.from(await g.read(ao)), Array.from(aw), 'argmax');
+  const up = Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+  for (const log of [false, true]) {
+    const y = new Float32Array(n), dx = new Float32Array(n);
+    jsKernels.softmax(clean, outer, dim, inner, y, log);
+    jsKernels.softmaxBackward(y, up, outer, dim, inner, dx, log);
+    const yo = g.alloc(n), dxo = g.alloc(n);
+    g.softmax(gc, outer, dim, inner, yo, log);
+    g.softmaxBackward(yo, g.upload(up), outer, dim, inner, dxo, log);
+    assertClose(await g.read(yo), y, 2e-6, `softmax log=${log}`);
+    assertClose(await g.read(dxo), dx, 2e-6, `softmax backward log=${log}`);
   }
 });
 

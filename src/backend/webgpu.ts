@@ -6,7 +6,13 @@
 // (Vulkan on Linux: an NVIDIA GPU with VK_DRIVER_FILES pointing at its ICD); then, unless
 // NEURONMERGE_WEBGPU_SOFTWARE=0, OpenGL ES over Mesa's llvmpipe (EGL surfaceless, feature level
 // 'compatibility'), a software adapter that runs the same kernels slowly: enough for parity tests.
+import type { BinaryOp, ReduceOp, UnaryOp } from './types.js';
 import * as W from './wgsl.js';
+
+/** eight uniform words (an array<vec4u, 2>) from up to eight numbers */
+function pad8(v: number[]): number[] {
+  return [...v, ...new Array(8 - v.length).fill(0)];
+}
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type GPUDevice = any;
@@ -272,6 +278,60 @@ export class WebGpu {
   crossEntropy(logits: GpuBuffer, targets: GpuBuffer, N: number, C: number, dlogits: GpuBuffer, out: GpuBuffer): void {
     this.dispatch(W.XENT, [N, C, 0, 0], [logits, targets, dlogits, out], [Math.ceil(N / 128)]);
   }
+  // ---- the general kernels of the interface (src/backend/types.ts) on GPU buffers ----
+
+  /** out[i] = op(x[i]; p0, p1) */
+  unary(op: UnaryOp, x: GpuBuffer, out: GpuBuffer, p0 = 0, p1 = 0, n = x.length): void {
+    this.dispatch(W.unaryShader(op), [n, { f: p0 }, { f: p1 }, 0], [x, out], this.grid1(n));
+  }
+
+  /** out (outShape) = op(a, b), a and b read through strides over outShape (0 on broadcast axes) */
+  binary(op: BinaryOp, a: GpuBuffer, aStrides: number[], b: GpuBuffer, bStrides: number[], out: GpuBuffer, outShape: number[], p0 = 0, p1 = 0): void {
+    const nd = outShape.length;
+    if (nd > 8) throw new Error(`WebGPU binary: at most 8 axes, got ${nd}`);
+    const n = outShape.reduce((x, y) => x * y, 1);
+    if (n === 0) return;
+    this.dispatch(W.binaryShader(op), [n, nd, { f: p0 }, { f: p1 }, ...pad8(outShape), ...pad8(aStrides), ...pad8(bStrides)], [a, b, out], this.grid1(n));
+  }
+
+  /** out = sum or max of x (shape) over the axes where outStrides is 0, as the interface's reduce */
+  reduce(op: ReduceOp, x: GpuBuffer, shape: number[], outStrides: number[], out: GpuBuffer): void {
+    const nd = shape.length;
+    if (nd > 8) throw new Error(`WebGPU reduce: at most 8 axes, got ${nd}`);
+    const red = outStrides.map((s, d) => (s === 0 && shape[d] > 0 ? 1 : 0));
+    const n = shape.reduce((p, d, i) => p * (red[i] ? 1 : d), 1);
+    const R = shape.reduce((p, d, i) => p * (red[i] ? d : 1), 1);
+    if (n === 0) return;
+    this.dispatch(W.REDUCE, [n, nd, R, op === 'max' ? 1 : 0, ...pad8(shape), ...pad8(red)], [x, out], this.grid1(n));
+  }
+
+  /** out = x permuted: out axes are x's axes in the order perm */
+  permute(x: GpuBuffer, shape: number[], perm: number[], out: GpuBuffer): void {
+    const nd = shape.length;
+    if (nd > 8) throw new Error(`WebGPU permute: at most 8 axes, got ${nd}`);
+    const xs: number[] = new Array(nd);
+    let s = 1;
+    for (let d = nd - 1; d >= 0; d--) {
+      xs[d] = s;
+      s *= shape[d];
+    }
+    if (s === 0) return;
+    this.dispatch(W.PERMUTE, [s, nd, 0, 0, ...pad8(perm.map((p) => shape[p])), ...pad8(perm.map((p) => xs[p]))], [x, out], this.grid1(s));
+  }
+
+  /** index of the first maximum along dim of (outer, dim, inner), written as floats */
+  argmax(x: GpuBuffer, outer: number, dim: number, inner: number, out: GpuBuffer): void {
+    this.dispatch(W.ARGMAX, [outer, dim, inner, 0], [x, out], this.grid1(outer * inner));
+  }
+
+  softmax(x: GpuBuffer, outer: number, dim: number, inner: number, out: GpuBuffer, log: boolean): void {
+    this.dispatch(W.SOFTMAX, [outer, dim, inner, log ? 1 : 0], [x, out], this.grid1(outer * inner));
+  }
+
+  softmaxBackward(y: GpuBuffer, g: GpuBuffer, outer: number, dim: number, inner: number, gx: GpuBuffer, log: boolean): void {
+    this.dispatch(W.SOFTMAX_BACK, [outer, dim, inner, log ? 1 : 0], [y, g, gx], this.grid1(outer * inner));
+  }
+
   sgd(grad: GpuBuffer, w: GpuBuffer, v: GpuBuffer, lr: number, momentum: number, weightDecay: number): void {
     this.dispatch(W.SGD, [w.length, { f: lr }, { f: momentum }, { f: weightDecay }], [grad, w, v], this.grid1(w.length));
   }

@@ -460,3 +460,218 @@ fn main(${ARGS1}) {
   V[i] = v;
   Wt[i] -= p.lr * v;
 }`;
+
+// ---- the general kernels of the interface (src/backend/types.ts), on GPU buffers ----
+
+/** the WGSL expression of a unary op on `a` (parameters p.p0, p.p1), as the TypeScript kernels */
+export const UNARY_BODY: Record<string, string> = {
+  neg: 'v = -a;',
+  exp: 'v = exp(a);',
+  log: 'v = log(a);',
+  sqrt: 'v = sqrt(a);',
+  abs: 'v = abs(a);',
+  relu: 'v = select(0.0, a, a > 0.0 || a != a);',
+  sigmoid: 'if (a >= 0.0) { v = 1.0 / (1.0 + exp(-a)); } else { let e = exp(a); v = e / (1.0 + e); }',
+  tanh: 'v = tanh(clamp(a, -15.0, 15.0));',
+  square: 'v = a * a;',
+  sign: 'v = sign(a);',
+  powScalar: 'if (p.p0 == 2.0) { v = a * a; } else { v = pow(a, p.p0); }',
+  clamp: 'v = select(select(a, p.p1, a > p.p1), p.p0, a < p.p0);',
+  affine: 'v = a * p.p0 + p.p1;',
+};
+
+export function unaryShader(op: string): string {
+  const body = UNARY_BODY[op];
+  if (!body) throw new Error(`WebGPU unary: unknown op '${op}'`);
+  return /* wgsl */ `
+struct P { n: u32, p0: f32, p1: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  let a = X[i];
+  var v: f32;
+  ${body}
+  Y[i] = v;
+}`;
+}
+
+export const BINARY_BODY: Record<string, string> = {
+  add: 'v = a + b;',
+  sub: 'v = a - b;',
+  mul: 'v = a * b;',
+  div: 'v = a / b;',
+  pow: 'v = pow(a, b);',
+  maximum: 'if (a != a || b != b) { v = a + b; } else { v = select(b, a, a >= b); }',
+  reluGrad: 'v = select(0.0, a, b > 0.0);',
+  sigmoidGrad: 'v = a * b * (1.0 - b);',
+  tanhGrad: 'v = a * (1.0 - b * b);',
+  clampGrad: 'v = select(0.0, a, b >= p.p0 && b <= p.p1);',
+  geMask: 'v = select(0.0, 1.0, a >= b);',
+  eqMask: 'v = select(0.0, 1.0, a == b);',
+};
+
+const ND = `fn at(v: array<vec4u, 2>, d: u32) -> u32 { return v[d / 4u][d % 4u]; }`;
+
+/** out (shape) = op(a, b) with broadcasting through strides (0 on broadcast axes), up to 8 axes */
+export function binaryShader(op: string): string {
+  const body = BINARY_BODY[op];
+  if (!body) throw new Error(`WebGPU binary: unknown op '${op}'`);
+  return /* wgsl */ `
+struct P { n: u32, nd: u32, p0: f32, p1: f32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${IDX}
+${ND}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  var r = i; var ia = 0u; var ib = 0u;
+  for (var d = i32(p.nd) - 1; d >= 0; d--) {
+    let s = at(p.shape, u32(d));
+    let c = r % s;
+    r = r / s;
+    ia += c * at(p.sa, u32(d));
+    ib += c * at(p.sb, u32(d));
+  }
+  let a = A[ia];
+  let b = B[ib];
+  var v: f32;
+  ${body}
+  Y[i] = v;
+}`;
+}
+
+/** out[o] = sum or max over the reduced axes (red = 1) of x (shape, row-major), one thread per output */
+export const REDUCE = /* wgsl */ `
+struct P { n: u32, nd: u32, R: u32, isMax: u32, shape: array<vec4u, 2>, red: array<vec4u, 2> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+${ND}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let o = gidx(wid, nwg, lid);
+  if (o >= p.n) { return; }
+  // the input offset of the kept coordinates (o is row-major over the kept axes)
+  var base = 0u; var rem = o; var stride = 1u;
+  for (var d = i32(p.nd) - 1; d >= 0; d--) {
+    let s = at(p.shape, u32(d));
+    if (at(p.red, u32(d)) == 0u) { base += (rem % s) * stride; rem = rem / s; }
+    stride *= s;
+  }
+  var acc = 0.0;
+  var first = true;
+  for (var r = 0u; r < p.R; r++) {
+    var off = base; var q = r; var st = 1u;
+    for (var d = i32(p.nd) - 1; d >= 0; d--) {
+      let s = at(p.shape, u32(d));
+      if (at(p.red, u32(d)) == 1u) { off += (q % s) * st; q = q / s; }
+      st *= s;
+    }
+    let v = X[off];
+    if (p.isMax == 1u) {
+      if (first || (acc == acc && !(v <= acc))) { acc = v; }
+      first = false;
+    } else { acc += v; }
+  }
+  Y[o] = acc;
+}`;
+
+/** out[b, perm...] = x permuted: one thread per output element, up to 8 axes */
+export const PERMUTE = /* wgsl */ `
+struct P { n: u32, nd: u32, p2: u32, p3: u32, oshape: array<vec4u, 2>, xstride: array<vec4u, 2> }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+${ND}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+  if (i >= p.n) { return; }
+  var r = i; var ix = 0u;
+  for (var d = i32(p.nd) - 1; d >= 0; d--) {
+    let s = at(p.oshape, u32(d));
+    ix += (r % s) * at(p.xstride, u32(d));
+    r = r / s;
+  }
+  Y[i] = X[ix];
+}`;
+
+const ROWS = 'struct P { outer: u32, dim: u32, inner: u32, log: u32 }';
+
+/** out (outer, inner) = index of the first maximum along dim (a NaN wins), as f32 */
+export const ARGMAX = /* wgsl */ `
+${ROWS}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let t = gidx(wid, nwg, lid);
+  if (t >= p.outer * p.inner) { return; }
+  let base = (t / p.inner) * p.dim * p.inner + t % p.inner;
+  var best = X[base]; var bi = 0u;
+  for (var d = 1u; d < p.dim; d++) {
+    let v = X[base + d * p.inner];
+    if (v > best || (v != v && best == best)) { best = v; bi = d; }
+  }
+  Y[t] = f32(bi);
+}`;
+
+/** softmax (or log-softmax) along dim of (outer, dim, inner) */
+export const SOFTMAX = /* wgsl */ `
+${ROWS}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let t = gidx(wid, nwg, lid);
+  if (t >= p.outer * p.inner) { return; }
+  let base = (t / p.inner) * p.dim * p.inner + t % p.inner;
+  var m = X[base];
+  for (var d = 1u; d < p.dim; d++) { m = max(m, X[base + d * p.inner]); }
+  var s = 0.0;
+  for (var d = 0u; d < p.dim; d++) { s += exp(X[base + d * p.inner] - m); }
+  let ls = log(s);
+  for (var d = 0u; d < p.dim; d++) {
+    let z = X[base + d * p.inner] - m;
+    if (p.log == 1u) { Y[base + d * p.inner] = z - ls; } else { Y[base + d * p.inner] = exp(z) / s; }
+  }
+}`;
+
+/** the input gradient of softmax (gx = y (g − Σ g y)) or log-softmax (gx = g − exp(y) Σ g) */
+export const SOFTMAX_BACK = /* wgsl */ `
+${ROWS}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> Yv: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
+${IDX}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let t = gidx(wid, nwg, lid);
+  if (t >= p.outer * p.inner) { return; }
+  let base = (t / p.inner) * p.dim * p.inner + t % p.inner;
+  var s = 0.0;
+  for (var d = 0u; d < p.dim; d++) {
+    let k = base + d * p.inner;
+    if (p.log == 1u) { s += G[k]; } else { s += G[k] * Yv[k]; }
+  }
+  for (var d = 0u; d < p.dim; d++) {
+    let k = base + d * p.inner;
+    if (p.log == 1u) { DX[k] = G[k] - exp(Yv[k]) * s; } else { DX[k] = Yv[k] * (G[k] - s); }
+  }
+}`;

@@ -12,7 +12,7 @@ import { SGD, cosineLr } from '../optim/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
-import { firstN } from '../train/recipes.js';
+import { firstN, onGpuOr } from '../train/recipes.js';
 import { fitGpu } from '../train/gpu.js';
 import type { EpochRecord } from '../train/loop.js';
 
@@ -82,14 +82,12 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
     normalize: t.norm, ...(s.augment ? { augment: { padCrop: 4, flip: true } } : {}),
   });
   const lr = o.lr ?? s.finetuneLr;
-  if (o.device === 'webgpu') {
-    return (await fitGpu(model, s.input, { arch, loader, epochs: o.epochs, lr, momentum: 0.9, weightDecay: 5e-4, schedule: cosineLr(lr, o.epochs * loader.length), checkpoint: o.checkpoint, log: o.log, progress: o.progress })).history;
-  }
-  const r = fit(model, {
+  const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs: o.epochs,
     schedule: cosineLr(lr, o.epochs * loader.length), checkpoint: o.checkpoint, log: o.log, progress: o.progress ?? true,
-  });
-  return r.history;
+  }).history;
+  if (o.device !== 'webgpu') return onCpu();
+  return onGpuOr(() => fitGpu(model, s.input, { arch, loader, epochs: o.epochs, lr, momentum: 0.9, weightDecay: 5e-4, schedule: cosineLr(lr, o.epochs * loader.length), checkpoint: o.checkpoint, log: o.log, progress: o.progress }), onCpu, o.log);
 }
 
 /** a model and its architecture from a checkpoint file */

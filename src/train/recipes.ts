@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Sequential } from '../nn/layers.js';
 import { evaluate, fit } from './loop.js';
 import { fitGpu } from './gpu.js';
+import { WebGpuUnavailable } from '../backend/webgpu.js';
 import type { EpochRecord } from './loop.js';
 
 export interface RecipeOptions {
@@ -57,6 +58,17 @@ export function firstN(n: number | undefined, count: number): Int32Array | undef
   return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
 }
 
+/** train on the GPU; where no WebGPU adapter can be had, say why and train on the CPU instead */
+export async function onGpuOr(gpu: () => Promise<{ history: EpochRecord[] }>, cpu: () => EpochRecord[], log?: (line: string) => void): Promise<EpochRecord[]> {
+  try {
+    return (await gpu()).history;
+  } catch (e) {
+    if (!(e instanceof WebGpuUnavailable)) throw e;
+    (log ?? ((l: string) => process.stderr.write(l + '\n')))(`WebGPU is unavailable (${e.message}); training on the CPU instead`);
+    return cpu();
+  }
+}
+
 /** the supervised phase every recipe shares: SGD (momentum 0.9) with a cosine schedule, evaluated on
  * the test set each epoch, and the result record */
 async function supervised(
@@ -66,18 +78,16 @@ async function supervised(
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
   const schedule = cosineLr(lr, epochs * loader.length);
+  const onCpu = () => fit(model, {
+    arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: d.weightDecay }), epochs, schedule, evalSet: ev,
+    checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
+  }).history;
   let history: EpochRecord[];
   if (o.device === 'webgpu') {
     if (o.resume) throw new Error('--resume is not supported with the WebGPU backend yet (its checkpoints hold no optimizer state)');
     const input = arch.model === 'dbn' ? [arch.inFeatures] : [arch.inChannels, arch.inSize, arch.inSize];
-    history = (await fitGpu(model, input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: d.weightDecay, schedule, evalSet: ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log })).history;
-  } else {
-    const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: d.weightDecay });
-    history = fit(model, {
-      arch, loader, optimizer, epochs, schedule, evalSet: ev,
-      checkpoint: o.checkpoint, resume: o.resume, progress: o.progress, log: o.log,
-    }).history;
-  }
+    history = await onGpuOr(() => fitGpu(model, input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: d.weightDecay, schedule, evalSet: ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
+  } else history = onCpu();
   const acc = finalAccuracy(history, () => evaluate(model, ev.x, ev.y, d.evalBatch).accuracy);
   return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
 }
