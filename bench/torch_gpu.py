@@ -4,6 +4,7 @@ given sizes, and the time of VGG-16 training steps (CIFAR-10 variant, batch norm
 random data. Benchmark only; the project never depends on PyTorch. Prints one JSON object, with
 "cuda": false where PyTorch or a CUDA device is missing."""
 import json
+import os
 import sys
 import time
 
@@ -14,6 +15,8 @@ def main():
     try:
         import torch
         import torch.nn as nn
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from torch_train import vgg16  # the same network as the CPU reference
     except ImportError:
         print(json.dumps({"cuda": False, "why": "PyTorch is not installed"}))
         return
@@ -36,15 +39,7 @@ def main():
             a @ b
         torch.cuda.synchronize()
         gemm[str(n)] = 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
-    widths = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
-    layers, c = [], 3
-    for i, w in enumerate(widths):
-        layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
-        c = w
-        if i in (1, 3, 6, 9, 12):
-            layers.append(nn.MaxPool2d(2))
-    layers += [nn.Flatten(), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 10)]
-    model = nn.Sequential(*layers).to(dev)
+    model = vgg16().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.rand(128, 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (128,), device=dev)
