@@ -36,11 +36,13 @@ const skip = () => {
 
 const randArray = (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
 
-G('SGEMM: every transpose, odd sizes, alpha, beta and offsets match the naive product', async () => {
+G('SGEMM, every tiling this adapter runs: every transpose, odd sizes, alpha, beta and offsets match the naive product', async () => {
   if (skip()) return;
   const g = gpu!;
   const rng = new Rng(7);
-  for (const [M, N, K] of [[1, 1, 1], [37, 70, 19], [64, 64, 16], [130, 65, 77], [5, 200, 3]]) {
+  const tilings = g.gemmTilings();
+  assert.ok(Object.keys(tilings).length >= 2);
+  for (const [name, tiling] of Object.entries(tilings)) for (const [M, N, K] of [[1, 1, 1], [37, 70, 19], [64, 64, 16], [130, 65, 77], [5, 200, 3], [129, 129, 9]]) {
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
         const offA = 3, offB = 5;
@@ -50,8 +52,8 @@ G('SGEMM: every transpose, odd sizes, alpha, beta and offsets match the naive pr
         const want = C0.slice();
         gemmNaive(ta, tb, M, N, K, alpha, A, offA, lda, B, offB, ldb, beta, want, 0, ldc);
         const gA = g.upload(A), gB = g.upload(B), gC = g.upload(C0);
-        g.gemm(ta, tb, M, N, K, alpha, gA, lda, gB, ldb, beta, gC, ldc, offA, offB);
-        assertClose(await g.read(gC), want, 1e-5, `gemm ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}`);
+        g.gemm(ta, tb, M, N, K, alpha, gA, lda, gB, ldb, beta, gC, ldc, offA, offB, tiling);
+        assertClose(await g.read(gC), want, 1e-5, `gemm (${name} tiles) ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}`);
         for (const b of [gA, gB, gC]) b.destroy();
       }
     }

@@ -209,10 +209,31 @@ export class WebGpu {
 
   // ---- kernels ----
 
-  /** C = alpha · op(A) · op(B) + beta · C (row-major; lda/ldb/ldc as for BLAS) */
-  gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, alpha: number, A: GpuBuffer, lda: number, B: GpuBuffer, ldb: number, beta: number, C: GpuBuffer, ldc: number, offA = 0, offB = 0): void {
+  /** the SGEMM tilings this adapter can run (the 256-thread one needs a core adapter) */
+  gemmTilings(): Record<string, W.GemmTiling> {
+    const t: Record<string, W.GemmTiling> = { small: W.GEMM_SMALL, tall: W.GEMM_TALL };
+    if (this.device.limits.maxComputeInvocationsPerWorkgroup >= 256) t.large = W.GEMM_LARGE;
+    return t;
+  }
+
+  /** the tiling for a product: NEURONMERGE_WEBGPU_GEMM names one; else big tiles for big products */
+  private pickTiling(M: number, N: number): W.GemmTiling {
+    const all = this.gemmTilings();
+    const forced = process.env.NEURONMERGE_WEBGPU_GEMM;
+    if (forced) {
+      if (!all[forced]) throw new Error(`NEURONMERGE_WEBGPU_GEMM=${forced}: this adapter offers ${Object.keys(all).join(', ')}`);
+      return all[forced];
+    }
+    if (all.large && M >= 512 && N >= 512) return all.large;
+    if (M >= 256 && N >= 64) return all.tall;
+    return all.small;
+  }
+
+  /** C = alpha · op(A) · op(B) + beta · C (row-major; lda/ldb/ldc as for BLAS); `tiling` to force one */
+  gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, alpha: number, A: GpuBuffer, lda: number, B: GpuBuffer, ldb: number, beta: number, C: GpuBuffer, ldc: number, offA = 0, offB = 0, tiling?: W.GemmTiling): void {
     if (M === 0 || N === 0) return;
-    this.dispatch(W.GEMM, [M, N, K, ta ? 1 : 0, tb ? 1 : 0, lda, ldb, ldc, { f: alpha }, { f: beta }, offA, offB], [A, B, C], [Math.ceil(N / 64), Math.ceil(M / 64)]);
+    const t = tiling ?? this.pickTiling(M, N);
+    this.dispatch(W.gemmShader(t), [M, N, K, ta ? 1 : 0, tb ? 1 : 0, lda, ldb, ldc, { f: alpha }, { f: beta }, offA, offB], [A, B, C], [Math.ceil(N / t.BN), Math.ceil(M / t.BM)]);
   }
 
   relu(x: GpuBuffer, y: GpuBuffer, n = x.length): void {

@@ -9,72 +9,96 @@ const IDX = /* wgsl */ `
 fn gidx(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * 128u + lid.x; }`;
 const ARGS1 = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
 
+/** a register-blocked SGEMM tiling: a workgroup of (BN/TN) × (BM/TM) threads computes a BM×BN tile of
+ * C, TM×TN outputs per thread, over K in steps of BK through workgroup memory */
+export interface GemmTiling {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+
+/** 64×64 tiles, 8×4 per thread, 128 threads: fits every adapter */
+export const GEMM_SMALL: GemmTiling = { BM: 64, BN: 64, BK: 16, TM: 8, TN: 4 };
+/** 128×64 tiles, 8×8 per thread, 128 threads */
+export const GEMM_TALL: GemmTiling = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 8 };
+/** 128×128 tiles, 8×8 per thread, 256 threads: core adapters only */
+export const GEMM_LARGE: GemmTiling = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
+
 /**
- * C = alpha · op(A) · op(B) + beta · C, row-major, op = transpose where ta/tb is 1. A workgroup of
- * 16×8 threads computes a 64×64 tile of C, 8×4 outputs per thread, over K in steps of 16 through
- * workgroup memory (2 × 4 KB).
+ * C = alpha · op(A) · op(B) + beta · C, row-major, op = transpose where ta/tb is 1, for one tiling.
+ * Tiles of A and B are stored k-major in workgroup memory; each thread keeps its TM×TN outputs in
+ * registers and reads TM values of A and TN of B per k.
  */
-export const GEMM = /* wgsl */ `
+export function gemmShader(t: GemmTiling): string {
+  const { BM, BN, BK, TM, TN } = t;
+  const WX = BN / TN, WY = BM / TM, T = WX * WY;
+  if (!Number.isInteger(WX) || !Number.isInteger(WY) || (BM * BK) % T || (BN * BK) % T) throw new Error(`gemm tiling ${JSON.stringify(t)} does not divide evenly`);
+  return /* wgsl */ `
 struct P { M: u32, N: u32, K: u32, ta: u32, tb: u32, lda: u32, ldb: u32, ldc: u32, alpha: f32, beta: f32, offA: u32, offB: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
-@compute @workgroup_size(16, 8)
+var<workgroup> As: array<f32, ${BM * BK}>;
+var<workgroup> Bs: array<f32, ${BN * BK}>;
+@compute @workgroup_size(${WX}, ${WY})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * 64u;
-  let col0 = wg.x * 64u;
-  var acc: array<f32, 32>;
-  for (var i = 0u; i < 32u; i++) { acc[i] = 0.0; }
-  for (var k0 = 0u; k0 < p.K; k0 += 16u) {
-    for (var i = 0u; i < 8u; i++) {
-      let e = li + i * 128u;
+  let row0 = wg.y * ${BM}u;
+  let col0 = wg.x * ${BN}u;
+  var acc: array<f32, ${TM * TN}>;
+  for (var i = 0u; i < ${TM * TN}u; i++) { acc[i] = 0.0; }
+  var a: array<f32, ${TM}>;
+  var b: array<f32, ${TN}>;
+  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
+    for (var i = 0u; i < ${(BM * BK) / T}u; i++) {
+      let e = li + i * ${T}u;
       var r: u32; var kk: u32;
-      if (p.ta == 1u) { r = e % 64u; kk = e / 64u; } else { r = e / 16u; kk = e % 16u; }
+      if (p.ta == 1u) { r = e % ${BM}u; kk = e / ${BM}u; } else { r = e / ${BK}u; kk = e % ${BK}u; }
       let gr = row0 + r; let gk = k0 + kk;
       var v = 0.0;
       if (gr < p.M && gk < p.K) {
         if (p.ta == 1u) { v = A[p.offA + gk * p.lda + gr]; } else { v = A[p.offA + gr * p.lda + gk]; }
       }
-      As[kk * 64u + r] = v;
+      As[kk * ${BM}u + r] = v;
     }
-    for (var i = 0u; i < 8u; i++) {
-      let e = li + i * 128u;
+    for (var i = 0u; i < ${(BN * BK) / T}u; i++) {
+      let e = li + i * ${T}u;
       var c: u32; var kk: u32;
-      if (p.tb == 1u) { c = e / 16u; kk = e % 16u; } else { c = e % 64u; kk = e / 64u; }
+      if (p.tb == 1u) { c = e / ${BK}u; kk = e % ${BK}u; } else { c = e % ${BN}u; kk = e / ${BN}u; }
       let gc = col0 + c; let gk = k0 + kk;
       var v = 0.0;
       if (gk < p.K && gc < p.N) {
         if (p.tb == 1u) { v = B[p.offB + gc * p.ldb + gk]; } else { v = B[p.offB + gk * p.ldb + gc]; }
       }
-      Bs[kk * 64u + c] = v;
+      Bs[kk * ${BN}u + c] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let b = vec4f(Bs[kk * 64u + lid.x * 4u], Bs[kk * 64u + lid.x * 4u + 1u], Bs[kk * 64u + lid.x * 4u + 2u], Bs[kk * 64u + lid.x * 4u + 3u]);
-      for (var i = 0u; i < 8u; i++) {
-        let a = As[kk * 64u + lid.y * 8u + i];
-        acc[i * 4u] += a * b.x; acc[i * 4u + 1u] += a * b.y; acc[i * 4u + 2u] += a * b.z; acc[i * 4u + 3u] += a * b.w;
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      for (var i = 0u; i < ${TM}u; i++) { a[i] = As[kk * ${BM}u + lid.y * ${TM}u + i]; }
+      for (var j = 0u; j < ${TN}u; j++) { b[j] = Bs[kk * ${BN}u + lid.x * ${TN}u + j]; }
+      for (var i = 0u; i < ${TM}u; i++) {
+        for (var j = 0u; j < ${TN}u; j++) { acc[i * ${TN}u + j] = fma(a[i], b[j], acc[i * ${TN}u + j]); }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 8u; i++) {
-    let r = row0 + lid.y * 8u + i;
+  for (var i = 0u; i < ${TM}u; i++) {
+    let r = row0 + lid.y * ${TM}u + i;
     if (r >= p.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x * 4u + j;
+    for (var j = 0u; j < ${TN}u; j++) {
+      let c = col0 + lid.x * ${TN}u + j;
       if (c < p.N) {
         let o = r * p.ldc + c;
-        var v = p.alpha * acc[i * 4u + j];
+        var v = p.alpha * acc[i * ${TN}u + j];
         if (p.beta != 0.0) { v += p.beta * C[o]; }
         C[o] = v;
       }
     }
   }
 }`;
+}
 
 /** y = f(x) (or y = f(x, z) for the two-input kinds); the body sets v from a (and b) */
 export function map1(body: string): string {
