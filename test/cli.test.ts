@@ -85,6 +85,11 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
   assert.equal(ex.clusters.flat().sort((x: number, y: number) => x - y), Array.from({ length: 20 }, (_, i) => i));
   assert.ok(ex.clusters[0].length >= ex.clusters[9].length);
   assert.is(ex.layers[0].clusters, 10);
+  const rp = json(run('merge', a, '--ratio', '0.5', '--repair', '200', '--out', join(d, 'r.safetensors'), '--json'));
+  assert.is(rp.repair.length, 3);
+  assert.ok(rp.repair.every((x: number) => x >= 0) && rp.repair.some((x: number) => x > 0));
+  assert.is(rp.accuracy.before, e.accuracy);
+  assert.is.not(rp.accuracy.after, mg.accuracy.after);
   const th = json(run('merge', a, '--threshold', '0.5', '--method', 'ward', '--out', m, '--json', '--no-eval'));
   assert.ok(th.units.every((u: { after: number; before: number }) => u.after >= 1 && u.after <= u.before));
 });

@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  archOf, BatchLoader, BatchNorm, buildModel, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
+  archOf, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -123,6 +123,40 @@ M('a global parameter budget: one ratio for all layers, the kept parameters at o
   const m2 = buildModel(lenet5Arch(), 7);
   mergeModel(m2, { ratio: mergeSites(m2).map((s) => 1 - Math.ceil(s.units * 0.3) / s.units), nInit: 1 });
   assert.is(m2.numParameters(), predicted);
+});
+
+M('repair: exact duplicates need none (outputs stay exact); otherwise every merged unit gets its members\' mean and spread back', () => {
+  for (const [, arch, shape] of cases) {
+    const rng = new Rng(31);
+    const model = buildModel(arch, 5);
+    const ms = duplicate(model, (n) => Math.max(1, Math.ceil(n / 2)), rng);
+    const calib = tensor(Float32Array.from({ length: 4 * shape.slice(1).reduce((p, d) => p * d, 1) }, () => rng.uniform(0, 1)), [4, ...shape.slice(1)], { copy: false });
+    const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.uniform(0, 1)), shape, { copy: false });
+    const before = run(model, x);
+    const sites = mergeSites(model);
+    const rep = mergeModel(model, { ratio: sites.map((s, i) => 1 - ms[i] / s.units), seed: 1, repair: calib });
+    assert.ok(rep.repair!.every((c) => c < 1e-4), `corrections on duplicates: ${rep.repair}`);
+    assert.ok(maxRelDiff(run(model, x), before) <= 1e-4);
+  }
+  // random (not duplicated) units: after repair each merged unit's moments equal its cluster's average
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const model = buildModel(arch, 7);
+  const rng = new Rng(32);
+  const calib = tensor(Float32Array.from({ length: 6 * 3 * 32 * 32 }, () => rng.uniform(0, 1)), [6, 3, 32, 32], { copy: false });
+  const target = unitMoments(model, calib);
+  const rep = mergeModel(model, { ratio: 0.5, seed: 1, repair: calib });
+  assert.ok(rep.repair!.some((c) => c > 1e-3), 'nothing was corrected');
+  const now = unitMoments(model, calib);
+  rep.sites.forEach((site, q) => {
+    const k = site.after;
+    for (let g = 0; g < k; g++) {
+      const members = Array.from(site.labels.keys()).filter((u) => site.labels[u] === g);
+      const mu = members.reduce((a, u) => a + target[q].mean[u], 0) / members.length;
+      const sd = members.reduce((a, u) => a + target[q].std[u], 0) / members.length;
+      assert.ok(Math.abs(now[q].mean[g] - mu) <= 1e-3 * Math.max(1, Math.abs(mu)), `site ${q} unit ${g}: mean ${now[q].mean[g]} vs ${mu}`);
+      assert.ok(Math.abs(now[q].std[g] - sd) <= 1e-3 * Math.max(1, sd), `site ${q} unit ${g}: std ${now[q].std[g]} vs ${sd}`);
+    }
+  });
 });
 
 M('bad merge requests are refused clearly', () => {

@@ -16,6 +16,8 @@ import { compare, modelStats } from '../compress/stats.js';
 import { buildModel, dbnArch, lenet5Arch, vgg16Arch } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
+import { toTensor } from '../../datasets/loader.js';
+import { firstN } from '../train/recipes.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { trainDbn, trainLenet, trainVgg } from '../train/recipes.js';
 import { reportTable, reproduce } from './reproduce.js';
@@ -179,13 +181,16 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   const { model, arch } = modelFromCheckpoint(file);
   const task = taskOf(arch);
   const before = modelStats(model, task.input);
-  const data = o.eval === false ? null : await loadTask(arch, dataOpts(o));
-  const accBefore = data ? accuracyOf(model, data).accuracy : null;
+  const data = o.eval === false && o.repair === undefined ? null : await loadTask(arch, dataOpts(o));
+  const calib = o.repair === undefined ? undefined : toTensor(data!.train, data!.norm, firstN(o.repair === true ? 500 : o.repair, data!.train.count), task.flat).x;
+  const accBefore = data && o.eval !== false ? accuracyOf(model, data).accuracy : null;
   const snapshot = cloneModel(model, arch);
   let units: { layer: string; before: number; after: number }[];
+  let repair: number[] | null = null;
   if (what === 'merge') {
-    const rep = mergeModel(model, { ratio: o.ratio, threshold: o.threshold, budget: o.budget, method: o.method, mode: o.mode, seed: o.seed, nInit: o.nInit });
+    const rep = mergeModel(model, { ratio: o.ratio, threshold: o.threshold, budget: o.budget, method: o.method, mode: o.mode, seed: o.seed, nInit: o.nInit, repair: calib });
     units = rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after }));
+    repair = rep.repair ?? null;
   } else {
     if (o.ratio === undefined) throw new Error('prune: give --ratio');
     const names = mergeSites(snapshot).map((s) => snapshot.layers[s.index].describe());
@@ -194,15 +199,15 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   const newArch = archOf(model, arch);
   const after = modelStats(model, task.input);
   const c = compare(before, after);
-  const accAfter = data ? accuracyOf(model, data).accuracy : null;
+  const accAfter = data && o.eval !== false ? accuracyOf(model, data).accuracy : null;
   saveCheckpoint(o.out, { arch: newArch, model });
-  const res = { checkpoint: o.out, from: file, arch: newArch, units, params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio, bytes: c.bytes, accuracy: { before: accBefore, after: accAfter } };
+  const res = { checkpoint: o.out, from: file, arch: newArch, units, params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio, bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair };
   if (o.json) console.log(JSON.stringify(res));
   else {
     console.log(`${what === 'merge' ? 'merged' : 'pruned'} ${file} → ${o.out}`);
     for (const u of units) console.log(`  ${u.layer.padEnd(28)} ${String(u.before).padStart(5)} → ${u.after}`);
     console.log(`parameters ${c.params.before.toLocaleString('en')} → ${c.params.after.toLocaleString('en')} (${pct(c.compressionRatio)} removed), FLOPs ${c.flopsRatio.toFixed(2)}× fewer`);
-    if (data) console.log(`test accuracy ${pct(accBefore!)} → ${pct(accAfter!)} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE)`);
+    if (accBefore !== null) console.log(`test accuracy ${pct(accBefore)} → ${pct(accAfter!)}${calib ? ` (statistics repaired on ${calib.shape[0]} training images)` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE)`);
   }
 }
 
@@ -220,6 +225,7 @@ withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint
     return v;
   }, 'all')
   .option('--n-init <n>', 'k-means restarts', num('--n-init', 1, 1000), 3)
+  .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', num('--repair', 1, 1e6))
   .option('--no-eval', 'skip the test-set accuracy before and after')
   .action((file: string, o) => compressCommand(file, o, 'merge'));
 

@@ -9,3 +9,4 @@ export { modelStats, compare } from './stats.js';
 export type { LayerStats, ModelStats, Comparison } from './stats.js';
 export { explainMerge } from './explain.js';
 export type { LayerExplanation } from './explain.js';
+export { repairMerged, unitMoments } from './repair.js';

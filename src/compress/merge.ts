@@ -12,6 +12,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { agglomerative } from './agglomerative.js';
 import type { Linkage } from './agglomerative.js';
 import { kmeans } from './kmeans.js';
+import { repairMerged, unitMoments } from './repair.js';
 
 export type ClusterMethod = 'kmeans' | Linkage;
 
@@ -179,6 +180,9 @@ export interface MergeOptions extends ClusterOptions {
   budget?: number;
   /** cluster every layer on the original network first ('all'), or layer by layer as merged ('sequential') */
   mode?: 'all' | 'sequential';
+  /** calibration inputs: after merging, restore each merged unit's output mean and spread to its
+   * members' (./repair.ts); not part of the paper's method */
+  repair?: Tensor;
 }
 
 /** parameters of the model if each site had ks[i] units (weights, biases, batch-norm scale and shift) */
@@ -221,6 +225,8 @@ export function ratioForBudget(model: Sequential, budget: number): number {
 
 export interface MergeReport {
   sites: { index: number; layer: string; before: number; after: number; labels: Int32Array }[];
+  /** with `repair`: per site, the mean |log| of the spread corrections */
+  repair?: number[];
 }
 
 /** merge the hidden layers of a model in place; returns the groups of each layer */
@@ -247,6 +253,7 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   };
   const report: MergeReport = { sites: [] };
   const describe = (i: number) => model.layers[i].describe();
+  const moments = o.repair ? unitMoments(model, o.repair) : null;
   if ((o.mode ?? 'all') === 'all') {
     const groups = sites.map((s, i) => group(s, i));
     sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i] }));
@@ -260,6 +267,7 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
       applyMerge(model, s, labels);
     }
   }
+  if (moments) report.repair = repairMerged(model, moments, report.sites.map((x) => x.labels), o.repair!);
   return report;
 }
 
