@@ -103,11 +103,14 @@ C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects 
   assert.match(r1.stderr, /stopped after epoch 1 of 2; resuming/);
   assert.match(r1.stderr, /epoch 2\/2/);
   assert.not.match(r1.stderr, /epoch 1\/2/);
-  const r2 = run('reproduce', 'lenet', '--checkpoint', c, '--epochs', '2', '--finetune-epochs', '0', '--ratios', '0.5', '--out', join(d, 'o2'), '--json');
+  const r2 = run('reproduce', 'lenet', '--checkpoint', c, '--epochs', '2', '--finetune-epochs', '0', '--ratios', '0.5', '--repair', '100', '--out', join(d, 'o2'), '--json');
   assert.is(r2.status, 0, r2.stderr);
   assert.match(r2.stderr, /reusing the trained lenet5/);
   assert.not.match(r2.stderr, /epoch \d/);
   assert.is(JSON.parse(r2.stdout).original.accuracy, JSON.parse(r1.stdout).original.accuracy);
+  assert.type(JSON.parse(r2.stdout).results[0].accuracy.repaired, 'number');
+  assert.is(JSON.parse(r1.stdout).results[0].accuracy.repaired, undefined);
+  assert.match(readFileSync(join(d, 'o2', 'report.md'), 'utf8'), /\| merged \| merged \+ repair \| merged \+ fine-tune \|/);
   const dbn = join(d, 'dbn.safetensors');
   json(run('train', 'dbn', '--epochs', '1', '--limit', '200', '--checkpoint', dbn, '--json'));
   const bad = run('reproduce', 'lenet', '--checkpoint', dbn);

@@ -99,7 +99,7 @@ async function runReproduce(model: ModelName, o: Record<string, any>, out: strin
   const r = await reproduce(model, {
     device: useBackend(o.backend),
     quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(o), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
-    checkpoint: o.checkpoint, arch: hasVariant(o) ? archFor(model, o) : undefined, log,
+    checkpoint: o.checkpoint, arch: hasVariant(o) ? archFor(model, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
   });
   if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json`);
   return r;
@@ -113,6 +113,7 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
   .option('--finetune-epochs <n>', 'fine-tuning epochs', num('--finetune-epochs', 0, 10000))
   .option('--limit <n>', 'train on the first n images only', num('--limit', 1, 1e9))
   .option('--checkpoint <file>', 'the trained original: reused if it exists (resumed if cut short), written every epoch otherwise')
+  .option('--repair [n]', 'also report the merged model after statistics repair on n training images (default 500; not the paper\'s method)', num('--repair', 1, 1e6))
   ).action(async (model: string, o) => {
     useBackend(o.backend);
     if (model !== 'all' && !(MODELS as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (dbn, lenet, vgg or all)`);

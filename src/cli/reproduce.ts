@@ -17,6 +17,8 @@ import { slice } from '../tensor/ops.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { trainDbn, trainLenet, trainVgg } from '../train/recipes.js';
 import { accuracyOf, cloneModel, finetuneModel, loadTask } from './tasks.js';
+import { toTensor } from '../../datasets/loader.js';
+import { firstN } from '../train/recipes.js';
 import { accuracySpec, renderSvg, unitsSpec } from '../report/plots.js';
 
 export interface ReproduceOptions {
@@ -37,6 +39,9 @@ export interface ReproduceOptions {
   /** reuse this trained original if it exists (resuming it if its training was cut short); otherwise
    * train and write it here every epoch */
   checkpoint?: string;
+  /** also report the merged model's accuracy after statistics repair on this many training images
+   * (src/compress/repair.ts; not part of the paper's method) */
+  repair?: number;
   /** 'webgpu': train and fine-tune on the GPU */
   device?: 'cpu' | 'webgpu';
 }
@@ -48,7 +53,7 @@ export interface RatioResult {
   compressionRatio: number;
   flops: { before: number; after: number };
   bytes: { before: number; after: number };
-  accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number };
+  accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number; repaired?: number };
   speedup: { flops: number; measured: number };
   /** what merging did to each layer (the teaching view) */
   explain: LayerExplanation[];
@@ -150,6 +155,13 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
     const after = modelStats(merged, input);
     const c = compare(before, after);
     const accMerged = accuracyOf(merged, task).accuracy;
+    let accRepaired: number | undefined;
+    if (o.repair) {
+      const rep2 = cloneModel(base.model, arch);
+      mergeModel(rep2, { ratio, seed, nInit: 3, repair: toTensor(task.train, task.norm, firstN(o.repair, task.train.count), task.settings.flat).x });
+      accRepaired = accuracyOf(rep2, task).accuracy;
+      log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
+    }
     const tMerged = inferenceMs(merged, x128, cfg.speedReps);
     const accFt = await finetune(merged, mArch);
     log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
@@ -162,7 +174,7 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
       ratio,
       units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
-      accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt },
+      accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt, ...(accRepaired !== undefined ? { repaired: accRepaired } : {}) },
       speedup: { flops: c.flopsRatio, measured: tOrig / tMerged },
       explain,
     });
@@ -182,10 +194,11 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
 
 export function reportTable(r: Report): string {
+  const rep = r.results.some((x) => x.accuracy.repaired !== undefined);
   const lines = [
-    `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original | merged | merged + fine-tune | pruned | pruned + fine-tune |`,
-    `|---|---|---|---|---|---|---|---|---|---|`,
-    ...r.results.map((x) => `| ${x.ratio} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} | ${pct(x.accuracy.merged)} | ${pct(x.accuracy.finetuned)} | ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
+    `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original | merged |${rep ? ' merged + repair |' : ''} merged + fine-tune | pruned | pruned + fine-tune |`,
+    `|---|---|---|---|---|---|---|${rep ? '---|' : ''}---|---|---|`,
+    ...r.results.map((x) => `| ${x.ratio} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} | ${pct(x.accuracy.merged)} |${rep ? ` ${x.accuracy.repaired === undefined ? '—' : pct(x.accuracy.repaired)} |` : ''} ${pct(x.accuracy.finetuned)} | ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
   ];
   return lines.join('\n');
 }
