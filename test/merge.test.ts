@@ -125,6 +125,34 @@ M('a global parameter budget: one ratio for all layers, the kept parameters at o
   assert.is(m2.numParameters(), predicted);
 });
 
+M('batch norms after merging: an identity in eval mode that keeps the statistics, so training mode (batch statistics) computes what the original does', () => {
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const make = () => {
+    const m = buildModel(arch, 9);
+    duplicate(m, (n) => Math.max(1, Math.ceil(n / 2)), new Rng(41));
+    return m;
+  };
+  const original = make(), merged = make();
+  const ms = mergeSites(merged).map((s) => Math.max(1, Math.ceil(s.units / 2)));
+  mergeModel(merged, { ratio: mergeSites(merged).map((s, i) => 1 - ms[i] / s.units), seed: 1 });
+  for (const site of mergeSites(merged)) {
+    if (site.bn === null) continue;
+    const bn = merged.layers[site.bn] as BatchNorm;
+    for (let g = 0; g < site.units; g++) {
+      assert.ok(Math.abs(bn.weight.data[g] - Math.sqrt(bn.runningVar.data[g] + bn.eps)) < 1e-6, 'eval-mode identity');
+      assert.ok(Math.abs(bn.bias.data[g] - bn.runningMean.data[g]) < 1e-7, 'eval-mode identity');
+    }
+  }
+  const rng = new Rng(42);
+  const x = tensor(Float32Array.from({ length: 8 * 3 * 32 * 32 }, () => rng.uniform(0, 1)), [8, 3, 32, 32], { copy: false });
+  const trainOut = (m: Sequential) => {
+    m.train();
+    return noGrad(() => m.forward(x)).data as Float32Array;
+  };
+  const err = maxRelDiff(trainOut(merged), trainOut(original));
+  assert.ok(err < 2e-2, `training-mode outputs differ by ${err}`);
+});
+
 M('repair: exact duplicates need none (outputs stay exact); otherwise every merged unit gets its members\' mean and spread back', () => {
   for (const [, arch, shape] of cases) {
     const rng = new Rng(31);

@@ -110,6 +110,16 @@ export function clusterUnits(model: Sequential, site: MergeSite, k: number, o: C
   return agglomerative(X, n, d, { linkage: method, k }).labels;
 }
 
+/** make a batch norm the identity in eval mode that expects outputs of mean mu and spread sd */
+export function setIdentityNorm(bn: BatchNorm, mu: ArrayLike<number>, sd: ArrayLike<number>): void {
+  const k = mu.length;
+  const f = (fn: (i: number) => number) => new Tensor(Float32Array.from({ length: k }, (_, i) => fn(i)), [k]);
+  bn.setTensor('runningMean', f((i) => mu[i]));
+  bn.setTensor('runningVar', f((i) => sd[i] * sd[i]));
+  bn.setTensor('weight', f((i) => Math.sqrt(sd[i] * sd[i] + bn.eps)));
+  bn.setTensor('bias', f((i) => mu[i]));
+}
+
 /** apply a grouping to one site: layer i gets one unit per group, its batch norm becomes the identity
  * (its effect is folded into the weights), the next unit layer sums the members' inputs */
 export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Array): void {
@@ -145,11 +155,20 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
   }
   if (site.bn !== null) {
     const bn = model.layers[site.bn] as BatchNorm;
-    // identity in eval mode: (x - 0) / sqrt(1 + eps) * sqrt(1 + eps) + 0
-    bn.setTensor('weight', new Tensor(new Float32Array(k).fill(Math.sqrt(1 + bn.eps)), [k]));
-    bn.setTensor('bias', new Tensor(new Float32Array(k), [k]));
-    bn.setTensor('runningMean', new Tensor(new Float32Array(k), [k]));
-    bn.setTensor('runningVar', new Tensor(new Float32Array(k).fill(1), [k]));
+    // The batch norm's effect is in the weights now; it becomes an identity in eval mode that also
+    // knows the merged unit's output statistics, so that in training mode (fine-tuning) normalising
+    // by the batch's statistics gives back about the same values instead of a unit-variance,
+    // zero-mean signal. A member's folded output has mean beta_u and spread |gamma_u|·√(var/(var+eps));
+    // the merged unit gets the members' averages μ, σ: running mean μ, running variance σ², scale
+    // √(σ² + eps), shift μ, so (z − μ)/√(σ² + eps)·√(σ² + eps) + μ = z.
+    const mu = new Float32Array(k), sd = new Float32Array(k);
+    for (let u = 0; u < n; u++) {
+      const g = labels[u], inv = 1 / counts[g];
+      const rv = bn.runningVar.data[u];
+      mu[g] += bn.bias.data[u] * inv;
+      sd[g] += Math.abs(bn.weight.data[u]) * Math.sqrt(rv / (rv + bn.eps)) * inv;
+    }
+    setIdentityNorm(bn, mu, sd);
   }
   // the next layer: sum the weights that read the members
   const next = model.layers[site.next] as Linear | Conv2d;

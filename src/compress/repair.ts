@@ -5,10 +5,9 @@
 // standard deviation of the original network's members (their averages over the cluster), by an
 // affine change of the unit's weights and bias: z' = (z − μ_merged)·σ_target/σ_merged + μ_target.
 // The idea is REPAIR (Jordan et al., 2022, for interpolating two networks) applied within one network.
-import { BatchNorm } from '../nn/layers.js';
-import type { Conv2d, Linear, Sequential } from '../nn/layers.js';
+import type { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { mergeSites } from './merge.js';
+import { mergeSites, setIdentityNorm } from './merge.js';
 
 /** per channel (axis 1) mean and standard deviation of a (N, C, ...) activation */
 function channelMoments(z: Tensor): { mean: Float64Array; std: Float64Array } {
@@ -77,11 +76,16 @@ export function repairMerged(merged: Sequential, before: { mean: Float64Array; s
       tMean[g] /= Math.max(1, cnt[g]);
       tStd[g] /= Math.max(1, cnt[g]);
     }
-    if (site.bn !== null) {
-      const bn = merged.layers[site.bn] as BatchNorm;
-      // the merged layer's batch norm is the identity after merging; repair acts on the unit layer
-      const w = bn.weight.data, rm = bn.runningMean.data, rv = bn.runningVar.data;
-      for (let g = 0; g < k; g++) if (Math.abs(w[g] - Math.sqrt(1 + bn.eps)) > 1e-6 || rm[g] !== 0 || rv[g] !== 1) throw new Error(`repair: the batch norm of layer ${site.index} is not the identity; repair runs right after merging`);
+    const bn = site.bn !== null ? (merged.layers[site.bn] as BatchNorm) : null;
+    if (bn) {
+      // the merged layer's batch norm is an identity in eval mode after merging; repair acts on the
+      // unit layer, then gives the batch norm the repaired statistics
+      const w = bn.weight.data, b = bn.bias.data, rm = bn.runningMean.data, rv = bn.runningVar.data;
+      for (let g = 0; g < k; g++) {
+        if (Math.abs(w[g] - Math.sqrt(rv[g] + bn.eps)) > 1e-5 * Math.max(1, w[g]) || Math.abs(b[g] - rm[g]) > 1e-6 * Math.max(1, Math.abs(rm[g]))) {
+          throw new Error(`repair: the batch norm of layer ${site.index} is not an identity; repair runs right after merging`);
+        }
+      }
     }
     const now = channelMoments(activationAt(merged, x, tap(site)));
     const layer = merged.layers[site.index] as Linear | Conv2d;
@@ -95,6 +99,7 @@ export function repairMerged(merged: Sequential, before: { mean: Float64Array; s
       b[g] = (b[g] - now.mean[g]) * s + tMean[g];
       change += Math.abs(Math.log(s));
     }
+    if (bn) setIdentityNorm(bn, tMean, tStd);
     changes.push(change / k);
   });
   return changes;
