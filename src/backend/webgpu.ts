@@ -128,22 +128,16 @@ export class WebGpu {
 
   /** submit the recorded work and copy a buffer back (the only place the CPU waits for the GPU) */
   async read(b: GpuBuffer, length = b.length): Promise<Float32Array> {
-    const bytes = Math.ceil((length * 4) / 4) * 4;
+    const bytes = length * 4;
     const staging = this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: MAP_READ | COPY_DST });
     this.endPass();
-    this.enc().copyBufferToBuffer(b.buffer, 0, staging, 0, Math.ceil(bytes / 4) * 4);
+    this.enc().copyBufferToBuffer(b.buffer, 0, staging, 0, bytes);
     this.flush();
     await staging.mapAsync(MAP_MODE_READ);
     const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
     staging.destroy();
     return out;
-  }
-
-  /** copy src into dst (same length or less) within the recorded work */
-  copy(src: GpuBuffer, dst: GpuBuffer, length = src.length): void {
-    this.endPass();
-    this.enc().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, Math.ceil((length * 4) / 4) * 4);
   }
 
   // ---- recording ----
@@ -236,17 +230,9 @@ export class WebGpu {
     this.dispatch(W.gemmShader(t), [M, N, K, ta ? 1 : 0, tb ? 1 : 0, lda, ldb, ldc, { f: alpha }, { f: beta }, offA, offB], [A, B, C], [Math.ceil(N / t.BN), Math.ceil(M / t.BM)]);
   }
 
-  relu(x: GpuBuffer, y: GpuBuffer, n = x.length): void {
-    this.dispatch(W.RELU, [n, 0, 0, 0], [x, y], this.grid1(n));
-  }
-  reluBackward(dy: GpuBuffer, y: GpuBuffer, dx: GpuBuffer, n = dy.length): void {
-    this.dispatch(W.RELU_BACK, [n, 0, 0, 0], [dy, y, dx], this.grid1(n));
-  }
-  sigmoid(x: GpuBuffer, y: GpuBuffer, n = x.length): void {
-    this.dispatch(W.SIGMOID, [n, 0, 0, 0], [x, y], this.grid1(n));
-  }
-  sigmoidBackward(dy: GpuBuffer, y: GpuBuffer, dx: GpuBuffer, n = dy.length): void {
-    this.dispatch(W.SIGMOID_BACK, [n, 0, 0, 0], [dy, y, dx], this.grid1(n));
+  /** dx = dy · [y > 0], or dy · y (1 − y) for the sigmoid: the elementwise binary kernel, no broadcasting */
+  activationBackward(kind: 'relu' | 'sigmoid', dy: GpuBuffer, y: GpuBuffer, dx: GpuBuffer, n: number): void {
+    this.binary(kind === 'relu' ? 'reluGrad' : 'sigmoidGrad', dy, [1], y, [1], dx, [n]);
   }
   /** y[(n·C + c)·S + s] += bias[c] */
   biasAdd(y: GpuBuffer, bias: GpuBuffer, N: number, C: number, S: number): void {

@@ -100,52 +100,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }`;
 }
 
-/** y = f(x) (or y = f(x, z) for the two-input kinds); the body sets v from a (and b) */
-export function map1(body: string): string {
-  return /* wgsl */ `
-struct P { n: u32, a0: f32, a1: f32, a2: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
-  if (i >= p.n) { return; }
-  let a = X[i];
-  var v: f32;
-  ${body}
-  Y[i] = v;
-}`;
-}
-
-export function map2(body: string): string {
-  return /* wgsl */ `
-struct P { n: u32, a0: f32, a1: f32, a2: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Z: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
-  if (i >= p.n) { return; }
-  let a = X[i];
-  let b = Z[i];
-  var v: f32;
-  ${body}
-  Y[i] = v;
-}`;
-}
-
-export const RELU = map1('v = max(a, 0.0);');
-/** dx = dy · [y > 0] (X = dy, Z = y) */
-export const RELU_BACK = map2('v = select(0.0, a, b > 0.0);');
-export const SIGMOID = map1('v = 1.0 / (1.0 + exp(-a));');
-/** dx = dy · y (1 − y) */
-export const SIGMOID_BACK = map2('v = a * b * (1.0 - b);');
-
 /** Y[i] += bias[channel of i] for a (N, C, S) layout */
 export const BIAS_ADD = /* wgsl */ `
 struct P { n: u32, C: u32, S: u32, pad: u32 }

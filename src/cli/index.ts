@@ -16,12 +16,10 @@ import { compare, modelStats } from '../compress/stats.js';
 import { buildModel, dbnArch, lenet5Arch, vgg16Arch } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
-import { toTensor } from '../../datasets/loader.js';
-import { firstN } from '../train/recipes.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
-import { trainDbn, trainLenet, trainVgg } from '../train/recipes.js';
+import { RECIPES } from '../train/recipes.js';
 import { reportTable, reproduce } from './reproduce.js';
-import { accuracyOf, cloneModel, finetuneModel, loadTask, modelFromCheckpoint, taskOf } from './tasks.js';
+import { accuracyOf, calibrationInputs, cloneModel, finetuneModel, loadTask, modelFromCheckpoint, taskOf } from './tasks.js';
 
 const program = new Command();
 program.name('neuronmerge').description('Merging similar neurons for deep network compression (Zhong et al., 2020)');
@@ -31,11 +29,12 @@ const num = (what: string, lo: number, hi: number) => (v: string) => {
   if (!Number.isFinite(x) || x < lo || x > hi) throw new InvalidArgumentError(`${what} must be a number in [${lo}, ${hi}], got '${v}'`);
   return x;
 };
-const ratios = (v: string) => v.split(',').map((s) => {
-  const x = Number(s);
-  if (!(x >= 0 && x < 1)) throw new InvalidArgumentError(`a merge ratio must be in [0, 1), got '${s}'`);
+const ratio = (what: string) => (v: string) => {
+  const x = Number(v);
+  if (!(x >= 0 && x < 1)) throw new InvalidArgumentError(`${what} must be in [0, 1), got '${v}'`);
   return x;
-});
+};
+const ratios = (v: string) => v.split(',').map(ratio('a merge ratio'));
 
 function common(c: Command): Command {
   return c.option('--json', 'print JSON instead of text')
@@ -54,11 +53,6 @@ function useBackend(name?: string): 'cpu' | 'webgpu' {
   return 'cpu';
 }
 
-const ratio = (what: string) => (v: string) => {
-  const x = Number(v);
-  if (!(x >= 0 && x < 1)) throw new InvalidArgumentError(`${what} must be in [0, 1), got '${v}'`);
-  return x;
-};
 const intList = (v: string) => v.split(',').map((s) => {
   const x = Number(s);
   if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`widths must be positive integers separated by commas, got '${s}'`);
@@ -138,7 +132,7 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet or vgg
   ).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     const m = modelName(model);
-    const recipe = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg }[m];
+    const recipe = RECIPES[m];
     const r = await recipe({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, limit: o.limit, checkpoint: o.checkpoint, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
     if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, checkpoint: o.checkpoint ?? null }));
     else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${o.checkpoint ? `; checkpoint ${o.checkpoint}` : ''}`);
@@ -183,9 +177,8 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   const task = taskOf(arch);
   const before = modelStats(model, task.input);
   const data = o.eval === false && o.repair === undefined ? null : await loadTask(arch, dataOpts(o));
-  const calib = o.repair === undefined ? undefined : toTensor(data!.train, data!.norm, firstN(o.repair === true ? 500 : o.repair, data!.train.count), task.flat).x;
+  const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair === true ? 500 : o.repair);
   const accBefore = data && o.eval !== false ? accuracyOf(model, data).accuracy : null;
-  const snapshot = cloneModel(model, arch);
   let units: { layer: string; before: number; after: number }[];
   let repair: number[] | null = null;
   if (what === 'merge') {
@@ -194,7 +187,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
     repair = rep.repair ?? null;
   } else {
     if (o.ratio === undefined) throw new Error('prune: give --ratio');
-    const names = mergeSites(snapshot).map((s) => snapshot.layers[s.index].describe());
+    const names = mergeSites(model).map((s) => model.layers[s.index].describe());
     units = pruneModel(model, { ratio: o.ratio }).map((p, i) => ({ layer: names[i], before: p.before, after: p.after }));
   }
   const newArch = archOf(model, arch);

@@ -15,10 +15,8 @@ import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { slice } from '../tensor/ops.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { trainDbn, trainLenet, trainVgg } from '../train/recipes.js';
-import { accuracyOf, cloneModel, finetuneModel, loadTask } from './tasks.js';
-import { toTensor } from '../../datasets/loader.js';
-import { firstN } from '../train/recipes.js';
+import { RECIPES } from '../train/recipes.js';
+import { accuracyOf, calibrationInputs, cloneModel, finetuneModel, loadTask } from './tasks.js';
 import { accuracySpec, renderSvg, unitsSpec } from '../report/plots.js';
 
 export interface ReproduceOptions {
@@ -96,7 +94,7 @@ async function original(which: ReproducibleModel, o: ReproduceOptions, epochs: n
   const limit = o.limit ?? (quick ? cfg.quickLimit : undefined);
   let arch: Arch | undefined = o.arch ?? (quick ? cfg.quickArch : undefined);
   if (arch && arch.model !== cfg.family) throw new Error(`reproduce ${which}: the architecture is a ${arch.model}, not a ${cfg.family}`);
-  const recipe = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg }[which];
+  const recipe = RECIPES[which];
   let resume: string | undefined;
   if (o.checkpoint && existsSync(o.checkpoint)) {
     const c = loadCheckpoint(o.checkpoint);
@@ -158,7 +156,7 @@ export async function reproduce(which: ReproducibleModel, o: ReproduceOptions = 
     let accRepaired: number | undefined;
     if (o.repair) {
       const rep2 = cloneModel(base.model, arch);
-      mergeModel(rep2, { ratio, seed, nInit: 3, repair: toTensor(task.train, task.norm, firstN(o.repair, task.train.count), task.settings.flat).x });
+      mergeModel(rep2, { ratio, seed, nInit: 3, repair: calibrationInputs(task, o.repair) });
       accRepaired = accuracyOf(rep2, task).accuracy;
       log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
     }

@@ -5,7 +5,7 @@ import { loadDataset } from '../../datasets/catalog.js';
 import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor, UNIT } from '../../datasets/loader.js';
 import type { Normalization } from '../../datasets/loader.js';
-import { buildModel } from '../models/index.js';
+import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { SGD, cosineLr } from '../optim/index.js';
@@ -30,11 +30,11 @@ export interface TaskSettings {
 export function taskOf(arch: Arch): TaskSettings {
   switch (arch.model) {
     case 'lenet5':
-      return { dataset: 'mnist', flat: false, input: [arch.inChannels, arch.inSize, arch.inSize], batch: 64, finetuneLr: 0.005, augment: false, evalBatch: 500 };
+      return { dataset: 'mnist', flat: false, input: inputShape(arch), batch: 64, finetuneLr: 0.005, augment: false, evalBatch: 500 };
     case 'dbn':
-      return { dataset: 'mnist', flat: true, input: [arch.inFeatures], batch: 100, finetuneLr: 0.02, augment: false, evalBatch: 500 };
+      return { dataset: 'mnist', flat: true, input: inputShape(arch), batch: 100, finetuneLr: 0.02, augment: false, evalBatch: 500 };
     case 'vgg16':
-      return { dataset: 'cifar10', flat: false, input: [arch.inChannels, arch.inSize, arch.inSize], batch: 128, finetuneLr: 0.01, augment: true, evalBatch: 250 };
+      return { dataset: 'cifar10', flat: false, input: inputShape(arch), batch: 128, finetuneLr: 0.01, augment: true, evalBatch: 250 };
   }
 }
 
@@ -54,6 +54,12 @@ export async function loadTask(arch: Arch, data: LoadOptions = {}): Promise<Task
   const { train, test } = await loadDataset(settings.dataset, data);
   const norm = settings.dataset === 'cifar10' ? channelStats(train) : UNIT;
   return { settings, train, test, norm, ev: toTensor(test, norm, undefined, settings.flat) };
+}
+
+/** the first n training images as one tensor (normalised as for training, no augmentation): the
+ * calibration inputs of merge --repair */
+export function calibrationInputs(t: TaskData, n: number): Tensor {
+  return toTensor(t.train, t.norm, firstN(n, t.train.count), t.settings.flat).x;
 }
 
 export function accuracyOf(model: Sequential, t: TaskData): { accuracy: number; loss: number } {

@@ -32,6 +32,11 @@ function checkWidths(name: string, widths: number[], n: number): void {
   }
 }
 
+/** one sample's shape for a model of this architecture: [C, H, W], or [features] for the DBN */
+export function inputShape(arch: Arch): number[] {
+  return arch.model === 'dbn' ? [arch.inFeatures] : [arch.inChannels, arch.inSize, arch.inSize];
+}
+
 /** Build a model from its description; weights initialised from the seed. */
 export function buildModel(arch: Arch, seed = 0): Sequential {
   const rng = new Rng(seed);

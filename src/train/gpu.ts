@@ -4,7 +4,7 @@
 // GPU memory across steps. The CPU sees only the per-row loss and hits each step, and the weights
 // when `download` copies them back into the model (for checkpoints, merging, evaluation on the CPU).
 import { BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid } from '../nn/layers.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { GpuBuffer, webgpu, WebGpu } from '../backend/webgpu.js';
 import type { BatchLoader } from '../../datasets/loader.js';
 import type { Arch } from '../models/index.js';
@@ -198,16 +198,14 @@ class GActivation extends GpuLayer {
   forward(x: GpuBuffer, N: number): GpuBuffer {
     const n = N * per(this.inShape);
     this.y = this.buf('y', n);
-    if (this.kind === 'relu') this.gpu.relu(x, this.y, n);
-    else this.gpu.sigmoid(x, this.y, n);
+    this.gpu.unary(this.kind, x, this.y, 0, 0, n);
     return this.y;
   }
   backward(dy: GpuBuffer, N: number, needDx: boolean): GpuBuffer | null {
     if (!needDx) return null;
     const n = N * per(this.inShape);
     const dx = this.buf('dx', n);
-    if (this.kind === 'relu') this.gpu.reluBackward(dy, this.y, dx, n);
-    else this.gpu.sigmoidBackward(dy, this.y, dx, n);
+    this.gpu.activationBackward(this.kind, dy, this.y, dx, n);
     return dx;
   }
   async download(): Promise<void> {}
@@ -312,7 +310,8 @@ export class GpuModel {
     return h;
   }
 
-  private async loss(logits: GpuBuffer, N: number): Promise<GpuStepResult> {
+  /** record the cross-entropy of the logits against the uploaded targets: dlogits and per-row results */
+  private loss(logits: GpuBuffer, N: number): void {
     const C = per(this.layers[this.layers.length - 1].outShape);
     if (!this.dlogits || this.dlogits.length < N * C) {
       this.dlogits?.destroy();
@@ -321,7 +320,6 @@ export class GpuModel {
       this.out = this.gpu.alloc(2 * N);
     }
     this.gpu.crossEntropy(logits, this.tbuf!, N, C, this.dlogits, this.out!);
-    return { loss: NaN, correct: NaN };
   }
 
   private async summary(N: number): Promise<GpuStepResult> {
@@ -337,8 +335,7 @@ export class GpuModel {
   /** one SGD step (momentum, weight decay) on a batch; returns the batch's mean loss and hits */
   async trainStep(x: Tensor, y: Int32Array, o: { lr: number; momentum?: number; weightDecay?: number }): Promise<GpuStepResult> {
     const N = this.input(x, y);
-    const logits = this.forward(N, true);
-    await this.loss(logits, N);
+    this.loss(this.forward(N, true), N);
     let g: GpuBuffer | null = this.dlogits!;
     for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g!, N, i > 0);
     for (const l of this.layers) for (const p of l.params) this.gpu.sgd(p.g, p.w, p.v, o.lr, o.momentum ?? 0, o.weightDecay ?? 0);
@@ -359,10 +356,8 @@ export class GpuModel {
     let loss = 0, correct = 0;
     for (let b = 0; b < N; b += batchSize) {
       const n = Math.min(batchSize, N - b);
-      const xb = { shape: [n, ...x.shape.slice(1)], size: n * f, data: (x.data as Float32Array).subarray(b * f, (b + n) * f) } as unknown as Tensor;
-      this.input(xb, y.subarray(b, b + n));
-      const logits = this.forward(n, false);
-      await this.loss(logits, n);
+      this.input(new Tensor(x.data.subarray(b * f, (b + n) * f), [n, ...x.shape.slice(1)]), y.subarray(b, b + n));
+      this.loss(this.forward(n, false), n);
       const r = await this.summary(n);
       loss += r.loss * n;
       correct += r.correct;

@@ -5,7 +5,7 @@ import type { LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor } from '../../datasets/loader.js';
 import type { Normalization } from '../../datasets/loader.js';
 import type { ImageSet } from '../../datasets/catalog.js';
-import { buildModel, dbnArch, lenet5Arch, vgg16Arch } from '../models/index.js';
+import { buildModel, dbnArch, inputShape, lenet5Arch, vgg16Arch } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { Linear } from '../nn/layers.js';
 import { RBM } from '../nn/rbm.js';
@@ -85,8 +85,7 @@ async function supervised(
   let history: EpochRecord[];
   if (o.device === 'webgpu') {
     if (o.resume) throw new Error('--resume is not supported with the WebGPU backend yet (its checkpoints hold no optimizer state)');
-    const input = arch.model === 'dbn' ? [arch.inFeatures] : [arch.inChannels, arch.inSize, arch.inSize];
-    history = await onGpuOr(() => fitGpu(model, input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: d.weightDecay, schedule, evalSet: ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
+    history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: 0.9, weightDecay: d.weightDecay, schedule, evalSet: ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
   } else history = onCpu();
   const acc = finalAccuracy(history, () => evaluate(model, ev.x, ev.y, d.evalBatch).accuracy);
   return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: norm, data: { train: loader.indices.length, test: test.count, classCounts: classCounts(test) } };
@@ -150,3 +149,6 @@ export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
   const loader = new BatchLoader(train, { batchSize: o.batchSize ?? 128, shuffle: true, seed: o.seed ?? 0, normalize: norm, augment: { padCrop: 4, flip: true }, indices: firstN(o.limit, train.count) });
   return supervised(model, arch, loader, toTensor(test, norm), o, { epochs: 60, lr: 0.05, weightDecay: 5e-4, evalBatch: 250 }, t0, norm, test);
 }
+
+/** the recipe of each network, by its command-line name */
+export const RECIPES = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg } as const;
