@@ -16,7 +16,7 @@ def main():
         import torch
         import torch.nn as nn
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from torch_train import vgg16  # the same network as the CPU reference
+        from torch_train import sgd_step, vgg16  # the same network and step as the CPU reference
     except ImportError:
         print(json.dumps({"cuda": False, "why": "PyTorch is not installed"}))
         return
@@ -46,11 +46,7 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()  # the CPU reads the loss each step, as ours does
+        return sgd_step(model, opt, loss_fn, x, y).item()  # the CPU reads the loss each step, as ours does
 
     for _ in range(3):
         step()

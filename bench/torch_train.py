@@ -33,6 +33,15 @@ def vgg16():
     return nn.Sequential(*layers)
 
 
+def sgd_step(model, opt, loss_fn, x, y):
+    """one training step: forward, loss, backward, SGD update; returns the loss tensor"""
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def main():
     model_name, batch, iters, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     torch.set_num_threads(threads)
@@ -45,10 +54,7 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+        sgd_step(model, opt, loss_fn, x, y)
 
     for _ in range(2):
         step()

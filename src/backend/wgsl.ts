@@ -9,6 +9,25 @@ const IDX = /* wgsl */ `
 fn gidx(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * 128u + lid.x; }`;
 const ARGS1 = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
 
+/**
+ * A 1-D kernel: the uniform struct P (its fields), the storage buffers from binding 1 ([name, access,
+ * element type (f32 unless given)]), and a body that sees i, the thread's linear index (launched on
+ * a 2-D grid of 128-wide workgroups, so more than 65,535 workgroups can run) and does its own bound check.
+ */
+function kernel1d(fields: string, bindings: [string, 'read' | 'read_write', string?][], body: string, helpers = ''): string {
+  return `
+struct P { ${fields} }
+@group(0) @binding(0) var<uniform> p: P;
+${bindings.map(([name, access, type], k) => `@group(0) @binding(${k + 1}) var<storage, ${access}> ${name}: array<${type ?? 'f32'}>;`).join('\n')}
+${IDX}
+${helpers}
+@compute @workgroup_size(128)
+fn main(${ARGS1}) {
+  let i = gidx(wid, nwg, lid);
+${body}
+}`;
+}
+
 /** a register-blocked SGEMM tiling: a workgroup of (BN/TN) × (BM/TM) threads computes a BM×BN tile of
  * C, TM×TN outputs per thread, over K in steps of BK through workgroup memory */
 export interface GemmTiling {
@@ -101,18 +120,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 /** Y[i] += bias[channel of i] for a (N, C, S) layout */
-export const BIAS_ADD = /* wgsl */ `
-struct P { n: u32, C: u32, S: u32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> bias: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const BIAS_ADD = kernel1d('n: u32, C: u32, S: u32, pad: u32', [['bias', 'read'], ['Y', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
-  Y[i] += bias[(i / p.S) % p.C];
-}`;
+  Y[i] += bias[(i / p.S) % p.C];`);
 
 /** out[c] = Σ over n, s of X[(n·C + c)·S + s]: one workgroup per channel */
 export const CHANNEL_SUM = /* wgsl */ `
@@ -205,21 +215,10 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 }`;
 
 /** y = (x − mean) · invstd · gamma + beta; affine = [gamma (C), beta (C)] */
-export const BN_APPLY = /* wgsl */ `
-struct P { n: u32, C: u32, S: u32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read> affine: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const BN_APPLY = kernel1d('n: u32, C: u32, S: u32, pad: u32', [['X', 'read'], ['stats', 'read'], ['affine', 'read'], ['Y', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let c = (i / p.S) % p.C;
-  Y[i] = (X[i] - stats[2u * c]) * stats[2u * c + 1u] * affine[c] + affine[p.C + c];
-}`;
+  Y[i] = (X[i] - stats[2u * c]) * stats[2u * c + 1u] * affine[c] + affine[p.C + c];`);
 
 /** per channel: dgamma = Σ dy · x̂, dbeta = Σ dy (written as grad[c], grad[C + c]) */
 export const BN_BACK_REDUCE = /* wgsl */ `
@@ -253,55 +252,25 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }`;
 
 /** dx = gamma · invstd · (dy − Σdy/M − x̂ · Σ(dy·x̂)/M); affine = [gamma, beta], gaffine = [Σdy·x̂, Σdy] */
-export const BN_BACK_APPLY = /* wgsl */ `
-struct P { n: u32, C: u32, S: u32, M: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read> stats: array<f32>;
-@group(0) @binding(4) var<storage, read> affine: array<f32>;
-@group(0) @binding(5) var<storage, read> gaffine: array<f32>;
-@group(0) @binding(6) var<storage, read_write> DX: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const BN_BACK_APPLY = kernel1d('n: u32, C: u32, S: u32, M: u32', [['X', 'read'], ['G', 'read'], ['stats', 'read'], ['affine', 'read'], ['gaffine', 'read'], ['DX', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let c = (i / p.S) % p.C;
   let mean = stats[2u * c]; let is = stats[2u * c + 1u];
   let a = gaffine[p.C + c] / f32(p.M);
   let b = gaffine[c] / f32(p.M);
-  DX[i] = affine[c] * is * (G[i] - a - (X[i] - mean) * is * b);
-}`;
+  DX[i] = affine[c] * is * (G[i] - a - (X[i] - mean) * is * b);`);
 
 /** out[b, a, s] = in[a, b, s] for an (A, B, S) array */
-export const SWAP01 = /* wgsl */ `
-struct P { A: u32, B: u32, S: u32, n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const SWAP01 = kernel1d('A: u32, B: u32, S: u32, n: u32', [['X', 'read'], ['Y', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let s = i % p.S; let ab = i / p.S;
   let a = ab % p.A; let b = ab / p.A;
-  Y[i] = X[(a * p.B + b) * p.S + s];
-}`;
+  Y[i] = X[(a * p.B + b) * p.S + s];`);
 
-const CONV_P = 'struct P { N: u32, C: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32, n: u32, p1: u32, p2: u32 }';
+const CONV_P = 'N: u32, C: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32, n: u32, p1: u32, p2: u32';
 
 /** cols[(c·k + ky)·k + kx, (n·OH + oy)·OW + ox] = x[n, c, oy·s − p + ky, ox·s − p + kx] (0 outside) */
-export const IM2COL = /* wgsl */ `
-${CONV_P}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const IM2COL = kernel1d(CONV_P, [['X', 'read'], ['cols', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let NP = p.N * p.OH * p.OW;
   let col = i % NP; let row = i / NP;
@@ -311,19 +280,10 @@ fn main(${ARGS1}) {
   let x = i32(ox * p.stride + kx) - i32(p.pad);
   var v = 0.0;
   if (y >= 0 && y < i32(p.H) && x >= 0 && x < i32(p.W)) { v = X[((n * p.C + c) * p.H + u32(y)) * p.W + u32(x)]; }
-  cols[i] = v;
-}`;
+  cols[i] = v;`);
 
 /** dx[n, c, y, x] = Σ of the cols gradients that read it (a gather: no atomics) */
-export const COL2IM = /* wgsl */ `
-${CONV_P}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> cols: array<f32>;
-@group(0) @binding(2) var<storage, read_write> DX: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const COL2IM = kernel1d(CONV_P, [['cols', 'read'], ['DX', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let x = i % p.W; let y = (i / p.W) % p.H; let c = (i / (p.W * p.H)) % p.C; let n = i / (p.W * p.H * p.C);
   let NP = p.N * p.OH * p.OW;
@@ -341,22 +301,12 @@ fn main(${ARGS1}) {
       s += cols[((c * p.k + ky) * p.k + kx) * NP + (n * p.OH + oy) * p.OW + ox];
     }
   }
-  DX[i] = s;
-}`;
+  DX[i] = s;`);
 
-const POOL_P = 'struct P { NC: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, n: u32, pad: u32 }';
+const POOL_P = 'NC: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, n: u32, pad: u32';
 
 /** max pooling with window = stride = k, no padding; arg[o] = the input index of the maximum */
-export const MAXPOOL = /* wgsl */ `
-${POOL_P}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> arg: array<u32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const MAXPOOL = kernel1d(POOL_P, [['X', 'read'], ['Y', 'read_write'], ['arg', 'read_write', 'u32']], /* wgsl */ `
   if (i >= p.n) { return; }
   let ox = i % p.OW; let oy = (i / p.OW) % p.OH; let nc = i / (p.OW * p.OH);
   var best = -3.4e38; var bi = 0u;
@@ -368,30 +318,19 @@ fn main(${ARGS1}) {
     }
   }
   Y[i] = best;
-  arg[i] = bi;
-}`;
+  arg[i] = bi;`);
 
 /** dx[j] = dy[o] where j is the maximum of window o, else 0 (windows do not overlap) */
-export const MAXPOOL_BACK = /* wgsl */ `
-${POOL_P}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> arg: array<u32>;
-@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let j = gidx(wid, nwg, lid);
-  if (j >= p.n) { return; }
-  let x = j % p.W; let y = (j / p.W) % p.H; let nc = j / (p.W * p.H);
+export const MAXPOOL_BACK = kernel1d(POOL_P, [['G', 'read'], ['arg', 'read', 'u32'], ['DX', 'read_write']], /* wgsl */ `
+  if (i >= p.n) { return; }
+  let x = i % p.W; let y = (i / p.W) % p.H; let nc = i / (p.W * p.H);
   let oy = y / p.k; let ox = x / p.k;
   var v = 0.0;
   if (oy < p.OH && ox < p.OW) {
     let o = (nc * p.OH + oy) * p.OW + ox;
-    if (arg[o] == j) { v = G[o]; }
+    if (arg[o] == i) { v = G[o]; }
   }
-  DX[j] = v;
-}`;
+  DX[i] = v;`);
 
 /**
  * Softmax cross-entropy, one thread per row: out[2r] = the row's loss, out[2r+1] = 1 where the
@@ -422,22 +361,12 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 }`;
 
 /** SGD with momentum and weight decay, as the CPU optimizer: g += wd·w; v = mu·v + g; w −= lr·v */
-export const SGD = /* wgsl */ `
-struct P { n: u32, lr: f32, mu: f32, wd: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Wt: array<f32>;
-@group(0) @binding(3) var<storage, read_write> V: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const SGD = kernel1d('n: u32, lr: f32, mu: f32, wd: f32', [['G', 'read'], ['Wt', 'read_write'], ['V', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let g = G[i] + p.wd * Wt[i];
   let v = p.mu * V[i] + g;
   V[i] = v;
-  Wt[i] -= p.lr * v;
-}`;
+  Wt[i] -= p.lr * v;`);
 
 // ---- the general kernels of the interface (src/backend/types.ts), on GPU buffers ----
 
@@ -461,21 +390,12 @@ export const UNARY_BODY: Record<string, string> = {
 export function unaryShader(op: string): string {
   const body = UNARY_BODY[op];
   if (!body) throw new Error(`WebGPU unary: unknown op '${op}'`);
-  return /* wgsl */ `
-struct P { n: u32, p0: f32, p1: f32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+  return kernel1d('n: u32, p0: f32, p1: f32, pad: u32', [['X', 'read'], ['Y', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   let a = X[i];
   var v: f32;
   ${body}
-  Y[i] = v;
-}`;
+  Y[i] = v;`);
 }
 
 export const BINARY_BODY: Record<string, string> = {
@@ -499,17 +419,7 @@ const ND = `fn at(v: array<vec4u, 2>, d: u32) -> u32 { return v[d / 4u][d % 4u];
 export function binaryShader(op: string): string {
   const body = BINARY_BODY[op];
   if (!body) throw new Error(`WebGPU binary: unknown op '${op}'`);
-  return /* wgsl */ `
-struct P { n: u32, nd: u32, p0: f32, p1: f32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-${IDX}
-${ND}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+  return kernel1d('n: u32, nd: u32, p0: f32, p1: f32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2>', [['A', 'read'], ['B', 'read'], ['Y', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   var r = i; var ia = 0u; var ib = 0u;
   for (var d = i32(p.nd) - 1; d >= 0; d--) {
@@ -523,24 +433,14 @@ fn main(${ARGS1}) {
   let b = B[ib];
   var v: f32;
   ${body}
-  Y[i] = v;
-}`;
+  Y[i] = v;`, ND);
 }
 
 /** out[o] = sum or max over the reduced axes (red = 1) of x (shape, row-major), one thread per output */
-export const REDUCE = /* wgsl */ `
-struct P { n: u32, nd: u32, R: u32, isMax: u32, shape: array<vec4u, 2>, red: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-${ND}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let o = gidx(wid, nwg, lid);
-  if (o >= p.n) { return; }
-  // the input offset of the kept coordinates (o is row-major over the kept axes)
-  var base = 0u; var rem = o; var stride = 1u;
+export const REDUCE = kernel1d('n: u32, nd: u32, R: u32, isMax: u32, shape: array<vec4u, 2>, red: array<vec4u, 2>', [['X', 'read'], ['Y', 'read_write']], /* wgsl */ `
+  if (i >= p.n) { return; }
+  // the input offset of the kept coordinates (i is row-major over the kept axes)
+  var base = 0u; var rem = i; var stride = 1u;
   for (var d = i32(p.nd) - 1; d >= 0; d--) {
     let s = at(p.shape, u32(d));
     if (at(p.red, u32(d)) == 0u) { base += (rem % s) * stride; rem = rem / s; }
@@ -561,20 +461,10 @@ fn main(${ARGS1}) {
       first = false;
     } else { acc += v; }
   }
-  Y[o] = acc;
-}`;
+  Y[i] = acc;`, ND);
 
 /** out[b, perm...] = x permuted: one thread per output element, up to 8 axes */
-export const PERMUTE = /* wgsl */ `
-struct P { n: u32, nd: u32, p2: u32, p3: u32, oshape: array<vec4u, 2>, xstride: array<vec4u, 2> }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-${ND}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let i = gidx(wid, nwg, lid);
+export const PERMUTE = kernel1d('n: u32, nd: u32, p2: u32, p3: u32, oshape: array<vec4u, 2>, xstride: array<vec4u, 2>', [['X', 'read'], ['Y', 'read_write']], /* wgsl */ `
   if (i >= p.n) { return; }
   var r = i; var ix = 0u;
   for (var d = i32(p.nd) - 1; d >= 0; d--) {
@@ -582,43 +472,25 @@ fn main(${ARGS1}) {
     ix += (r % s) * at(p.xstride, u32(d));
     r = r / s;
   }
-  Y[i] = X[ix];
-}`;
+  Y[i] = X[ix];`, ND);
 
-const ROWS = 'struct P { outer: u32, dim: u32, inner: u32, log: u32 }';
+const ROWS = 'outer: u32, dim: u32, inner: u32, log: u32';
 
 /** out (outer, inner) = index of the first maximum along dim (a NaN wins), as f32 */
-export const ARGMAX = /* wgsl */ `
-${ROWS}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let t = gidx(wid, nwg, lid);
-  if (t >= p.outer * p.inner) { return; }
-  let base = (t / p.inner) * p.dim * p.inner + t % p.inner;
+export const ARGMAX = kernel1d(ROWS, [['X', 'read'], ['Y', 'read_write']], /* wgsl */ `
+  if (i >= p.outer * p.inner) { return; }
+  let base = (i / p.inner) * p.dim * p.inner + i % p.inner;
   var best = X[base]; var bi = 0u;
   for (var d = 1u; d < p.dim; d++) {
     let v = X[base + d * p.inner];
     if (v > best || (v != v && best == best)) { best = v; bi = d; }
   }
-  Y[t] = f32(bi);
-}`;
+  Y[i] = f32(bi);`);
 
 /** softmax (or log-softmax) along dim of (outer, dim, inner) */
-export const SOFTMAX = /* wgsl */ `
-${ROWS}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let t = gidx(wid, nwg, lid);
-  if (t >= p.outer * p.inner) { return; }
-  let base = (t / p.inner) * p.dim * p.inner + t % p.inner;
+export const SOFTMAX = kernel1d(ROWS, [['X', 'read'], ['Y', 'read_write']], /* wgsl */ `
+  if (i >= p.outer * p.inner) { return; }
+  let base = (i / p.inner) * p.dim * p.inner + i % p.inner;
   var m = X[base];
   for (var d = 1u; d < p.dim; d++) { m = max(m, X[base + d * p.inner]); }
   var s = 0.0;
@@ -627,22 +499,12 @@ fn main(${ARGS1}) {
   for (var d = 0u; d < p.dim; d++) {
     let z = X[base + d * p.inner] - m;
     if (p.log == 1u) { Y[base + d * p.inner] = z - ls; } else { Y[base + d * p.inner] = exp(z) / s; }
-  }
-}`;
+  }`);
 
 /** the input gradient of softmax (gx = y (g − Σ g y)) or log-softmax (gx = g − exp(y) Σ g) */
-export const SOFTMAX_BACK = /* wgsl */ `
-${ROWS}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Yv: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
-${IDX}
-@compute @workgroup_size(128)
-fn main(${ARGS1}) {
-  let t = gidx(wid, nwg, lid);
-  if (t >= p.outer * p.inner) { return; }
-  let base = (t / p.inner) * p.dim * p.inner + t % p.inner;
+export const SOFTMAX_BACK = kernel1d(ROWS, [['Yv', 'read'], ['G', 'read'], ['DX', 'read_write']], /* wgsl */ `
+  if (i >= p.outer * p.inner) { return; }
+  let base = (i / p.inner) * p.dim * p.inner + i % p.inner;
   var s = 0.0;
   for (var d = 0u; d < p.dim; d++) {
     let k = base + d * p.inner;
@@ -651,5 +513,4 @@ fn main(${ARGS1}) {
   for (var d = 0u; d < p.dim; d++) {
     let k = base + d * p.inner;
     if (p.log == 1u) { DX[k] = G[k] - exp(Yv[k]) * s; } else { DX[k] = Yv[k] * (G[k] - s); }
-  }
-}`;
+  }`);
