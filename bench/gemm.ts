@@ -140,7 +140,10 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
   }
   const rng = new Rng(1);
   const tsAll = process.argv.includes('--ts-all');
-  const shapes: Shape[] = [sq(256), sq(512), sq(1024), sq(2048), ...networkShapes(128)];
+  // --only REGEX: the shapes whose kernel name or shape matches (and no convolution part)
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? new RegExp(process.argv[onlyAt + 1] ?? '') : null;
+  const shapes: Shape[] = [sq(256), sq(512), sq(1024), sq(2048), ...networkShapes(128)].filter((s) => !only || only.test(`${s.kernel} ${s.M}x${s.N}x${s.K}`));
   const seen = new Set<string>();
   for (const s of shapes) {
     const key = `${s.kernel}|${s.tA}|${s.tB}|${s.M}x${s.N}x${s.K}`;
@@ -154,24 +157,33 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     const results: { impl: string; threads: number; ms: number }[] = [];
     const obMs: Record<number, number> = {};
     for (const threads of nat ? [1, allThreads] : [1]) {
-      if (ob) {
-        ob.setThreads(threads);
-        obMs[threads] = await measureMs(`openblas ${shape}`, run(ob.gemm), { iterations: iters });
-        results.push({ impl: 'openblas', threads, ms: obMs[threads] });
+      // OpenBLAS and ours alternate for ROUNDS rounds, each after a pause long enough for the other
+      // library's worker threads to stop spinning (they would otherwise take a core from the one
+      // measured: OpenBLAS's spin for about 0.1 s after a call); the median of the rounds is kept
+      const ob1: number[] = [], nat1: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        if (ob) {
+          ob.setThreads(threads);
+          await settle();
+          ob1.push(await measureMs(`openblas ${shape}`, run(ob.gemm), { iterations: iters, time: 1000 / ROUNDS }));
+        }
+        if (nat) {
+          nat.setThreads(threads);
+          await settle();
+          nat1.push(await measureMs(`native ${shape}`, run(nat.gemm), { iterations: iters, time: 1000 / ROUNDS }));
+        }
       }
-      if (nat) {
-        nat.setThreads(threads);
-        results.push({ impl: 'native', threads, ms: await measureMs(`native ${shape}`, run(nat.gemm), { iterations: iters }) });
-      }
+      if (ob) results.push({ impl: 'openblas', threads, ms: (obMs[threads] = median(ob1)) });
+      if (nat) results.push({ impl: 'native', threads, ms: median(nat1) });
       if (threads === allThreads && allThreads === 1) break;
     }
     if (nat) nat.setThreads(allThreads);
-    if (s.kernel === 'square' && (s.M <= 1024 || tsAll) || (tsAll && flop < 2e10)) {
+    if (!only && (s.kernel === 'square' && (s.M <= 1024 || tsAll) || (tsAll && flop < 2e10))) {
       results.push({ impl: 'ts', threads: 1, ms: await measureMs(`ts ${shape}`, run(gemmJs), { iterations: s.M > 512 ? 1 : 3 }) });
     }
     // the naive triple loop, the reference of the TypeScript kernel, at the two sizes it is quick at
     let naiveMs: number | null = null;
-    if (s.kernel === 'square' && s.M <= 512) {
+    if (!only && s.kernel === 'square' && s.M <= 512) {
       naiveMs = await measureMs(`naive ${shape}`, run(gemmNaive), { iterations: s.M > 256 ? 1 : 3, time: 100 });
       results.push({ impl: 'naive', threads: 1, ms: naiveMs });
     }
@@ -187,8 +199,12 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
       );
     }
   }
-  await benchConv(args, nat !== null, ob);
+  if (!only) await benchConv(args, nat !== null, ob);
 }
+
+const ROUNDS = 3;
+const settle = () => new Promise<void>((r) => setTimeout(r, 250));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** only the convolution part (npm run bench -- conv) */
 export async function benchConvOnly(args: BenchArgs): Promise<void> {

@@ -11,7 +11,7 @@ const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGem
 
 const argv = process.argv.slice(2);
 const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };
-const names = argv.filter((a) => !a.startsWith('--'));
+const names = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--only');
 for (const n of names) {
   if (!suites[n]) {
     console.error(`bench: unknown benchmark '${n}' (known: ${Object.keys(suites).join(', ')})`);

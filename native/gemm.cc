@@ -111,6 +111,22 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
     }
     return;
   }
+  // a C of a few hundred rows and enough columns (the fully connected layers at batch 128, the middle
+  // convolutions' forward products): independent column slices, on 32-column boundaries (whole panels
+  // for every micro-kernel), each thread packing all of op(A) itself. No shared panel and no barrier per
+  // K block; measured 4-8% faster than the shared-panel split below on 128x500x800, 128x800x500,
+  // 128x512x512 and 256x3584x1152 with 2 threads, and no slower on the other network shapes of up to
+  // 384 rows. Taller C (the input-gradient products, M = C*k*k) keeps the shared B panel.
+  const int colPanels = (N + 31) / 32;
+  if (M <= 384 && colPanels >= 2 * T) {
+    parallel_for(T, [&](int t) {
+      const int j0 = std::min(N, colPanels * t / T * 32), j1 = std::min(N, colPanels * (t + 1) / T * 32);
+      if (j1 <= j0) return;
+      const float* Bp = tb ? B + static_cast<int64_t>(j0) * ldb : B + j0;
+      serial(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc);
+    }, T);
+    return;
+  }
   switch (current) {
     case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T); break;
     case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T); break;

@@ -42,15 +42,22 @@ class Pool {
       fn_ = &fn;
       n_ = n;
       next_.store(0);
-      active_ = helpers;
+      active_.store(helpers, std::memory_order_relaxed);
       wanted_ = helpers;
       generation_++;
       gen_hint_.store(generation_, std::memory_order_release);
     }
     cv_.notify_all();
     work();
+    // the helpers usually finish within microseconds of this thread: spin for them first, since
+    // sleeping on the condition variable costs a futex wake-up (tens of microseconds on a VM) per call
+    for (int spin = 0; spin < kSpin && active_.load(std::memory_order_acquire) != 0; spin++) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
     std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [this] { return active_ == 0; });
+    done_cv_.wait(lk, [this] { return active_.load(std::memory_order_acquire) == 0; });
     fn_ = nullptr;
   }
 
@@ -83,9 +90,10 @@ class Pool {
         wanted_--;
       }
       work();
-      {
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // taking the lock orders this notify after the caller's check of active_ (no lost wake-up)
         std::lock_guard<std::mutex> lk(m_);
-        if (--active_ == 0) done_cv_.notify_one();
+        done_cv_.notify_one();
       }
     }
   }
@@ -108,14 +116,14 @@ class Pool {
   const std::function<void(int)>* fn_ = nullptr;
   int n_ = 0;
   std::atomic<int> next_{0};
-  int active_ = 0;
+  std::atomic<int> active_{0};  // helpers still working on the current parallel_for
   int wanted_ = 0;
   uint64_t generation_ = 0;
   bool quit_ = false;
   // lock-free copies for the spin before sleeping
   std::atomic<uint64_t> gen_hint_{0};
   std::atomic<bool> quit_hint_{false};
-  static constexpr int kSpin = 20000;  // about 100 microseconds of pause instructions
+  static constexpr int kSpin = 20000;  // about 0.5 ms of pause instructions (24 ns each on this EPYC)
 };
 
 int default_threads() {

@@ -44,12 +44,13 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
       a.setIsa(isa as 'avx2');
       for (const threads of [1, 2]) {
         a.setThreads(threads);
-        for (let t = 0; t < 14; t++) {
+        for (let t = 0; t < 15; t++) {
           // t = 0, 1: many row blocks and column panels; t = 2: K in two balanced blocks; t = 3: a small
-          // C with a long K (split across threads); the rest: random edge sizes
-          const M = t === 0 ? 600 : t === 3 ? 20 : sizes[rng.int(sizes.length)];
-          const N = t === 1 ? 530 : t === 3 ? 25 : sizes[rng.int(sizes.length)];
-          const K = t < 3 ? 700 : t === 3 ? 9000 : sizes[rng.int(sizes.length)];
+          // C with a long K (split across threads); t = 4: a few hundred rows (split by column slices,
+          // ragged at 300); the rest: random edge sizes
+          const M = t === 0 ? 600 : t === 3 ? 20 : t === 4 ? 200 : sizes[rng.int(sizes.length)];
+          const N = t === 1 ? 530 : t === 3 ? 25 : t === 4 ? 300 : sizes[rng.int(sizes.length)];
+          const K = t < 3 || t === 4 ? 700 : t === 3 ? 9000 : sizes[rng.int(sizes.length)];
           const tA = rng.random() < 0.5, tB = rng.random() < 0.5;
           const alpha = [1, -0.5, 2][rng.int(3)], beta = [0, 1, 0.25][rng.int(3)];
           const lda = (tA ? M : K) + rng.int(3), ldb = (tB ? K : N) + rng.int(3), ldc = N + rng.int(3);
