@@ -410,6 +410,36 @@ Napi::Value Permute(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
+  Args a{info, "convEpilogue"};
+  a.count(13);
+  int64_t lx, ls, lt, lo;
+  const float* x = a.f32(0, "x", &lx);
+  const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
+  const bool cm = a.boolean(2, "channelMajor");
+  const int64_t G = a.integer(3, "G"), C = a.integer(4, "C"), H = a.integer(5, "H"), W = a.integer(6, "W");
+  const float* scale = a.f32(7, "scale", &ls);
+  const float* shift = a.f32(8, "shift", &lt);
+  const bool relu = a.boolean(9, "relu");
+  const int64_t pool = a.integer(10, "pool", 1, 2);
+  float* out = a.f32(11, "out", &lo);
+  const int64_t outOff = a.integer(12, "outOff", 0, INT64_MAX / 4);
+  const double total = static_cast<double>(G) * C * H * W;
+  if (total > static_cast<double>(kMaxDim)) fail(a.env(), "convEpilogue: G*C*H*W is larger than 2^31 elements");
+  if (ls != 0 && ls != C) fail(a.env(), "convEpilogue: scale has " + std::to_string(ls) + " elements, expected 0 or C = " + std::to_string(C));
+  if (lt != 0 && lt != C) fail(a.env(), "convEpilogue: shift has " + std::to_string(lt) + " elements, expected 0 or C = " + std::to_string(C));
+  const int64_t n = G * C * H * W, m = G * C * (H / pool) * (W / pool);
+  if (n > 0) a.matrix("x", lx, xOff, 1, n, n);
+  if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
+  if (m == 0) return info.Env().Undefined();
+  float* o = out + outOff;
+  const float* xp = x + xOff;
+  // in place only elementwise and image-major; any other overlap would read what was already written
+  if (n > 0 && m > 0 && o < xp + n && xp < o + m && !(o == xp && pool == 1 && !cm)) fail(a.env(), "convEpilogue: out overlaps x (allowed only as the same array range, image-major, pool 1)");
+  nm::conv_epilogue(xp, cm, static_cast<int>(G), static_cast<int>(C), static_cast<int>(H), static_cast<int>(W), ls ? scale : nullptr, lt ? shift : nullptr, relu, static_cast<int>(pool), o);
+  return info.Env().Undefined();
+}
+
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Args a{info, "reduce"};
   a.count(5);
@@ -546,6 +576,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("permute", Napi::Function::New(env, Permute));
+  exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("pairwiseSqDist", Napi::Function::New(env, PairwiseSqDist));
   exports.Set("pairwiseSqDistAsync", Napi::Function::New(env, PairwiseSqDistAsync));

@@ -127,6 +127,57 @@ void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, 
   }, T);
 }
 
+// the larger of two floats, a NaN in either winning; a select, not a branch
+inline float pick_max(float a, float b) {
+  const bool take = (b > a) | ((b != b) & (a == a));
+  return take ? b : a;
+}
+
+void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out) {
+  const int64_t L = static_cast<int64_t>(H) * W;
+  const int OH = pool == 2 ? H / 2 : H, OW = pool == 2 ? W / 2 : W;
+  const int64_t planes = static_cast<int64_t>(G) * C;
+  auto one = [&](int64_t p, std::vector<float>& row) {
+    const int i = static_cast<int>(p / C), c = static_cast<int>(p % C);
+    const float s = scale ? scale[c] : 1.f, t = shift ? shift[c] : 0.f;
+    const bool ident = !scale && !shift;  // a plain max-pool: the values untouched (-0 stays -0)
+    const float* src = x + (channel_major ? static_cast<int64_t>(c) * G + i : p) * L;
+    float* dst = out + p * OH * OW;
+    if (pool != 2) {
+      if (relu)
+        for (int64_t q = 0; q < L; q++) {
+          const float y = s * src[q] + t;
+          dst[q] = y < 0.f ? 0.f : y;
+        }
+      else
+        for (int64_t q = 0; q < L; q++) dst[q] = s * src[q] + t;
+      return;
+    }
+    const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
+    float* m = row.data();
+    for (int oh = 0; oh < OH; oh++) {
+      const float* r0 = src + static_cast<int64_t>(2 * oh) * W;
+      const float* r1 = r0 + W;
+      // the two rows' maxima, column by column, then of each pair of columns: branch-free, so that it
+      // vectorizes (comparisons of real data mispredict half the time); the value is the window's
+      // maximum whatever the order (a NaN anywhere gives a NaN), as maxPool2d
+      for (int q = 0; q < 2 * OW; q++) {
+        float a = ident ? r0[q] : s * r0[q] + t, b = ident ? r1[q] : s * r1[q] + t;
+        a = a < lo ? lo : a;
+        b = b < lo ? lo : b;
+        m[q] = pick_max(a, b);
+      }
+      float* o = dst + static_cast<int64_t>(oh) * OW;
+      for (int ow = 0; ow < OW; ow++) o[ow] = pick_max(m[2 * ow], m[2 * ow + 1]);
+    }
+  };
+  const int T = planes * L > (1 << 15) ? static_cast<int>(std::min<int64_t>(num_threads(), planes)) : 1;
+  parallel_for(T, [&](int t) {
+    std::vector<float> row(static_cast<size_t>(W) + 1);
+    for (int64_t p = planes * t / T; p < planes * (t + 1) / T; p++) one(p, row);
+  }, T);
+}
+
 void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* out, int32_t* argmax) {
   const int64_t planes = static_cast<int64_t>(N) * C;
   auto plane = [&](int64_t nc) {
@@ -177,6 +228,11 @@ void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int S
     }
   };
   const bool fast = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && 2 * OH <= H && 2 * OW <= W;
+  if (fast && !argmax && OH == H / 2 && OW == W / 2) {
+    // inference: the branch-free 2x2 path of the convolution epilogue (no argmax to keep)
+    conv_epilogue(x, false, N, C, H, W, nullptr, nullptr, false, 2, out);
+    return;
+  }
   const int T = planes * OH * OW > (1 << 15) ? num_threads() : 1;
   parallel_for(T, [&](int t) {
     for (int64_t nc = planes * t / T; nc < planes * (t + 1) / T; nc++) {

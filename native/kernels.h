@@ -29,6 +29,10 @@ void permute(const float* x, const int64_t* shape, const int* perm, int nd, floa
 // sum (op 0) or max (op 1) of x (shape) into out through outStrides (0 on reduced axes)
 void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int nd, float* out, int64_t outLen);
 
+// convolution epilogue: see the TypeScript interface (convEpilogue); x (C,G,H,W) where channel_major,
+// else (G,C,H,W); out (G,C,H/pool,W/pool); scale/shift may be null
+void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out);
+
 // out (n,m) = squared Euclidean distances between rows of X (n,d) and Y (m,d)
 void pairwise_sqdist(const float* X, int n, const float* Y, int m, int d, float* out);
 // one Lloyd step: assign each row of X (n,d) to its nearest row of Cen (k,d); newC (k,d) = member means

@@ -166,6 +166,46 @@ S('max-pool 2×2 stride 2 (the fast path, threaded): ties, NaNs, odd sizes, no a
   assertClose(g1, g2, 1e-6, 'overlapping backward');
 });
 
+S('convolution epilogue: channel-major and image-major, scale/shift/ReLU, 2×2 pool with odd sizes and NaNs, in place; against the reference', () => {
+  const a = need();
+  const show = (o: Float32Array) => Array.from(o, (v) => (v !== v ? 'NaN' : Math.fround(v)));
+  for (const [G, C, H, W] of [[1, 1, 1, 1], [3, 5, 7, 9], [2, 17, 24, 24], [64, 20, 24, 24], [4, 3, 2, 3]]) {
+    const n = G * C * H * W;
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 89 === 7 ? NaN : rng.uniform(-2, 2)));
+    for (const cm of [true, false]) {
+      for (const pool of [1, 2]) {
+        for (const [scale, shift, relu] of [[f32(C), f32(C), true], [new Float32Array(0), f32(C), false], [new Float32Array(0), new Float32Array(0), true], [f32(C), new Float32Array(0), false]] as const) {
+          const m = G * C * (pool === 2 ? Math.floor(H / 2) * Math.floor(W / 2) : H * W);
+          const o1 = new Float32Array(m + 3), o2 = new Float32Array(m + 3);
+          const xx = new Float32Array(n + 2);
+          xx.set(x, 2);
+          a.convEpilogue(xx, 2, cm, G, C, H, W, scale, shift, relu, pool, o1, 3);
+          jsKernels.convEpilogue(xx, 2, cm, G, C, H, W, scale, shift, relu, pool, o2, 3);
+          const what = `${G}x${C}x${H}x${W} channelMajor=${cm} pool=${pool} scale=${scale.length} shift=${shift.length} relu=${relu}`;
+          assert.equal(show(o1.subarray(0, 3)), [0, 0, 0], `${what}: wrote before its offset`);
+          const nan1 = show(o1).map((v) => v === 'NaN'), nan2 = show(o2).map((v) => v === 'NaN');
+          assert.equal(nan1, nan2, `${what}: NaNs`);
+          assertClose(o1.map((v) => (v !== v ? 0 : v)), o2.map((v) => (v !== v ? 0 : v)), 1e-6, what);
+          if (relu) assert.ok(o1.every((v) => !(v < 0)), `${what}: a negative value after ReLU`);
+        }
+      }
+    }
+    // in place (image-major, no pool) gives what a separate output gives
+    const sc = f32(C), sh = f32(C);
+    const sep = new Float32Array(n), inPlace = x.slice();
+    a.convEpilogue(x, 0, false, G, C, H, W, sc, sh, true, 1, sep, 0);
+    a.convEpilogue(inPlace, 0, false, G, C, H, W, sc, sh, true, 1, inPlace, 0);
+    assert.equal(show(inPlace), show(sep), `in place ${G}x${C}x${H}x${W}`);
+  }
+  const x = f32(2 * 3 * 4 * 4);
+  assertThrows(() => a.convEpilogue(x, 0, true, 2, 3, 4, 4, f32(2), new Float32Array(0), false, 1, new Float32Array(96), 0), /convEpilogue: scale has 2 elements, expected 0 or C = 3/);
+  assertThrows(() => a.convEpilogue(x, 0, true, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 3, new Float32Array(96), 0), /convEpilogue: pool must be an integer in \[1, 2\]/);
+  assertThrows(() => a.convEpilogue(x, 0, true, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 2, new Float32Array(23), 0), /convEpilogue: out .* needs 24 elements, the array has 23/);
+  assertThrows(() => a.convEpilogue(x, 1, true, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 1, new Float32Array(96), 0), /convEpilogue: x .* needs 97 elements/);
+  assertThrows(() => a.convEpilogue(x, 0, true, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 1, x, 0), /convEpilogue: out overlaps x/);
+  assertThrows(() => a.convEpilogue(x, 0, false, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 2, x, 0), /convEpilogue: out overlaps x/);
+});
+
 S('batch norm forward and backward, training and eval, against the reference', () => {
   const a = need();
   for (const [N, C, S2] of [[4, 3, 5], [1, 2, 7], [9, 1, 1], [128, 4, 33]]) {

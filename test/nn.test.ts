@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
-  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice,
+  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d,
 } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
@@ -140,6 +140,94 @@ N('RBM: the reconstruction error falls over CD-1 training on MNIST digits', asyn
   }
   assert.ok(errs[4] < 0.75 * errs[0], `reconstruction error ${errs.map((q) => q.toFixed(4)).join(' -> ')}`);
   assert.ok(errs.every(Number.isFinite));
+});
+
+/** a model's eval forward with the inference fusion on and off (NEURONMERGE_FUSE=0) */
+function fusedAndPlain(m: Sequential, x: ReturnType<typeof tensor>) {
+  const prev = process.env.NEURONMERGE_FUSE;
+  try {
+    process.env.NEURONMERGE_FUSE = '0';
+    const plain = noGrad(() => m.forward(x));
+    delete process.env.NEURONMERGE_FUSE;
+    const fused = noGrad(() => m.forward(x));
+    return { plain, fused };
+  } finally {
+    if (prev === undefined) delete process.env.NEURONMERGE_FUSE;
+    else process.env.NEURONMERGE_FUSE = prev;
+  }
+}
+
+N('inference fusion: conv (+BN +ReLU +2x2 pool) in one op gives the layers\u2019 output, on both backends, for odd sizes, strides, merged models', () => {
+  const r = new Rng(5);
+  const randomStats = (m: Sequential) => {
+    for (const l of m.layers) {
+      if (l instanceof BatchNorm2d) {
+        for (let i = 0; i < l.weight.size; i++) {
+          l.runningMean.data[i] = r.uniform(-0.5, 0.5);
+          l.runningVar.data[i] = r.uniform(0.3, 2);
+          l.weight.data[i] = r.uniform(-1.5, 1.5);  // negative gammas: the max-pool must follow the affine
+          l.bias.data[i] = r.uniform(-0.5, 0.5);
+        }
+      }
+      if (l instanceof Conv2d && l.bias) for (let i = 0; i < l.bias.size; i++) l.bias.data[i] = r.uniform(-0.5, 0.5);
+    }
+  };
+  const nets = () => [
+    // every pattern: conv+BN+ReLU+pool, conv+ReLU (no BN), conv+BN (no ReLU) then a pool of an odd map,
+    // a strided conv without bias, a bare conv, a pool that is not 2x2
+    new Sequential(
+      new Conv2d(3, 6, 3, { padding: 1, rng: new Rng(1) }), new BatchNorm2d(6), new ReLU(), new MaxPool2d(2),
+      new Conv2d(6, 5, 3, { rng: new Rng(2) }), new ReLU(),
+      new Conv2d(5, 7, 2, { rng: new Rng(3), bias: false, stride: 2 }), new BatchNorm2d(7), new MaxPool2d(2),
+      new Conv2d(7, 4, 1, { rng: new Rng(4), bias: false }), new MaxPool2d(2, 1), new Flatten(), new Linear(4, 3, { rng: new Rng(5) }),
+    ),
+    buildModel(vgg16Arch([4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], 8), 3),
+    buildModel(lenet5Arch(), 4),
+  ];
+  const inputs = [[2, 3, 23, 23], [3, 3, 32, 32], [3, 1, 28, 28]];
+  for (const backend of ['native', 'js'] as const) {
+    setBackend(backend === 'native' ? null : 'js');
+    try {
+      nets().forEach((m, k) => {
+        randomStats(m);
+        m.eval();
+        const x = tensor(Array.from({ length: inputs[k].reduce((p, d) => p * d, 1) }, () => r.uniform(-1, 1)), inputs[k]);
+        const { plain, fused } = fusedAndPlain(m, x);
+        assert.equal(fused.shape, plain.shape);
+        assertClose(fused.data, plain.data, 2e-5, `net ${k} on ${backend}`);
+        if (k > 0) {
+          mergeModel(m, { ratio: 0.5, nInit: 1, seed: 1 });
+          m.eval();
+          const after = fusedAndPlain(m, x);
+          assertClose(after.fused.data, after.plain.data, 2e-5, `merged net ${k} on ${backend}`);
+        }
+        // in training mode (batch statistics) nothing is fused: the two paths are the same code
+        m.train();
+        const t = fusedAndPlain(m, x);
+        assert.equal(Array.from(t.fused.data), Array.from(t.plain.data), `net ${k} in training mode`);
+      });
+    } finally {
+      setBackend(null);
+    }
+  }
+});
+
+N('conv2dFused equals conv2d -> affine -> relu -> maxPool2d; refuses a graph, a wrong scale length', () => {
+  const x = rand([3, 4, 9, 10]), w = rand([5, 4, 3, 3]), b = rand([5]), g = rand([5]), be = rand([5]);
+  const st = { runningMean: rand([5]), runningVar: tensor(Array.from({ length: 5 }, () => rng.uniform(0.5, 2))) };
+  const ref = noGrad(() => maxPool2d(relu(batchNorm(conv2d(x, w, b, { padding: 1 }), g, be, st, false)), 2));
+  const scale = new Float32Array(5), shift = new Float32Array(5);
+  for (let c = 0; c < 5; c++) {
+    scale[c] = g.data[c] / Math.sqrt(st.runningVar.data[c] + 1e-5);
+    shift[c] = be.data[c] + (b.data[c] - st.runningMean.data[c]) * scale[c];
+  }
+  const out = noGrad(() => conv2dFused(x, w, { padding: 1 }, { scale, shift, relu: true, pool: 2 }));
+  assert.equal(out.shape, [3, 5, 4, 5]);
+  assertClose(out.data, ref.data, 1e-5, 'fused vs ops');
+  const wg = rand([5, 4, 3, 3]);
+  wg.requiresGrad = true;
+  assertThrows(() => conv2dFused(x, wg, {}, {}), /conv2dFused: inference only \(call it under noGrad\)/);
+  assertThrows(() => noGrad(() => conv2dFused(x, w, {}, { scale: new Float32Array(4) })), /conv2dFused: scale has 4 entries, the weight \[5,4,3,3\] has 5 output channels/);
 });
 
 N.run();

@@ -301,6 +301,37 @@ function argmax(x: FloatArray, outer: number, dim: number, inner: number, out: I
   }
 }
 
+function convEpilogue(
+  x: FloatArray, xOff: number, channelMajor: boolean, G: number, C: number, H: number, W: number,
+  scale: FloatArray, shift: FloatArray, relu: boolean, pool: number, out: FloatArray, outOff: number,
+): void {
+  const L = H * W;
+  const OH = pool === 2 ? Math.floor(H / 2) : H, OW = pool === 2 ? Math.floor(W / 2) : W;
+  for (let i = 0; i < G; i++) {
+    for (let c = 0; c < C; c++) {
+      const s = scale.length ? scale[c] : 1, t = shift.length ? shift[c] : 0;
+      const src = xOff + (channelMajor ? (c * G + i) * L : (i * C + c) * L);
+      const dst = outOff + (i * C + c) * OH * OW;
+      const f = (q: number) => {
+        const y = s * x[src + q] + t;
+        return relu && y < 0 ? 0 : y;
+      };
+      if (pool !== 2) {
+        for (let q = 0; q < L; q++) out[dst + q] = f(q);
+        continue;
+      }
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          const q = 2 * oh * W + 2 * ow;
+          let best = f(q);
+          for (const v of [f(q + 1), f(q + W), f(q + W + 1)]) if (v > best || (v !== v && best === best)) best = v;
+          out[dst + oh * OW + ow] = best;
+        }
+      }
+    }
+  }
+}
+
 function permute(x: FloatArray, shape: number[], perm: number[], out: FloatArray): void {
   const nd = shape.length;
   const xs = new Array<number>(nd);
@@ -528,6 +559,7 @@ export const jsKernels: Kernels = {
   reduce,
   argmax,
   permute,
+  convEpilogue,
   softmax,
   softmaxBackward,
   crossEntropy,

@@ -20,6 +20,7 @@ export interface NativeAddon {
   unary: Kernels['unary'];
   binary: Kernels['binary'];
   permute: Kernels['permute'];
+  convEpilogue: Kernels['convEpilogue'];
   reduce: Kernels['reduce'];
   pairwiseSqDist: Kernels['pairwiseSqDist'];
   pairwiseSqDistAsync(...args: Parameters<Kernels['pairwiseSqDist']>): Promise<number>;
@@ -87,6 +88,7 @@ if (loaded) {
       unary: a.unary,
       binary: a.binary,
       permute: a.permute,
+      convEpilogue: a.convEpilogue,
       reduce: a.reduce,
       pairwiseSqDist: a.pairwiseSqDist,
       kmeansStep: a.kmeansStep,

@@ -94,6 +94,17 @@ export interface Kernels {
   // x (shape) -> out (shape permuted by perm): out[..., i_perm[k], ...] = x[..., i_k, ...]
   permute(x: FloatArray, shape: number[], perm: number[], out: FloatArray): void;
 
+  // The epilogue of a convolution, per channel c of G images of H x W pixels:
+  //   y = scale[c] * x + shift[c]  (scale empty: 1; shift empty: 0), then max(y, 0) where relu,
+  // then, where pool = 2, the maximum of each 2x2 window (stride 2, floor: an odd last row or column
+  // is dropped; first of equals, a NaN wins, as maxPool2d). x is (C, G, H, W) where channelMajor (a
+  // GEMM's output for G images side by side), else (G, C, H, W); out is (G, C, H/pool, W/pool) and may
+  // be x itself where !channelMajor and pool = 1.
+  convEpilogue(
+    x: FloatArray, xOff: number, channelMajor: boolean, G: number, C: number, H: number, W: number,
+    scale: FloatArray, shift: FloatArray, relu: boolean, pool: number, out: FloatArray, outOff: number,
+  ): void;
+
   // x viewed as (outer, dim, inner) -> out of the same shape: softmax (or log-softmax) along dim
   softmax(x: FloatArray, outer: number, dim: number, inner: number, out: FloatArray, log: boolean): void;
 

@@ -1,9 +1,10 @@
 // Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
 // the layout neuron merging works on. Every random initialisation takes an Rng.
-import { batchNorm, conv2d, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
+import { batchNorm, conv2d, conv2dFused, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
 import type { Pair } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
-import { full, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
+import { allocate, full, isGradEnabled, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
+import type { FloatArray } from '../backend/types.js';
 import { Module } from './module.js';
 
 export type Init = 'kaiming' | 'xavier' | 'zeros';
@@ -167,8 +168,19 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.child(String(i), l));
   }
   forward(x: Tensor): Tensor {
+    // inference (eval mode, no gradient wanted): a convolution with the batch norm, ReLU and 2x2
+    // max-pool after it runs as one fused op (see fusedConv); NEURONMERGE_FUSE=0 turns that off
+    const infer = !this.training && !isGradEnabled() && process.env.NEURONMERGE_FUSE !== '0';
     let h = x;
-    for (const l of this.layers) h = l.forward(h);
+    for (let i = 0; i < this.layers.length; ) {
+      const f = infer ? fusedConv(this.layers, i, h) : null;
+      if (f) {
+        h = f.out;
+        i += f.used;
+        continue;
+      }
+      h = this.layers[i++].forward(h);
+    }
     return h;
   }
   /** put another module at position i (merging swaps in narrower layers) */
@@ -178,4 +190,51 @@ export class Sequential extends Module {
     this.layers[i] = m;
     this.child(String(i), m);
   }
+}
+
+/**
+ * At layers[i]: a Conv2d followed, in this order, by any of an eval-mode BatchNorm2d, a ReLU and a
+ * MaxPool2d(2) (stride 2, no padding) run as conv2dFused: the bias and the batch norm folded into one
+ * per-channel scale and shift (scale = gamma / sqrt(var + eps), shift = beta + (bias - mean) * scale),
+ * applied with the ReLU and the pool while each chunk's output is in cache. The same function of the
+ * input as the layers one by one, up to float rounding. null where layers[i] does not start such a run.
+ */
+function fusedConv(layers: Module[], i: number, x: Tensor): { out: Tensor; used: number } | null {
+  const conv = layers[i];
+  if (!(conv instanceof Conv2d) || x.ndim !== 4 || x.dtype !== conv.weight.dtype) return null;
+  let j = i + 1;
+  let bn: BatchNorm | null = null;
+  if (layers[j] instanceof BatchNorm2d && !layers[j].training) bn = layers[j++] as BatchNorm;
+  let relu = false;
+  if (layers[j] instanceof ReLU) {
+    relu = true;
+    j++;
+  }
+  let pool: 1 | 2 = 1;
+  const p = layers[j];
+  if (p instanceof MaxPool2d && samePair(p.kernelSize, 2) && samePair(p.stride ?? p.kernelSize, 2) && samePair(p.padding, 0)) {
+    pool = 2;
+    j++;
+  }
+  if (j === i + 1 && !conv.bias) return null;  // a bare convolution: nothing to fuse
+  const OC = conv.weight.shape[0];
+  const b = conv.bias?.data;
+  let scale: FloatArray | undefined;
+  let shift: FloatArray | undefined = b;
+  if (bn) {
+    if (bn.weight.size !== OC) return null;  // let the layers report the mismatch
+    scale = allocate(x.dtype, OC);
+    shift = allocate(x.dtype, OC);
+    const g = bn.weight.data, be = bn.bias.data, mu = bn.runningMean.data, v = bn.runningVar.data;
+    for (let c = 0; c < OC; c++) {
+      const sc = g[c] / Math.sqrt(v[c] + bn.eps);
+      scale[c] = sc;
+      shift[c] = be[c] + ((b ? b[c] : 0) - mu[c]) * sc;
+    }
+  }
+  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool }), used: j - i };
+}
+
+function samePair(p: Pair | undefined, v: number): boolean {
+  return Array.isArray(p) ? p[0] === v && p[1] === v : p === v;
 }

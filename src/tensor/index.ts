@@ -3,10 +3,10 @@ export type { CreateOptions, GradNode } from './tensor.js';
 export * as ops from './ops.js';
 export {
   add, sub, mul, div, pow, maximum, neg, exp, log, sqrt, abs, square, clamp, relu, sigmoid, tanh, affine,
-  sum, mean, max, argmax, reshape, permute, transpose, slice, take, cat, matmul, linear, conv2d, maxPool2d, avgPool2d,
+  sum, mean, max, argmax, reshape, permute, transpose, slice, take, cat, matmul, linear, conv2d, conv2dFused, maxPool2d, avgPool2d,
   softmax, logSoftmax, crossEntropy, dropout, batchNorm, cast, broadcastShapes, setConvChunk, convChunkImages,
 } from './ops.js';
-export type { ConvOptions, PoolOptions, BatchNormState, Pair } from './ops.js';
+export type { ConvOptions, ConvEpilogue, PoolOptions, BatchNormState, Pair } from './ops.js';
 export { Rng } from './rng.js';
 export type { RngState } from './rng.js';
 export { gradcheck } from './gradcheck.js';

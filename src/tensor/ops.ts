@@ -557,8 +557,8 @@ export function setConvChunk(elements: number): number {
  * output needs no reordering (measured faster for VGG-16's 32x32 and 16x16 layers); small ones are
  * batched so that the GEMM gets wide.
  */
-export function convChunkImages(N: number, CKK: number, L: number): number {
-  if (L >= 128 && CONV_CHUNK >= CKK * L) return 1;
+export function convChunkImages(N: number, CKK: number, L: number, OC = Infinity): number {
+  if (L >= 128 && CONV_CHUNK >= CKK * L && 2 * OC * L * CKK >= 1e7) return 1;
   return Math.max(1, Math.min(N, Math.floor(CONV_CHUNK / Math.max(1, CKK * L))));
 }
 
@@ -567,8 +567,41 @@ export interface ConvOptions {
   padding?: Pair;
 }
 
-// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); im2col + GEMM per image
-export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOptions = {}): Tensor {
+/**
+ * Scratch buffers for the convolution's temporaries (the im2col matrix, the GEMM output before its
+ * reordering, the column gradient): one per slot and dtype, grown on demand and reused by every
+ * call, so that each call does not map fresh pages (about 1 ms per 1.5 MB on this project's VMs) and
+ * the memory stays warm in cache. A slot's contents live only within one kernel sequence: nothing
+ * reads them after the op (or backward) that filled them returns.
+ */
+const scratchBufs = new Map<string, FloatArray>();
+function scratch(dtype: DType, slot: number, n: number): FloatArray {
+  const key = `${dtype}:${slot}`;
+  let buf = scratchBufs.get(key);
+  if (!buf || buf.length < n) {
+    buf = allocate(dtype, n);
+    scratchBufs.set(key, buf);
+  }
+  return buf.length === n ? buf : (buf.subarray(0, n) as FloatArray);
+}
+
+/** what convolve() applies per output channel after the GEMM (see the convEpilogue kernel) */
+export interface ConvEpilogue {
+  /** multiplies channel c (empty: 1) */
+  scale?: FloatArray;
+  /** then adds (empty: 0); a convolution's bias, or bias and batch norm folded together */
+  shift?: FloatArray;
+  relu?: boolean;
+  /** 2: then a 2x2 max-pool, stride 2 */
+  pool?: 1 | 2;
+}
+
+interface ConvGeometry {
+  N: number; C: number; H: number; W: number; OC: number; KH: number; KW: number;
+  SH: number; SW: number; PH: number; PW: number; OH: number; OW: number;
+}
+
+function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions): ConvGeometry {
   checkTensor('conv2d', x);
   checkTensor('conv2d', w, 'weight');
   if (x.ndim !== 4) throw new Error(`conv2d: input must be (N,C,H,W), got shape ${shapeStr(x.shape)}`);
@@ -581,43 +614,89 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     if (b.ndim !== 1 || b.shape[0] !== OC) throw new Error(`conv2d: bias must have shape [${OC}], got ${shapeStr(b.shape)}`);
     sameDtype('conv2d', x, b);
   }
-  const dtype = sameDtype('conv2d', x, w);
+  sameDtype('conv2d', x, w);
   const [SH, SW] = pair('conv2d', 'stride', opts.stride ?? 1, 1);
   const [PH, PW] = pair('conv2d', 'padding', opts.padding ?? 0, 0);
   const [OH, OW] = outSize('conv2d', x, H, W, KH, KW, SH, SW, PH, PW);
+  return { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW };
+}
+
+/**
+ * The forward convolution into `out` (N, OC, OH/pool, OW/pool): per chunk of G images, im2col into a
+ * scratch matrix, one GEMM, then the epilogue (bias, or any per-channel affine, ReLU, 2x2 pool) while
+ * the chunk's output is still in cache. Without an epilogue and with G = 1 the GEMM writes straight
+ * into out.
+ */
+function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
+  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
+  const dtype = x.dtype;
   const L = OH * OW, CKK = C * KH * KW;
+  const pool = ep.pool ?? 1;
+  const POL = pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : L;
+  const empty = allocate(dtype, 0);
+  const scale = ep.scale ?? empty, shift = ep.shift ?? empty, relu = ep.relu ?? false;
+  const plain = scale.length === 0 && shift.length === 0 && !relu && pool === 1;
   // images are taken G at a time: im2col writes them side by side into one (CKK, G*L) matrix, so each
   // chunk is one wide GEMM instead of G narrow ones; G keeps that matrix near CONV_CHUNK elements
-  const G = convChunkImages(N, CKK, L);
-  const out = allocate(dtype, N * OC * L);
-  const cols = allocate(dtype, CKK * G * L);
-  const tmp = G > 1 ? allocate(dtype, OC * G * L) : null;
+  const G = convChunkImages(N, CKK, L, OC);
+  const cols = scratch(dtype, 0, CKK * G * L);
+  const direct = G === 1 && pool === 1;  // the GEMM's (OC, L) output is the image's own layout
+  const tmp = direct ? null : scratch(dtype, 1, OC * G * L);
   const gemm = kernel('gemm', dtype);
   const im2col = kernel('im2col', dtype);
-  const permuteK = kernel('permute', dtype);
-  const fillCols = (n0: number, g: number) => {
-    im2col(x.data, n0 * C * H * W, g, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, g * L);
-  };
+  const epilogue = kernel('convEpilogue', dtype);
   for (let n0 = 0; n0 < N; n0 += G) {
-    const g = Math.min(G, N - n0);
-    fillCols(n0, g);
-    if (g === 1) {
+    const gi = Math.min(G, N - n0);
+    im2col(x.data, n0 * C * H * W, gi, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, gi * L);
+    if (direct) {
       gemm(false, false, OC, L, CKK, 1, w.data, 0, CKK, cols, 0, L, 0, out, n0 * OC * L, L);
+      if (!plain) epilogue(out, n0 * OC * L, false, 1, OC, OH, OW, scale, shift, relu, 1, out, n0 * OC * L);
     } else {
-      // (OC, g*L) -> (g, OC, L), straight into this chunk's images
-      gemm(false, false, OC, g * L, CKK, 1, w.data, 0, CKK, cols, 0, g * L, 0, tmp!, 0, g * L);
-      permuteK(tmp!.subarray(0, OC * g * L) as FloatArray, [OC, g, L], [1, 0, 2], out.subarray(n0 * OC * L, (n0 + g) * OC * L) as FloatArray);
+      // (OC, gi*L) -> (gi, OC, L/pool²), straight into this chunk's images
+      gemm(false, false, OC, gi * L, CKK, 1, w.data, 0, CKK, cols, 0, gi * L, 0, tmp!, 0, gi * L);
+      epilogue(tmp!, 0, true, gi, OC, OH, OW, scale, shift, relu, pool, out, n0 * OC * POL);
     }
   }
-  // out (N,OC,L) += b (1,OC,1)
-  if (b) kernel('binary', dtype)('add', out, [OC * L, L, 1], b.data, [0, 1, 0], out, [N, OC, L], 0, 0);
+}
+
+/**
+ * Inference convolution with its epilogue fused: conv2d(x, w) then, per output channel, scale and
+ * shift (the bias, or bias and an eval-mode batch norm folded), ReLU and a 2x2 max-pool, in one pass
+ * over each chunk's output. No autograd: it refuses to run where a gradient could be wanted.
+ */
+export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpilogue): Tensor {
+  if (isGradEnabled() && (x.requiresGrad || w.requiresGrad)) throw new Error('conv2dFused: inference only (call it under noGrad)');
+  const g = convGeometry(x, w, null, opts);
+  for (const [name, v] of [['scale', ep.scale], ['shift', ep.shift]] as const) {
+    if (v && v.length !== g.OC) throw new Error(`conv2dFused: ${name} has ${v.length} entries, the weight ${shapeStr(w.shape)} has ${g.OC} output channels`);
+  }
+  const pool = ep.pool ?? 1;
+  const OH = pool === 2 ? Math.floor(g.OH / 2) : g.OH, OW = pool === 2 ? Math.floor(g.OW / 2) : g.OW;
+  const out = allocate(x.dtype, g.N * g.OC * OH * OW);
+  convolve(x, w, g, ep, out);
+  return new Tensor(out, [g.N, g.OC, OH, OW]);
+}
+
+// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); im2col + GEMM per chunk of images
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOptions = {}): Tensor {
+  const geo = convGeometry(x, w, b, opts);
+  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = geo;
+  const dtype = x.dtype;
+  const L = OH * OW, CKK = C * KH * KW;
+  const G = convChunkImages(N, CKK, L, OC);
+  const out = allocate(dtype, N * OC * L);
+  convolve(x, w, geo, b ? { shift: b.data } : {}, out);
+  const gemm = kernel('gemm', dtype);
+  const permuteK = kernel('permute', dtype);
   const inputs = b ? [x, w, b] : [x, w];
   return make(out, [N, OC, OH, OW], 'conv2d', inputs, (g) => {
     const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
     const gw = w.requiresGrad ? allocate(dtype, w.size) : null;
     const col2im = kernel('col2im', dtype);
-    const dcols = gx ? allocate(dtype, CKK * G * L) : null;
-    const gt = G > 1 ? allocate(dtype, OC * G * L) : null;
+    const im2col = kernel('im2col', dtype);
+    const cols = scratch(dtype, 0, CKK * G * L);
+    const gt = G > 1 ? scratch(dtype, 1, OC * G * L) : null;
+    const dcols = gx ? scratch(dtype, 2, CKK * G * L) : null;
     for (let n0 = 0; n0 < N; n0 += G) {
       const k = Math.min(G, N - n0);
       // this chunk's upstream gradient as (OC, k*L)
@@ -631,7 +710,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
         goOff = 0;
       }
       if (gw) {
-        fillCols(n0, k);
+        im2col(x.data, n0 * C * H * W, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, k * L);
         gemm(false, true, OC, CKK, k * L, 1, go, goOff, k * L, cols, 0, k * L, 1, gw, 0, CKK);
       }
       if (gx && dcols) {
