@@ -440,6 +440,44 @@ Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ConvForward(const Napi::CallbackInfo& info) {
+  Args a{info, "convForward"};
+  a.count(22);
+  int64_t lx, lw, ls, lt, lo;
+  const float* x = a.f32(0, "x", &lx);
+  const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
+  const int64_t N = a.integer(2, "N", 1);
+  Geometry g = geometry(a, 3);
+  const float* w = a.f32(14, "w", &lw);
+  const int64_t OC = a.integer(15, "OC", 1);
+  const float* scale = a.f32(16, "scale", &ls);
+  const float* shift = a.f32(17, "shift", &lt);
+  const bool relu = a.boolean(18, "relu");
+  const int64_t pool = a.integer(19, "pool", 1, 2);
+  float* out = a.f32(20, "out", &lo);
+  const int64_t outOff = a.integer(21, "outOff", 0, INT64_MAX / 4);
+  const int64_t CKK = static_cast<int64_t>(g.C) * g.KH * g.KW, L = static_cast<int64_t>(g.OH) * g.OW;
+  const int64_t POL = pool == 2 ? static_cast<int64_t>(g.OH / 2) * (g.OW / 2) : L;
+  const int64_t image = static_cast<int64_t>(g.C) * g.H * g.W;
+  if (static_cast<double>(N) * image > static_cast<double>(kMaxDim) || static_cast<double>(N) * OC * L > static_cast<double>(kMaxDim) || static_cast<double>(OC) * CKK > static_cast<double>(kMaxDim))
+    fail(a.env(), "convForward: the input, output or weight is larger than 2^31 elements");
+  a.matrix("x", lx, xOff, 1, N * image, N * image);
+  a.exact("w", lw, OC * CKK);
+  if (ls != 0 && ls != OC) fail(a.env(), "convForward: scale has " + std::to_string(ls) + " elements, expected 0 or OC = " + std::to_string(OC));
+  if (lt != 0 && lt != OC) fail(a.env(), "convForward: shift has " + std::to_string(lt) + " elements, expected 0 or OC = " + std::to_string(OC));
+  const int64_t m = N * OC * POL;
+  if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
+  if (m == 0 || CKK == 0) {
+    if (m > 0) fail(a.env(), "convForward: the weight has no input elements");
+    return info.Env().Undefined();
+  }
+  const float* xp = x + xOff;
+  float* o = out + outOff;
+  if ((o < xp + N * image && xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
+  nm::conv_forward(xp, static_cast<int>(N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(OC), ls ? scale : nullptr, lt ? shift : nullptr, relu, static_cast<int>(pool), o);
+  return info.Env().Undefined();
+}
+
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Args a{info, "reduce"};
   a.count(5);
@@ -577,6 +615,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("permute", Napi::Function::New(env, Permute));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
+  exports.Set("convForward", Napi::Function::New(env, ConvForward));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("pairwiseSqDist", Napi::Function::New(env, PairwiseSqDist));
   exports.Set("pairwiseSqDistAsync", Napi::Function::New(env, PairwiseSqDistAsync));

@@ -11,12 +11,12 @@
 
 namespace nm {
 
-void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
-void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
-void sgemm_generic(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
-void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int);
-void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int);
-void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int);
+void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*);
+void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*);
+void sgemm_generic(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*);
+void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*);
+void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*);
+void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*);
 bool have_avx512_kernel();
 bool have_avx2_kernel();
 
@@ -47,11 +47,11 @@ Isa detect() {
 
 Isa current = detect();
 
-void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const ConvB* cb) {
   switch (current) {
-    case Isa::Avx512: sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
-    case Isa::Avx2: sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
-    default: sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case Isa::Avx512: sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cb); break;
+    case Isa::Avx2: sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cb); break;
+    default: sgemm_generic(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cb);
   }
 }
 
@@ -67,7 +67,10 @@ bool set_gemm_isa(Isa isa) {
   return true;
 }
 
-void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+namespace {
+
+// B is either (B, ldb, tb) or, where cb is given, the implicit im2col matrix cb (tb false)
+void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads, const ConvB* cb) {
   if (M <= 0 || N <= 0) return;
   auto scale = [&] {
     if (beta == 1.f) return;
@@ -87,7 +90,7 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
   if (flops < 1e6) T = 1;  // too small to share
   if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
   if (T <= 1) {
-    serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cb);
     return;
   }
   T = std::min(T, num_threads());
@@ -99,8 +102,13 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
     parallel_for(T, [&](int t) {
       const int k0 = static_cast<int>(static_cast<int64_t>(K) * t / T), k1 = static_cast<int>(static_cast<int64_t>(K) * (t + 1) / T);
       const float* Ap = ta ? A + static_cast<int64_t>(k0) * lda : A + k0;
-      const float* Bp = tb ? B + k0 : B + static_cast<int64_t>(k0) * ldb;
-      serial(ta, tb, M, N, k1 - k0, alpha, Ap, lda, Bp, ldb, 0.f, part[t].data(), N);
+      const float* Bp = cb ? nullptr : tb ? B + k0 : B + static_cast<int64_t>(k0) * ldb;
+      ConvB sub;
+      if (cb) {
+        sub = *cb;
+        sub.p0 += k0;
+      }
+      serial(ta, tb, M, N, k1 - k0, alpha, Ap, lda, Bp, ldb, 0.f, part[t].data(), N, cb ? &sub : nullptr);
     }, T);
     for (int i = 0; i < M; i++) {
       float* row = C + static_cast<int64_t>(i) * ldc;
@@ -122,16 +130,77 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
     parallel_for(T, [&](int t) {
       const int j0 = std::min(N, colPanels * t / T * 32), j1 = std::min(N, colPanels * (t + 1) / T * 32);
       if (j1 <= j0) return;
-      const float* Bp = tb ? B + static_cast<int64_t>(j0) * ldb : B + j0;
-      serial(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc);
+      const float* Bp = cb ? nullptr : tb ? B + static_cast<int64_t>(j0) * ldb : B + j0;
+      ConvB sub;
+      if (cb) {
+        sub = *cb;
+        sub.j0 += j0;
+      }
+      serial(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc, cb ? &sub : nullptr);
     }, T);
     return;
   }
   switch (current) {
-    case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T); break;
-    case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T); break;
-    default: sgemm_generic_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T);
+    case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb); break;
+    case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb); break;
+    default: sgemm_generic_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb);
   }
 }
+
+}  // namespace
+
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+  gemm_core(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads, nullptr);
+}
+
+void sgemm_conv(int M, int N, int K, float alpha, const float* A, int64_t lda, const ConvB& cb, float beta, float* C, int64_t ldc, int threads) {
+  gemm_core(false, false, M, N, K, alpha, A, lda, nullptr, N, beta, C, ldc, threads, &cb);
+}
+
+void ConvB::row(int p, int64_t j, int n, float* dst) const {
+  p += p0;
+  j += j0;
+  const int c = p / (KH * KW), kh = (p / KW) % KH, kw = p % KW;
+  const int64_t L = static_cast<int64_t>(OH) * OW, plane = static_cast<int64_t>(H) * W;
+  int64_t i = j / L;
+  int r = static_cast<int>(j - i * L);
+  int oh = r / OW, ow = r - oh * OW;
+  const float* img = x + (i * C + c) * plane;
+  // the valid output columns of kernel column kw (stride 1): [ow0, ow1)
+  const int ow0 = SW == 1 ? std::min(OW, std::max(0, PW - kw)) : 0;
+  const int ow1 = SW == 1 ? std::max(ow0, std::min(OW, W + PW - kw)) : OW;
+  for (int q = 0; q < n;) {
+    // the rest of output row oh of image i, at most n - q pixels
+    const int len = std::min(OW - ow, n - q);
+    const int ih = oh * SH - PH + kh;
+    float* d = dst + q;
+    if (ih < 0 || ih >= H) {
+      for (int t = 0; t < len; t++) d[t] = 0.f;
+    } else {
+      const float* src = img + static_cast<int64_t>(ih) * W;
+      if (SW == 1) {
+        const float* s = src - PW + kw;
+        const int a = std::max(ow, ow0), b = std::max(a, std::min(ow + len, ow1));
+        for (int t = ow; t < a && t < ow + len; t++) d[t - ow] = 0.f;
+        for (int t = a; t < b; t++) d[t - ow] = s[t];
+        for (int t = std::max(b, ow); t < ow + len; t++) d[t - ow] = 0.f;
+      } else {
+        int iw = ow * SW - PW + kw;
+        for (int t = 0; t < len; t++, iw += SW) d[t] = iw >= 0 && iw < W ? src[iw] : 0.f;
+      }
+    }
+    q += len;
+    ow += len;
+    if (ow == OW) {
+      ow = 0;
+      if (++oh == OH) {
+        oh = 0;
+        i++;
+        img = x + (i * C + c) * plane;
+      }
+    }
+  }
+}
+
 
 }  // namespace nm

@@ -15,4 +15,21 @@ bool set_gemm_isa(Isa isa);
 /** parallel SGEMM on the pool (threads = 0: all); beta = 0 never reads C */
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads = 0);
 
+/**
+ * B of a convolution's forward GEMM, never stored: the im2col matrix of G images x (G,C,H,W), row
+ * p = (c, kh, kw) of C*KH*KW, column j = (image, oh, ow) of G*OH*OW, read straight from x while the
+ * GEMM packs its panels (implicit im2col). p0 and j0 shift the origin (a sub-block of the matrix).
+ */
+struct ConvB {
+  const float* x;
+  int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+  int p0 = 0;
+  int64_t j0 = 0;
+  /** B(p, j0 + q) for q < n into dst */
+  void row(int p, int64_t j, int n, float* dst) const;
+};
+
+/** C (M, N) = alpha * A (M, K) * B + beta * C with B the implicit im2col matrix cb (K = C*KH*KW) */
+void sgemm_conv(int M, int N, int K, float alpha, const float* A, int64_t lda, const ConvB& cb, float beta, float* C, int64_t ldc, int threads = 0);
+
 }  // namespace nm

@@ -1,6 +1,7 @@
 // The AVX2+FMA instantiation of gemm_kernel.h: 6 x 16 micro-tile (12 ymm accumulators).
 #include <cstdint>
 #include <cstdlib>
+#include "gemm.h"
 // Built with -mavx2 -mfma (see binding.gyp); only called where CPUID reports AVX2 and FMA.
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
 #define NM_VW 8
@@ -18,7 +19,7 @@
 namespace nm {
 bool have_avx2_kernel() { return NM_HAVE; }
 #if !NM_HAVE
-void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
-void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int) { abort(); }
+void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*) { abort(); }
+void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 #endif
 }  // namespace nm

@@ -1,6 +1,7 @@
 // The AVX-512 instantiation of gemm_kernel.h: 12 x 32 micro-tile (24 zmm accumulators).
 #include <cstdint>
 #include <cstdlib>
+#include "gemm.h"
 // Built with -mavx512f -mfma (see binding.gyp); only called where CPUID reports AVX-512F.
 #if defined(__x86_64__) && defined(__AVX512F__)
 #define NM_VW 16
@@ -17,7 +18,7 @@
 namespace nm {
 bool have_avx512_kernel() { return NM_HAVE; }
 #if !NM_HAVE
-void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
-void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int) { abort(); }
+void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*) { abort(); }
+void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 #endif
 }  // namespace nm

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "gemm.h"
 #include "threadpool.h"
 
 #ifndef NM_KC
@@ -42,13 +43,16 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));  // unaligne
 struct Buffers {
   float* a = nullptr;
   float* b = nullptr;
+  float* row = nullptr;  // one row of an implicit B (ConvB) before it is cut into panels
   ~Buffers() {
     free(a);
     free(b);
+    free(row);
   }
   void ensure() {
     if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
     if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
+    if (!row) row = static_cast<float*>(aligned_alloc(64, sizeof(float) * (NC + NR)));
   }
 };
 
@@ -78,13 +82,20 @@ inline void pack_a(const float* A, int64_t lda, bool ta, int i0, int mc, int p0,
   }
 }
 
-inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0, int nc, float* dst) {
+inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0, int nc, float* dst, const nm::ConvB* cb = nullptr) {
   const int full = nc / NR * NR;
   if (!tb) {
     // row by row: each row of B is read as one contiguous run (friendly to the prefetcher and the
-    // TLB), and its NR-wide pieces go to their panels
+    // TLB), and its NR-wide pieces go to their panels; an implicit B (a convolution's im2col matrix)
+    // first has the row made from the image, into a buffer that stays in L1
     for (int p = 0; p < kc; p++) {
-      const float* s = B + static_cast<int64_t>(p0 + p) * ldb + j0;
+      const float* s;
+      if (cb) {
+        cb->row(p0 + p, j0, nc, tls.row);
+        s = tls.row;
+      } else {
+        s = B + static_cast<int64_t>(p0 + p) * ldb + j0;
+      }
       for (int jr = 0; jr < full; jr += NR) {
         float* d = dst + static_cast<int64_t>(jr) * kc + p * NR;
         for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(d + v * VW) = *reinterpret_cast<const vfu*>(s + jr + v * VW);
@@ -213,7 +224,7 @@ inline int k_block(int K) {
 }
 
 // serial core: C (M,N) = alpha * op(A) * op(B) + beta * C (K > 0)
-void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const ConvB* cb) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const int KB = k_block(K);
   tls.ensure();
@@ -230,7 +241,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
         pack_a(A, lda, ta, 0, M, pc, kc, pa);
         for (int js = 0; js < nc; js += NS) {
           const int ns = std::min(NS, nc - js);
-          pack_b(B, ldb, tb, pc, kc, jc + js, ns, pb);
+          pack_b(B, ldb, tb, pc, kc, jc + js, ns, pb, cb);
           for (int jr = 0; jr < ns; jr += NR) {
             const int cols = std::min(NR, ns - jr);
             for (int ir = 0; ir < M; ir += MR)
@@ -239,7 +250,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
         }
         continue;
       }
-      pack_b(B, ldb, tb, pc, kc, jc, nc, pb);
+      pack_b(B, ldb, tb, pc, kc, jc, nc, pb, cb);
       for (int ic = 0; ic < M; ic += MC) {
         const int mc = std::min(MC, M - ic);
         pack_a(A, lda, ta, ic, mc, pc, kc, pa);
@@ -292,7 +303,7 @@ class SpinBarrier {
 // parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
 // then either each thread takes its own rows of C (packing its own A blocks), or, where C has too few
 // rows, one thread packs each A block and all split its column panels.
-void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T) {
+void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T, const ConvB* cb) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   tls.ensure();
   float* const pbShared = tls.b;  // the caller's buffers: the shared B panel, or the shared A block
@@ -316,7 +327,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
           const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
           if (p1 > p0) {
             const int j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
-            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pbShared + static_cast<int64_t>(j0) * kc);
+            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pbShared + static_cast<int64_t>(j0) * kc, cb);
           }
           bar.wait();
           for (int ic = r0; ic < r1; ic += MC) {
@@ -338,7 +349,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
           const int e = std::min(nc, p1 * NR);
           for (int js = p0 * NR; js < e; js += NS) {
             const int ns = std::min(NS, e - js);
-            pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b);
+            pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b, cb);
             for (int jr = 0; jr < ns; jr += NR) {
               const int cols = std::min(NR, ns - jr);
               for (int ir = 0; ir < M; ir += MR)

@@ -33,6 +33,10 @@ void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int
 // else (G,C,H,W); out (G,C,H/pool,W/pool); scale/shift may be null
 void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out);
 
+// convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
+// reads B (the im2col matrix) straight from x
+void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);
+
 // out (n,m) = squared Euclidean distances between rows of X (n,d) and Y (m,d)
 void pairwise_sqdist(const float* X, int n, const float* Y, int m, int d, float* out);
 // one Lloyd step: assign each row of X (n,d) to its nearest row of Cen (k,d); newC (k,d) = member means

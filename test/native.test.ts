@@ -206,6 +206,41 @@ S('convolution epilogue: channel-major and image-major, scale/shift/ReLU, 2×2 p
   assertThrows(() => a.convEpilogue(x, 0, false, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 2, x, 0), /convEpilogue: out overlaps x/);
 });
 
+S('convolution forward (implicit im2col in the GEMM, every path: per image, chunks, short rows) with its epilogue, against the reference', () => {
+  const a = need();
+  const prevThreads = a.threads();
+  try {
+    // [N, C, H, W, OC, K, stride, pad, pool]: LeNet-like (pool, no pad), a large map with a GEMM worth
+    // a pass per image, short output rows (explicit im2col), strided, rectangular, 1x1, a kernel wider
+    // than the padded input's valid part, a long K over a small C (the GEMM splits K across threads)
+    const cases = [[5, 3, 12, 12, 7, 5, 1, 0, 2], [2, 16, 32, 32, 64, 3, 1, 1, 1], [3, 17, 4, 4, 33, 3, 1, 1, 1], [4, 5, 11, 9, 6, 3, 2, 1, 2],
+      [2, 4, 7, 13, 5, 1, 1, 0, 1], [1, 1, 28, 28, 20, 5, 1, 0, 2], [3, 2, 3, 3, 4, 5, 1, 2, 1], [1, 512, 8, 8, 64, 3, 1, 1, 1]];
+    for (const threads of [1, 2]) {
+      a.setThreads(threads);
+      for (const [N, C, H, W, OC, K, st, pad, pool] of cases) {
+        const OH = Math.floor((H + 2 * pad - K) / st) + 1, OW = Math.floor((W + 2 * pad - K) / st) + 1;
+        const x = f32(N * C * H * W + 2), w = f32(OC * C * K * K);
+        const m = N * OC * (pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : OH * OW);
+        for (const [scale, shift, relu] of [[new Float32Array(0), new Float32Array(0), false], [f32(OC), f32(OC), true], [new Float32Array(0), f32(OC), false]] as const) {
+          const o1 = new Float32Array(m + 1), o2 = new Float32Array(m + 1);
+          a.convForward(x, 2, N, C, H, W, K, K, st, st, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o1, 1);
+          jsKernels.convForward(x, 2, N, C, H, W, K, K, st, st, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o2, 1);
+          assert.is(o1[0], 0, 'wrote before its offset');
+          assertClose(o1, o2, 3e-7 * C * K * K + 1e-6, `${N}x${C}x${H}x${W} -> ${OC} k${K} s${st} p${pad} pool${pool} scale=${scale.length} threads=${threads}`);
+        }
+      }
+    }
+  } finally {
+    a.setThreads(prevThreads);
+  }
+  const x = f32(2 * 3 * 6 * 6), w = f32(4 * 27), out = new Float32Array(2 * 4 * 16);
+  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w.subarray(1), 4, new Float32Array(0), new Float32Array(0), false, 1, out, 0), /convForward: w has 107 elements, expected 108/);
+  assertThrows(() => a.convForward(x, 1, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, out, 0), /convForward: x .* needs 217 elements/);
+  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, out.subarray(1), 0), /convForward: out .* needs 128 elements/);
+  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, f32(3), new Float32Array(0), false, 1, out, 0), /convForward: scale has 3 elements, expected 0 or OC = 4/);
+  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, x, 0), /convForward: out overlaps x or w/);
+});
+
 S('batch norm forward and backward, training and eval, against the reference', () => {
   const a = need();
   for (const [N, C, S2] of [[4, 3, 5], [1, 2, 7], [9, 1, 1], [128, 4, 33]]) {

@@ -332,6 +332,26 @@ function convEpilogue(
   }
 }
 
+// the reference: im2col of a few images at a time, one GEMM, the epilogue
+function convForward(
+  x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
+  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+  w: FloatArray, OC: number, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
+  out: FloatArray, outOff: number,
+): void {
+  const L = OH * OW, CKK = C * KH * KW;
+  const POL = pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : L;
+  const G = Math.max(1, Math.min(N, Math.floor((1 << 20) / Math.max(1, CKK * L))));
+  const make = (n: number) => (x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
+  const cols = make(CKK * G * L), tmp = make(OC * G * L);
+  for (let n0 = 0; n0 < N; n0 += G) {
+    const g = Math.min(G, N - n0);
+    im2col(x, xOff + n0 * C * H * W, g, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, g * L);
+    gemmJs(false, false, OC, g * L, CKK, 1, w, 0, CKK, cols, 0, g * L, 0, tmp, 0, g * L);
+    convEpilogue(tmp, 0, true, g, OC, OH, OW, scale, shift, relu, pool, out, outOff + n0 * OC * POL);
+  }
+}
+
 function permute(x: FloatArray, shape: number[], perm: number[], out: FloatArray): void {
   const nd = shape.length;
   const xs = new Array<number>(nd);
@@ -560,6 +580,7 @@ export const jsKernels: Kernels = {
   argmax,
   permute,
   convEpilogue,
+  convForward,
   softmax,
   softmaxBackward,
   crossEntropy,

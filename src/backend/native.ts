@@ -21,6 +21,7 @@ export interface NativeAddon {
   binary: Kernels['binary'];
   permute: Kernels['permute'];
   convEpilogue: Kernels['convEpilogue'];
+  convForward: Kernels['convForward'];
   reduce: Kernels['reduce'];
   pairwiseSqDist: Kernels['pairwiseSqDist'];
   pairwiseSqDistAsync(...args: Parameters<Kernels['pairwiseSqDist']>): Promise<number>;
@@ -89,6 +90,7 @@ if (loaded) {
       binary: a.binary,
       permute: a.permute,
       convEpilogue: a.convEpilogue,
+      convForward: a.convForward,
       reduce: a.reduce,
       pairwiseSqDist: a.pairwiseSqDist,
       kmeansStep: a.kmeansStep,

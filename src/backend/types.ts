@@ -105,6 +105,16 @@ export interface Kernels {
     scale: FloatArray, shift: FloatArray, relu: boolean, pool: number, out: FloatArray, outOff: number,
   ): void;
 
+  // The forward convolution of N images x (N,C,H,W) from xOff with w (OC, C*KH*KW), then the
+  // epilogue above (scale, shift, relu, pool) per output channel: out (N, OC, OH/pool, OW/pool) from
+  // outOff. The native kernel never stores the im2col matrix (its GEMM packs B from the images).
+  convForward(
+    x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
+    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
+    w: FloatArray, OC: number, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
+    out: FloatArray, outOff: number,
+  ): void;
+
   // x viewed as (outer, dim, inner) -> out of the same shape: softmax (or log-softmax) along dim
   softmax(x: FloatArray, outer: number, dim: number, inner: number, out: FloatArray, log: boolean): void;
 

@@ -622,41 +622,14 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
 }
 
 /**
- * The forward convolution into `out` (N, OC, OH/pool, OW/pool): per chunk of G images, im2col into a
- * scratch matrix, one GEMM, then the epilogue (bias, or any per-channel affine, ReLU, 2x2 pool) while
- * the chunk's output is still in cache. Without an epilogue and with G = 1 the GEMM writes straight
- * into out.
+ * The forward convolution into `out` (N, OC, OH/pool, OW/pool) with its epilogue (bias, or any
+ * per-channel affine, ReLU, 2x2 pool): the convForward kernel (native: the GEMM packs its B panels
+ * straight from the images, no im2col matrix in memory; TypeScript: im2col, GEMM, epilogue).
  */
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
-  const dtype = x.dtype;
-  const L = OH * OW, CKK = C * KH * KW;
-  const pool = ep.pool ?? 1;
-  const POL = pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : L;
-  const empty = allocate(dtype, 0);
-  const scale = ep.scale ?? empty, shift = ep.shift ?? empty, relu = ep.relu ?? false;
-  const plain = scale.length === 0 && shift.length === 0 && !relu && pool === 1;
-  // images are taken G at a time: im2col writes them side by side into one (CKK, G*L) matrix, so each
-  // chunk is one wide GEMM instead of G narrow ones; G keeps that matrix near CONV_CHUNK elements
-  const G = convChunkImages(N, CKK, L, OC);
-  const cols = scratch(dtype, 0, CKK * G * L);
-  const direct = G === 1 && pool === 1;  // the GEMM's (OC, L) output is the image's own layout
-  const tmp = direct ? null : scratch(dtype, 1, OC * G * L);
-  const gemm = kernel('gemm', dtype);
-  const im2col = kernel('im2col', dtype);
-  const epilogue = kernel('convEpilogue', dtype);
-  for (let n0 = 0; n0 < N; n0 += G) {
-    const gi = Math.min(G, N - n0);
-    im2col(x.data, n0 * C * H * W, gi, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, gi * L);
-    if (direct) {
-      gemm(false, false, OC, L, CKK, 1, w.data, 0, CKK, cols, 0, L, 0, out, n0 * OC * L, L);
-      if (!plain) epilogue(out, n0 * OC * L, false, 1, OC, OH, OW, scale, shift, relu, 1, out, n0 * OC * L);
-    } else {
-      // (OC, gi*L) -> (gi, OC, L/pool²), straight into this chunk's images
-      gemm(false, false, OC, gi * L, CKK, 1, w.data, 0, CKK, cols, 0, gi * L, 0, tmp!, 0, gi * L);
-      epilogue(tmp!, 0, true, gi, OC, OH, OW, scale, shift, relu, pool, out, n0 * OC * POL);
-    }
-  }
+  const empty = allocate(x.dtype, 0);
+  kernel('convForward', x.dtype)(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0);
 }
 
 /**
