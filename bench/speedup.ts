@@ -1,9 +1,13 @@
 // Speedup benchmark: inference time of the original and the merged DBN, LeNet-5 and VGG-16 (every
-// hidden layer merged at ratio 0.5) at batch 1 and 128, the measured speedup beside the FLOPs ratio.
+// hidden layer merged at ratio 0.5) at batch 1 and 128, the measured speedup (the median of 7 rounds'
+// ratios, each round timing both models back to back) beside the FLOPs ratio.
 import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, noGrad, Rng, tensor, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
+
+const ROUNDS = 7;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchSpeedup(args: BenchArgs): Promise<void> {
   const ratio = 0.5;
@@ -21,13 +25,23 @@ export async function benchSpeedup(args: BenchArgs): Promise<void> {
       const shape = [batch, ...inShape];
       const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
       const big = name === 'vgg16' && batch === 128;
-      const opts = { iterations: big ? 3 : 20, time: big ? 3000 : 1000 };
-      const tOrig = await measureMs(`${name} original ${batch}`, () => noGrad(() => original.forward(x)), opts);
-      const tMerged = await measureMs(`${name} merged ${batch}`, () => noGrad(() => merged.forward(x)), opts);
-      const speedup = tOrig / tMerged;
+      // the two models alternate for ROUNDS rounds and each round gives a ratio of neighbouring
+      // measurements: the machine's speed drifts by tens of percent over seconds here, and a drift
+      // between two long separate measurements would show up as a speedup or a slowdown
+      const opts = { iterations: big ? 1 : 5, time: big ? 600 : 200 };
+      const origMs: number[] = [], mergedMs: number[] = [], ratios: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const o = await measureMs(`${name} original ${batch}`, () => noGrad(() => original.forward(x)), opts);
+        const m = await measureMs(`${name} merged ${batch}`, () => noGrad(() => merged.forward(x)), opts);
+        origMs.push(o);
+        mergedMs.push(m);
+        ratios.push(o / m);
+      }
+      const tOrig = median(origMs), tMerged = median(mergedMs);
+      const speedup = median(ratios);
       emit(args,
         { model: name, batch, ratio, params_before: c.params.before, params_after: c.params.after, flops_ratio: c.flopsRatio, original_ms: tOrig, merged_ms: tMerged, measured_speedup: speedup, fraction_of_flops_ratio: speedup / c.flopsRatio },
-        `speedup ${name.padEnd(7)} batch ${String(batch).padStart(3)}: ${fmt(tOrig, 2).padStart(8)} ms -> ${fmt(tMerged, 2).padStart(8)} ms  measured ${fmt(speedup, 2)}x  FLOPs ratio ${fmt(c.flopsRatio, 2)}x  (${fmt(speedup / c.flopsRatio, 2)} of it; params ${c.params.before} -> ${c.params.after})`);
+        `speedup ${name.padEnd(7)} batch ${String(batch).padStart(3)}: ${fmt(tOrig, 2).padStart(8)} ms -> ${fmt(tMerged, 2).padStart(8)} ms  measured ${fmt(speedup, 2)}x (rounds ${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)})  FLOPs ratio ${fmt(c.flopsRatio, 2)}x  (${fmt(speedup / c.flopsRatio, 2)} of it; params ${c.params.before} -> ${c.params.after})`);
     }
   }
 }

@@ -206,22 +206,12 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
   // else G images side by side (one wide GEMM) into a channel-major buffer of about 4 MB, then the
   // epilogue reorders them into out
   const int G = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(N, (int64_t{1} << 20) / std::max<int64_t>(1, OC * L))));
-  thread_local std::vector<float> tmp, cols;
+  thread_local std::vector<float> tmp;
   if (tmp.size() < static_cast<size_t>(OC) * G * L) tmp.resize(static_cast<size_t>(OC) * G * L);
-  // output rows shorter than 8 pixels (the deep 4x4 and 2x2 maps): making B's rows while packing
-  // costs more per element than the table-driven im2col (measured 10% slower on VGG-16's 512-channel
-  // layers), so those still go through an explicit im2col matrix
-  const bool implicit = OW >= 8;
-  if (!implicit && cols.size() < static_cast<size_t>(CKK) * G * L) cols.resize(static_cast<size_t>(CKK) * G * L);
   for (int n0 = 0; n0 < N; n0 += G) {
     const int g = std::min(G, N - n0);
     cb.j0 = static_cast<int64_t>(n0) * L;
-    if (implicit) {
-      sgemm_conv(OC, static_cast<int>(g * L), CKK, 1.f, w, CKK, cb, 0.f, tmp.data(), g * L);
-    } else {
-      im2col(x + static_cast<int64_t>(n0) * C * H * W, g, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), g * L);
-      sgemm(false, false, OC, static_cast<int>(g * L), CKK, 1.f, w, CKK, cols.data(), g * L, 0.f, tmp.data(), g * L);
-    }
+    sgemm_conv(OC, static_cast<int>(g * L), CKK, 1.f, w, CKK, cb, 0.f, tmp.data(), g * L);
     conv_epilogue(tmp.data(), true, g, OC, OH, OW, scale, shift, relu, pool, out + static_cast<int64_t>(n0) * OC * POL);
   }
 }

@@ -25,8 +25,6 @@ struct ConvB {
   int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
   int p0 = 0;
   int64_t j0 = 0;
-  /** B(p, j0 + q) for q < n into dst */
-  void row(int p, int64_t j, int n, float* dst) const;
 };
 
 /** C (M, N) = alpha * A (M, K) * B + beta * C with B the implicit im2col matrix cb (K = C*KH*KW) */

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <thread>
 #include <cstddef>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -43,16 +44,13 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));  // unaligne
 struct Buffers {
   float* a = nullptr;
   float* b = nullptr;
-  float* row = nullptr;  // one row of an implicit B (ConvB) before it is cut into panels
   ~Buffers() {
     free(a);
     free(b);
-    free(row);
   }
   void ensure() {
     if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
     if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
-    if (!row) row = static_cast<float*>(aligned_alloc(64, sizeof(float) * (NC + NR)));
   }
 };
 
@@ -82,20 +80,93 @@ inline void pack_a(const float* A, int64_t lda, bool ta, int i0, int mc, int p0,
   }
 }
 
+// the panels of an implicit B (a convolution's im2col matrix, never stored): element (p, j) is pixel
+// (ih, iw) = (oh*SH - PH + kh, ow*SW - PW + kw) of channel c of image i, or 0 in the padding. Per
+// panel, a table of the NR columns' (image, ih - kh, iw - kw); per row p and vector of VW columns: a
+// whole-vector copy where the columns are adjacent pixels of one row and all inside the image (the
+// common case), a gather where they are inside but not adjacent (strides), an element-wise check at
+// the padding. (Making each row first and cutting it into panels cost about 3 cycles per element.)
+inline void pack_b_conv(const nm::ConvB& cb, int p0, int kc, int j0, int nc, float* dst) {
+  const int64_t L = static_cast<int64_t>(cb.OH) * cb.OW, plane = static_cast<int64_t>(cb.H) * cb.W;
+  int64_t off[KC];
+  int khs[KC], kws[KC];
+  for (int p = 0; p < kc; p++) {
+    const int q = cb.p0 + p0 + p;
+    const int c = q / (cb.KH * cb.KW), kh = (q / cb.KW) % cb.KH, kw = q % cb.KW;
+    off[p] = c * plane + static_cast<int64_t>(kh) * cb.W + kw;
+    khs[p] = kh;
+    kws[p] = kw;
+  }
+  // the first column's (image, oh, ow), then stepped column by column (no division per column)
+  const int64_t jfirst = cb.j0 + j0;
+  int64_t img = jfirst / L;
+  int oh = static_cast<int>((jfirst - img * L) / cb.OW), ow = static_cast<int>(jfirst - img * L - static_cast<int64_t>(oh) * cb.OW);
+  for (int jr = 0; jr < nc; jr += NR) {
+    const int cols = std::min(NR, nc - jr);
+    int64_t base[NR];
+    int ih0[NR], iw0[NR];
+    for (int q = 0; q < cols; q++) {
+      ih0[q] = oh * cb.SH - cb.PH;
+      iw0[q] = ow * cb.SW - cb.PW;
+      base[q] = img * cb.C * plane + static_cast<int64_t>(ih0[q]) * cb.W + iw0[q];
+      if (++ow == cb.OW) {
+        ow = 0;
+        if (++oh == cb.OH) {
+          oh = 0;
+          img++;
+        }
+      }
+    }
+    // per vector: adjacent pixels of one row? the range of its rows and columns
+    bool run[NV], full[NV];
+    int hlo[NV], hhi[NV], wlo[NV], whi[NV];
+    for (int v = 0; v < NV; v++) {
+      full[v] = (v + 1) * VW <= cols;
+      run[v] = full[v];
+      hlo[v] = wlo[v] = INT32_MAX;
+      hhi[v] = whi[v] = INT32_MIN;
+      for (int t = 0; t < VW && v * VW + t < cols; t++) {
+        const int q = v * VW + t;
+        if (t > 0 && base[q] != base[v * VW] + t) run[v] = false;
+        hlo[v] = std::min(hlo[v], ih0[q]);
+        hhi[v] = std::max(hhi[v], ih0[q]);
+        wlo[v] = std::min(wlo[v], iw0[q]);
+        whi[v] = std::max(whi[v], iw0[q]);
+      }
+    }
+    float* d = dst + static_cast<int64_t>(jr) * kc;
+    for (int p = 0; p < kc; p++, d += NR) {
+      const float* s = cb.x + off[p];
+      const int kh = khs[p], kw = kws[p];
+      for (int v = 0; v < NV; v++) {
+        const bool inside = full[v] && hlo[v] + kh >= 0 && hhi[v] + kh < cb.H && wlo[v] + kw >= 0 && whi[v] + kw < cb.W;
+        if (inside && run[v]) {
+          *reinterpret_cast<vf*>(d + v * VW) = *reinterpret_cast<const vfu*>(s + base[v * VW]);
+        } else if (inside) {
+          for (int t = 0; t < VW; t++) d[v * VW + t] = s[base[v * VW + t]];
+        } else {
+          for (int t = 0; t < VW; t++) {
+            const int q = v * VW + t;
+            const bool ok = q < cols && ih0[q] + kh >= 0 && ih0[q] + kh < cb.H && iw0[q] + kw >= 0 && iw0[q] + kw < cb.W;
+            d[q] = ok ? s[base[q]] : 0.f;
+          }
+        }
+      }
+    }
+  }
+}
+
 inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0, int nc, float* dst, const nm::ConvB* cb = nullptr) {
   const int full = nc / NR * NR;
+  if (cb) {
+    pack_b_conv(*cb, p0, kc, j0, nc, dst);
+    return;
+  }
   if (!tb) {
     // row by row: each row of B is read as one contiguous run (friendly to the prefetcher and the
-    // TLB), and its NR-wide pieces go to their panels; an implicit B (a convolution's im2col matrix)
-    // first has the row made from the image, into a buffer that stays in L1
+    // TLB), and its NR-wide pieces go to their panels
     for (int p = 0; p < kc; p++) {
-      const float* s;
-      if (cb) {
-        cb->row(p0 + p, j0, nc, tls.row);
-        s = tls.row;
-      } else {
-        s = B + static_cast<int64_t>(p0 + p) * ldb + j0;
-      }
+      const float* s = B + static_cast<int64_t>(p0 + p) * ldb + j0;
       for (int jr = 0; jr < full; jr += NR) {
         float* d = dst + static_cast<int64_t>(jr) * kc + p * NR;
         for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(d + v * VW) = *reinterpret_cast<const vfu*>(s + jr + v * VW);

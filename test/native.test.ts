@@ -206,7 +206,7 @@ S('convolution epilogue: channel-major and image-major, scale/shift/ReLU, 2×2 p
   assertThrows(() => a.convEpilogue(x, 0, false, 2, 3, 4, 4, new Float32Array(0), new Float32Array(0), false, 2, x, 0), /convEpilogue: out overlaps x/);
 });
 
-S('convolution forward (implicit im2col in the GEMM, every path: per image, chunks, short rows) with its epilogue, against the reference', () => {
+S('convolution forward (implicit im2col in the GEMM, every path: per image, chunks, short rows, strides, padding) with its epilogue, against the reference', () => {
   const a = need();
   const prevThreads = a.threads();
   try {
@@ -214,7 +214,7 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
     // a pass per image, short output rows (explicit im2col), strided, rectangular, 1x1, a kernel wider
     // than the padded input's valid part, a long K over a small C (the GEMM splits K across threads)
     const cases = [[5, 3, 12, 12, 7, 5, 1, 0, 2], [2, 16, 32, 32, 64, 3, 1, 1, 1], [3, 17, 4, 4, 33, 3, 1, 1, 1], [4, 5, 11, 9, 6, 3, 2, 1, 2],
-      [2, 4, 7, 13, 5, 1, 1, 0, 1], [1, 1, 28, 28, 20, 5, 1, 0, 2], [3, 2, 3, 3, 4, 5, 1, 2, 1], [1, 512, 8, 8, 64, 3, 1, 1, 1]];
+      [2, 4, 7, 13, 5, 1, 1, 0, 1], [1, 1, 28, 28, 20, 5, 1, 0, 2], [3, 2, 3, 3, 4, 5, 1, 2, 1], [1, 512, 8, 8, 64, 3, 1, 1, 1], [3, 6, 17, 19, 9, 3, 2, 0, 1]];
     for (const threads of [1, 2]) {
       a.setThreads(threads);
       for (const [N, C, H, W, OC, K, st, pad, pool] of cases) {
