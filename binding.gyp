@@ -19,7 +19,7 @@
     {
       "target_name": "nm_gemm_avx2",
       "type": "static_library",
-      "sources": ["native/gemm_avx2.cc"],
+      "sources": ["native/gemm_avx2.cc", "native/conv_direct_avx2.cc"],
       "conditions": [["target_arch=='x64'", { "cflags_cc": ["-mavx2", "-mfma"] }]]
     },
     {
@@ -31,6 +31,7 @@
         "native/gemm_generic.cc",
         "native/threadpool.cc",
         "native/conv.cc",
+        "native/conv_direct_generic.cc",
         "native/elementwise.cc",
         "native/cluster.cc"
       ],

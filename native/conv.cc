@@ -1,6 +1,7 @@
 // im2col / col2im and pooling; batch norm forward and backward (per channel, parallel over channels).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -186,9 +187,19 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
   }, T);
 }
 
+void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
+void conv_direct_generic(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
+bool have_conv_direct_avx2();
+
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
   const int CKK = C * KH * KW;
+  // few taps per output (the networks' first layers): the direct convolution (conv_direct_kernel.h)
+  if (SH == 1 && SW == 1 && CKK <= 32 && OW >= 8 && !std::getenv("NM_NODIRECT")) {
+    if (gemm_isa() != Isa::Generic && have_conv_direct_avx2()) conv_direct_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    else conv_direct_generic(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    return;
+  }
   const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
   ConvB cb{x, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW};
   const bool plain = !scale && !shift && !relu && pool == 1;

@@ -208,14 +208,19 @@ S('convolution epilogue: channel-major and image-major, scale/shift/ReLU, 2×2 p
 
 S('convolution forward (implicit im2col in the GEMM, every path: per image, chunks, short rows, strides, padding) with its epilogue, against the reference', () => {
   const a = need();
-  const prevThreads = a.threads();
+  const prevThreads = a.threads(), prevIsa = a.isa();
   try {
     // [N, C, H, W, OC, K, stride, pad, pool]: LeNet-like (pool, no pad), a large map with a GEMM worth
     // a pass per image, short output rows (explicit im2col), strided, rectangular, 1x1, a kernel wider
-    // than the padded input's valid part, a long K over a small C (the GEMM splits K across threads)
+    // than the padded input's valid part, a long K over a small C (the GEMM splits K across threads), a strided
+    // convolution without padding (gathered panels)
     const cases = [[5, 3, 12, 12, 7, 5, 1, 0, 2], [2, 16, 32, 32, 64, 3, 1, 1, 1], [3, 17, 4, 4, 33, 3, 1, 1, 1], [4, 5, 11, 9, 6, 3, 2, 1, 2],
-      [2, 4, 7, 13, 5, 1, 1, 0, 1], [1, 1, 28, 28, 20, 5, 1, 0, 2], [3, 2, 3, 3, 4, 5, 1, 2, 1], [1, 512, 8, 8, 64, 3, 1, 1, 1], [3, 6, 17, 19, 9, 3, 2, 0, 1]];
-    for (const threads of [1, 2]) {
+      [2, 4, 7, 13, 5, 1, 1, 0, 1], [1, 1, 28, 28, 20, 5, 1, 0, 2], [3, 2, 3, 3, 4, 5, 1, 2, 1], [1, 512, 8, 8, 64, 3, 1, 1, 1], [3, 6, 17, 19, 9, 3, 2, 0, 1],
+      // few taps per output (C*KH*KW <= 32, stride 1): the direct convolution, rows of 3, 5, 4, 6
+      // vectors, channel blocks with remainders, padding, odd pooled sizes
+      [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1]];
+    for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
+      a.setIsa(isa as 'avx2');
       a.setThreads(threads);
       for (const [N, C, H, W, OC, K, st, pad, pool] of cases) {
         const OH = Math.floor((H + 2 * pad - K) / st) + 1, OW = Math.floor((W + 2 * pad - K) / st) + 1;
@@ -226,11 +231,12 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
           a.convForward(x, 2, N, C, H, W, K, K, st, st, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o1, 1);
           jsKernels.convForward(x, 2, N, C, H, W, K, K, st, st, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o2, 1);
           assert.is(o1[0], 0, 'wrote before its offset');
-          assertClose(o1, o2, 3e-7 * C * K * K + 1e-6, `${N}x${C}x${H}x${W} -> ${OC} k${K} s${st} p${pad} pool${pool} scale=${scale.length} threads=${threads}`);
+          assertClose(o1, o2, 3e-7 * C * K * K + 1e-6, `${N}x${C}x${H}x${W} -> ${OC} k${K} s${st} p${pad} pool${pool} scale=${scale.length} ${isa} threads=${threads}`);
         }
       }
     }
   } finally {
+    a.setIsa(prevIsa as 'avx2');
     a.setThreads(prevThreads);
   }
   const x = f32(2 * 3 * 6 * 6), w = f32(4 * 27), out = new Float32Array(2 * 4 * 16);

@@ -1,0 +1,4 @@
+// The portable instantiation of conv_direct_kernel.h: 4-float vectors (SSE2 on x86-64, NEON on arm64).
+#define NM_VW 4
+#define NM_CD_NAME conv_direct_generic
+#include "conv_direct_kernel.h"

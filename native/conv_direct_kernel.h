@@ -1,0 +1,153 @@
+// Direct convolution for layers with few input elements per output (C*KH*KW <= 32: the first layer of
+// LeNet-5 and of VGG-16), stride 1, with the convolution epilogue. For these the im2col GEMM spends its
+// time packing B and writing C (each B element serves only OC/6 micro-tiles, and K is 25 or 27), so here
+// each image is zero-padded once into a small buffer and every OB x (NT*VW) tile of the output (OB
+// channels, NT vectors of adjacent pixels of one row) is accumulated in registers over the C*KH*KW taps,
+// one unaligned input load per vector and one broadcast weight per channel and tap, then the epilogue
+// (scale, shift, ReLU, 2x2 max-pool) runs on the image's output while it is in L1/L2.
+// Written once over GCC/Clang vector extensions, included with NM_VW (floats per vector) and NM_CD_NAME.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "threadpool.h"
+
+namespace {
+
+constexpr int CVW = NM_VW;
+typedef float cvf __attribute__((vector_size(CVW * 4)));
+typedef float cvfu __attribute__((vector_size(CVW * 4), aligned(4)));
+
+struct DirectGeom {
+  int C, KH, KW, OH, OWr, Hp, Wp, CKK;
+};
+
+// OB output channels x NT vectors of one output row: acc over the taps; ob rows of stride OWr
+template <int OB, int NT>
+void direct_tile(const DirectGeom& g, const float* xp, const float* w, int oc0, int oh, int ow0, float* ob) {
+  cvf acc[OB][NT];
+  for (int o = 0; o < OB; o++)
+    for (int t = 0; t < NT; t++) acc[o][t] = cvf{};
+  const int64_t plane = static_cast<int64_t>(g.Hp) * g.Wp;
+  int p = 0;
+  for (int c = 0; c < g.C; c++) {
+    for (int kh = 0; kh < g.KH; kh++) {
+      const float* row = xp + c * plane + static_cast<int64_t>(oh + kh) * g.Wp + ow0;
+      for (int kw = 0; kw < g.KW; kw++, p++) {
+        cvf in[NT];
+        for (int t = 0; t < NT; t++) in[t] = *reinterpret_cast<const cvfu*>(row + kw + t * CVW);
+#pragma GCC unroll 8
+        for (int o = 0; o < OB; o++) {
+          const float wv = w[static_cast<int64_t>(oc0 + o) * g.CKK + p];
+          for (int t = 0; t < NT; t++) acc[o][t] += in[t] * wv;
+        }
+      }
+    }
+  }
+  for (int o = 0; o < OB; o++)
+    for (int t = 0; t < NT; t++) *reinterpret_cast<cvfu*>(ob + (static_cast<int64_t>(oc0 + o) * g.OH + oh) * g.OWr + ow0 + t * CVW) = acc[o][t];
+}
+
+// a tile holds 12 accumulators (as the GEMM's micro-tile): 12 channels x 1 vector, 6 x 2 or 4 x 3
+constexpr int ACC = 12;
+
+typedef void (*DirectFn)(const DirectGeom&, const float*, const float*, int, int, int, float*);
+
+template <int NT, int... Os>
+constexpr std::array<DirectFn, sizeof...(Os)> direct_row(std::integer_sequence<int, Os...>) {
+  return {&direct_tile<Os + 1, NT>...};
+}
+// tiles[NT - 1][OB - 1], OB <= ACC / NT
+const std::array<DirectFn, ACC> direct_one = direct_row<1>(std::make_integer_sequence<int, ACC>{});
+const std::array<DirectFn, ACC / 2> direct_two = direct_row<2>(std::make_integer_sequence<int, ACC / 2>{});
+const std::array<DirectFn, ACC / 3> direct_three = direct_row<3>(std::make_integer_sequence<int, ACC / 3>{});
+
+// every channel of output row oh over NT vectors from ow0, in blocks of ACC / NT channels
+inline void direct_chunk(const DirectGeom& g, const float* xp, const float* w, int OC, int oh, int ow0, int NT, float* ob) {
+  const int OB = ACC / NT;
+  for (int oc0 = 0; oc0 < OC; oc0 += OB) {
+    const int n = std::min(OB, OC - oc0);
+    const DirectFn f = NT == 3 ? direct_three[n - 1] : NT == 2 ? direct_two[n - 1] : direct_one[n - 1];
+    f(g, xp, w, oc0, oh, ow0, ob);
+  }
+}
+
+}  // namespace
+
+namespace nm {
+
+void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
+  DirectGeom g;
+  g.C = C;
+  g.KH = KH;
+  g.KW = KW;
+  g.OH = OH;
+  g.OWr = (OW + CVW - 1) / CVW * CVW;
+  g.Hp = OH + KH - 1;
+  g.Wp = g.OWr + KW - 1;
+  g.CKK = C * KH * KW;
+  const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
+  const int64_t image = static_cast<int64_t>(C) * H * W, plane = static_cast<int64_t>(H) * W;
+  const int T = std::min(N, num_threads());
+  parallel_for(T, [&](int t) {
+    std::vector<float> xp(static_cast<size_t>(C) * g.Hp * g.Wp, 0.f);
+    std::vector<float> ob(static_cast<size_t>(OC) * OH * g.OWr);
+    std::vector<float> m(static_cast<size_t>(g.OWr) + 1);
+    for (int i = N * t / T; i < N * (t + 1) / T; i++) {
+      // the zero-padded image: rows PH.., columns PW..; what lies outside the input stays 0
+      for (int c = 0; c < C; c++)
+        for (int ih = 0; ih < H; ih++) {
+          const int r = ih + PH;
+          if (r < 0 || r >= g.Hp) continue;
+          const int c0 = std::max(0, -PW), c1 = std::min(W, g.Wp - PW);
+          if (c1 > c0) std::memcpy(&xp[(static_cast<size_t>(c) * g.Hp + r) * g.Wp + c0 + PW], x + i * image + c * plane + static_cast<int64_t>(ih) * W + c0, sizeof(float) * (c1 - c0));
+        }
+      // each row's V vectors in chunks of 3 (4 channels a tile), or of 2 where V is even and not a
+      // multiple of 3 (6 channels a tile); a remainder of 1 or 2
+      const int V = g.OWr / CVW;
+      const int NT = V % 3 != 0 && V % 2 == 0 ? 2 : 3;
+      for (int oh = 0; oh < OH; oh++) {
+        int v = 0;
+        for (; v + NT <= V; v += NT) direct_chunk(g, xp.data(), w, OC, oh, v * CVW, NT, ob.data());
+        if (v < V) direct_chunk(g, xp.data(), w, OC, oh, v * CVW, V - v, ob.data());
+      }
+      // the epilogue, as conv_epilogue: y = scale*acc + shift, max(y, 0), 2x2 max-pool (a NaN wins)
+      const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
+      for (int oc = 0; oc < OC; oc++) {
+        const float s = scale ? scale[oc] : 1.f, sh = shift ? shift[oc] : 0.f;
+        const float* src = ob.data() + static_cast<int64_t>(oc) * OH * g.OWr;
+        float* dst = out + (static_cast<int64_t>(i) * OC + oc) * POH * POW;
+        if (pool != 2) {
+          for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+              const float y = s * src[oh * g.OWr + ow] + sh;
+              dst[oh * OW + ow] = y < lo ? lo : y;
+            }
+          continue;
+        }
+        for (int ph = 0; ph < POH; ph++) {
+          const float* r0 = src + static_cast<int64_t>(2 * ph) * g.OWr;
+          const float* r1 = r0 + g.OWr;
+          for (int q = 0; q < 2 * POW; q++) {
+            float a = s * r0[q] + sh, b = s * r1[q] + sh;
+            a = a < lo ? lo : a;
+            b = b < lo ? lo : b;
+            const bool take = (b > a) | ((b != b) & (a == a));
+            m[q] = take ? b : a;
+          }
+          for (int pw = 0; pw < POW; pw++) {
+            const float a = m[2 * pw], b = m[2 * pw + 1];
+            const bool take = (b > a) | ((b != b) & (a == a));
+            dst[ph * POW + pw] = take ? b : a;
+          }
+        }
+      }
+    }
+  }, T);
+}
+
+}  // namespace nm
