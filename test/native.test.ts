@@ -281,6 +281,24 @@ S('unary, binary (broadcast strides), permute and reduce against the reference',
     jsKernels.unary(op, src, o2, 1.5, 0.5);
     assertClose(o1, o2, 2e-6, `unary ${op}`);
   }
+  // sigmoid is vectorized per instruction set: every one, in place, with NaN, infinities, -0, the tails
+  const special = Float32Array.from([NaN, Infinity, -Infinity, -0, 0, 100, -100, 88, -88, 1e-8, -1e-8, 30, -30, ...f32(37, -20, 20)]);
+  const prevIsa = a.isa();
+  try {
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      const o1 = new Float32Array(special.length), o2 = new Float32Array(special.length), inPlace = special.slice();
+      a.unary('sigmoid', special, o1, 0, 0);
+      jsKernels.unary('sigmoid', special, o2, 0, 0);
+      a.unary('sigmoid', inPlace, inPlace, 0, 0);
+      assert.ok(Number.isNaN(o1[0]), `${isa}: sigmoid(NaN) is NaN`);
+      assertClose(o1.subarray(1), o2.subarray(1), 2e-7, `${isa}: sigmoid of special values`);
+      assert.equal(Array.from(inPlace.subarray(1)), Array.from(o1.subarray(1)), `${isa}: in place`);
+      assert.ok(o1.subarray(1).every((v) => v >= 0 && v <= 1), `${isa}: sigmoid in [0, 1]`);
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+  }
   const oshape = [33, 7, 17, 2];
   const A = f32(33 * 17 * 2, 0.5, 2), B = f32(7 * 17 * 2);
   const as = [34, 0, 2, 1], bs = [0, 34, 2, 1];
