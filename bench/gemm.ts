@@ -93,7 +93,9 @@ const LENET_CONVS: ConvLayer[] = [
 function convGemms(l: ConvLayer, batch: number): { shapes: Shape[]; chunks: number } {
   const OH = l.H + 2 * l.pad - l.k + 1;
   const L = OH * OH, CKK = l.C * l.k * l.k;
-  const g = convChunkImages(batch, CKK, L);
+  // the backward products' chunks, as conv2d issues them; the forward runs inside convForward, whose
+  // native GEMM packs B straight from the images (this row times the same product with B stored)
+  const g = convChunkImages(batch, CKK, L, l.OC);
   const shapes: Shape[] = [
     { kernel: `${l.name} fwd`, tA: false, tB: false, M: l.OC, N: g * L, K: CKK },
     { kernel: `${l.name} dW`, tA: false, tB: true, M: l.OC, N: CKK, K: g * L },
