@@ -1,10 +1,11 @@
-// Direct convolution for layers with few input elements per output (C*KH*KW <= 32: the first layer of
-// LeNet-5 and of VGG-16), stride 1, with the convolution epilogue. For these the im2col GEMM spends its
-// time packing B and writing C (each B element serves only OC/6 micro-tiles, and K is 25 or 27), so here
-// each image is zero-padded once into a small buffer and every OB x (NT*VW) tile of the output (OB
-// channels, NT vectors of adjacent pixels of one row) is accumulated in registers over the C*KH*KW taps,
-// one unaligned input load per vector and one broadcast weight per channel and tap, then the epilogue
-// (scale, shift, ReLU, 2x2 max-pool) runs on the image's output while it is in L1/L2.
+// Direct convolution, stride 1, with the convolution epilogue: each image is zero-padded once into a
+// small buffer and every tile of OB channels x NT vectors of output pixels (12 accumulators, as the
+// GEMM's micro-tile: 4 x 3, 6 x 2 or 12 x 1) is accumulated in registers over the C*KH*KW taps, one
+// unaligned input load per vector and one broadcast weight per channel and tap; then the epilogue
+// (scale, shift, ReLU, 2x2 max-pool) runs on the image's output while it is in L1/L2. Against the
+// im2col GEMM it saves packing B, whose cost per element is spread over only OC/6 micro-tiles (a
+// quarter of the work for a merged LeNet-5 conv2, 25 channels), and for the first layers (25 or 27
+// taps) the C writes of a K = 25 GEMM. Images are split across the threads.
 // Written once over GCC/Clang vector extensions, included with NM_VW (floats per vector) and NM_CD_NAME.
 #include <algorithm>
 #include <array>
@@ -26,21 +27,25 @@ struct DirectGeom {
   int C, KH, KW, OH, OWr, Hp, Wp, CKK;
 };
 
-// OB output channels x NT vectors of one output row: acc over the taps; ob rows of stride OWr
+// OB output channels x NT vectors of output pixels, vector t at output row voh[t], columns vow[t]..+VW
+// (adjacent vectors of one row, or of successive rows where a row is one vector): acc over the taps;
+// ob rows of stride OWr
 template <int OB, int NT>
-void direct_tile(const DirectGeom& g, const float* xp, const float* w, int oc0, int oh, int ow0, float* ob) {
+void direct_tile(const DirectGeom& g, const float* xp, const float* w, int oc0, const int* voh, const int* vow, float* ob) {
   cvf acc[OB][NT];
   for (int o = 0; o < OB; o++)
     for (int t = 0; t < NT; t++) acc[o][t] = cvf{};
   const int64_t plane = static_cast<int64_t>(g.Hp) * g.Wp;
+  int64_t boff[NT];
+  for (int t = 0; t < NT; t++) boff[t] = static_cast<int64_t>(voh[t]) * g.Wp + vow[t];
   int p = 0;
   for (int c = 0; c < g.C; c++) {
     for (int kh = 0; kh < g.KH; kh++) {
-      const float* row = xp + c * plane + static_cast<int64_t>(oh + kh) * g.Wp + ow0;
+      const float* row = xp + c * plane + static_cast<int64_t>(kh) * g.Wp;
       for (int kw = 0; kw < g.KW; kw++, p++) {
         cvf in[NT];
-        for (int t = 0; t < NT; t++) in[t] = *reinterpret_cast<const cvfu*>(row + kw + t * CVW);
-#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) in[t] = *reinterpret_cast<const cvfu*>(row + boff[t] + kw);
+#pragma GCC unroll 12
         for (int o = 0; o < OB; o++) {
           const float wv = w[static_cast<int64_t>(oc0 + o) * g.CKK + p];
           for (int t = 0; t < NT; t++) acc[o][t] += in[t] * wv;
@@ -49,13 +54,13 @@ void direct_tile(const DirectGeom& g, const float* xp, const float* w, int oc0, 
     }
   }
   for (int o = 0; o < OB; o++)
-    for (int t = 0; t < NT; t++) *reinterpret_cast<cvfu*>(ob + (static_cast<int64_t>(oc0 + o) * g.OH + oh) * g.OWr + ow0 + t * CVW) = acc[o][t];
+    for (int t = 0; t < NT; t++) *reinterpret_cast<cvfu*>(ob + (static_cast<int64_t>(oc0 + o) * g.OH + voh[t]) * g.OWr + vow[t]) = acc[o][t];
 }
 
 // a tile holds 12 accumulators (as the GEMM's micro-tile): 12 channels x 1 vector, 6 x 2 or 4 x 3
 constexpr int ACC = 12;
 
-typedef void (*DirectFn)(const DirectGeom&, const float*, const float*, int, int, int, float*);
+typedef void (*DirectFn)(const DirectGeom&, const float*, const float*, int, const int*, const int*, float*);
 
 template <int NT, int... Os>
 constexpr std::array<DirectFn, sizeof...(Os)> direct_row(std::integer_sequence<int, Os...>) {
@@ -66,13 +71,13 @@ const std::array<DirectFn, ACC> direct_one = direct_row<1>(std::make_integer_seq
 const std::array<DirectFn, ACC / 2> direct_two = direct_row<2>(std::make_integer_sequence<int, ACC / 2>{});
 const std::array<DirectFn, ACC / 3> direct_three = direct_row<3>(std::make_integer_sequence<int, ACC / 3>{});
 
-// every channel of output row oh over NT vectors from ow0, in blocks of ACC / NT channels
-inline void direct_chunk(const DirectGeom& g, const float* xp, const float* w, int OC, int oh, int ow0, int NT, float* ob) {
+// every channel of NT output vectors (rows voh, columns vow), in blocks of ACC / NT channels
+inline void direct_chunk(const DirectGeom& g, const float* xp, const float* w, int OC, const int* voh, const int* vow, int NT, float* ob) {
   const int OB = ACC / NT;
   for (int oc0 = 0; oc0 < OC; oc0 += OB) {
     const int n = std::min(OB, OC - oc0);
     const DirectFn f = NT == 3 ? direct_three[n - 1] : NT == 2 ? direct_two[n - 1] : direct_one[n - 1];
-    f(g, xp, w, oc0, oh, ow0, ob);
+    f(g, xp, w, oc0, voh, vow, ob);
   }
 }
 
@@ -106,14 +111,22 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
           const int c0 = std::max(0, -PW), c1 = std::min(W, g.Wp - PW);
           if (c1 > c0) std::memcpy(&xp[(static_cast<size_t>(c) * g.Hp + r) * g.Wp + c0 + PW], x + i * image + c * plane + static_cast<int64_t>(ih) * W + c0, sizeof(float) * (c1 - c0));
         }
-      // each row's V vectors in chunks of 3 (4 channels a tile), or of 2 where V is even and not a
-      // multiple of 3 (6 channels a tile); a remainder of 1 or 2
+      // the image's OH x V output vectors, row by row, in chunks of 3 (4 channels a tile) or of 2 where
+      // V is even and not a multiple of 3 (6 channels a tile); a chunk spans rows where a row is one
+      // vector (LeNet-5's conv2: 8x8 outputs), else stays within its row
       const int V = g.OWr / CVW;
       const int NT = V % 3 != 0 && V % 2 == 0 ? 2 : 3;
-      for (int oh = 0; oh < OH; oh++) {
-        int v = 0;
-        for (; v + NT <= V; v += NT) direct_chunk(g, xp.data(), w, OC, oh, v * CVW, NT, ob.data());
-        if (v < V) direct_chunk(g, xp.data(), w, OC, oh, v * CVW, V - v, ob.data());
+      const int total = OH * V;
+      for (int v = 0; v < total;) {
+        int voh[3], vow[3], n = 0;
+        const int row = v / V;
+        while (n < NT && v < total && (V == 1 || v / V == row)) {
+          voh[n] = v / V;
+          vow[n] = (v % V) * CVW;
+          n++;
+          v++;
+        }
+        direct_chunk(g, xp.data(), w, OC, voh, vow, n, ob.data());
       }
       // the epilogue, as conv_epilogue: y = scale*acc + shift, max(y, 0), 2x2 max-pool (a NaN wins)
       const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();

@@ -216,9 +216,12 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
     // convolution without padding (gathered panels)
     const cases = [[5, 3, 12, 12, 7, 5, 1, 0, 2], [2, 16, 32, 32, 64, 3, 1, 1, 1], [3, 17, 4, 4, 33, 3, 1, 1, 1], [4, 5, 11, 9, 6, 3, 2, 1, 2],
       [2, 4, 7, 13, 5, 1, 1, 0, 1], [1, 1, 28, 28, 20, 5, 1, 0, 2], [3, 2, 3, 3, 4, 5, 1, 2, 1], [1, 512, 8, 8, 64, 3, 1, 1, 1], [3, 6, 17, 19, 9, 3, 2, 0, 1],
-      // few taps per output (C*KH*KW <= 32, stride 1): the direct convolution, rows of 3, 5, 4, 6
-      // vectors, channel blocks with remainders, padding, odd pooled sizes
-      [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1]];
+      // stride 1 with rows of 8 or more (and an image per thread, or at most 32 taps): the direct
+      // convolution; rows of 1 (tiles across rows), 3, 5, 4, 6 vectors, channel blocks with
+      // remainders, padding, odd pooled sizes
+      [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1],
+      // one image on 2 threads: the GEMM paths for stride 1 (a per-image GEMM; chunks with a pool)
+      [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2]];
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
       a.setIsa(isa as 'avx2');
       a.setThreads(threads);
