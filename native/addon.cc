@@ -410,24 +410,42 @@ Napi::Value Permute(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// the epilogue arguments (scale, shift, relu, pool) from argument i on: scale and shift have 0 or C
+// elements (C named cName in the message)
+struct EpilogueArgs {
+  const float* scale;
+  const float* shift;
+  bool relu;
+  int64_t pool;
+};
+EpilogueArgs epilogue_args(const Args& a, size_t i, int64_t C, const char* cName) {
+  int64_t ls, lt;
+  EpilogueArgs e;
+  e.scale = a.f32(i, "scale", &ls);
+  e.shift = a.f32(i + 1, "shift", &lt);
+  e.relu = a.boolean(i + 2, "relu");
+  e.pool = a.integer(i + 3, "pool", 1, 2);
+  for (auto [name, len] : {std::pair<const char*, int64_t>{"scale", ls}, {"shift", lt}})
+    if (len != 0 && len != C) fail(a.env(), std::string(a.fn) + ": " + name + " has " + std::to_string(len) + " elements, expected 0 or " + cName + " = " + std::to_string(C));
+  if (!ls) e.scale = nullptr;
+  if (!lt) e.shift = nullptr;
+  return e;
+}
+
 Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   Args a{info, "convEpilogue"};
   a.count(13);
-  int64_t lx, ls, lt, lo;
+  int64_t lx, lo;
   const float* x = a.f32(0, "x", &lx);
   const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
   const bool cm = a.boolean(2, "channelMajor");
   const int64_t G = a.integer(3, "G"), C = a.integer(4, "C"), H = a.integer(5, "H"), W = a.integer(6, "W");
-  const float* scale = a.f32(7, "scale", &ls);
-  const float* shift = a.f32(8, "shift", &lt);
-  const bool relu = a.boolean(9, "relu");
-  const int64_t pool = a.integer(10, "pool", 1, 2);
+  const EpilogueArgs e = epilogue_args(a, 7, C, "C");
+  const int64_t pool = e.pool;
   float* out = a.f32(11, "out", &lo);
   const int64_t outOff = a.integer(12, "outOff", 0, INT64_MAX / 4);
   const double total = static_cast<double>(G) * C * H * W;
   if (total > static_cast<double>(kMaxDim)) fail(a.env(), "convEpilogue: G*C*H*W is larger than 2^31 elements");
-  if (ls != 0 && ls != C) fail(a.env(), "convEpilogue: scale has " + std::to_string(ls) + " elements, expected 0 or C = " + std::to_string(C));
-  if (lt != 0 && lt != C) fail(a.env(), "convEpilogue: shift has " + std::to_string(lt) + " elements, expected 0 or C = " + std::to_string(C));
   const int64_t n = G * C * H * W, m = G * C * (H / pool) * (W / pool);
   if (n > 0) a.matrix("x", lx, xOff, 1, n, n);
   if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
@@ -436,24 +454,22 @@ Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   const float* xp = x + xOff;
   // in place only elementwise and image-major; any other overlap would read what was already written
   if (n > 0 && m > 0 && o < xp + n && xp < o + m && !(o == xp && pool == 1 && !cm)) fail(a.env(), "convEpilogue: out overlaps x (allowed only as the same array range, image-major, pool 1)");
-  nm::conv_epilogue(xp, cm, static_cast<int>(G), static_cast<int>(C), static_cast<int>(H), static_cast<int>(W), ls ? scale : nullptr, lt ? shift : nullptr, relu, static_cast<int>(pool), o);
+  nm::conv_epilogue(xp, cm, static_cast<int>(G), static_cast<int>(C), static_cast<int>(H), static_cast<int>(W), e.scale, e.shift, e.relu, static_cast<int>(pool), o);
   return info.Env().Undefined();
 }
 
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   Args a{info, "convForward"};
   a.count(22);
-  int64_t lx, lw, ls, lt, lo;
+  int64_t lx, lw, lo;
   const float* x = a.f32(0, "x", &lx);
   const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
   const int64_t N = a.integer(2, "N", 1);
   Geometry g = geometry(a, 3);
   const float* w = a.f32(14, "w", &lw);
   const int64_t OC = a.integer(15, "OC", 1);
-  const float* scale = a.f32(16, "scale", &ls);
-  const float* shift = a.f32(17, "shift", &lt);
-  const bool relu = a.boolean(18, "relu");
-  const int64_t pool = a.integer(19, "pool", 1, 2);
+  const EpilogueArgs e = epilogue_args(a, 16, OC, "OC");
+  const int64_t pool = e.pool;
   float* out = a.f32(20, "out", &lo);
   const int64_t outOff = a.integer(21, "outOff", 0, INT64_MAX / 4);
   const int64_t CKK = static_cast<int64_t>(g.C) * g.KH * g.KW, L = static_cast<int64_t>(g.OH) * g.OW;
@@ -463,8 +479,6 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
     fail(a.env(), "convForward: the input, output or weight is larger than 2^31 elements");
   a.matrix("x", lx, xOff, 1, N * image, N * image);
   a.exact("w", lw, OC * CKK);
-  if (ls != 0 && ls != OC) fail(a.env(), "convForward: scale has " + std::to_string(ls) + " elements, expected 0 or OC = " + std::to_string(OC));
-  if (lt != 0 && lt != OC) fail(a.env(), "convForward: shift has " + std::to_string(lt) + " elements, expected 0 or OC = " + std::to_string(OC));
   const int64_t m = N * OC * POL;
   if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
   if (m == 0 || CKK == 0) {
@@ -474,7 +488,7 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   const float* xp = x + xOff;
   float* o = out + outOff;
   if ((o < xp + N * image && xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
-  nm::conv_forward(xp, static_cast<int>(N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(OC), ls ? scale : nullptr, lt ? shift : nullptr, relu, static_cast<int>(pool), o);
+  nm::conv_forward(xp, static_cast<int>(N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(OC), e.scale, e.shift, e.relu, static_cast<int>(pool), o);
   return info.Env().Undefined();
 }
 

@@ -142,8 +142,9 @@ inline float pick_max(float a, float b) {
   return take ? b : a;
 }
 
-void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out) {
-  const int64_t L = static_cast<int64_t>(H) * W;
+void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out, int64_t ldx) {
+  if (ldx <= 0) ldx = W;
+  const int64_t L = static_cast<int64_t>(H) * ldx;  // a plane of x
   const int OH = pool == 2 ? H / 2 : H, OW = pool == 2 ? W / 2 : W;
   const int64_t planes = static_cast<int64_t>(G) * C;
   auto one = [&](int64_t p, std::vector<float>& row) {
@@ -153,20 +154,24 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
     const float* src = x + (channel_major ? static_cast<int64_t>(c) * G + i : p) * L;
     float* dst = out + p * OH * OW;
     if (pool != 2) {
-      if (relu)
-        for (int64_t q = 0; q < L; q++) {
-          const float y = s * src[q] + t;
-          dst[q] = y < 0.f ? 0.f : y;
-        }
-      else
-        for (int64_t q = 0; q < L; q++) dst[q] = s * src[q] + t;
+      for (int h = 0; h < H; h++) {
+        const float* sr = src + h * ldx;
+        float* dr = dst + static_cast<int64_t>(h) * W;
+        if (relu)
+          for (int q = 0; q < W; q++) {
+            const float y = s * sr[q] + t;
+            dr[q] = y < 0.f ? 0.f : y;
+          }
+        else
+          for (int q = 0; q < W; q++) dr[q] = s * sr[q] + t;
+      }
       return;
     }
-    const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
+  const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
     float* m = row.data();
     for (int oh = 0; oh < OH; oh++) {
-      const float* r0 = src + static_cast<int64_t>(2 * oh) * W;
-      const float* r1 = r0 + W;
+      const float* r0 = src + static_cast<int64_t>(2 * oh) * ldx;
+      const float* r1 = r0 + ldx;
       // the two rows' maxima, column by column, then of each pair of columns: branch-free, so that it
       // vectorizes (comparisons of real data mispredict half the time); the value is the window's
       // maximum whatever the order (a NaN anywhere gives a NaN), as maxPool2d

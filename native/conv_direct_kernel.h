@@ -11,10 +11,10 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <utility>
 #include <vector>
 
+#include "kernels.h"
 #include "threadpool.h"
 
 namespace {
@@ -101,7 +101,6 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
   parallel_for(T, [&](int t) {
     std::vector<float> xp(static_cast<size_t>(C) * g.Hp * g.Wp, 0.f);
     std::vector<float> ob(static_cast<size_t>(OC) * OH * g.OWr);
-    std::vector<float> m(static_cast<size_t>(g.OWr) + 1);
     for (int i = N * t / T; i < N * (t + 1) / T; i++) {
       // the zero-padded image: rows PH.., columns PW..; what lies outside the input stays 0
       for (int c = 0; c < C; c++)
@@ -128,37 +127,8 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
         }
         direct_chunk(g, xp.data(), w, OC, voh, vow, n, ob.data());
       }
-      // the epilogue, as conv_epilogue: y = scale*acc + shift, max(y, 0), 2x2 max-pool (a NaN wins)
-      const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
-      for (int oc = 0; oc < OC; oc++) {
-        const float s = scale ? scale[oc] : 1.f, sh = shift ? shift[oc] : 0.f;
-        const float* src = ob.data() + static_cast<int64_t>(oc) * OH * g.OWr;
-        float* dst = out + (static_cast<int64_t>(i) * OC + oc) * POH * POW;
-        if (pool != 2) {
-          for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-              const float y = s * src[oh * g.OWr + ow] + sh;
-              dst[oh * OW + ow] = y < lo ? lo : y;
-            }
-          continue;
-        }
-        for (int ph = 0; ph < POH; ph++) {
-          const float* r0 = src + static_cast<int64_t>(2 * ph) * g.OWr;
-          const float* r1 = r0 + g.OWr;
-          for (int q = 0; q < 2 * POW; q++) {
-            float a = s * r0[q] + sh, b = s * r1[q] + sh;
-            a = a < lo ? lo : a;
-            b = b < lo ? lo : b;
-            const bool take = (b > a) | ((b != b) & (a == a));
-            m[q] = take ? b : a;
-          }
-          for (int pw = 0; pw < POW; pw++) {
-            const float a = m[2 * pw], b = m[2 * pw + 1];
-            const bool take = (b > a) | ((b != b) & (a == a));
-            dst[ph * POW + pw] = take ? b : a;
-          }
-        }
-      }
+      // the epilogue on this image's output (rows OWr apart), into its place in out
+      conv_epilogue(ob.data(), false, 1, OC, OH, OW, scale, shift, relu, pool, out + static_cast<int64_t>(i) * OC * POH * POW, g.OWr);
     }
   }, T);
 }

@@ -30,8 +30,8 @@ void permute(const float* x, const int64_t* shape, const int* perm, int nd, floa
 void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int nd, float* out, int64_t outLen);
 
 // convolution epilogue: see the TypeScript interface (convEpilogue); x (C,G,H,W) where channel_major,
-// else (G,C,H,W); out (G,C,H/pool,W/pool); scale/shift may be null
-void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out);
+// else (G,C,H,W), rows ldx apart (0: W); out (G,C,H/pool,W/pool); scale/shift may be null
+void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out, int64_t ldx = 0);
 
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x
