@@ -552,10 +552,11 @@ export function setConvChunk(elements: number): number {
 }
 
 /**
- * How many images conv2d puts into one im2col matrix (and one GEMM), for a batch of N. Large
- * feature maps (L = OH*OW >= 128) go one image at a time: the GEMM is wide enough already and the
- * output needs no reordering (measured faster for VGG-16's 32x32 and 16x16 layers); small ones are
- * batched so that the GEMM gets wide.
+ * How many images conv2d's backward puts into one im2col matrix (and one GEMM), for a batch of N.
+ * Large feature maps (L = OH*OW >= 128) whose per-image GEMM is worth the threads (2*OC*L*CKK >= 1e7
+ * FLOPs; OC unknown: assumed so) go one image at a time: the GEMM is wide enough already and the
+ * gradient needs no reordering (measured faster for VGG-16's 32x32 and 16x16 layers); others (small
+ * maps, or a first layer's 25 or 27 taps) are batched so that the GEMM gets wide.
  */
 export function convChunkImages(N: number, CKK: number, L: number, OC = Infinity): number {
   if (L >= 128 && CONV_CHUNK >= CKK * L && 2 * OC * L * CKK >= 1e7) return 1;
