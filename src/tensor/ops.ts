@@ -569,8 +569,8 @@ export interface ConvOptions {
 }
 
 /**
- * Scratch buffers for the convolution's temporaries (the im2col matrix, the GEMM output before its
- * reordering, the column gradient): one per slot and dtype, grown on demand and reused by every
+ * Scratch buffers for the convolution backward's temporaries (the im2col matrix, the reordered output
+ * gradient, the column gradient): one per slot and dtype, grown on demand and reused by every
  * call, so that each call does not map fresh pages (about 1 ms per 1.5 MB on this project's VMs) and
  * the memory stays warm in cache. A slot's contents live only within one kernel sequence: nothing
  * reads them after the op (or backward) that filled them returns.
@@ -651,7 +651,8 @@ export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpi
   return new Tensor(out, [g.N, g.OC, OH, OW]);
 }
 
-// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); im2col + GEMM per chunk of images
+// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); forward through convForward, backward
+// through im2col + GEMM per chunk of images
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOptions = {}): Tensor {
   const geo = convGeometry(x, w, b, opts);
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = geo;
