@@ -453,7 +453,7 @@ Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   float* o = out + outOff;
   const float* xp = x + xOff;
   // in place only elementwise and image-major; any other overlap would read what was already written
-  if (n > 0 && m > 0 && o < xp + n && xp < o + m && !(o == xp && pool == 1 && !cm)) fail(a.env(), "convEpilogue: out overlaps x (allowed only as the same array range, image-major, pool 1)");
+  if (o < xp + n && xp < o + m && !(o == xp && pool == 1 && !cm)) fail(a.env(), "convEpilogue: out overlaps x (allowed only as the same array range, image-major, pool 1)");
   nm::conv_epilogue(xp, cm, static_cast<int>(G), static_cast<int>(C), static_cast<int>(H), static_cast<int>(W), e.scale, e.shift, e.relu, static_cast<int>(pool), o);
   return info.Env().Undefined();
 }
@@ -481,10 +481,7 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   a.exact("w", lw, OC * CKK);
   const int64_t m = N * OC * POL;
   if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
-  if (m == 0 || CKK == 0) {
-    if (m > 0) fail(a.env(), "convForward: the weight has no input elements");
-    return info.Env().Undefined();
-  }
+  if (m == 0) return info.Env().Undefined();  // (CKK >= 1: geometry() takes C, KH, KW >= 1)
   const float* xp = x + xOff;
   float* o = out + outOff;
   if ((o < xp + N * image && xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");

@@ -1,7 +1,6 @@
 // im2col / col2im and pooling; batch norm forward and backward (per channel, parallel over channels).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -194,7 +193,6 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
 
 void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
 void conv_direct_generic(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
-bool have_conv_direct_avx2();
 
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
@@ -205,7 +203,7 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
   // micro-tiles: measured 1.2-1.5x the implicit-im2col GEMM for LeNet-5's conv2 and VGG-16's merged
   // (32- and 64-channel) layers, 1.0-1.2x for the wide ones, at batch 128 on 2 threads
   if (SH == 1 && SW == 1 && OW >= 8 && (CKK <= 32 || N >= num_threads())) {
-    if (gemm_isa() != Isa::Generic && have_conv_direct_avx2()) conv_direct_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    if (use_avx2_loops()) conv_direct_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
     else conv_direct_generic(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
     return;
   }

@@ -1,5 +1,6 @@
-// The AVX2+FMA instantiations of conv_direct_kernel.h and sigmoid_kernel.h (8-float vectors). Built with -mavx2 -mfma (see
-// binding.gyp); only called where CPUID reports AVX2 and FMA.
+// The AVX2+FMA instantiations of conv_direct_kernel.h and sigmoid_kernel.h (8-float vectors). Built in
+// the same unit and under the same conditions as gemm_avx2.cc (-mavx2 -mfma, see binding.gyp), so
+// use_avx2_loops() (gemm.h) says when they may run.
 #include <cstdint>
 #include <cstdlib>
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
@@ -8,12 +9,8 @@
 #include "conv_direct_kernel.h"
 #define NM_SIG_NAME sigmoid_avx2
 #include "sigmoid_kernel.h"
-namespace nm {
-bool have_conv_direct_avx2() { return true; }
-}  // namespace nm
 #else
 namespace nm {
-bool have_conv_direct_avx2() { return false; }
 void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*) { abort(); }
 void sigmoid_avx2(const float*, float*, int64_t) { abort(); }
 }  // namespace nm

@@ -13,7 +13,6 @@ namespace nm {
 
 void sigmoid_avx2(const float* x, float* out, int64_t n);
 void sigmoid_generic(const float* x, float* out, int64_t n);
-bool have_conv_direct_avx2();
 
 UnaryOp unary_op(const char* s) {
   static const char* names[] = {"neg", "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "square", "sign", "powScalar", "clamp", "affine"};
@@ -47,7 +46,7 @@ void unary_range(UnaryOp op, const float* x, float* out, int64_t s, int64_t e, f
     case U_RELU: for (int64_t i = s; i < e; i++) out[i] = x[i] > 0.f || x[i] != x[i] ? x[i] : 0.f; break;  // NaN passes through
     case U_SIGMOID:
       // vectors (sigmoid_kernel.h); in place is fine (each vector is read before it is written)
-      if (gemm_isa() != Isa::Generic && have_conv_direct_avx2()) sigmoid_avx2(x + s, out + s, e - s);
+      if (use_avx2_loops()) sigmoid_avx2(x + s, out + s, e - s);
       else sigmoid_generic(x + s, out + s, e - s);
       break;
     case U_TANH: for (int64_t i = s; i < e; i++) out[i] = std::tanh(x[i]); break;

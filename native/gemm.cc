@@ -61,6 +61,8 @@ Isa gemm_isa() { return current; }
 
 const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic"; }
 
+bool use_avx2_loops() { return current != Isa::Generic && have_avx2_kernel(); }
+
 bool set_gemm_isa(Isa isa) {
   if (!cpu_has(isa)) return false;
   current = isa;

@@ -11,6 +11,9 @@ Isa gemm_isa();
 const char* isa_name(Isa isa);
 /** force a micro-kernel (tests); returns false where the CPU or the build lacks it */
 bool set_gemm_isa(Isa isa);
+/** whether the AVX2+FMA builds of the other vector loops (direct convolution, sigmoid) may run: the
+ *  micro-kernel in use is AVX2 or AVX-512 (CPUs with AVX-512 have AVX2) and the AVX2 unit was built */
+bool use_avx2_loops();
 
 /** parallel SGEMM on the pool (threads = 0: all); beta = 0 never reads C */
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads = 0);
