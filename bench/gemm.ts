@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conv2d, convChunkImages, gemmJs, gemmNaive, nativeAddon, nativeLoadError, Rng, tensor } from '../src/index.js';
 import type { Kernels } from '../src/index.js';
-import { emit, fmt, measureMs } from './util.js';
+import { emit, fmt, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';
 
 type Gemm = Kernels['gemm'];
@@ -206,7 +206,6 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
 
 const ROUNDS = 3;
 const settle = () => new Promise<void>((r) => setTimeout(r, 250));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** only the convolution part (npm run bench -- conv) */
 export async function benchConvOnly(args: BenchArgs): Promise<void> {

@@ -3,11 +3,10 @@
 // ratios, each round timing both models back to back) beside the FLOPs ratio.
 import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, noGrad, Rng, tensor, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
-import { emit, fmt, measureMs } from './util.js';
+import { emit, fmt, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';
 
 const ROUNDS = 7;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchSpeedup(args: BenchArgs): Promise<void> {
   const ratio = 0.5;

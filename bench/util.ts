@@ -25,6 +25,9 @@ export async function measureMs(name: string, fn: () => void, opts: { time?: num
   return r.latency.mean;
 }
 
+/** the middle value (the upper one of the two middle values for an even count) */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 export function emit(args: BenchArgs, row: Record<string, unknown>, text: string): void {
   if (args.json) console.log(JSON.stringify(row));
   else console.log(text);

@@ -658,15 +658,15 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = geo;
   const dtype = x.dtype;
   const L = OH * OW, CKK = C * KH * KW;
-  const G = convChunkImages(N, CKK, L, OC);
   const out = allocate(dtype, N * OC * L);
   convolve(x, w, geo, b ? { shift: b.data } : {}, out);
-  const gemm = kernel('gemm', dtype);
-  const permuteK = kernel('permute', dtype);
   const inputs = b ? [x, w, b] : [x, w];
   return make(out, [N, OC, OH, OW], 'conv2d', inputs, (g) => {
     const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
     const gw = w.requiresGrad ? allocate(dtype, w.size) : null;
+    const G = convChunkImages(N, CKK, L, OC);
+    const gemm = kernel('gemm', dtype);
+    const permuteK = kernel('permute', dtype);
     const col2im = kernel('col2im', dtype);
     const im2col = kernel('im2col', dtype);
     const cols = scratch(dtype, 0, CKK * G * L);
