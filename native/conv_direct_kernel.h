@@ -102,7 +102,9 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
     std::vector<float> xp(static_cast<size_t>(C) * g.Hp * g.Wp, 0.f);
     std::vector<float> ob(static_cast<size_t>(OC) * OH * g.OWr);
     for (int i = N * t / T; i < N * (t + 1) / T; i++) {
-      // the zero-padded image: rows PH.., columns PW..; what lies outside the input stays 0
+      // the zero-padded image: rows PH.., columns PW..; what lies outside the input stays 0. The clamps
+      // matter: OH and OW come from the caller, and a smaller OH or OW than the input allows makes the
+      // buffer smaller than the padded input
       for (int c = 0; c < C; c++)
         for (int ih = 0; ih < H; ih++) {
           const int r = ih + PH;

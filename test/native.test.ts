@@ -242,6 +242,16 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
     a.setIsa(prevIsa as 'avx2');
     a.setThreads(prevThreads);
   }
+  // an output smaller than the input allows (OH, OW come from the caller): the first rows and columns
+  // of the full output, nothing read or written out of bounds, on the direct path (2 images) and the
+  // GEMM path (1 image, 2 threads)
+  for (const N of [2, 1]) {
+    const x = f32(N * 2 * 20 * 20), w = f32(3 * 2 * 9);
+    const o1 = new Float32Array(N * 3 * 4 * 8), o2 = new Float32Array(N * 3 * 4 * 8);
+    a.convForward(x, 0, N, 2, 20, 20, 3, 3, 1, 1, 1, 1, 4, 8, w, 3, new Float32Array(0), new Float32Array(0), false, 1, o1, 0);
+    jsKernels.convForward(x, 0, N, 2, 20, 20, 3, 3, 1, 1, 1, 1, 4, 8, w, 3, new Float32Array(0), new Float32Array(0), false, 1, o2, 0);
+    assertClose(o1, o2, 1e-5, `truncated output, ${N} images`);
+  }
   const x = f32(2 * 3 * 6 * 6), w = f32(4 * 27), out = new Float32Array(2 * 4 * 16);
   assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w.subarray(1), 4, new Float32Array(0), new Float32Array(0), false, 1, out, 0), /convForward: w has 107 elements, expected 108/);
   assertThrows(() => a.convForward(x, 1, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, out, 0), /convForward: x .* needs 217 elements/);
