@@ -156,27 +156,29 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     const shape = `${s.M}x${s.N}x${s.K}${s.tA ? ' tA' : ''}${s.tB ? ' tB' : ''}`;
     const iters = Math.max(3, Math.min(50, Math.round(3e9 / flop)));
     const run = (g: Gemm) => () => g(s.tA, s.tB, s.M, s.N, s.K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, s.N);
-    const results: { impl: string; threads: number; ms: number }[] = [];
+    const results: { impl: string; threads: number; ms: number; ratio?: number }[] = [];
     const obMs: Record<number, number> = {};
     for (const threads of nat ? [1, allThreads] : [1]) {
-      // OpenBLAS and ours alternate for ROUNDS rounds, each after a pause long enough for the other
-      // library's worker threads to stop spinning (they would otherwise take a core from the one
-      // measured: OpenBLAS's spin for about 0.1 s after a call); the median of the rounds is kept
+      // OpenBLAS and ours alternate for ROUNDS rounds (ours after a pause long enough for OpenBLAS's
+      // worker threads to stop spinning: they spin about 0.1 s after a call and would take a core
+      // from ours); each measurement is the median call of its round. The figures are the medians
+      // over the rounds, and the ratio is the median of the rounds' own ratios (each round compares
+      // two measurements a fraction of a second apart, so the machine's slow drifts cancel)
       const ob1: number[] = [], nat1: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         if (ob) {
           ob.setThreads(threads);
-          await settle();
-          ob1.push(await measureMs(`openblas ${shape}`, run(ob.gemm), { iterations: iters, time: 1000 / ROUNDS }));
+          await pause(20);
+          ob1.push(await measureMs(`openblas ${shape}`, run(ob.gemm), { iterations: iters, time: ROUND_MS, stat: 'median' }));
         }
         if (nat) {
           nat.setThreads(threads);
-          await settle();
-          nat1.push(await measureMs(`native ${shape}`, run(nat.gemm), { iterations: iters, time: 1000 / ROUNDS }));
+          await pause(ob ? 150 : 20);
+          nat1.push(await measureMs(`native ${shape}`, run(nat.gemm), { iterations: iters, time: ROUND_MS, stat: 'median' }));
         }
       }
-      if (ob) results.push({ impl: 'openblas', threads, ms: (obMs[threads] = median(ob1)) });
-      if (nat) results.push({ impl: 'native', threads, ms: median(nat1) });
+      if (ob) results.push({ impl: 'openblas', threads, ms: (obMs[threads] = median(ob1)), ratio: 1 });
+      if (nat) results.push({ impl: 'native', threads, ms: median(nat1), ...(ob ? { ratio: median(nat1.map((m, i) => ob1[i] / m)) } : {}) });
       if (threads === allThreads && allThreads === 1) break;
     }
     if (nat) nat.setThreads(allThreads);
@@ -192,7 +194,7 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     for (const r of results) {
       const gflops = flop / r.ms / 1e6;
       const ref = obMs[r.threads];
-      const ratio = ref ? ref / r.ms : null;
+      const ratio = r.ratio ?? (ref ? ref / r.ms : null);
       const vsNaive = naiveMs && (r.impl === 'ts' || r.impl === 'naive') ? naiveMs / r.ms : null;
       emit(
         args,
@@ -204,8 +206,10 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
   if (!only) await benchConv(args, nat !== null, ob);
 }
 
-const ROUNDS = 3;
-const settle = () => new Promise<void>((r) => setTimeout(r, 250));
+/** alternating rounds per shape and thread count (NEURONMERGE_BENCH_ROUNDS), and each round's time */
+const ROUNDS = Math.max(1, Number(process.env.NEURONMERGE_BENCH_ROUNDS ?? 7) || 7);
+const ROUND_MS = 150;
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** only the convolution part (npm run bench -- conv) */
 export async function benchConvOnly(args: BenchArgs): Promise<void> {

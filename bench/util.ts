@@ -7,8 +7,9 @@ export interface BenchArgs {
   timeScale: number;
 }
 
-/** mean milliseconds per call of fn, measured by tinybench */
-export async function measureMs(name: string, fn: () => void, opts: { time?: number; iterations?: number; warmupIterations?: number } = {}): Promise<number> {
+/** milliseconds per call of fn, measured by tinybench: the mean of the calls, or their median (stat
+ *  'median': robust to a call that the machine's other work slowed down) */
+export async function measureMs(name: string, fn: () => void, opts: { time?: number; iterations?: number; warmupIterations?: number; stat?: 'mean' | 'median' } = {}): Promise<number> {
   const scale = Number(process.env.NEURONMERGE_BENCH_TIME ?? 1) || 1;
   const bench = new Bench({
     name,
@@ -19,10 +20,10 @@ export async function measureMs(name: string, fn: () => void, opts: { time?: num
   });
   bench.add(name, fn);
   await bench.run();
-  const r = bench.tasks[0].result as { state: string; latency?: { mean: number }; error?: Error };
+  const r = bench.tasks[0].result as { state: string; latency?: { mean: number; p50: number }; error?: Error };
   if (r.state === 'errored') throw r.error;
   if (!r.latency) throw new Error(`benchmark ${name}: no result (${r.state})`);
-  return r.latency.mean;
+  return opts.stat === 'median' ? r.latency.p50 : r.latency.mean;
 }
 
 /** the middle value (the upper one of the two middle values for an even count) */

@@ -61,6 +61,19 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
           jsKernels.gemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C2, cOff, ldc);
           assertClose(C, C2, 3e-7 * K + 1e-6, `gemm ${isa} threads=${threads} ${M}x${N}x${K} tA=${tA} tB=${tB} alpha=${alpha} beta=${beta}`);
         }
+        // every transpose on shapes whose packing has ragged ends everywhere: rows not a multiple of
+        // any MR, columns of a partial panel, K blocks not a multiple of the packers' 8-wide steps;
+        // 400 rows with 3 column panels take the shared-panel split on 2 threads
+        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300]])
+          for (const tA of [false, true])
+            for (const tB of [false, true]) {
+              const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3;
+              const A = f32((tA ? K : M) * lda), B = f32((tB ? N : K) * ldb), C = f32(M * ldc);
+              const C2 = C.slice();
+              a.gemm(tA, tB, M, N, K, 1, A, 0, lda, B, 0, ldb, 0.5, C, 0, ldc);
+              jsKernels.gemm(tA, tB, M, N, K, 1, A, 0, lda, B, 0, ldb, 0.5, C2, 0, ldc);
+              assertClose(C, C2, 3e-7 * K + 1e-6, `gemm ${isa} threads=${threads} ${M}x${N}x${K} tA=${tA} tB=${tB}`);
+            }
       }
     }
   } finally {
