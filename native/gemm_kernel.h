@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "gemm.h"
 #include "threadpool.h"
@@ -48,13 +49,22 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));  // unaligne
 struct Buffers {
   float* a = nullptr;
   float* b = nullptr;
+  // the second shared A block or B panel of a parallel product (the caller's; see NM_PAR_NAME)
+  float* a2 = nullptr;
+  float* b2 = nullptr;
   ~Buffers() {
     free(a);
     free(b);
+    free(a2);
+    free(b2);
   }
   void ensure() {
     if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
     if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
+  }
+  void ensure_second() {
+    if (!a2) a2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
+    if (!b2) b2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
   }
 };
 
@@ -443,63 +453,71 @@ class SpinBarrier {
 }  // namespace
 
 // parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
-// then either each thread takes its own rows of C (packing its own A blocks), or, where C has too few
-// rows, one thread packs each A block and all split its column panels.
+// then either the threads take C's row blocks (each packing its own A blocks), or, where C has too few
+// rows, one thread packs the A block and the threads take its column panels. Blocks and panels are
+// claimed one at a time from a counter per step, not split in advance: on a machine shared with other
+// work, a core that is slowed down takes fewer of them instead of holding up the step's end.
+// The shared panel (or block) alternates between two buffers, so one barrier per step suffices: a
+// thread packing step i + 1 into a buffer knows every thread has finished step i - 1, its last reader,
+// since all passed the barrier of step i.
 void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T, const ConvB* cb) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   tls.ensure();
-  float* const pbShared = tls.b;  // the caller's buffers: the shared B panel, or the shared A block
-  float* const paShared = tls.a;
+  tls.ensure_second();
+  float* const pbShared[2] = {tls.b, tls.b2};  // the caller's buffers: the shared B panels, or the shared A blocks
+  float* const paShared[2] = {tls.a, tls.a2};
   const bool byRows = M > MC;
   const int KB = k_block(K);
+  const int steps = (N + NC - 1) / NC * ((K + KB - 1) / KB);
+  std::unique_ptr<std::atomic<int>[]> claims(new std::atomic<int>[steps]);
+  for (int i = 0; i < steps; i++) claims[i].store(0, std::memory_order_relaxed);
   SpinBarrier bar(T);
   parallel_for(T, [&](int t) {
     tls.ensure();
-    // byRows: an even share of C's rows, on MR boundaries, each thread packing its own A blocks
-    const int units = (M + MR - 1) / MR;
-    const int r0 = std::min(M, units * t / T * MR), r1 = std::min(M, units * (t + 1) / T * MR);
+    int step = 0;
     for (int jc = 0; jc < N; jc += NC) {
       const int nc = std::min(NC, N - jc);
       const int panels = (nc + NR - 1) / NR;
-      for (int pc = 0; pc < K; pc += KB) {
+      for (int pc = 0; pc < K; pc += KB, step++) {
         const int kc = std::min(KB, K - pc);
         const float bk = pc == 0 ? beta : 1.f;
+        std::atomic<int>& claim = claims[step];
         if (byRows) {
-          // the B panel is packed together, then each thread runs its rows against all of it
+          // the B panel is packed together (an even share each), then the threads take C's row blocks
+          float* const pb = pbShared[step & 1];
           const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
           if (p1 > p0) {
             const int j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
-            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pbShared + static_cast<int64_t>(j0) * kc, cb);
+            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pb + static_cast<int64_t>(j0) * kc, cb);
           }
           bar.wait();
-          for (int ic = r0; ic < r1; ic += MC) {
-            const int mc = std::min(MC, r1 - ic);
+          for (int ic; (ic = claim.fetch_add(1, std::memory_order_relaxed) * MC) < M;) {
+            const int mc = std::min(MC, M - ic);
             pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
             for (int jr = 0; jr < nc; jr += NR) {
               const int cols = std::min(NR, nc - jr);
-              const float* bp = pbShared + static_cast<int64_t>(jr) * kc;
+              const float* bp = pb + static_cast<int64_t>(jr) * kc;
               for (int ir = 0; ir < mc; ir += MR)
                 micro_kernel(kc, tls.a + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, bk, std::min(MR, mc - ir), cols);
             }
           }
         } else {
-          // one block of rows: packed once, shared; the column panels are split, each packed by its
-          // thread just before use
-          if (t == 0) pack_a(A, lda, ta, 0, M, pc, kc, paShared);
+          // one block of rows: packed once, shared; the threads take pieces of its column panels (a
+          // quarter of a thread's share, at most NS columns), each packing its piece of B before use
+          float* const pa = paShared[step & 1];
+          if (t == 0) pack_a(A, lda, ta, 0, M, pc, kc, pa);
           bar.wait();
-          const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
-          const int e = std::min(nc, p1 * NR);
-          for (int js = p0 * NR; js < e; js += NS) {
-            const int ns = std::min(NS, e - js);
+          const int piece = std::max(NR, std::min(NS, (panels + 4 * T - 1) / (4 * T) * NR));
+          for (int js; (js = claim.fetch_add(1, std::memory_order_relaxed) * piece) < nc;) {
+            const int ns = std::min(piece, nc - js);
             pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b, cb);
             for (int jr = 0; jr < ns; jr += NR) {
               const int cols = std::min(NR, ns - jr);
               for (int ir = 0; ir < M; ir += MR)
-                micro_kernel(kc, paShared + static_cast<int64_t>(ir) * kc, tls.b + static_cast<int64_t>(jr) * kc, NR, C + static_cast<int64_t>(ir) * ldc + jc + js + jr, ldc, alpha, bk, std::min(MR, M - ir), cols);
+                micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, tls.b + static_cast<int64_t>(jr) * kc, NR, C + static_cast<int64_t>(ir) * ldc + jc + js + jr, ldc, alpha, bk, std::min(MR, M - ir), cols);
             }
           }
         }
-        bar.wait();  // before the shared panel or block is repacked
       }
     }
   }, T);
