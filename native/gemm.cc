@@ -1,5 +1,5 @@
 // SGEMM dispatch: picks the micro-kernel by CPUID at run time (so one binary runs with or without
-// AVX-512), applies beta, and splits C across the thread pool into independent sub-products.
+// AVX-512), applies beta, and chooses how the thread pool shares the product.
 #include "gemm.h"
 
 #include <algorithm>
@@ -121,27 +121,12 @@ void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* 
     }
     return;
   }
-  // a C of a few hundred rows and enough columns (the fully connected layers at batch 128, the middle
-  // convolutions' forward products): independent column slices, on 32-column boundaries (whole panels
-  // for every micro-kernel), each thread packing all of op(A) itself. No shared panel and no barrier per
-  // K block; measured 4-8% faster than the shared-panel split below on 128x500x800, 128x800x500,
-  // 128x512x512 and 256x3584x1152 with 2 threads, and no slower on the other network shapes of up to
-  // 384 rows. Taller C (the input-gradient products, M = C*k*k) keeps the shared B panel.
-  const int colPanels = (N + 31) / 32;
-  if (M <= 384 && colPanels >= 2 * T) {
-    parallel_for(T, [&](int t) {
-      const int j0 = std::min(N, colPanels * t / T * 32), j1 = std::min(N, colPanels * (t + 1) / T * 32);
-      if (j1 <= j0) return;
-      const float* Bp = cb ? nullptr : tb ? B + static_cast<int64_t>(j0) * ldb : B + j0;
-      ConvB sub;
-      if (cb) {
-        sub = *cb;
-        sub.j0 += j0;
-      }
-      serial(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc, cb ? &sub : nullptr);
-    }, T);
-    return;
-  }
+  // otherwise the threads share each packed B panel (C of more than 384 rows: they take its row blocks)
+  // or each packed A block (they take its column pieces). That replaced independent column slices for
+  // C of up to 384 rows (each thread packing all of op(A) itself, no synchronisation): in interleaved
+  // runs against OpenBLAS on 2 threads the shared block was level or ahead on every such network
+  // shape (fully connected layers at batch 128, the middle convolutions), by up to a third where the
+  // machine's other work slowed one core, since the column pieces are claimed, not split in advance
   switch (current) {
     case Isa::Avx512: sgemm_avx512_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb); break;
     case Isa::Avx2: sgemm_avx2_par(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb); break;

@@ -39,6 +39,8 @@ constexpr int NV = NM_NV;
 constexpr int NR = NV * VW;
 constexpr int KC = NM_KC;
 constexpr int MC = MR * (NM_MC_PANELS);
+// the most rows of C whose whole A block is shared by the threads of a parallel product (a multiple of MR)
+constexpr int MS = (384 + MR - 1) / MR * MR;
 constexpr int NC = 4096;
 // columns of B packed at a time where C has a single block of rows (an L2-sized piece)
 constexpr int NS = (NR * ((64 * 1024) / (KC * NR))) > 0 ? NR * ((64 * 1024) / (KC * NR)) : NR;
@@ -52,7 +54,9 @@ struct Buffers {
   // the second shared A block or B panel of a parallel product (the caller's; see NM_PAR_NAME)
   float* a2 = nullptr;
   float* b2 = nullptr;
+  float* as = nullptr;  // the first shared A block (MS rows)
   ~Buffers() {
+    free(as);
     free(a);
     free(b);
     free(a2);
@@ -63,7 +67,7 @@ struct Buffers {
     if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
   }
   void ensure_second() {
-    if (!a2) a2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
+    if (!a2) a2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
     if (!b2) b2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
   }
 };
@@ -453,8 +457,8 @@ class SpinBarrier {
 }  // namespace
 
 // parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
-// then either the threads take C's row blocks (each packing its own A blocks), or, where C has too few
-// rows, one thread packs the A block and the threads take its column panels. Blocks and panels are
+// then either the threads take C's row blocks (each packing its own A blocks), or, where C has at most
+// MS rows, the threads pack the whole A block together and take pieces of its column panels. Blocks and panels are
 // claimed one at a time from a counter per step, not split in advance: on a machine shared with other
 // work, a core that is slowed down takes fewer of them instead of holding up the step's end.
 // The shared panel (or block) alternates between two buffers, so one barrier per step suffices: a
@@ -465,8 +469,9 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
   tls.ensure();
   tls.ensure_second();
   float* const pbShared[2] = {tls.b, tls.b2};  // the caller's buffers: the shared B panels, or the shared A blocks
-  float* const paShared[2] = {tls.a, tls.a2};
-  const bool byRows = M > MC;
+  const bool byRows = M > MS;
+  if (!byRows && !tls.as) tls.as = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
+  float* const paShared[2] = {tls.as, tls.a2};
   const int KB = k_block(K);
   const int steps = (N + NC - 1) / NC * ((K + KB - 1) / KB);
   std::unique_ptr<std::atomic<int>[]> claims(new std::atomic<int>[steps]);
@@ -502,10 +507,13 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
             }
           }
         } else {
-          // one block of rows: packed once, shared; the threads take pieces of its column panels (a
-          // quarter of a thread's share, at most NS columns), each packing its piece of B before use
+          // one block of rows (at most MS): packed once, an even share of its panels each, shared;
+          // the threads take pieces of its column panels (a quarter of a thread's share, at most NS
+          // columns), each packing its piece of B before use
           float* const pa = paShared[step & 1];
-          if (t == 0) pack_a(A, lda, ta, 0, M, pc, kc, pa);
+          const int units = (M + MR - 1) / MR;
+          const int r0 = std::min(M, units * t / T * MR), r1 = std::min(M, units * (t + 1) / T * MR);
+          if (r1 > r0) pack_a(A, lda, ta, r0, r1 - r0, pc, kc, pa + static_cast<int64_t>(r0) * kc);
           bar.wait();
           const int piece = std::max(NR, std::min(NS, (panels + 4 * T - 1) / (4 * T) * NR));
           for (int js; (js = claim.fetch_add(1, std::memory_order_relaxed) * piece) < nc;) {

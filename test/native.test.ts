@@ -46,7 +46,7 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
         a.setThreads(threads);
         for (let t = 0; t < 15; t++) {
           // t = 0, 1: many row blocks and column panels; t = 2: K in two balanced blocks; t = 3: a small
-          // C with a long K (split across threads); t = 4: a few hundred rows (split by column slices,
+          // C with a long K (split across threads); t = 4: a few hundred rows (a shared A block,
           // ragged at 300); the rest: random edge sizes
           const M = t === 0 ? 600 : t === 3 ? 20 : t === 4 ? 200 : sizes[rng.int(sizes.length)];
           const N = t === 1 ? 530 : t === 3 ? 25 : t === 4 ? 300 : sizes[rng.int(sizes.length)];
