@@ -456,6 +456,8 @@ class SpinBarrier {
 
 }  // namespace
 
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
 // parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
 // then either the threads take C's row blocks (each packing its own A blocks), or, where C has at most
 // MS rows, the threads pack the whole A block together and take pieces of its column panels. Blocks and panels are
@@ -474,6 +476,11 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
   float* const paShared[2] = {tls.as, tls.a2};
   const int KB = k_block(K);
   const int steps = (N + NC - 1) / NC * ((K + KB - 1) / KB);
+  // C's row blocks: at most MC rows, as many as a multiple of T, of equal MR-row panels give or take
+  // one (block b: panels rowUnits*b/rowBlocks onwards), so that threads taking them in turn end
+  // together (blocks of MC and a short last one left 288 rows to one thread and 224 to the other at M 512)
+  const int rowUnits = (M + MR - 1) / MR;
+  const int rowBlocks = round_up((M + MC - 1) / MC, T);
   std::unique_ptr<std::atomic<int>[]> claims(new std::atomic<int>[steps]);
   for (int i = 0; i < steps; i++) claims[i].store(0, std::memory_order_relaxed);
   SpinBarrier bar(T);
@@ -496,8 +503,9 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
             pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pb + static_cast<int64_t>(j0) * kc, cb);
           }
           bar.wait();
-          for (int ic; (ic = claim.fetch_add(1, std::memory_order_relaxed) * MC) < M;) {
-            const int mc = std::min(MC, M - ic);
+          for (int b; (b = claim.fetch_add(1, std::memory_order_relaxed)) < rowBlocks;) {
+            const int ic = static_cast<int>(static_cast<int64_t>(rowUnits) * b / rowBlocks) * MR;
+            const int mc = std::min(M, static_cast<int>(static_cast<int64_t>(rowUnits) * (b + 1) / rowBlocks) * MR) - ic;
             pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
             for (int jr = 0; jr < nc; jr += NR) {
               const int cols = std::min(NR, nc - jr);
@@ -508,16 +516,18 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
           }
         } else {
           // one block of rows (at most MS): packed once, an even share of its panels each, shared;
-          // the threads take pieces of its column panels (a quarter of a thread's share, at most NS
-          // columns), each packing its piece of B before use
+          // the threads take pieces of its column panels (4 per thread, or more of at most NS columns;
+          // as many as a multiple of T, of equal panels give or take one), each packing its piece of B
+          // before use
           float* const pa = paShared[step & 1];
           const int units = (M + MR - 1) / MR;
           const int r0 = std::min(M, units * t / T * MR), r1 = std::min(M, units * (t + 1) / T * MR);
           if (r1 > r0) pack_a(A, lda, ta, r0, r1 - r0, pc, kc, pa + static_cast<int64_t>(r0) * kc);
           bar.wait();
-          const int piece = std::max(NR, std::min(NS, (panels + 4 * T - 1) / (4 * T) * NR));
-          for (int js; (js = claim.fetch_add(1, std::memory_order_relaxed) * piece) < nc;) {
-            const int ns = std::min(piece, nc - js);
+          const int pieces = std::min(panels, round_up(std::max(4 * T, (nc + NS - 1) / NS), T));
+          for (int q; (q = claim.fetch_add(1, std::memory_order_relaxed)) < pieces;) {
+            const int js = panels * q / pieces * NR;
+            const int ns = std::min(nc, panels * (q + 1) / pieces * NR) - js;
             pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b, cb);
             for (int jr = 0; jr < ns; jr += NR) {
               const int cols = std::min(NR, ns - jr);
