@@ -125,6 +125,10 @@ G('conv2d with stride, padding, bias, odd sizes', () => {
     { x: [2, 3, 5, 4], w: [4, 3, 3, 2], stride: 2, padding: 1 },
     { x: [1, 2, 7, 7], w: [3, 2, 1, 1], stride: 3, padding: 0 },
     { x: [2, 1, 4, 6], w: [2, 1, 3, 3], stride: [1, 2] as [number, number], padding: [2, 1] as [number, number] },
+    // stride 1: the input gradient as a convolution with the flipped weights (padding up to K - 1,
+    // here the full K - 1 on both axes of a non-square kernel), and past K - 1 (through col2im)
+    { x: [2, 2, 5, 6], w: [3, 2, 3, 2], stride: 1, padding: [2, 1] as [number, number] },
+    { x: [1, 2, 4, 4], w: [2, 2, 2, 2], stride: 1, padding: 2 },
   ];
   for (const c of cases) {
     const oc = c.w[0];

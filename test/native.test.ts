@@ -415,6 +415,48 @@ S('ops on the native backend match the TypeScript backend: conv2d, pooling, batc
   nat.forEach((t, i) => assertClose(t.data, ref[i].data, 1e-4, names[i]));
 });
 
+S('conv2d backward at stride 1 (input gradient by a convolution) on the native backend matches the TypeScript backend', () => {
+  need();
+  // 12-pixel rows: the native convForward runs the direct convolution; 5-pixel rows: the implicit GEMM
+  for (const [N, C, H, OC, k, p] of [[3, 4, 12, 6, 3, 1], [2, 5, 5, 7, 3, 2], [4, 3, 6, 5, 2, 0]]) {
+    const run = () => {
+      const r = new Rng(9);
+      const mk = (shape: number[]) => tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.uniform(-1, 1)), shape, { requiresGrad: true });
+      const x = mk([N, C, H, H]), w = mk([OC, C, k, k]), b = mk([OC]);
+      const y = conv2d(x, w, b, { padding: p });
+      const g = tensor(Array.from({ length: y.size }, () => r.uniform(-1, 1)), y.shape);
+      y.backward(g);
+      return [x.grad!, w.grad!, b.grad!, w, g];
+    };
+    const nat = run();
+    setBackend('js');
+    let ref: Tensor[];
+    try {
+      ref = run();
+    } finally {
+      setBackend(null);
+    }
+    ['dx', 'dw', 'db'].forEach((name, i) => assertClose(nat[i].data, ref[i].data, 1e-4, `${name} N${N} C${C} H${H} OC${OC} k${k} p${p}`));
+    // and dx against the definition: dx[n,c,h,v] = sum over o, i, j of w[o,c,i,j] g[n,o,h+p-i,v+p-j]
+    const [w, g] = [nat[3], nat[4]], O = H + 2 * p - k + 1;
+    const dx = new Float64Array(N * C * H * H);
+    for (let n = 0; n < N; n++)
+      for (let c = 0; c < C; c++)
+        for (let h = 0; h < H; h++)
+          for (let v = 0; v < H; v++) {
+            let acc = 0;
+            for (let o = 0; o < OC; o++)
+              for (let i = 0; i < k; i++)
+                for (let j = 0; j < k; j++) {
+                  const oh = h + p - i, ow = v + p - j;
+                  if (oh >= 0 && oh < O && ow >= 0 && ow < O) acc += w.data[((o * C + c) * k + i) * k + j] * g.data[((n * OC + o) * O + oh) * O + ow];
+                }
+            dx[((n * C + c) * H + h) * H + v] = acc;
+          }
+    assertClose(nat[0].data, dx, 1e-4, `dx by definition N${N} C${C} H${H} OC${OC} k${k} p${p}`);
+  }
+});
+
 S('argument checks: wrong types and lengths, negative or huge sizes, bad strides, bad ops', () => {
   const a = need();
   const A = new Float32Array(6), B = new Float32Array(6), C = new Float32Array(4);

@@ -651,8 +651,25 @@ export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpi
   return new Tensor(out, [g.N, g.OC, OH, OW]);
 }
 
-// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); forward through convForward, backward
-// through im2col + GEMM per chunk of images
+/**
+ * w (OC,C,KH,KW) -> (C,OC,KH,KW) with each kernel turned by 180 degrees: the weights of the
+ * convolution that carries a stride-1 convolution's output gradient back to its input
+ */
+function flipWeights(w: FloatArray, OC: number, C: number, KH: number, KW: number): FloatArray {
+  const r = allocate(w instanceof Float64Array ? 'float64' : 'float32', w.length);
+  const kk = KH * KW;
+  for (let o = 0; o < OC; o++)
+    for (let c = 0; c < C; c++) {
+      const src = (o * C + c) * kk, dst = (c * OC + o) * kk;
+      for (let q = 0; q < kk; q++) r[dst + q] = w[src + kk - 1 - q];
+    }
+  return r;
+}
+
+// x (N,C,H,W), w (OC,C,KH,KW), b (OC) or null -> (N,OC,OH,OW); forward through convForward; backward:
+// the weight gradient through im2col + GEMM per chunk of images, the input gradient at stride 1 as a
+// convolution of the output gradient with the flipped weights (convForward again, padding K-1-P: no
+// column matrix, no col2im), else through GEMM + col2im per chunk
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: ConvOptions = {}): Tensor {
   const geo = convGeometry(x, w, b, opts);
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = geo;
@@ -664,6 +681,17 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   return make(out, [N, OC, OH, OW], 'conv2d', inputs, (g) => {
     const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
     const gw = w.requiresGrad ? allocate(dtype, w.size) : null;
+    // gx[n,c,h,w] = sum over o, kh, kw of w[o,c,kh,kw] g[n,o,h+PH-kh,w+PW-kw]: with kh' = KH-1-kh, a
+    // stride-1 convolution of g padded by KH-1-PH (output H x W exactly, since OH = H + 2PH - KH + 1).
+    // Measured against GEMM + col2im (conv2d forward + backward, batch 128, 2 threads, interleaved):
+    // 1.1-1.2x on VGG-16's 32x32 layer and LeNet-5's conv2, 1.0-1.1x on the 16x16 to 4x4 ones, but
+    // 0.87x on 2x2 maps (a 2x2 image padded by 1 is mostly padding to pack): those keep col2im
+    const byConv = gx !== null && SH === 1 && SW === 1 && PH <= KH - 1 && PW <= KW - 1 && H * W >= 16;
+    if (byConv) {
+      const empty = allocate(dtype, 0);
+      kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, OC, C, KH, KW), C, empty, empty, false, 1, gx, 0);
+    }
+    if (!gw && byConv) return finish(g, gx, gw);
     const G = convChunkImages(N, CKK, L, OC);
     const gemm = kernel('gemm', dtype);
     const permuteK = kernel('permute', dtype);
@@ -671,7 +699,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     const im2col = kernel('im2col', dtype);
     const cols = scratch(dtype, 0, CKK * G * L);
     const gt = G > 1 ? scratch(dtype, 1, OC * G * L) : null;
-    const dcols = gx ? scratch(dtype, 2, CKK * G * L) : null;
+    const dcols = gx && !byConv ? scratch(dtype, 2, CKK * G * L) : null;
     for (let n0 = 0; n0 < N; n0 += G) {
       const k = Math.min(G, N - n0);
       // this chunk's upstream gradient as (OC, k*L)
@@ -693,6 +721,9 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
         col2im(dcols, 0, k * L, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, n0 * C * H * W);
       }
     }
+    return finish(g, gx, gw);
+  });
+  function finish(g: Tensor, gx: FloatArray | null, gw: FloatArray | null): (Tensor | null)[] {
     let gb: Tensor | null = null;
     if (b && b.requiresGrad) {
       // gb (OC) = sum of g (N,OC,L) over N and L
@@ -703,7 +734,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     const res: (Tensor | null)[] = [gx ? new Tensor(gx, x.shape) : null, gw ? new Tensor(gw, w.shape) : null];
     if (b) res.push(gb);
     return res;
-  });
+  }
 }
 
 export interface PoolOptions {
