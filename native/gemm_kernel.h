@@ -379,6 +379,13 @@ inline int k_block(int K) {
   return (K + nk - 1) / nk;
 }
 
+// N in equal blocks of whole panels, at most NC (4608 = 2304 + 2304, not 4096 + 512: a narrow last
+// block pays a K loop and a barrier per K block for a fraction of the work)
+inline int n_block(int N) {
+  const int nb = (N + NC - 1) / NC;
+  return std::min(NC, ((N + nb - 1) / nb + NR - 1) / NR * NR);
+}
+
 // serial core: C (M,N) = alpha * op(A) * op(B) + beta * C (K > 0)
 void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const ConvB* cb) {
   if (M <= 0 || N <= 0 || K <= 0) return;
@@ -386,8 +393,9 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
   tls.ensure();
   float* pa = tls.a;
   float* pb = tls.b;
-  for (int jc = 0; jc < N; jc += NC) {
-    const int nc = std::min(NC, N - jc);
+  const int NB = n_block(N);
+  for (int jc = 0; jc < N; jc += NB) {
+    const int nc = std::min(NB, N - jc);
     for (int pc = 0; pc < K; pc += KB) {
       const int kc = std::min(KB, K - pc);
       const float bk = pc == 0 ? beta : 1.f;
@@ -471,11 +479,13 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
   tls.ensure();
   tls.ensure_second();
   float* const pbShared[2] = {tls.b, tls.b2};  // the caller's buffers: the shared B panels, or the shared A blocks
-  const bool byRows = M > MS;
+  const int KB = k_block(K);
+  const int NB = n_block(N);
+  // row blocks also where C has too few column panels to give each thread two (a 10-class layer)
+  const bool byRows = M > MS || (NB + NR - 1) / NR < 2 * T;
   if (!byRows && !tls.as) tls.as = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
   float* const paShared[2] = {tls.as, tls.a2};
-  const int KB = k_block(K);
-  const int steps = (N + NC - 1) / NC * ((K + KB - 1) / KB);
+  const int steps = (N + NB - 1) / NB * ((K + KB - 1) / KB);
   // C's row blocks: at most MC rows, as many as a multiple of T, of equal MR-row panels give or take
   // one (block b: panels rowUnits*b/rowBlocks onwards), so that threads taking them in turn end
   // together (blocks of MC and a short last one left 288 rows to one thread and 224 to the other at M 512)
@@ -487,8 +497,8 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
   parallel_for(T, [&](int t) {
     tls.ensure();
     int step = 0;
-    for (int jc = 0; jc < N; jc += NC) {
-      const int nc = std::min(NC, N - jc);
+    for (int jc = 0; jc < N; jc += NB) {
+      const int nc = std::min(NB, N - jc);
       const int panels = (nc + NR - 1) / NR;
       for (int pc = 0; pc < K; pc += KB, step++) {
         const int kc = std::min(KB, K - pc);
