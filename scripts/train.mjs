@@ -3,6 +3,8 @@
 // `neuronmerge train`:  node scripts/train.mjs lenet|dbn|vgg [--epochs N] [--pretrain-epochs N]
 //   [--batch N] [--lr X] [--seed N] [--limit N] [--checkpoint FILE] [--resume FILE] [--data-dir DIR]
 //   [--path DIR] [--json]
+// first: re-runs this process with huge pages for large arrays, as the command does (Linux)
+import '../dist/src/cli/hugepages.js';
 import { trainDbn, trainLenet, trainVgg } from '../dist/src/index.js';
 
 const [name, ...rest] = process.argv.slice(2);
