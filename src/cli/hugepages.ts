@@ -3,9 +3,11 @@
 // GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that glibc's malloc asks for transparent huge pages for
 // its large blocks, which are where V8 puts big Float32Arrays. Every op allocates its output, and a
 // fresh block's first touch costs a page fault per 4 KiB page: on this project's VMs, writing a new
-// 33.6 MB array took 26 ms against 4 ms for an old one, 7 ms with huge pages. A VGG-16 training step
-// at batch 128 allocates its activations and gradients anew each step (measured 2.55-2.95 s per step
-// with huge pages against 3.37-3.46 s without, alternating runs; LeNet-5 and DBN steps 5-10% faster).
+// 33.6 MB array took 26 ms against 4 ms for an old one, 7 ms with huge pages. A training step
+// allocates its activations and gradients anew each step; alternating runs (medians of 5-30 steps)
+// gave LeNet-5 35.8-36.7 ms against 38.4-39.3 ms, DBN 19.8-19.9 ms against 21.8-22.9 ms, and VGG-16
+// 2.55 and 2.95 s against 3.37 and 3.46 s in one set but 2.80-3.38 s against 3.25-3.77 s (medians
+// 3.25 and 3.26 s) in another: on this noisy machine, from nothing to 15% for VGG-16.
 // Nothing happens where GLIBC_TUNABLES is already set (the user's own choice, or this re-run), where
 // NEURONMERGE_HUGEPAGES=0, or off Linux; C libraries other than glibc ignore the variable. The
 // machine's setting must allow it: /sys/kernel/mm/transparent_hugepage/enabled 'madvise' or 'always'.
