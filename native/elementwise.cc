@@ -178,12 +178,35 @@ void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int
   for (int d = 0; d < nd; d++) total *= shape[d];
   if (total == 0) return;
   const int64_t last = shape[nd - 1], rows = total / last, sl = os[nd - 1];
+  // a sum along the last axis (a bias gradient: (N, C, L) summed over N and L): each row's sum in
+  // double over 8 independent chains (one chain was bound by the add latency, 4 cycles an element:
+  // 9 ms for 128x64x1024), the rows on the threads, then added to their outputs in row order
+  std::vector<float> rowSum;
+  if (op == 0 && sl == 0 && total >= (int64_t{1} << 16)) {
+    rowSum.resize(rows);
+    const int T = rows > 1 ? num_threads() : 1;
+    parallel_for(T, [&](int t) {
+      const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+      for (int64_t r = r0; r < r1; r++) {
+        const float* q = x + r * last;
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j = 0;
+        for (; j + 8 <= last; j += 8)
+          for (int k = 0; k < 8; k++) a[k] += q[j + k];
+        double acc = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        for (; j < last; j++) acc += q[j];
+        rowSum[r] = static_cast<float>(acc);
+      }
+    }, T);
+  }
   std::vector<int64_t> idx(nd, 0);
   int64_t o = 0;
   const float* p = x;
   for (int64_t r = 0; r < rows; r++, p += last) {
     if (op == 0) {
-      if (sl == 0) {
+      if (sl == 0 && !rowSum.empty()) {
+        out[o] += rowSum[r];
+      } else if (sl == 0) {
         double acc = 0;
         for (int64_t j = 0; j < last; j++) acc += p[j];
         out[o] += static_cast<float>(acc);

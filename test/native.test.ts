@@ -353,6 +353,21 @@ S('unary, binary (broadcast strides), permute and reduce against the reference',
       assertClose(o1, o2, 1e-5, `reduce ${op} ${os}`);
     }
   }
+  // large enough (>= 65536 elements) for the threaded sum along the last axis (rows of 3001: not a
+  // multiple of 8), with a NaN in one row; a bias gradient's pattern (N, C, L) -> C, every row its
+  // own output, everything into one
+  const rs = [6, 5, 3001], rx = f32(6 * 5 * 3001);
+  rx[2 * 3001 + 17] = NaN;
+  for (const os of [[0, 1, 0], [5, 1, 0], [0, 0, 0]]) {
+    const len = 1 + os.reduce((acc, s, d) => acc + (rs[d] - 1) * s, 0);
+    const o1 = new Float32Array(len), o2 = new Float32Array(len);
+    a.reduce('sum', rx, rs, os, o1);
+    jsKernels.reduce('sum', rx, rs, os, o2);
+    const nan1 = o1.map((v) => (Number.isNaN(v) ? 1 : 0)), nan2 = o2.map((v) => (Number.isNaN(v) ? 1 : 0));
+    assert.equal(Array.from(nan1), Array.from(nan2), `NaN positions, reduce sum ${rs} ${os}`);
+    assert.ok(nan1.some((v) => v === 1), 'the NaN reaches an output');
+    assertClose(o1.map((v) => (Number.isNaN(v) ? 0 : v)), o2.map((v) => (Number.isNaN(v) ? 0 : v)), 1e-5, `reduce sum ${rs} ${os}`);
+  }
 });
 
 S('pairwise distances (exact zero for duplicates) and a k-means step, sync and async', async () => {
