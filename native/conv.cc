@@ -336,30 +336,91 @@ void maxpool2d_backward(const float* gout, const int32_t* argmax, int64_t n, flo
   }
 }
 
+// The batch norm's per-channel sums, each over 8 independent chains where an image plane has at least
+// kChains8 pixels: a single running sum is bound by the add latency (3-4 cycles an element); in float,
+// as before, and added in double per image plane. Batch norm forward + backward at 128x64x32x32, 2
+// threads: 17.2 -> 11.7 ms; at 8x8 planes the 8 chains measured 15% slower (4.0 -> 4.6 ms at
+// 128x256x8x8), so small planes keep the single sum.
+namespace {
+constexpr int64_t kChains8 = 256;
+inline float sum8(const float* p, int64_t n) {
+  if (n < kChains8) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += p[i];
+    return s;
+  }
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) a[k] += p[i + k];
+  float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+// sum of (p[i] - m)^2
+inline float sumsq8(const float* p, int64_t n, float m) {
+  if (n < kChains8) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const float d = p[i] - m;
+      s += d * d;
+    }
+    return s;
+  }
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) {
+      const float d = p[i + k] - m;
+      a[k] += d * d;
+    }
+  float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  for (; i < n; i++) {
+    const float d = p[i] - m;
+    s += d * d;
+  }
+  return s;
+}
+// sum of g[i] and of g[i] * (x[i] - m)
+inline void sums_g_gx(const float* g, const float* x, int64_t n, float m, float& sg, float& sgx) {
+  if (n < kChains8) {
+    float s = 0, t = 0;
+    for (int64_t i = 0; i < n; i++) {
+      s += g[i];
+      t += g[i] * (x[i] - m);
+    }
+    sg = s;
+    sgx = t;
+    return;
+  }
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) {
+      a[k] += g[i + k];
+      b[k] += g[i + k] * (x[i + k] - m);
+    }
+  float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  float t = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+  for (; i < n; i++) {
+    s += g[i];
+    t += g[i] * (x[i] - m);
+  }
+  sg = s;
+  sgx = t;
+}
+}  // namespace
+
 void batchnorm_forward(const float* x, int N, int C, int64_t S, const float* gamma, const float* beta, float* rmean, float* rvar, bool training, float momentum, float eps, float* y, float* mean, float* invstd) {
   const double M = static_cast<double>(N) * S;
   auto channel = [&](int c) {
     double mu, var;
     if (training) {
       double s = 0;
-      for (int n = 0; n < N; n++) {
-        const float* p = x + (static_cast<int64_t>(n) * C + c) * S;
-        float part = 0;
-        for (int64_t i = 0; i < S; i++) part += p[i];
-        s += part;
-      }
+      for (int n = 0; n < N; n++) s += sum8(x + (static_cast<int64_t>(n) * C + c) * S, S);
       mu = s / M;
       double ss = 0;
-      for (int n = 0; n < N; n++) {
-        const float* p = x + (static_cast<int64_t>(n) * C + c) * S;
-        const float m = static_cast<float>(mu);
-        float part = 0;
-        for (int64_t i = 0; i < S; i++) {
-          const float d = p[i] - m;
-          part += d * d;
-        }
-        ss += part;
-      }
+      for (int n = 0; n < N; n++) ss += sumsq8(x + (static_cast<int64_t>(n) * C + c) * S, S, static_cast<float>(mu));
       var = ss / M;
       rmean[c] = static_cast<float>((1 - momentum) * rmean[c] + momentum * mu);
       rvar[c] = static_cast<float>((1 - momentum) * rvar[c] + momentum * (M > 1 ? ss / (M - 1) : var));
@@ -389,12 +450,8 @@ void batchnorm_backward(const float* x, const float* g, int N, int C, int64_t S,
     double sg = 0, sgx = 0;
     for (int n = 0; n < N; n++) {
       const int64_t base = (static_cast<int64_t>(n) * C + c) * S;
-      float a = 0, b = 0;
-      for (int64_t i = 0; i < S; i++) {
-        const float gi = g[base + i];
-        a += gi;
-        b += gi * (x[base + i] - mu);
-      }
+      float a, b;
+      sums_g_gx(g + base, x + base, S, mu, a, b);
       sg += a;
       sgx += static_cast<double>(b) * is;
     }

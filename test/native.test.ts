@@ -431,6 +431,30 @@ S('ops on the native backend match the TypeScript backend: conv2d, pooling, batc
   nat.forEach((t, i) => assertClose(t.data, ref[i].data, 1e-4, names[i]));
 });
 
+S('batch norm forward and backward on planes of at least 256 pixels (the 8-chain sums) match the TypeScript backend', () => {
+  need();
+  for (const training of [true, false]) {
+    const run = () => {
+      const r = new Rng(10);
+      const mk = (shape: number[], lo = -1, hi = 1) => tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.uniform(lo, hi)), shape, { requiresGrad: true });
+      const x = mk([3, 4, 17, 19]), gam = mk([4]), bet = mk([4]);
+      const st = { runningMean: tensor([0.1, -0.2, 0.3, 0]), runningVar: tensor([1, 0.5, 2, 1.5]) };
+      const y = batchNorm(x, gam, bet, st, training);
+      y.backward(tensor(Array.from({ length: y.size }, () => r.uniform(-1, 1)), y.shape));
+      return [y, x.grad!, gam.grad!, bet.grad!, st.runningMean, st.runningVar];
+    };
+    const nat = run();
+    setBackend('js');
+    let ref: Tensor[];
+    try {
+      ref = run();
+    } finally {
+      setBackend(null);
+    }
+    ['y', 'dx', 'dgamma', 'dbeta', 'runningMean', 'runningVar'].forEach((name, i) => assertClose(nat[i].data, ref[i].data, 1e-4, `${name} training=${training}`));
+  }
+});
+
 S('conv2d backward at stride 1 (input gradient by a convolution) on the native backend matches the TypeScript backend', () => {
   need();
   // 12-pixel rows: the native convForward runs the direct convolution; 5-pixel rows: the implicit GEMM
