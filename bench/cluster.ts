@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { buildModel, kmeans, mergeSites, unitVectors, vgg16Arch } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
+import { envWithoutRerun } from '../src/cli/hugepages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -28,7 +29,7 @@ export async function benchCluster(args: BenchArgs): Promise<void> {
     const ms = await measureMs(`kmeans ${key}`, () => { inertia = kmeans(X, n, d, k, { nInit, maxIter, seed: 1 }).inertia; }, { iterations: 3, time: 500 });
     const file = join(dir, `${key}.f32`);
     writeFileSync(file, new Uint8Array(X.buffer));
-    const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'sklearn_kmeans.py'), file, String(n), String(d), String(k), String(nInit), String(maxIter), '3'], { encoding: 'utf8' });
+    const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'sklearn_kmeans.py'), file, String(n), String(d), String(k), String(nInit), String(maxIter), '3'], { encoding: 'utf8', env: envWithoutRerun() });
     let sk: { seconds: number; inertia: number } | null = null;
     let why = '';
     if (r.status === 0) sk = JSON.parse(r.stdout.trim().split('\n').pop()!);

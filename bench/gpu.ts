@@ -17,12 +17,13 @@ import { BatchLoader, channelStats } from '../datasets/loader.js';
 import { GpuModel } from '../src/train/gpu.js';
 import { emit, fmt } from './util.js';
 import type { BenchArgs } from './util.js';
+import { envWithoutRerun } from '../src/cli/hugepages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function torchGpu(sizes: number[], steps: number): { gemm_gflops?: Record<string, number>; vgg_ms_per_step?: number; device?: string; why?: string } {
   const py = ['/usr/bin/python3', 'python3'].find((p) => p === 'python3' || existsSync(p))!;
-  const r = spawnSync(py, [join(root, 'bench', 'torch_gpu.py'), sizes.join(','), String(steps)], { encoding: 'utf8' });
+  const r = spawnSync(py, [join(root, 'bench', 'torch_gpu.py'), sizes.join(','), String(steps)], { encoding: 'utf8', env: envWithoutRerun() });
   try {
     const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
     return j.cuda ? j : { why: j.why };

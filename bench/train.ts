@@ -9,12 +9,13 @@ import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, nativeAdd
 import type { Arch } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
+import { envWithoutRerun } from '../src/cli/hugepages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function torchStep(model: string, batch: number, iters: number, threads: number): { ms: number | null; why: string } {
   const py = ['/usr/bin/python3', 'python3'].find((p) => p === 'python3' || existsSync(p))!;
-  const r = spawnSync(py, [join(root, 'bench', 'torch_train.py'), model, String(batch), String(iters), String(threads)], { encoding: 'utf8' });
+  const r = spawnSync(py, [join(root, 'bench', 'torch_train.py'), model, String(batch), String(iters), String(threads)], { encoding: 'utf8', env: envWithoutRerun() });
   if (r.status !== 0) return { ms: null, why: (r.stderr || '').includes('No module named') ? 'python3-torch is not installed (apt-get install python3-torch)' : `PyTorch run failed: ${(r.stderr || '').split('\n').filter(Boolean).pop()}` };
   try {
     return { ms: JSON.parse(r.stdout.trim().split('\n').pop()!).ms_per_step, why: '' };

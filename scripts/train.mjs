@@ -4,7 +4,7 @@
 //   [--batch N] [--lr X] [--seed N] [--limit N] [--checkpoint FILE] [--resume FILE] [--data-dir DIR]
 //   [--path DIR] [--json]
 // first: re-runs this process with huge pages for large arrays, as the command does (Linux)
-import '../dist/src/cli/hugepages.js';
+import '../dist/src/cli/rerun.js';
 import { trainDbn, trainLenet, trainVgg } from '../dist/src/index.js';
 
 const [name, ...rest] = process.argv.slice(2);

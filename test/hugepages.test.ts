@@ -1,4 +1,4 @@
-// The re-run with huge pages (src/cli/hugepages.ts): when it happens, that it passes the arguments
+// The re-run with huge pages (src/cli/hugepages.ts, src/cli/rerun.ts): when it happens, that it passes the arguments
 // and the exit code through, prints once, and that the opt-outs hold.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HUGEPAGE_TUNABLES, wantsHugePageRerun } from '../src/cli/hugepages.js';
+import { envWithoutRerun, HUGEPAGE_TUNABLES, RERUN_MARK, wantsHugePageRerun } from '../src/cli/hugepages.js';
 
 const H = suite('hugepages');
 
@@ -19,10 +19,16 @@ H('wantsHugePageRerun: Linux with GLIBC_TUNABLES unset only, NEURONMERGE_HUGEPAG
   assert.is(wantsHugePageRerun({}, 'darwin'), false);
 });
 
+H('envWithoutRerun drops what the re-run added, and only that', () => {
+  assert.equal(envWithoutRerun({ GLIBC_TUNABLES: HUGEPAGE_TUNABLES, [RERUN_MARK]: '1', HOME: '/h' }), { HOME: '/h' });
+  assert.equal(envWithoutRerun({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2', HOME: '/h' }), { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2', HOME: '/h' });
+  assert.is(process.env[RERUN_MARK], undefined, 'the test process itself was not re-run');
+});
+
 H('a script importing it first runs once, re-run with the tunable, with its arguments and exit code', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nm-hp-'));
   const script = join(dir, 'probe.mjs');
-  const mod = join(process.cwd(), 'dist', 'src', 'cli', 'hugepages.js');
+  const mod = join(process.cwd(), 'dist', 'src', 'cli', 'rerun.js');
   writeFileSync(script, `import ${JSON.stringify(mod)};\nconsole.log('T=' + (process.env.GLIBC_TUNABLES ?? 'unset') + ' A=' + process.argv.slice(2).join(','));\nprocess.exit(Number(process.argv[2]));\n`);
   const env = (extra: Record<string, string>) => {
     const e: NodeJS.ProcessEnv = { ...process.env, ...extra };

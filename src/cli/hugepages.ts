@@ -1,5 +1,5 @@
-// Imported first by the command, the benchmarks and the training script: on Linux, re-runs this very
-// process (same Node, flags and arguments, inheriting stdin/stdout/stderr) with
+// rerunWithHugePages(), called first (through ./rerun.js) by the command, the benchmarks and the
+// training script: on Linux, re-runs this very process (same Node, flags and arguments, inheriting stdin/stdout/stderr) with
 // GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that glibc's malloc asks for transparent huge pages for
 // its large blocks, which are where V8 puts big Float32Arrays. Every op allocates its output, and a
 // fresh block's first touch costs a page fault per 4 KiB page: on this project's VMs, writing a new
@@ -14,16 +14,29 @@
 import { spawnSync } from 'node:child_process';
 
 export const HUGEPAGE_TUNABLES = 'glibc.malloc.hugetlb=1';
+/** set in the re-run, so that programs it starts can be given the environment the user had */
+export const RERUN_MARK = 'NEURONMERGE_HUGEPAGES_RERUN';
+
+/** the environment without what the re-run added (for the reference programs a benchmark runs) */
+export function envWithoutRerun(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (env[RERUN_MARK] !== '1') return env;
+  const e = { ...env };
+  delete e.GLIBC_TUNABLES;
+  delete e[RERUN_MARK];
+  return e;
+}
 
 /** whether this process should re-run itself with huge pages (see the module's comment) */
 export function wantsHugePageRerun(env: NodeJS.ProcessEnv = process.env, platform: string = process.platform): boolean {
   return platform === 'linux' && env.GLIBC_TUNABLES === undefined && env.NEURONMERGE_HUGEPAGES !== '0';
 }
 
-if (wantsHugePageRerun()) {
+/** re-runs this process with huge pages and exits with its status, where wantsHugePageRerun() says so */
+export function rerunWithHugePages(): void {
+  if (!wantsHugePageRerun()) return;
   const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
-    env: { ...process.env, GLIBC_TUNABLES: HUGEPAGE_TUNABLES },
+    env: { ...process.env, GLIBC_TUNABLES: HUGEPAGE_TUNABLES, [RERUN_MARK]: '1' },
   });
   // where the re-run could not start at all, carry on in this process without huge pages
   if (!r.error) {

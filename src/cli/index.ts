@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The neuronmerge command. Every error is one clear line on stderr and a non-zero exit code.
 // first, before anything else loads: re-runs this process with huge pages for large arrays (Linux)
-import './hugepages.js';
+import './rerun.js';
 import { Command, InvalidArgumentError } from 'commander';
 // the native kernels register themselves when this module loads (the TypeScript ones otherwise)
 import '../backend/native.js';
