@@ -349,13 +349,7 @@ inline float sum8(const float* p, int64_t n) {
     for (int64_t i = 0; i < n; i++) s += p[i];
     return s;
   }
-  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) a[k] += p[i + k];
-  float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-  for (; i < n; i++) s += p[i];
-  return s;
+  return sum_chains8<float>(p, n);
 }
 // sum of (p[i] - m)^2
 inline float sumsq8(const float* p, int64_t n, float m) {

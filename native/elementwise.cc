@@ -187,16 +187,7 @@ void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int
     const int T = rows > 1 ? num_threads() : 1;
     parallel_for(T, [&](int t) {
       const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-      for (int64_t r = r0; r < r1; r++) {
-        const float* q = x + r * last;
-        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t j = 0;
-        for (; j + 8 <= last; j += 8)
-          for (int k = 0; k < 8; k++) a[k] += q[j + k];
-        double acc = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        for (; j < last; j++) acc += q[j];
-        rowSum[r] = static_cast<float>(acc);
-      }
+      for (int64_t r = r0; r < r1; r++) rowSum[r] = static_cast<float>(sum_chains8<double>(x + r * last, last));
     }, T);
   }
   std::vector<int64_t> idx(nd, 0);

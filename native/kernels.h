@@ -5,6 +5,19 @@
 
 namespace nm {
 
+/** sum of p[0..n) accumulated in Acc over 8 independent chains (a single running sum is bound by the
+ *  add latency, 3-4 cycles an element), the chains added pairwise, then the tail */
+template <typename Acc>
+inline Acc sum_chains8(const float* p, int64_t n) {
+  Acc a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) a[k] += p[i + k];
+  Acc s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+
 // G images x (G,C,H,W) -> cols (C*KH*KW, G*OH*OW), row stride ldc; image i in columns i*OH*OW..
 void im2col(const float* x, int G, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, float* cols, int64_t ldc);
 // cols (C*KH*KW, G*OH*OW), row stride ldc -> dx (G,C,H,W), +=

@@ -26,6 +26,17 @@ function isas(a: NativeAddon): string[] {
   return ok;
 }
 
+/** run() on the native backend, then on the TypeScript one (restoring the automatic choice) */
+function onBothBackends<R>(run: () => R): [R, R] {
+  const nat = run();
+  setBackend('js');
+  try {
+    return [nat, run()];
+  } finally {
+    setBackend(null);
+  }
+}
+
 S('the addon loads and serves the float32 kernels; float64 stays on TypeScript', () => {
   const a = need();
   assert.ok(a.threads() >= 1);
@@ -419,14 +430,7 @@ S('ops on the native backend match the TypeScript backend: conv2d, pooling, batc
     loss.backward();
     return [loss, x.grad!, w.grad!, b.grad!, gam.grad!, sum(h)] as Tensor[];
   };
-  const nat = run();
-  setBackend('js');
-  let ref: Tensor[];
-  try {
-    ref = run();
-  } finally {
-    setBackend(null);
-  }
+  const [nat, ref] = onBothBackends(run);
   const names = ['loss', 'dx', 'dw', 'db', 'dgamma', 'sum'];
   nat.forEach((t, i) => assertClose(t.data, ref[i].data, 1e-4, names[i]));
 });
@@ -443,14 +447,7 @@ S('batch norm forward and backward on planes of at least 256 pixels (the 8-chain
       y.backward(tensor(Array.from({ length: y.size }, () => r.uniform(-1, 1)), y.shape));
       return [y, x.grad!, gam.grad!, bet.grad!, st.runningMean, st.runningVar];
     };
-    const nat = run();
-    setBackend('js');
-    let ref: Tensor[];
-    try {
-      ref = run();
-    } finally {
-      setBackend(null);
-    }
+    const [nat, ref] = onBothBackends(run);
     ['y', 'dx', 'dgamma', 'dbeta', 'runningMean', 'runningVar'].forEach((name, i) => assertClose(nat[i].data, ref[i].data, 1e-4, `${name} training=${training}`));
   }
 });
@@ -468,14 +465,7 @@ S('conv2d backward at stride 1 (input gradient by a convolution) on the native b
       y.backward(g);
       return [x.grad!, w.grad!, b.grad!, w, g];
     };
-    const nat = run();
-    setBackend('js');
-    let ref: Tensor[];
-    try {
-      ref = run();
-    } finally {
-      setBackend(null);
-    }
+    const [nat, ref] = onBothBackends(run);
     ['dx', 'dw', 'db'].forEach((name, i) => assertClose(nat[i].data, ref[i].data, 1e-4, `${name} N${N} C${C} H${H} OC${OC} k${k} p${p}`));
     // and dx against the definition: dx[n,c,h,v] = sum over o, i, j of w[o,c,i,j] g[n,o,h+p-i,v+p-j]
     const [w, g] = [nat[3], nat[4]], O = H + 2 * p - k + 1;
