@@ -51,10 +51,11 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));  // unaligne
 struct Buffers {
   float* a = nullptr;
   float* b = nullptr;
-  // the second shared A block or B panel of a parallel product (the caller's; see NM_PAR_NAME)
-  float* a2 = nullptr;
+  // a parallel product's shared buffers, the caller's (see NM_PAR_NAME): the second B panel (b being
+  // the first), or two A blocks of up to MS rows
   float* b2 = nullptr;
-  float* as = nullptr;  // the first shared A block (MS rows)
+  float* as = nullptr;
+  float* a2 = nullptr;
   ~Buffers() {
     free(as);
     free(a);
@@ -66,9 +67,10 @@ struct Buffers {
     if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
     if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
   }
-  void ensure_second() {
-    if (!a2) a2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
-    if (!b2) b2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
+  void ensure_shared(bool panels) {
+    if (panels && !b2) b2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
+    if (!panels && !as) as = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
+    if (!panels && !a2) a2 = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
   }
 };
 
@@ -471,24 +473,24 @@ class SpinBarrier {
 
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-// parallel core on T threads (T <= the pool's size): each (jc, pc) step packs the B panel together,
-// then either the threads take C's row blocks (each packing its own A blocks), or, where C has at most
-// MS rows, the threads pack the whole A block together and take pieces of its column panels. Blocks and panels are
-// claimed one at a time from a counter per step, not split in advance: on a machine shared with other
-// work, a core that is slowed down takes fewer of them instead of holding up the step's end.
+// parallel core on T threads (T <= the pool's size): in each (jc, pc) step the threads either pack the
+// B panel together and take C's row blocks (each packing its own A blocks), or, where C has at most
+// MS rows, pack the whole A block together and take pieces of its column panels. Blocks
+// and pieces are claimed one at a time from a counter per step, not split in advance: on a machine
+// shared with other work, a core that is slowed down takes fewer of them instead of holding up the
+// step's end.
 // The shared panel (or block) alternates between two buffers, so one barrier per step suffices: a
 // thread packing step i + 1 into a buffer knows every thread has finished step i - 1, its last reader,
 // since all passed the barrier of step i.
 void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T, const ConvB* cb) {
   if (M <= 0 || N <= 0 || K <= 0) return;
-  tls.ensure();
-  tls.ensure_second();
-  float* const pbShared[2] = {tls.b, tls.b2};  // the caller's buffers: the shared B panels, or the shared A blocks
   const int KB = k_block(K);
   const int NB = n_block(N);
   // row blocks also where C has too few column panels to give each thread two (a 10-class layer)
   const bool byRows = M > MS || (NB + NR - 1) / NR < 2 * T;
-  if (!byRows && !tls.as) tls.as = static_cast<float*>(aligned_alloc(64, sizeof(float) * MS * KC));
+  tls.ensure();
+  tls.ensure_shared(byRows);
+  float* const pbShared[2] = {tls.b, tls.b2};
   float* const paShared[2] = {tls.as, tls.a2};
   const int steps = (N + NB - 1) / NB * ((K + KB - 1) / KB);
   // C's row blocks: at most MC rows, as many as a multiple of T, of equal MR-row panels give or take
