@@ -1,6 +1,6 @@
 // The re-run with huge pages (src/cli/hugepages.ts, src/cli/rerun.ts): when it happens, that it passes the arguments
 // and the exit code through, prints once, and that the opt-outs hold.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,45 @@ H('a script importing it first runs once, re-run with the tunable, with its argu
   assert.is(off.stdout, 'T=unset A=0\n');
   const own = run({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, '0');
   assert.is(own.stdout, 'T=glibc.malloc.arena_max=2 A=0\n');
+});
+
+H('stopping the first process (SIGTERM) stops the re-run too', async () => {
+  if (process.platform !== 'linux') return;
+  const dir = mkdtempSync(join(tmpdir(), 'nm-hp-'));
+  const script = join(dir, 'sleeper.mjs');
+  const mod = join(process.cwd(), 'dist', 'src', 'cli', 'rerun.js');
+  writeFileSync(script, `import ${JSON.stringify(mod)};\nconsole.log('PID=' + process.pid + ' T=' + process.env.GLIBC_TUNABLES);\nsetTimeout(() => {}, 30000);\n`);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  delete env.NEURONMERGE_HUGEPAGES;
+  const parent = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    parent.stdout!.on('data', (d) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    parent.on('exit', () => reject(new Error(`exited before printing: ${out}`)));
+  });
+  const m = /^PID=(\d+) T=(.*)$/.exec(line);
+  assert.ok(m, line);
+  const childPid = Number(m![1]);
+  assert.is.not(childPid, parent.pid, 'the script runs in a second process');
+  assert.is(m![2], HUGEPAGE_TUNABLES);
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => parent.on('exit', (code, signal) => resolve({ code, signal })));
+  parent.kill('SIGTERM');
+  const how = await exited;
+  assert.is(how.signal, 'SIGTERM', 'the first process dies of the re-run\'s signal');
+  const alive = () => {
+    try {
+      process.kill(childPid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 40 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.is(alive(), false, 'the re-run is gone');
 });
 
 H.run();

@@ -11,7 +11,8 @@
 // Nothing happens where GLIBC_TUNABLES is already set (the user's own choice, or this re-run), where
 // NEURONMERGE_HUGEPAGES=0, or off Linux; C libraries other than glibc ignore the variable. The
 // machine's setting must allow it: /sys/kernel/mm/transparent_hugepage/enabled 'madvise' or 'always'.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 
 export const HUGEPAGE_TUNABLES = 'glibc.malloc.hugetlb=1';
 /** set in the re-run, so that programs it starts can be given the environment the user had */
@@ -31,16 +32,35 @@ export function wantsHugePageRerun(env: NodeJS.ProcessEnv = process.env, platfor
   return platform === 'linux' && env.GLIBC_TUNABLES === undefined && env.NEURONMERGE_HUGEPAGES !== '0';
 }
 
-/** re-runs this process with huge pages and exits with its status, where wantsHugePageRerun() says so */
-export function rerunWithHugePages(): void {
-  if (!wantsHugePageRerun()) return;
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, GLIBC_TUNABLES: HUGEPAGE_TUNABLES, [RERUN_MARK]: '1' },
-  });
-  // where the re-run could not start at all, carry on in this process without huge pages
-  if (!r.error) {
-    if (r.signal) process.kill(process.pid, r.signal);
-    process.exit(r.status ?? 1);
+/**
+ * Re-runs this process with huge pages where wantsHugePageRerun() says so; resolves never in that
+ * case (this process exits with the re-run's status, or dies of its signal), at once otherwise.
+ * SIGINT, SIGTERM and SIGHUP sent to this process are passed on, so that stopping it (a supervisor, a
+ * `timeout`) stops the re-run too instead of leaving it orphaned.
+ */
+export function rerunWithHugePages(): Promise<void> {
+  if (!wantsHugePageRerun()) return Promise.resolve();
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, GLIBC_TUNABLES: HUGEPAGE_TUNABLES, [RERUN_MARK]: '1' },
+    });
+  } catch {
+    return Promise.resolve(); // could not start: carry on here without huge pages
   }
+  return new Promise<void>((resolve) => {
+    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const sig of signals) process.on(sig, forward(sig));
+    // where the re-run could not start at all, carry on in this process without huge pages
+    child.on('error', () => resolve());
+    child.on('exit', (code, signal) => {
+      if (signal) {
+        for (const sig of signals) process.removeAllListeners(sig);
+        process.kill(process.pid, signal);
+      }
+      process.exit(code ?? 1);
+    });
+  });
 }

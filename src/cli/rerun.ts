@@ -2,4 +2,4 @@
 // re-runs the process with huge pages for large arrays where that applies (see ./hugepages.ts).
 import { rerunWithHugePages } from './hugepages.js';
 
-rerunWithHugePages();
+await rerunWithHugePages();
