@@ -473,6 +473,12 @@ class SpinBarrier {
 
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
+// where part i of `parts` equal parts (give or take one unit) of `units` units of `width` starts,
+// clipped to `limit`: the threads' shares and the claimed blocks and pieces of a parallel product
+inline int part_start(int units, int i, int parts, int width, int limit) {
+  return std::min(limit, static_cast<int>(static_cast<int64_t>(units) * i / parts) * width);
+}
+
 // parallel core on T threads (T <= the pool's size): in each (jc, pc) step the threads either pack the
 // B panel together and take C's row blocks (each packing its own A blocks), or, where C has at most
 // MS rows, pack the whole A block together and take pieces of its column panels. Blocks
@@ -494,7 +500,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
   float* const paShared[2] = {tls.as, tls.a2};
   const int steps = (N + NB - 1) / NB * ((K + KB - 1) / KB);
   // C's row blocks: at most MC rows, as many as a multiple of T, of equal MR-row panels give or take
-  // one (block b: panels rowUnits*b/rowBlocks onwards), so that threads taking them in turn end
+  // one (part_start), so that threads taking them in turn end
   // together (blocks of MC and a short last one left 288 rows to one thread and 224 to the other at M 512)
   const int rowUnits = (M + MR - 1) / MR;
   const int rowBlocks = round_up((M + MC - 1) / MC, T);
@@ -514,15 +520,12 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
         if (byRows) {
           // the B panel is packed together (an even share each), then the threads take C's row blocks
           float* const pb = pbShared[step & 1];
-          const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
-          if (p1 > p0) {
-            const int j0 = p0 * NR, j1 = std::min(nc, p1 * NR);
-            pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pb + static_cast<int64_t>(j0) * kc, cb);
-          }
+          const int j0 = part_start(panels, t, T, NR, nc), j1 = part_start(panels, t + 1, T, NR, nc);
+          if (j1 > j0) pack_b(B, ldb, tb, pc, kc, jc + j0, j1 - j0, pb + static_cast<int64_t>(j0) * kc, cb);
           bar.wait();
           for (int b; (b = claim.fetch_add(1, std::memory_order_relaxed)) < rowBlocks;) {
-            const int ic = static_cast<int>(static_cast<int64_t>(rowUnits) * b / rowBlocks) * MR;
-            const int mc = std::min(M, static_cast<int>(static_cast<int64_t>(rowUnits) * (b + 1) / rowBlocks) * MR) - ic;
+            const int ic = part_start(rowUnits, b, rowBlocks, MR, M);
+            const int mc = part_start(rowUnits, b + 1, rowBlocks, MR, M) - ic;
             pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
             for (int jr = 0; jr < nc; jr += NR) {
               const int cols = std::min(NR, nc - jr);
@@ -537,14 +540,13 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
           // as many as a multiple of T, of equal panels give or take one), each packing its piece of B
           // before use
           float* const pa = paShared[step & 1];
-          const int units = (M + MR - 1) / MR;
-          const int r0 = std::min(M, units * t / T * MR), r1 = std::min(M, units * (t + 1) / T * MR);
+          const int r0 = part_start(rowUnits, t, T, MR, M), r1 = part_start(rowUnits, t + 1, T, MR, M);
           if (r1 > r0) pack_a(A, lda, ta, r0, r1 - r0, pc, kc, pa + static_cast<int64_t>(r0) * kc);
           bar.wait();
           const int pieces = std::min(panels, round_up(std::max(4 * T, (nc + NS - 1) / NS), T));
           for (int q; (q = claim.fetch_add(1, std::memory_order_relaxed)) < pieces;) {
-            const int js = panels * q / pieces * NR;
-            const int ns = std::min(nc, panels * (q + 1) / pieces * NR) - js;
+            const int js = part_start(panels, q, pieces, NR, nc);
+            const int ns = part_start(panels, q + 1, pieces, NR, nc) - js;
             pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b, cb);
             for (int jr = 0; jr < ns; jr += NR) {
               const int cols = std::min(NR, ns - jr);

@@ -12,7 +12,6 @@
 // NEURONMERGE_HUGEPAGES=0, or off Linux; C libraries other than glibc ignore the variable. The
 // machine's setting must allow it: /sys/kernel/mm/transparent_hugepage/enabled 'madvise' or 'always'.
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 
 export const HUGEPAGE_TUNABLES = 'glibc.malloc.hugetlb=1';
 /** set in the re-run, so that programs it starts can be given the environment the user had */
@@ -40,15 +39,10 @@ export function wantsHugePageRerun(env: NodeJS.ProcessEnv = process.env, platfor
  */
 export function rerunWithHugePages(): Promise<void> {
   if (!wantsHugePageRerun()) return Promise.resolve();
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-      stdio: 'inherit',
-      env: { ...process.env, GLIBC_TUNABLES: HUGEPAGE_TUNABLES, [RERUN_MARK]: '1' },
-    });
-  } catch {
-    return Promise.resolve(); // could not start: carry on here without huge pages
-  }
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, GLIBC_TUNABLES: HUGEPAGE_TUNABLES, [RERUN_MARK]: '1' },
+  });
   return new Promise<void>((resolve) => {
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
     const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
