@@ -655,8 +655,8 @@ export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpi
  * w (OC,C,KH,KW) -> (C,OC,KH,KW) with each kernel turned by 180 degrees: the weights of the
  * convolution that carries a stride-1 convolution's output gradient back to its input
  */
-function flipWeights(w: FloatArray, OC: number, C: number, KH: number, KW: number): FloatArray {
-  const r = allocate(w instanceof Float64Array ? 'float64' : 'float32', w.length);
+function flipWeights(w: FloatArray, dtype: DType, OC: number, C: number, KH: number, KW: number): FloatArray {
+  const r = allocate(dtype, w.length);
   const kk = KH * KW;
   for (let o = 0; o < OC; o++)
     for (let c = 0; c < C; c++) {
@@ -689,41 +689,40 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     const byConv = gx !== null && SH === 1 && SW === 1 && PH <= KH - 1 && PW <= KW - 1 && H * W >= 16;
     if (byConv) {
       const empty = allocate(dtype, 0);
-      kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, OC, C, KH, KW), C, empty, empty, false, 1, gx, 0);
+      kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, dtype, OC, C, KH, KW), C, empty, empty, false, 1, gx, 0);
     }
-    if (!gw && byConv) return finish(g, gx, gw);
-    const G = convChunkImages(N, CKK, L, OC);
-    const gemm = kernel('gemm', dtype);
-    const permuteK = kernel('permute', dtype);
-    const col2im = kernel('col2im', dtype);
-    const im2col = kernel('im2col', dtype);
-    const cols = scratch(dtype, 0, CKK * G * L);
-    const gt = G > 1 ? scratch(dtype, 1, OC * G * L) : null;
-    const dcols = gx && !byConv ? scratch(dtype, 2, CKK * G * L) : null;
-    for (let n0 = 0; n0 < N; n0 += G) {
-      const k = Math.min(G, N - n0);
-      // this chunk's upstream gradient as (OC, k*L)
-      let go: FloatArray, goOff: number;
-      if (k === 1) {
-        go = g.data;
-        goOff = n0 * OC * L;
-      } else {
-        permuteK(g.data.subarray(n0 * OC * L, (n0 + k) * OC * L) as FloatArray, [k, OC, L], [1, 0, 2], gt!.subarray(0, OC * k * L) as FloatArray);
-        go = gt!;
-        goOff = 0;
-      }
-      if (gw) {
-        im2col(x.data, n0 * C * H * W, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, k * L);
-        gemm(false, true, OC, CKK, k * L, 1, go, goOff, k * L, cols, 0, k * L, 1, gw, 0, CKK);
-      }
-      if (gx && dcols) {
-        gemm(true, false, CKK, k * L, OC, 1, w.data, 0, CKK, go, goOff, k * L, 0, dcols, 0, k * L);
-        col2im(dcols, 0, k * L, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, n0 * C * H * W);
+    // the weight gradient, and the input gradient where it is not a convolution: per chunk of images
+    if (gw || (gx && !byConv)) {
+      const G = convChunkImages(N, CKK, L, OC);
+      const gemm = kernel('gemm', dtype);
+      const permuteK = kernel('permute', dtype);
+      const col2im = kernel('col2im', dtype);
+      const im2col = kernel('im2col', dtype);
+      const cols = scratch(dtype, 0, CKK * G * L);
+      const gt = G > 1 ? scratch(dtype, 1, OC * G * L) : null;
+      const dcols = gx && !byConv ? scratch(dtype, 2, CKK * G * L) : null;
+      for (let n0 = 0; n0 < N; n0 += G) {
+        const k = Math.min(G, N - n0);
+        // this chunk's upstream gradient as (OC, k*L)
+        let go: FloatArray, goOff: number;
+        if (k === 1) {
+          go = g.data;
+          goOff = n0 * OC * L;
+        } else {
+          permuteK(g.data.subarray(n0 * OC * L, (n0 + k) * OC * L) as FloatArray, [k, OC, L], [1, 0, 2], gt!.subarray(0, OC * k * L) as FloatArray);
+          go = gt!;
+          goOff = 0;
+        }
+        if (gw) {
+          im2col(x.data, n0 * C * H * W, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, k * L);
+          gemm(false, true, OC, CKK, k * L, 1, go, goOff, k * L, cols, 0, k * L, 1, gw, 0, CKK);
+        }
+        if (gx && dcols) {
+          gemm(true, false, CKK, k * L, OC, 1, w.data, 0, CKK, go, goOff, k * L, 0, dcols, 0, k * L);
+          col2im(dcols, 0, k * L, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, gx, n0 * C * H * W);
+        }
       }
     }
-    return finish(g, gx, gw);
-  });
-  function finish(g: Tensor, gx: FloatArray | null, gw: FloatArray | null): (Tensor | null)[] {
     let gb: Tensor | null = null;
     if (b && b.requiresGrad) {
       // gb (OC) = sum of g (N,OC,L) over N and L
@@ -734,7 +733,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     const res: (Tensor | null)[] = [gx ? new Tensor(gx, x.shape) : null, gw ? new Tensor(gw, w.shape) : null];
     if (b) res.push(gb);
     return res;
-  }
+  });
 }
 
 export interface PoolOptions {
