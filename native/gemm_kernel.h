@@ -506,6 +506,25 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
     }, T);
     return;
   }
+  if (M <= MS && K <= KC && N > NC) {
+    // C of few rows, one K block and several N blocks (VGG-16's first layer as a product,
+    // 64x131072x27): each thread runs the serial core on its own share of C's columns, packing the
+    // small op(A) itself, instead of a barrier per N block (interleaved against OpenBLAS at 2
+    // threads: 64x131072x27 1.00x -> 1.12x)
+    const int colUnits = (N + NR - 1) / NR;
+    parallel_for(T, [&](int t) {
+      const int n0 = part_start(colUnits, t, T, NR, N), n1 = part_start(colUnits, t + 1, T, NR, N);
+      if (n1 <= n0) return;
+      ConvB sub;
+      if (cb) {
+        sub = *cb;
+        sub.j0 += n0;
+      }
+      const float* Bp = cb ? nullptr : tb ? B + static_cast<int64_t>(n0) * ldb : B + n0;
+      NM_NAME(ta, tb, M, n1 - n0, K, alpha, A, lda, Bp, ldb, beta, C + n0, ldc, cb ? &sub : nullptr);
+    }, T);
+    return;
+  }
   const int KB = k_block(K);
   const int NB = n_block(N);
   // row blocks also where C has too few column panels to give each thread two (a 10-class layer)

@@ -77,8 +77,9 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
         // on 2 threads, 400 rows with K of two blocks (300) take independent row shares (each thread
         // packing op(B) itself), 400 rows with K of one block (200) the shared-B-panel split (row
         // blocks), and so do 60 rows with 3 column panels; 60 rows with 7 panels take the
-        // shared-A-block split (column pieces); 4100 columns make two equal column blocks
-        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300], [400, 70, 200], [60, 40, 1000], [60, 100, 1000], [20, 4100, 30]])
+        // shared-A-block split (column pieces); 4100 columns make two equal column blocks, split
+        // into column shares in one K block (30), shared A blocks in two (300)
+        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300], [400, 70, 200], [60, 40, 1000], [60, 100, 1000], [20, 4100, 30], [20, 4100, 300]])
           for (const tA of [false, true])
             for (const tB of [false, true]) {
               const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3;
@@ -248,7 +249,10 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // remainders, padding, odd pooled sizes
       [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1],
       // one image on 2 threads: the GEMM paths for stride 1 (a per-image GEMM; chunks with a pool)
-      [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2]];
+      [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2],
+      // 40 images of 121 pixels side by side, one K block: on 2 threads each takes a share of the
+      // columns, the second starting inside an image
+      [40, 3, 22, 22, 8, 3, 2, 1, 1]];
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
       a.setIsa(isa as 'avx2');
       a.setThreads(threads);
