@@ -479,8 +479,27 @@ inline int part_start(int units, int i, int parts, int width, int limit) {
   return std::min(limit, static_cast<int>(static_cast<int64_t>(units) * i / parts) * width);
 }
 
-// parallel core on T threads (T <= the pool's size): in each (jc, pc) step the threads either pack the
-// B panel together and take C's row blocks (each packing its own A blocks), or, where C has at most
+// T equal shares of C's columns (whole panels), each computed by the serial core on its own thread
+// (static: its NR and serial core differ between the three builds of this file)
+static void col_shares(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T, const ConvB* cb) {
+  const int colUnits = (N + NR - 1) / NR;
+  parallel_for(T, [&](int t) {
+    const int n0 = part_start(colUnits, t, T, NR, N), n1 = part_start(colUnits, t + 1, T, NR, N);
+    if (n1 <= n0) return;
+    ConvB sub;
+    if (cb) {
+      sub = *cb;
+      sub.j0 += n0;
+    }
+    const float* Bp = cb ? nullptr : tb ? B + static_cast<int64_t>(n0) * ldb : B + n0;
+    NM_NAME(ta, tb, M, n1 - n0, K, alpha, A, lda, Bp, ldb, beta, C + n0, ldc, cb ? &sub : nullptr);
+  }, T);
+}
+
+// parallel core on T threads (T <= the pool's size). Where packing an operand twice costs less than
+// sharing it (C of more than MS rows and several K blocks; C of at most MS rows, one K block and
+// several N blocks) each thread runs the serial core on its own share of C. Otherwise, in each
+// (jc, pc) step the threads either pack the B panel together and take C's row blocks (each packing its own A blocks), or, where C has at most
 // MS rows, pack the whole A block together and take pieces of its column panels. Blocks
 // and pieces are claimed one at a time from a counter per step, not split in advance: on a machine
 // shared with other work, a core that is slowed down takes fewer of them instead of holding up the
@@ -498,6 +517,15 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
     // blocks (interleaved against OpenBLAS at 2 threads: 512x512x4608 0.92x -> 0.97x, 1024^3 0.95x ->
     // 1.00x, 512x1808x2304 0.95x -> 0.97x, 4608x512x512 tA 1.06x -> 1.08x), not in one K block
     // (1152x3584x256 tA 1.07x -> 1.01x, 500x8192x50 tA 1.24x -> 1.19x)
+    if (tb && N > M) {
+      // a transposed B wider than C is tall (the wide weight gradients, 512x4608x896 tB): column
+      // shares instead, each thread packing all of op(A) and half of op(B), whose 8x8 transposes
+      // cost more per element than A's packing (interleaved: 512x4608x896 tB 0.95x -> 0.98x,
+      // 512x2304x1808 tB 0.96x -> 1.00x, 512x4608x512 tB 1.01x -> 1.03x; 512x896x4608 with a plain
+      // B read 1.03x -> 0.99x that way, so it keeps row shares)
+      col_shares(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb);
+      return;
+    }
     parallel_for(T, [&](int t) {
       const int r0 = part_start(rowUnits, t, T, MR, M), r1 = part_start(rowUnits, t + 1, T, MR, M);
       if (r1 <= r0) return;
@@ -511,18 +539,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
     // 64x131072x27): each thread runs the serial core on its own share of C's columns, packing the
     // small op(A) itself, instead of a barrier per N block (interleaved against OpenBLAS at 2
     // threads: 64x131072x27 1.00x -> 1.12x)
-    const int colUnits = (N + NR - 1) / NR;
-    parallel_for(T, [&](int t) {
-      const int n0 = part_start(colUnits, t, T, NR, N), n1 = part_start(colUnits, t + 1, T, NR, N);
-      if (n1 <= n0) return;
-      ConvB sub;
-      if (cb) {
-        sub = *cb;
-        sub.j0 += n0;
-      }
-      const float* Bp = cb ? nullptr : tb ? B + static_cast<int64_t>(n0) * ldb : B + n0;
-      NM_NAME(ta, tb, M, n1 - n0, K, alpha, A, lda, Bp, ldb, beta, C + n0, ldc, cb ? &sub : nullptr);
-    }, T);
+    col_shares(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb);
     return;
   }
   const int KB = k_block(K);

@@ -75,11 +75,12 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
         // every transpose on shapes whose packing has ragged ends everywhere: rows not a multiple of
         // any MR, columns of a partial panel, K blocks not a multiple of the packers' 8-wide steps;
         // on 2 threads, 400 rows with K of two blocks (300) take independent row shares (each thread
-        // packing op(B) itself), 400 rows with K of one block (200) the shared-B-panel split (row
+        // packing op(B) itself), or column shares with a transposed B of 500 columns, 400 rows with K
+        // of one block (200) the shared-B-panel split (row
         // blocks), and so do 60 rows with 3 column panels; 60 rows with 7 panels take the
         // shared-A-block split (column pieces); 4100 columns make two equal column blocks, split
         // into column shares in one K block (30), shared A blocks in two (300)
-        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300], [400, 70, 200], [60, 40, 1000], [60, 100, 1000], [20, 4100, 30], [20, 4100, 300]])
+        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300], [400, 500, 300], [400, 70, 200], [60, 40, 1000], [60, 100, 1000], [20, 4100, 30], [20, 4100, 300]])
           for (const tA of [false, true])
             for (const tB of [false, true]) {
               const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3;
