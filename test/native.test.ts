@@ -125,6 +125,33 @@ S('gemmAsync resolves with the same result as gemm and keeps the event loop free
   assert.equal(Array.from(C1), Array.from(C2));
 });
 
+S('gemm: the row blocks of a thread slowed by other work are taken over, and the product is the same bit for bit', async () => {
+  const a = need();
+  const prevThreads = a.threads();
+  try {
+    a.setThreads(2);
+    // 1200 rows and K of 8 blocks: each thread packs op(B) itself and runs its own row blocks, then
+    // takes the other's where that one is behind. Here the main thread spins beside an async product,
+    // so one of the product's two threads shares a core with it
+    const M = 1200, N = 400, K = 2000;
+    const A = f32(M * K), B = f32(K * N), C1 = new Float32Array(M * N), C2 = new Float32Array(M * N);
+    a.gemm(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, C1, 0, N);
+    const ref = new Float32Array(M * N);
+    jsKernels.gemm(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, ref, 0, N);
+    assertClose(C1, ref, 3e-7 * K + 1e-6, 'gemm 1200x400x2000 on 2 threads');
+    for (let r = 0; r < 6; r++) {
+      C2.fill(NaN);
+      const p = a.gemmAsync(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, C2, 0, N);
+      const until = performance.now() + 10 + 10 * r;
+      while (performance.now() < until);
+      await p;
+      for (let i = 0; i < C1.length; i++) if (!Object.is(C1[i], C2[i])) assert.unreachable(`round ${r}: C[${i}] = ${C2[i]}, alone ${C1[i]}`);
+    }
+  } finally {
+    a.setThreads(prevThreads);
+  }
+});
+
 function geometry() {
   const KH = 1 + rng.int(4), KW = 1 + rng.int(4), SH = 1 + rng.int(3), SW = 1 + rng.int(3);
   const PH = rng.int(KH), PW = rng.int(KW);
