@@ -375,6 +375,17 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
   (cols <= VW ? edge_one : edge_all)[rows - 1](kc, a, b, ldbp, c, ldc, alpha, beta, rows, cols);
 }
 
+// C (rows x cols at c, row stride ldc) = alpha * a packed A block (rows x kc at pa) * packed B panels
+// (kc x cols at pb) + beta * C: B panel by B panel (kept in L1), each against every panel of the A
+// block (kept in L2)
+inline void block_kernel(int kc, int rows, int cols, const float* pa, const float* pb, float* c, int64_t ldc, float alpha, float beta) {
+  for (int jr = 0; jr < cols; jr += NR) {
+    const int w = std::min(NR, cols - jr);
+    for (int ir = 0; ir < rows; ir += MR)
+      micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, pb + static_cast<int64_t>(jr) * kc, NR, c + static_cast<int64_t>(ir) * ldc + jr, ldc, alpha, beta, std::min(MR, rows - ir), w);
+  }
+}
+
 }  // namespace
 
 namespace nm {
@@ -413,11 +424,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
         for (int js = 0; js < nc; js += NS) {
           const int ns = std::min(NS, nc - js);
           pack_b(B, ldb, tb, pc, kc, jc + js, ns, pb, cb);
-          for (int jr = 0; jr < ns; jr += NR) {
-            const int cols = std::min(NR, ns - jr);
-            for (int ir = 0; ir < M; ir += MR)
-              micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, pb + static_cast<int64_t>(jr) * kc, NR, C + static_cast<int64_t>(ir) * ldc + jc + js + jr, ldc, alpha, bk, std::min(MR, M - ir), cols);
-          }
+          block_kernel(kc, M, ns, pa, pb, C + jc + js, ldc, alpha, bk);
         }
         continue;
       }
@@ -425,14 +432,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
       for (int ic = 0; ic < M; ic += MC) {
         const int mc = std::min(MC, M - ic);
         pack_a(A, lda, ta, ic, mc, pc, kc, pa);
-        for (int jr = 0; jr < nc; jr += NR) {
-          const int cols = std::min(NR, nc - jr);
-          const float* bp = pb + static_cast<int64_t>(jr) * kc;
-          for (int ir = 0; ir < mc; ir += MR) {
-            const int rows = std::min(MR, mc - ir);
-            micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, bk, rows, cols);
-          }
-        }
+        block_kernel(kc, mc, nc, pa, pb, C + static_cast<int64_t>(ic) * ldc + jc, ldc, alpha, bk);
       }
     }
   }
@@ -500,10 +500,11 @@ static void col_shares(bool ta, bool tb, int M, int N, int K, float alpha, const
 }
 
 // parallel core on T threads (T <= the pool's size). Where packing an operand twice costs less than
-// sharing it (C of more than MS rows and several K blocks; C of at most MS rows, one K block and
-// several N blocks) each thread runs the serial core on its own share of C. Otherwise, in each
-// (jc, pc) step the threads either pack the B panel together and take C's row blocks (each packing its own A blocks), or, where C has at most
-// MS rows, pack the whole A block together and take pieces of its column panels. Blocks
+// sharing it, nothing is shared: C of more than MS rows and several K blocks (each thread packs
+// op(B) itself and runs its own row blocks, or takes a column share where op(B) is transposed and
+// wide), C of at most MS rows, one K block and several N blocks (column shares). Otherwise, in each
+// (jc, pc) step the threads either pack the B panel together and take C's row blocks (each packing
+// its own A blocks), or, where C has at most MS rows, pack the whole A block together and take pieces of its column panels. Blocks
 // and pieces are claimed one at a time from a counter per step, not split in advance: on a machine
 // shared with other work, a core that is slowed down takes fewer of them instead of holding up the
 // step's end.
@@ -560,12 +561,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
             const int ic = part_start(rowUnits, b, blocks, MR, M);
             const int mc = part_start(rowUnits, b + 1, blocks, MR, M) - ic;
             pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
-            for (int jr = 0; jr < nc; jr += NR) {
-              const int cols = std::min(NR, nc - jr);
-              const float* bp = tls.b + static_cast<int64_t>(jr) * kc;
-              for (int ir = 0; ir < mc; ir += MR)
-                micro_kernel(kc, tls.a + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, bk, std::min(MR, mc - ir), cols);
-            }
+            block_kernel(kc, mc, nc, tls.a, tls.b, C + static_cast<int64_t>(ic) * ldc + jc, ldc, alpha, bk);
             done[b].store(step + 1, std::memory_order_release);
           };
           std::atomic<int>* nx = &next[static_cast<size_t>(step) * T];
@@ -628,12 +624,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
             const int ic = part_start(rowUnits, b, rowBlocks, MR, M);
             const int mc = part_start(rowUnits, b + 1, rowBlocks, MR, M) - ic;
             pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
-            for (int jr = 0; jr < nc; jr += NR) {
-              const int cols = std::min(NR, nc - jr);
-              const float* bp = pb + static_cast<int64_t>(jr) * kc;
-              for (int ir = 0; ir < mc; ir += MR)
-                micro_kernel(kc, tls.a + static_cast<int64_t>(ir) * kc, bp, NR, C + static_cast<int64_t>(ic + ir) * ldc + jc + jr, ldc, alpha, bk, std::min(MR, mc - ir), cols);
-            }
+            block_kernel(kc, mc, nc, tls.a, pb, C + static_cast<int64_t>(ic) * ldc + jc, ldc, alpha, bk);
           }
         } else {
           // one block of rows (at most MS): packed once, an even share of its panels each, shared;
@@ -649,11 +640,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
             const int js = part_start(panels, q, pieces, NR, nc);
             const int ns = part_start(panels, q + 1, pieces, NR, nc) - js;
             pack_b(B, ldb, tb, pc, kc, jc + js, ns, tls.b, cb);
-            for (int jr = 0; jr < ns; jr += NR) {
-              const int cols = std::min(NR, ns - jr);
-              for (int ir = 0; ir < M; ir += MR)
-                micro_kernel(kc, pa + static_cast<int64_t>(ir) * kc, tls.b + static_cast<int64_t>(jr) * kc, NR, C + static_cast<int64_t>(ir) * ldc + jc + js + jr, ldc, alpha, bk, std::min(MR, M - ir), cols);
-            }
+            block_kernel(kc, M, ns, pa, tls.b, C + jc + js, ldc, alpha, bk);
           }
         }
       }
