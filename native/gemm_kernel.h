@@ -504,8 +504,8 @@ static void col_shares(bool ta, bool tb, int M, int N, int K, float alpha, const
 // op(B) itself and runs its own row blocks, or takes a column share where op(B) is transposed and
 // wide), C of at most MS rows, one K block and several N blocks (column shares). Otherwise, in each
 // (jc, pc) step the threads either pack the B panel together and take C's row blocks (each packing
-// its own A blocks), or, where C has at most MS rows, pack the whole A block together and take pieces of its column panels. Blocks
-// and pieces are claimed one at a time from a counter per step, not split in advance: on a machine
+// its own A blocks), or, where C has at most MS rows, pack the whole A block together and take
+// pieces of its column panels. Blocks and pieces are claimed one at a time from a counter per step, not split in advance: on a machine
 // shared with other work, a core that is slowed down takes fewer of them instead of holding up the
 // step's end.
 // The shared panel (or block) alternates between two buffers, so one barrier per step suffices: a
@@ -513,7 +513,14 @@ static void col_shares(bool ta, bool tb, int M, int N, int K, float alpha, const
 // since all passed the barrier of step i.
 void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int T, const ConvB* cb) {
   if (M <= 0 || N <= 0 || K <= 0) return;
+  const int KB = k_block(K);
+  const int NB = n_block(N);
+  const int steps = (N + NB - 1) / NB * ((K + KB - 1) / KB);
+  // C's row blocks: at most MC rows, as many as a multiple of T, of equal MR-row panels give or take
+  // one (part_start), so that threads taking them in turn end together (blocks of MC and a short
+  // last one left 288 rows to one thread and 224 to the other at M 512)
   const int rowUnits = (M + MR - 1) / MR;
+  const int rowBlocks = round_up((M + MC - 1) / MC, T);
   if (M > MS && K > KC) {
     // C of many rows and a K of several blocks: each thread packs op(B) itself and works on its own
     // row blocks of C. The shared B panel costs a barrier per K block and a panel written by one core
@@ -531,8 +538,7 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
       col_shares(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb);
       return;
     }
-    // Row blocks of at most MC rows, as many as a multiple of T; thread t's own blocks are
-    // [t * per, (t + 1) * per). Each thread packs each step's B panel itself and runs its own blocks,
+    // Thread t's own row blocks are [t * per, (t + 1) * per). Each thread packs each step's B panel itself and runs its own blocks,
     // then takes another thread's not yet claimed blocks of the same step where that thread is at
     // least two blocks behind (a core slowed by other work). done[b]: steps completed on block b (a
     // block's steps run in order, whoever runs them; a wait is only ever for an earlier step).
@@ -540,13 +546,11 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
     // 1.11x / 1.43x / 1.30x OpenBLAS on 512x512x4608 / 1024^3 / 512x1808x2304 where the fixed halves
     // read 0.94x / 0.97x / 0.96x. (Blocks claimed from one counter, without own blocks, measured 1-4%
     // slower on a quiet machine: C's row blocks then move between the cores.)
-    const int KB = k_block(K), NB = n_block(N);
-    const int steps = (N + NB - 1) / NB * ((K + KB - 1) / KB);
-    const int blocks = round_up((M + MC - 1) / MC, T), per = blocks / T;
-    std::unique_ptr<std::atomic<int>[]> next(new std::atomic<int>[static_cast<size_t>(steps) * T]), done(new std::atomic<int>[blocks]);
+    const int per = rowBlocks / T;
+    std::unique_ptr<std::atomic<int>[]> next(new std::atomic<int>[static_cast<size_t>(steps) * T]), done(new std::atomic<int>[rowBlocks]);
     for (int i = 0; i < steps; i++)
       for (int u = 0; u < T; u++) next[static_cast<size_t>(i) * T + u].store(u * per, std::memory_order_relaxed);
-    for (int b = 0; b < blocks; b++) done[b].store(0, std::memory_order_relaxed);
+    for (int b = 0; b < rowBlocks; b++) done[b].store(0, std::memory_order_relaxed);
     parallel_for(T, [&](int t) {
       tls.ensure();
       int step = 0;
@@ -558,8 +562,8 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
           pack_b(B, ldb, tb, pc, kc, jc, nc, tls.b, cb);
           auto run = [&](int b) {
             for (int spins = 0; done[b].load(std::memory_order_acquire) < step; spins++) spin_pause(spins);
-            const int ic = part_start(rowUnits, b, blocks, MR, M);
-            const int mc = part_start(rowUnits, b + 1, blocks, MR, M) - ic;
+            const int ic = part_start(rowUnits, b, rowBlocks, MR, M);
+            const int mc = part_start(rowUnits, b + 1, rowBlocks, MR, M) - ic;
             pack_a(A, lda, ta, ic, mc, pc, kc, tls.a);
             block_kernel(kc, mc, nc, tls.a, tls.b, C + static_cast<int64_t>(ic) * ldc + jc, ldc, alpha, bk);
             done[b].store(step + 1, std::memory_order_release);
@@ -588,19 +592,12 @@ void NM_PAR_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float
     col_shares(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, T, cb);
     return;
   }
-  const int KB = k_block(K);
-  const int NB = n_block(N);
   // row blocks also where C has too few column panels to give each thread two (a 10-class layer)
   const bool byRows = M > MS || (NB + NR - 1) / NR < 2 * T;
   tls.ensure();
   tls.ensure_shared(byRows);
   float* const pbShared[2] = {tls.b, tls.b2};
   float* const paShared[2] = {tls.as, tls.a2};
-  const int steps = (N + NB - 1) / NB * ((K + KB - 1) / KB);
-  // C's row blocks: at most MC rows, as many as a multiple of T, of equal MR-row panels give or take
-  // one (part_start), so that threads taking them in turn end
-  // together (blocks of MC and a short last one left 288 rows to one thread and 224 to the other at M 512)
-  const int rowBlocks = round_up((M + MC - 1) / MC, T);
   std::unique_ptr<std::atomic<int>[]> claims(new std::atomic<int>[steps]);
   for (int i = 0; i < steps; i++) claims[i].store(0, std::memory_order_relaxed);
   SpinBarrier bar(T);
