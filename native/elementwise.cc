@@ -62,8 +62,26 @@ void unary_range(UnaryOp op, const float* x, float* out, int64_t s, int64_t e, f
   }
 }
 
+// out[j] = f(a[j*sa], b[j*sb]) for j < n; unit and zero strides get their own loops, which the
+// compiler vectorizes (a run-time stride kept the same-shape case scalar: relu's backward on
+// 128x64x32x32 took 4x the time of the forward)
+template <typename F>
+inline void row_loop(const float* __restrict a, int64_t sa, const float* __restrict b, int64_t sb, float* __restrict out, int64_t n, F f) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t j = 0; j < n; j++) out[j] = f(a[j], b[j]);
+  } else if (sa == 1 && sb == 0) {
+    const float y = *b;
+    for (int64_t j = 0; j < n; j++) out[j] = f(a[j], y);
+  } else if (sa == 0 && sb == 1) {
+    const float x = *a;
+    for (int64_t j = 0; j < n; j++) out[j] = f(x, b[j]);
+  } else {
+    for (int64_t j = 0; j < n; j++) out[j] = f(a[j * sa], b[j * sb]);
+  }
+}
+
 inline void binary_row(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n, float p0, float p1) {
-#define NM_LOOP(expr) for (int64_t j = 0; j < n; j++, a += sa, b += sb) { const float x = *a, y = *b; (void)x; (void)y; out[j] = (expr); } break;
+#define NM_LOOP(expr) row_loop(a, sa, b, sb, out, n, [=](float x, float y) { (void)x; (void)y; return (expr); }); break;
   switch (op) {
     case B_ADD: NM_LOOP(x + y)
     case B_SUB: NM_LOOP(x - y)
@@ -96,6 +114,36 @@ void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, cons
   int64_t total = 1;
   for (int d = 0; d < nd; d++) total *= shape[d];
   if (total == 0) return;
+  // merge each axis into the next one where both operands step over it as over one longer axis
+  // (a dense same-shape pair becomes one row; a per-channel operand (C,1,1) against (N,C,H,W)
+  // becomes rows of H*W), and drop axes of length 1
+  std::vector<int64_t> sh, sa, sb;
+  for (int d = 0; d < nd; d++) {
+    if (shape[d] == 1) continue;
+    if (!sh.empty() && sa.back() == as[d] * shape[d] && sb.back() == bs[d] * shape[d]) {
+      sh.back() *= shape[d];
+      sa.back() = as[d];
+      sb.back() = bs[d];
+    } else {
+      sh.push_back(shape[d]);
+      sa.push_back(as[d]);
+      sb.push_back(bs[d]);
+    }
+  }
+  if (sh.empty()) {
+    binary_row(op, a, 0, b, 0, out, 1, p0, p1);
+    return;
+  }
+  if (sh.size() == 1) {
+    // one row: split it across the threads
+    const int64_t s0 = sa[0], s1 = sb[0];
+    chunked(total, [&](int64_t s, int64_t e) { binary_row(op, a + s * s0, s0, b + s * s1, s1, out + s, e - s, p0, p1); });
+    return;
+  }
+  nd = static_cast<int>(sh.size());
+  shape = sh.data();
+  as = sa.data();
+  bs = sb.data();
   const int64_t last = shape[nd - 1];
   const int64_t rows = total / last;
   // rows are independent: split them across threads, each walking its own counters

@@ -2,7 +2,7 @@
 // and that gradcheck does catch a wrong backward.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, gradcheck, isGradEnabled, matmul, mul, noGrad, relu, Rng, sum, tanh, tensor, Tensor } from '../src/index.js';
+import { add, gradcheck, isGradEnabled, matmul, mul, noGrad, relu, reshape, Rng, sum, tanh, tensor, Tensor } from '../src/index.js';
 import { rand } from './helpers.js';
 
 const A = suite('autograd');
@@ -17,6 +17,34 @@ A('gradients accumulate across backward calls until zeroGrad', () => {
   assert.is(x.grad, null);
   sum(x).backward();
   assert.equal(Array.from(x.grad!.data), [1, 1, 1]);
+});
+
+A("a leaf's .grad never shares storage with the caller's gradient or another leaf's", () => {
+  // add passes one gradient to both inputs, reshape passes it on as a view: without the copies, x, y
+  // and w would share one buffer with g
+  const x = tensor([1, 2, 3, 4], [4], { requiresGrad: true });
+  const y = tensor([5, 6, 7, 8], [4], { requiresGrad: true });
+  const w = tensor([1, 1, 1, 1], [2, 2], { requiresGrad: true });
+  const z = add(add(x, y), reshape(w, [4]));
+  const g = tensor([1, 2, 3, 4], [4]);
+  z.backward(g);
+  const bufs = [g.data.buffer, x.grad!.data.buffer, y.grad!.data.buffer, w.grad!.data.buffer];
+  assert.is(new Set(bufs).size, 4, 'four distinct buffers');
+  x.grad!.data[0] = 100;
+  assert.equal(Array.from(y.grad!.data), [1, 2, 3, 4]);
+  assert.equal(Array.from(w.grad!.data), [1, 2, 3, 4]);
+  assert.equal(Array.from(g.data), [1, 2, 3, 4]);
+  // a second pass accumulates into each leaf's own buffer
+  x.zeroGrad();
+  const z2 = add(x, y);
+  z2.backward(g);
+  assert.equal(Array.from(x.grad!.data), [1, 2, 3, 4]);
+  assert.equal(Array.from(y.grad!.data), [2, 4, 6, 8]);
+  assert.equal(Array.from(g.data), [1, 2, 3, 4]);
+  // a leaf as the root: its gradient of ones is its own
+  const s = tensor([3], [], { requiresGrad: true });
+  s.backward();
+  assert.equal(Array.from(s.grad!.data), [1]);
 });
 
 A('a tensor used twice receives the sum of both paths', () => {

@@ -381,6 +381,29 @@ S('unary, binary (broadcast strides), permute and reduce against the reference',
     jsKernels.binary(op, A, as, B, bs, o2, oshape, -0.2, 0.3);
     assertClose(o1, o2, 2e-6, `binary ${op}`);
   }
+  // axes that merge: a dense same-shape pair (one row, split across the threads), a per-channel
+  // operand against (N,C,H,W) (rows of H*W against one value each), a scalar, axes of length 1, a
+  // broadcast row (strides 0 then 1), and a transposed operand that merges nothing
+  const N4 = 3, C4 = 37, H4 = 29, W4 = 31, n4 = N4 * C4 * H4 * W4;
+  const dense = [C4 * H4 * W4, H4 * W4, W4, 1], perC = [0, 1, 0, 0];
+  const cases: [string, number[], number[], number[], number, number][] = [
+    ['dense', [N4, C4, H4, W4], dense, dense, n4, n4],
+    ['per channel', [N4, C4, H4, W4], dense, perC, n4, C4],
+    ['channel first', [N4, C4, H4, W4], perC, dense, C4, n4],
+    ['scalar', [N4, C4, H4, W4], dense, [0, 0, 0, 0], n4, 1],
+    ['ones', [1, N4 * C4, 1, H4 * W4, 1], [0, H4 * W4, 0, 1, 0], [0, H4 * W4, 0, 1, 0], n4, n4],
+    ['row', [N4 * C4, H4 * W4], [H4 * W4, 1], [0, 1], n4, H4 * W4],
+    ['transposed', [C4 * H4, N4 * W4], [1, C4 * H4], [N4 * W4, 1], n4, n4],
+  ];
+  for (const [what, shp, sa, sb, la, lb] of cases) {
+    const Aa = f32(la, 0.5, 2), Bb = f32(lb, -1, 1);
+    for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'reluGrad', 'clampGrad', 'geMask'] as const) {
+      const o1 = new Float32Array(n4), o2 = new Float32Array(n4);
+      a.binary(op, Aa, sa, Bb, sb, o1, shp, -0.2, 0.3);
+      jsKernels.binary(op, Aa, sa, Bb, sb, o2, shp, -0.2, 0.3);
+      assertClose(o1, o2, 2e-6, `binary ${op} (${what})`);
+    }
+  }
   const ps = [5, 1, 7, 33], px = f32(5 * 7 * 33);
   for (const perm of [[3, 2, 1, 0], [0, 2, 1, 3], [1, 0, 3, 2], [0, 1, 2, 3]]) {
     const o1 = new Float32Array(px.length), o2 = new Float32Array(px.length);
