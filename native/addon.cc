@@ -341,6 +341,21 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
+  Args a{info, "sgdUpdate"};
+  a.count(7);
+  int64_t lp, lg, lv;
+  float* p = a.f32(0, "p", &lp);
+  const float* g = a.f32(1, "g", &lg);
+  float* v = a.f32(2, "v", &lv);
+  const double lr = a.number(3, "lr"), mu = a.number(4, "mu"), wd = a.number(5, "wd");
+  const bool nesterov = a.boolean(6, "nesterov");
+  a.exact("g", lg, lp);
+  if (mu != 0) a.exact("v", lv, lp);
+  nm::sgd_update(p, g, v, lp, lr, mu, wd, nesterov);
+  return info.Env().Undefined();
+}
+
 // the largest offset a strided walk over shape reaches (+1), or 0 for an empty shape
 int64_t reach(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
   int64_t r = 0;
@@ -625,6 +640,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("permute", Napi::Function::New(env, Permute));
+  exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
   exports.Set("reduce", Napi::Function::New(env, Reduce));

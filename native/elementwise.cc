@@ -172,6 +172,21 @@ void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, cons
   }, T);
 }
 
+void sgd_update(float* p, const float* g, float* v, int64_t n, double lr, double mu, double wd, bool nesterov) {
+  chunked(n, [&](int64_t s, int64_t e) {
+    if (mu == 0) {
+      for (int64_t j = s; j < e; j++) p[j] = static_cast<float>(p[j] - lr * (g[j] + wd * p[j]));
+      return;
+    }
+    for (int64_t j = s; j < e; j++) {
+      const double gj = g[j] + wd * p[j];
+      const double vj = mu * v[j] + gj;
+      v[j] = static_cast<float>(vj);
+      p[j] = static_cast<float>(p[j] - lr * (nesterov ? gj + mu * vj : vj));
+    }
+  });
+}
+
 void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out) {
   if (nd == 0) {
     out[0] = x[0];

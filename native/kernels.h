@@ -37,6 +37,9 @@ BinaryOp binary_op(const char* name);
 void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1);
 // out (shape) = op(a, b), a and b read through strides over shape (0 on broadcast axes)
 void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1);
+// one SGD step in place (see the TypeScript interface, sgdUpdate): arithmetic in double, as the
+// TypeScript loop, so that both give the same bits; v unused where mu is 0
+void sgd_update(float* p, const float* g, float* v, int64_t n, double lr, double mu, double wd, bool nesterov);
 // x (shape) -> out (shape permuted by perm)
 void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out);
 // sum (op 0) or max (op 1) of x (shape) into out through outStrides (0 on reduced axes)

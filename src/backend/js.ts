@@ -566,6 +566,21 @@ function kmeansStep(
   return inertia;
 }
 
+function sgdUpdate(p: FloatArray, g: FloatArray, v: FloatArray, lr: number, mu: number, wd: number, nesterov: boolean): void {
+  if (g.length !== p.length) throw new Error(`sgdUpdate: g has ${g.length} elements, p has ${p.length}`);
+  if (mu === 0) {
+    for (let j = 0; j < p.length; j++) p[j] -= lr * (g[j] + wd * p[j]);
+    return;
+  }
+  if (v.length !== p.length) throw new Error(`sgdUpdate: v has ${v.length} elements, p has ${p.length}`);
+  for (let j = 0; j < p.length; j++) {
+    const gj = g[j] + wd * p[j];
+    const vj = mu * v[j] + gj;
+    v[j] = vj;
+    p[j] -= lr * (nesterov ? gj + mu * vj : vj);
+  }
+}
+
 export const jsKernels: Kernels = {
   gemm: gemmJs,
   im2col,
@@ -579,6 +594,7 @@ export const jsKernels: Kernels = {
   reduce,
   argmax,
   permute,
+  sgdUpdate,
   convEpilogue,
   convForward,
   softmax,

@@ -18,6 +18,7 @@ export interface NativeAddon {
   batchNormForward: Kernels['batchNormForward'];
   batchNormBackward: Kernels['batchNormBackward'];
   unary: Kernels['unary'];
+  sgdUpdate: Kernels['sgdUpdate'];
   binary: Kernels['binary'];
   permute: Kernels['permute'];
   convEpilogue: Kernels['convEpilogue'];
@@ -89,6 +90,7 @@ if (loaded) {
       unary: a.unary,
       binary: a.binary,
       permute: a.permute,
+      sgdUpdate: a.sgdUpdate,
       convEpilogue: a.convEpilogue,
       convForward: a.convForward,
       reduce: a.reduce,

@@ -85,6 +85,12 @@ export interface Kernels {
     out: FloatArray, outShape: number[], p0: number, p1: number,
   ): void;
 
+  // One SGD step over a parameter, in place, as PyTorch defines it: g' = g + wd*p; v = mu*v + g';
+  // p -= lr * (nesterov ? g' + mu*v : v), or p -= lr * g' where mu is 0 (v unused, may be empty).
+  // Each element's arithmetic in double, rounded at each store to the arrays' type (every backend
+  // gives the same bits)
+  sgdUpdate(p: FloatArray, g: FloatArray, v: FloatArray, lr: number, mu: number, wd: number, nesterov: boolean): void;
+
   // x (shape) -> out: reduce over the axes where outStrides is 0 (out has the kept axes, in order)
   reduce(op: ReduceOp, x: FloatArray, shape: number[], outStrides: number[], out: FloatArray): void;
 
