@@ -277,7 +277,7 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
 
 Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   Args a{info, "batchNormForward"};
-  a.count(14);
+  a.count(15);
   int64_t lx, lg, lb, lm, lv, ly, lmean, lis;
   const float* x = a.f32(0, "x", &lx);
   const int N = static_cast<int>(a.integer(1, "N", 1));
@@ -293,19 +293,20 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   float* y = a.f32(11, "y", &ly);
   float* mean = a.f32(12, "mean", &lmean);
   float* is = a.f32(13, "invstd", &lis);
+  const bool relu = a.boolean(14, "relu");
   const double total = static_cast<double>(N) * C * S;
   if (total > static_cast<double>(kMaxDim)) fail(a.env(), "batchNormForward: input larger than 2^31 elements");
   a.exact("x", lx, N * C * S);
   a.exact("y", ly, N * C * S);
   for (auto [n, l] : {std::pair<const char*, int64_t>{"gamma", lg}, {"beta", lb}, {"runningMean", lm}, {"runningVar", lv}, {"mean", lmean}, {"invstd", lis}}) a.exact(n, l, C);
-  nm::batchnorm_forward(x, N, C, S, gamma, beta, rm, rv, training, momentum, eps, y, mean, is);
+  nm::batchnorm_forward(x, N, C, S, gamma, beta, rm, rv, training, momentum, eps, y, mean, is, relu);
   return info.Env().Undefined();
 }
 
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   Args a{info, "batchNormBackward"};
-  a.count(12);
-  int64_t lx, lg, lgam, lm, lis, lgx, lgg, lgb;
+  a.count(13);
+  int64_t lx, lg, lgam, lm, lis, lgx, lgg, lgb, ly;
   const float* x = a.f32(0, "x", &lx);
   const float* g = a.f32(1, "g", &lg);
   const int N = static_cast<int>(a.integer(2, "N", 1));
@@ -318,10 +319,12 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   float* gx = a.f32(9, "gx", &lgx);
   float* gg = a.f32(10, "ggamma", &lgg);
   float* gb = a.f32(11, "gbeta", &lgb);
+  const float* y = a.f32(12, "y", &ly);
   if (static_cast<double>(N) * C * S > static_cast<double>(kMaxDim)) fail(a.env(), "batchNormBackward: input larger than 2^31 elements");
+  if (ly != 0) a.exact("y", ly, N * C * S);
   for (auto [n, l] : {std::pair<const char*, int64_t>{"x", lx}, {"g", lg}, {"gx", lgx}}) a.exact(n, l, N * C * S);
   for (auto [n, l] : {std::pair<const char*, int64_t>{"gamma", lgam}, {"mean", lm}, {"invstd", lis}, {"ggamma", lgg}, {"gbeta", lgb}}) a.exact(n, l, C);
-  nm::batchnorm_backward(x, g, N, C, S, gamma, mean, is, training, gx, gg, gb);
+  nm::batchnorm_backward(x, g, N, C, S, gamma, mean, is, training, gx, gg, gb, ly ? y : nullptr);
   return info.Env().Undefined();
 }
 

@@ -319,26 +319,41 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
   assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, x, 0), /convForward: out overlaps x or w/);
 });
 
-S('batch norm forward and backward, training and eval, against the reference', () => {
+S('batch norm forward and backward (with and without the fused ReLU), training and eval, against the reference', () => {
   const a = need();
-  for (const [N, C, S2] of [[4, 3, 5], [1, 2, 7], [9, 1, 1], [128, 4, 33]]) {
-    for (const training of [true, false]) {
+  for (const [N, C, S2] of [[4, 3, 5], [1, 2, 7], [9, 1, 1], [128, 4, 33], [3, 2, 300]]) {
+    for (const [training, relu] of [[true, false], [false, false], [true, true], [false, true]]) {
       const x = f32(N * C * S2, -2, 3), gamma = f32(C, 0.5, 1.5), beta = f32(C);
       const rm1 = f32(C), rv1 = f32(C, 0.5, 2), rm2 = rm1.slice(), rv2 = rv1.slice();
       const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
       const m1 = new Float32Array(C), m2 = new Float32Array(C), s1 = new Float32Array(C), s2 = new Float32Array(C);
-      a.batchNormForward(x, N, C, S2, gamma, beta, rm1, rv1, training, 0.1, 1e-5, y1, m1, s1);
-      jsKernels.batchNormForward(x, N, C, S2, gamma, beta, rm2, rv2, training, 0.1, 1e-5, y2, m2, s2);
-      assertClose(y1, y2, 2e-5, `bn forward ${N},${C},${S2} ${training}`);
+      a.batchNormForward(x, N, C, S2, gamma, beta, rm1, rv1, training, 0.1, 1e-5, y1, m1, s1, relu);
+      jsKernels.batchNormForward(x, N, C, S2, gamma, beta, rm2, rv2, training, 0.1, 1e-5, y2, m2, s2, relu);
+      assertClose(y1, y2, 2e-5, `bn forward ${N},${C},${S2} ${training} relu ${relu}`);
+      if (relu) {
+        // the same as the plain forward, then max(., 0); some outputs are zeroed
+        const plain = new Float32Array(x.length);
+        a.batchNormForward(x, N, C, S2, gamma, beta, rm1.slice(), rv1.slice(), training, 0.1, 1e-5, plain, new Float32Array(C), new Float32Array(C), false);
+        assert.ok(y1.every((v, i) => v === Math.max(plain[i], 0)), 'relu of the plain forward');
+        assert.ok(y1.some((v) => v === 0) && y1.some((v) => v > 0), 'both signs present');
+      }
       assertClose(rm1, rm2, 1e-6, 'running mean');
       assertClose(rv1, rv2, 1e-5, 'running var');
       const g = f32(x.length), gx1 = new Float32Array(x.length), gx2 = new Float32Array(x.length);
       const gg1 = new Float32Array(C), gg2 = new Float32Array(C), gb1 = new Float32Array(C), gb2 = new Float32Array(C);
-      a.batchNormBackward(x, g, N, C, S2, gamma, m2, s2, training, gx1, gg1, gb1);
-      jsKernels.batchNormBackward(x, g, N, C, S2, gamma, m2, s2, training, gx2, gg2, gb2);
+      const mask = relu ? y2 : new Float32Array(0);
+      a.batchNormBackward(x, g, N, C, S2, gamma, m2, s2, training, gx1, gg1, gb1, mask);
+      jsKernels.batchNormBackward(x, g, N, C, S2, gamma, m2, s2, training, gx2, gg2, gb2, mask);
       assertClose(gx1, gx2, 5e-5, 'bn gx');
       assertClose(gg1, gg2, 2e-5 * Math.sqrt(N * S2), 'bn ggamma');
       assertClose(gb1, gb2, 2e-5 * Math.sqrt(N * S2), 'bn gbeta');
+      if (relu) {
+        // the same as the plain backward of the gradient zeroed where the output is not positive
+        const gm = g.map((v, i) => (y2[i] > 0 ? v : 0)), gx3 = new Float32Array(x.length), gg3 = new Float32Array(C), gb3 = new Float32Array(C);
+        a.batchNormBackward(x, gm, N, C, S2, gamma, m2, s2, training, gx3, gg3, gb3, new Float32Array(0));
+        assertClose(gx1, gx3, 1e-5, 'masked gx');
+        assertClose(gb1, gb3, 1e-5 * Math.sqrt(N * S2), 'masked gbeta');
+      }
     }
   }
 });
@@ -565,6 +580,9 @@ S('conv2d backward at stride 1 (input gradient by a convolution) on the native b
 
 S('argument checks: wrong types and lengths, negative or huge sizes, bad strides, bad ops', () => {
   const a = need();
+  const f4 = () => new Float32Array(4), f2 = () => new Float32Array(2);
+  assertThrows(() => a.batchNormBackward(f4(), f4(), 2, 2, 1, f2(), f2(), f2(), true, f4(), f2(), f2(), new Float32Array(3)), /batchNormBackward: y has 3 elements, expected 4/);
+  assertThrows(() => a.batchNormForward(f4(), 2, 2, 1, f2(), f2(), f2(), f2(), true, 0.1, 1e-5, f4(), f2(), f2(), 0 as unknown as boolean), /batchNormForward: relu must be a boolean/);
   const A = new Float32Array(6), B = new Float32Array(6), C = new Float32Array(4);
   assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A.subarray(0, 5), 0, 3, B, 0, 2, 0, C, 0, 2), /gemm: A \(2x3, ld 3, offset 0\) needs 6 elements, the array has 5/);
   assertThrows(() => a.gemm(false, false, 2, 2, 3, 1, A, 1, 3, B, 0, 2, 0, C, 0, 2), /gemm: A .* offset 1\) needs 7 elements/);

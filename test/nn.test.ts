@@ -212,6 +212,53 @@ N('inference fusion: conv (+BN +ReLU +2x2 pool) in one op gives the layers\u2019
   }
 });
 
+N('batch norm + ReLU fused (Sequential, training and eval with a graph): the same bits as the two layers, forward and backward, on both backends', () => {
+  const prevFuse = process.env.NEURONMERGE_FUSE;
+  try {
+    for (const backend of ['js', null] as const) {
+      setBackend(backend);
+      for (const training of [true, false]) {
+        const run = (fuse: boolean) => {
+          if (fuse) delete process.env.NEURONMERGE_FUSE;
+          else process.env.NEURONMERGE_FUSE = '0';
+          const r = new Rng(5);
+          const net = new Sequential(new Conv2d(3, 6, 3, { rng: r, padding: 1 }), new BatchNorm2d(6), new ReLU(), new Flatten(), new Linear(6 * 5 * 5, 4, { rng: r }), new BatchNorm2d(4), new ReLU());
+          net.train(training);
+          const bn = net.layers[1] as BatchNorm2d;
+          bn.weight.data.set([1, -0.5, 2, 0.7, 1.3, -1]);
+          bn.bias.data.set([0.1, 0.2, -0.3, 0, 0.5, -0.1]);
+          const xr = new Rng(9);
+          const x = tensor(Array.from({ length: 4 * 3 * 5 * 5 }, () => xr.uniform(-1, 1)), [4, 3, 5, 5], { requiresGrad: true });
+          const y = net.forward(x);
+          const op = y.node?.op;
+          const gy = tensor(Array.from({ length: y.size }, () => xr.uniform(-1, 1)), y.shape);
+          y.backward(gy);
+          return { y: Array.from(y.data), gx: Array.from(x.grad!.data), grads: net.parameters().map((p) => Array.from(p.grad!.data)), rm: Array.from(bn.runningMean.data), op };
+        };
+        const fused = run(true), plain = run(false);
+        const what = `${backend ?? 'default'} backend, ${training ? 'training' : 'eval'}`;
+        assert.is(fused.op, 'batchNormRelu', 'the fused op ran');
+        assert.is(plain.op, 'relu', 'NEURONMERGE_FUSE=0: the layers ran');
+        assert.equal(fused.y, plain.y, `output, ${what}`);
+        assert.ok(fused.y.some((v) => v === 0) && fused.y.some((v) => v > 0), 'the ReLU cut some outputs');
+        assert.equal(fused.gx, plain.gx, `input gradient, ${what}`);
+        assert.equal(fused.grads, plain.grads, `parameter gradients, ${what}`);
+        assert.equal(fused.rm, plain.rm, `running mean, ${what}`);
+      }
+    }
+  } finally {
+    setBackend(null);
+    if (prevFuse === undefined) delete process.env.NEURONMERGE_FUSE;
+    else process.env.NEURONMERGE_FUSE = prevFuse;
+  }
+  // the op itself: relu(batchNorm(x)) as one node
+  const x = rand([3, 2, 4]);
+  const st = { runningMean: tensor([0, 0], [2]), runningVar: tensor([1, 1], [2]) };
+  const fusedOut = batchNorm(x, tensor([1, 2], [2], { requiresGrad: true }), tensor([0, -0.1], [2]), st, true, 0.1, 1e-5, true);
+  const plainOut = relu(batchNorm(x, tensor([1, 2], [2], { requiresGrad: true }), tensor([0, -0.1], [2]), { runningMean: tensor([0, 0], [2]), runningVar: tensor([1, 1], [2]) }, true));
+  assert.equal(Array.from(fusedOut.data), Array.from(plainOut.data));
+});
+
 N('conv2dFused equals conv2d -> affine -> relu -> maxPool2d; refuses a graph, a wrong scale length', () => {
   const x = rand([3, 4, 9, 10]), w = rand([5, 4, 3, 3]), b = rand([5]), g = rand([5]), be = rand([5]);
   const st = { runningMean: rand([5]), runningVar: tensor(Array.from({ length: 5 }, () => rng.uniform(0.5, 2))) };

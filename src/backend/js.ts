@@ -445,7 +445,7 @@ function crossEntropy(logits: FloatArray, N: number, C: number, targets: Int32Ar
 function batchNormForward(
   x: FloatArray, N: number, C: number, S: number, gamma: FloatArray, beta: FloatArray,
   runningMean: FloatArray, runningVar: FloatArray, training: boolean, momentum: number, eps: number,
-  y: FloatArray, mean: FloatArray, invstd: FloatArray,
+  y: FloatArray, mean: FloatArray, invstd: FloatArray, relu: boolean,
 ): void {
   const M = N * S;
   for (let c = 0; c < C; c++) {
@@ -479,7 +479,14 @@ function batchNormForward(
     const shift = beta[c] - mu * scale;
     for (let n = 0; n < N; n++) {
       const base = (n * C + c) * S;
-      for (let i = 0; i < S; i++) y[base + i] = x[base + i] * scale + shift;
+      if (relu) {
+        for (let i = 0; i < S; i++) {
+          const v = Math.fround(x[base + i] * scale + shift);
+          y[base + i] = v > 0 || v !== v ? v : 0;
+        }
+      } else {
+        for (let i = 0; i < S; i++) y[base + i] = x[base + i] * scale + shift;
+      }
     }
   }
 }
@@ -487,15 +494,19 @@ function batchNormForward(
 function batchNormBackward(
   x: FloatArray, g: FloatArray, N: number, C: number, S: number, gamma: FloatArray,
   mean: FloatArray, invstd: FloatArray, training: boolean, gx: FloatArray, ggamma: FloatArray, gbeta: FloatArray,
+  y: FloatArray,
 ): void {
   const M = N * S;
+  // with a fused ReLU, the gradient counts only where its output y is positive
+  const masked = y.length > 0;
+  const ge = (i: number) => (masked && !(y[i] > 0) ? 0 : g[i]);
   for (let c = 0; c < C; c++) {
     const mu = mean[c], is = invstd[c];
     let sg = 0, sgx = 0;
     for (let n = 0; n < N; n++) {
       const base = (n * C + c) * S;
       for (let i = 0; i < S; i++) {
-        const gi = g[base + i];
+        const gi = ge(base + i);
         sg += gi;
         sgx += gi * (x[base + i] - mu) * is;
       }
@@ -509,13 +520,13 @@ function batchNormBackward(
         const base = (n * C + c) * S;
         for (let i = 0; i < S; i++) {
           const xh = (x[base + i] - mu) * is;
-          gx[base + i] = k * (g[base + i] - a - xh * b);
+          gx[base + i] = k * (ge(base + i) - a - xh * b);
         }
       }
     } else {
       for (let n = 0; n < N; n++) {
         const base = (n * C + c) * S;
-        for (let i = 0; i < S; i++) gx[base + i] = k * g[base + i];
+        for (let i = 0; i < S; i++) gx[base + i] = k * ge(base + i);
       }
     }
   }

@@ -131,18 +131,21 @@ export interface Kernels {
   crossEntropy(logits: FloatArray, N: number, C: number, targets: Int32Array, probs: FloatArray): number;
 
   // x (N,C,S) -> y (N,C,S). training: batch statistics over (N,S), written to mean/invstd (C), and the
-  // running statistics updated with `momentum` (unbiased variance); eval: running statistics used
+  // running statistics updated with `momentum` (unbiased variance); eval: running statistics used.
+  // relu: then y = max(y, 0) (a ReLU fused in; a NaN passes through, as relu)
   batchNormForward(
     x: FloatArray, N: number, C: number, S: number, gamma: FloatArray, beta: FloatArray,
     runningMean: FloatArray, runningVar: FloatArray, training: boolean, momentum: number, eps: number,
-    y: FloatArray, mean: FloatArray, invstd: FloatArray,
+    y: FloatArray, mean: FloatArray, invstd: FloatArray, relu: boolean,
   ): void;
 
   // g (N,C,S) -> gx (N,C,S), ggamma (C), gbeta (C) (all written, not accumulated); mean/invstd as the
-  // forward wrote them. training: the statistics depend on x; eval: they are constants
+  // forward wrote them. training: the statistics depend on x; eval: they are constants. y: the output of a
+  // forward with relu (g then counts only where y > 0), or empty (no ReLU)
   batchNormBackward(
     x: FloatArray, g: FloatArray, N: number, C: number, S: number, gamma: FloatArray,
     mean: FloatArray, invstd: FloatArray, training: boolean, gx: FloatArray, ggamma: FloatArray, gbeta: FloatArray,
+    y: FloatArray,
   ): void;
 
   // X (n,d), Y (m,d) -> out (n,m): squared Euclidean distances between rows

@@ -110,6 +110,10 @@ export class BatchNorm extends Module {
   forward(x: Tensor): Tensor {
     return batchNorm(x, this.weight, this.bias, { runningMean: this.runningMean, runningVar: this.runningVar }, this.training, this.momentum, this.eps);
   }
+  /** relu(forward(x)), fused */
+  forwardRelu(x: Tensor): Tensor {
+    return batchNorm(x, this.weight, this.bias, { runningMean: this.runningMean, runningVar: this.runningVar }, this.training, this.momentum, this.eps, true);
+  }
   override describe(): string {
     return `BatchNorm(${this.weight.shape[0]})`;
   }
@@ -169,14 +173,23 @@ export class Sequential extends Module {
   }
   forward(x: Tensor): Tensor {
     // inference (eval mode, no gradient wanted): a convolution with the batch norm, ReLU and 2x2
-    // max-pool after it runs as one fused op (see fusedConv); NEURONMERGE_FUSE=0 turns that off
-    const infer = !this.training && !isGradEnabled() && process.env.NEURONMERGE_FUSE !== '0';
+    // max-pool after it runs as one fused op (see fusedConv); otherwise a batch norm followed by a
+    // ReLU runs as one op (batchNorm with relu: one pass each way, no tensor between them).
+    // NEURONMERGE_FUSE=0 turns both off
+    const fuse = process.env.NEURONMERGE_FUSE !== '0';
+    const infer = fuse && !this.training && !isGradEnabled();
     let h = x;
     for (let i = 0; i < this.layers.length; ) {
       const f = infer ? fusedConv(this.layers, i, h) : null;
       if (f) {
         h = f.out;
         i += f.used;
+        continue;
+      }
+      const l = this.layers[i];
+      if (fuse && l instanceof BatchNorm && this.layers[i + 1] instanceof ReLU) {
+        h = l.forwardRelu(h);
+        i += 2;
         continue;
       }
       h = this.layers[i++].forward(h);

@@ -868,10 +868,12 @@ export interface BatchNormState {
 /**
  * x (N,C) or (N,C,...) -> same shape. training: normalise by the batch statistics over all axes but
  * C and update the running statistics in place (momentum, unbiased variance); eval: use them.
+ * relu: a ReLU after it, fused (relu(batchNorm(...)) in one pass forward and one backward, with no
+ * tensor in between; Sequential fuses a BatchNorm followed by a ReLU this way).
  */
 export function batchNorm(
   x: Tensor, gamma: Tensor, beta: Tensor, state: BatchNormState,
-  training: boolean, momentum = 0.1, eps = 1e-5,
+  training: boolean, momentum = 0.1, eps = 1e-5, relu = false,
 ): Tensor {
   checkTensor('batchNorm', x);
   if (x.ndim < 2) throw new Error(`batchNorm: input must be (N,C) or (N,C,...), got shape ${shapeStr(x.shape)}`);
@@ -888,12 +890,12 @@ export function batchNorm(
   const y = allocate(x.dtype, x.size);
   const m = allocate(x.dtype, C);
   const is = allocate(x.dtype, C);
-  kernel('batchNormForward', x.dtype)(x.data, N, C, S, gamma.data, beta.data, state.runningMean.data, state.runningVar.data, training, momentum, eps, y, m, is);
-  return make(y, x.shape, 'batchNorm', [x, gamma, beta], (g) => {
+  kernel('batchNormForward', x.dtype)(x.data, N, C, S, gamma.data, beta.data, state.runningMean.data, state.runningVar.data, training, momentum, eps, y, m, is, relu);
+  return make(y, x.shape, relu ? 'batchNormRelu' : 'batchNorm', [x, gamma, beta], (g) => {
     const gx = allocate(x.dtype, x.size);
     const gg = allocate(x.dtype, C);
     const gb = allocate(x.dtype, C);
-    kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb);
+    kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb, relu ? y : allocate(x.dtype, 0));
     return [new Tensor(gx, x.shape), new Tensor(gg, [C]), new Tensor(gb, [C])];
   });
 }
