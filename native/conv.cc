@@ -136,6 +136,17 @@ void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, 
 }
 
 // the larger of two floats, a NaN in either winning; a select, not a branch
+// a where mask is all ones, b where it is zero (bitwise: no branch)
+inline float bit_select(uint32_t mask, float a, float b) {
+  uint32_t ua, ub;
+  std::memcpy(&ua, &a, 4);
+  std::memcpy(&ub, &b, 4);
+  const uint32_t r = (ua & mask) | (ub & ~mask);
+  float f;
+  std::memcpy(&f, &r, 4);
+  return f;
+}
+
 inline float pick_max(float a, float b) {
   const bool take = (b > a) | ((b != b) & (a == a));
   return take ? b : a;
@@ -270,16 +281,55 @@ void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int S
       const float* r0 = xp + static_cast<int64_t>(2 * oh) * W;
       const float* r1 = r0 + W;
       const int32_t i0 = static_cast<int32_t>(base + static_cast<int64_t>(2 * oh) * W);
-      for (int ow = 0; ow < OW; ow++) {
+      if (!ap) {
+        for (int ow = 0; ow < OW; ow++) op[oh * OW + ow] = pick_max(pick_max(r0[2 * ow], r0[2 * ow + 1]), pick_max(r1[2 * ow], r1[2 * ow + 1]));
+        continue;
+      }
+      // selects, not branches (which comparisons of activations mispredict), 4 windows at a time in
+      // vectors where GCC's vector extensions are there: 20 -> 5 ms at 128x64x32x32 with argmax
+      int ow = 0;
+#if defined(__GNUC__) && !defined(__clang__)
+      typedef float v4f __attribute__((vector_size(16)));
+      typedef float v4fu __attribute__((vector_size(16), aligned(4)));
+      typedef int32_t v4i __attribute__((vector_size(16)));
+      const v4i evens = {0, 2, 4, 6}, odds = {1, 3, 5, 7};
+      auto wins = [](v4f v, v4f best) { return (v > best) | ((v != v) & (best == best)); };
+      auto sel = [](v4i m, v4f a, v4f b) { return reinterpret_cast<v4f>((reinterpret_cast<v4i>(a) & m) | (reinterpret_cast<v4i>(b) & ~m)); };
+      for (; ow + 4 <= OW; ow += 4) {
         const int w = 2 * ow;
-        float best = r0[w];
-        int32_t bi = i0 + w;
-        const float v1 = r0[w + 1], v2 = r1[w], v3 = r1[w + 1];
-        if (v1 > best || (v1 != v1 && best == best)) { best = v1; bi = i0 + w + 1; }
-        if (v2 > best || (v2 != v2 && best == best)) { best = v2; bi = i0 + W + w; }
-        if (v3 > best || (v3 != v3 && best == best)) { best = v3; bi = i0 + W + w + 1; }
+        const v4f a0 = *reinterpret_cast<const v4fu*>(r0 + w), a1 = *reinterpret_cast<const v4fu*>(r0 + w + 4);
+        const v4f b0 = *reinterpret_cast<const v4fu*>(r1 + w), b1 = *reinterpret_cast<const v4fu*>(r1 + w + 4);
+        const v4f v0 = __builtin_shuffle(a0, a1, evens), v1 = __builtin_shuffle(a0, a1, odds);
+        const v4f v2 = __builtin_shuffle(b0, b1, evens), v3 = __builtin_shuffle(b0, b1, odds);
+        const v4i t1 = wins(v1, v0);
+        v4f best = sel(t1, v1, v0);
+        v4i k = t1 & 1;
+        const v4i t2 = wins(v2, best);
+        best = sel(t2, v2, best);
+        k = (k & ~t2) | (t2 & W);
+        const v4i t3 = wins(v3, best);
+        best = sel(t3, v3, best);
+        k = (k & ~t3) | (t3 & (W + 1));
+        const v4i idx = (i0 + w) + evens + k;
+        std::memcpy(op + oh * OW + ow, &best, sizeof best);
+        std::memcpy(ap + oh * OW + ow, &idx, sizeof idx);
+      }
+#endif
+      for (; ow < OW; ow++) {
+        const int w = 2 * ow;
+        const float v0 = r0[w], v1 = r0[w + 1], v2 = r1[w], v3 = r1[w + 1];
+        // masks of all ones where the later value wins (greater, or a NaN over a number)
+        const uint32_t t1 = 0u - static_cast<uint32_t>((v1 > v0) | ((v1 != v1) & (v0 == v0)));
+        float best = bit_select(t1, v1, v0);
+        uint32_t k = t1 & 1u;
+        const uint32_t t2 = 0u - static_cast<uint32_t>((v2 > best) | ((v2 != v2) & (best == best)));
+        best = bit_select(t2, v2, best);
+        k = (k & ~t2) | (t2 & static_cast<uint32_t>(W));
+        const uint32_t t3 = 0u - static_cast<uint32_t>((v3 > best) | ((v3 != v3) & (best == best)));
+        best = bit_select(t3, v3, best);
+        k = (k & ~t3) | (t3 & static_cast<uint32_t>(W + 1));
         op[oh * OW + ow] = best;
-        if (ap) ap[oh * OW + ow] = bi;
+        ap[oh * OW + ow] = i0 + w + static_cast<int32_t>(k);
       }
     }
   };
