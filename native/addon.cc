@@ -507,6 +507,37 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ConvWeightGrad(const Napi::CallbackInfo& info) {
+  Args a{info, "convWeightGrad"};
+  a.count(18);
+  int64_t lx, lg, lw;
+  const float* x = a.f32(0, "x", &lx);
+  const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
+  const int64_t N = a.integer(2, "N", 1);
+  Geometry g = geometry(a, 3);
+  const float* gy = a.f32(14, "g", &lg);
+  const int64_t gOff = a.integer(15, "gOff", 0, INT64_MAX / 4);
+  const int64_t OC = a.integer(16, "OC", 1);
+  float* gw = a.f32(17, "gw", &lw);
+  const int64_t CKK = static_cast<int64_t>(g.C) * g.KH * g.KW, L = static_cast<int64_t>(g.OH) * g.OW;
+  const int64_t image = static_cast<int64_t>(g.C) * g.H * g.W;
+  if (static_cast<double>(N) * image > static_cast<double>(kMaxDim) || static_cast<double>(N) * OC * L > static_cast<double>(kMaxDim) || static_cast<double>(OC) * CKK > static_cast<double>(kMaxDim))
+    fail(a.env(), "convWeightGrad: the input, output gradient or weight is larger than 2^31 elements");
+  a.matrix("x", lx, xOff, 1, N * image, N * image);
+  a.matrix("g", lg, gOff, 1, N * OC * L, N * OC * L);
+  a.exact("gw", lw, OC * CKK);
+  // the output size the geometry gives (stride, padding): a caller's OH or OW beyond it would read
+  // outside the padded image
+  if (g.OH > (g.H + 2 * g.PH - g.KH) / g.SH + 1 || g.OW > (g.W + 2 * g.PW - g.KW) / g.SW + 1 || g.H + 2 * g.PH < g.KH || g.W + 2 * g.PW < g.KW)
+    fail(a.env(), "convWeightGrad: OH x OW is larger than the input, padding and kernel give");
+  if (!nm::conv_weight_grad_direct(g.KW, g.SH, g.SW, g.OH, g.OW, static_cast<int>(OC), static_cast<int>(CKK))) return Napi::Boolean::New(info.Env(), false);
+  const float* xp = x + xOff;
+  const float* gp = gy + gOff;
+  if ((gw < xp + N * image && xp < gw + lw) || (gw < gp + N * OC * L && gp < gw + lw)) fail(a.env(), "convWeightGrad: gw overlaps x or g");
+  nm::conv_weight_grad(xp, static_cast<int>(N), g.C, g.H, g.W, g.KH, g.KW, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(OC), gw);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Args a{info, "reduce"};
   a.count(5);
@@ -646,6 +677,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
+  exports.Set("convWeightGrad", Napi::Function::New(env, ConvWeightGrad));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("pairwiseSqDist", Napi::Function::New(env, PairwiseSqDist));
   exports.Set("pairwiseSqDistAsync", Napi::Function::New(env, PairwiseSqDistAsync));

@@ -6,12 +6,14 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
 #define NM_VW 8
 #define NM_CD_NAME conv_direct_avx2
+#define NM_WG_NAME conv_wgrad_avx2
 #include "conv_direct_kernel.h"
 #define NM_SIG_NAME sigmoid_avx2
 #include "sigmoid_kernel.h"
 #else
 namespace nm {
 void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*) { abort(); }
+void conv_wgrad_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, float*) { abort(); }
 void sigmoid_avx2(const float*, float*, int64_t) { abort(); }
 }  // namespace nm
 #endif

@@ -1,6 +1,7 @@
 // The portable instantiations of conv_direct_kernel.h and sigmoid_kernel.h: 4-float vectors (SSE2 on x86-64, NEON on arm64).
 #define NM_VW 4
 #define NM_CD_NAME conv_direct_generic
+#define NM_WG_NAME conv_wgrad_generic
 #include "conv_direct_kernel.h"
 #define NM_SIG_NAME sigmoid_generic
 #include "sigmoid_kernel.h"

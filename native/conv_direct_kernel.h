@@ -150,3 +150,93 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
 }
 
 }  // namespace nm
+
+// ---------------------------------------------------------------- weight gradient, stride 1
+//
+// gw[o][c][kh][kw] = sum over images and output pixels of g[n][o][oh][ow] * xpad[n][c][oh+kh][ow+kw]
+// (xpad: the image zero-padded by PH, PW), for stride 1 and output rows of whole vectors. Each tile
+// keeps OB channels x KW taps of one (c, kh) in 12 vector accumulators over all of an image's pixels
+// (a vector of g per channel, a shifted vector of the padded input row per tap), then adds their
+// lane sums into gw. Instead of the im2col matrix and a GEMM whose B panels (C*KH*KW x pixels,
+// transposed) cost more to pack than the OC rows of A spread them over. Threads take blocks of
+// output channels: each writes its own rows of gw, and the sums run in the same order whatever the
+// thread count.
+namespace {
+
+template <int OB, int KW>
+void wgrad_tile(const float* xp, int Wp, int OH, int OW, const float* const* grows, float* acc_out) {
+  cvf acc[OB][KW];
+  for (int o = 0; o < OB; o++)
+    for (int k = 0; k < KW; k++) acc[o][k] = cvf{};
+  for (int oh = 0; oh < OH; oh++) {
+    const float* xr = xp + static_cast<int64_t>(oh) * Wp;
+    const int64_t go = static_cast<int64_t>(oh) * OW;
+    for (int v = 0; v < OW; v += CVW) {
+      cvf xv[KW];
+      for (int k = 0; k < KW; k++) xv[k] = *reinterpret_cast<const cvfu*>(xr + v + k);
+#pragma GCC unroll 12
+      for (int o = 0; o < OB; o++) {
+        const cvf gv = *reinterpret_cast<const cvfu*>(grows[o] + go + v);
+        for (int k = 0; k < KW; k++) acc[o][k] += gv * xv[k];
+      }
+    }
+  }
+  for (int o = 0; o < OB; o++)
+    for (int k = 0; k < KW; k++) {
+      float t = 0;
+      for (int l = 0; l < CVW; l++) t += acc[o][k][l];
+      acc_out[o * KW + k] = t;
+    }
+}
+
+typedef void (*WgradFn)(const float*, int, int, int, const float* const*, float*);
+
+template <int KW>
+constexpr WgradFn wgrad_fn() { return &wgrad_tile<ACC / KW, KW>; }
+const std::array<WgradFn, 6> wgrad_tiles = {wgrad_fn<1>(), wgrad_fn<2>(), wgrad_fn<3>(), wgrad_fn<4>(), wgrad_fn<5>(), wgrad_fn<6>()};
+
+}  // namespace
+
+namespace nm {
+
+void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw) {
+  const int OB = ACC / KW;
+  const WgradFn tile = wgrad_tiles[KW - 1];
+  const int Hp = OH + KH - 1, Wp = OW + KW - 1;
+  const int64_t image = static_cast<int64_t>(C) * H * W, plane = static_cast<int64_t>(H) * W, L = static_cast<int64_t>(OH) * OW;
+  const int blocks = (OC + OB - 1) / OB;
+  const int T = std::min(blocks, num_threads());
+  parallel_for(T, [&](int t) {
+    const int b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
+    if (b1 <= b0) return;
+    std::vector<float> xp(static_cast<size_t>(C) * Hp * Wp, 0.f);
+    float part[ACC];
+    for (int64_t q = static_cast<int64_t>(b0) * OB * C * KH * KW; q < std::min<int64_t>(static_cast<int64_t>(b1) * OB, OC) * C * KH * KW; q++) gw[q] = 0.f;
+    for (int i = 0; i < N; i++) {
+      // the zero-padded image (as the forward's), rows PH.., columns PW..
+      for (int c = 0; c < C; c++)
+        for (int ih = 0; ih < H; ih++) {
+          const int r = ih + PH;
+          if (r < 0 || r >= Hp) continue;
+          const int c0 = std::max(0, -PW), c1 = std::min(W, OW + KW - 1 - PW);
+          if (c1 > c0) std::memcpy(&xp[(static_cast<size_t>(c) * Hp + r) * Wp + c0 + PW], x + i * image + c * plane + static_cast<int64_t>(ih) * W + c0, sizeof(float) * (c1 - c0));
+        }
+      for (int b = b0; b < b1; b++) {
+        const int o0 = b * OB, ob = std::min(OB, OC - o0);
+        // a short last block repeats its last channel (computed, not stored)
+        const float* grows[ACC];
+        for (int o = 0; o < OB; o++) grows[o] = g + (static_cast<int64_t>(i) * OC + o0 + std::min(o, ob - 1)) * L;
+        for (int c = 0; c < C; c++)
+          for (int kh = 0; kh < KH; kh++) {
+            tile(xp.data() + (static_cast<int64_t>(c) * Hp + kh) * Wp, Wp, OH, OW, grows, part);
+            for (int o = 0; o < ob; o++) {
+              float* dst = gw + ((static_cast<int64_t>(o0 + o) * C + c) * KH + kh) * KW;
+              for (int k = 0; k < KW; k++) dst[k] += part[o * KW + k];
+            }
+          }
+      }
+    }
+  }, T);
+}
+
+}  // namespace nm

@@ -55,6 +55,13 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
 // reads B (the im2col matrix) straight from x
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);
 
+// the weight gradient of a stride-1 convolution, gw (OC, C, KH, KW) written (not accumulated), from
+// x (N,C,H,W) and the output gradient g (N,OC,OH,OW), directly (conv_direct_kernel.h); only where
+// conv_weight_grad_direct says so (stride 1, KW <= 6, output rows of whole vectors, and a shape where
+// it measured faster than im2col + GEMM)
+bool conv_weight_grad_direct(int KW, int SH, int SW, int OH, int OW, int OC, int CKK);
+void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw);
+
 // out (n,m) = squared Euclidean distances between rows of X (n,d) and Y (m,d)
 void pairwise_sqdist(const float* X, int n, const float* Y, int m, int d, float* out);
 // one Lloyd step: assign each row of X (n,d) to its nearest row of Cen (k,d); newC (k,d) = member means

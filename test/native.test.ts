@@ -319,6 +319,58 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
   assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, x, 0), /convForward: out overlaps x or w/);
 });
 
+S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel widths 1-6, padding, short channel blocks, every micro-kernel, 1 and 2 threads; refuses (touching nothing) where it does not apply', () => {
+  const a = need();
+  const prevThreads = a.threads(), prevIsa = a.isa();
+  // the reference: per image, the im2col matrix times the image's output gradient (as conv2d's fallback)
+  const reference = (x: Float32Array, N: number, C: number, H: number, W: number, K: number, KW: number, P: number, PW: number, OH: number, OW: number, g: Float32Array, OC: number) => {
+    const L = OH * OW, CKK = C * K * KW, cols = new Float32Array(CKK * L), gw = new Float32Array(OC * CKK);
+    for (let n = 0; n < N; n++) {
+      jsKernels.im2col(x, n * C * H * W, 1, C, H, W, K, KW, 1, 1, P, PW, OH, OW, cols, 0, L);
+      jsKernels.gemm(false, true, OC, CKK, L, 1, g, n * OC * L, L, cols, 0, L, 1, gw, 0, CKK);
+    }
+    return gw;
+  };
+  try {
+    // [N, C, H, W, OC, KH, KW, PH, PW]: 32x32 maps (3x3, 1x1, 5x5 with padding 2, 6 wide), a first
+    // layer of 24x24 outputs (25 taps), 16x16 with few channels, rectangular, OC not a multiple of
+    // the channel block, one image (2 threads on channel blocks)
+    const cases = [[3, 2, 32, 32, 5, 3, 3, 1, 1], [2, 4, 32, 32, 13, 1, 1, 0, 0], [2, 3, 32, 32, 7, 5, 5, 2, 2], [2, 2, 33, 37, 3, 2, 6, 0, 0],
+      [3, 1, 28, 28, 20, 5, 5, 0, 0], [2, 5, 16, 16, 9, 3, 3, 1, 1], [2, 3, 16, 64, 6, 3, 3, 1, 1], [1, 3, 32, 32, 11, 3, 3, 1, 1]];
+    for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
+      a.setIsa(isa as 'avx2');
+      a.setThreads(threads);
+      for (const [N, C, H, W, OC, KH, KW, PH, PW] of cases) {
+        const OH = H + 2 * PH - KH + 1, OW = W + 2 * PW - KW + 1;
+        const x = f32(N * C * H * W + 3), g = f32(N * OC * OH * OW + 2);
+        const gw = f32(OC * C * KH * KW);  // garbage: must be overwritten
+        const done = a.convWeightGrad(x, 3, N, C, H, W, KH, KW, 1, 1, PH, PW, OH, OW, g, 2, OC, gw);
+        assert.ok(done, `${isa}: direct for ${[N, C, H, W, OC, KH, KW, PH, PW]}`);
+        const ref = reference(x.subarray(3), N, C, H, W, KH, KW, PH, PW, OH, OW, g.subarray(2), OC);
+        assertClose(gw, ref, 2e-5, `${isa} ${threads}t: gw ${[N, C, H, W, OC, KH, KW, PH, PW]}`);
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setThreads(prevThreads);
+  }
+  // not applicable: stride 2, rows not of whole vectors, a kernel 7 wide, small maps of many channels
+  for (const [C, H, W, OC, K, KW, S, P] of [[2, 32, 32, 4, 3, 3, 2, 1], [2, 30, 30, 4, 3, 3, 1, 0], [2, 32, 38, 4, 3, 7, 1, 0], [64, 8, 8, 64, 3, 3, 1, 1]]) {
+    const OH = Math.floor((H + 2 * P - K) / S) + 1, OW = Math.floor((W + 2 * P - KW) / S) + 1;
+    const gw = new Float32Array(OC * C * K * KW).fill(7);
+    const done = a.convWeightGrad(f32(2 * C * H * W), 0, 2, C, H, W, K, KW, S, S, P, P, OH, OW, f32(2 * OC * OH * OW), 0, OC, gw);
+    assert.is(done, false, `not direct: ${[C, H, W, OC, K, KW, S, P]}`);
+    assert.ok(gw.every((v) => v === 7), 'gw untouched');
+    assert.is(jsKernels.convWeightGrad(f32(1), 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, f32(1), 0, 1, gw), false, 'the TypeScript backend has none');
+  }
+  const x = f32(2 * 2 * 32 * 32), g = f32(2 * 3 * 32 * 32);
+  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g, 0, 3, new Float32Array(53)), /convWeightGrad: gw has 53 elements, expected 54/);
+  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g.subarray(1), 0, 3, new Float32Array(54)), /convWeightGrad: g \(1x6144, ld 6144, offset 0\) needs 6144 elements, the array has 6143/);
+  assertThrows(() => a.convWeightGrad(x, 1, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g, 0, 3, new Float32Array(54)), /convWeightGrad: x \(1x4096, ld 4096, offset 1\) needs 4097 elements/);
+  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 33, 32, f32(2 * 3 * 33 * 32), 0, 3, new Float32Array(54)), /convWeightGrad: OH x OW is larger than the input, padding and kernel give/);
+  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g, 0, 3, g.subarray(0, 54)), /convWeightGrad: gw overlaps x or g/);
+});
+
 S('batch norm forward and backward (with and without the fused ReLU), training and eval, against the reference', () => {
   const a = need();
   let zeroed = false, kept = false;
@@ -548,8 +600,9 @@ S('batch norm forward and backward on planes of at least 256 pixels (the 8-chain
 
 S('conv2d backward at stride 1 (input gradient by a convolution) on the native backend matches the TypeScript backend', () => {
   need();
-  // 12-pixel rows: the native convForward runs the direct convolution; 5-pixel rows: the implicit GEMM
-  for (const [N, C, H, OC, k, p] of [[3, 4, 12, 6, 3, 1], [2, 5, 5, 7, 3, 2], [4, 3, 6, 5, 2, 0]]) {
+  // 12-pixel rows: the native convForward runs the direct convolution; 5-pixel rows: the implicit GEMM;
+  // 32x32 outputs: the weight gradient by convWeightGrad
+  for (const [N, C, H, OC, k, p] of [[3, 4, 12, 6, 3, 1], [2, 5, 5, 7, 3, 2], [4, 3, 6, 5, 2, 0], [2, 3, 32, 5, 3, 1]]) {
     const run = () => {
       const r = new Rng(9);
       const mk = (shape: number[]) => tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.uniform(-1, 1)), shape, { requiresGrad: true });

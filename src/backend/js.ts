@@ -592,6 +592,11 @@ function sgdUpdate(p: FloatArray, g: FloatArray, v: FloatArray, lr: number, mu: 
   }
 }
 
+// no direct weight gradient here: conv2d's backward goes through im2col and gemm
+function convWeightGrad(): boolean {
+  return false;
+}
+
 export const jsKernels: Kernels = {
   gemm: gemmJs,
   im2col,
@@ -608,6 +613,7 @@ export const jsKernels: Kernels = {
   sgdUpdate,
   convEpilogue,
   convForward,
+  convWeightGrad,
   softmax,
   softmaxBackward,
   crossEntropy,

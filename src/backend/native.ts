@@ -19,6 +19,7 @@ export interface NativeAddon {
   batchNormBackward: Kernels['batchNormBackward'];
   unary: Kernels['unary'];
   sgdUpdate: Kernels['sgdUpdate'];
+  convWeightGrad: Kernels['convWeightGrad'];
   binary: Kernels['binary'];
   permute: Kernels['permute'];
   convEpilogue: Kernels['convEpilogue'];
@@ -93,6 +94,7 @@ if (loaded) {
       sgdUpdate: a.sgdUpdate,
       convEpilogue: a.convEpilogue,
       convForward: a.convForward,
+      convWeightGrad: a.convWeightGrad,
       reduce: a.reduce,
       pairwiseSqDist: a.pairwiseSqDist,
       kmeansStep: a.kmeansStep,

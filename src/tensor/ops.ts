@@ -692,14 +692,17 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
       const empty = allocate(dtype, 0);
       kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, dtype, OC, C, KH, KW), C, empty, empty, false, 1, gx, 0);
     }
+    // the weight gradient straight from the images where the backend has that kernel (native: stride
+    // 1, rows of whole vectors), else below through im2col and gemm
+    const wDone = gw !== null && kernel('convWeightGrad', dtype)(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, g.data, 0, OC, gw);
     // the weight gradient, and the input gradient where it is not a convolution: per chunk of images
-    if (gw || (gx && !byConv)) {
+    if ((gw && !wDone) || (gx && !byConv)) {
       const G = convChunkImages(N, CKK, L, OC);
       const gemm = kernel('gemm', dtype);
       const permuteK = kernel('permute', dtype);
       const col2im = kernel('col2im', dtype);
       const im2col = kernel('im2col', dtype);
-      const cols = scratch(dtype, 0, CKK * G * L);
+      const cols = gw && !wDone ? scratch(dtype, 0, CKK * G * L) : null;
       const gt = G > 1 ? scratch(dtype, 1, OC * G * L) : null;
       const dcols = gx && !byConv ? scratch(dtype, 2, CKK * G * L) : null;
       for (let n0 = 0; n0 < N; n0 += G) {
@@ -714,9 +717,9 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
           go = gt!;
           goOff = 0;
         }
-        if (gw) {
-          im2col(x.data, n0 * C * H * W, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols, 0, k * L);
-          gemm(false, true, OC, CKK, k * L, 1, go, goOff, k * L, cols, 0, k * L, 1, gw, 0, CKK);
+        if (gw && !wDone) {
+          im2col(x.data, n0 * C * H * W, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols!, 0, k * L);
+          gemm(false, true, OC, CKK, k * L, 1, go, goOff, k * L, cols!, 0, k * L, 1, gw, 0, CKK);
         }
         if (gx && dcols) {
           gemm(true, false, CKK, k * L, OC, 1, w.data, 0, CKK, go, goOff, k * L, 0, dcols, 0, k * L);
