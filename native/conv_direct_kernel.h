@@ -108,9 +108,15 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
   const int NT0 = V0 % 3 != 0 && V0 % 2 == 0 ? 2 : 3;
   const int OBS = ACC / NT0;
   const int blocks = (OC + OBS - 1) / OBS;
-  std::vector<float> wpk(static_cast<size_t>(blocks) * g.CKK * OBS, 0.f);
+  // reused from call to call (a fresh 2.4 MB block costs page faults each time); the padding lanes of
+  // the last block are zeroed each call
+  thread_local std::vector<float> wpk;
+  if (wpk.size() < static_cast<size_t>(blocks) * g.CKK * OBS) wpk.resize(static_cast<size_t>(blocks) * g.CKK * OBS);
+  if (OC % OBS) std::fill(wpk.begin() + static_cast<size_t>(blocks - 1) * g.CKK * OBS, wpk.begin() + static_cast<size_t>(blocks) * g.CKK * OBS, 0.f);
   for (int o = 0; o < OC; o++)
     for (int p = 0; p < g.CKK; p++) wpk[(static_cast<size_t>(o / OBS) * g.CKK + p) * OBS + o % OBS] = w[static_cast<int64_t>(o) * g.CKK + p];
+  // this thread's buffer, by pointer: inside the workers the name would mean their own (empty) one
+  const float* const wpack = wpk.data();
   const int T = std::min(N, num_threads());
   parallel_for(T, [&](int t) {
     std::vector<float> xp(static_cast<size_t>(C) * g.Hp * g.Wp, 0.f);
@@ -141,7 +147,7 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
           n++;
           v++;
         }
-        direct_chunk(g, xp.data(), wpk.data(), OBS, OC, voh, vow, n, ob.data());
+        direct_chunk(g, xp.data(), wpack, OBS, OC, voh, vow, n, ob.data());
       }
       // the epilogue on this image's output (rows OWr apart), into its place in out
       conv_epilogue(ob.data(), false, 1, OC, OH, OW, scale, shift, relu, pool, out + static_cast<int64_t>(i) * OC * POH * POW, g.OWr);
