@@ -280,7 +280,10 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2],
       // 40 images of 121 pixels side by side, one K block: on 2 threads each takes a share of the
       // columns, the second starting inside an image
-      [40, 3, 22, 22, 8, 3, 2, 1, 1]];
+      [40, 3, 22, 22, 8, 3, 2, 1, 1],
+      // a small map at stride 1 with at least 1e7 FLOPs an image: the explicit im2col matrix, in two
+      // chunks of images (at most 16 MB each), pooled to an odd size
+      [12, 1024, 7, 7, 24, 3, 1, 1, 2]];
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
       a.setIsa(isa as 'avx2');
       a.setThreads(threads);
