@@ -125,7 +125,7 @@ export interface Kernels {
 
   // The forward convolution of N images x (N,C,H,W) from xOff with w (OC, C*KH*KW), then the
   // epilogue above (scale, shift, relu, pool) per output channel: out (N, OC, OH/pool, OW/pool) from
-  // outOff. The native kernel never stores the im2col matrix (its GEMM packs B from the images).
+  // outOff. The native kernel mostly stores no im2col matrix (a direct convolution, or a GEMM that packs B from the images; small maps: a matrix of at most 16 MB).
   convForward(
     x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,

@@ -624,8 +624,9 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
 
 /**
  * The forward convolution into `out` (N, OC, OH/pool, OW/pool) with its epilogue (bias, or any
- * per-channel affine, ReLU, 2x2 pool): the convForward kernel (native: the GEMM packs its B panels
- * straight from the images, no im2col matrix in memory; TypeScript: im2col, GEMM, epilogue).
+ * per-channel affine, ReLU, 2x2 pool): the convForward kernel (native: a direct convolution, or a
+ * GEMM that packs its B panels straight from the images, or for small maps an im2col matrix of at
+ * most 16 MB; TypeScript: im2col, GEMM, epilogue).
  */
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
