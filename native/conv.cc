@@ -135,7 +135,6 @@ void col2im(const float* cols, int64_t ldc, int G, int C, int H, int W, int KH, 
   }, T);
 }
 
-// the larger of two floats, a NaN in either winning; a select, not a branch
 // a where mask is all ones, b where it is zero (bitwise: no branch)
 inline float bit_select(uint32_t mask, float a, float b) {
   uint32_t ua, ub;
@@ -147,6 +146,7 @@ inline float bit_select(uint32_t mask, float a, float b) {
   return f;
 }
 
+// the larger of two floats, a NaN in either winning; a select, not a branch
 inline float pick_max(float a, float b) {
   const bool take = (b > a) | ((b != b) & (a == a));
   return take ? b : a;
@@ -321,7 +321,8 @@ void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int S
         continue;
       }
       // selects, not branches (which comparisons of activations mispredict), 4 windows at a time in
-      // vectors where GCC's vector extensions are there: 20 -> 5 ms at 128x64x32x32 with argmax
+      // vectors where GCC's vector extensions are there: the kernel 9-11 -> 2.3-2.6 ms at
+      // 128x64x32x32 with argmax (the op, with its allocations, 20 -> 7 ms)
       int ow = 0;
 #if defined(__GNUC__) && !defined(__clang__)
       typedef float v4f __attribute__((vector_size(16)));

@@ -64,9 +64,10 @@ void unary_range(UnaryOp op, const float* x, float* out, int64_t s, int64_t e, f
 
 // out[j] = f(a[j*sa], b[j*sb]) for j < n; unit and zero strides get their own loops, which the
 // compiler vectorizes (a run-time stride kept the same-shape case scalar: relu's backward on
-// 128x64x32x32 took 4x the time of the forward)
+// 128x64x32x32 took 4x the time of the forward). No restrict: out may be a (in place); the
+// compiler checks for overlap at run time
 template <typename F>
-inline void row_loop(const float* __restrict a, int64_t sa, const float* __restrict b, int64_t sb, float* __restrict out, int64_t n, F f) {
+inline void row_loop(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n, F f) {
   if (sa == 1 && sb == 1) {
     for (int64_t j = 0; j < n; j++) out[j] = f(a[j], b[j]);
   } else if (sa == 1 && sb == 0) {
