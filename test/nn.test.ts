@@ -251,12 +251,21 @@ N('batch norm + ReLU fused (Sequential, training and eval with a graph): the sam
     if (prevFuse === undefined) delete process.env.NEURONMERGE_FUSE;
     else process.env.NEURONMERGE_FUSE = prevFuse;
   }
-  // the op itself: relu(batchNorm(x)) as one node
-  const x = rand([3, 2, 4]);
-  const st = { runningMean: tensor([0, 0], [2]), runningVar: tensor([1, 1], [2]) };
-  const fusedOut = batchNorm(x, tensor([1, 2], [2], { requiresGrad: true }), tensor([0, -0.1], [2]), st, true, 0.1, 1e-5, true);
-  const plainOut = relu(batchNorm(x, tensor([1, 2], [2], { requiresGrad: true }), tensor([0, -0.1], [2]), { runningMean: tensor([0, 0], [2]), runningVar: tensor([1, 1], [2]) }, true));
-  assert.equal(Array.from(fusedOut.data), Array.from(plainOut.data));
+  // the op itself: relu(batchNorm(x)) as one node, in float32 and float64 (the TypeScript backend)
+  for (const dtype of ['float32', 'float64'] as const) {
+    const x = tensor(rand([3, 2, 4]).data, [3, 2, 4], { dtype, requiresGrad: true });
+    const t = (v: number[]) => tensor(v, [2], { dtype });
+    const fusedOut = batchNorm(x, t([1, 2]), t([0, -0.1]), { runningMean: t([0, 0]), runningVar: t([1, 1]) }, true, 0.1, 1e-5, true);
+    const plainOut = relu(batchNorm(x, t([1, 2]), t([0, -0.1]), { runningMean: t([0, 0]), runningVar: t([1, 1]) }, true));
+    assert.equal(Array.from(fusedOut.data), Array.from(plainOut.data), `${dtype}: forward`);
+    assert.ok(fusedOut.data.some((v) => v === 0) && fusedOut.data.some((v) => v > 0), `${dtype}: both sides of the ReLU`);
+    const gy = tensor(rand([3, 2, 4]).data, [3, 2, 4], { dtype });
+    fusedOut.backward(gy);
+    const g1 = Array.from(x.grad!.data);
+    x.zeroGrad();
+    plainOut.backward(gy);
+    assert.equal(g1, Array.from(x.grad!.data), `${dtype}: backward`);
+  }
 });
 
 N('conv2dFused equals conv2d -> affine -> relu -> maxPool2d; refuses a graph, a wrong scale length', () => {

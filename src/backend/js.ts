@@ -481,7 +481,9 @@ function batchNormForward(
       const base = (n * C + c) * S;
       if (relu) {
         for (let i = 0; i < S; i++) {
-          const v = Math.fround(x[base + i] * scale + shift);
+          // the sign decides before the store rounds (rounding keeps it), so float32 and float64
+          // outputs are both relu of the plain forward's
+          const v = x[base + i] * scale + shift;
           y[base + i] = v > 0 || v !== v ? v : 0;
         }
       } else {
