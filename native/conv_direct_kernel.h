@@ -75,17 +75,30 @@ const std::array<DirectFn, ACC> direct_one = direct_row<1>(std::make_integer_seq
 const std::array<DirectFn, ACC / 2> direct_two = direct_row<2>(std::make_integer_sequence<int, ACC / 2>{});
 const std::array<DirectFn, ACC / 3> direct_three = direct_row<3>(std::make_integer_sequence<int, ACC / 3>{});
 
-// every channel of NT output vectors (rows voh, columns vow), in blocks of ACC / NT channels
-// wpk: the weights in blocks of OBS channels (OBS = ACC / the call's full chunk size), each block
-// tap-major (wpk[block][p][o]), zero-padded: one contiguous stream of broadcasts per tile
+// every channel of NT output vectors (rows voh, columns vow), in blocks of OBS channels (OBS = ACC /
+// the call's full chunk size, so a chunk of NT or fewer vectors fits). wpk: the weights in those
+// blocks, each tap-major (wpk[block][p][o]), zero-padded: one contiguous stream of broadcasts per tile
 inline void direct_chunk(const DirectGeom& g, const float* xp, const float* wpk, int OBS, int OC, const int* voh, const int* vow, int NT, float* ob) {
-  const int OB = std::min(OBS, ACC / NT);
-  for (int oc0 = 0; oc0 < OC; oc0 += OB) {
-    const int n = std::min(OB, OC - oc0);
+  for (int oc0 = 0; oc0 < OC; oc0 += OBS) {
+    const int n = std::min(OBS, OC - oc0);
     const DirectFn f = NT == 3 ? direct_three[n - 1] : NT == 2 ? direct_two[n - 1] : direct_one[n - 1];
-    const int blk = oc0 / OBS, within = oc0 % OBS;
-    f(g, xp, wpk + static_cast<int64_t>(blk) * g.CKK * OBS + within, OBS, oc0, voh, vow, ob);
+    f(g, xp, wpk + static_cast<int64_t>(oc0) * g.CKK, OBS, oc0, voh, vow, ob);
   }
+}
+
+// image (C,H,W) into xp (C,Hp,Wp) at rows PH.., columns PW..; what lies outside the input stays as
+// it is (0: the caller zeroes xp once). The clamps matter: OH and OW come from the caller, and a
+// smaller OH or OW than the input allows makes the buffer smaller than the padded input
+inline void pad_image(const float* img, int C, int H, int W, int PH, int PW, int Hp, int Wp, float* xp) {
+  const int64_t plane = static_cast<int64_t>(H) * W;
+  const int c0 = std::max(0, -PW), c1 = std::min(W, Wp - PW);
+  if (c1 <= c0) return;
+  for (int c = 0; c < C; c++)
+    for (int ih = 0; ih < H; ih++) {
+      const int r = ih + PH;
+      if (r < 0 || r >= Hp) continue;
+      std::memcpy(xp + (static_cast<int64_t>(c) * Hp + r) * Wp + c0 + PW, img + c * plane + static_cast<int64_t>(ih) * W + c0, sizeof(float) * (c1 - c0));
+    }
 }
 
 }  // namespace
@@ -103,10 +116,13 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
   g.Wp = g.OWr + KW - 1;
   g.CKK = C * KH * KW;
   const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
-  const int64_t image = static_cast<int64_t>(C) * H * W, plane = static_cast<int64_t>(H) * W;
-  const int V0 = g.OWr / CVW;
-  const int NT0 = V0 % 3 != 0 && V0 % 2 == 0 ? 2 : 3;
-  const int OBS = ACC / NT0;
+  const int64_t image = static_cast<int64_t>(C) * H * W;
+  // the image's OH x V output vectors, row by row, in chunks of 3 (4 channels a tile) or of 2 where
+  // V is even and not a multiple of 3 (6 channels a tile); a chunk spans rows where a row is one
+  // vector (LeNet-5's conv2: 8x8 outputs), else stays within its row
+  const int V = g.OWr / CVW;
+  const int NT = V % 3 != 0 && V % 2 == 0 ? 2 : 3;
+  const int OBS = ACC / NT;
   const int blocks = (OC + OBS - 1) / OBS;
   // reused from call to call (a fresh 2.4 MB block costs page faults each time); the padding lanes of
   // the last block are zeroed each call
@@ -122,21 +138,7 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
     std::vector<float> xp(static_cast<size_t>(C) * g.Hp * g.Wp, 0.f);
     std::vector<float> ob(static_cast<size_t>(OC) * OH * g.OWr);
     for (int i = N * t / T; i < N * (t + 1) / T; i++) {
-      // the zero-padded image: rows PH.., columns PW..; what lies outside the input stays 0. The clamps
-      // matter: OH and OW come from the caller, and a smaller OH or OW than the input allows makes the
-      // buffer smaller than the padded input
-      for (int c = 0; c < C; c++)
-        for (int ih = 0; ih < H; ih++) {
-          const int r = ih + PH;
-          if (r < 0 || r >= g.Hp) continue;
-          const int c0 = std::max(0, -PW), c1 = std::min(W, g.Wp - PW);
-          if (c1 > c0) std::memcpy(&xp[(static_cast<size_t>(c) * g.Hp + r) * g.Wp + c0 + PW], x + i * image + c * plane + static_cast<int64_t>(ih) * W + c0, sizeof(float) * (c1 - c0));
-        }
-      // the image's OH x V output vectors, row by row, in chunks of 3 (4 channels a tile) or of 2 where
-      // V is even and not a multiple of 3 (6 channels a tile); a chunk spans rows where a row is one
-      // vector (LeNet-5's conv2: 8x8 outputs), else stays within its row
-      const int V = g.OWr / CVW;
-      const int NT = V % 3 != 0 && V % 2 == 0 ? 2 : 3;
+      pad_image(x + i * image, C, H, W, PH, PW, g.Hp, g.Wp, xp.data());
       const int total = OH * V;
       for (int v = 0; v < total;) {
         int voh[3], vow[3], n = 0;
@@ -209,7 +211,7 @@ void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
   const int OB = ACC / KW;
   const WgradFn tile = wgrad_tiles[KW - 1];
   const int Hp = OH + KH - 1, Wp = OW + KW - 1;
-  const int64_t image = static_cast<int64_t>(C) * H * W, plane = static_cast<int64_t>(H) * W, L = static_cast<int64_t>(OH) * OW;
+  const int64_t image = static_cast<int64_t>(C) * H * W, L = static_cast<int64_t>(OH) * OW;
   const int blocks = (OC + OB - 1) / OB;
   const int T = std::min(blocks, num_threads());
   parallel_for(T, [&](int t) {
@@ -219,14 +221,7 @@ void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
     float part[ACC];
     for (int64_t q = static_cast<int64_t>(b0) * OB * C * KH * KW; q < std::min<int64_t>(static_cast<int64_t>(b1) * OB, OC) * C * KH * KW; q++) gw[q] = 0.f;
     for (int i = 0; i < N; i++) {
-      // the zero-padded image (as the forward's), rows PH.., columns PW..
-      for (int c = 0; c < C; c++)
-        for (int ih = 0; ih < H; ih++) {
-          const int r = ih + PH;
-          if (r < 0 || r >= Hp) continue;
-          const int c0 = std::max(0, -PW), c1 = std::min(W, OW + KW - 1 - PW);
-          if (c1 > c0) std::memcpy(&xp[(static_cast<size_t>(c) * Hp + r) * Wp + c0 + PW], x + i * image + c * plane + static_cast<int64_t>(ih) * W + c0, sizeof(float) * (c1 - c0));
-        }
+      pad_image(x + i * image, C, H, W, PH, PW, Hp, Wp, xp.data());
       for (int b = b0; b < b1; b++) {
         const int o0 = b * OB, ob = std::min(OB, OC - o0);
         // a short last block repeats its last channel (computed, not stored)
