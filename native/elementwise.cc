@@ -108,16 +108,12 @@ void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1
 }
 
 void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1) {
-  if (nd == 0) {
-    binary_row(op, a, 0, b, 0, out, 1, p0, p1);
-    return;
-  }
   int64_t total = 1;
   for (int d = 0; d < nd; d++) total *= shape[d];
   if (total == 0) return;
   // merge each axis into the next one where both operands step over it as over one longer axis
   // (a dense same-shape pair becomes one row; a per-channel operand (C,1,1) against (N,C,H,W)
-  // becomes rows of H*W), and drop axes of length 1
+  // becomes rows of H*W), and drop axes of length 1 (no axis left: one element, a scalar included)
   std::vector<int64_t> sh, sa, sb;
   for (int d = 0; d < nd; d++) {
     if (shape[d] == 1) continue;
