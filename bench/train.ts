@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, nativeAddon, Rng, SGD, tensor, vgg16Arch } from '../src/index.js';
+import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, mallocReuseOn, nativeAddon, Rng, SGD, tensor, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
@@ -27,7 +27,7 @@ function torchStep(model: string, batch: number, iters: number, threads: number)
 export async function benchTrain(args: BenchArgs): Promise<void> {
   const batch = 128;
   const threads = nativeAddon()?.threads() ?? 1;
-  if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads; PyTorch with the same threads`);
+  if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads, malloc reuse ${mallocReuseOn() ? 'on' : 'off'}${process.env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}; PyTorch with the same threads (glibc's defaults)`);
   const cases: [string, Arch, number[]][] = [['dbn', dbnArch(), [batch, 784]], ['lenet5', lenet5Arch(), [batch, 1, 28, 28]], ['vgg16', vgg16Arch(), [batch, 3, 32, 32]]];
   for (const [name, arch, shape] of cases) {
     const rng = new Rng(1);

@@ -4,6 +4,9 @@
 #include <napi.h>
 
 #include <cmath>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -680,7 +683,34 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), nm::set_gemm_isa(isa));
 }
 
+// setMallocReuse(on): glibc's malloc keeps freed large blocks for reuse (on) or gives them back to
+// the system (off, glibc's defaults). A training step allocates its activations and gradients anew
+// each step; with glibc's defaults each block over the mmap threshold (at most 32 MiB, and VGG-16's
+// 128x64x32x32 activations are exactly 32 MiB) is a fresh mapping, unmapped when V8 frees it, and
+// costs a page fault per 4 KiB page on first touch (VGG-16 at batch 128: 150,000 faults and 0.5-0.65 s
+// of system time a step). On: no mmapped blocks (M_MMAP_MAX 0: all from the heap, best-fit among
+// freed blocks) and no trimming of the heap's top below 1 GiB; the process's memory then stays at its
+// peak (VGG-16 training: 805 MB against 766 MB). Returns whether the setting took (false off glibc).
+Napi::Value SetMallocReuse(const Napi::CallbackInfo& info) {
+  Args a{info, "setMallocReuse"};
+  a.count(1);
+  const bool on = a.boolean(0, "on");
+#if defined(__GLIBC__)
+  bool ok = mallopt(M_MMAP_MAX, on ? 0 : 65536) == 1;
+  ok = mallopt(M_TRIM_THRESHOLD, on ? 1 << 30 : 128 * 1024) == 1 && ok;
+  if (!on) {
+    ok = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && ok;
+    malloc_trim(0);
+  }
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  (void)on;
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setMallocReuse", Napi::Function::New(env, SetMallocReuse));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync));
   exports.Set("im2col", Napi::Function::New(env, Im2col));

@@ -2,5 +2,5 @@ export { registerBackend, unregisterBackend, listBackends, setBackend, getForced
 export { jsBackend, jsKernels } from './js.js';
 export { gemmJs, gemmNaive } from './js-gemm.js';
 export type { Backend, Kernels, KernelName, DType, FloatArray, UnaryOp, BinaryOp, ReduceOp } from './types.js';
-export { nativeAddon, nativeLoadError } from './native.js';
+export { nativeAddon, nativeLoadError, setMallocReuse, mallocReuseOn } from './native.js';
 export type { NativeAddon } from './native.js';

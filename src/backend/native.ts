@@ -33,6 +33,7 @@ export interface NativeAddon {
   setThreads(n: number): number;
   isa(): string;
   setIsa(isa: 'avx512' | 'avx2' | 'generic'): boolean;
+  setMallocReuse(on: boolean): boolean;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -72,6 +73,37 @@ function load(): void {
 }
 
 load();
+
+let mallocReuse = false;
+
+/**
+ * Whether glibc's malloc keeps freed large blocks for reuse (see native/addon.cc, SetMallocReuse):
+ * a training step allocates its activations anew each step, and with glibc's defaults every block of
+ * more than a few hundred KiB is a fresh mapping whose pages fault on first touch (VGG-16 at batch 128:
+ * 150,000 faults a step). On, the process's memory stays at its peak instead of shrinking. Process-wide;
+ * needs the native addon and glibc; returns whether it took. The command, the benchmarks and the
+ * training script turn it on (NEURONMERGE_MALLOC=default keeps glibc's defaults); the library
+ * imported on its own leaves malloc alone unless this is called or NEURONMERGE_MALLOC=reuse.
+ */
+export function setMallocReuse(on: boolean): boolean {
+  if (!addon) return false;
+  const ok = addon.setMallocReuse(on);
+  mallocReuse = on && ok;
+  return ok;
+}
+
+/** whether setMallocReuse(true) is in effect */
+export function mallocReuseOn(): boolean {
+  return mallocReuse;
+}
+
+{
+  const mode = process.env.NEURONMERGE_MALLOC;
+  if (mode === 'reuse') setMallocReuse(true);
+  else if (mode !== undefined && mode !== 'default' && mode !== '') {
+    console.warn(`neuronmerge: NEURONMERGE_MALLOC=${mode} is not 'reuse' or 'default'; leaving malloc as it is`);
+  }
+}
 
 const loaded = addon as NativeAddon | null;
 if (loaded) {
