@@ -309,12 +309,14 @@ inline void tile_kernel(int kc, const float* __restrict a, const float* __restri
   // whole products a few tenths of a percent to ~3% (the last 2 rows of M = 128, 512, 50), below
   // this machine's noise. The sets are summed at the end: another summation order, as deterministic
   constexpr int S = R * V >= 8 ? 1 : std::min(4, std::min((8 + R * V - 1) / (R * V), 12 / (R * V)));
-  vf acc[R][V];
-  vf accs[S > 1 ? S - 1 : 1][R][V];
+  vf sets[S][R][V];
+  vf (&acc)[R][V] = sets[0];
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
 #pragma GCC unroll 4
-    for (int v = 0; v < V; v++) acc[r][v] = vf{};
+    for (int s = 0; s < S; s++)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; v++) sets[s][r][v] = vf{};
     if (r < rows) {
       __builtin_prefetch(c + r * ldc, 1, 3);
       __builtin_prefetch(c + r * ldc + V * VW - 1, 1, 3);
@@ -325,43 +327,8 @@ inline void tile_kernel(int kc, const float* __restrict a, const float* __restri
     __builtin_prefetch(c + (R + r) * ldc, 1, 3);
     __builtin_prefetch(c + (R + r) * ldc + V * VW - 1, 1, 3);
   }
-  int p = 0;
-  if constexpr (S > 1) {
-#pragma GCC unroll 4
-    for (int s = 0; s < S - 1; s++)
-#pragma GCC unroll 16
-      for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) accs[s][r][v] = vf{};
-    for (; p + S <= kc; p += S) {
-#pragma GCC unroll 4
-      for (int s = 0; s < S; s++) {
-        __builtin_prefetch(b + 8 * ldbp, 0, 3);
-        vf bv[V];
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) bv[v] = *reinterpret_cast<const vfu*>(b + v * VW);
-#pragma GCC unroll 16
-        for (int r = 0; r < R; r++) {
-          const float ar = a[r];
-#pragma GCC unroll 4
-          for (int v = 0; v < V; v++) {
-            if (s == 0) acc[r][v] += bv[v] * ar;
-            else accs[s - 1][r][v] += bv[v] * ar;
-          }
-        }
-        a += MR;
-        b += ldbp;
-      }
-    }
-#pragma GCC unroll 4
-    for (int s = 0; s < S - 1; s++)
-#pragma GCC unroll 16
-      for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) acc[r][v] += accs[s][r][v];
-  }
-#pragma GCC unroll 4
-  for (; p < kc; p++) {
+  // one k: the B row's vectors times each A value, into set s
+  auto step = [&](int s) __attribute__((always_inline)) {
     __builtin_prefetch(b + 8 * ldbp, 0, 3);
     vf bv[V];
 #pragma GCC unroll 4
@@ -370,11 +337,25 @@ inline void tile_kernel(int kc, const float* __restrict a, const float* __restri
     for (int r = 0; r < R; r++) {
       const float ar = a[r];
 #pragma GCC unroll 4
-      for (int v = 0; v < V; v++) acc[r][v] += bv[v] * ar;
+      for (int v = 0; v < V; v++) sets[s][r][v] += bv[v] * ar;
     }
     a += MR;
     b += ldbp;
+  };
+  int p = 0;
+  if constexpr (S > 1) {
+    for (; p + S <= kc; p += S)
+#pragma GCC unroll 4
+      for (int s = 0; s < S; s++) step(s);
+#pragma GCC unroll 4
+    for (int s = 1; s < S; s++)
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) acc[r][v] += sets[s][r][v];
   }
+#pragma GCC unroll 4
+  for (; p < kc; p++) step(0);
   if (rows == R && cols == V * VW) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++) {
