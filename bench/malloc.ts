@@ -5,8 +5,8 @@
 // for NEURONMERGE_BENCH_ROUNDS rounds (default 5), each round's step time is tinybench's median of 3
 // steps after one settling step, the ratio is the median of the rounds' own ratios (this machine's
 // speed drifts by tens of percent over seconds). Minor page faults a step for each setting beside it.
-import { buildModel, crossEntropy, dbnArch, lenet5Arch, mallocReuseOn, nativeAddon, Rng, setMallocReuse, SGD, tensor, vgg16Arch } from '../src/index.js';
-import type { Arch } from '../src/index.js';
+import { mallocReuseOn, nativeAddon, setMallocReuse } from '../src/index.js';
+import { trainingSteps } from './train.js';
 import { emit, fmt, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';
 
@@ -20,19 +20,8 @@ export async function benchMalloc(args: BenchArgs): Promise<void> {
   const batch = 128;
   const rounds = Math.max(1, Number(process.env.NEURONMERGE_BENCH_ROUNDS ?? 5) || 5);
   if (!args.json) console.log(`# malloc: training step with freed large blocks reused against glibc's defaults, batch ${batch}, ${addon.threads()} threads, ${rounds} alternating rounds${process.env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}`);
-  const cases: [string, Arch, number[]][] = [['dbn', dbnArch(), [batch, 784]], ['lenet5', lenet5Arch(), [batch, 1, 28, 28]], ['vgg16', vgg16Arch(), [batch, 3, 32, 32]]];
   try {
-    for (const [name, arch, shape] of cases) {
-      const rng = new Rng(1);
-      const model = buildModel(arch, 1);
-      const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
-      const y = Int32Array.from({ length: batch }, () => rng.int(10));
-      const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-      const step = () => {
-        opt.zeroGrad();
-        crossEntropy(model.forward(x), y).backward();
-        opt.step();
-      };
+    for (const { name, step } of trainingSteps(batch)) {
       const ms: Record<'on' | 'off', number[]> = { on: [], off: [] };
       const faults: Record<'on' | 'off', number[]> = { on: [], off: [] };
       const ratios: number[] = [];

@@ -24,10 +24,9 @@ function torchStep(model: string, batch: number, iters: number, threads: number)
   }
 }
 
-export async function benchTrain(args: BenchArgs): Promise<void> {
-  const batch = 128;
-  const threads = nativeAddon()?.threads() ?? 1;
-  if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads, malloc reuse ${mallocReuseOn() ? 'on' : 'off'}${process.env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}; PyTorch with the same threads (glibc's defaults)`);
+/** one training step (forward, backward, SGD momentum update) of the DBN, LeNet-5 and VGG-16 on random
+ *  inputs at the given batch, each model built when reached (seeded) */
+export function* trainingSteps(batch: number): Generator<{ name: string; step: () => void }> {
   const cases: [string, Arch, number[]][] = [['dbn', dbnArch(), [batch, 784]], ['lenet5', lenet5Arch(), [batch, 1, 28, 28]], ['vgg16', vgg16Arch(), [batch, 3, 32, 32]]];
   for (const [name, arch, shape] of cases) {
     const rng = new Rng(1);
@@ -35,11 +34,22 @@ export async function benchTrain(args: BenchArgs): Promise<void> {
     const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
     const y = Int32Array.from({ length: batch }, () => rng.int(10));
     const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-    const step = () => {
-      opt.zeroGrad();
-      crossEntropy(model.forward(x), y).backward();
-      opt.step();
+    yield {
+      name,
+      step: () => {
+        opt.zeroGrad();
+        crossEntropy(model.forward(x), y).backward();
+        opt.step();
+      },
     };
+  }
+}
+
+export async function benchTrain(args: BenchArgs): Promise<void> {
+  const batch = 128;
+  const threads = nativeAddon()?.threads() ?? 1;
+  if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads, malloc reuse ${mallocReuseOn() ? 'on' : 'off'}${process.env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}; PyTorch with the same threads (glibc's defaults)`);
+  for (const { name, step } of trainingSteps(batch)) {
     const iters = name === 'vgg16' ? 3 : 10;
     const ms = await measureMs(name, step, { iterations: iters, time: name === 'vgg16' ? 5000 : 2000 });
     const t = torchStep(name, batch, iters, threads);
