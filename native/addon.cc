@@ -479,83 +479,74 @@ Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// the images of a convolution kernel's arguments 0-13 (x, xOff, N, the geometry), and their sizes
+// the images of a convolution kernel's arguments 0-13 (x, xOff, N, the geometry) and its output
+// channels (argument ocAt), with their sizes checked: the input, the per-output-channel tensor
+// (`what`: output, output gradient) and the weight fit 2^31 elements, and x holds N images from xOff
 struct ConvInput {
-  const float* x;
-  int64_t lx, xOff, N;
+  const float* xp;  // the first image
   Geometry g;
-  int64_t CKK, L, image;
+  int64_t N, OC, CKK, L, image;
 };
 
-ConvInput conv_input(const Args& a) {
+ConvInput conv_input(const Args& a, size_t ocAt, const char* what) {
   ConvInput c;
-  c.x = a.f32(0, "x", &c.lx);
-  c.xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
+  int64_t lx;
+  const float* x = a.f32(0, "x", &lx);
+  const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
   c.N = a.integer(2, "N", 1);
   c.g = geometry(a, 3);
+  c.OC = a.integer(ocAt, "OC", 1);
   c.CKK = static_cast<int64_t>(c.g.C) * c.g.KH * c.g.KW;
   c.L = static_cast<int64_t>(c.g.OH) * c.g.OW;
   c.image = static_cast<int64_t>(c.g.C) * c.g.H * c.g.W;
-  return c;
-}
-
-// the input, the per-output-channel tensor (`what`: output, output gradient) and the weight fit
-// 2^31 elements; x holds N images from xOff
-void conv_sizes(const Args& a, const ConvInput& c, int64_t OC, const char* what) {
-  if (static_cast<double>(c.N) * c.image > static_cast<double>(kMaxDim) || static_cast<double>(c.N) * OC * c.L > static_cast<double>(kMaxDim) || static_cast<double>(OC) * c.CKK > static_cast<double>(kMaxDim))
+  if (static_cast<double>(c.N) * c.image > static_cast<double>(kMaxDim) || static_cast<double>(c.N) * c.OC * c.L > static_cast<double>(kMaxDim) || static_cast<double>(c.OC) * c.CKK > static_cast<double>(kMaxDim))
     fail(a.env(), std::string(a.fn) + ": the input, " + what + " or weight is larger than 2^31 elements");
-  a.matrix("x", c.lx, c.xOff, 1, c.N * c.image, c.N * c.image);
+  a.matrix("x", lx, xOff, 1, c.N * c.image, c.N * c.image);
+  c.xp = x + xOff;
+  return c;
 }
 
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   Args a{info, "convForward"};
   a.count(22);
-  const ConvInput c = conv_input(a);
+  const ConvInput c = conv_input(a, 15, "output");
   const Geometry& g = c.g;
-  const int64_t N = c.N, CKK = c.CKK, L = c.L, image = c.image;
   int64_t lw, lo;
   const float* w = a.f32(14, "w", &lw);
-  const int64_t OC = a.integer(15, "OC", 1);
-  const EpilogueArgs e = epilogue_args(a, 16, OC, "OC");
-  const int64_t pool = e.pool;
+  const EpilogueArgs e = epilogue_args(a, 16, c.OC, "OC");
   float* out = a.f32(20, "out", &lo);
   const int64_t outOff = a.integer(21, "outOff", 0, INT64_MAX / 4);
-  const int64_t POL = pool == 2 ? static_cast<int64_t>(g.OH / 2) * (g.OW / 2) : L;
-  conv_sizes(a, c, OC, "output");
-  a.exact("w", lw, OC * CKK);
-  const int64_t m = N * OC * POL;
+  const int64_t POL = e.pool == 2 ? static_cast<int64_t>(g.OH / 2) * (g.OW / 2) : c.L;
+  a.exact("w", lw, c.OC * c.CKK);
+  const int64_t m = c.N * c.OC * POL;
   if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
   if (m == 0) return info.Env().Undefined();  // (CKK >= 1: geometry() takes C, KH, KW >= 1)
-  const float* xp = c.x + c.xOff;
   float* o = out + outOff;
-  if ((o < xp + N * image && xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
-  nm::conv_forward(xp, static_cast<int>(N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(OC), e.scale, e.shift, e.relu, static_cast<int>(pool), o);
+  if ((o < c.xp + c.N * c.image && c.xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
+  nm::conv_forward(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(c.OC), e.scale, e.shift, e.relu, static_cast<int>(e.pool), o);
   return info.Env().Undefined();
 }
 
 Napi::Value ConvWeightGrad(const Napi::CallbackInfo& info) {
   Args a{info, "convWeightGrad"};
   a.count(18);
-  const ConvInput c = conv_input(a);
+  const ConvInput c = conv_input(a, 16, "output gradient");
   const Geometry& g = c.g;
-  const int64_t N = c.N, CKK = c.CKK, L = c.L, image = c.image;
   int64_t lg, lw;
   const float* gy = a.f32(14, "g", &lg);
   const int64_t gOff = a.integer(15, "gOff", 0, INT64_MAX / 4);
-  const int64_t OC = a.integer(16, "OC", 1);
   float* gw = a.f32(17, "gw", &lw);
-  conv_sizes(a, c, OC, "output gradient");
-  a.matrix("g", lg, gOff, 1, N * OC * L, N * OC * L);
-  a.exact("gw", lw, OC * CKK);
+  const int64_t gn = c.N * c.OC * c.L;
+  a.matrix("g", lg, gOff, 1, gn, gn);
+  a.exact("gw", lw, c.OC * c.CKK);
   // the output size the geometry gives (stride, padding): a caller's OH or OW beyond it would read
   // outside the padded image
   if (g.OH > (g.H + 2 * g.PH - g.KH) / g.SH + 1 || g.OW > (g.W + 2 * g.PW - g.KW) / g.SW + 1 || g.H + 2 * g.PH < g.KH || g.W + 2 * g.PW < g.KW)
     fail(a.env(), "convWeightGrad: OH x OW is larger than the input, padding and kernel give");
-  if (!nm::conv_weight_grad_direct(g.KW, g.SH, g.SW, g.OH, g.OW, static_cast<int>(OC), static_cast<int>(CKK))) return Napi::Boolean::New(info.Env(), false);
-  const float* xp = c.x + c.xOff;
+  if (!nm::conv_weight_grad_direct(g.KW, g.SH, g.SW, g.OH, g.OW, static_cast<int>(c.OC), static_cast<int>(c.CKK))) return Napi::Boolean::New(info.Env(), false);
   const float* gp = gy + gOff;
-  if ((gw < xp + N * image && xp < gw + lw) || (gw < gp + N * OC * L && gp < gw + lw)) fail(a.env(), "convWeightGrad: gw overlaps x or g");
-  nm::conv_weight_grad(xp, static_cast<int>(N), g.C, g.H, g.W, g.KH, g.KW, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(OC), gw);
+  if ((gw < c.xp + c.N * c.image && c.xp < gw + lw) || (gw < gp + gn && gp < gw + lw)) fail(a.env(), "convWeightGrad: gw overlaps x or g");
+  nm::conv_weight_grad(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(c.OC), gw);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -710,7 +701,6 @@ Napi::Value SetMallocReuse(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("setMallocReuse", Napi::Function::New(env, SetMallocReuse));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync));
   exports.Set("im2col", Napi::Function::New(env, Im2col));
@@ -735,6 +725,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("isa", Napi::Function::New(env, IsaName));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("setMallocReuse", Napi::Function::New(env, SetMallocReuse));
   return exports;
 }
 
