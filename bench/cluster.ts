@@ -2,7 +2,7 @@
 // C·3·3 weights and bias), k = n/8, against scikit-learn's KMeans with the same k, n_init, max_iter and
 // tol (Debian's python3-sklearn, where installed), measured in the same run.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,14 @@ export async function benchCluster(args: BenchArgs): Promise<void> {
   if (!args.json) console.log(`# k-means (k-means++, Lloyd, n_init ${nInit}, max_iter ${maxIter}, tol 1e-4) on VGG-16's filters, k = n/8; ratio: scikit-learn seconds / ours`);
   const model = buildModel(vgg16Arch(), 1);
   const dir = mkdtempSync(join(tmpdir(), 'nm-cluster-'));
+  try {
+    await clusterRuns(args, model, dir, nInit, maxIter);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function clusterRuns(args: BenchArgs, model: ReturnType<typeof buildModel>, dir: string, nInit: number, maxIter: number): Promise<void> {
   const seen = new Set<string>();
   for (const site of mergeSites(model).slice(0, 13)) {
     const { X, n, d } = unitVectors(model, site);

@@ -1,17 +1,18 @@
 // The real command end to end on tiny settings: report files and their figures; clear one-line errors.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { tempDir } from './helpers.js';
 
 const C = suite('cli');
 const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
 
 C('reproduce lenet on tiny settings writes report.json and report.md with consistent figures', () => {
-  const out = mkdtempSync(join(tmpdir(), 'nm-cli-'));
+  const out = tempDir('nm-cli-');
   const r = run('reproduce', 'lenet', '--epochs', '1', '--finetune-epochs', '1', '--limit', '300', '--ratios', '0.5,0.8', '--out', out, '--json');
   assert.is(r.status, 0, r.stderr);
   const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
@@ -40,7 +41,7 @@ C('reproduce lenet on tiny settings writes report.json and report.md with consis
 });
 
 C('reproduce dbn on tiny settings: RBM pretraining, merge, prune, reports', () => {
-  const out = mkdtempSync(join(tmpdir(), 'nm-cli-dbn-'));
+  const out = tempDir('nm-cli-dbn-');
   const r = run('reproduce', 'dbn', '--epochs', '2', '--finetune-epochs', '1', '--limit', '3000', '--ratios', '0.5', '--out', out, '--json');
   assert.is(r.status, 0, r.stderr);
   const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
@@ -57,7 +58,7 @@ const json = (r: ReturnType<typeof run>) => {
 };
 
 C('train, eval, merge, finetune, prune and explain chain through checkpoints', () => {
-  const d = mkdtempSync(join(tmpdir(), 'nm-chain-'));
+  const d = tempDir('nm-chain-');
   const a = join(d, 'a.safetensors'), m = join(d, 'm.safetensors'), f = join(d, 'f.safetensors'), p = join(d, 'p.safetensors');
   const t = json(run('train', 'lenet', '--epochs', '1', '--limit', '500', '--checkpoint', a, '--json'));
   const e = json(run('eval', a, '--json'));
@@ -95,7 +96,7 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
 });
 
 C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects another model\'s', () => {
-  const d = mkdtempSync(join(tmpdir(), 'nm-reuse-'));
+  const d = tempDir('nm-reuse-');
   const c = join(d, 'lenet.safetensors');
   json(run('train', 'lenet', '--epochs', '1', '--limit', '300', '--checkpoint', c, '--json'));
   const r1 = run('reproduce', 'lenet', '--checkpoint', c, '--epochs', '2', '--limit', '300', '--finetune-epochs', '0', '--ratios', '0.5', '--out', join(d, 'o1'), '--json');
@@ -123,7 +124,7 @@ C('VGG-16 variant on the CIFAR-10 copy: merging at ratio 0 folds batch norm with
     console.log('  (skipped: ../shared/datasets/cifar-10-jpeg75 is not here)');
     return;
   }
-  const d = mkdtempSync(join(tmpdir(), 'nm-vgg-'));
+  const d = tempDir('nm-vgg-');
   const a = join(d, 'vgg.safetensors');
   const t = json(run('train', 'vgg', '--width-scale', '0.0625', '--epochs', '1', '--limit', '512', '--data', SHARED_CIFAR, '--checkpoint', a, '--json'));
   assert.equal(t.arch.widths, [4, 4, 8, 8, 16, 16, 16, 32, 32, 32, 32, 32, 32]);
@@ -148,7 +149,7 @@ C('--backend webgpu: trains on an adapter where one exists (the checkpoint evalu
   assert.is(none.status, 0, none.stderr);
   assert.match(none.stderr, /WebGPU is unavailable \(no WebGPU adapter: flags 'backend=d3d12': no adapter\); training on the CPU instead/);
   assert.ok(JSON.parse(none.stdout).testAccuracy > 0.1);
-  const d = mkdtempSync(join(tmpdir(), 'nm-gpu-'));
+  const d = tempDir('nm-gpu-');
   const c = join(d, 'g.safetensors');
   const r = spawnSync(process.execPath, [bin, 'train', 'dbn', '--widths', '16,8', '--backend', 'webgpu', '--epochs', '1', '--limit', '300', '--checkpoint', c, '--json'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
@@ -166,7 +167,7 @@ C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: on
   const cases: [string[], RegExp][] = [
     [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(dbn, lenet, vgg or all\)\n$/],
     [['reproduce', 'lenet', '--ratios', '1.5'], /a merge ratio must be in \[0, 1\), got '1\.5'/],
-    [['data', 'verify', 'cifar10', '--data-dir', mkdtempSync(join(tmpdir(), 'nm-empty-'))], /^neuronmerge: cifar10 is not in .* and downloading is off: put cifar-10-binary\.tar\.gz there/],
+    [['data', 'verify', 'cifar10', '--data-dir', tempDir('nm-empty-')], /^neuronmerge: cifar10 is not in .* and downloading is off: put cifar-10-binary\.tar\.gz there/],
     [['info', join(tmpdir(), 'no-such.safetensors')], /^neuronmerge: .*no-such\.safetensors: cannot read \(ENOENT\)\n$/],
     [['merge', join(tmpdir(), 'no-such.safetensors'), '--ratio', '0.5', '--out', join(tmpdir(), 'x.safetensors')], /^neuronmerge: .*no-such\.safetensors: cannot read \(ENOENT\)\n$/],
     [['merge', 'a.safetensors', '--out', 'b.safetensors'], /^neuronmerge: merge: give exactly one of --ratio, --threshold and --budget\n$/],

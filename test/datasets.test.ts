@@ -1,8 +1,7 @@
 // Parsers on small files the tests write, every bad input with its error, the loader's batches, and
 // (where ../shared/datasets exists, as in CI) the real MNIST and CIFAR-10 copy with their exact counts.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { suite } from 'uvu';
@@ -12,10 +11,10 @@ import {
   Rng, splitValidation, summarizeDataset, toTensor,
 } from '../src/index.js';
 import type { ImageSet } from '../src/index.js';
-import { assertThrows } from './helpers.js';
+import { assertThrows, tempDir } from './helpers.js';
 
 const D = suite('datasets');
-const tmp = () => mkdtempSync(join(tmpdir(), 'nm-data-'));
+const tmp = () => tempDir('nm-data-');
 const SHARED = join(process.cwd(), '..', 'shared', 'datasets');
 
 async function rejects(p: Promise<unknown>, pattern: RegExp): Promise<void> {

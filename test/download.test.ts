@@ -1,15 +1,15 @@
 // The download code against a real HTTP server on 127.0.0.1 serving ../shared/datasets/mnist (the
 // official bytes and checksums): a full fetch; a fetch cut off midway and then completed; a file whose
 // checksum does not match; no mirror reachable. Nothing partial ever takes a final name.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classCounts, datasetStatus, fetchDataset, fetchFile, loadDataset } from '../src/index.js';
+import { tempDir } from './helpers.js';
 
 const SHARED_MNIST = join(process.cwd(), '..', 'shared', 'datasets', 'mnist');
 const HAVE = existsSync(SHARED_MNIST);
@@ -68,7 +68,7 @@ function serve(root: string, how: Behaviour = {}): Promise<Served> {
 }
 
 const close = (s: Served) => new Promise((r) => s.server.close(r));
-const tmp = () => mkdtempSync(join(tmpdir(), 'nm-dl-'));
+const tmp = () => tempDir('nm-dl-');
 const skip = () => console.log('  (skipped: ../shared/datasets/mnist is not here)');
 
 D('a full fetch of MNIST from a local mirror: verified, cached, loads with the official counts', async () => {

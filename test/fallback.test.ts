@@ -2,11 +2,12 @@
 // the package on the TypeScript kernels with one message; NEURONMERGE_BACKEND forces a backend;
 // NEURONMERGE_THREADS sizes the pool.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { tempDir } from './helpers.js';
 
 const F = suite('fallback');
 const entry = join(process.cwd(), 'dist', 'src', 'index.js');
@@ -38,7 +39,7 @@ F('a missing addon: TypeScript kernels, right answer, one message saying why', (
 });
 
 F('a broken addon file: the load error is in the message, and the package still works', () => {
-  const bad = join(mkdtempSync(join(tmpdir(), 'nm-addon-')), 'neuronmerge.node');
+  const bad = join(tempDir('nm-addon-'), 'neuronmerge.node');
   writeFileSync(bad, 'not a shared object');
   const r = run({ NEURONMERGE_NATIVE_PATH: bad });
   assert.is(r.status, 0, r.stderr);

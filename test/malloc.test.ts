@@ -2,20 +2,20 @@
 // without page faults when on, fresh mappings fault page by page with glibc's defaults; the
 // environment variable and the command's default; the state is reported.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { nativeAddon } from '../src/index.js';
 import { HUGEPAGE_TUNABLES } from '../src/cli/hugepages.js';
+import { tempDir } from './helpers.js';
 
 const M = suite('malloc');
 const glibc = Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime);
 const usable = nativeAddon() !== null && glibc;
 const index = join(process.cwd(), 'dist', 'src', 'index.js');
 const rerun = join(process.cwd(), 'dist', 'src', 'cli', 'rerun.js');
-const dir = mkdtempSync(join(tmpdir(), 'nm-malloc-'));
+const dir = tempDir('nm-malloc-');
 
 /** runs a module in a child without huge pages (they would hide the faults) and with the given NEURONMERGE_MALLOC */
 function child(code: string, mode: string | undefined, flags: string[] = [], extra: NodeJS.ProcessEnv = {}): { out: string; err: string; status: number | null } {

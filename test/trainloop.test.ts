@@ -1,8 +1,7 @@
 // The training loop and checkpoints: resuming continues exactly as an uninterrupted run; a NaN loss
 // stops with a clear message and the last good checkpoint kept; every kind of bad checkpoint file
 // gives a clear error without a crash or a huge allocation.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,10 +10,10 @@ import {
   Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor,
 } from '../src/index.js';
 import type { Arch, ImageSet, Module } from '../src/index.js';
-import { assertThrows } from './helpers.js';
+import { assertThrows, tempDir } from './helpers.js';
 
 const T = suite('trainloop');
-const tmp = () => mkdtempSync(join(tmpdir(), 'nm-ckpt-'));
+const tmp = () => tempDir('nm-ckpt-');
 
 let mnist: ImageSet;
 T.before(async () => {
