@@ -42,6 +42,15 @@ constexpr int MC = MR * (NM_MC_PANELS);
 // the most rows of C whose whole A block is shared by the threads of a parallel product (a multiple of MR)
 constexpr int MS = (384 + MR - 1) / MR * MR;
 constexpr int NC = 4096;
+// the most rows of C that the serial core takes as one block of rows where B is wide (at least NW
+// columns in the N block): the whole op(A) slice (at most 516 x KC, about L2's size) packed once,
+// op(B) packed NS columns at a time, against streaming each packed KC x NC B panel (2 MB and more,
+// out of L2) from L3 once per MC-row block. Interleaved against OpenBLAS at 1 thread: 256x3584x1152
+// 0.93x -> 1.01x, 128x7168x576 0.93x -> 0.98x, 512x4608x896 tB 0.97x -> 1.00x (a thread's share of
+// the column-share split at 2 threads: 0.97x -> 0.99x); narrower B lost that way (512x512x4608 1.01x
+// -> 0.98x, 256x1792x2304 0.99x -> 0.98x), hence NW
+constexpr int MW = (512 + MR - 1) / MR * MR;
+constexpr int NW = 2048;
 // columns of B packed at a time where C has a single block of rows (an L2-sized piece)
 constexpr int NS = (NR * ((64 * 1024) / (KC * NR))) > 0 ? NR * ((64 * 1024) / (KC * NR)) : NR;
 
@@ -64,7 +73,7 @@ struct Buffers {
     free(b2);
   }
   void ensure() {
-    if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * MC * KC));
+    if (!a) a = static_cast<float*>(aligned_alloc(64, sizeof(float) * std::max(MC, MW) * KC));
     if (!b) b = static_cast<float*>(aligned_alloc(64, sizeof(float) * KC * ((NC + NR - 1) / NR) * NR));
   }
   void ensure_shared(bool panels) {
@@ -441,7 +450,7 @@ void NM_NAME(bool ta, bool tb, int M, int N, int K, float alpha, const float* A,
     for (int pc = 0; pc < K; pc += KB) {
       const int kc = std::min(KB, K - pc);
       const float bk = pc == 0 ? beta : 1.f;
-      if (M <= MC) {
+      if (M <= MC || (M <= MW && nc >= NW)) {
         // one block of rows: each B panel is used by that block only, so pack B a few panels at a time
         // (NS columns, an L2-sized block) just before use, instead of the whole KC x NC panel first
         pack_a(A, lda, ta, 0, M, pc, kc, pa);

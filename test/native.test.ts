@@ -79,8 +79,10 @@ S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offse
         // of one block (200) the shared-B-panel split (row
         // blocks), and so do 60 rows with 3 column panels; 60 rows with 7 panels take the
         // shared-A-block split (column pieces); 4100 columns make two equal column blocks, split
-        // into column shares in one K block (30), shared A blocks in two (300)
-        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300], [400, 500, 300], [400, 70, 200], [60, 40, 1000], [60, 100, 1000], [20, 4100, 30], [20, 4100, 300]])
+        // into column shares in one K block (30), shared A blocks in two (300); 199 x 2100 on 1 thread (more rows than any build's MC) and
+        // 400 x 4200 on both (each thread's column share with a transposed B) take the serial core's
+        // whole-A block of more than MC rows against a wide B
+        for (const [M, N, K] of [[97, 45, 203], [400, 70, 300], [400, 500, 300], [400, 70, 200], [60, 40, 1000], [60, 100, 1000], [20, 4100, 30], [20, 4100, 300], [199, 2100, 300], [400, 4200, 300]])
           for (const tA of [false, true])
             for (const tB of [false, true]) {
               const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3;
