@@ -18,34 +18,30 @@ export async function benchCluster(args: BenchArgs): Promise<void> {
   if (!args.json) console.log(`# k-means (k-means++, Lloyd, n_init ${nInit}, max_iter ${maxIter}, tol 1e-4) on VGG-16's filters, k = n/8; ratio: scikit-learn seconds / ours`);
   const model = buildModel(vgg16Arch(), 1);
   const dir = mkdtempSync(join(tmpdir(), 'nm-cluster-'));
+  const seen = new Set<string>();
   try {
-    await clusterRuns(args, model, dir, nInit, maxIter);
+    for (const site of mergeSites(model).slice(0, 13)) {
+      const { X, n, d } = unitVectors(model, site);
+      const k = Math.max(2, n / 8);
+      const key = `${n}x${d}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let inertia = 0;
+      const ms = await measureMs(`kmeans ${key}`, () => { inertia = kmeans(X, n, d, k, { nInit, maxIter, seed: 1 }).inertia; }, { iterations: 3, time: 500 });
+      const file = join(dir, `${key}.f32`);
+      writeFileSync(file, new Uint8Array(X.buffer));
+      const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'sklearn_kmeans.py'), file, String(n), String(d), String(k), String(nInit), String(maxIter), '3'], { encoding: 'utf8', env: envWithoutRerun() });
+      let sk: { seconds: number; inertia: number } | null = null;
+      let why = '';
+      if (r.status === 0) sk = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      else why = (r.stderr || '').includes('No module named') ? 'python3-sklearn is not installed (apt-get install python3-sklearn)' : `scikit-learn run failed: ${(r.stderr || '').split('\n').filter(Boolean).pop()}`;
+      const seconds = ms / 1000;
+      const ratio = sk ? sk.seconds / seconds : null;
+      emit(args,
+        { task: 'kmeans', shape: `${n}x${d}`, k, n_init: nInit, max_iter: maxIter, impl: 'neuronmerge', seconds, inertia, sklearn_seconds: sk?.seconds ?? null, sklearn_inertia: sk?.inertia ?? null, ratio_vs_sklearn: ratio },
+        `kmeans ${key.padEnd(10)} k ${String(k).padStart(3)}: ${fmt(seconds, 3).padStart(7)} s (inertia ${fmt(inertia, 1)})   scikit-learn ${sk ? fmt(sk.seconds, 3) + ' s (inertia ' + fmt(sk.inertia, 1) + ')' : `skipped (${why})`}   ${ratio ? fmt(ratio, 2) + 'x faster' : ''}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function clusterRuns(args: BenchArgs, model: ReturnType<typeof buildModel>, dir: string, nInit: number, maxIter: number): Promise<void> {
-  const seen = new Set<string>();
-  for (const site of mergeSites(model).slice(0, 13)) {
-    const { X, n, d } = unitVectors(model, site);
-    const k = Math.max(2, n / 8);
-    const key = `${n}x${d}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    let inertia = 0;
-    const ms = await measureMs(`kmeans ${key}`, () => { inertia = kmeans(X, n, d, k, { nInit, maxIter, seed: 1 }).inertia; }, { iterations: 3, time: 500 });
-    const file = join(dir, `${key}.f32`);
-    writeFileSync(file, new Uint8Array(X.buffer));
-    const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'sklearn_kmeans.py'), file, String(n), String(d), String(k), String(nInit), String(maxIter), '3'], { encoding: 'utf8', env: envWithoutRerun() });
-    let sk: { seconds: number; inertia: number } | null = null;
-    let why = '';
-    if (r.status === 0) sk = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    else why = (r.stderr || '').includes('No module named') ? 'python3-sklearn is not installed (apt-get install python3-sklearn)' : `scikit-learn run failed: ${(r.stderr || '').split('\n').filter(Boolean).pop()}`;
-    const seconds = ms / 1000;
-    const ratio = sk ? sk.seconds / seconds : null;
-    emit(args,
-      { task: 'kmeans', shape: `${n}x${d}`, k, n_init: nInit, max_iter: maxIter, impl: 'neuronmerge', seconds, inertia, sklearn_seconds: sk?.seconds ?? null, sklearn_inertia: sk?.inertia ?? null, ratio_vs_sklearn: ratio },
-      `kmeans ${key.padEnd(10)} k ${String(k).padStart(3)}: ${fmt(seconds, 3).padStart(7)} s (inertia ${fmt(inertia, 1)})   scikit-learn ${sk ? fmt(sk.seconds, 3) + ' s (inertia ' + fmt(sk.inertia, 1) + ')' : `skipped (${why})`}   ${ratio ? fmt(ratio, 2) + 'x faster' : ''}`);
   }
 }
