@@ -10,8 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conv2d, convChunkImages, gemmJs, gemmNaive, nativeAddon, nativeLoadError, Rng, tensor } from '../src/index.js';
 import type { Kernels } from '../src/index.js';
-import { emit, fmt, measureMs, median } from './util.js';
-import type { BenchArgs } from './util.js';
+import { emit, fmt, measureMs, median, quantile, ratioSummary } from './util.js';
+import type { BenchArgs, RatioRow } from './util.js';
 
 type Gemm = Kernels['gemm'];
 
@@ -147,6 +147,7 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
   const only = onlyAt >= 0 ? new RegExp(process.argv[onlyAt + 1] ?? '') : null;
   const shapes: Shape[] = [sq(256), sq(512), sq(1024), sq(2048), ...networkShapes(128)].filter((s) => !only || only.test(`${s.kernel} ${s.M}x${s.N}x${s.K}`));
   const seen = new Set<string>();
+  const networkRows: RatioRow[] = [];
   for (const s of shapes) {
     const key = `${s.kernel}|${s.tA}|${s.tB}|${s.M}x${s.N}x${s.K}`;
     if (seen.has(key)) continue;
@@ -156,7 +157,7 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     const shape = `${s.M}x${s.N}x${s.K}${s.tA ? ' tA' : ''}${s.tB ? ' tB' : ''}`;
     const iters = Math.max(3, Math.min(50, Math.round(3e9 / flop)));
     const run = (g: Gemm) => () => g(s.tA, s.tB, s.M, s.N, s.K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, s.N);
-    const results: { impl: string; threads: number; ms: number; ratio?: number }[] = [];
+    const results: { impl: string; threads: number; ms: number; ratio?: number; q1?: number; q3?: number }[] = [];
     const obMs: Record<number, number> = {};
     for (const threads of nat ? [1, allThreads] : [1]) {
       // OpenBLAS and ours alternate for ROUNDS rounds (ours after a pause long enough for OpenBLAS's
@@ -178,7 +179,10 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
         }
       }
       if (ob) results.push({ impl: 'openblas', threads, ms: (obMs[threads] = median(ob1)), ratio: 1 });
-      if (nat) results.push({ impl: 'native', threads, ms: median(nat1), ...(ob ? { ratio: median(nat1.map((m, i) => ob1[i] / m)) } : {}) });
+      if (nat) {
+        const rr = ob ? nat1.map((m, i) => ob1[i] / m) : [];
+        results.push({ impl: 'native', threads, ms: median(nat1), ...(ob ? { ratio: median(rr), q1: quantile(rr, 0.25), q3: quantile(rr, 0.75) } : {}) });
+      }
       if (threads === allThreads && allThreads === 1) break;
     }
     if (nat) nat.setThreads(allThreads);
@@ -196,12 +200,23 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
       const ref = obMs[r.threads];
       const ratio = r.ratio ?? (ref ? ref / r.ms : null);
       const vsNaive = naiveMs && (r.impl === 'ts' || r.impl === 'naive') ? naiveMs / r.ms : null;
+      const spread = r.q1 !== undefined && r.q3 !== undefined ? { ratio_q1: r.q1, ratio_q3: r.q3 } : null;
       emit(
         args,
-        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio, ...(vsNaive ? { ratio_vs_naive: vsNaive } : {}) },
-        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}${vsNaive ? `  ${fmt(vsNaive, 1)}x naive` : ''}`,
+        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio, ...(spread ?? {}), ...(vsNaive ? { ratio_vs_naive: vsNaive } : {}) },
+        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}${spread ? ` [${fmt(spread.ratio_q1, 2)}-${fmt(spread.ratio_q3, 2)}]` : ''}${vsNaive ? `  ${fmt(vsNaive, 1)}x naive` : ''}`,
       );
+      if (r.impl === 'native' && r.threads === allThreads && s.kernel !== 'square' && ratio !== null && spread) {
+        networkRows.push({ name: `${s.kernel} ${shape}`, ratio, q1: spread.ratio_q1, q3: spread.ratio_q3 });
+      }
     }
+  }
+  if (!args.json && networkRows.length) {
+    // the issue's target in one line: the networks' own shapes at all threads against OpenBLAS
+    const sum = ratioSummary(networkRows);
+    console.log(`# network shapes, native at ${allThreads} threads against OpenBLAS (${ROUNDS} rounds): ${sum.atLeastLevel} of ${sum.count} at >= 1.00x, median ${fmt(sum.median, 2)}x, ${fmt(sum.min, 2)}-${fmt(sum.max, 2)}x`);
+    console.log(`#   below 1.00x in three rounds of four (q3 < 1): ${sum.slower.length ? sum.slower.join(', ') : 'none'}`);
+    console.log(`#   below 1.00x, level within the run's noise (q3 >= 1): ${sum.withinNoise.length ? sum.withinNoise.join(', ') : 'none'}`);
   }
   if (!only) await benchConv(args, nat !== null, ob);
 }

@@ -29,6 +29,42 @@ export async function measureMs(name: string, fn: () => void, opts: { time?: num
 /** the middle value (the upper one of the two middle values for an even count) */
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** the q-quantile of xs (0 <= q <= 1), interpolated linearly between the two nearest order statistics */
+export function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) throw new Error('quantile of an empty list');
+  if (!(q >= 0 && q <= 1)) throw new Error(`quantile: q must be within [0, 1], got ${q}`);
+  const s = [...xs].sort((a, b) => a - b);
+  const at = q * (s.length - 1), lo = Math.floor(at), hi = Math.ceil(at);
+  return s[lo] + (s[hi] - s[lo]) * (at - lo);
+}
+
+/** one product's ratio to a reference (the median over alternating rounds) and the quartiles of the
+ *  rounds' ratios */
+export interface RatioRow {
+  name: string;
+  ratio: number;
+  q1: number;
+  q3: number;
+}
+
+/** How a set of products compares with the reference: how many are at least level (ratio >= 1),
+ *  the median and the range, and, of those below, the ones below in at least three rounds of four
+ *  (q3 < 1: slower, not a noisy round) apart from the ones whose rounds straddle 1 (q3 >= 1: level
+ *  within the run's noise). */
+export function ratioSummary(rows: RatioRow[]) {
+  const ratios = rows.map((r) => r.ratio);
+  const below = rows.filter((r) => r.ratio < 1);
+  return {
+    count: rows.length,
+    atLeastLevel: rows.length - below.length,
+    median: rows.length ? quantile(ratios, 0.5) : NaN,
+    min: Math.min(...ratios),
+    max: Math.max(...ratios),
+    slower: below.filter((r) => r.q3 < 1).map((r) => r.name),
+    withinNoise: below.filter((r) => r.q3 >= 1).map((r) => r.name),
+  };
+}
+
 export function emit(args: BenchArgs, row: Record<string, unknown>, text: string): void {
   if (args.json) console.log(JSON.stringify(row));
   else console.log(text);

@@ -1,0 +1,44 @@
+// The benchmark's statistics: quantiles of the rounds' ratios and the one-line summary of the
+// networks' shapes against OpenBLAS (which shapes are slower, which level within the noise).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { median, quantile, ratioSummary } from '../bench/util.js';
+
+test('quantile interpolates between order statistics, whatever the input order', () => {
+  const xs = [5, 1, 4, 2, 3];
+  assert.is(quantile(xs, 0), 1);
+  assert.is(quantile(xs, 1), 5);
+  assert.is(quantile(xs, 0.5), 3);
+  assert.is(quantile(xs, 0.25), 2);
+  assert.is(quantile([1, 2, 3, 4], 0.25), 1.75);
+  assert.is(quantile([1, 2, 3, 4], 0.75), 3.25);
+  assert.is(quantile([7], 0.75), 7);
+  assert.equal(xs, [5, 1, 4, 2, 3], 'the input is not sorted in place');
+  // the median of an odd count agrees with median()
+  for (const ys of [[3, 9, 1], [0.97, 1.02, 0.99, 1.05, 1.01]]) assert.is(quantile(ys, 0.5), median(ys));
+});
+
+test('quantile rejects an empty list and q outside [0, 1]', () => {
+  assert.throws(() => quantile([], 0.5), /empty/);
+  assert.throws(() => quantile([1, 2], 1.5), /\[0, 1\].*1\.5/);
+  assert.throws(() => quantile([1, 2], NaN), /\[0, 1\]/);
+});
+
+test('ratioSummary counts the level products and separates slower ones from noisy ones', () => {
+  const s = ratioSummary([
+    { name: 'a', ratio: 1.1, q1: 1.05, q3: 1.2 },
+    { name: 'b', ratio: 1.0, q1: 0.97, q3: 1.03 },
+    { name: 'c', ratio: 0.97, q1: 0.95, q3: 0.99 },
+    { name: 'd', ratio: 0.99, q1: 0.96, q3: 1.01 },
+    { name: 'e', ratio: 2.5, q1: 2.4, q3: 2.6 },
+  ]);
+  assert.is(s.count, 5);
+  assert.is(s.atLeastLevel, 3);
+  assert.is(s.median, 1.0);
+  assert.is(s.min, 0.97);
+  assert.is(s.max, 2.5);
+  assert.equal(s.slower, ['c']);
+  assert.equal(s.withinNoise, ['d']);
+});
+
+test.run();
