@@ -38,19 +38,21 @@ export function quantile(xs: number[], q: number): number {
   return s[lo] + (s[hi] - s[lo]) * (at - lo);
 }
 
-/** one product's ratio to a reference (the median over alternating rounds) and the quartiles of the
- *  rounds' ratios */
+/** one product's ratio to a reference (the median over alternating rounds), the quartiles of the
+ *  rounds' ratios, and the two median times (ms: ours, refMs: the reference's) */
 export interface RatioRow {
   name: string;
   ratio: number;
   q1: number;
   q3: number;
+  ms: number;
+  refMs: number;
 }
 
 /** How a set of products compares with the reference: how many are at least level (ratio >= 1),
- *  the median and the range, and, of those below, the ones below in at least three rounds of four
- *  (q3 < 1: slower, not a noisy round) apart from the ones whose rounds straddle 1 (q3 >= 1: level
- *  within the run's noise). */
+ *  the median and the range, the ratio of the summed times (each product once), and, of those below,
+ *  the ones below in at least three rounds of four (q3 < 1: slower, not a noisy round) apart from the
+ *  ones whose rounds straddle 1 (q3 >= 1: level within the run's noise). */
 export function ratioSummary(rows: RatioRow[]) {
   const ratios = rows.map((r) => r.ratio);
   const below = rows.filter((r) => r.ratio < 1);
@@ -60,8 +62,10 @@ export function ratioSummary(rows: RatioRow[]) {
     median: rows.length ? quantile(ratios, 0.5) : NaN,
     min: Math.min(...ratios),
     max: Math.max(...ratios),
-    slower: below.filter((r) => r.q3 < 1).map((r) => r.name),
-    withinNoise: below.filter((r) => r.q3 >= 1).map((r) => r.name),
+    ms: rows.reduce((t, r) => t + r.ms, 0),
+    refMs: rows.reduce((t, r) => t + r.refMs, 0),
+    slower: below.filter((r) => r.q3 < 1),
+    withinNoise: below.filter((r) => r.q3 >= 1),
   };
 }
 

@@ -26,19 +26,21 @@ test('quantile rejects an empty list and q outside [0, 1]', () => {
 
 test('ratioSummary counts the level products and separates slower ones from noisy ones', () => {
   const s = ratioSummary([
-    { name: 'a', ratio: 1.1, q1: 1.05, q3: 1.2 },
-    { name: 'b', ratio: 1.0, q1: 0.97, q3: 1.03 },
-    { name: 'c', ratio: 0.97, q1: 0.95, q3: 0.99 },
-    { name: 'd', ratio: 0.99, q1: 0.96, q3: 1.01 },
-    { name: 'e', ratio: 2.5, q1: 2.4, q3: 2.6 },
+    { name: 'a', ratio: 1.1, q1: 1.05, q3: 1.2, ms: 10, refMs: 11 },
+    { name: 'b', ratio: 1.0, q1: 0.97, q3: 1.03, ms: 20, refMs: 20 },
+    { name: 'c', ratio: 0.97, q1: 0.95, q3: 0.99, ms: 40, refMs: 38 },
+    { name: 'd', ratio: 0.99, q1: 0.96, q3: 1.01, ms: 5, refMs: 5 },
+    { name: 'e', ratio: 2.5, q1: 2.4, q3: 2.6, ms: 1, refMs: 2.5 },
   ]);
   assert.is(s.count, 5);
   assert.is(s.atLeastLevel, 3);
   assert.is(s.median, 1.0);
   assert.is(s.min, 0.97);
   assert.is(s.max, 2.5);
-  assert.equal(s.slower, ['c']);
-  assert.equal(s.withinNoise, ['d']);
+  assert.is(s.ms, 76);
+  assert.is(s.refMs, 76.5);
+  assert.equal(s.slower.map((r) => r.name), ['c']);
+  assert.equal(s.withinNoise.map((r) => r.name), ['d']);
 });
 
 test.run();
