@@ -59,7 +59,7 @@ export function ratioSummary(rows: RatioRow[]) {
   return {
     count: rows.length,
     atLeastLevel: rows.length - below.length,
-    median: rows.length ? quantile(ratios, 0.5) : NaN,
+    median: rows.length ? median(ratios) : NaN,
     min: Math.min(...ratios),
     max: Math.max(...ratios),
     ms: rows.reduce((t, r) => t + r.ms, 0),
