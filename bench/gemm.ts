@@ -207,17 +207,28 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
         `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}${spread ? ` [${fmt(spread.ratio_q1, 2)}-${fmt(spread.ratio_q3, 2)}]` : ''}${vsNaive ? `  ${fmt(vsNaive, 1)}x naive` : ''}`,
       );
       if (r.impl === 'native' && r.threads === allThreads && s.kernel !== 'square' && ratio !== null && spread) {
-        networkRows.push({ name: `${s.kernel} ${shape}`, ratio, q1: spread.ratio_q1, q3: spread.ratio_q3, ms: r.ms, refMs: obMs[r.threads] });
+        networkRows.push({ name: `${s.kernel} ${shape}`, ratio, q1: spread.ratio_q1, q3: spread.ratio_q3, ms: r.ms, refMs: obMs[r.threads], flop });
       }
     }
   }
-  if (!args.json && networkRows.length) {
-    // the issue's target in one line: the networks' own shapes at all threads against OpenBLAS
+  if (networkRows.length) {
+    // the issue's target in one place: the networks' own shapes at all threads against OpenBLAS
     const sum = ratioSummary(networkRows);
     const list = (rows: RatioRow[]) => (rows.length ? rows.map((r) => `${r.name} ${fmt(r.ratio, 3)}x`).join(', ') : 'none');
-    console.log(`# network shapes, native at ${allThreads} threads against OpenBLAS (${ROUNDS} rounds): ${sum.atLeastLevel} of ${sum.count} at >= 1.00x, median ${fmt(sum.median, 2)}x, ${fmt(sum.min, 2)}-${fmt(sum.max, 2)}x; all ${sum.count} once: ${fmt(sum.ms, 1)} ms against ${fmt(sum.refMs, 1)} ms (${fmt(sum.refMs / sum.ms, 2)}x)`);
-    console.log(`#   below 1.00x in three rounds of four (q3 < 1): ${list(sum.slower)}`);
-    console.log(`#   below 1.00x, level within the run's noise (q3 >= 1): ${list(sum.withinNoise)}`);
+    const ms = (x: number) => fmt(x, x < 10 ? 3 : 1);
+    emit(
+      args,
+      {
+        kernel: 'network-shapes', shape: `${sum.count} products once`, impl: 'native', threads: allThreads, ms: sum.ms, gflops: sum.flop / sum.ms / 1e6,
+        ratio_vs_openblas: sum.refMs / sum.ms, openblas_ms: sum.refMs, rounds: ROUNDS, count: sum.count, at_least_level: sum.atLeastLevel,
+        median_ratio: sum.median, min_ratio: sum.min, max_ratio: sum.max, slower: sum.slower.map((r) => r.name), within_noise: sum.withinNoise.map((r) => r.name),
+      },
+      [
+        `# network shapes, native at ${allThreads} threads against OpenBLAS (${ROUNDS} rounds): ${sum.atLeastLevel} of ${sum.count} at >= 1.00x, median ${fmt(sum.median, 2)}x, ${fmt(sum.min, 2)}-${fmt(sum.max, 2)}x; all ${sum.count} once: ${ms(sum.ms)} ms against ${ms(sum.refMs)} ms (${fmt(sum.refMs / sum.ms, 2)}x)`,
+        `#   below 1.00x in three rounds of four (q3 < 1): ${list(sum.slower)}`,
+        `#   below 1.00x, level within the run's noise (q3 >= 1): ${list(sum.withinNoise)}`,
+      ].join('\n'),
+    );
   }
   if (!only) await benchConv(args, nat !== null, ob);
 }

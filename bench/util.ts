@@ -39,7 +39,7 @@ export function quantile(xs: number[], q: number): number {
 }
 
 /** one product's ratio to a reference (the median over alternating rounds), the quartiles of the
- *  rounds' ratios, and the two median times (ms: ours, refMs: the reference's) */
+ *  rounds' ratios, the two median times (ms: ours, refMs: the reference's) and its flop count */
 export interface RatioRow {
   name: string;
   ratio: number;
@@ -47,10 +47,11 @@ export interface RatioRow {
   q3: number;
   ms: number;
   refMs: number;
+  flop: number;
 }
 
 /** How a set of products compares with the reference: how many are at least level (ratio >= 1),
- *  the median and the range, the ratio of the summed times (each product once), and, of those below,
+ *  the median and the range, the summed times and flops (each product once), and, of those below,
  *  the ones below in at least three rounds of four (q3 < 1: slower, not a noisy round) apart from the
  *  ones whose rounds straddle 1 (q3 >= 1: level within the run's noise). */
 export function ratioSummary(rows: RatioRow[]) {
@@ -64,6 +65,7 @@ export function ratioSummary(rows: RatioRow[]) {
     max: Math.max(...ratios),
     ms: rows.reduce((t, r) => t + r.ms, 0),
     refMs: rows.reduce((t, r) => t + r.refMs, 0),
+    flop: rows.reduce((t, r) => t + r.flop, 0),
     slower: below.filter((r) => r.q3 < 1),
     withinNoise: below.filter((r) => r.q3 >= 1),
   };

@@ -26,11 +26,11 @@ test('quantile rejects an empty list and q outside [0, 1]', () => {
 
 test('ratioSummary counts the level products and separates slower ones from noisy ones', () => {
   const s = ratioSummary([
-    { name: 'a', ratio: 1.1, q1: 1.05, q3: 1.2, ms: 10, refMs: 11 },
-    { name: 'b', ratio: 1.0, q1: 0.97, q3: 1.03, ms: 20, refMs: 20 },
-    { name: 'c', ratio: 0.97, q1: 0.95, q3: 0.99, ms: 40, refMs: 38 },
-    { name: 'd', ratio: 0.99, q1: 0.96, q3: 1.01, ms: 5, refMs: 5 },
-    { name: 'e', ratio: 2.5, q1: 2.4, q3: 2.6, ms: 1, refMs: 2.5 },
+    { name: 'a', ratio: 1.1, q1: 1.05, q3: 1.2, ms: 10, refMs: 11, flop: 1e9 },
+    { name: 'b', ratio: 1.0, q1: 0.97, q3: 1.03, ms: 20, refMs: 20, flop: 2e9 },
+    { name: 'c', ratio: 0.97, q1: 0.95, q3: 0.99, ms: 40, refMs: 38, flop: 3e9 },
+    { name: 'd', ratio: 0.99, q1: 0.96, q3: 1.01, ms: 5, refMs: 5, flop: 4e9 },
+    { name: 'e', ratio: 2.5, q1: 2.4, q3: 2.6, ms: 1, refMs: 2.5, flop: 5e9 },
   ]);
   assert.is(s.count, 5);
   assert.is(s.atLeastLevel, 3);
@@ -39,6 +39,7 @@ test('ratioSummary counts the level products and separates slower ones from nois
   assert.is(s.max, 2.5);
   assert.is(s.ms, 76);
   assert.is(s.refMs, 76.5);
+  assert.is(s.flop, 15e9);
   assert.equal(s.slower.map((r) => r.name), ['c']);
   assert.equal(s.withinNoise.map((r) => r.name), ['d']);
 });
