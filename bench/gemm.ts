@@ -157,7 +157,8 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     const shape = `${s.M}x${s.N}x${s.K}${s.tA ? ' tA' : ''}${s.tB ? ' tB' : ''}`;
     const iters = Math.max(3, Math.min(50, Math.round(3e9 / flop)));
     const run = (g: Gemm) => () => g(s.tA, s.tB, s.M, s.N, s.K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, s.N);
-    const results: { impl: string; threads: number; ms: number; ratio?: number; q1?: number; q3?: number }[] = [];
+    // spread: the quartiles of the rounds' ratios (ours, where OpenBLAS ran)
+    const results: { impl: string; threads: number; ms: number; ratio?: number; spread?: { q1: number; q3: number } }[] = [];
     const obMs: Record<number, number> = {};
     for (const threads of nat ? [1, allThreads] : [1]) {
       // OpenBLAS and ours alternate for ROUNDS rounds (ours after a pause long enough for OpenBLAS's
@@ -180,8 +181,8 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
       }
       if (ob) results.push({ impl: 'openblas', threads, ms: (obMs[threads] = median(ob1)), ratio: 1 });
       if (nat) {
-        const rr = ob ? nat1.map((m, i) => ob1[i] / m) : [];
-        results.push({ impl: 'native', threads, ms: median(nat1), ...(ob ? { ratio: median(rr), q1: quantile(rr, 0.25), q3: quantile(rr, 0.75) } : {}) });
+        const rr = nat1.map((m, i) => ob1[i] / m);
+        results.push({ impl: 'native', threads, ms: median(nat1), ...(ob ? { ratio: median(rr), spread: { q1: quantile(rr, 0.25), q3: quantile(rr, 0.75) } } : {}) });
       }
       if (threads === allThreads && allThreads === 1) break;
     }
@@ -200,14 +201,13 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
       const ref = obMs[r.threads];
       const ratio = r.ratio ?? (ref ? ref / r.ms : null);
       const vsNaive = naiveMs && (r.impl === 'ts' || r.impl === 'naive') ? naiveMs / r.ms : null;
-      const spread = r.q1 !== undefined && r.q3 !== undefined ? { ratio_q1: r.q1, ratio_q3: r.q3 } : null;
       emit(
         args,
-        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio, ...(spread ?? {}), ...(vsNaive ? { ratio_vs_naive: vsNaive } : {}) },
-        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}${spread ? ` [${fmt(spread.ratio_q1, 2)}-${fmt(spread.ratio_q3, 2)}]` : ''}${vsNaive ? `  ${fmt(vsNaive, 1)}x naive` : ''}`,
+        { kernel: s.kernel, shape, impl: r.impl, threads: r.threads, ms: r.ms, gflops, ratio_vs_openblas: ratio, ...(r.spread ? { ratio_q1: r.spread.q1, ratio_q3: r.spread.q3 } : {}), ...(vsNaive ? { ratio_vs_naive: vsNaive } : {}) },
+        `${s.kernel.padEnd(20)} ${shape.padEnd(22)} ${r.impl.padEnd(8)} ${String(r.threads).padStart(2)}t ${fmt(gflops, 1).padStart(7)} GFLOP/s  ${ratio === null ? '' : fmt(ratio, 2) + 'x openblas'}${r.spread ? ` [${fmt(r.spread.q1, 2)}-${fmt(r.spread.q3, 2)}]` : ''}${vsNaive ? `  ${fmt(vsNaive, 1)}x naive` : ''}`,
       );
-      if (r.impl === 'native' && r.threads === allThreads && s.kernel !== 'square' && ratio !== null && spread) {
-        networkRows.push({ name: `${s.kernel} ${shape}`, ratio, q1: spread.ratio_q1, q3: spread.ratio_q3, ms: r.ms, refMs: obMs[r.threads], flop });
+      if (r.impl === 'native' && r.threads === allThreads && s.kernel !== 'square' && r.ratio !== undefined && r.spread) {
+        networkRows.push({ name: `${s.kernel} ${shape}`, ratio: r.ratio, ...r.spread, ms: r.ms, refMs: obMs[r.threads], flop });
       }
     }
   }
@@ -216,15 +216,16 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     const sum = ratioSummary(networkRows);
     const list = (rows: RatioRow[]) => (rows.length ? rows.map((r) => `${r.name} ${fmt(r.ratio, 3)}x`).join(', ') : 'none');
     const ms = (x: number) => fmt(x, x < 10 ? 3 : 1);
+    const ratio = sum.refMs / sum.ms;
     emit(
       args,
       {
         kernel: 'network-shapes', shape: `${sum.count} products once`, impl: 'native', threads: allThreads, ms: sum.ms, gflops: sum.flop / sum.ms / 1e6,
-        ratio_vs_openblas: sum.refMs / sum.ms, openblas_ms: sum.refMs, rounds: ROUNDS, count: sum.count, at_least_level: sum.atLeastLevel,
+        ratio_vs_openblas: ratio, openblas_ms: sum.refMs, rounds: ROUNDS, count: sum.count, at_least_level: sum.atLeastLevel,
         median_ratio: sum.median, min_ratio: sum.min, max_ratio: sum.max, slower: sum.slower.map((r) => r.name), within_noise: sum.withinNoise.map((r) => r.name),
       },
       [
-        `# network shapes, native at ${allThreads} threads against OpenBLAS (${ROUNDS} rounds): ${sum.atLeastLevel} of ${sum.count} at >= 1.00x, median ${fmt(sum.median, 2)}x, ${fmt(sum.min, 2)}-${fmt(sum.max, 2)}x; all ${sum.count} once: ${ms(sum.ms)} ms against ${ms(sum.refMs)} ms (${fmt(sum.refMs / sum.ms, 2)}x)`,
+        `# network shapes, native at ${allThreads} threads against OpenBLAS (${ROUNDS} rounds): ${sum.atLeastLevel} of ${sum.count} at >= 1.00x, median ${fmt(sum.median, 2)}x, ${fmt(sum.min, 2)}-${fmt(sum.max, 2)}x; all ${sum.count} once: ${ms(sum.ms)} ms against ${ms(sum.refMs)} ms (${fmt(ratio, 2)}x)`,
         `#   below 1.00x in three rounds of four (q3 < 1): ${list(sum.slower)}`,
         `#   below 1.00x, level within the run's noise (q3 >= 1): ${list(sum.withinNoise)}`,
       ].join('\n'),
