@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { buildModel, kmeans, mergeSites, unitVectors, vgg16Arch } from '../src/index.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
-import { envWithoutRerun } from '../src/cli/hugepages.js';
+import { envWithoutRerun } from '../src/runtime/hugepages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

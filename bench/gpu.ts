@@ -17,7 +17,7 @@ import { BatchLoader, channelStats } from '../datasets/loader.js';
 import { GpuModel } from '../src/train/gpu.js';
 import { emit, fmt } from './util.js';
 import type { BenchArgs } from './util.js';
-import { envWithoutRerun } from '../src/cli/hugepages.js';
+import { envWithoutRerun } from '../src/runtime/hugepages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

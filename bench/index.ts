@@ -1,6 +1,6 @@
 // npm run bench [-- NAME ...] [--json]: runs the named benchmarks (all by default).
 // first: re-runs this process with huge pages for large arrays, as the command does (Linux)
-import '../src/cli/rerun.js';
+import '../src/runtime/rerun.js';
 import { benchSpeedup } from './speedup.js';
 import { benchCluster } from './cluster.js';
 import { benchData } from './data.js';

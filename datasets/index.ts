@@ -3,7 +3,7 @@ export { DataError, parseIdx, readIdxFile, encodeIdx, isGzip } from './idx.js';
 export type { IdxArray } from './idx.js';
 export { readTar } from './tar.js';
 export type { TarEntry } from './tar.js';
-export { parseCifarBatch, readCifarFolder, readCifarArchive, CIFAR_CLASSES, CIFAR_RECORD } from './cifar.js';
+export { parseCifarBatch, readCifarFolder, readCifarArchive, CIFAR_CLASSES, CIFAR_RECORD, CIFAR_BATCH_RECORDS } from './cifar.js';
 export { fetchFile, fileMd5, resolveDataDir } from './download.js';
 export type { FetchOptions, RemoteFile } from './download.js';
 export {

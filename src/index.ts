@@ -7,3 +7,7 @@ export * from './optim/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
 export * from './compress/index.js';
+export * from './report/index.js';
+export * from './experiment/index.js';
+export { writeFileAtomic, checkOutputFile, checkOutputDir } from './runtime/files.js';
+export { ENVIRONMENT, environmentError } from './runtime/env.js';

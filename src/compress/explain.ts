@@ -4,7 +4,8 @@ import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { applyMerge, mergeSites, unitVectors } from './merge.js';
+import { applyMerge } from './merge.js';
+import { mergeSites, unitVectors } from './sites.js';
 
 export interface LayerExplanation {
   layer: string;

@@ -3,8 +3,8 @@
 // weights and batch-norm parameters; the next layer keeps only the inputs that read them.
 import type { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
-import { mergeSites, unitsAfter } from './merge.js';
-import type { MergeSite } from './merge.js';
+import { mergeSites, unitsAfter } from './sites.js';
+import type { MergeSite } from './sites.js';
 
 /** the k units of a site with the largest L1 norm of incoming weights, in their original order */
 export function l1Keep(model: Sequential, site: MergeSite, k: number): Int32Array {

@@ -7,7 +7,7 @@
 // The idea is REPAIR (Jordan et al., 2022, for interpolating two networks) applied within one network.
 import type { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { mergeSites, setIdentityNorm } from './merge.js';
+import { mergeSites, setIdentityNorm } from './sites.js';
 
 /** per channel (axis 1) mean and standard deviation of a (N, C, ...) activation */
 function channelMoments(z: Tensor): { mean: Float64Array; std: Float64Array } {

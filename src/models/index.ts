@@ -86,12 +86,55 @@ export function buildModel(arch: Arch, seed = 0): Sequential {
   }
 }
 
-/** check an arch read from a file or the command line */
-export function parseArch(x: unknown, what = 'arch'): Arch {
+const posInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 1;
+
+/**
+ * check an arch read from a file or the command line, field by field, without building the model (a
+ * description of a huge model is refused by `maxValues` before anything is allocated)
+ */
+export function parseArch(x: unknown, what = 'arch', maxValues = 2 ** 31): Arch {
   const a = x as Arch;
   if (!a || typeof a !== 'object' || !['lenet5', 'vgg16', 'dbn'].includes((a as { model: string }).model)) {
     throw new Error(`${what}: not a model description (expected {"model": "lenet5" | "vgg16" | "dbn", ...})`);
   }
-  buildModel(a, 0); // throws with the field at fault
+  const fields: [string, unknown][] = a.model === 'dbn' ? [['classes', a.classes], ['inFeatures', a.inFeatures]]
+    : [['classes', a.classes], ['inChannels', a.inChannels], ['inSize', a.inSize], ...(a.model === 'vgg16' ? [['fc', a.fc] as [string, unknown]] : [])];
+  for (const [k, v] of fields) if (!posInt(v)) throw new Error(`${what}: ${a.model} field '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+  const n = a.model === 'lenet5' ? 3 : a.model === 'vgg16' ? 13 : Array.isArray(a.widths) ? Math.max(1, a.widths.length) : 1;
+  checkWidths(`${what}: ${a.model}`, a.widths, n);
+  if (a.model === 'lenet5' && Math.floor((Math.floor((a.inSize - 4) / 2) - 4) / 2) < 1) throw new Error(`${what}: lenet5 input size ${a.inSize} is too small`);
+  if (a.model === 'vgg16' && a.inSize < 32) throw new Error(`${what}: vgg16 input size ${a.inSize} is too small for five poolings`);
+  const size = stateSize(a);
+  if (size > maxValues) throw new Error(`${what}: describes a model of ${size.toLocaleString('en')} values, more than the ${maxValues.toLocaleString('en')} allowed`);
   return a;
+}
+
+/** how many numbers a model of this architecture holds (parameters and batch-norm statistics), computed
+ * from the description alone */
+export function stateSize(a: Arch): number {
+  const lin = (i: number, o: number, bias = true) => i * o + (bias ? o : 0);
+  switch (a.model) {
+    case 'lenet5': {
+      const [c1, c2, f] = a.widths;
+      const s = Math.floor((Math.floor((a.inSize - 4) / 2) - 4) / 2);
+      return lin(a.inChannels * 25, c1) + lin(c1 * 25, c2) + lin(c2 * s * s, f) + lin(f, a.classes);
+    }
+    case 'vgg16': {
+      let c = a.inChannels, size = a.inSize, total = 0;
+      a.widths.forEach((w, i) => {
+        total += lin(c * 9, w, a.convBias ?? false) + 4 * w;
+        c = w;
+        if (VGG16_POOL_AFTER.includes(i)) size = Math.floor(size / 2);
+      });
+      return total + lin(c * size * size, a.fc) + 4 * a.fc + lin(a.fc, a.classes);
+    }
+    case 'dbn': {
+      let n = a.inFeatures, total = 0;
+      for (const w of a.widths) {
+        total += lin(n, w);
+        n = w;
+      }
+      return total + lin(n, a.classes);
+    }
+  }
 }

@@ -1,29 +1,30 @@
 // SVG plots of a reproduction report, drawn with vega-lite compiled to vega and rendered headless
-// (no canvas needed for SVG): accuracy against compression ratio (merge and prune, before and after
-// fine-tuning) and units per layer before and after merging.
+// (no canvas needed for SVG): accuracy against the share of parameters removed (merged and pruned by
+// colour, before and after fine-tuning by dash, each with its legend) and units per layer.
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import type { Report } from '../cli/reproduce.js';
+import type { Report } from './types.js';
 
 type Spec = Record<string, unknown>;
 
 export function accuracySpec(r: Report): Spec {
+  const row = (x: Report['results'][number], method: string, stage: string, accuracy: number) => ({ compression: x.compressionRatio, ratio: x.ratio, accuracy, method, stage });
   const values = r.results.flatMap((x) => [
-    { compression: x.compressionRatio, accuracy: x.accuracy.merged, series: 'merged' },
-    { compression: x.compressionRatio, accuracy: x.accuracy.finetuned, series: 'merged + fine-tune' },
-    { compression: x.compressionRatio, accuracy: x.accuracy.pruned, series: 'pruned' },
-    { compression: x.compressionRatio, accuracy: x.accuracy.prunedFinetuned, series: 'pruned + fine-tune' },
+    row(x, 'merged', 'before fine-tuning', x.accuracy.merged),
+    row(x, 'merged', 'after fine-tuning', x.accuracy.finetuned),
+    row(x, 'pruned (L1)', 'before fine-tuning', x.accuracy.pruned),
+    row(x, 'pruned (L1)', 'after fine-tuning', x.accuracy.prunedFinetuned),
   ]);
   return {
-    title: `${r.model}: test accuracy against compression (original ${(100 * r.original.accuracy).toFixed(2)}%)`,
+    title: `${r.model}: test accuracy against compression (original ${(100 * r.original.accuracy).toFixed(2)}%, grey line)`,
     width: 420, height: 260,
-    data: { values },
     layer: [
-      { mark: { type: 'line', point: true }, encoding: {
-        x: { field: 'compression', type: 'quantitative', title: 'compression ratio (1 - params after / before)', axis: { format: '%' } },
+      { data: { values }, mark: { type: 'line', point: true }, encoding: {
+        x: { field: 'compression', type: 'quantitative', title: 'parameters removed (1 - after / before)', axis: { format: '%' } },
         y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', axis: { format: '%' } },
-        color: { field: 'series', type: 'nominal', title: null },
-        strokeDash: { field: 'series', type: 'nominal', legend: null },
+        color: { field: 'method', type: 'nominal', title: 'method', sort: ['merged', 'pruned (L1)'] },
+        strokeDash: { field: 'stage', type: 'nominal', title: 'stage', sort: ['after fine-tuning', 'before fine-tuning'] },
+        tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio' }, { field: 'accuracy', format: '.2%' }],
       } },
       { data: { values: [{ accuracy: r.original.accuracy }] }, mark: { type: 'rule', color: 'gray' }, encoding: { y: { field: 'accuracy', type: 'quantitative' } } },
     ],

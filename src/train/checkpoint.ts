@@ -3,10 +3,10 @@
 // a temporary file, flushed and renamed, so a crash never leaves a half-written checkpoint under the
 // real name. Reading trusts nothing: header length, JSON, dtypes, shapes, offsets and sizes are all
 // checked against the file before anything is allocated.
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import type { Arch } from '../models/index.js';
-import { parseArch } from '../models/index.js';
+import { parseArch, stateSize } from '../models/index.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/index.js';
 import type { RngState } from '../tensor/rng.js';
@@ -36,6 +36,7 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor>, met
   const head = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(head.length));
+  mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w');
   try {
@@ -59,8 +60,11 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor>, met
 export function readSafetensors(path: string): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   let size: number;
   try {
-    size = statSync(path).size;
+    const st = statSync(path);
+    if (st.isDirectory()) throw new CheckpointError(`${path}: is a folder, not a checkpoint file`);
+    size = st.size;
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file`);
@@ -133,8 +137,14 @@ export interface TrainState {
   extra?: Record<string, unknown>;
 }
 
+/** what a checkpoint holds: a trained original, or what merge, prune or finetune made of one */
+export type CheckpointKind = 'original' | 'merged' | 'pruned' | 'finetuned';
+export const CHECKPOINT_KINDS: readonly CheckpointKind[] = ['original', 'merged', 'pruned', 'finetuned'];
+
 export interface Checkpoint {
   arch: Arch;
+  /** files written before kinds were recorded read as 'original' */
+  kind: CheckpointKind;
   state: Map<string, Tensor>;
   train: TrainState | null;
   optimizer: (OptimizerState & { type: string; lr: number }) | null;
@@ -142,10 +152,10 @@ export interface Checkpoint {
 }
 
 /** model (+ optimizer, training position, generator states) -> one safetensors file */
-export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[] }): void {
+export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[] }): void {
   const tensors = new Map<string, Tensor>();
   for (const [k, t] of c.model.stateDict()) tensors.set('model.' + k, t);
-  const meta: Record<string, string> = { format: 'neuronmerge-checkpoint', version: '1', arch: JSON.stringify(c.arch) };
+  const meta: Record<string, string> = { format: 'neuronmerge-checkpoint', version: '1', kind: c.kind ?? 'original', arch: JSON.stringify(c.arch) };
   if (c.optimizer) {
     const st = c.optimizer.getState();
     st.slots.forEach((m, i) => {
@@ -158,6 +168,18 @@ export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; opt
   writeSafetensors(path, tensors, meta);
 }
 
+/**
+ * Throws unless the model a checkpoint's `arch` describes holds as many numbers as the file does: the
+ * check to make before building a model from the description (a file that claims a model of 3000-wide
+ * layers would otherwise cost gigabytes before its shapes are compared).
+ */
+export function checkArchHolds(path: string, c: Checkpoint): void {
+  let held = 0;
+  for (const t of c.state.values()) held += t.size;
+  const want = stateSize(c.arch);
+  if (want !== held) throw new CheckpointError(`${path}: metadata field 'arch' describes a model of ${want.toLocaleString('en')} values, the file holds ${held.toLocaleString('en')}`);
+}
+
 export function loadCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path);
   if (metadata.format !== 'neuronmerge-checkpoint') throw new CheckpointError(`${path}: not a neuronmerge checkpoint (metadata.format is ${JSON.stringify(metadata.format)})`);
@@ -168,30 +190,35 @@ export function loadCheckpoint(path: string): Checkpoint {
       throw new CheckpointError(`${path}: metadata field '${field}' is not valid JSON`);
     }
   };
+  const kind = (metadata.kind ?? 'original') as CheckpointKind;
+  if (!CHECKPOINT_KINDS.includes(kind)) throw new CheckpointError(`${path}: metadata field 'kind' is ${JSON.stringify(metadata.kind)}, not one of ${CHECKPOINT_KINDS.join(', ')}`);
+  const state = new Map<string, Tensor>();
+  const slots: { [slot: string]: Float32Array }[] = [];
+  for (const [k, t] of tensors) {
+    if (k.startsWith('model.')) state.set(k.slice(6), t); else if (k.startsWith('optim.')) {
+      const [, i, slot] = k.split('.');
+      const idx = Number(i);
+      if (!Number.isInteger(idx) || idx < 0 || idx >= tensors.size || !slot) throw new CheckpointError(`${path}: bad optimizer tensor name '${k}'`);
+      (slots[idx] ??= {})[slot] = t.data as Float32Array;
+    }
+  }
   let arch: Arch;
   try {
     arch = parseArch(parse('arch'), `${path}: arch`);
   } catch (e) {
     throw new CheckpointError((e as Error).message);
   }
-  const state = new Map<string, Tensor>();
-  const slots: { [slot: string]: Float32Array }[] = [];
-  for (const [k, t] of tensors) {
-    if (k.startsWith('model.')) state.set(k.slice(6), t);
-    else if (k.startsWith('optim.')) {
-      const [, i, slot] = k.split('.');
-      const idx = Number(i);
-      if (!Number.isInteger(idx) || idx < 0 || !slot) throw new CheckpointError(`${path}: bad optimizer tensor name '${k}'`);
-      (slots[idx] ??= {})[slot] = t.data as Float32Array;
-    }
-  }
   let optimizer: Checkpoint['optimizer'] = null;
   if (metadata.optimizer) {
     const o = parse('optimizer') as { type: string; lr: number; step: number; params: number };
+    if (!o || typeof o !== 'object' || !Number.isInteger(o.params) || o.params < 0 || o.params > state.size || slots.length > o.params) {
+      throw new CheckpointError(`${path}: metadata field 'optimizer' names ${JSON.stringify(o?.params)} parameters; the file holds ${state.size} model tensors and optimizer state for ${slots.length}`);
+    }
+    if (!Number.isSafeInteger(o.step) || o.step < 0 || !(o.lr >= 0)) throw new CheckpointError(`${path}: metadata field 'optimizer' has step ${JSON.stringify(o.step)}, lr ${JSON.stringify(o.lr)}`);
     for (let i = 0; i < o.params; i++) slots[i] ??= {};
     optimizer = { type: o.type, lr: o.lr, step: o.step, slots };
   }
   const train = metadata.train ? (parse('train') as TrainState) : null;
   const rngs = metadata.rngs ? (parse('rngs') as RngState[]) : [];
-  return { arch, state, train, optimizer, rngs };
+  return { arch, kind, state, train, optimizer, rngs };
 }

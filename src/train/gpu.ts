@@ -5,11 +5,12 @@
 // when `download` copies them back into the model (for checkpoints, merging, evaluation on the CPU).
 import { BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
-import { GpuBuffer, webgpu, WebGpu } from '../backend/webgpu.js';
+import { GpuBuffer, webgpu, WebGpu, WebGpuUnavailable } from '../backend/webgpu.js';
 import type { BatchLoader } from '../../datasets/loader.js';
 import type { Arch } from '../models/index.js';
 import type { Schedule } from '../optim/index.js';
 import { saveCheckpoint } from './checkpoint.js';
+import type { CheckpointKind } from './checkpoint.js';
 import type { EpochRecord, FitResult } from './loop.js';
 import { modelRngs } from './loop.js';
 
@@ -382,6 +383,8 @@ export interface GpuFitOptions {
   evalSet?: { x: Tensor; y: Int32Array };
   /** the model (weights only: momentum restarts on resume) after every epoch */
   checkpoint?: string;
+  /** what the checkpoint holds (default 'original') */
+  checkpointKind?: CheckpointKind;
   progress?: boolean;
   log?: (line: string) => void;
   maxSteps?: number;
@@ -424,9 +427,20 @@ export async function fitGpu(model: Sequential, inputShape: number[], o: GpuFitO
     if (o.progress !== false) log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s, WebGPU)`);
     if (o.checkpoint) {
       await gm.download();
-      saveCheckpoint(o.checkpoint, { arch: o.arch, model, train: { epoch: epoch + 1, batch: 0, step, extra: { history } }, rngs: modelRngs(model).map((r) => r.getState()) });
+      saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, train: { epoch: epoch + 1, batch: 0, step, extra: { history } }, rngs: modelRngs(model).map((r) => r.getState()) });
     }
   }
   await gm.download();
   return { history, steps: step, state: { epoch: history.length, batch: 0, step } };
+}
+
+/** train on the GPU; where no WebGPU adapter can be had, say why and train on the CPU instead */
+export async function onGpuOr(gpu: () => Promise<{ history: EpochRecord[] }>, cpu: () => EpochRecord[], log?: (line: string) => void): Promise<EpochRecord[]> {
+  try {
+    return (await gpu()).history;
+  } catch (e) {
+    if (!(e instanceof WebGpuUnavailable)) throw e;
+    (log ?? ((l: string) => process.stderr.write(l + '\n')))(`WebGPU is unavailable (${e.message}); training on the CPU instead`);
+    return cpu();
+  }
 }

@@ -1,6 +1,4 @@
-export { writeSafetensors, readSafetensors, saveCheckpoint, loadCheckpoint, CheckpointError } from './checkpoint.js';
-export type { Checkpoint, TrainState } from './checkpoint.js';
+export { writeSafetensors, readSafetensors, saveCheckpoint, loadCheckpoint, checkArchHolds, CheckpointError, CHECKPOINT_KINDS } from './checkpoint.js';
+export type { Checkpoint, CheckpointKind, TrainState } from './checkpoint.js';
 export { fit, evaluate, modelRngs, TrainingDiverged } from './loop.js';
 export type { FitOptions, FitResult, EpochRecord, EvalResult } from './loop.js';
-export { trainLenet, trainDbn, trainVgg } from './recipes.js';
-export type { RecipeOptions, RecipeResult } from './recipes.js';

@@ -10,7 +10,7 @@ import { argmax, crossEntropy, slice } from '../tensor/ops.js';
 import type { Rng } from '../tensor/rng.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import type { TrainState } from './checkpoint.js';
+import type { CheckpointKind, TrainState } from './checkpoint.js';
 
 export class TrainingDiverged extends Error {
   constructor(message: string) {
@@ -80,6 +80,8 @@ export interface FitOptions {
   /** a checkpoint written at the end of every epoch (and every `checkpointEvery` steps) */
   checkpoint?: string;
   checkpointEvery?: number;
+  /** what the checkpoint holds (default 'original'; fine-tuning writes 'finetuned') */
+  checkpointKind?: CheckpointKind;
   /** continue from this checkpoint (model, optimizer, position, generators) */
   resume?: string;
   /** stop after this many optimizer steps in total (tests, budgets) */
@@ -119,7 +121,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
   }
   const save = () => {
     if (!o.checkpoint) return;
-    saveCheckpoint(o.checkpoint, { arch: o.arch, model, optimizer: o.optimizer, train: { ...state, extra: { history } }, rngs: rngs.map((r) => r.getState()) });
+    saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, extra: { history } }, rngs: rngs.map((r) => r.getState()) });
   };
   const nb = o.loader.length;
   model.train();

@@ -1,5 +1,4 @@
-// rerunWithHugePages(), called first (through ./rerun.js) by the command, the benchmarks and the
-// training script: on Linux, re-runs this very process (same Node, flags and arguments, inheriting stdin/stdout/stderr) with
+// rerunWithHugePages(), called first (through ./rerun.js) by the command and the benchmarks: on Linux, re-runs this very process (same Node, flags and arguments, inheriting stdin/stdout/stderr) with
 // GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that glibc's malloc asks for transparent huge pages for
 // its large blocks, which are where V8 puts big Float32Arrays. Every op allocates its output, and a
 // fresh block's first touch costs a page fault per 4 KiB page: on this project's VMs, writing a new
@@ -12,6 +11,7 @@
 // NEURONMERGE_HUGEPAGES=0, or off Linux; C libraries other than glibc ignore the variable. The
 // machine's setting must allow it: /sys/kernel/mm/transparent_hugepage/enabled 'madvise' or 'always'.
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 
 export const HUGEPAGE_TUNABLES = 'glibc.malloc.hugetlb=1';
 /** set in the re-run, so that programs it starts can be given the environment the user had */
@@ -57,4 +57,19 @@ export function rerunWithHugePages(): Promise<void> {
       process.exit(code ?? 1);
     });
   });
+}
+
+/**
+ * In the re-run: end this process when the one that started it is gone, however it went (SIGKILL
+ * included, which cannot be passed on). A worker thread watches the parent's pid, since training keeps
+ * the main thread busy for minutes without returning to the event loop.
+ */
+export function exitWithParent(): void {
+  const parent = process.ppid;
+  const watcher = new Worker(
+    `const { workerData } = require('node:worker_threads');
+     setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 250);`,
+    { eval: true, workerData: parent },
+  );
+  watcher.unref();
 }

@@ -1,0 +1,135 @@
+// The training recipes of the paper's three networks: the data, optimizer and schedule each trains
+// with (defaults from ./networks.ts), as reusable functions the command and the reproduction call.
+import { classCounts } from '../../datasets/catalog.js';
+import type { LoadOptions } from '../../datasets/catalog.js';
+import type { Normalization } from '../../datasets/loader.js';
+import { buildModel, inputShape } from '../models/index.js';
+import type { Arch } from '../models/index.js';
+import { Linear } from '../nn/layers.js';
+import type { Sequential } from '../nn/layers.js';
+import { RBM } from '../nn/rbm.js';
+import { SGD, cosineLr } from '../optim/index.js';
+import { slice } from '../tensor/ops.js';
+import { Rng } from '../tensor/rng.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { evaluate, fit } from '../train/loop.js';
+import type { EpochRecord } from '../train/loop.js';
+import { fitGpu, onGpuOr } from '../train/gpu.js';
+import { NETWORKS } from './networks.js';
+import type { NetworkName } from './networks.js';
+import { calibrationInputs, loadTask, trainLoader } from './task.js';
+import type { TaskData } from './task.js';
+
+export interface RecipeOptions {
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  /** train on the first n training images only (quick runs, tests) */
+  limit?: number;
+  checkpoint?: string;
+  /** steps between checkpoints within an epoch (besides the one at each epoch's end) */
+  checkpointEvery?: number;
+  resume?: string;
+  data?: LoadOptions;
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** DBN: RBM pretraining epochs per layer */
+  pretrainEpochs?: number;
+  arch?: Arch;
+  /** 'webgpu' trains on the GPU (src/train/gpu.ts); the CPU kernels otherwise */
+  device?: 'cpu' | 'webgpu';
+}
+
+export interface RecipeResult {
+  model: Sequential;
+  arch: Arch;
+  history: EpochRecord[];
+  testAccuracy: number;
+  seconds: number;
+  normalization: Normalization;
+  data: { train: number; test: number; classCounts: number[] };
+}
+
+/** the supervised phase every recipe shares: SGD with the network's defaults and a cosine schedule,
+ * evaluated on the test set each epoch */
+async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: TaskData, o: RecipeOptions, t0: number): Promise<RecipeResult> {
+  const d = NETWORKS[name].train;
+  const loader = trainLoader(t, { seed: o.seed ?? 0, limit: o.limit, batchSize: o.batchSize });
+  const epochs = o.epochs ?? d.epochs;
+  const lr = o.lr ?? d.lr;
+  const schedule = cosineLr(lr, epochs * loader.length);
+  const onCpu = () => fit(model, {
+    arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
+    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log,
+  }).history;
+  let history: EpochRecord[];
+  if (o.device === 'webgpu') {
+    if (o.resume) throw new Error('--resume is not supported with the WebGPU backend yet (its checkpoints hold no optimizer state)');
+    history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
+  } else history = onCpu();
+  const last = history[history.length - 1];
+  const acc = last && last.evalAccuracy !== null ? last.evalAccuracy : evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch).accuracy;
+  return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: t.norm, data: { train: loader.indices.length, test: t.test.count, classCounts: classCounts(t.test) } };
+}
+
+function archOrDefault(name: NetworkName, o: RecipeOptions): Arch {
+  const arch = o.arch ?? NETWORKS[name].arch();
+  if (arch.model !== NETWORKS[name].family) throw new Error(`${name} recipe: the architecture is a ${arch.model}, not a ${NETWORKS[name].family}`);
+  return arch;
+}
+
+/** LeNet-5 on MNIST: SGD with momentum 0.9, weight decay 5e-4, cosine schedule (pixels scaled to [0,1]) */
+export async function trainLenet(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const arch = archOrDefault('lenet', o);
+  const t = await loadTask(arch, o.data);
+  return supervised('lenet', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
+}
+
+/**
+ * The DBN on MNIST: greedy layer-wise RBM pretraining (CD-1, momentum 0.5 then 0.9, weight decay
+ * 2e-4), the RBMs' weights copied into the sigmoid network, then backprop fine-tuning with SGD.
+ */
+export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const arch = archOrDefault('dbn', o);
+  if (arch.model !== 'dbn') throw new Error('trainDbn: arch must be a dbn');
+  const t = await loadTask(arch, o.data);
+  const model = buildModel(arch, o.seed ?? 0);
+  let v: Tensor = calibrationInputs(t, o.limit ?? t.train.count);
+  const n = v.shape[0];
+  // resuming: the checkpoint holds the pretrained and partly fine-tuned weights already
+  const pe = o.resume ? 0 : o.pretrainEpochs ?? NETWORKS.dbn.train.pretrainEpochs ?? 10;
+  const rng = new Rng((o.seed ?? 0) + 1);
+  const linears = model.layers.filter((l): l is Linear => l instanceof Linear);
+  let nv = arch.inFeatures;
+  for (let li = 0; pe > 0 && li < arch.widths.length; li++) {
+    const nh = arch.widths[li];
+    const rbm = new RBM(nv, nh, { rng, lr: 0.05, weightDecay: 2e-4 });
+    const bs = 100;
+    for (let e = 0; e < pe; e++) {
+      const order = rng.permutation(Math.floor(n / bs));
+      let err = 0;
+      for (const b of order) err += rbm.step(slice(v, b * bs, (b + 1) * bs), e < 5 ? 0.5 : 0.9);
+      if (o.progress !== false) log(`rbm ${li + 1}/${arch.widths.length} (${nv}-${nh}) epoch ${e + 1}/${pe}: reconstruction error ${(err / order.length).toFixed(5)}`);
+    }
+    linears[li].weight.data.set(rbm.W.data);
+    linears[li].bias!.data.set(rbm.bh.data);
+    v = rbm.hidden(v);
+    nv = nh;
+  }
+  return supervised('dbn', model, arch, t, o, t0);
+}
+
+/** VGG-16 on CIFAR-10: random crop (pad 4) and flip, SGD momentum 0.9, weight decay 5e-4, cosine */
+export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const arch = archOrDefault('vgg', o);
+  const t = await loadTask(arch, o.data);
+  return supervised('vgg', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
+}
+
+/** the recipe of each network, by its command-line name */
+export const RECIPES: Record<NetworkName, (o?: RecipeOptions) => Promise<RecipeResult>> = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg };

@@ -1,0 +1,175 @@
+// `neuronmerge reproduce`: train (or reuse a checkpoint), merge at the requested ratios, evaluate before
+// fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
+// Writes report.json, report.md and the plots, and returns the figures.
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { LoadOptions } from '../../datasets/catalog.js';
+import { compare, modelStats } from '../compress/stats.js';
+import { archOf, mergeModel } from '../compress/merge.js';
+import { pruneModel } from '../compress/prune.js';
+import { explainMerge } from '../compress/explain.js';
+import { buildModel } from '../models/index.js';
+import type { Arch } from '../models/index.js';
+import type { Sequential } from '../nn/layers.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
+import { slice } from '../tensor/ops.js';
+import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
+import { writeReports } from '../report/markdown.js';
+import type { RatioResult, Report } from '../report/types.js';
+import { checkOutputDir, checkOutputFile } from '../runtime/files.js';
+import { NETWORKS } from './networks.js';
+import type { NetworkName } from './networks.js';
+import { RECIPES } from './recipes.js';
+import { accuracyOf, calibrationInputs, cloneModel, finetuneModel, loadTask } from './task.js';
+
+export interface ReproduceOptions {
+  quick?: boolean;
+  /** training epochs of the original (default: the network's, ./networks.ts) */
+  epochs?: number;
+  /** fine-tuning epochs after merging or pruning (default: the network's) */
+  finetuneEpochs?: number;
+  /** use only the first n training images (tiny runs, tests) */
+  limit?: number;
+  ratios?: number[];
+  seed?: number;
+  out?: string;
+  data?: LoadOptions;
+  log?: (line: string) => void;
+  /** train a variant (other widths) instead of the paper's network */
+  arch?: Arch;
+  /** reuse this trained original if it exists (resuming it if its training was cut short); otherwise
+   * train and write it here every epoch */
+  checkpoint?: string;
+  /** steps between checkpoints within an epoch while training the original */
+  checkpointEvery?: number;
+  /** the command as typed, for the report's title (default: `reproduce <model>`) */
+  command?: string;
+  /** also report the merged model's accuracy after statistics repair on this many training images
+   * (src/compress/repair.ts; not part of the paper's method) */
+  repair?: number;
+  /** 'webgpu': train and fine-tune on the GPU */
+  device?: 'cpu' | 'webgpu';
+}
+
+function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
+  model.eval();
+  noGrad(() => model.forward(x)); // warm-up
+  const t = performance.now();
+  for (let i = 0; i < reps; i++) noGrad(() => model.forward(x));
+  return (performance.now() - t) / reps;
+}
+
+/**
+ * original / merged inference time: the median of 5 rounds' ratios, each round timing the two back to
+ * back (the machine's speed drifts over seconds; two measurements minutes apart would carry the drift)
+ */
+function measuredSpeedup(original: Sequential, merged: Sequential, x: Tensor, reps: number): number {
+  const ratios: number[] = [];
+  for (let round = 0; round < 5; round++) ratios.push(inferenceMs(original, x, reps) / inferenceMs(merged, x, reps));
+  return ratios.sort((a, b) => a - b)[2];
+}
+
+async function original(which: NetworkName, o: ReproduceOptions, epochs: number, log: (l: string) => void): Promise<{ model: Sequential; arch: Arch }> {
+  const cfg = NETWORKS[which];
+  const quick = o.quick ?? false;
+  const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
+  let arch: Arch | undefined = o.arch ?? (quick ? cfg.quick.arch : undefined);
+  if (arch && arch.model !== cfg.family) throw new Error(`reproduce ${which}: the architecture is a ${arch.model}, not a ${cfg.family}`);
+  let resume: string | undefined;
+  if (o.checkpoint && existsSync(o.checkpoint)) {
+    const c = loadCheckpoint(o.checkpoint);
+    checkArchHolds(o.checkpoint, c);
+    if (c.arch.model !== cfg.family) throw new Error(`${o.checkpoint}: checkpoint holds a ${c.arch.model}, not a ${cfg.family}`);
+    if (c.kind !== 'original') throw new Error(`${o.checkpoint}: checkpoint holds a ${c.kind} model; reproduce --checkpoint takes a trained original (neuronmerge train ${which} --checkpoint FILE)`);
+    if (!c.train || c.train.epoch >= epochs) {
+      log(`reproduce ${which}: reusing the trained ${c.arch.model} in ${o.checkpoint}`);
+      const model = buildModel(c.arch, 0);
+      model.loadStateDict(c.state, `${o.checkpoint}: checkpoint`);
+      return { model, arch: c.arch };
+    }
+    log(`reproduce ${which}: ${o.checkpoint} stopped after epoch ${c.train.epoch} of ${epochs}${c.train.batch ? ` (and ${c.train.batch} steps of the next)` : ''}; resuming`);
+    if (o.arch && JSON.stringify(o.arch) !== JSON.stringify(c.arch)) throw new Error(`${o.checkpoint}: checkpoint is for widths ${c.arch.widths.join('-')}, not the ${o.arch.widths.join('-')} asked for`);
+    arch = c.arch;
+    resume = o.checkpoint;
+  }
+  log(`reproduce ${which}: training the ${cfg.title}${arch ? ` (widths ${arch.widths.join('-')})` : ''} for ${epochs} epochs (seed ${o.seed ?? 0})`);
+  const r = await RECIPES[which]({
+    epochs, seed: o.seed ?? 0, limit, arch, data: o.data, log, device: o.device, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume,
+    ...(quick && cfg.quick.pretrainEpochs !== undefined ? { pretrainEpochs: cfg.quick.pretrainEpochs } : {}),
+  });
+  return { model: r.model, arch: r.arch };
+}
+
+export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): Promise<Report> {
+  const cfg = NETWORKS[which];
+  if (!cfg) throw new Error(`reproduce: unknown model '${which}'`);
+  const t0 = performance.now();
+  const quick = o.quick ?? false;
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const seed = o.seed ?? 0;
+  const ratios = o.ratios ?? (quick ? cfg.quick.ratios : cfg.ratios);
+  if (ratios.length === 0) throw new Error('reproduce: no merge ratios given');
+  for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
+  // outputs checked before any work: an hour of training must not end on a path that cannot be written
+  if (o.out) checkOutputDir(o.out, '--out');
+  if (o.checkpoint) checkOutputFile(o.checkpoint, '--checkpoint');
+  const epochs = o.epochs ?? (quick ? cfg.quick.epochs : cfg.train.epochs);
+  const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : cfg.finetune.epochs);
+  const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
+  const base = await original(which, o, epochs, log);
+  const arch = base.arch;
+  const task = await loadTask(arch, o.data);
+  const input = task.input;
+  const accOriginal = accuracyOf(base.model, task).accuracy;
+  log(`reproduce ${which}: original test accuracy ${(100 * accOriginal).toFixed(2)}%`);
+  const before = modelStats(base.model, input);
+  const x128 = slice(task.ev.x, 0, 128);
+  const results: RatioResult[] = [];
+  const finetune = async (model: Sequential, a: Arch) => {
+    await finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log, device: o.device });
+    return accuracyOf(model, task).accuracy;
+  };
+  for (const ratio of ratios) {
+    log(`reproduce ${which}: merging every hidden layer at ratio ${ratio}`);
+    const merged = cloneModel(base.model, arch);
+    const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
+    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256));
+    const mArch = archOf(merged, arch);
+    const after = modelStats(merged, input);
+    const c = compare(before, after);
+    const accMerged = accuracyOf(merged, task).accuracy;
+    let accRepaired: number | undefined;
+    if (o.repair) {
+      const rep2 = cloneModel(base.model, arch);
+      mergeModel(rep2, { ratio, seed, nInit: 3, repair: calibrationInputs(task, o.repair) });
+      accRepaired = accuracyOf(rep2, task).accuracy;
+      log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
+    }
+    const speedup = measuredSpeedup(base.model, merged, x128, cfg.speedReps);
+    const accFt = await finetune(merged, mArch);
+    log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
+    const pruned = cloneModel(base.model, arch);
+    pruneModel(pruned, { ratio });
+    const pArch = archOf(pruned, arch);
+    const accPruned = accuracyOf(pruned, task).accuracy;
+    const accPrunedFt = await finetune(pruned, pArch);
+    results.push({
+      ratio,
+      units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
+      params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
+      accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt, ...(accRepaired !== undefined ? { repaired: accRepaired } : {}) },
+      speedup: { flops: c.flopsRatio, measured: speedup },
+      explain,
+    });
+  }
+  const report: Report = {
+    command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
+    model: cfg.family, data: cfg.dataTitle, quick, seed,
+    machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
+    seconds: (performance.now() - t0) / 1000,
+    original: { accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch },
+    results,
+  };
+  if (o.out) await writeReports(o.out, report);
+  return report;
+}

@@ -1,0 +1,108 @@
+// What a model is trained and tested on, derived from its `Arch` alone (through the networks table), so
+// a checkpoint is all a command needs: the dataset, the normalised test set, fine-tuning, evaluation.
+import { loadDataset } from '../../datasets/catalog.js';
+import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
+import { BatchLoader, channelStats, toTensor, UNIT } from '../../datasets/loader.js';
+import type { Normalization } from '../../datasets/loader.js';
+import { buildModel, inputShape } from '../models/index.js';
+import type { Arch } from '../models/index.js';
+import type { Sequential } from '../nn/layers.js';
+import { SGD, cosineLr } from '../optim/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
+import type { CheckpointKind } from '../train/checkpoint.js';
+import { evaluate, fit } from '../train/loop.js';
+import type { EpochRecord } from '../train/loop.js';
+import { fitGpu, onGpuOr } from '../train/gpu.js';
+import { networkOf } from './networks.js';
+import type { NetworkSettings } from './networks.js';
+
+export interface TaskData {
+  settings: NetworkSettings;
+  /** one sample's shape */
+  input: number[];
+  train: ImageSet;
+  test: ImageSet;
+  norm: Normalization;
+  /** the test set as one tensor (normalised, flattened for the DBN) */
+  ev: { x: Tensor; y: Int32Array };
+}
+
+/** the indices 0 … min(n, count) − 1, or undefined (all) where n is undefined */
+export function firstN(n: number | undefined, count: number): Int32Array | undefined {
+  return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
+}
+
+/** the data a model of this architecture is trained and tested on (CIFAR-10 standardised by its
+ * training set's channel statistics) */
+export async function loadTask(arch: Arch, data: LoadOptions = {}): Promise<TaskData> {
+  const settings = networkOf(arch);
+  const { train, test } = await loadDataset(settings.dataset, data);
+  const norm = settings.normalization === 'channel' ? channelStats(train) : UNIT;
+  return { settings, input: inputShape(arch), train, test, norm, ev: toTensor(test, norm, undefined, settings.flat) };
+}
+
+/** the training batches of a task: shuffled with the seed, augmented where the network trains so */
+export function trainLoader(t: TaskData, o: { seed: number; limit?: number; batchSize?: number }): BatchLoader {
+  const s = t.settings;
+  return new BatchLoader(t.train, {
+    batchSize: o.batchSize ?? s.batch, shuffle: true, seed: o.seed, indices: firstN(o.limit, t.train.count), flatten: s.flat,
+    normalize: t.norm, ...(s.augment ? { augment: { padCrop: 4, flip: true } } : {}),
+  });
+}
+
+/** the first n training images as one tensor (normalised as for training, no augmentation): the
+ * calibration inputs of merge --repair */
+export function calibrationInputs(t: TaskData, n: number): Tensor {
+  return toTensor(t.train, t.norm, firstN(n, t.train.count), t.settings.flat).x;
+}
+
+export function accuracyOf(model: Sequential, t: TaskData): { accuracy: number; loss: number } {
+  const r = evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch);
+  return { accuracy: r.accuracy, loss: r.loss };
+}
+
+export interface FinetuneOptions {
+  /** default: the network's fine-tuning epochs */
+  epochs?: number;
+  /** default: the network's fine-tuning learning rate */
+  lr?: number;
+  seed?: number;
+  limit?: number;
+  /** write a checkpoint here after every epoch (resumable) */
+  checkpoint?: string;
+  log?: (line: string) => void;
+  progress?: boolean;
+  device?: 'cpu' | 'webgpu';
+}
+
+/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4, cosine schedule */
+export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions = {}): Promise<EpochRecord[]> {
+  const epochs = o.epochs ?? t.settings.finetune.epochs;
+  if (epochs === 0) return [];
+  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit });
+  const lr = o.lr ?? t.settings.finetune.lr;
+  const schedule = cosineLr(lr, epochs * loader.length);
+  const onCpu = () => fit(model, {
+    arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs,
+    schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
+  }).history;
+  if (o.device !== 'webgpu') return onCpu();
+  return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: 5e-4, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), onCpu, o.log);
+}
+
+/** a model, its architecture and what the file holds, from a checkpoint file */
+export function modelFromCheckpoint(path: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
+  const c = loadCheckpoint(path);
+  checkArchHolds(path, c);
+  const model = buildModel(c.arch, 0);
+  model.loadStateDict(c.state, `${path}: checkpoint`);
+  return { model, arch: c.arch, kind: c.kind };
+}
+
+/** a fresh copy of a model (same architecture, same weights) */
+export function cloneModel(model: Sequential, arch: Arch): Sequential {
+  const m = buildModel(arch, 0);
+  m.loadStateDict(model.stateDict());
+  return m;
+}

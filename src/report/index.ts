@@ -1,0 +1,3 @@
+export { reportTable, reportMarkdown, writeReports } from './markdown.js';
+export { accuracySpec, unitsSpec, renderSvg } from './plots.js';
+export type { Report, RatioResult } from './types.js';

@@ -1,0 +1,32 @@
+// What a reproduction reports: the original's figures and, per merge ratio, the merged and pruned
+// models before and after fine-tuning, their size, FLOPs and measured speed, and what merging did to
+// each layer. Written by src/experiment/reproduce.ts, read by the writers in this folder.
+import type { LayerExplanation } from '../compress/explain.js';
+import type { Arch } from '../models/index.js';
+
+export interface RatioResult {
+  ratio: number;
+  units: { layer: string; before: number; after: number }[];
+  params: { before: number; after: number };
+  compressionRatio: number;
+  flops: { before: number; after: number };
+  bytes: { before: number; after: number };
+  accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number; repaired?: number };
+  speedup: { flops: number; measured: number };
+  /** what merging did to each layer (the teaching view) */
+  explain: LayerExplanation[];
+}
+
+export interface Report {
+  /** the command as typed, after `neuronmerge` (`reproduce lenet --quick`) */
+  command: string;
+  /** the model family (lenet5, dbn, vgg16) */
+  model: string;
+  data: string;
+  quick: boolean;
+  seed: number;
+  machine: string;
+  seconds: number;
+  original: { accuracy: number; params: number; flops: number; epochs: number; arch: Arch };
+  results: RatioResult[];
+}
