@@ -212,7 +212,7 @@ export async function benchGemm(args: BenchArgs): Promise<void> {
     }
   }
   if (networkRows.length) {
-    // the issue's target in one place: the networks' own shapes at all threads against OpenBLAS
+    // the networks' own shapes at all threads against OpenBLAS, in one place
     const sum = ratioSummary(networkRows);
     const list = (rows: RatioRow[]) => (rows.length ? rows.map((r) => `${r.name} ${fmt(r.ratio, 3)}x`).join(', ') : 'none');
     const ms = (x: number) => fmt(x, x < 10 ? 3 : 1);

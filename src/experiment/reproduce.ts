@@ -3,6 +3,7 @@
 // Writes report.json, report.md and the plots, and returns the figures.
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
 import { compare, modelStats } from '../compress/stats.js';
 import { archOf, mergeModel } from '../compress/merge.js';
@@ -164,7 +165,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   }
   const report: Report = {
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
-    model: cfg.family, data: cfg.dataTitle, quick, seed,
+    model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
     machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
     seconds: (performance.now() - t0) / 1000,
     original: { accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch },
