@@ -1,10 +1,10 @@
 // The report writers on a made-up report: the accuracy plot draws one line per method and stage with a
 // legend for each, the markdown names the command as typed, and every file is written whole.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracySpec, renderSvg, reportMarkdown, writeReports } from '../src/index.js';
+import { accuracySpec, renderSvg, reportMarkdown, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
 import type { Report } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
@@ -42,6 +42,21 @@ R('report.md is titled by the command as typed; writeReports leaves the four fil
   const json = JSON.parse(readFileSync(join(d, 'report.json'), 'utf8'));
   assert.is(json.command, report.command);
   assert.is(json.compressionRatio, report.results[0].compressionRatio);
+});
+
+R('a write that fails names the path given, not a temporary file, and leaves nothing behind', () => {
+  const d = tempDir('nm-atomic-');
+  const file = join(d, 'a.json');
+  writeFileSync(file, 'good');
+  // a folder in the way of the rename, and a file in the way of the folder
+  const folder = join(d, 'taken');
+  mkdirSync(join(folder, 'inside'), { recursive: true });
+  assert.throws(() => writeFileAtomic(folder, 'x'), (e: Error) => e.message.startsWith(`${folder}: cannot write (`) && !e.message.includes('.tmp'));
+  assert.throws(() => writeFileAtomic(join(file, 'b.json'), 'x'), (e: Error) => e.message.startsWith(`${join(file, 'b.json')}: cannot write (`) && !e.message.includes('.tmp'));
+  const arch = lenet5Arch([2, 2, 4]);
+  assert.throws(() => saveCheckpoint(folder, { arch, model: buildModel(arch, 0) }), (e: Error) => e.message.startsWith(`${folder}: cannot write checkpoint (`) && e.message.endsWith('the previous file is untouched') && !e.message.includes('.tmp'));
+  assert.equal(readdirSync(d).sort(), ['a.json', 'taken']);
+  assert.is(readFileSync(file, 'utf8'), 'good');
 });
 
 R.run();

@@ -5,19 +5,26 @@ import { basename, dirname, join, resolve } from 'node:path';
 
 /** write `data` to `path` through a temporary file beside it, renamed into place once complete */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(resolve(path)), { recursive: true });
   const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
+  let fd = -1;
   try {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+    fd = openSync(tmp, 'w');
     writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
     fsyncSync(fd);
-  } catch (e) {
     closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never made, or already gone */
+    }
+    // the error names the user's path, not the temporary file beside it
+    throw new Error(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the previous file is untouched`);
   }
-  closeSync(fd);
-  renameSync(tmp, path);
 }
 
 /** the nearest folder at or above `path` that exists; an error (naming `what`) where a file blocks the way */

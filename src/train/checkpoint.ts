@@ -36,25 +36,28 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor>, met
   const head = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(head.length));
-  mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
+  let fd = -1;
   try {
+    mkdirSync(dirname(path), { recursive: true });
+    fd = openSync(tmp, 'w');
     writeSync(fd, len);
     writeSync(fd, head);
     for (const t of tensors.values()) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     fsyncSync(fd);
-  } catch (e) {
     closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
     try {
       unlinkSync(tmp);
     } catch {
-      /* already gone */
+      /* never made, or already gone */
     }
-    throw new CheckpointError(`${path}: cannot write checkpoint (${(e as Error).message}); the previous file is untouched`);
+    // the error names the user's path, not the temporary file beside it
+    throw new CheckpointError(`${path}: cannot write checkpoint (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the previous file is untouched`);
   }
-  closeSync(fd);
-  renameSync(tmp, path);
 }
 
 export function readSafetensors(path: string): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
