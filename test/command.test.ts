@@ -107,7 +107,9 @@ C('--resume without --checkpoint keeps writing the file it resumed from, and say
   const r = run(['train', 'lenet', '--widths', '4,8,16', '--epochs', '2', '--limit', '300', '--resume', c, '--json']);
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`train lenet: checkpoints go to ${c.replace(/[.]/g, '\\.')} \\(the file resumed from\\)`));
+  assert.match(r.stderr, /resuming .*resume\.safetensors: epoch 2 of 2, batch 0 of 5 done \(step 5 of 10\); \d+ s of CPU time and \d+ s so far; about \d+ s left/);
   assert.is(loadCheckpoint(c).train!.epoch, 2);
+  assert.match(readFileSync(`${c}.log`, 'utf8'), /epoch 2\/2: loss/);
   assert.is(JSON.parse(r.stdout).checkpoint, c);
 });
 

@@ -50,8 +50,40 @@ T('train k steps, save, resume, train to N: the same weights as N uninterrupted 
     assert.is(r.steps, 23);
     const sa = a.stateDict(), sc = c.stateDict();
     for (const [k, t] of sa) assert.equal(Array.from(sc.get(k)!.data), Array.from(t.data), `${k} differs after resuming (adam=${useAdam})`);
-    assert.equal(readdirSync(dir), ['ck.safetensors'], 'no temporary file is left behind');
+    assert.equal(readdirSync(dir).sort(), ['ck.safetensors', 'ck.safetensors.log'], 'no temporary file is left behind');
   }
+});
+
+T('a run killed mid-epoch resumes from its last step checkpoint to the same bits as an uninterrupted run, and says how far it is', () => {
+  const steps = 25; // 10 batches an epoch: the crash comes in the second epoch
+  const a = smallNet(1);
+  run(a, steps, {});
+  const dir = tmp();
+  const ck = join(dir, 'ck.safetensors');
+  // a loader that fails at step 15 (epoch 2, batch 5), as a killed process would stop: after the step-12 checkpoint
+  const loader = new BatchLoader(mnist, { batchSize: 32, shuffle: true, seed: 9, indices: Int32Array.from({ length: 320 }, (_, i) => i) });
+  let calls = 0;
+  const crashing = Object.create(loader, { batch: { value: (e: number, b: number) => {
+    if (++calls === 15) throw new Error('killed');
+    return loader.batch(e, b);
+  } } }) as BatchLoader;
+  const b = smallNet(1);
+  const sgd = (m: Module) => new SGD(m.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  const lines: string[] = [];
+  assertThrows(() => fit(b, { arch, loader: crashing, optimizer: sgd(b), epochs: 5, schedule: cosineLr(0.05, 50), checkpoint: ck, checkpointEvery: 4, log: (l) => lines.push(l) }), /killed/);
+  const saved = loadCheckpoint(ck).train!;
+  assert.equal([saved.epoch, saved.batch, saved.step], [1, 2, 12]);
+  assert.ok(saved.cpuSeconds! > 0 && saved.seconds! > 0, 'time spent is kept');
+  const c = smallNet(555);
+  const resumed: string[] = [];
+  const r = fit(c, { arch, loader, optimizer: sgd(c), epochs: 5, maxSteps: steps, schedule: cosineLr(0.05, 50), checkpoint: ck, resume: ck, log: (l) => resumed.push(l) });
+  assert.is(r.steps, steps);
+  for (const [k, t] of a.stateDict()) assert.equal(Array.from(c.stateDict().get(k)!.data), Array.from(t.data), `${k} differs after the crash and resume`);
+  assert.match(resumed[0], new RegExp(`^resuming ${ck.replace(/[.]/g, '\\.')}: epoch 2 of 5, batch 2 of 10 done \\(step 12 of 50\\); \\d+ s of CPU time and \\d+ s so far; about \\d+ (s|min \\d+ s) left at [\\d.]+ s a step$`));
+  const logFile = readFileSync(`${ck}.log`, 'utf8').trim().split('\n');
+  assert.ok(logFile.some((l) => / epoch 1\/5: loss /.test(l)), 'the first run\'s epoch line is in the log');
+  assert.ok(logFile.some((l) => / resuming /.test(l)), 'the resume is in the log');
+  assert.ok(logFile.every((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l)), 'every line is timestamped');
 });
 
 T('a checkpoint loads into the right architecture only; the error names the tensor and shapes', () => {

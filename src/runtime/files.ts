@@ -3,14 +3,15 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
-/** write `data` to `path` through a temporary file beside it, renamed into place once complete */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+/** write `data` (or its chunks, in order) to `path` through a temporary file beside it, renamed into
+ * place once complete; an error names `path` and leaves the previous file as it was */
+export function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[]): void {
   const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
   let fd = -1;
   try {
     mkdirSync(dirname(resolve(path)), { recursive: true });
     fd = openSync(tmp, 'w');
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    for (const chunk of typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Array.isArray(data) ? data : [data]) writeSync(fd, chunk);
     fsyncSync(fd);
     closeSync(fd);
     fd = -1;

@@ -3,8 +3,8 @@
 // a temporary file, flushed and renamed, so a crash never leaves a half-written checkpoint under the
 // real name. Reading trusts nothing: header length, JSON, dtypes, shapes, offsets and sizes are all
 // checked against the file before anything is allocated.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../runtime/files.js';
 import type { Arch } from '../models/index.js';
 import { parseArch, stateSize } from '../models/index.js';
 import type { Module } from '../nn/module.js';
@@ -36,27 +36,10 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor>, met
   const head = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(head.length));
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  let fd = -1;
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(tmp, 'w');
-    writeSync(fd, len);
-    writeSync(fd, head);
-    for (const t of tensors.values()) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(tmp, path);
+    writeFileAtomic(path, [len, head, ...[...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
   } catch (e) {
-    if (fd >= 0) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never made, or already gone */
-    }
-    // the error names the user's path, not the temporary file beside it
-    throw new CheckpointError(`${path}: cannot write checkpoint (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the previous file is untouched`);
+    throw new CheckpointError((e as Error).message.replace(': cannot write (', ': cannot write checkpoint ('));
   }
 }
 
@@ -136,6 +119,9 @@ export interface TrainState {
   batch: number;
   /** optimizer steps taken */
   step: number;
+  /** CPU time (user + system) and wall time spent training so far, over every resumed run */
+  cpuSeconds?: number;
+  seconds?: number;
   /** anything else worth keeping (history, best accuracy) */
   extra?: Record<string, unknown>;
 }

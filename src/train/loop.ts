@@ -1,6 +1,6 @@
 // The training loop: epochs of seeded mini-batches, a progress bar on a terminal (plain lines in logs),
 // evaluation, checkpoints that resume exactly, and a clear stop when the loss stops being finite.
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import type { BatchLoader } from '../../datasets/loader.js';
 import type { Arch } from '../models/index.js';
 import { Dropout } from '../nn/layers.js';
@@ -77,7 +77,8 @@ export interface FitOptions {
   epochs: number;
   schedule?: Schedule;
   evalSet?: { x: Tensor; y: Int32Array };
-  /** a checkpoint written at the end of every epoch (and every `checkpointEvery` steps) */
+  /** a checkpoint written at the end of every epoch (and every `checkpointEvery` steps); the run's log
+   * lines are appended to the file of the same name with `.log` added */
   checkpoint?: string;
   checkpointEvery?: number;
   /** what the checkpoint holds (default 'original'; fine-tuning writes 'finetuned') */
@@ -102,10 +103,28 @@ function bar(frac: number, width = 24): string {
   return '[' + '#'.repeat(n) + '.'.repeat(width - n) + ']';
 }
 
+/** 3725 s → "1 h 02 min"; 95 s → "1 min 35 s" */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s >= 3600) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
 export function fit(model: Module, o: FitOptions): FitResult {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const toFile = o.checkpoint ? `${o.checkpoint}.log` : null;
+  const say = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const tty = o.progress !== false && process.stderr.isTTY;
   const quiet = o.progress === false;
+  const record = (l: string) => {
+    if (toFile) appendFileSync(toFile, `${new Date().toISOString()} ${l}\n`);
+  };
+  // every line goes to the log beside the checkpoint (even with progress off), so a run that outlasts
+  // its terminal keeps its story; to the terminal unless quiet
+  const log = (l: string) => {
+    if (!quiet) say(l);
+    record(l);
+  };
   const rngs = modelRngs(model);
   let state: TrainState = { epoch: 0, batch: 0, step: 0 };
   const history: EpochRecord[] = [];
@@ -119,11 +138,25 @@ export function fit(model: Module, o: FitOptions): FitResult {
     if (c.train) state = { ...c.train };
     if (Array.isArray(c.train?.extra?.history)) history.push(...(c.train!.extra!.history as EpochRecord[]));
   }
+  // time spent by the runs before this one, and this run's clocks
+  const cpuBefore = state.cpuSeconds ?? 0, wallBefore = state.seconds ?? 0;
+  const cpu0 = process.cpuUsage(), wall0 = performance.now();
+  const spent = () => {
+    const c = process.cpuUsage(cpu0);
+    return { cpuSeconds: cpuBefore + (c.user + c.system) / 1e6, seconds: wallBefore + (performance.now() - wall0) / 1000 };
+  };
   const save = () => {
     if (!o.checkpoint) return;
+    state = { ...state, ...spent() };
     saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, extra: { history } }, rngs: rngs.map((r) => r.getState()) });
   };
   const nb = o.loader.length;
+  if (o.resume) {
+    const total = o.epochs * nb;
+    const perStep = state.step > 0 && state.seconds ? state.seconds / state.step : null;
+    const left = perStep === null ? '' : `; about ${duration(perStep * Math.max(0, total - state.step))} left at ${perStep.toFixed(2)} s a step`;
+    log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${duration(state.cpuSeconds ?? 0)} of CPU time and ${duration(state.seconds ?? 0)} so far${left}`);
+  }
   model.train();
   outer: for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
     const t0 = performance.now();
@@ -148,11 +181,14 @@ export function fit(model: Module, o: FitOptions): FitResult {
       const pred = noGrad(() => argmax(logits.detach(), 1));
       for (let i = 0; i < y.length; i++) if (pred.data[i] === y[i]) correct++;
       if (o.checkpointEvery && state.step % o.checkpointEvery === 0) save();
-      if (!quiet) {
+      if (!quiet || toFile) {
         const el = (performance.now() - t0) / 1000;
         const line = `epoch ${epoch + 1}/${o.epochs} ${bar((b + 1) / nb)} ${b + 1}/${nb} loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(4)} ${(seen / el).toFixed(0)} img/s`;
-        if (tty) process.stderr.write('\r' + line);
-        else if ((b + 1) % Math.max(1, Math.floor(nb / 10)) === 0) log(line);
+        const tenth = (b + 1) % Math.max(1, Math.floor(nb / 10)) === 0;
+        if (tty) {
+          process.stderr.write('\r' + line);
+          if (tenth) record(line);
+        } else if (tenth) log(line);
       }
     }
     const secs = (performance.now() - t0) / 1000;
@@ -164,7 +200,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
     history.push(rec);
     state = { epoch: epoch + 1, batch: 0, step: state.step };
     if (tty) process.stderr.write('\n');
-    if (!quiet) log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s)`);
+    log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s)`);
     save();
   }
   if (o.maxSteps !== undefined) save();
