@@ -26,6 +26,12 @@ C('reproduce lenet on tiny settings writes report.json and report.md with consis
   assert.is(rep.results.length, 2);
   assert.ok(rep.results[1].params.after < rep.results[0].params.after);
   assert.equal(rep.results[0].units.map((u: { after: number }) => u.after), [10, 25, 250]);
+  // per class, weighted by the test set's class counts, gives back the overall accuracy
+  const counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+  assert.equal(rep.original.perClass.map((c: { name: string }) => c.name), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  const weighted = rep.original.perClass.reduce((s: number, c: { accuracy: number }, i: number) => s + c.accuracy * counts[i], 0) / 10000;
+  assert.ok(Math.abs(weighted - rep.original.accuracy) < 1e-9, `${weighted} vs ${rep.original.accuracy}`);
+  assert.equal(rep.original.batchNorm, []);
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /\| 0\.5 \| /);
   assert.match(md, /Conv2d\(1→20, 5x5\) 20→10/);
@@ -139,6 +145,13 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
   assert.ok(Math.abs(rep.compressionRatio - (1 - rep.params.after / rep.params.before)) < 1e-12);
   assert.ok(rep.speedup.flops > 3);
+  // the original's statistics: 1,000 test images a class, so the per-class mean is the accuracy
+  assert.is(rep.original.perClass[3].name, 'cat');
+  const mean = rep.original.perClass.reduce((s: number, c: { accuracy: number }) => s + c.accuracy, 0) / 10;
+  assert.ok(Math.abs(mean - rep.original.accuracy) < 1e-9, `${mean} vs ${rep.original.accuracy}`);
+  assert.is(rep.original.batchNorm.length, 14, 'the 13 convolutions\' and the fc\'s batch norms');
+  assert.ok(rep.original.batchNorm.every((b: { min: number; median: number; max: number; units: number; small: number }) => b.min <= b.median && b.median <= b.max && b.max > 0 && b.small >= 0 && b.small < b.units));
+  assert.is(rep.original.batchNorm[0].units, 4);
 });
 
 C('--backend webgpu where no adapter can be had: trains on the CPU with a message', () => {

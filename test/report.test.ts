@@ -11,7 +11,11 @@ import { tempDir } from './helpers.js';
 const R = suite('report');
 const report: Report = {
   command: 'reproduce lenet --ratios 0.5,0.8', model: 'lenet5', data: 'MNIST', quick: false, seed: 3, machine: 'a CPU, 2 cores', seconds: 12,
-  original: { accuracy: 0.99, params: 431080, flops: 4586000, epochs: 12, arch: { model: 'lenet5', widths: [20, 50, 500], classes: 10, inChannels: 1, inSize: 28 } },
+  original: {
+    accuracy: 0.99, params: 431080, flops: 4586000, epochs: 12, arch: { model: 'lenet5', widths: [20, 50, 500], classes: 10, inChannels: 1, inSize: 28 },
+    perClass: [{ name: 'cat', accuracy: 0.875 }, { name: 'dog', accuracy: 0.5 }],
+    batchNorm: [{ index: 1, layer: 'Conv2d(3→64, 3x3)', units: 64, min: 0.001, median: 0.5, max: 2, small: 3 }],
+  },
   results: [0.5, 0.8].map((ratio, i) => ({
     ratio, units: [{ layer: 'Conv2d(1→20, 5x5)', before: 20, after: 10 }], params: { before: 431080, after: 100000 - 50000 * i }, compressionRatio: 0.77 + 0.1 * i,
     flops: { before: 4586000, after: 1000000 }, bytes: { before: 1, after: 1 },
@@ -35,7 +39,10 @@ R('accuracy.svg: a line per method and stage through the report\'s points, and b
 });
 
 R('report.md is titled by the command as typed; writeReports leaves the four files and nothing else', async () => {
-  assert.is(reportMarkdown(report).split('\n')[0], '# neuronmerge reproduce lenet --ratios 0.5,0.8');
+  const md = reportMarkdown(report);
+  assert.is(md.split('\n')[0], '# neuronmerge reproduce lenet --ratios 0.5,0.8');
+  assert.match(md, /Test accuracy per class: cat 87\.50%, dog 50\.00%\./);
+  assert.match(md, /\| Conv2d\(3→64, 3x3\) \| 64 \| 0\.00100 \| 0\.500 \| 2\.00 \| 3 \|/);
   const d = tempDir('nm-report-');
   await writeReports(d, report);
   assert.equal(readdirSync(d).sort(), ['accuracy.svg', 'report.json', 'report.md', 'units.svg']);

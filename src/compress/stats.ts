@@ -72,3 +72,27 @@ export function compare(before: ModelStats, after: ModelStats): Comparison {
     flopsRatio: before.flops / after.flops,
   };
 }
+
+/** the spread of one batch norm's effective scales |γ|/√(var+ε): how unequal its units are */
+export interface BatchNormSpread {
+  index: number;
+  layer: string;
+  units: number;
+  min: number;
+  median: number;
+  max: number;
+  /** units whose scale is below 1% of the layer's largest: next to silent, what pruning removes first */
+  small: number;
+}
+
+/** the effective scale spread of every batch norm of a model (eval-mode statistics) */
+export function batchNormSpread(model: Sequential): BatchNormSpread[] {
+  const out: BatchNormSpread[] = [];
+  model.layers.forEach((m, index) => {
+    if (!(m instanceof BatchNorm)) return;
+    const s = Array.from(m.weight.data, (g, u) => Math.abs(g) / Math.sqrt(m.runningVar.data[u] + m.eps)).sort((a, b) => a - b);
+    const max = s[s.length - 1];
+    out.push({ index, layer: model.layers[index - 1]?.describe() ?? m.describe(), units: s.length, min: s[0], median: s[Math.floor(s.length / 2)], max, small: s.filter((v) => v < 0.01 * max).length });
+  });
+  return out;
+}

@@ -14,8 +14,11 @@ export interface TrainDefaults {
   momentum: number;
   nesterov: boolean;
   weightDecay: number;
-  /** the learning rate over the run: cosine from lr to 0 */
-  schedule: 'cosine';
+  /** the learning rate over the run: cosine from lr to 0, or one-cycle (a linear warm-up from lr/25
+   * over the first `warmup` of the steps, then cosine down to lr/1e4) */
+  schedule: 'cosine' | 'onecycle';
+  /** one-cycle: the share of the steps spent warming up */
+  warmup?: number;
   /** DBN: RBM pretraining epochs per layer */
   pretrainEpochs?: number;
 }

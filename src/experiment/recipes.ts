@@ -8,7 +8,7 @@ import type { Arch } from '../models/index.js';
 import { Linear } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { RBM } from '../nn/rbm.js';
-import { SGD, cosineLr } from '../optim/index.js';
+import { SGD, cosineLr, oneCycleLr } from '../optim/index.js';
 import { slice } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -51,14 +51,14 @@ export interface RecipeResult {
   data: { train: number; test: number; classCounts: number[] };
 }
 
-/** the supervised phase every recipe shares: SGD with the network's defaults and a cosine schedule,
+/** the supervised phase every recipe shares: SGD with the network's defaults and its schedule,
  * evaluated on the test set each epoch */
 async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: TaskData, o: RecipeOptions, t0: number): Promise<RecipeResult> {
   const d = NETWORKS[name].train;
   const loader = trainLoader(t, { seed: o.seed ?? 0, limit: o.limit, batchSize: o.batchSize });
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
-  const schedule = cosineLr(lr, epochs * loader.length);
+  const schedule = d.schedule === 'onecycle' ? oneCycleLr(lr, epochs * loader.length, d.warmup ?? 0.15, 25, 1e4) : cosineLr(lr, epochs * loader.length);
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
     checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log,

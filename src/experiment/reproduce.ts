@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
-import { compare, modelStats } from '../compress/stats.js';
+import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { archOf, mergeModel } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { explainMerge } from '../compress/explain.js';
@@ -15,6 +15,7 @@ import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { slice } from '../tensor/ops.js';
 import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
+import { evaluate } from '../train/loop.js';
 import { writeReports } from '../report/markdown.js';
 import type { RatioResult, Report } from '../report/types.js';
 import { checkOutputDir, checkOutputFile } from '../runtime/files.js';
@@ -121,7 +122,8 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const arch = base.arch;
   const task = await loadTask(arch, o.data);
   const input = task.input;
-  const accOriginal = accuracyOf(base.model, task).accuracy;
+  const evOriginal = evaluate(base.model, task.ev.x, task.ev.y, task.settings.evalBatch);
+  const accOriginal = evOriginal.accuracy;
   log(`reproduce ${which}: original test accuracy ${(100 * accOriginal).toFixed(2)}%`);
   const before = modelStats(base.model, input);
   const x128 = slice(task.ev.x, 0, 128);
@@ -168,7 +170,10 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
     machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
     seconds: (performance.now() - t0) / 1000,
-    original: { accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch },
+    original: {
+      accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch,
+      perClass: evOriginal.perClass.map((accuracy, c) => ({ name: task.test.classes[c] ?? String(c), accuracy })), batchNorm: batchNormSpread(base.model),
+    },
     results,
   };
   if (o.out) await writeReports(o.out, report);

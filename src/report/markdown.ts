@@ -33,6 +33,13 @@ export function reportMarkdown(r: Report): string {
     `Data: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.`, '',
     `Original (${r.model}): ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.`, '',
     reportTable(r), '',
+    '## The original', '',
+    `Test accuracy per class: ${r.original.perClass.map((c) => `${c.name} ${pct(c.accuracy)}`).join(', ')}.`, '',
+    ...(r.original.batchNorm.length ? [
+      'Batch-norm scales |γ|/√(var+ε) per layer: how unequal the units are, and how many are next to silent (below 1% of the layer\'s largest).', '',
+      '| layer | units | min | median | max | below 1% of max |', '|---|---|---|---|---|---|',
+      ...r.original.batchNorm.map((b) => `| ${b.layer} | ${b.units} | ${b.min.toPrecision(3)} | ${b.median.toPrecision(3)} | ${b.max.toPrecision(3)} | ${b.small} |`), '',
+    ] : []),
     '## Units per layer', '', units, '',
     '## What merging did to each layer', '',
     'Spread: a unit\'s mean distance to its cluster\'s centre (incoming weights and bias, batch norm folded), relative to the units\' mean norm. Output moved: how much the next layer\'s output changed on 256 test inputs, ‖Δz‖/‖z‖, when this layer alone is merged.', '',

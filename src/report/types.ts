@@ -2,6 +2,7 @@
 // models before and after fine-tuning, their size, FLOPs and measured speed, and what merging did to
 // each layer. Written by src/experiment/reproduce.ts, read by the writers in this folder.
 import type { LayerExplanation } from '../compress/explain.js';
+import type { BatchNormSpread } from '../compress/stats.js';
 import type { Arch } from '../models/index.js';
 
 export interface RatioResult {
@@ -27,6 +28,12 @@ export interface Report {
   seed: number;
   machine: string;
   seconds: number;
-  original: { accuracy: number; params: number; flops: number; epochs: number; arch: Arch };
+  original: {
+    accuracy: number; params: number; flops: number; epochs: number; arch: Arch;
+    /** test accuracy per class, with the class names */
+    perClass: { name: string; accuracy: number }[];
+    /** per batch norm, the spread of its effective scales (none for networks without batch norm) */
+    batchNorm: BatchNormSpread[];
+  };
   results: RatioResult[];
 }

@@ -23,6 +23,8 @@ export interface EvalResult {
   loss: number;
   accuracy: number;
   count: number;
+  /** per class (the labels 0 … C−1): the share of that class's inputs predicted right (NaN where a class has none) */
+  perClass: number[];
 }
 
 /** loss and accuracy of a model on (x, y), in eval mode and without autograd, in batches */
@@ -31,6 +33,7 @@ export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 50
   model.eval();
   let loss = 0, correct = 0;
   const N = x.shape[0];
+  let hits: number[] = [], seen: number[] = [];
   try {
     noGrad(() => {
       for (let s = 0; s < N; s += batchSize) {
@@ -39,13 +42,23 @@ export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 50
         const yy = y.subarray(s, e);
         loss += crossEntropy(logits, yy).item() * (e - s);
         const pred = argmax(logits, 1);
-        for (let i = 0; i < e - s; i++) if (pred.data[i] === yy[i]) correct++;
+        if (hits.length === 0) {
+          hits = new Array(logits.shape[1]).fill(0);
+          seen = new Array(logits.shape[1]).fill(0);
+        }
+        for (let i = 0; i < e - s; i++) {
+          seen[yy[i]]++;
+          if (pred.data[i] === yy[i]) {
+            correct++;
+            hits[yy[i]]++;
+          }
+        }
       }
     });
   } finally {
     model.train(was);
   }
-  return { loss: loss / Math.max(1, N), accuracy: correct / Math.max(1, N), count: N };
+  return { loss: loss / Math.max(1, N), accuracy: correct / Math.max(1, N), count: N, perClass: hits.map((h, c) => h / seen[c]) };
 }
 
 /** every generator a model holds (dropout layers), in a fixed order, for checkpoints */
