@@ -53,6 +53,8 @@ C('output paths are checked before any work: a folder, a path through a file, th
   refuses(['reproduce', 'lenet', '--out', orig], `--out ${orig}: is a file, not a folder`, dir);
   refuses(['reproduce', 'lenet', '--checkpoint', sub], `--checkpoint ${sub}: is a folder; give a file name`, dir);
   refuses(['train', 'lenet', '--checkpoint', sub], `--checkpoint ${sub}: is a folder; give a file name`, dir);
+  // reproduce all checks every network's data before the first one trains
+  refuses(['reproduce', 'all', '--data', join(dir, 'no-cifar'), '--out', join(dir, 'all')], `${join(dir, 'no-cifar')}: no such file or folder`, dir);
   // a relative path is named as the user typed it
   const r = spawnSync(process.execPath, [bin, 'merge', 'orig.safetensors', '--ratio', '0.5', '--out', './orig.safetensors'], { encoding: 'utf8', cwd: dir });
   assert.is(r.stderr, 'neuronmerge: --out ./orig.safetensors: is also the input; write to another file so that the input is kept\n');

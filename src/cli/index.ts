@@ -10,12 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { datasetStatus, fetchDataset, listDatasets, summarizeDataset } from '../../datasets/catalog.js';
+import { datasetStatus, fetchDataset, listDatasets, loadDataset, summarizeDataset } from '../../datasets/catalog.js';
 import { setBackend } from '../backend/registry.js';
 import { modelStats } from '../compress/stats.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
-import { archFor, network, NETWORK_NAMES } from '../experiment/networks.js';
+import { archFor, network, NETWORK_NAMES, NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
 import { accuracyOf, finetuneModel, loadTask, modelFromCheckpoint } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
@@ -117,9 +117,12 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
       if (o.json) console.log(JSON.stringify(r));
       return;
     }
+    // MNIST is embedded; --data names the CIFAR-10 folder or archive. Every dataset is checked before
+    // the first network trains, so a missing CIFAR-10 is not found an hour in
+    const dataFor = (m: NetworkName) => (m === 'vgg' ? o : { dataDir: o.dataDir });
+    for (const m of NETWORK_NAMES) await loadDataset(NETWORKS[m].dataset, dataOpts(dataFor(m)));
     const all = [];
-    // MNIST is embedded; --data names the CIFAR-10 folder or archive
-    for (const m of NETWORK_NAMES) all.push(await one(m, join(o.out, m), m === 'vgg' ? o : { dataDir: o.dataDir }));
+    for (const m of NETWORK_NAMES) all.push(await one(m, join(o.out, m), dataFor(m)));
     if (o.json) console.log(JSON.stringify(all));
   });
 
