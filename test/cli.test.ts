@@ -99,6 +99,13 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
   assert.ok(rp.repair.every((x: number) => x >= 0) && rp.repair.some((x: number) => x > 0));
   assert.is(rp.accuracy.before, e.accuracy);
   assert.is.not(rp.accuracy.after, mg.accuracy.after);
+  // a ratio per layer: the first convolution halved, the second kept, the fc cut to a fifth
+  const per = json(run('merge', a, '--ratio', '0.5,0,0.8', '--out', join(d, 'per.safetensors'), '--json', '--no-eval'));
+  assert.equal(per.units.map((u: { after: number }) => u.after), [10, 50, 100]);
+  assert.equal(json(run('prune', a, '--ratio', '0.5,0,0.8', '--out', join(d, 'perp.safetensors'), '--json', '--no-eval')).arch.widths, [10, 50, 100]);
+  const wrong = run('merge', a, '--ratio', '0.5,0.5', '--out', join(d, 'w.safetensors'), '--no-eval');
+  assert.is(wrong.stderr, 'neuronmerge: merge: 2 ratios for 3 mergeable layers\n');
+  assert.is(wrong.status, 1);
   const th = json(run('merge', a, '--threshold', '0.5', '--method', 'ward', '--out', m, '--json', '--no-eval'));
   assert.ok(th.units.every((u: { after: number; before: number }) => u.after >= 1 && u.after <= u.before));
 });

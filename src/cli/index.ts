@@ -48,6 +48,11 @@ const ratio = (what: string) => (v: string) => {
   if (!(x >= 0 && x < 1)) throw new InvalidArgumentError(`${what} must be in [0, 1), got '${v}'`);
   return x;
 };
+/** one merge ratio for every layer, or one per mergeable layer (comma-separated) */
+const layerRatios = (what: string) => (v: string) => {
+  const xs = v.split(',').map(ratio(what));
+  return xs.length === 1 ? xs[0] : xs;
+};
 const ratios = (v: string) => {
   if (v.trim() === '') throw new InvalidArgumentError('--ratios must list merge ratios separated by commas, got an empty list');
   return v.split(',').map(ratio('--ratios: each merge ratio'));
@@ -193,7 +198,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
 
 withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint').description('cluster similar units in every hidden layer and merge them with their connections'))
   .requiredOption('--out <file>', 'where to write the merged checkpoint')
-  .option('--ratio <r>', 'merge ratio: each layer keeps round((1 - r) n) units', ratio('--ratio'))
+  .option('--ratio <r>', 'merge ratio: each layer keeps round((1 - r) n) units; or one ratio per mergeable layer, comma-separated', layerRatios('--ratio'))
   .option('--threshold <d>', 'cut each layer\'s dendrogram at this distance (ward, average or complete)', num('--threshold', 0, 1e30))
   .option('--budget <f>', 'keep at most this fraction of the parameters', num('--budget', 1e-9, 1))
   .option('--method <m>', 'kmeans, ward, average or complete', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
@@ -205,7 +210,7 @@ withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint
 
 withData(program.command('prune').argument('<checkpoint>', 'a trained checkpoint').description('the baseline: remove the units with the smallest L1 norm in every hidden layer'))
   .requiredOption('--out <file>', 'where to write the pruned checkpoint')
-  .requiredOption('--ratio <r>', 'each layer keeps round((1 - r) n) units', ratio('--ratio'))
+  .requiredOption('--ratio <r>', 'each layer keeps round((1 - r) n) units; or one ratio per prunable layer, comma-separated', layerRatios('--ratio'))
   .option('--no-eval', 'skip the test-set accuracy before and after')
   .action((file: string, o) => compressCommand(file, o, 'prune'));
 

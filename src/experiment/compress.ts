@@ -18,7 +18,8 @@ import { accuracyOf, calibrationInputs, cloneModel, loadTask, modelFromCheckpoin
 export interface CompressOptions {
   /** where the compressed checkpoint goes (checked before any work; never the input) */
   out: string;
-  ratio?: number;
+  /** one ratio for every layer, or one per mergeable layer */
+  ratio?: number | number[];
   /** merge only: cut agglomerative dendrograms at this distance */
   threshold?: number;
   /** merge only: keep at most this fraction of the parameters */
