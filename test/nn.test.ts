@@ -125,6 +125,8 @@ N('schedules: step, cosine, one-cycle', () => {
   assert.ok(Math.abs(oc(0) - 0.04) < 1e-12);
   assert.ok(Math.abs(oc(30) - 1) < 1e-12);
   assert.ok(oc(99) < 0.01 && oc(60) < 1 && oc(60) > oc(90));
+  // a run of one step (a tiny --limit) takes its one step at the warm-up's start
+  assert.is(oneCycleLr(1, 1, 0.15)(0), 0.04);
 });
 
 N('RBM: the reconstruction error falls over CD-1 training on MNIST digits', async () => {

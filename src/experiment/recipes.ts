@@ -123,7 +123,8 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
   return supervised('dbn', model, arch, t, o, t0);
 }
 
-/** VGG-16 on CIFAR-10: random crop (pad 4) and flip, SGD momentum 0.9, weight decay 5e-4, cosine */
+/** VGG-16 on CIFAR-10: random crop (pad 4) and flip; SGD with Nesterov momentum 0.9, weight decay 5e-4,
+ * a one-cycle schedule peaking at 0.1 after 15% of the steps, 40 epochs (./networks.ts) */
 export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
   const t0 = performance.now();
   const arch = archOrDefault('vgg', o);

@@ -154,7 +154,7 @@ export function cosineLr(lr: number, totalSteps: number, minLr = 0): Schedule {
 
 /** one-cycle (Smith): linear warm-up from maxLr/div to maxLr over pctStart, then cosine down to maxLr/finalDiv */
 export function oneCycleLr(maxLr: number, totalSteps: number, pctStart = 0.3, div = 25, finalDiv = 1e4): Schedule {
-  if (!(totalSteps >= 2)) throw new Error(`oneCycleLr: totalSteps must be at least 2, got ${totalSteps}`);
+  if (!(totalSteps >= 1)) throw new Error(`oneCycleLr: totalSteps must be at least 1, got ${totalSteps}`);
   const up = Math.max(1, Math.round(totalSteps * pctStart));
   const lo = maxLr / div, end = maxLr / finalDiv;
   return (s) => {

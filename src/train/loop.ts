@@ -168,7 +168,9 @@ export function fit(model: Module, o: FitOptions): FitResult {
     const total = o.epochs * nb;
     const perStep = state.step > 0 && state.seconds ? state.seconds / state.step : null;
     const left = perStep === null ? '' : `; about ${duration(perStep * Math.max(0, total - state.step))} left at ${perStep.toFixed(2)} s a step`;
-    log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${duration(state.cpuSeconds ?? 0)} of CPU time and ${duration(state.seconds ?? 0)} so far${left}`);
+    // a checkpoint written without its times (an older file) says so rather than 0 s
+    const spentSoFar = state.seconds === undefined ? 'time spent before not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time and ${duration(state.seconds)} so far`;
+    log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${spentSoFar}${left}`);
   }
   model.train();
   outer: for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
