@@ -144,8 +144,21 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   assert.is(m.arch.convBias, true);
   assert.is(m.accuracy.after, m.accuracy.before);
   assert.is(m.accuracy.before, t.testAccuracy);
+  // batch-norm re-estimation after merging and after pruning: recorded, and it changes what the model computes
+  const plain = json(run('merge', a, '--ratio', '0.5', '--out', join(d, 'm5.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  const recal = json(run('merge', a, '--ratio', '0.5', '--recalibrate', '300', '--out', join(d, 'm5r.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  assert.is(plain.recalibrated, null);
+  assert.is(recal.recalibrated, 300);
+  assert.is.not(recal.accuracy.after, plain.accuracy.after);
+  assert.equal(recal.arch, plain.arch);
+  const pr = json(run('prune', a, '--ratio', '0.5', '--recalibrate', '300', '--out', join(d, 'p5r.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  assert.is(pr.recalibrated, 300);
   const out = join(d, 'out');
-  const r = json(run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--data', SHARED_CIFAR, '--out', out, '--json'));
+  const r = json(run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--recalibrate', '300', '--data', SHARED_CIFAR, '--out', out, '--json'));
+  assert.is(r.recalibrated, 300);
+  // the same merge and re-estimation as the command's, so the same accuracy before fine-tuning
+  assert.is(r.results[0].accuracy.merged, recal.accuracy.after);
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /batch norms were re-estimated on 300 training images/);
   assert.is(r.model, 'vgg16');
   assert.is(r.results[0].units.length, 14);
   assert.equal(r.results[0].units.slice(0, 3).map((u: { after: number }) => u.after), [2, 2, 4]);

@@ -10,7 +10,7 @@ import { tempDir } from './helpers.js';
 
 const R = suite('report');
 const report: Report = {
-  command: 'reproduce lenet --ratios 0.5,0.8', model: 'lenet5', data: 'MNIST', quick: false, seed: 3, machine: 'a CPU, 2 cores', seconds: 12,
+  command: 'reproduce lenet --ratios 0.5,0.8', recalibrated: null, model: 'lenet5', data: 'MNIST', quick: false, seed: 3, machine: 'a CPU, 2 cores', seconds: 12,
   original: {
     accuracy: 0.99, params: 431080, flops: 4586000, epochs: 12, arch: { model: 'lenet5', widths: [20, 50, 500], classes: 10, inChannels: 1, inSize: 28 },
     perClass: [{ name: 'cat', accuracy: 0.875 }, { name: 'dog', accuracy: 0.5 }],

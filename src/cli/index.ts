@@ -104,6 +104,7 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
   .option('--checkpoint <file>', 'the trained original: reused if it exists (resumed if cut short), written every epoch otherwise')
   .option('--checkpoint-every <n>', 'also write the checkpoint every n training steps', int('--checkpoint-every', 1, 1e9))
   .option('--repair [n]', 'also report the merged model after statistics repair on n training images (default 500; not the paper\'s method)', int('--repair', 1, 1e6))
+  .option('--recalibrate [n]', 're-estimate the merged and the pruned models\' batch norms on n seeded training images (default 5120) before measuring and fine-tuning them', int('--recalibrate', 1, 1e6))
   ).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     if (model !== 'all' && !(NETWORK_NAMES as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (dbn, lenet, vgg or all)`);
@@ -112,6 +113,7 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
       const r = await reproduce(m, {
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
+        recalibrate: o.recalibrate === true ? 5120 : o.recalibrate,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
       if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json`);
@@ -187,13 +189,14 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   useBackend(o.backend);
   const res = await compressCheckpoint(file, what, {
     out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, method: o.method, mode: o.mode, seed: o.seed, nInit: o.nInit,
-    repair: o.repair === true ? 500 : o.repair, eval: o.eval, data: dataOpts(o),
+    repair: o.repair === true ? 500 : o.repair, recalibrate: o.recalibrate === true ? 5120 : o.recalibrate, eval: o.eval, data: dataOpts(o),
   });
   if (o.json) return console.log(JSON.stringify(res));
   console.log(`${what === 'merge' ? 'merged' : 'pruned'} ${file} → ${o.out}`);
   for (const u of res.units) console.log(`  ${u.layer.padEnd(28)} ${String(u.before).padStart(5)} → ${u.after}`);
   console.log(`parameters ${res.params.before.toLocaleString('en')} → ${res.params.after.toLocaleString('en')} (${pct(res.compressionRatio)} removed), FLOPs ${res.speedupFlops.toFixed(2)}× fewer`);
-  if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${res.repairImages ? ` (statistics repaired on ${res.repairImages} training images)` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE)`);
+  const how = [res.repairImages ? `statistics repaired on ${res.repairImages} training images` : '', res.recalibrated ? `batch norms re-estimated on ${res.recalibrated} training images` : ''].filter(Boolean).join('; ');
+  if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE)`);
 }
 
 withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint').description('cluster similar units in every hidden layer and merge them with their connections'))
@@ -205,12 +208,14 @@ withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint
   .option('--mode <m>', 'all (cluster every layer of the original) or sequential (layer by layer as merged)', oneOf('--mode', ['all', 'sequential']), 'all')
   .option('--n-init <n>', 'k-means restarts', int('--n-init', 1, 1000), 3)
   .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', int('--repair', 1, 1e6))
+  .option('--recalibrate [n]', 'after compressing, re-estimate every batch norm\'s statistics on n seeded training images (default 5120)', int('--recalibrate', 1, 1e6))
   .option('--no-eval', 'skip the test-set accuracy before and after')
   .action((file: string, o) => compressCommand(file, o, 'merge'));
 
 withData(program.command('prune').argument('<checkpoint>', 'a trained checkpoint').description('the baseline: remove the units with the smallest L1 norm in every hidden layer'))
   .requiredOption('--out <file>', 'where to write the pruned checkpoint')
   .requiredOption('--ratio <r>', 'each layer keeps round((1 - r) n) units; or one ratio per prunable layer, comma-separated', layerRatios('--ratio'))
+  .option('--recalibrate [n]', 'after compressing, re-estimate every batch norm\'s statistics on n seeded training images (default 5120)', int('--recalibrate', 1, 1e6))
   .option('--no-eval', 'skip the test-set accuracy before and after')
   .action((file: string, o) => compressCommand(file, o, 'prune'));
 

@@ -12,3 +12,4 @@ export type { LayerStats, ModelStats, Comparison, BatchNormSpread } from './stat
 export { explainMerge } from './explain.js';
 export type { LayerExplanation } from './explain.js';
 export { repairMerged, unitMoments } from './repair.js';
+export { recalibrateBatchNorm } from './recalibrate.js';

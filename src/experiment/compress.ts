@@ -7,13 +7,14 @@ import { archOf, mergeModel } from '../compress/merge.js';
 import type { ClusterMethod } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { mergeSites } from '../compress/sites.js';
+import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { compare, modelStats } from '../compress/stats.js';
 import { inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { checkOutputFile } from '../runtime/files.js';
-import { accuracyOf, calibrationInputs, cloneModel, loadTask, modelFromCheckpoint } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, cloneModel, loadTask, modelFromCheckpoint } from './task.js';
 
 export interface CompressOptions {
   /** where the compressed checkpoint goes (checked before any work; never the input) */
@@ -30,6 +31,8 @@ export interface CompressOptions {
   nInit?: number;
   /** merge only: statistics repair on this many training images */
   repair?: number;
+  /** re-estimate every batch norm's statistics on this many seeded training images after compressing */
+  recalibrate?: number;
   /** measure the test accuracy before and after (default true) */
   eval?: boolean;
   data?: LoadOptions;
@@ -50,6 +53,8 @@ export interface CompressResult {
   repair: number[] | null;
   /** the number of training images the statistics were repaired on */
   repairImages: number | null;
+  /** the number of training images the batch norms were re-estimated on */
+  recalibrated: number | null;
 }
 
 /** merge (cluster similar units, merge them with their connections) or prune (L1, the baseline) a
@@ -62,7 +67,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const input = inputShape(arch);
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
-  const data = evaluate || o.repair !== undefined ? await loadTask(arch, o.data) : null;
+  const data = evaluate || o.repair !== undefined || o.recalibrate !== undefined ? await loadTask(arch, o.data) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
   let units: CompressResult['units'];
@@ -75,6 +80,8 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const names = mergeSites(model).map((s) => model.layers[s.index].describe());
     units = pruneModel(model, { ratio: o.ratio! }).map((p, i) => ({ layer: names[i], before: p.before, after: p.after }));
   }
+  const calibration = o.recalibrate === undefined ? null : calibrationSample(data!, o.recalibrate, o.seed ?? 0);
+  if (calibration) recalibrateBatchNorm(model, calibration);
   const newArch = archOf(model, arch);
   const after = modelStats(model, input);
   const c = compare(before, after);
@@ -82,7 +89,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   saveCheckpoint(o.out, { arch: newArch, model, kind: what === 'merge' ? 'merged' : 'pruned' });
   return {
     checkpoint: o.out, from: file, arch: newArch, units, params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio,
-    bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null,
+    bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null,
   };
 }
 

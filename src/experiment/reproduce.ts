@@ -9,6 +9,7 @@ import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { archOf, mergeModel } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { explainMerge } from '../compress/explain.js';
+import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
@@ -22,7 +23,7 @@ import { checkOutputDir, checkOutputFile } from '../runtime/files.js';
 import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
-import { accuracyOf, calibrationInputs, cloneModel, finetuneModel, loadTask } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, cloneModel, finetuneModel, loadTask } from './task.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
@@ -49,6 +50,9 @@ export interface ReproduceOptions {
   /** also report the merged model's accuracy after statistics repair on this many training images
    * (src/compress/repair.ts; not part of the paper's method) */
   repair?: number;
+  /** re-estimate the batch norms of the merged and of the pruned model on this many seeded training
+   * images, before their accuracy is measured and before fine-tuning (the same for both) */
+  recalibrate?: number;
   /** 'webgpu': train and fine-tune on the GPU */
   device?: 'cpu' | 'webgpu';
 }
@@ -127,6 +131,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   log(`reproduce ${which}: original test accuracy ${(100 * accOriginal).toFixed(2)}%`);
   const before = modelStats(base.model, input);
   const x128 = slice(task.ev.x, 0, 128);
+  const calibration = o.recalibrate ? calibrationSample(task, o.recalibrate, seed) : null;
   const results: RatioResult[] = [];
   const finetune = async (model: Sequential, a: Arch) => {
     await finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log, device: o.device });
@@ -136,6 +141,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     log(`reproduce ${which}: merging every hidden layer at ratio ${ratio}`);
     const merged = cloneModel(base.model, arch);
     const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
+    if (calibration) recalibrateBatchNorm(merged, calibration);
     const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256));
     const mArch = archOf(merged, arch);
     const after = modelStats(merged, input);
@@ -153,6 +159,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
     const pruned = cloneModel(base.model, arch);
     pruneModel(pruned, { ratio });
+    if (calibration) recalibrateBatchNorm(pruned, calibration);
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = await finetune(pruned, pArch);
@@ -167,6 +174,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   }
   const report: Report = {
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
+    recalibrated: calibration ? calibration.shape[0] : null,
     model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
     machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
     seconds: (performance.now() - t0) / 1000,

@@ -8,6 +8,7 @@ import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { SGD, cosineLr } from '../optim/index.js';
+import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
@@ -55,6 +56,13 @@ export function trainLoader(t: TaskData, o: { seed: number; limit?: number; batc
  * calibration inputs of merge --repair */
 export function calibrationInputs(t: TaskData, n: number): Tensor {
   return toTensor(t.train, t.norm, firstN(n, t.train.count), t.settings.flat).x;
+}
+
+/** n training images drawn with the seed (normalised as for training, no augmentation): the inputs of
+ * batch-norm re-estimation */
+export function calibrationSample(t: TaskData, n: number, seed: number): Tensor {
+  const order = new Rng(seed).permutation(t.train.count);
+  return toTensor(t.train, t.norm, Int32Array.from(order.subarray(0, Math.min(n, t.train.count))), t.settings.flat).x;
 }
 
 export function accuracyOf(model: Sequential, t: TaskData): { accuracy: number; loss: number } {

@@ -30,7 +30,7 @@ export function reportMarkdown(r: Report): string {
   ].join('\n')).join('\n\n');
   return [
     `# neuronmerge ${r.command}`, '',
-    `Data: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.`, '',
+    `Data: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.${r.recalibrated ? ` The merged and the pruned models' batch norms were re-estimated on ${r.recalibrated} training images before they were measured.` : ''}`, '',
     `Original (${r.model}): ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.`, '',
     reportTable(r), '',
     '## The original', '',

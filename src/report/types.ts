@@ -21,6 +21,8 @@ export interface RatioResult {
 export interface Report {
   /** the command as typed, after `neuronmerge` (`reproduce lenet --quick`) */
   command: string;
+  /** the training images the merged and pruned models' batch norms were re-estimated on (null: not done) */
+  recalibrated: number | null;
   /** the model family (lenet5, dbn, vgg16) */
   model: string;
   data: string;
