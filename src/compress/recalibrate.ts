@@ -10,8 +10,9 @@ import type { Sequential } from '../nn/layers.js';
 import { slice } from '../tensor/ops.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 
-/** per channel (axis 1) sum and sum of squares of a (N, C, ...) tensor, in float64 */
-function accumulate(z: Tensor, sum: Float64Array, sq: Float64Array): number {
+/** adds the per-channel (axis 1) sums and sums of squares of a (N, C, ...) tensor to `sum` and `sq`
+ * (float64); returns how many values each channel had */
+export function channelSums(z: Tensor, sum: Float64Array, sq: Float64Array): number {
   const N = z.shape[0], C = z.shape[1];
   const S = z.size / (N * C);
   const d = z.data;
@@ -52,7 +53,7 @@ export function recalibrateBatchNorm(model: Sequential, x: Tensor, batch = 256):
         for (let s = 0; s < N; s += batch) {
           let h = slice(x, s, Math.min(N, s + batch));
           for (let i = 0; i < j; i++) h = model.layers[i].forward(h);
-          count += accumulate(h, sum, sq);
+          count += channelSums(h, sum, sq);
         }
         let d = 0;
         for (let c = 0; c < C; c++) {

@@ -8,27 +8,13 @@
 import type { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { mergeSites, setIdentityNorm } from './sites.js';
+import { channelSums } from './recalibrate.js';
 
 /** per channel (axis 1) mean and standard deviation of a (N, C, ...) activation */
 function channelMoments(z: Tensor): { mean: Float64Array; std: Float64Array } {
-  const N = z.shape[0], C = z.shape[1];
-  const S = z.size / (N * C);
+  const C = z.shape[1];
   const mean = new Float64Array(C), sq = new Float64Array(C);
-  const d = z.data;
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      const base = (n * C + c) * S;
-      let s = 0, s2 = 0;
-      for (let i = 0; i < S; i++) {
-        const v = d[base + i];
-        s += v;
-        s2 += v * v;
-      }
-      mean[c] += s;
-      sq[c] += s2;
-    }
-  }
-  const M = N * S;
+  const M = channelSums(z, mean, sq);
   const std = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     mean[c] /= M;
