@@ -49,6 +49,8 @@ export interface RecipeResult {
   seconds: number;
   normalization: Normalization;
   data: { train: number; test: number; classCounts: number[] };
+  /** the data it trained and was tested on (the reproduction reuses it rather than reading it again) */
+  task: TaskData;
 }
 
 /** the supervised phase every recipe shares: SGD with the network's defaults and its schedule,
@@ -70,7 +72,7 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   } else history = onCpu();
   const last = history[history.length - 1];
   const acc = last && last.evalAccuracy !== null ? last.evalAccuracy : evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch).accuracy;
-  return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: t.norm, data: { train: loader.indices.length, test: t.test.count, classCounts: classCounts(t.test) } };
+  return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: t.norm, data: { train: loader.indices.length, test: t.test.count, classCounts: classCounts(t.test) }, task: t };
 }
 
 function archOrDefault(name: NetworkName, o: RecipeOptions): Arch {

@@ -24,6 +24,7 @@ import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { accuracyOf, calibrationInputs, calibrationSample, cloneModel, finetuneModel, loadTask } from './task.js';
+import type { TaskData } from './task.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
@@ -75,7 +76,7 @@ function measuredSpeedup(original: Sequential, merged: Sequential, x: Tensor, re
   return ratios.sort((a, b) => a - b)[2];
 }
 
-async function original(which: NetworkName, o: ReproduceOptions, epochs: number, log: (l: string) => void): Promise<{ model: Sequential; arch: Arch }> {
+async function original(which: NetworkName, o: ReproduceOptions, epochs: number, log: (l: string) => void): Promise<{ model: Sequential; arch: Arch; task?: TaskData }> {
   const cfg = NETWORKS[which];
   const quick = o.quick ?? false;
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
@@ -103,7 +104,7 @@ async function original(which: NetworkName, o: ReproduceOptions, epochs: number,
     epochs, seed: o.seed ?? 0, limit, arch, data: o.data, log, device: o.device, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume,
     ...(quick && cfg.quick.pretrainEpochs !== undefined ? { pretrainEpochs: cfg.quick.pretrainEpochs } : {}),
   });
-  return { model: r.model, arch: r.arch };
+  return { model: r.model, arch: r.arch, task: r.task };
 }
 
 export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): Promise<Report> {
@@ -124,7 +125,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
   const base = await original(which, o, epochs, log);
   const arch = base.arch;
-  const task = await loadTask(arch, o.data);
+  const task = base.task ?? (await loadTask(arch, o.data));
   const input = task.input;
   const evOriginal = evaluate(base.model, task.ev.x, task.ev.y, task.settings.evalBatch);
   const accOriginal = evOriginal.accuracy;

@@ -32,6 +32,9 @@ function checkWidths(name: string, widths: number[], n: number): void {
   }
 }
 
+/** the side of LeNet-5's last feature map: two 5×5 valid convolutions, each followed by a 2×2 pool */
+const lenetMapSize = (inSize: number) => Math.floor((Math.floor((inSize - 4) / 2) - 4) / 2);
+
 /** one sample's shape for a model of this architecture: [C, H, W], or [features] for the DBN */
 export function inputShape(arch: Arch): number[] {
   return arch.model === 'dbn' ? [arch.inFeatures] : [arch.inChannels, arch.inSize, arch.inSize];
@@ -44,7 +47,7 @@ export function buildModel(arch: Arch, seed = 0): Sequential {
     case 'lenet5': {
       checkWidths('lenet5', arch.widths, 3);
       const [c1, c2, f] = arch.widths;
-      const s = Math.floor((Math.floor((arch.inSize - 4) / 2) - 4) / 2);
+      const s = lenetMapSize(arch.inSize);
       if (s < 1) throw new Error(`lenet5: input size ${arch.inSize} is too small`);
       return new Sequential(
         new Conv2d(arch.inChannels, c1, 5, { rng }), new MaxPool2d(2),
@@ -90,9 +93,9 @@ const posInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 1;
 
 /**
  * check an arch read from a file or the command line, field by field, without building the model (a
- * description of a huge model is refused by `maxValues` before anything is allocated)
+ * description of more than 2^31 numbers is refused before anything is allocated)
  */
-export function parseArch(x: unknown, what = 'arch', maxValues = 2 ** 31): Arch {
+export function parseArch(x: unknown, what = 'arch'): Arch {
   const a = x as Arch;
   if (!a || typeof a !== 'object' || !['lenet5', 'vgg16', 'dbn'].includes((a as { model: string }).model)) {
     throw new Error(`${what}: not a model description (expected {"model": "lenet5" | "vgg16" | "dbn", ...})`);
@@ -102,10 +105,10 @@ export function parseArch(x: unknown, what = 'arch', maxValues = 2 ** 31): Arch 
   for (const [k, v] of fields) if (!posInt(v)) throw new Error(`${what}: ${a.model} field '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
   const n = a.model === 'lenet5' ? 3 : a.model === 'vgg16' ? 13 : Array.isArray(a.widths) ? Math.max(1, a.widths.length) : 1;
   checkWidths(`${what}: ${a.model}`, a.widths, n);
-  if (a.model === 'lenet5' && Math.floor((Math.floor((a.inSize - 4) / 2) - 4) / 2) < 1) throw new Error(`${what}: lenet5 input size ${a.inSize} is too small`);
+  if (a.model === 'lenet5' && lenetMapSize(a.inSize) < 1) throw new Error(`${what}: lenet5 input size ${a.inSize} is too small`);
   if (a.model === 'vgg16' && a.inSize < 32) throw new Error(`${what}: vgg16 input size ${a.inSize} is too small for five poolings`);
   const size = stateSize(a);
-  if (size > maxValues) throw new Error(`${what}: describes a model of ${size.toLocaleString('en')} values, more than the ${maxValues.toLocaleString('en')} allowed`);
+  if (size > 2 ** 31) throw new Error(`${what}: describes a model of ${size.toLocaleString('en')} values, more than the ${(2 ** 31).toLocaleString('en')} allowed`);
   return a;
 }
 
@@ -116,7 +119,7 @@ export function stateSize(a: Arch): number {
   switch (a.model) {
     case 'lenet5': {
       const [c1, c2, f] = a.widths;
-      const s = Math.floor((Math.floor((a.inSize - 4) / 2) - 4) / 2);
+      const s = lenetMapSize(a.inSize);
       return lin(a.inChannels * 25, c1) + lin(c1 * 25, c2) + lin(c2 * s * s, f) + lin(f, a.classes);
     }
     case 'vgg16': {
