@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  archOf, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
+  applyPrune, archOf, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -81,6 +81,84 @@ for (const [name, arch, shape] of cases) {
     });
   }
 }
+
+/** like `duplicate`, but each copy is the original times a positive factor in [0.3, 3] (its folded
+ * incoming weights and bias: a batch norm's scale and shift carry the factor) */
+function scaledCopies(model: Sequential, distinct: (n: number) => number, rng: Rng): number[] {
+  const ms = duplicate(model, distinct, rng);
+  mergeSites(model).forEach((site, i) => {
+    const layer = model.layers[site.index] as Linear | Conv2d;
+    const n = site.units, fan = layer.weight.size / n;
+    const bn = site.bn !== null ? (model.layers[site.bn] as BatchNorm) : null;
+    for (let u = ms[i]; u < n; u++) {
+      const f = rng.uniform(0.3, 3);
+      if (bn) {
+        bn.weight.data[u] *= f;
+        bn.bias.data[u] *= f;
+      } else {
+        for (let q = 0; q < fan; q++) layer.weight.data[u * fan + q] *= f;
+        if (layer.bias) layer.bias.data[u] *= f;
+      }
+    }
+  });
+  return ms;
+}
+
+for (const [name, arch, shape] of cases.slice(1)) {
+  for (const rule of ['scaled', 'medoid'] as const) {
+    M(`${name}: positive multiples merge exactly by direction (${rule})`, () => {
+      const rng = new Rng(17);
+      const model = buildModel(arch, 5);
+      const ms = scaledCopies(model, (n) => Math.max(1, Math.ceil(n / 2)), rng);
+      const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.uniform(0, 1)), shape, { copy: false });
+      const before = run(model, x);
+      const ratio = mergeSites(model).map((s, i) => 1 - ms[i] / s.units);
+      // the paper's mean cannot see through the scale: it moves the outputs
+      const byMean = buildModel(arch, 5);
+      byMean.loadStateDict(model.stateDict());
+      const meanRep = mergeModel(byMean, { ratio, seed: 1 });
+      assert.equal(meanRep.notes, []);
+      assert.ok(maxRelDiff(run(byMean, x), before) > 1e-3, 'the mean rule should not be exact on scaled copies');
+      const rep = mergeModel(model, { ratio, seed: 1, rule });
+      assert.equal(rep.sites.map((s) => s.after), ms, 'units after');
+      assert.equal(rep.notes, []);
+      const err = maxRelDiff(run(model, x), before);
+      assert.ok(err <= 1e-4, `outputs moved by ${err}`);
+    });
+  }
+}
+
+M('sigmoid layers (DBN): scaling rules keep the mean (exact on copies) and say so', () => {
+  const [, arch, shape] = cases[0];
+  const rng = new Rng(18);
+  const model = buildModel(arch, 5);
+  const ms = duplicate(model, (n) => Math.max(1, Math.ceil(n / 2)), rng);
+  const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.uniform(0, 1)), shape, { copy: false });
+  const before = run(model, x);
+  const rep = mergeModel(model, { ratio: mergeSites(model).map((s, i) => 1 - ms[i] / s.units), seed: 1, rule: 'scaled' });
+  assert.is(rep.notes.length, 3);
+  assert.match(rep.notes[0], /layer 0 \(.*\) is followed by Sigmoid.*not positively homogeneous: merged by the members' mean/);
+  assert.ok(maxRelDiff(run(model, x), before) <= 1e-5);
+});
+
+M('medoid below its similarity floor drops the other members: the same function as pruning to the representatives', () => {
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const rng = new Rng(19);
+  const merged = buildModel(arch, 8);
+  duplicate(merged, (n) => n, rng); // realistic batch norms, no copies
+  const pruned = buildModel(arch, 8);
+  pruned.loadStateDict(merged.stateDict());
+  const x = tensor(Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rng.uniform(0, 1)), [2, 3, 32, 32], { copy: false });
+  const rep = mergeModel(merged, { ratio: 0.5, seed: 2, rule: 'medoid', minSimilarity: 1.5 });
+  rep.sites.forEach((s) => {
+    assert.is(s.representatives!.length, s.after);
+    s.representatives!.forEach((r, g) => assert.is(s.labels[r], g, 'a representative belongs to its group'));
+  });
+  assert.ok(rep.sites.some((s) => s.after < s.before));
+  rep.sites.forEach((s, i) => applyPrune(pruned, mergeSites(pruned)[i], Int32Array.from(s.representatives!).sort()));
+  const err = maxRelDiff(run(merged, x), run(pruned, x));
+  assert.ok(err <= 1e-4, `outputs differ by ${err}`);
+});
 
 M('k = n changes nothing (batch norms folded, outputs equal)', () => {
   const rng = new Rng(12);

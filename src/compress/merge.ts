@@ -12,30 +12,125 @@ import { agglomerative } from './agglomerative.js';
 import type { Linkage } from './agglomerative.js';
 import { kmeans } from './kmeans.js';
 import { repairMerged, unitMoments } from './repair.js';
-import { foldedUnits, isUnit, mergeSites, setIdentityNorm, unitsAfter, unitVectors } from './sites.js';
+import { directions, isUnit, mergeSites, nonHomogeneousAfter, setIdentityNorm, unitsAfter, unitVectors } from './sites.js';
 import type { MergeSite } from './sites.js';
 
 export type ClusterMethod = 'kmeans' | Linkage;
+
+/**
+ * How a cluster becomes one unit (docs/method.md):
+ * - 'mean' (the paper's): the members' mean incoming weights; the next layer reads the sum of their
+ *   outgoing weights;
+ * - 'scaled': clustered by direction; the merged unit points along the members' mean direction with their
+ *   mean norm, and the next layer reads each member's outgoing weights times its norm and its cosine to
+ *   that direction (over that mean norm): exact where members are positive multiples of each other;
+ * - 'medoid': the cluster keeps its most representative real unit (the member most similar to the
+ *   others), the others' outgoing weights added to it scaled by their norm and cosine to it; members
+ *   less similar than `minSimilarity` are dropped instead.
+ * Scaling needs a positively homogeneous path to the next layer (ReLU, max-pool); where a sigmoid or
+ * tanh follows, 'scaled' merges by the mean and 'medoid' keeps its representative without scaling.
+ */
+export type MergeRule = 'mean' | 'scaled' | 'medoid';
+export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid'];
 
 export interface ClusterOptions {
   method?: ClusterMethod;
   seed?: number;
   nInit?: number;
+  rule?: MergeRule;
+}
+
+/** whether a site is merged by direction and scale: a scaling rule on a positively homogeneous path */
+export function scalesAt(model: Sequential, site: MergeSite, rule: MergeRule = 'mean'): boolean {
+  return rule !== 'mean' && nonHomogeneousAfter(model, site) === null;
+}
+
+/** the vectors a site's units are clustered by: as they are, or their directions where scaling applies */
+function clusterVectors(model: Sequential, site: MergeSite, rule: MergeRule = 'mean'): { X: Float32Array; d: number } {
+  const { X, d } = unitVectors(model, site);
+  return { X: scalesAt(model, site, rule) ? directions(X, site.units, d).D : X, d };
 }
 
 /** group the units of one site into k clusters; labels[u] in [0, k) */
 export function clusterUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions = {}): Int32Array {
   const n = site.units;
   if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  const { X, d } = unitVectors(model, site);
+  const { X, d } = clusterVectors(model, site, o.rule);
   const method = o.method ?? 'kmeans';
   if (method === 'kmeans') return kmeans(X, n, d, k, { seed: o.seed ?? 0, nInit: o.nInit ?? 10 }).labels;
   return agglomerative(X, n, d, { linkage: method, k }).labels;
 }
 
+export interface ApplyOptions {
+  rule?: MergeRule;
+  /** 'medoid': members whose cosine to the representative is below this are dropped (default 0) */
+  minSimilarity?: number;
+}
+
+/** what merging one site computes: the merged units' incoming vectors [w, b] (k, d), the coefficient
+ * each member's outgoing weights get in the next layer, and the representative of each group (-1: none) */
+interface MergePlan {
+  V: Float64Array;
+  coef: Float64Array;
+  rep: Int32Array;
+}
+
+function dot(A: ArrayLike<number>, a: number, B: ArrayLike<number>, b: number, d: number): number {
+  let s = 0;
+  for (let q = 0; q < d; q++) s += A[a * d + q] * B[b * d + q];
+  return s;
+}
+
+function planMerge(X: Float32Array, n: number, d: number, labels: Int32Array, k: number, rule: MergeRule, scale: boolean, minSimilarity: number): MergePlan {
+  const V = new Float64Array(k * d), coef = new Float64Array(n), rep = new Int32Array(k).fill(-1);
+  const members: number[][] = Array.from({ length: k }, () => []);
+  labels.forEach((g, u) => members[g].push(u));
+  const { D, norms } = directions(X, n, d);
+  for (let g = 0; g < k; g++) {
+    const ms = members[g];
+    if (rule === 'mean' || (rule === 'scaled' && !scale)) {
+      for (const u of ms) for (let q = 0; q < d; q++) V[g * d + q] += X[u * d + q] / ms.length;
+      for (const u of ms) coef[u] = 1;
+    } else if (rule === 'scaled') {
+      const c = new Float64Array(d);
+      for (const u of ms) for (let q = 0; q < d; q++) c[q] += D[u * d + q];
+      const len = Math.sqrt(c.reduce((a, v) => a + v * v, 0));
+      const mean = ms.reduce((a, u) => a + norms[u], 0) / ms.length;
+      if (len === 0 || mean === 0) continue; // directions that cancel (or zero units): nothing to keep
+      for (let q = 0; q < d; q++) V[g * d + q] = (mean * c[q]) / len;
+      for (const u of ms) coef[u] = (norms[u] * Math.max(0, dot(D, u, c, 0, d) / len)) / mean;
+    } else {
+      // medoid: the member with the largest summed similarity to the others (cosine where scaling
+      // applies, else minus the distance)
+      let best = ms[0], bestScore = -Infinity;
+      for (const u of ms) {
+        let score = 0;
+        for (const v of ms) {
+          if (scale) score += dot(D, u, D, v, d);
+          else {
+            let e = 0;
+            for (let q = 0; q < d; q++) e += (X[u * d + q] - X[v * d + q]) ** 2;
+            score -= Math.sqrt(e);
+          }
+        }
+        if (score > bestScore) [best, bestScore] = [u, score];
+      }
+      rep[g] = best;
+      for (let q = 0; q < d; q++) V[g * d + q] = X[best * d + q];
+      for (const u of ms) {
+        const cos = dot(D, u, D, best, d);
+        coef[u] = u === best ? 1 : cos < minSimilarity || cos <= 0 ? 0 : scale ? (norms[u] * cos) / norms[best] : 1;
+      }
+    }
+  }
+  return { V, coef, rep };
+}
+
 /** apply a grouping to one site: layer i gets one unit per group, its batch norm becomes the identity
- * (its effect is folded into the weights), the next unit layer sums the members' inputs */
-export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Array): void {
+ * (its effect is folded into the weights), the next unit layer reads the merged unit through the
+ * members' outgoing weights (summed, or weighted by the rule's coefficients); returns each group's
+ * representative ('medoid'; -1 for the other rules) */
+export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Array, o: ApplyOptions = {}): Int32Array {
   const n = site.units;
   if (labels.length !== n) throw new Error(`merge: ${labels.length} labels for ${n} units of layer ${site.index}`);
   const k = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
@@ -45,14 +140,15 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
     counts[g]++;
   }
   if (counts.some((c) => c === 0)) throw new Error(`merge: group labels of layer ${site.index} must cover 0..${k - 1} without gaps`);
-  const { w, b, fanIn } = foldedUnits(model, site);
+  const rule = o.rule ?? 'mean';
+  const { X, d } = unitVectors(model, site);
+  const fanIn = d - 1;
+  const plan = planMerge(X, n, d, labels, k, rule, scalesAt(model, site, rule), o.minSimilarity ?? 0);
   const layer = model.layers[site.index] as Linear | Conv2d;
-  // this layer: the members' mean
   const nw = new Float32Array(k * fanIn), nb = new Float32Array(k);
-  for (let u = 0; u < n; u++) {
-    const g = labels[u], inv = 1 / counts[g];
-    for (let q = 0; q < fanIn; q++) nw[g * fanIn + q] += w[u * fanIn + q] * inv;
-    nb[g] += b[u] * inv;
+  for (let g = 0; g < k; g++) {
+    for (let q = 0; q < fanIn; q++) nw[g * fanIn + q] = plan.V[g * d + q];
+    nb[g] = plan.V[g * d + fanIn];
   }
   const wshape = [k, ...layer.weight.shape.slice(1)];
   layer.setTensor('weight', new Tensor(nw, wshape));
@@ -69,21 +165,30 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
   if (site.bn !== null) {
     const bn = model.layers[site.bn] as BatchNorm;
     // The batch norm's effect is in the weights now; it becomes an identity in eval mode that also
-    // knows the merged unit's output statistics, so that in training mode (fine-tuning) normalising
-    // by the batch's statistics gives back about the same values instead of a unit-variance,
-    // zero-mean signal. A member's folded output has mean beta_u and spread |gamma_u|·√(var/(var+eps));
-    // the merged unit gets the members' averages μ, σ: running mean μ, running variance σ², scale
-    // √(σ² + eps), shift μ, so (z − μ)/√(σ² + eps)·√(σ² + eps) + μ = z.
-    const mu = new Float32Array(k), sd = new Float32Array(k);
+    // knows the merged unit's output statistics, so that in training mode (fine-tuning, re-estimation)
+    // normalising by the batch's statistics gives back about the same values instead of a
+    // unit-variance, zero-mean signal. A member's folded output has mean beta_u and spread
+    // |gamma_u|·√(var/(var+eps)). The mean rule's unit gets the members' averages; a representative
+    // its own; under scaling, member u reads about coef_u·z of the merged unit's z, so z's statistics
+    // are the least-squares fit Σ coef_u·m_u / Σ coef_u² of the members' m_u.
+    const spread = (u: number) => Math.abs(bn.weight.data[u]) * Math.sqrt(bn.runningVar.data[u] / (bn.runningVar.data[u] + bn.eps));
+    const mu = new Float64Array(k), sd = new Float64Array(k), c2 = new Float64Array(k);
+    const byCoef = rule !== 'mean' && plan.coef.some((c) => c !== 1);
     for (let u = 0; u < n; u++) {
-      const g = labels[u], inv = 1 / counts[g];
-      const rv = bn.runningVar.data[u];
-      mu[g] += bn.bias.data[u] * inv;
-      sd[g] += Math.abs(bn.weight.data[u]) * Math.sqrt(rv / (rv + bn.eps)) * inv;
+      const g = labels[u];
+      const w = byCoef ? plan.coef[u] : 1 / counts[g];
+      mu[g] += bn.bias.data[u] * w;
+      sd[g] += spread(u) * w;
+      c2[g] += byCoef ? plan.coef[u] * plan.coef[u] : 0;
+    }
+    for (let g = 0; g < k; g++) {
+      const r = plan.rep[g];
+      if (r >= 0) [mu[g], sd[g]] = [bn.bias.data[r], spread(r)];
+      else if (byCoef && c2[g] > 0) [mu[g], sd[g]] = [mu[g] / c2[g], sd[g] / c2[g]];
     }
     setIdentityNorm(bn, mu, sd);
   }
-  // the next layer: sum the weights that read the members
+  // the next layer: the members' outgoing weights, each times its coefficient, summed into the group's
   const next = model.layers[site.next] as Linear | Conv2d;
   const [O, I] = next.weight.shape;
   const per = next.weight.size / (O * I); // kernel positions of a conv (1 for a linear)
@@ -93,17 +198,19 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
   const out = new Float32Array(O * newI * per);
   for (let o = 0; o < O; o++) {
     for (let u = 0; u < n; u++) {
-      const g = labels[u];
+      const g = labels[u], c = plan.coef[u];
+      if (c === 0) continue;
       for (let s = 0; s < S; s++) {
         const from = ((o * I + u * S + s) * per), to = ((o * newI + g * S + s) * per);
-        for (let q = 0; q < per; q++) out[to + q] += src[from + q];
+        for (let q = 0; q < per; q++) out[to + q] += c * src[from + q];
       }
     }
   }
   next.setTensor('weight', new Tensor(out, [O, newI, ...next.weight.shape.slice(2)]));
+  return plan.rep;
 }
 
-export interface MergeOptions extends ClusterOptions {
+export interface MergeOptions extends ClusterOptions, ApplyOptions {
   /** merge ratio per site (or one for all): k = max(1, round((1 - r) n)) */
   ratio?: number | number[];
   /** cut each layer's dendrogram at this distance (agglomerative methods only): k follows from the data */
@@ -156,9 +263,12 @@ export function ratioForBudget(model: Sequential, budget: number): number {
 }
 
 export interface MergeReport {
-  sites: { index: number; layer: string; before: number; after: number; labels: Int32Array }[];
+  /** per site: its groups (labels[u] of each original unit) and, for 'medoid', each group's kept unit */
+  sites: { index: number; layer: string; before: number; after: number; labels: Int32Array; representatives?: Int32Array }[];
   /** with `repair`: per site, the mean |log| of the spread corrections */
   repair?: number[];
+  /** where the rule asked for could not apply as asked (a scaling rule before a sigmoid) */
+  notes: string[];
 }
 
 /** merge the hidden layers of a model in place; returns the groups of each layer */
@@ -178,25 +288,36 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   }
   const group = (site: MergeSite, i: number): Int32Array => {
     if (o.threshold === undefined) return clusterUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i });
-    const { X, d } = unitVectors(model, site);
+    const { X, d } = clusterVectors(model, site, o.rule);
     const labels = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold }).labels;
     ks[i] = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
     return labels;
   };
-  const report: MergeReport = { sites: [] };
+  const report: MergeReport = { sites: [], notes: [] };
+  const rule = o.rule ?? 'mean';
+  if (rule !== 'mean') {
+    for (const s of sites) {
+      const blocker = nonHomogeneousAfter(model, s);
+      if (blocker) report.notes.push(`layer ${s.index} (${model.layers[s.index].describe()}) is followed by ${blocker}, which is not positively homogeneous: ${rule === 'scaled' ? 'merged by the members\' mean (the paper\'s rule)' : 'its representative reads the others\' outgoing weights unscaled'}`);
+    }
+  }
+  const apply: ApplyOptions = { rule, minSimilarity: o.minSimilarity };
   const describe = (i: number) => model.layers[i].describe();
   const moments = o.repair ? unitMoments(model, o.repair) : null;
   if ((o.mode ?? 'all') === 'all') {
     const groups = sites.map((s, i) => group(s, i));
     sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i] }));
     // later sites' next-layer sums see the earlier merges; each site's own rows are unaffected
-    sites.forEach((s, i) => applyMerge(model, mergeSites(model)[i], groups[i]));
+    sites.forEach((s, i) => {
+      const r = applyMerge(model, mergeSites(model)[i], groups[i], apply);
+      if (rule === 'medoid') report.sites[i].representatives = r;
+    });
   } else {
     for (let i = 0; i < sites.length; i++) {
       const s = mergeSites(model)[i];
       const labels = group(s, i);
-      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels });
-      applyMerge(model, s, labels);
+      const r = applyMerge(model, s, labels, apply);
+      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels, ...(rule === 'medoid' ? { representatives: r } : {}) });
     }
   }
   if (moments) report.repair = repairMerged(model, moments, report.sites.map((x) => x.labels), o.repair!);

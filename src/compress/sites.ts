@@ -2,7 +2,7 @@
 // the batch norm that follows each, and the unit layer that reads it; what describes a unit (its
 // incoming weights and bias with the batch norm folded in); and the identity batch norm a merged
 // layer leaves behind. merge, prune, repair and explain all start from here.
-import { BatchNorm, Conv2d, Flatten, Linear, Sequential } from '../nn/layers.js';
+import { BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -92,4 +92,32 @@ export function setIdentityNorm(bn: BatchNorm, mu: ArrayLike<number>, sd: ArrayL
   bn.setTensor('runningVar', f((i) => sd[i] * sd[i]));
   bn.setTensor('weight', f((i) => Math.sqrt(sd[i] * sd[i] + bn.eps)));
   bn.setTensor('bias', f((i) => mu[i]));
+}
+
+/**
+ * Whether what lies between a site's units and the layer that reads them is positively homogeneous
+ * (f(s·z) = s·f(z) for s > 0: ReLU, max-pool, flatten, dropout; the site's own batch norm is folded
+ * into the units): then a unit is its direction up to a positive scale. Returns null where it is, else
+ * the first layer that is not (a sigmoid, a tanh).
+ */
+export function nonHomogeneousAfter(model: Sequential, site: MergeSite): string | null {
+  for (let t = site.index + 1; t < site.next; t++) {
+    if (t === site.bn) continue;
+    const m = model.layers[t];
+    if (!(m instanceof ReLU || m instanceof MaxPool2d || m instanceof Flatten || m instanceof Dropout)) return m.describe();
+  }
+  return null;
+}
+
+/** rows of X (n, d) scaled to unit length (a zero row stays zero); returns the rows and their norms */
+export function directions(X: Float32Array, n: number, d: number): { D: Float32Array; norms: Float64Array } {
+  const D = new Float32Array(n * d), norms = new Float64Array(n);
+  for (let u = 0; u < n; u++) {
+    let s = 0;
+    for (let q = 0; q < d; q++) s += X[u * d + q] * X[u * d + q];
+    norms[u] = Math.sqrt(s);
+    const inv = norms[u] > 0 ? 1 / norms[u] : 0;
+    for (let q = 0; q < d; q++) D[u * d + q] = X[u * d + q] * inv;
+  }
+  return { D, norms };
 }
