@@ -13,3 +13,5 @@ export { explainMerge } from './explain.js';
 export type { LayerExplanation } from './explain.js';
 export { repairMerged, unitMoments } from './repair.js';
 export { recalibrateBatchNorm } from './recalibrate.js';
+export { allocate, layerSensitivity, DEFAULT_CANDIDATES } from './allocate.js';
+export type { Allocation, Sensitivity, SensitivityOptions } from './allocate.js';
