@@ -126,7 +126,7 @@ C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects 
   assert.is(JSON.parse(r2.stdout).original.accuracy, JSON.parse(r1.stdout).original.accuracy);
   assert.type(JSON.parse(r2.stdout).results[0].accuracy.repaired, 'number');
   assert.is(JSON.parse(r1.stdout).results[0].accuracy.repaired, undefined);
-  assert.match(readFileSync(join(d, 'o2', 'report.md'), 'utf8'), /\| merged \| merged \+ repair \| merged \+ fine-tune \|/);
+  assert.match(readFileSync(join(d, 'o2', 'report.md'), 'utf8'), /\| merged \(mean\) \| mean \+ repair \| mean \+ fine-tune \| merged \(scaled\) \| scaled \+ fine-tune \|/);
   const dbn = join(d, 'dbn.safetensors');
   json(run('train', 'dbn', '--epochs', '1', '--limit', '200', '--checkpoint', dbn, '--json'));
   const bad = run('reproduce', 'lenet', '--checkpoint', dbn);
@@ -140,12 +140,12 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   const t = json(run('train', 'vgg', '--width-scale', '0.0625', '--epochs', '1', '--limit', '512', '--data', SHARED_CIFAR, '--checkpoint', a, '--json'));
   assert.equal(t.arch.widths, [4, 4, 8, 8, 16, 16, 16, 32, 32, 32, 32, 32, 32]);
   assert.is(t.arch.fc, 32);
-  const m = json(run('merge', a, '--ratio', '0', '--out', join(d, 'm.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  const m = json(run('merge', a, '--ratio', '0', '--no-recalibrate', '--out', join(d, 'm.safetensors'), '--data', SHARED_CIFAR, '--json'));
   assert.is(m.arch.convBias, true);
   assert.is(m.accuracy.after, m.accuracy.before);
   assert.is(m.accuracy.before, t.testAccuracy);
   // batch-norm re-estimation after merging and after pruning: recorded, and it changes what the model computes
-  const plain = json(run('merge', a, '--ratio', '0.5', '--out', join(d, 'm5.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  const plain = json(run('merge', a, '--ratio', '0.5', '--no-recalibrate', '--out', join(d, 'm5.safetensors'), '--data', SHARED_CIFAR, '--json'));
   const recal = json(run('merge', a, '--ratio', '0.5', '--recalibrate', '300', '--out', join(d, 'm5r.safetensors'), '--data', SHARED_CIFAR, '--json'));
   assert.is(plain.recalibrated, null);
   assert.is(recal.recalibrated, 300);
@@ -154,7 +154,7 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   const pr = json(run('prune', a, '--ratio', '0.5', '--recalibrate', '300', '--out', join(d, 'p5r.safetensors'), '--data', SHARED_CIFAR, '--json'));
   assert.is(pr.recalibrated, 300);
   const out = join(d, 'out');
-  const r = json(run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--recalibrate', '300', '--data', SHARED_CIFAR, '--out', out, '--json'));
+  const r = json(run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--recalibrate', '300', '--merge', 'mean', '--data', SHARED_CIFAR, '--out', out, '--json'));
   assert.is(r.recalibrated, 300);
   // the same merge and re-estimation as the command's, so the same accuracy before fine-tuning
   assert.is(r.results[0].accuracy.merged, recal.accuracy.after);

@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  abs, add, affine, avgPool2d, batchNorm, cast, cat, clamp, conv2d, crossEntropy, div, dropout, exp, gradcheck, log,
+  abs, add, affine, avgPool2d, batchNorm, cast, cat, clamp, conv2d, crossEntropy, distillationLoss, div, dropout, exp, gradcheck, log,
   logSoftmax, linear, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
   softmax, sqrt, square, sub, sum, take, tanh, Tensor, transpose, setConvChunk,
 } from '../src/index.js';
@@ -169,6 +169,26 @@ G('softmax and log-softmax along each axis; cross-entropy', () => {
     const targets = Array.from({ length: N }, () => rng.int(C));
     check('crossEntropy', (x) => crossEntropy(x, targets), [rand(rng, [N, C], { lo: -3, hi: 3 })]);
   }
+});
+
+G('distillation loss: its value equals the formula built from other ops; its gradient checks', () => {
+  for (const [N, C, T, alpha] of [[1, 3, 1, 0.5], [5, 7, 4, 0.9], [4, 2, 2, 0], [3, 10, 3, 1]]) {
+    const targets = Array.from({ length: N }, () => rng.int(C));
+    const teacher = rand(rng, [N, C], { lo: -4, hi: 4, requiresGrad: false });
+    const student = rand(rng, [N, C], { lo: -3, hi: 3 });
+    check(`distillationLoss T=${T} a=${alpha}`, (x) => distillationLoss(x, teacher, targets, T, alpha), [student]);
+    // (1 - a)·CE + a·T²·mean_n Σ_c p_t (log p_t - log p_s), all at temperature T
+    const pt = softmax(mul(teacher, 1 / T), 1);
+    const kl = div(sum(mul(pt, sub(logSoftmax(mul(teacher, 1 / T), 1), logSoftmax(mul(student, 1 / T), 1)))), N);
+    const want = add(mul(crossEntropy(student, targets), 1 - alpha), mul(kl, alpha * T * T)).item();
+    const got = distillationLoss(student, teacher, targets, T, alpha).item();
+    assert.ok(Math.abs(got - want) < 1e-9 * Math.max(1, Math.abs(want)), `T=${T} a=${alpha}: ${got} vs ${want}`);
+  }
+  // a student that equals its teacher: the soft term is zero, only the hard one is left
+  const z = rand(rng, [3, 4], { requiresGrad: false });
+  assert.ok(Math.abs(distillationLoss(z, z, [0, 1, 2], 3, 1).item()) < 1e-12);
+  assert.throws(() => distillationLoss(z, rand(rng, [3, 5]), [0, 1, 2], 3, 0.5), /teacher logits \[3,5\] do not match the student's \[3,4\]/);
+  assert.throws(() => distillationLoss(z, z, [0, 1, 2], 0, 0.5), /temperature must be positive/);
 });
 
 G('dropout with a fixed mask', () => {

@@ -17,9 +17,9 @@ import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { archFor, network, NETWORK_NAMES, NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
-import { accuracyOf, finetuneModel, loadTask, modelFromCheckpoint } from '../experiment/task.js';
+import { accuracyOf, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
-import { compressCheckpoint, explainCheckpoint } from '../experiment/compress.js';
+import { compressCheckpoint, explainCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
 import { reproduce } from '../experiment/reproduce.js';
 import { reportTable } from '../report/markdown.js';
 import { environmentError } from '../runtime/env.js';
@@ -94,7 +94,23 @@ const log = (l: string) => process.stderr.write(l + '\n');
 /** the command as typed, after `neuronmerge` */
 const typed = () => process.argv.slice(2).map((a) => (/^[\w./,:=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 
-variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg or all').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
+/** `--recalibrate [n]` / `--no-recalibrate`: a number, the default (undefined: on for models with batch
+ * norm), or off */
+const recalibration = (v: unknown): number | false | undefined => (v === true ? RECALIBRATE_IMAGES : (v as number | false | undefined));
+
+const ruleList = (v: string) => v.split(',').map((x) => {
+  if (!(MERGE_RULES as readonly string[]).includes(x)) throw new InvalidArgumentError(`--merge must list rules from ${MERGE_RULES.join(', ')}, got '${x}'`);
+  return x;
+});
+
+/** the fine-tuning options finetune and reproduce share */
+const tuning = (c: Command) => c
+  .option('--schedule <s>', 'learning rate over the run: cosine (from the rate down to 0) or onecycle (a warm-up, then cosine down)', oneOf('--schedule', ['cosine', 'onecycle']), 'cosine')
+  .option('--warmup <f>', 'onecycle: the share of the steps spent warming up', num('--warmup', 0, 0.9), 0.15)
+  .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), 4)
+  .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), 0.9);
+
+tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg or all').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
   .option('--quick', 'a short run (minutes; VGG: an eighth-width VGG-16 on 10,000 images)')
   .option('--ratios <list>', 'merge ratios, comma-separated', ratios)
   .option('--out <dir>', 'folder for the reports (all: one subfolder per model)', 'neuronmerge-out')
@@ -104,8 +120,11 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
   .option('--checkpoint <file>', 'the trained original: reused if it exists (resumed if cut short), written every epoch otherwise')
   .option('--checkpoint-every <n>', 'also write the checkpoint every n training steps', int('--checkpoint-every', 1, 1e9))
   .option('--repair [n]', 'also report the merged model after statistics repair on n training images (default 500; not the paper\'s method)', int('--repair', 1, 1e6))
-  .option('--recalibrate [n]', 're-estimate the merged and the pruned models\' batch norms on n seeded training images (default 5120) before measuring and fine-tuning them', int('--recalibrate', 1, 1e6))
-  ).action(async (model: string, o) => {
+  .option('--recalibrate [n]', `re-estimate the merged and the pruned models' batch norms on n seeded training images before measuring and fine-tuning them (default: on, ${RECALIBRATE_IMAGES}, for networks with batch norm)`, int('--recalibrate', 1, 1e6))
+  .option('--no-recalibrate', 'measure and fine-tune the merged and pruned models with the batch-norm statistics compressing left')
+  .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')})`, ruleList, ['mean', 'scaled'])
+  .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels')
+  )).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     if (model !== 'all' && !(NETWORK_NAMES as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (dbn, lenet, vgg or all)`);
     if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths and --width-scale name one model; run the models one by one');
@@ -113,7 +132,8 @@ variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, v
       const r = await reproduce(m, {
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
-        recalibrate: o.recalibrate === true ? 5120 : o.recalibrate,
+        recalibrate: recalibration(o.recalibrate), rules: o.merge, schedule: o.schedule, warmup: o.warmup,
+        distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
       if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json`);
@@ -186,57 +206,73 @@ withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').d
 
 /** units before and after, parameters, FLOPs, and (unless --no-eval) accuracy before and after */
 async function compressCommand(file: string, o: Record<string, any>, what: 'merge' | 'prune') {
-  useBackend(o.backend);
+  const device = useBackend(o.backend);
   const res = await compressCheckpoint(file, what, {
-    out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, method: o.method, mode: o.mode, seed: o.seed, nInit: o.nInit,
-    repair: o.repair === true ? 500 : o.repair, recalibrate: o.recalibrate === true ? 5120 : o.recalibrate, eval: o.eval, data: dataOpts(o),
+    out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, allocate: o.allocate, calibration: o.calibration, method: o.method, rule: o.merge, minSimilarity: o.minSimilarity,
+    mode: o.mode, seed: o.seed, nInit: o.nInit, repair: o.repair === true ? 500 : o.repair, recalibrate: recalibration(o.recalibrate), stages: o.stages, stageEpochs: o.stageEpochs,
+    eval: o.eval, data: dataOpts(o), log, device,
   });
   if (o.json) return console.log(JSON.stringify(res));
-  console.log(`${what === 'merge' ? 'merged' : 'pruned'} ${file} → ${o.out}`);
+  for (const n of res.notes) console.log(`note: ${n}`);
+  console.log(`${what === 'merge' ? `merged (${o.merge ?? 'mean'})` : 'pruned'} ${file} → ${o.out}${res.stages > 1 ? ` in ${res.stages} stages` : ''}`);
   for (const u of res.units) console.log(`  ${u.layer.padEnd(28)} ${String(u.before).padStart(5)} → ${u.after}`);
   console.log(`parameters ${res.params.before.toLocaleString('en')} → ${res.params.after.toLocaleString('en')} (${pct(res.compressionRatio)} removed), FLOPs ${res.speedupFlops.toFixed(2)}× fewer`);
+  if (res.allocation === 'sensitivity' || res.allocation === 'threshold') console.log(`the same units per layer: --ratio ${res.ratios.map((r) => +r.toFixed(6)).join(',')}`);
   const how = [res.repairImages ? `statistics repaired on ${res.repairImages} training images` : '', res.recalibrated ? `batch norms re-estimated on ${res.recalibrated} training images` : ''].filter(Boolean).join('; ');
-  if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE)`);
+  if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE --distill ${file})`);
 }
 
-withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint').description('cluster similar units in every hidden layer and merge them with their connections'))
+/** the options merge and prune share */
+const compressing = (c: Command) => c
+  .option('--budget <f>', 'keep at most this fraction of the parameters', num('--budget', 1e-9, 1))
+  .option('--allocate <how>', 'how a --budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer)', oneOf('--allocate', ['uniform', 'sensitivity']))
+  .option('--calibration <n>', 'seeded training images --allocate sensitivity measures on', int('--calibration', 1, 1e6), 1000)
+  .option('--recalibrate [n]', `after compressing, re-estimate every batch norm's statistics on n seeded training images (default: on, ${RECALIBRATE_IMAGES}, for models with batch norm)`, int('--recalibrate', 1, 1e6))
+  .option('--no-recalibrate', 'keep the batch norms\' statistics as compressing left them')
+  .option('--stages <n>', 'compress in n steps, fine-tuning between them', int('--stages', 1, 100))
+  .option('--stage-epochs <n>', 'fine-tuning epochs between stages', int('--stage-epochs', 0, 1000), 1)
+  .option('--no-eval', 'skip the test-set accuracy before and after');
+
+compressing(withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint').description('cluster similar units in every hidden layer and merge them with their connections'))
   .requiredOption('--out <file>', 'where to write the merged checkpoint')
   .option('--ratio <r>', 'merge ratio: each layer keeps round((1 - r) n) units; or one ratio per mergeable layer, comma-separated', layerRatios('--ratio'))
   .option('--threshold <d>', 'cut each layer\'s dendrogram at this distance (ward, average or complete)', num('--threshold', 0, 1e30))
-  .option('--budget <f>', 'keep at most this fraction of the parameters', num('--budget', 1e-9, 1))
+  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale) or medoid (keep the most representative member)', oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--min-similarity <c>', '--merge medoid: members whose cosine to their representative is below c are dropped, not merged', num('--min-similarity', -1, 1))
   .option('--method <m>', 'kmeans, ward, average or complete', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
   .option('--mode <m>', 'all (cluster every layer of the original) or sequential (layer by layer as merged)', oneOf('--mode', ['all', 'sequential']), 'all')
   .option('--n-init <n>', 'k-means restarts', int('--n-init', 1, 1000), 3)
-  .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', int('--repair', 1, 1e6))
-  .option('--recalibrate [n]', 'after compressing, re-estimate every batch norm\'s statistics on n seeded training images (default 5120)', int('--recalibrate', 1, 1e6))
-  .option('--no-eval', 'skip the test-set accuracy before and after')
+  .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', int('--repair', 1, 1e6)))
   .action((file: string, o) => compressCommand(file, o, 'merge'));
 
-withData(program.command('prune').argument('<checkpoint>', 'a trained checkpoint').description('the baseline: remove the units with the smallest L1 norm in every hidden layer'))
+compressing(withData(program.command('prune').argument('<checkpoint>', 'a trained checkpoint').description('the baseline: remove the units with the smallest L1 norm in every hidden layer'))
   .requiredOption('--out <file>', 'where to write the pruned checkpoint')
-  .requiredOption('--ratio <r>', 'each layer keeps round((1 - r) n) units; or one ratio per prunable layer, comma-separated', layerRatios('--ratio'))
-  .option('--recalibrate [n]', 'after compressing, re-estimate every batch norm\'s statistics on n seeded training images (default 5120)', int('--recalibrate', 1, 1e6))
-  .option('--no-eval', 'skip the test-set accuracy before and after')
+  .option('--ratio <r>', 'each layer keeps round((1 - r) n) units; or one ratio per prunable layer, comma-separated', layerRatios('--ratio')))
   .action((file: string, o) => compressCommand(file, o, 'prune'));
 
-withData(program.command('finetune').argument('<checkpoint>', 'a (merged or pruned) checkpoint').description('fine-tune: SGD with momentum, weight decay and a cosine schedule'))
+tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged or pruned) checkpoint').description('fine-tune: SGD with momentum, weight decay and a cosine or one-cycle schedule, optionally distilling from the original'))
   .requiredOption('--out <file>', 'where to write the fine-tuned checkpoint (every epoch)')
   .option('--epochs <n>', 'epochs (default: per network)', int('--epochs', 1, 10000))
   .option('--lr <x>', 'learning rate (default: per network)', num('--lr', 1e-9, 100))
-  .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
+  .option('--distill <original>', 'also learn the softened outputs of this checkpoint (the original the model was compressed from)')
+  .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9)))
   .action(async (file: string, o) => {
     const device = useBackend(o.backend);
     checkOutputFile(o.out, '--out', [file]);
     const { model, arch } = modelFromCheckpoint(file);
+    const teacher = o.distill ? teacherFor(o.distill, arch) : undefined;
     const data = await loadTask(arch, dataOpts(o));
     const epochs: number = o.epochs ?? data.settings.finetune.epochs;
     const before = accuracyOf(model, data).accuracy;
     const t = performance.now();
-    const history = await finetuneModel(model, arch, data, { device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: o.out, log });
+    const history = await finetuneModel(model, arch, data, {
+      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: o.out, log, schedule: o.schedule, warmup: o.warmup,
+      distill: teacher ? { teacher, temperature: o.temperature, weight: o.distillWeight } : undefined,
+    });
     const after = accuracyOf(model, data).accuracy;
     const seconds = (performance.now() - t) / 1000;
     if (o.json) console.log(JSON.stringify({ checkpoint: o.out, from: file, arch, accuracy: { before, after }, seconds, history }));
-    else console.log(`fine-tuned ${file} → ${o.out}: test accuracy ${pct(before)} → ${pct(after)} (${epochs} epochs, ${seconds.toFixed(0)} s)`);
+    else console.log(`fine-tuned ${file} → ${o.out}${teacher ? ` (distilled from ${o.distill})` : ''}: test accuracy ${pct(before)} → ${pct(after)} (${epochs} epochs, ${seconds.toFixed(0)} s)`);
   });
 
 withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoint').description('the teaching view: the clusters merging finds in each layer, their sizes and spread, and how far each layer\'s output moves'))

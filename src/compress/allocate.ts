@@ -10,12 +10,15 @@ import { crossEntropy, slice } from '../tensor/ops.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { applyMerge, clusterUnits, paramsWithUnits } from './merge.js';
 import type { ApplyOptions, ClusterOptions } from './merge.js';
+import { applyPrune, l1Keep } from './prune.js';
 import { recalibrateBatchNorm } from './recalibrate.js';
 import { mergeSites, unitsAfter } from './sites.js';
 
 export const DEFAULT_CANDIDATES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
 
 export interface SensitivityOptions extends ClusterOptions, ApplyOptions {
+  /** what each trial does to its layer: merge (default) or prune by L1 norm */
+  what?: 'merge' | 'prune';
   /** calibration inputs and their labels */
   x: Tensor;
   y: Int32Array;
@@ -56,7 +59,7 @@ function lossFrom(model: Sequential, hs: Tensor[], from: number, y: Int32Array):
   return total / seen;
 }
 
-/** the loss with each mergeable layer alone merged at each candidate ratio */
+/** the loss with each mergeable layer alone merged (or pruned) at each candidate ratio */
 export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sensitivity {
   const ratios = o.candidates ?? DEFAULT_CANDIDATES;
   for (const r of ratios) unitsAfter(2, r); // range check
@@ -82,8 +85,8 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
     for (const r of ratios) {
       const k = unitsAfter(site.units, r);
       const trial = o.clone(model);
-      const labels = clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i });
-      applyMerge(trial, site, labels, o);
+      if (o.what === 'prune') applyPrune(trial, site, l1Keep(trial, site, k));
+      else applyMerge(trial, site, clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }), o);
       if (hasBn) recalibrateBatchNorm(trial, concatRows(hs), batch, site.index);
       row.push(lossFrom(trial, hs, site.index, o.y));
     }

@@ -3,10 +3,13 @@
 import type { LoadOptions } from '../../datasets/catalog.js';
 import { explainMerge } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
-import { archOf, mergeModel } from '../compress/merge.js';
-import type { ClusterMethod } from '../compress/merge.js';
+import { allocate, layerSensitivity } from '../compress/allocate.js';
+import { archOf, mergeModel, ratioForBudget } from '../compress/merge.js';
+import type { ClusterMethod, MergeRule } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
-import { mergeSites } from '../compress/sites.js';
+import { mergeSites, unitsAfter } from '../compress/sites.js';
+import { BatchNorm } from '../nn/layers.js';
+import type { Sequential } from '../nn/layers.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { compare, modelStats } from '../compress/stats.js';
 import { inputShape } from '../models/index.js';
@@ -14,7 +17,7 @@ import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { checkOutputFile } from '../runtime/files.js';
-import { accuracyOf, calibrationInputs, calibrationSample, cloneModel, loadTask, modelFromCheckpoint } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, modelFromCheckpoint } from './task.js';
 
 export interface CompressOptions {
   /** where the compressed checkpoint goes (checked before any work; never the input) */
@@ -23,19 +26,33 @@ export interface CompressOptions {
   ratio?: number | number[];
   /** merge only: cut agglomerative dendrograms at this distance */
   threshold?: number;
-  /** merge only: keep at most this fraction of the parameters */
+  /** keep at most this fraction of the parameters */
   budget?: number;
+  /** how a budget is spread: one ratio everywhere ('uniform', default) or by measured sensitivity */
+  allocate?: 'uniform' | 'sensitivity';
+  /** sensitivity: the seeded training images its losses are measured on (default 1000) */
+  calibration?: number;
   method?: ClusterMethod;
+  /** merge only: how a cluster becomes one unit (default 'mean', the paper's) */
+  rule?: MergeRule;
+  /** merge --rule medoid: drop members less similar than this to their representative */
+  minSimilarity?: number;
   mode?: 'all' | 'sequential';
   seed?: number;
   nInit?: number;
   /** merge only: statistics repair on this many training images */
   repair?: number;
-  /** re-estimate every batch norm's statistics on this many seeded training images after compressing */
-  recalibrate?: number;
+  /** re-estimate every batch norm's statistics on this many seeded training images after compressing;
+   * default 5120 for models with batch norm; false: never */
+  recalibrate?: number | false;
+  /** compress in this many steps, fine-tuning `stageEpochs` between them (default 1 step) */
+  stages?: number;
+  stageEpochs?: number;
   /** measure the test accuracy before and after (default true) */
   eval?: boolean;
   data?: LoadOptions;
+  log?: (line: string) => void;
+  device?: 'cpu' | 'webgpu';
 }
 
 export interface CompressResult {
@@ -43,6 +60,10 @@ export interface CompressResult {
   from: string;
   arch: Arch;
   units: { layer: string; before: number; after: number }[];
+  /** the merge ratio each layer ended at (1 − after/before): `prune --ratio` with these takes the same k */
+  ratios: number[];
+  /** how the units per layer were chosen */
+  allocation: 'ratio' | 'threshold' | 'uniform' | 'sensitivity';
   params: { before: number; after: number };
   compressionRatio: number;
   flops: { before: number; after: number };
@@ -55,41 +76,96 @@ export interface CompressResult {
   repairImages: number | null;
   /** the number of training images the batch norms were re-estimated on */
   recalibrated: number | null;
+  /** where a merge rule could not apply as asked */
+  notes: string[];
+  stages: number;
+}
+
+/** the default number of images batch norms are re-estimated on after compressing */
+export const RECALIBRATE_IMAGES = 5120;
+export { MERGE_RULES } from '../compress/merge.js';
+
+const hasBatchNorm = (m: Sequential) => m.layers.some((l) => l instanceof BatchNorm);
+
+/** kept units per mergeable layer at stage s of S, going geometrically from n to k */
+export function stageWidths(n: number[], k: number[], s: number, S: number): number[] {
+  return n.map((v, i) => (s >= S ? k[i] : Math.max(k[i], Math.min(v, Math.round(v * (k[i] / v) ** (s / S))))));
 }
 
 /** merge (cluster similar units, merge them with their connections) or prune (L1, the baseline) a
  * checkpoint's hidden layers and write the result */
 export async function compressCheckpoint(file: string, what: 'merge' | 'prune', o: CompressOptions): Promise<CompressResult> {
-  if (what === 'merge' && [o.ratio, o.threshold, o.budget].filter((v) => v !== undefined).length !== 1) throw new Error('merge: give exactly one of --ratio, --threshold and --budget');
-  if (what === 'prune' && o.ratio === undefined) throw new Error('prune: give --ratio');
+  const given = [o.ratio, o.threshold, o.budget].filter((v) => v !== undefined).length;
+  if (what === 'merge' && given !== 1) throw new Error('merge: give exactly one of --ratio, --threshold and --budget');
+  if (what === 'prune' && (o.threshold !== undefined || [o.ratio, o.budget].filter((v) => v !== undefined).length !== 1)) throw new Error('prune: give exactly one of --ratio and --budget');
+  if (o.allocate === 'sensitivity' && o.budget === undefined) throw new Error(`${what}: --allocate sensitivity spreads a --budget; give one`);
+  const stages = o.stages ?? 1;
+  if (stages > 1 && o.threshold !== undefined) throw new Error('merge: --stages needs --ratio or --budget (a threshold decides the units only as it merges)');
+  if (what === 'prune' && o.rule && o.rule !== 'mean') throw new Error(`prune: --merge ${o.rule} is a merging rule; pruning keeps units by their L1 norm`);
   checkOutputFile(o.out, '--out', [file]);
+  const log = o.log ?? (() => {});
   const { model, arch } = modelFromCheckpoint(file);
   const input = inputShape(arch);
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
-  const data = evaluate || o.repair !== undefined || o.recalibrate !== undefined ? await loadTask(arch, o.data) : null;
+  const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
+  const needData = evaluate || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || (stages > 1 && (o.stageEpochs ?? 1) > 0);
+  const data = needData ? await loadTask(arch, o.data) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
-  let units: CompressResult['units'];
-  let repair: number[] | null = null;
-  if (what === 'merge') {
-    const rep = mergeModel(model, { ratio: o.ratio, threshold: o.threshold, budget: o.budget, method: o.method, mode: o.mode, seed: o.seed, nInit: o.nInit, repair: calib });
-    units = rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after }));
-    repair = rep.repair ?? null;
-  } else {
-    const names = mergeSites(model).map((s) => model.layers[s.index].describe());
-    units = pruneModel(model, { ratio: o.ratio! }).map((p, i) => ({ layer: names[i], before: p.before, after: p.after }));
+  const seed = o.seed ?? 0;
+  const sites = mergeSites(model);
+  const n = sites.map((s) => s.units);
+  const names = sites.map((s) => model.layers[s.index].describe());
+  const rule = o.rule ?? 'mean';
+  // the units each layer keeps (a threshold decides them while merging)
+  let ks: number[] | null = null;
+  let allocation: CompressResult['allocation'] = o.threshold !== undefined ? 'threshold' : o.ratio !== undefined ? 'ratio' : o.allocate ?? 'uniform';
+  if (o.ratio !== undefined) {
+    const ratios = typeof o.ratio === 'number' ? sites.map(() => o.ratio as number) : o.ratio;
+    if (ratios.length !== sites.length) throw new Error(`${what}: ${ratios.length} ratios for ${sites.length} ${what === 'merge' ? 'mergeable' : 'prunable'} layers`);
+    ks = sites.map((s, i) => unitsAfter(s.units, ratios[i]));
+  } else if (o.budget !== undefined && allocation === 'uniform') {
+    const r = ratioForBudget(model, o.budget);
+    ks = sites.map((s) => unitsAfter(s.units, r));
+  } else if (o.budget !== undefined) {
+    const { x, y } = calibrationSet(data!, o.calibration ?? 1000, seed + 7);
+    log(`${what}: measuring each layer's sensitivity on ${x.shape[0]} training images`);
+    const sens = layerSensitivity(model, { what, x, y, clone: (m) => cloneModel(m, arch), rule, method: o.method, seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: recalImages !== null, log });
+    ks = allocate(model, o.budget, sens).ks;
+    allocation = 'sensitivity';
   }
-  const calibration = o.recalibrate === undefined ? null : calibrationSample(data!, o.recalibrate, o.seed ?? 0);
-  if (calibration) recalibrateBatchNorm(model, calibration);
-  const newArch = archOf(model, arch);
-  const after = modelStats(model, input);
+  const calibration = recalImages === null ? null : calibrationSample(data!, recalImages, seed);
+  let repair: number[] | null = null;
+  const notes: string[] = [];
+  let current = model;
+  let currentArch = arch;
+  for (let s = 1; s <= stages; s++) {
+    const now = mergeSites(current).map((x) => x.units);
+    const target = ks ? stageWidths(n, ks, s, stages) : null;
+    const ratios = target ? target.map((k, i) => 1 - k / now[i]) : undefined;
+    if (what === 'merge') {
+      const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity });
+      if (s === 1) notes.push(...rep.notes);
+      repair = rep.repair ?? null;
+    } else pruneModel(current, { ratio: ratios! });
+    if (calibration) recalibrateBatchNorm(current, calibration);
+    currentArch = archOf(current, arch);
+    if (s < stages && (o.stageEpochs ?? 1) > 0) {
+      log(`${what}: stage ${s} of ${stages} (${mergeSites(current).map((x) => x.units).join('-')} units); fine-tuning ${o.stageEpochs ?? 1} epoch(s)`);
+      await finetuneModel(current, currentArch, data!, { epochs: o.stageEpochs ?? 1, seed: seed + s, log, progress: false, device: o.device });
+      if (calibration) recalibrateBatchNorm(current, calibration);
+    }
+  }
+  const after = modelStats(current, input);
   const c = compare(before, after);
-  const accAfter = data && evaluate ? accuracyOf(model, data).accuracy : null;
-  saveCheckpoint(o.out, { arch: newArch, model, kind: what === 'merge' ? 'merged' : 'pruned' });
+  const accAfter = data && evaluate ? accuracyOf(current, data).accuracy : null;
+  saveCheckpoint(o.out, { arch: currentArch, model: current, kind: what === 'merge' ? 'merged' : 'pruned' });
+  const widths = mergeSites(current).map((x) => x.units);
   return {
-    checkpoint: o.out, from: file, arch: newArch, units, params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio,
-    bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null,
+    checkpoint: o.out, from: file, arch: currentArch, units: names.map((layer, i) => ({ layer, before: n[i], after: widths[i] })), ratios: widths.map((k, i) => 1 - k / n[i]), allocation,
+    params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio,
+    bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null, notes, stages,
   };
 }
 

@@ -7,6 +7,8 @@ import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { archOf, mergeModel } from '../compress/merge.js';
+import type { MergeReport, MergeRule } from '../compress/merge.js';
+import { BatchNorm } from '../nn/layers.js';
 import { pruneModel } from '../compress/prune.js';
 import { explainMerge } from '../compress/explain.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
@@ -23,6 +25,7 @@ import { checkOutputDir, checkOutputFile } from '../runtime/files.js';
 import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
+import { RECALIBRATE_IMAGES } from './compress.js';
 import { accuracyOf, calibrationInputs, calibrationSample, cloneModel, finetuneModel, loadTask } from './task.js';
 import type { TaskData } from './task.js';
 
@@ -52,8 +55,16 @@ export interface ReproduceOptions {
    * (src/compress/repair.ts; not part of the paper's method) */
   repair?: number;
   /** re-estimate the batch norms of the merged and of the pruned model on this many seeded training
-   * images, before their accuracy is measured and before fine-tuning (the same for both) */
-  recalibrate?: number;
+   * images, before their accuracy is measured and before fine-tuning (the same for both); default
+   * 5120 for networks with batch norm; false: never */
+  recalibrate?: number | false;
+  /** the merging rules to reproduce, each beside the others (default: mean, the paper's, and scaled) */
+  rules?: MergeRule[];
+  /** fine-tune the merged and the pruned models learning the original's softened outputs too */
+  distill?: { temperature?: number; weight?: number };
+  /** fine-tuning's schedule (default cosine) and one-cycle's warm-up share */
+  schedule?: 'cosine' | 'onecycle';
+  warmup?: number;
   /** 'webgpu': train and fine-tune on the GPU */
   device?: 'cpu' | 'webgpu';
 }
@@ -132,32 +143,53 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   log(`reproduce ${which}: original test accuracy ${(100 * accOriginal).toFixed(2)}%`);
   const before = modelStats(base.model, input);
   const x128 = slice(task.ev.x, 0, 128);
-  const calibration = o.recalibrate ? calibrationSample(task, o.recalibrate, seed) : null;
+  const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (base.model.layers.some((m) => m instanceof BatchNorm) ? RECALIBRATE_IMAGES : null);
+  const calibration = recalImages ? calibrationSample(task, recalImages, seed) : null;
+  const rules = o.rules ?? ['mean', 'scaled'];
+  if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const results: RatioResult[] = [];
+  const distill = o.distill ? { teacher: base.model, temperature: o.distill.temperature ?? 4, weight: o.distill.weight ?? 0.9 } : undefined;
   const finetune = async (model: Sequential, a: Arch) => {
-    await finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log, device: o.device });
+    await finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, distill });
     return accuracyOf(model, task).accuracy;
   };
+  const notes = new Set<string>();
   for (const ratio of ratios) {
-    log(`reproduce ${which}: merging every hidden layer at ratio ${ratio}`);
-    const merged = cloneModel(base.model, arch);
-    const rep = mergeModel(merged, { ratio, seed, nInit: 3 });
-    if (calibration) recalibrateBatchNorm(merged, calibration);
+    const merges: { rule: string; merged: number; finetuned: number }[] = [];
+    let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;
+    for (const rule of rules) {
+      log(`reproduce ${which}: merging every hidden layer at ratio ${ratio} (${rule})`);
+      const m = cloneModel(base.model, arch);
+      const r = mergeModel(m, { ratio, seed, nInit: 3, rule });
+      r.notes.forEach((n) => notes.add(n));
+      if (calibration) recalibrateBatchNorm(m, calibration);
+      const acc = accuracyOf(m, task).accuracy;
+      if (!first) {
+        first = { model: m, rep: r, arch: archOf(m, arch) };
+        merges.push({ rule, merged: acc, finetuned: NaN });
+        continue; // fine-tuned after its speed is measured
+      }
+      const ft = await finetune(m, archOf(m, arch));
+      log(`reproduce ${which}: merged (${rule}) ${(100 * acc).toFixed(2)}%, after fine-tuning ${(100 * ft).toFixed(2)}%`);
+      merges.push({ rule, merged: acc, finetuned: ft });
+    }
+    const { model: merged, rep } = first!;
     const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256));
     const mArch = archOf(merged, arch);
     const after = modelStats(merged, input);
     const c = compare(before, after);
-    const accMerged = accuracyOf(merged, task).accuracy;
+    const accMerged = merges[0].merged;
     let accRepaired: number | undefined;
     if (o.repair) {
       const rep2 = cloneModel(base.model, arch);
-      mergeModel(rep2, { ratio, seed, nInit: 3, repair: calibrationInputs(task, o.repair) });
+      mergeModel(rep2, { ratio, seed, nInit: 3, rule: rules[0], repair: calibrationInputs(task, o.repair) });
       accRepaired = accuracyOf(rep2, task).accuracy;
       log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
     }
     const speedup = measuredSpeedup(base.model, merged, x128, cfg.speedReps);
     const accFt = await finetune(merged, mArch);
-    log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
+    merges[0].finetuned = accFt;
+    log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
     const pruned = cloneModel(base.model, arch);
     pruneModel(pruned, { ratio });
     if (calibration) recalibrateBatchNorm(pruned, calibration);
@@ -169,6 +201,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
       accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt, ...(accRepaired !== undefined ? { repaired: accRepaired } : {}) },
+      merges,
       speedup: { flops: c.flopsRatio, measured: speedup },
       explain,
     });
@@ -176,6 +209,8 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const report: Report = {
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
     recalibrated: calibration ? calibration.shape[0] : null,
+    finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
+    notes: [...notes],
     model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
     machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
     seconds: (performance.now() - t0) / 1000,

@@ -7,9 +7,10 @@ import type { Normalization } from '../../datasets/loader.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
-import { SGD, cosineLr } from '../optim/index.js';
+import { SGD, cosineLr, oneCycleLr } from '../optim/index.js';
 import { Rng } from '../tensor/rng.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { distillationLoss } from '../tensor/ops.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
 import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
@@ -65,9 +66,26 @@ export function calibrationSample(t: TaskData, n: number, seed: number): Tensor 
   return toTensor(t.train, t.norm, Int32Array.from(order.subarray(0, Math.min(n, t.train.count))), t.settings.flat).x;
 }
 
+/** n training images and their labels drawn with the seed (normalised, no augmentation): the
+ * calibration set sensitivity is measured on */
+export function calibrationSet(t: TaskData, n: number, seed: number): { x: Tensor; y: Int32Array } {
+  const order = new Rng(seed).permutation(t.train.count);
+  const r = toTensor(t.train, t.norm, Int32Array.from(order.subarray(0, Math.min(n, t.train.count))), t.settings.flat);
+  return { x: r.x, y: r.y };
+}
+
 export function accuracyOf(model: Sequential, t: TaskData): { accuracy: number; loss: number } {
   const r = evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch);
   return { accuracy: r.accuracy, loss: r.loss };
+}
+
+export interface DistillOptions {
+  /** the model whose softened outputs the student learns (the original before merging) */
+  teacher: Sequential;
+  /** softmax temperature (default 4) */
+  temperature?: number;
+  /** weight of the soft term; 1 − weight goes to the labels (default 0.9) */
+  weight?: number;
 }
 
 export interface FinetuneOptions {
@@ -75,6 +93,13 @@ export interface FinetuneOptions {
   epochs?: number;
   /** default: the network's fine-tuning learning rate */
   lr?: number;
+  /** 'cosine' (default): from lr down to 0; 'onecycle': a linear warm-up over `warmup` of the steps,
+   * then cosine down */
+  schedule?: 'cosine' | 'onecycle';
+  /** one-cycle's warm-up share of the steps (default 0.15) */
+  warmup?: number;
+  /** learn from the original's softened outputs as well as the labels */
+  distill?: DistillOptions;
   seed?: number;
   limit?: number;
   /** write a checkpoint here after every epoch (resumable) */
@@ -84,18 +109,33 @@ export interface FinetuneOptions {
   device?: 'cpu' | 'webgpu';
 }
 
-/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4, cosine schedule */
+/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4, a cosine (or
+ * one-cycle) schedule, optionally distilling from the original */
 export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions = {}): Promise<EpochRecord[]> {
   const epochs = o.epochs ?? t.settings.finetune.epochs;
   if (epochs === 0) return [];
   const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit });
   const lr = o.lr ?? t.settings.finetune.lr;
-  const schedule = cosineLr(lr, epochs * loader.length);
+  const steps = epochs * loader.length;
+  const schedule = (o.schedule ?? 'cosine') === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? 0.15) : cosineLr(lr, steps);
+  const d = o.distill;
+  let loss: ((logits: Tensor, x: Tensor, y: Int32Array) => Tensor) | undefined;
+  if (d) {
+    const T = d.temperature ?? 4, w = d.weight ?? 0.9;
+    if (!(T > 0)) throw new Error(`distillation temperature must be positive, got ${T}`);
+    if (!(w >= 0 && w <= 1)) throw new Error(`distillation weight must be in [0, 1], got ${w}`);
+    d.teacher.eval();
+    loss = (logits, x, y) => distillationLoss(logits, noGrad(() => d.teacher.forward(x)), y, T, w);
+  }
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs,
-    schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
+    schedule, loss, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
   }).history;
   if (o.device !== 'webgpu') return onCpu();
+  if (d) {
+    (o.log ?? ((l: string) => process.stderr.write(l + '\n')))('fine-tuning with distillation runs on the CPU (the GPU trainer has only the cross-entropy loss)');
+    return onCpu();
+  }
   return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: 5e-4, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), onCpu, o.log);
 }
 
@@ -106,6 +146,14 @@ export function modelFromCheckpoint(path: string): { model: Sequential; arch: Ar
   const model = buildModel(c.arch, 0);
   model.loadStateDict(c.state, `${path}: checkpoint`);
   return { model, arch: c.arch, kind: c.kind };
+}
+
+/** the original a compressed model learns from: a checkpoint of the same network and classes */
+export function teacherFor(path: string, student: Arch): Sequential {
+  const { model, arch } = modelFromCheckpoint(path);
+  if (arch.model !== student.model) throw new Error(`--distill ${path}: the teacher is a ${arch.model}, the model being fine-tuned a ${student.model}`);
+  if (arch.classes !== student.classes) throw new Error(`--distill ${path}: the teacher has ${arch.classes} classes, the model being fine-tuned ${student.classes}`);
+  return model;
 }
 
 /** a fresh copy of a model (same architecture, same weights) */

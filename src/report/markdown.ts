@@ -8,13 +8,36 @@ import type { Report } from './types.js';
 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
 
+const RULE_TEXT: Record<string, string> = {
+  mean: 'mean (the paper\'s: each cluster becomes its members\' average, the next layer sums their outgoing weights)',
+  scaled: 'scaled (clusters by direction; the next layer reads each member through its norm)',
+  medoid: 'medoid (each cluster keeps its most representative member, the others\' outgoing weights added to it by scale)',
+};
+
+/** the merging rules a report has, in order (a report of one rule names it 'merged') */
+export function rulesOf(r: Report): string[] {
+  return r.results[0]?.merges?.map((m) => m.rule) ?? ['mean'];
+}
+
 /** the results as one markdown table, a row per merge ratio */
 export function reportTable(r: Report): string {
   const rep = r.results.some((x) => x.accuracy.repaired !== undefined);
+  const rules = rulesOf(r);
+  const many = rules.length > 1;
+  const repCell = (x: Report['results'][number]) => (rep ? ` ${x.accuracy.repaired === undefined ? '—' : pct(x.accuracy.repaired)} |` : '');
+  // statistics repair applies to the first rule's merge: its column follows that rule's
+  const mergedCols = many ? rules.map((m, i) => ` merged (${m}) |${i === 0 && rep ? ` ${m} + repair |` : ''} ${m} + fine-tune |`).join('') : ` merged |${rep ? ' merged + repair |' : ''} merged + fine-tune |`;
+  const mergedCells = (x: Report['results'][number]) => many
+    ? rules.map((m, i) => {
+      const v = x.merges!.find((y) => y.rule === m)!;
+      return ` ${pct(v.merged)} |${i === 0 ? repCell(x) : ''} ${pct(v.finetuned)} |`;
+    }).join('')
+    : ` ${pct(x.accuracy.merged)} |${repCell(x)} ${pct(x.accuracy.finetuned)} |`;
+  const cols = (mergedCols.match(/\|/g) ?? []).length;
   const lines = [
-    `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original | merged |${rep ? ' merged + repair |' : ''} merged + fine-tune | pruned | pruned + fine-tune |`,
-    `|---|---|---|---|---|---|---|${rep ? '---|' : ''}---|---|---|`,
-    ...r.results.map((x) => `| ${x.ratio} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} | ${pct(x.accuracy.merged)} |${rep ? ` ${x.accuracy.repaired === undefined ? '—' : pct(x.accuracy.repaired)} |` : ''} ${pct(x.accuracy.finetuned)} | ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
+    `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original |${mergedCols} pruned | pruned + fine-tune |`,
+    `|---|---|---|---|---|---|${'---|'.repeat(cols)}---|---|`,
+    ...r.results.map((x) => `| ${x.ratio} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} |${mergedCells(x)} ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
   ];
   return lines.join('\n');
 }
@@ -30,7 +53,9 @@ export function reportMarkdown(r: Report): string {
   ].join('\n')).join('\n\n');
   return [
     `# neuronmerge ${r.command}`, '',
-    `Data: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.${r.recalibrated ? ` The merged and the pruned models' batch norms were re-estimated on ${r.recalibrated} training images before they were measured.` : ''}`, '',
+    `Data: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.${r.recalibrated ? ` The merged and the pruned models' batch norms were re-estimated on ${r.recalibrated} training images before they were measured.` : ''}${r.finetune ? ` Fine-tuning: ${r.finetune.epochs} epochs, ${r.finetune.schedule} schedule${r.finetune.distill ? `, distilled from the original (temperature ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}.` : ''}`, '',
+    `Merging rules: ${rulesOf(r).map((m) => RULE_TEXT[m] ?? m).join('; ')}. Pruned: the units with the smallest L1 norm, the same number per layer.`, '',
+    ...(r.notes?.length ? [...r.notes.map((n) => `Note: ${n}.`), ''] : []),
     `Original (${r.model}): ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.`, '',
     reportTable(r), '',
     '## The original', '',

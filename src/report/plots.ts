@@ -9,9 +9,12 @@ type Spec = Record<string, unknown>;
 
 export function accuracySpec(r: Report): Spec {
   const row = (x: Report['results'][number], method: string, stage: string, accuracy: number) => ({ compression: x.compressionRatio, ratio: x.ratio, accuracy, method, stage });
+  const merges = (x: Report['results'][number]) => x.merges && x.merges.length > 1
+    ? x.merges.flatMap((m) => [row(x, `merged (${m.rule})`, 'before fine-tuning', m.merged), row(x, `merged (${m.rule})`, 'after fine-tuning', m.finetuned)])
+    : [row(x, 'merged', 'before fine-tuning', x.accuracy.merged), row(x, 'merged', 'after fine-tuning', x.accuracy.finetuned)];
+  const methods = [...new Set(r.results.flatMap((x) => merges(x).map((v) => v.method))), 'pruned (L1)'];
   const values = r.results.flatMap((x) => [
-    row(x, 'merged', 'before fine-tuning', x.accuracy.merged),
-    row(x, 'merged', 'after fine-tuning', x.accuracy.finetuned),
+    ...merges(x),
     row(x, 'pruned (L1)', 'before fine-tuning', x.accuracy.pruned),
     row(x, 'pruned (L1)', 'after fine-tuning', x.accuracy.prunedFinetuned),
   ]);
@@ -22,7 +25,7 @@ export function accuracySpec(r: Report): Spec {
       { data: { values }, mark: { type: 'line', point: true }, encoding: {
         x: { field: 'compression', type: 'quantitative', title: 'parameters removed (1 - after / before)', axis: { format: '%' } },
         y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', axis: { format: '%' } },
-        color: { field: 'method', type: 'nominal', title: 'method', sort: ['merged', 'pruned (L1)'] },
+        color: { field: 'method', type: 'nominal', title: 'method', sort: methods },
         strokeDash: { field: 'stage', type: 'nominal', title: 'stage', sort: ['after fine-tuning', 'before fine-tuning'] },
         tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio' }, { field: 'accuracy', format: '.2%' }],
       } },

@@ -12,7 +12,10 @@ export interface RatioResult {
   compressionRatio: number;
   flops: { before: number; after: number };
   bytes: { before: number; after: number };
+  /** merged and finetuned: the first merging rule's (the paper's mean unless asked otherwise) */
   accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number; repaired?: number };
+  /** every merging rule reproduced, in the order asked, before and after fine-tuning */
+  merges?: { rule: string; merged: number; finetuned: number }[];
   speedup: { flops: number; measured: number };
   /** what merging did to each layer (the teaching view) */
   explain: LayerExplanation[];
@@ -23,6 +26,10 @@ export interface Report {
   command: string;
   /** the training images the merged and pruned models' batch norms were re-estimated on (null: not done) */
   recalibrated: number | null;
+  /** how the compressed models were fine-tuned */
+  finetune?: { epochs: number; schedule: string; distill: { temperature: number; weight: number } | null };
+  /** where a merging rule could not apply as asked (a scaling rule before a sigmoid) */
+  notes?: string[];
   /** the model family (lenet5, dbn, vgg16) */
   model: string;
   data: string;

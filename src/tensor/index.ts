@@ -4,7 +4,7 @@ export * as ops from './ops.js';
 export {
   add, sub, mul, div, pow, maximum, neg, exp, log, sqrt, abs, square, clamp, relu, sigmoid, tanh, affine,
   sum, mean, max, argmax, reshape, permute, transpose, slice, take, cat, matmul, linear, conv2d, conv2dFused, maxPool2d, avgPool2d,
-  softmax, logSoftmax, crossEntropy, dropout, batchNorm, cast, broadcastShapes, setConvChunk, convChunkImages,
+  softmax, logSoftmax, crossEntropy, distillationLoss, dropout, batchNorm, cast, broadcastShapes, setConvChunk, convChunkImages,
 } from './ops.js';
 export type { ConvOptions, ConvEpilogue, PoolOptions, BatchNormState, Pair } from './ops.js';
 export { Rng } from './rng.js';

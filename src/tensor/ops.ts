@@ -844,6 +844,56 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number> | Tensor
   });
 }
 
+/** softmax of one row of logits divided by T, in float64 */
+function softRow(z: ArrayLike<number>, base: number, C: number, T: number, out: Float64Array): void {
+  let m = -Infinity;
+  for (let c = 0; c < C; c++) m = Math.max(m, z[base + c] / T);
+  let s = 0;
+  for (let c = 0; c < C; c++) s += (out[c] = Math.exp(z[base + c] / T - m));
+  for (let c = 0; c < C; c++) out[c] /= s;
+}
+
+/**
+ * Knowledge distillation (Hinton et al., 2015): (1 − α)·CE(student, targets) + α·T²·KL(p_T(teacher) ‖
+ * p_T(student)), averaged over the batch, where p_T is the softmax of the logits divided by the
+ * temperature T (the T² keeps the soft term's gradient on the scale of the hard one's). The teacher's
+ * logits are constants. Gradient for the student's logits:
+ * ((1 − α)·(p_1(s) − onehot) + α·T·(p_T(s) − p_T(t))) / N.
+ */
+// student (N,C), teacher (N,C), targets (N) -> scalar mean loss
+export function distillationLoss(student: Tensor, teacher: Tensor, targets: ArrayLike<number> | Tensor, temperature: number, alpha: number): Tensor {
+  checkTensor('distillationLoss', student, 'student logits');
+  checkTensor('distillationLoss', teacher, 'teacher logits');
+  if (student.ndim !== 2) throw new Error(`distillationLoss: student logits must be (N,C), got shape ${shapeStr(student.shape)}`);
+  if (teacher.shape.join() !== student.shape.join()) throw new Error(`distillationLoss: teacher logits ${shapeStr(teacher.shape)} do not match the student's ${shapeStr(student.shape)}`);
+  if (!(temperature > 0)) throw new Error(`distillationLoss: temperature must be positive, got ${temperature}`);
+  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`distillationLoss: weight must be in [0, 1], got ${alpha}`);
+  const [N, C] = student.shape;
+  if (N === 0) throw new Error('distillationLoss: empty batch');
+  const t = toTargets('distillationLoss', targets, N, C);
+  const T = temperature;
+  const grad = new Float64Array(N * C);
+  const ps = new Float64Array(C), pt = new Float64Array(C), p1 = new Float64Array(C);
+  let loss = 0;
+  for (let n = 0; n < N; n++) {
+    const base = n * C;
+    softRow(student.data, base, C, 1, p1);
+    softRow(student.data, base, C, T, ps);
+    softRow(teacher.data, base, C, T, pt);
+    let kl = 0;
+    for (let c = 0; c < C; c++) if (pt[c] > 0) kl += pt[c] * (Math.log(pt[c]) - Math.log(Math.max(ps[c], 1e-300)));
+    loss += (1 - alpha) * -Math.log(Math.max(p1[t[n]], 1e-300)) + alpha * T * T * kl;
+    for (let c = 0; c < C; c++) grad[base + c] = ((1 - alpha) * (p1[c] - (c === t[n] ? 1 : 0)) + alpha * T * (ps[c] - pt[c])) / N;
+  }
+  const out = allocate(student.dtype, 1);
+  out[0] = loss / N;
+  return make(out, [], 'distillationLoss', [student], (g) => {
+    const gx = allocate(student.dtype, student.size);
+    for (let i = 0; i < gx.length; i++) gx[i] = grad[i] * g.data[0];
+    return [new Tensor(gx, student.shape)];
+  });
+}
+
 // ---------------------------------------------------------------- dropout and batch norm
 
 /** inverted dropout: zero each element with probability p, scale the rest by 1/(1-p); identity when not training */

@@ -100,6 +100,9 @@ export interface FitOptions {
   resume?: string;
   /** stop after this many optimizer steps in total (tests, budgets) */
   maxSteps?: number;
+  /** the loss of a batch from the model's logits (default: cross-entropy with the labels); distillation
+   * reads the inputs too */
+  loss?: (logits: Tensor, x: Tensor, y: Int32Array) => Tensor;
   /** progress output: a bar on a terminal, lines otherwise; false for silence */
   progress?: boolean;
   log?: (line: string) => void;
@@ -181,7 +184,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
       if (o.schedule) o.optimizer.lr = o.schedule(state.step);
       const { x, y } = o.loader.batch(epoch, b);
       const logits = model.forward(x);
-      const loss = crossEntropy(logits, y);
+      const loss = o.loss ? o.loss(logits, x, y) : crossEntropy(logits, y);
       const lv = loss.item();
       if (!Number.isFinite(lv)) {
         const where = o.checkpoint && existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written';

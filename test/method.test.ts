@@ -1,0 +1,118 @@
+// The method's options through the library and the command: staged compression composes (exact on
+// duplicates, the same widths as one step); a sensitivity allocation meets its budget and pruning takes
+// the same units per layer from the ratios merge prints; scaling rules and distillation run end to end
+// and bad combinations are refused with one line.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  buildModel, compressCheckpoint, lenet5Arch, loadCheckpoint, mergeSites, noGrad, Rng, saveCheckpoint, stageWidths, tensor,
+} from '../src/index.js';
+import type { Conv2d, Linear, Sequential } from '../src/index.js';
+import { tempDir } from './helpers.js';
+
+const T = suite('method');
+const dir = tempDir('nm-method-');
+const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
+const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+const json = (args: string[]) => {
+  const r = run([...args, '--json']);
+  if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+};
+
+T('stage widths go geometrically from n to k and end at k', () => {
+  assert.equal(stageWidths([20, 50, 500], [5, 10, 50], 1, 2), [10, 22, 158]);
+  assert.equal(stageWidths([20, 50, 500], [5, 10, 50], 2, 2), [5, 10, 50]);
+  assert.equal(stageWidths([8], [8], 1, 3), [8]);
+  for (let s = 1; s <= 4; s++) assert.ok(stageWidths([100], [3], s, 4)[0] <= stageWidths([100], [3], s - 1 || 1, 4)[0]);
+});
+
+T('stages compose: two steps on exact copies are exact and end at the one-step widths', async () => {
+  // every unit has three copies of itself: merging to half and then to a quarter keeps the function
+  const arch = lenet5Arch([8, 16, 32]);
+  const model = buildModel(arch, 3);
+  const rng = new Rng(4);
+  for (const site of mergeSites(model)) {
+    const layer = model.layers[site.index] as Linear | Conv2d;
+    const n = site.units, fan = layer.weight.size / n, m = n / 4;
+    if (layer.bias) for (let u = 0; u < n; u++) layer.bias.data[u] = rng.uniform(-0.2, 0.2);
+    for (let u = m; u < n; u++) {
+      layer.weight.data.copyWithin(u * fan, (u % m) * fan, (u % m + 1) * fan);
+      if (layer.bias) layer.bias.data[u] = layer.bias.data[u % m];
+    }
+  }
+  const file = join(dir, 'copies.safetensors');
+  saveCheckpoint(file, { arch, model });
+  const x = tensor(Float32Array.from({ length: 3 * 784 }, () => rng.uniform(0, 1)), [3, 1, 28, 28], { copy: false });
+  const out = (m: Sequential) => {
+    m.eval();
+    return noGrad(() => m.forward(x)).data;
+  };
+  const want = out(model);
+  const one = await compressCheckpoint(file, 'merge', { out: join(dir, 'one.safetensors'), ratio: 0.75, method: 'complete', eval: false, recalibrate: false });
+  const two = await compressCheckpoint(file, 'merge', { out: join(dir, 'two.safetensors'), ratio: 0.75, method: 'complete', eval: false, recalibrate: false, stages: 2, stageEpochs: 0 });
+  assert.equal(two.units.map((u) => u.after), one.units.map((u) => u.after));
+  assert.equal(two.units.map((u) => u.after), [2, 4, 8]);
+  assert.is(two.stages, 2);
+  for (const f of ['one', 'two']) {
+    const c = loadCheckpoint(join(dir, `${f}.safetensors`));
+    const m = buildModel(c.arch, 0);
+    m.loadStateDict(c.state);
+    const got = out(m);
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
+    assert.ok(worst < 1e-5, `${f}: outputs moved by ${worst}`);
+  }
+});
+
+// a small trained LeNet-5 for the command
+const orig = join(dir, 'orig.safetensors');
+json(['train', 'lenet', '--widths', '6,12,40', '--epochs', '1', '--limit', '2000', '--checkpoint', orig]);
+
+T('merge --budget --allocate sensitivity meets the budget; prune --ratio with the printed ratios keeps the same units', () => {
+  const m = json(['merge', orig, '--budget', '0.2', '--allocate', 'sensitivity', '--calibration', '300', '--merge', 'scaled', '--out', join(dir, 'alloc.safetensors')]);
+  assert.is(m.allocation, 'sensitivity');
+  assert.ok(m.params.after <= 0.2 * m.params.before, `${m.params.after} of ${m.params.before}`);
+  assert.ok(m.params.after > 0.15 * m.params.before, 'the budget is used');
+  assert.equal(m.notes, []);
+  const p = json(['prune', orig, '--ratio', m.ratios.map((r: number) => +r.toFixed(6)).join(','), '--out', join(dir, 'alloc-p.safetensors')]);
+  assert.equal(p.units.map((u: { after: number }) => u.after), m.units.map((u: { after: number }) => u.after));
+  assert.is(p.params.after, m.params.after);
+  // the printed line says the same
+  const text = run(['merge', orig, '--budget', '0.2', '--allocate', 'sensitivity', '--calibration', '300', '--merge', 'scaled', '--no-eval', '--out', join(dir, 'alloc2.safetensors')]).stdout;
+  assert.match(text, new RegExp(`the same units per layer: --ratio ${m.ratios.map((r: number) => String(+r.toFixed(6)).replace('.', '\\.')).join(',')}\\n`));
+});
+
+T('merge in stages with fine-tuning between; distillation fine-tunes from the original', () => {
+  const s = json(['merge', orig, '--ratio', '0.75', '--stages', '2', '--stage-epochs', '1', '--merge', 'scaled', '--out', join(dir, 'staged.safetensors')]);
+  assert.is(s.stages, 2);
+  assert.equal(s.units.map((u: { after: number }) => u.after), [2, 3, 10]);
+  // the fine-tuning between the stages is what makes it differ from two plain steps
+  const plain = json(['merge', orig, '--ratio', '0.75', '--stages', '2', '--stage-epochs', '0', '--merge', 'scaled', '--out', join(dir, 'staged0.safetensors')]);
+  assert.equal(plain.units, s.units);
+  assert.is.not(s.accuracy.after, plain.accuracy.after);
+  const f = json(['finetune', join(dir, 'staged.safetensors'), '--distill', orig, '--epochs', '1', '--limit', '2000', '--schedule', 'onecycle', '--out', join(dir, 'ft.safetensors')]);
+  assert.ok(f.accuracy.after >= f.accuracy.before - 0.05, `${f.accuracy.before} → ${f.accuracy.after}`);
+  assert.is(loadCheckpoint(join(dir, 'ft.safetensors')).kind, 'finetuned');
+});
+
+T('bad method requests: one line each', () => {
+  const refuses = (args: string[], msg: string) => {
+    const r = run(args);
+    assert.is(r.stderr, `neuronmerge: ${msg}\n`, args.join(' '));
+    assert.is(r.status, 1);
+  };
+  const out = join(dir, 'x.safetensors');
+  refuses(['merge', orig, '--ratio', '0.5', '--merge', 'max', '--out', out], "--merge must be mean, scaled, medoid, got 'max'");
+  refuses(['merge', orig, '--ratio', '0.5', '--allocate', 'sensitivity', '--out', out], 'merge: --allocate sensitivity spreads a --budget; give one');
+  refuses(['prune', orig, '--ratio', '0.5', '--budget', '0.3', '--out', out], 'prune: give exactly one of --ratio and --budget');
+  refuses(['merge', orig, '--threshold', '0.5', '--method', 'ward', '--stages', '2', '--out', out], 'merge: --stages needs --ratio or --budget (a threshold decides the units only as it merges)');
+  refuses(['reproduce', 'lenet', '--merge', 'mean,avg', '--out', join(dir, 'r')], "--merge must list rules from mean, scaled, medoid, got 'avg'");
+  const dbn = join(dir, 'dbn.safetensors');
+  json(['train', 'dbn', '--widths', '8,8', '--epochs', '1', '--limit', '200', '--checkpoint', dbn]);
+  refuses(['finetune', orig, '--distill', dbn, '--out', out], `--distill ${dbn}: the teacher is a dbn, the model being fine-tuned a lenet5`);
+});
+
+T.run();
