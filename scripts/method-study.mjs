@@ -23,13 +23,14 @@ if (!file || file.startsWith('--')) {
 }
 const list = (v) => v.split(',').map(Number);
 const ratios = list(arg('--ratios', '0.5,0.6,0.7,0.75,0.8,0.9'));
-const rules = arg('--rules', 'mean,scaled,medoid').split(',');
+const rules = arg('--rules', 'mean,scaled,medoid,fitted').split(',');
 const seeds = list(arg('--seeds', '0'));
 const { model, arch } = modelFromCheckpoint(file);
 const task = await loadTask(arch, arg('--data') ? { path: arg('--data') } : {});
 const hasBn = model.layers.some((m) => m instanceof BatchNorm);
 const recal = hasBn ? calibrationSample(task, Number(arg('--recalibrate', '5120')), 0) : null;
 const sites = mergeSites(model);
+const fitOn = calibrationSample(task, 1000, 3);
 const t0 = performance.now();
 const original = accuracyOf(model, task).accuracy;
 console.log(JSON.stringify({ checkpoint: file, arch, original, recalibrated: recal ? recal.shape[0] : null }));
@@ -53,7 +54,7 @@ for (const a of allocations) {
   for (const rule of rules) {
     const accs = seeds.map((seed) => {
       const m = cloneModel(model, arch);
-      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3 });
+      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: rule === 'fitted' ? fitOn : undefined });
       return measure(m);
     });
     const sorted = [...accs].sort((x, y) => x - y);

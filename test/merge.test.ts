@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  applyPrune, archOf, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
+  applyMerge, applyPrune, archOf, l1Keep, pruneModel, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -158,6 +158,71 @@ M('medoid below its similarity floor drops the other members: the same function 
   rep.sites.forEach((s, i) => applyPrune(pruned, mergeSites(pruned)[i], Int32Array.from(s.representatives!).sort()));
   const err = maxRelDiff(run(merged, x), run(pruned, x));
   assert.ok(err <= 1e-4, `outputs differ by ${err}`);
+});
+
+M('compensate with nothing similar enough is exactly L1 pruning; with copies it is exact and keeps the pruned units', () => {
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const rng = new Rng(23);
+  const a = buildModel(arch, 8);
+  duplicate(a, (n) => n, rng);
+  const b = buildModel(arch, 8);
+  b.loadStateDict(a.stateDict());
+  const x = tensor(Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rng.uniform(0, 1)), [2, 3, 32, 32], { copy: false });
+  const keeps = mergeSites(b).map((s) => Array.from(l1Keep(b, s, Math.round(s.units / 2))));
+  const rep = mergeModel(a, { ratio: 0.5, rule: 'compensate', minSimilarity: 1.5 });
+  pruneModel(b, { ratio: 0.5 });
+  rep.sites.forEach((s, i) => assert.equal(Array.from(s.representatives!), keeps[i], `kept units of site ${i}`));
+  const err = maxRelDiff(run(a, x), run(b, x));
+  assert.ok(err <= 1e-4, `compensate without compensation vs pruning: ${err}`);
+  // small positive multiples (LeNet-5, no batch norm): L1 keeps the originals, every pruned unit is a
+  // multiple of a kept one, so compensation is exact
+  for (const rule of ['compensate', 'fitted'] as const) {
+    const la = lenet5Arch([6, 8, 10]);
+    const m = buildModel(la, 9);
+    const r2 = new Rng(24);
+    const ms = duplicate(m, (n) => n / 2, r2);
+    mergeSites(m).forEach((site, i) => {
+      const layer = m.layers[site.index] as Linear | Conv2d;
+      const fan = layer.weight.size / site.units;
+      for (let u = ms[i]; u < site.units; u++) {
+        const f = r2.uniform(0.05, 0.2);
+        for (let q = 0; q < fan; q++) layer.weight.data[u * fan + q] *= f;
+        layer.bias!.data[u] *= f;
+      }
+    });
+    const xl = tensor(Float32Array.from({ length: 2 * 784 }, () => rng.uniform(0, 1)), [2, 1, 28, 28], { copy: false });
+    const calib = tensor(Float32Array.from({ length: 6 * 784 }, () => rng.uniform(0, 1)), [6, 1, 28, 28], { copy: false });
+    const before = run(m, xl);
+    const rep2 = mergeModel(m, { ratio: 0.5, rule, calibration: calib });
+    rep2.sites.forEach((s, i) => assert.equal(Array.from(s.representatives!), Array.from({ length: ms[i] }, (_, u) => u), `${rule}: the originals are kept`));
+    const e = maxRelDiff(run(m, xl), before);
+    assert.ok(e <= 1e-4, `${rule} on multiples moved the outputs by ${e}`);
+  }
+});
+
+M('the fitted rule needs calibration inputs and fits each member to its kept unit by least squares', () => {
+  const arch = lenet5Arch([6, 8, 10]);
+  const model = buildModel(arch, 2);
+  assertThrows(() => mergeModel(model, { ratio: 0.5, rule: 'fitted' }), /merge: the fitted rule needs calibration inputs/);
+  assertThrows(() => mergeModel(model, { threshold: 0.5, method: 'ward', rule: 'compensate' }), /the compensate rule keeps k units by L1 norm; give a ratio or a budget, not a threshold/);
+  // two units whose activations are exactly a·r + c: the fitted coefficient is a, the shift c goes to the bias
+  const rng = new Rng(25);
+  const N = 5, n = 2, S = 3;
+  const acts = new Float32Array(N * n * S);
+  for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) {
+    const r = rng.uniform(0, 2);
+    acts[(i * n + 0) * S + s] = r;
+    acts[(i * n + 1) * S + s] = 0.4 * r + 0.25;
+  }
+  const lin = buildModel(dbnArch([2, 3]), 1); // 784-2-3-10: site 0 has 2 units read by a 3-unit layer
+  const site = mergeSites(lin)[0];
+  const next = lin.layers[site.next] as Linear;
+  const W = Float32Array.from(next.weight.data), b0 = Float32Array.from(next.bias!.data);
+  applyMerge(lin, site, Int32Array.from([0, 0]), { rule: 'fitted', representatives: Int32Array.from([0]), activations: { a: acts, N, S } });
+  for (let o = 0; o < 3; o++) {
+    assert.ok(Math.abs(next.weight.data[o] - (W[o * 2] + 0.4 * W[o * 2 + 1])) < 1e-5, `weight ${o}`);
+    assert.ok(Math.abs(next.bias!.data[o] - (b0[o] + 0.25 * W[o * 2 + 1])) < 1e-5, `bias ${o}`);
+  }
 });
 
 M('k = n changes nothing (batch norms folded, outputs equal)', () => {

@@ -226,7 +226,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
 const compressing = (c: Command) => c
   .option('--budget <f>', 'keep at most this fraction of the parameters', num('--budget', 1e-9, 1))
   .option('--allocate <how>', 'how a --budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer)', oneOf('--allocate', ['uniform', 'sensitivity']))
-  .option('--calibration <n>', 'seeded training images --allocate sensitivity measures on', int('--calibration', 1, 1e6), 1000)
+  .option('--calibration <n>', 'seeded training images --allocate sensitivity measures on (and --merge fitted fits on)', int('--calibration', 1, 1e6), 1000)
   .option('--recalibrate [n]', `after compressing, re-estimate every batch norm's statistics on n seeded training images (default: on, ${RECALIBRATE_IMAGES}, for models with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'keep the batch norms\' statistics as compressing left them')
   .option('--stages <n>', 'compress in n steps, fine-tuning between them', int('--stages', 1, 100))
@@ -237,7 +237,7 @@ compressing(withData(program.command('merge').argument('<checkpoint>', 'a traine
   .requiredOption('--out <file>', 'where to write the merged checkpoint')
   .option('--ratio <r>', 'merge ratio: each layer keeps round((1 - r) n) units; or one ratio per mergeable layer, comma-separated', layerRatios('--ratio'))
   .option('--threshold <d>', 'cut each layer\'s dendrogram at this distance (ward, average or complete)', num('--threshold', 0, 1e30))
-  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale) or medoid (keep the most representative member)', oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale), medoid (keep the most representative member) or fitted (the medoid, each member fitted to it on calibration activations)', oneOf('--merge', [...MERGE_RULES]), 'mean')
   .option('--min-similarity <c>', '--merge medoid: members whose cosine to their representative is below c are dropped, not merged', num('--min-similarity', -1, 1))
   .option('--method <m>', 'kmeans, ward, average or complete', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
   .option('--mode <m>', 'all (cluster every layer of the original) or sequential (layer by layer as merged)', oneOf('--mode', ['all', 'sequential']), 'all')
@@ -279,11 +279,12 @@ withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoi
   .requiredOption('--ratio <r>', 'merge ratio', ratio('--ratio'))
   .option('--layer <i>', 'list the clusters of this mergeable layer (0 = the first)', int('--layer', 0, 1000))
   .option('--images <n>', 'test images to measure the output shift on', int('--images', 1, 10000), 256)
+  .option('--merge <rule>', `the merging rule (${MERGE_RULES.join(', ')})`, oneOf('--merge', [...MERGE_RULES]), 'mean')
   .action(async (file: string, o) => {
     useBackend(o.backend);
-    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, data: dataOpts(o) });
+    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, data: dataOpts(o) });
     if (o.json) return console.log(JSON.stringify(r));
-    console.log(`merging ${file} at ratio ${o.ratio} (k-means on each unit's incoming weights and bias, batch norm folded)`);
+    console.log(`merging ${file} at ratio ${o.ratio} by the ${o.merge} rule (k-means on each unit's incoming weights and bias${o.merge === 'mean' ? '' : ' by direction where the next layer allows'}, batch norm folded)`);
     console.log('  layer                        units → clusters   sizes min/median/max  singletons  spread  output moved');
     for (const e of r.layers) console.log(`  ${e.layer.padEnd(28)} ${String(e.units).padStart(5)} → ${String(e.clusters).padEnd(8)}   ${`${e.sizes.min}/${e.sizes.median}/${e.sizes.max}`.padEnd(20)}  ${String(e.sizes.singletons).padStart(10)}  ${(100 * e.spread).toFixed(1).padStart(5)}%  ${(100 * e.outputShift).toFixed(1).padStart(5)}%`);
     console.log('spread: mean distance of a unit to its cluster centre over the mean unit norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged');

@@ -4,8 +4,9 @@ import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { applyMerge } from './merge.js';
-import { mergeSites, unitVectors } from './sites.js';
+import { applyMerge, scalesAt } from './merge.js';
+import type { ApplyOptions } from './merge.js';
+import { directions, mergeSites, unitVectors } from './sites.js';
 
 export interface LayerExplanation {
   layer: string;
@@ -13,7 +14,8 @@ export interface LayerExplanation {
   clusters: number;
   /** members per cluster */
   sizes: { min: number; median: number; max: number; singletons: number };
-  /** mean distance of a unit to its cluster's centre, relative to the mean norm of the units */
+  /** mean distance of a unit to its cluster's centre, relative to the mean norm of the units (for a
+   * rule that merges by direction, of the units' directions) */
   spread: number;
   /** ||Δz|| / ||z|| of the next unit layer's output on the inputs, when only this layer is merged */
   outputShift: number;
@@ -27,15 +29,18 @@ function forwardTo(model: Sequential, x: Tensor, last: number): Tensor {
   });
 }
 
-/** explain the groups `labels[q]` of each mergeable layer q of `model` (unmerged), on inputs x */
-export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor): LayerExplanation[] {
+/** explain the groups `labels[q]` of each mergeable layer q of `model` (unmerged), merged by `apply`'s
+ * rule (default the mean), on inputs x */
+export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor, apply: ApplyOptions = {}): LayerExplanation[] {
   const sites = mergeSites(model);
   if (labels.length !== sites.length) throw new Error(`explain: ${labels.length} groupings for ${sites.length} mergeable layers`);
   model.eval();
   return sites.map((site, q) => {
     const lab = labels[q];
     const k = lab.reduce((m, v) => Math.max(m, v), -1) + 1;
-    const { X, n, d } = unitVectors(model, site);
+    const raw = unitVectors(model, site);
+    const { n, d } = raw;
+    const X = scalesAt(model, site, apply.rule) ? directions(raw.X, n, d).D : raw.X;
     const vec = (u: number, j: number) => X[u * d + j];
     const centre = new Float64Array(k * d), count = new Int32Array(k);
     for (let u = 0; u < n; u++) {
@@ -58,7 +63,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
     const copy = buildModel(arch, 0);
     copy.loadStateDict(model.stateDict());
     copy.eval();
-    applyMerge(copy, mergeSites(copy)[q], lab);
+    applyMerge(copy, mergeSites(copy)[q], lab, apply);
     const z0 = forwardTo(model, x, site.next), z1 = forwardTo(copy, x, site.next);
     let dz = 0, zz = 0;
     for (let i = 0; i < z0.size; i++) {

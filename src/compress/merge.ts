@@ -7,10 +7,11 @@
 import { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import type { Arch } from '../models/index.js';
 import { Rng } from '../tensor/rng.js';
-import { Tensor } from '../tensor/tensor.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
 import { agglomerative } from './agglomerative.js';
 import type { Linkage } from './agglomerative.js';
 import { kmeans } from './kmeans.js';
+import { l1Keep } from './prune.js';
 import { repairMerged, unitMoments } from './repair.js';
 import { directions, isUnit, mergeSites, nonHomogeneousAfter, setIdentityNorm, unitsAfter, unitVectors } from './sites.js';
 import type { MergeSite } from './sites.js';
@@ -27,11 +28,18 @@ export type ClusterMethod = 'kmeans' | Linkage;
  * - 'medoid': the cluster keeps its most representative real unit (the member most similar to the
  *   others), the others' outgoing weights added to it scaled by their norm and cosine to it; members
  *   less similar than `minSimilarity` are dropped instead.
+ * - 'fitted': the groups of 'compensate' (below), each member's coefficient (and a constant shift into
+ *   the next layer's bias) fitted by least squares to its activations on calibration inputs:
+ *   a_i ≈ β_i·a_r + γ_i. It asks nothing of the path (a regression holds through a sigmoid too).
+ * - 'compensate': no clustering of its own: keep the k units the L1-pruning baseline keeps, and merge every
+ *   other unit into the kept unit it points most nearly along (cosine of the folded vectors), its
+ *   outgoing weights added scaled by its norm and that cosine, or dropped below `minSimilarity` (Kim et
+ *   al., NeurIPS 2020, "Neuron Merging"). With nothing similar enough it is exactly L1 pruning.
  * Scaling needs a positively homogeneous path to the next layer (ReLU, max-pool); where a sigmoid or
  * tanh follows, 'scaled' merges by the mean and 'medoid' keeps its representative without scaling.
  */
-export type MergeRule = 'mean' | 'scaled' | 'medoid';
-export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid'];
+export type MergeRule = 'mean' | 'scaled' | 'medoid' | 'fitted' | 'compensate';
+export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid', 'fitted', 'compensate'];
 
 export interface ClusterOptions {
   method?: ClusterMethod;
@@ -61,8 +69,20 @@ export function clusterUnits(model: Sequential, site: MergeSite, k: number, o: C
   return agglomerative(X, n, d, { linkage: method, k }).labels;
 }
 
+/** the activations a site's units feed the next layer with, on calibration inputs: a[(i·n + u)·S + s]
+ * for input i, unit u and position s (S positions per unit: a conv's pixels, 1 for a linear) */
+export interface SiteActivations {
+  a: Float32Array;
+  N: number;
+  S: number;
+}
+
 export interface ApplyOptions {
   rule?: MergeRule;
+  /** 'compensate': each group's kept unit */
+  representatives?: Int32Array;
+  /** 'fitted': the site's activations in the original network */
+  activations?: SiteActivations;
   /** 'medoid': members whose cosine to the representative is below this are dropped (default 0) */
   minSimilarity?: number;
 }
@@ -81,7 +101,7 @@ function dot(A: ArrayLike<number>, a: number, B: ArrayLike<number>, b: number, d
   return s;
 }
 
-function planMerge(X: Float32Array, n: number, d: number, labels: Int32Array, k: number, rule: MergeRule, scale: boolean, minSimilarity: number): MergePlan {
+function planMerge(X: Float32Array, n: number, d: number, labels: Int32Array, k: number, rule: MergeRule, scale: boolean, minSimilarity: number, given?: Int32Array): MergePlan {
   const V = new Float64Array(k * d), coef = new Float64Array(n), rep = new Int32Array(k).fill(-1);
   const members: number[][] = Array.from({ length: k }, () => []);
   labels.forEach((g, u) => members[g].push(u));
@@ -100,10 +120,10 @@ function planMerge(X: Float32Array, n: number, d: number, labels: Int32Array, k:
       for (let q = 0; q < d; q++) V[g * d + q] = (mean * c[q]) / len;
       for (const u of ms) coef[u] = (norms[u] * Math.max(0, dot(D, u, c, 0, d) / len)) / mean;
     } else {
-      // medoid: the member with the largest summed similarity to the others (cosine where scaling
+      // medoid (and fitted): the member with the largest summed similarity to the others (cosine where scaling
       // applies, else minus the distance)
-      let best = ms[0], bestScore = -Infinity;
-      for (const u of ms) {
+      let best = given ? given[g] : ms[0], bestScore = given ? Infinity : -Infinity;
+      for (const u of given ? [] : ms) {
         let score = 0;
         for (const v of ms) {
           if (scale) score += dot(D, u, D, v, d);
@@ -126,6 +146,107 @@ function planMerge(X: Float32Array, n: number, d: number, labels: Int32Array, k:
   return { V, coef, rep };
 }
 
+/** least squares a_u ≈ β_u·a_r + γ_u of each member u on its group's representative r, over every input
+ * and position; β goes to the plan's coefficients, γ to `shift` (a representative with no variance
+ * passes its members' means as shifts) */
+function fitCoefficients(act: SiteActivations, n: number, labels: Int32Array, plan: MergePlan, shift: Float64Array): void {
+  const { a, N, S } = act;
+  if (a.length !== N * n * S) throw new Error(`merge: activations of ${a.length} values for ${N} inputs, ${n} units and ${S} positions`);
+  const mean = new Float64Array(n);
+  for (let i = 0; i < N; i++) for (let u = 0; u < n; u++) for (let s = 0; s < S; s++) mean[u] += a[(i * n + u) * S + s];
+  for (let u = 0; u < n; u++) mean[u] /= N * S;
+  const cov = new Float64Array(n), varR = new Float64Array(n);
+  for (let i = 0; i < N; i++) {
+    for (let u = 0; u < n; u++) {
+      const r = plan.rep[labels[u]];
+      if (r === u) continue;
+      for (let s = 0; s < S; s++) {
+        const dr = a[(i * n + r) * S + s] - mean[r];
+        cov[u] += (a[(i * n + u) * S + s] - mean[u]) * dr;
+        varR[u] += dr * dr;
+      }
+    }
+  }
+  for (let u = 0; u < n; u++) {
+    const r = plan.rep[labels[u]];
+    if (r === u) continue;
+    const beta = varR[u] > 0 ? cov[u] / varR[u] : 0;
+    plan.coef[u] = beta;
+    shift[u] = mean[u] - beta * mean[r];
+  }
+}
+
+/** the activations each site's units feed the next layer with, on inputs x (eval mode, original weights) */
+export function siteActivations(model: Sequential, x: Tensor): SiteActivations[] {
+  const sites = mergeSites(model);
+  const taps = new Map(sites.map((s, q) => [s.next - 1, q]));
+  const out: SiteActivations[] = [];
+  const was = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      let h = x;
+      model.layers.forEach((m, i) => {
+        h = m.forward(h);
+        const q = taps.get(i);
+        if (q === undefined) return;
+        const N = h.shape[0], n = sites[q].units;
+        out[q] = { a: Float32Array.from(h.data), N, S: h.size / (N * n) };
+      });
+    });
+  } finally {
+    model.train(was);
+  }
+  return out;
+}
+
+/** 'compensate' and 'fitted': the k units L1 pruning keeps, each a group (numbered in the units'
+ * order), and every other unit in the group of the kept unit most like it: whose folded vector's
+ * direction is nearest its own, or, given the site's activations, whose activations correlate best with
+ * its own */
+export function compensationGroups(model: Sequential, site: MergeSite, k: number, act?: SiteActivations): { labels: Int32Array; kept: Int32Array } {
+  const kept = l1Keep(model, site, k);
+  const n = site.units;
+  const labels = new Int32Array(n).fill(-1);
+  kept.forEach((u, g) => (labels[u] = g));
+  let sim: (u: number, r: number) => number;
+  if (act) {
+    // centred activations of every unit, one row each, scaled to unit length: similarity is correlation
+    const { a, N, S } = act, m = N * S;
+    const Z = new Float32Array(n * m);
+    for (let u = 0; u < n; u++) {
+      let mean = 0;
+      for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) mean += a[(i * n + u) * S + s];
+      mean /= m;
+      let ss = 0;
+      for (let i = 0; i < N; i++) {
+        for (let s = 0; s < S; s++) {
+          const v = a[(i * n + u) * S + s] - mean;
+          Z[u * m + i * S + s] = v;
+          ss += v * v;
+        }
+      }
+      const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+      for (let j = 0; j < m; j++) Z[u * m + j] *= inv;
+    }
+    sim = (u, r) => dot(Z, u, Z, r, m);
+  } else {
+    const { X, d } = unitVectors(model, site);
+    const { D } = directions(X, n, d);
+    sim = (u, r) => dot(D, u, D, r, d);
+  }
+  for (let u = 0; u < n; u++) {
+    if (labels[u] >= 0) continue;
+    let best = 0, bestSim = -Infinity;
+    kept.forEach((r, g) => {
+      const c = sim(u, r);
+      if (c > bestSim) [best, bestSim] = [g, c];
+    });
+    labels[u] = best;
+  }
+  return { labels, kept };
+}
+
 /** apply a grouping to one site: layer i gets one unit per group, its batch norm becomes the identity
  * (its effect is folded into the weights), the next unit layer reads the merged unit through the
  * members' outgoing weights (summed, or weighted by the rule's coefficients); returns each group's
@@ -143,7 +264,15 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
   const rule = o.rule ?? 'mean';
   const { X, d } = unitVectors(model, site);
   const fanIn = d - 1;
-  const plan = planMerge(X, n, d, labels, k, rule, scalesAt(model, site, rule), o.minSimilarity ?? 0);
+  if ((rule === 'compensate' || rule === 'fitted') && (!o.representatives || o.representatives.length !== k || o.representatives.some((r, g) => labels[r] !== g))) {
+    throw new Error(`merge: the ${rule} rule needs each group's kept unit (layer ${site.index})`);
+  }
+  const plan = planMerge(X, n, d, labels, k, rule === 'fitted' || rule === 'compensate' ? 'medoid' : rule, scalesAt(model, site, rule), o.minSimilarity ?? 0, rule === 'compensate' || rule === 'fitted' ? o.representatives : undefined);
+  const shift = new Float64Array(n);
+  if (rule === 'fitted') {
+    if (!o.activations) throw new Error(`merge: the fitted rule needs the activations of layer ${site.index} on calibration inputs`);
+    fitCoefficients(o.activations, n, labels, plan, shift);
+  }
   const layer = model.layers[site.index] as Linear | Conv2d;
   const nw = new Float32Array(k * fanIn), nb = new Float32Array(k);
   for (let g = 0; g < k; g++) {
@@ -207,6 +336,20 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
     }
   }
   next.setTensor('weight', new Tensor(out, [O, newI, ...next.weight.shape.slice(2)]));
+  // fitted: the members' constant parts go to the next layer's bias (a layer without one is followed
+  // by a batch norm, whose re-estimated mean takes them out anyway)
+  if (next.bias && shift.some((v) => v !== 0)) {
+    const nb2 = Float32Array.from(next.bias.data);
+    for (let o2 = 0; o2 < O; o2++) {
+      let add = 0;
+      for (let u = 0; u < n; u++) {
+        if (shift[u] === 0) continue;
+        for (let q = 0; q < S * per; q++) add += shift[u] * src[(o2 * I + u * S) * per + q];
+      }
+      nb2[o2] += add;
+    }
+    next.setTensor('bias', new Tensor(nb2, [O]));
+  }
   return plan.rep;
 }
 
@@ -222,6 +365,8 @@ export interface MergeOptions extends ClusterOptions, ApplyOptions {
   /** calibration inputs: after merging, restore each merged unit's output mean and spread to its
    * members' (./repair.ts); not part of the paper's method */
   repair?: Tensor;
+  /** 'fitted': the inputs the coefficients are fitted on */
+  calibration?: Tensor;
 }
 
 /** parameters of the model if each site had ks[i] units (weights, biases, batch-norm scale and shift) */
@@ -286,7 +431,15 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
     if (ratios.length !== sites.length) throw new Error(`merge: ${ratios.length} ratios for ${sites.length} mergeable layers`);
     ks = sites.map((s, i) => unitsAfter(s.units, ratios[i]));
   }
+  const rule = o.rule ?? 'mean';
+  const kept: Int32Array[] = [];
   const group = (site: MergeSite, i: number): Int32Array => {
+    if (rule === 'compensate' || rule === 'fitted') {
+      if (o.threshold !== undefined) throw new Error(`merge: the ${rule} rule keeps k units by L1 norm; give a ratio or a budget, not a threshold`);
+      const c = compensationGroups(model, site, ks[i], rule === 'fitted' ? acts![i] : undefined);
+      kept[i] = c.kept;
+      return c.labels;
+    }
     if (o.threshold === undefined) return clusterUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i });
     const { X, d } = clusterVectors(model, site, o.rule);
     const labels = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold }).labels;
@@ -294,14 +447,15 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
     return labels;
   };
   const report: MergeReport = { sites: [], notes: [] };
-  const rule = o.rule ?? 'mean';
-  if (rule !== 'mean') {
+  if (rule === 'fitted' && !o.calibration) throw new Error('merge: the fitted rule needs calibration inputs');
+  const acts = rule === 'fitted' ? siteActivations(model, o.calibration!) : null;
+  if (rule === 'scaled' || rule === 'medoid' || rule === 'compensate') {
     for (const s of sites) {
       const blocker = nonHomogeneousAfter(model, s);
       if (blocker) report.notes.push(`layer ${s.index} (${model.layers[s.index].describe()}) is followed by ${blocker}, which is not positively homogeneous: ${rule === 'scaled' ? 'merged by the members\' mean (the paper\'s rule)' : 'its representative reads the others\' outgoing weights unscaled'}`);
     }
   }
-  const apply: ApplyOptions = { rule, minSimilarity: o.minSimilarity };
+  const apply = (i: number): ApplyOptions => ({ rule, minSimilarity: o.minSimilarity, activations: acts?.[i], representatives: kept[i] });
   const describe = (i: number) => model.layers[i].describe();
   const moments = o.repair ? unitMoments(model, o.repair) : null;
   if ((o.mode ?? 'all') === 'all') {
@@ -309,15 +463,15 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
     sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i] }));
     // later sites' next-layer sums see the earlier merges; each site's own rows are unaffected
     sites.forEach((s, i) => {
-      const r = applyMerge(model, mergeSites(model)[i], groups[i], apply);
-      if (rule === 'medoid') report.sites[i].representatives = r;
+      const r = applyMerge(model, mergeSites(model)[i], groups[i], apply(i));
+      if (rule !== 'mean' && rule !== 'scaled') report.sites[i].representatives = r;
     });
   } else {
     for (let i = 0; i < sites.length; i++) {
       const s = mergeSites(model)[i];
       const labels = group(s, i);
-      const r = applyMerge(model, s, labels, apply);
-      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels, ...(rule === 'medoid' ? { representatives: r } : {}) });
+      const r = applyMerge(model, s, labels, apply(i));
+      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels, ...(rule !== 'mean' && rule !== 'scaled' ? { representatives: r } : {}) });
     }
   }
   if (moments) report.repair = repairMerged(model, moments, report.sites.map((x) => x.labels), o.repair!);

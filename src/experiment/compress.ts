@@ -30,7 +30,8 @@ export interface CompressOptions {
   budget?: number;
   /** how a budget is spread: one ratio everywhere ('uniform', default) or by measured sensitivity */
   allocate?: 'uniform' | 'sensitivity';
-  /** sensitivity: the seeded training images its losses are measured on (default 1000) */
+  /** sensitivity, and the fitted rule: the seeded training images its losses (coefficients) are measured
+   * (fitted) on (default 1000) */
   calibration?: number;
   method?: ClusterMethod;
   /** merge only: how a cluster becomes one unit (default 'mean', the paper's) */
@@ -109,7 +110,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
-  const needData = evaluate || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || (stages > 1 && (o.stageEpochs ?? 1) > 0);
+  const needData = evaluate || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || o.rule === 'fitted' || (stages > 1 && (o.stageEpochs ?? 1) > 0);
   const data = needData ? await loadTask(arch, o.data) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
@@ -136,6 +137,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     allocation = 'sensitivity';
   }
   const calibration = recalImages === null ? null : calibrationSample(data!, recalImages, seed);
+  const fitOn = rule === 'fitted' ? calibrationSample(data!, o.calibration ?? 1000, seed + 3) : undefined;
   let repair: number[] | null = null;
   const notes: string[] = [];
   let current = model;
@@ -145,7 +147,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const target = ks ? stageWidths(n, ks, s, stages) : null;
     const ratios = target ? target.map((k, i) => 1 - k / now[i]) : undefined;
     if (what === 'merge') {
-      const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity });
+      const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity, calibration: fitOn });
       if (s === 1) notes.push(...rep.notes);
       repair = rep.repair ?? null;
     } else pruneModel(current, { ratio: ratios! });
@@ -180,14 +182,14 @@ export interface ExplainResult {
 
 /** the teaching view of merging a checkpoint at one ratio: per layer, the clusters and how far merging
  * that layer alone moves the next layer's output on `images` test images */
-export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; data?: LoadOptions }): Promise<ExplainResult> {
+export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; rule?: MergeRule; data?: LoadOptions }): Promise<ExplainResult> {
   const { model, arch } = modelFromCheckpoint(file);
   const sites = mergeSites(model).length;
   if (o.layer !== undefined && o.layer >= sites) throw new Error(`--layer ${o.layer}: the model has ${sites} mergeable layers (0 to ${sites - 1})`);
   const data = await loadTask(arch, o.data);
   const merged = cloneModel(model, arch);
-  const rep = mergeModel(merged, { ratio: o.ratio, seed: o.seed, nInit: 3 });
-  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])));
+  const rep = mergeModel(merged, { ratio: o.ratio, seed: o.seed, nInit: 3, rule: o.rule });
+  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), { rule: o.rule });
   return { checkpoint: file, ratio: o.ratio, layers, ...(o.layer !== undefined ? { layer: o.layer, clusters: groupsOf(rep.sites[o.layer].labels) } : {}) };
 }
 

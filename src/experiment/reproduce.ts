@@ -154,13 +154,15 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     return accuracyOf(model, task).accuracy;
   };
   const notes = new Set<string>();
+  let fitted: Tensor | null = null;
+  const fitOn = () => (fitted ??= calibrationSample(task, 1000, seed + 3));
   for (const ratio of ratios) {
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
     let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;
     for (const rule of rules) {
       log(`reproduce ${which}: merging every hidden layer at ratio ${ratio} (${rule})`);
       const m = cloneModel(base.model, arch);
-      const r = mergeModel(m, { ratio, seed, nInit: 3, rule });
+      const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: rule === 'fitted' ? fitOn() : undefined });
       r.notes.forEach((n) => notes.add(n));
       if (calibration) recalibrateBatchNorm(m, calibration);
       const acc = accuracyOf(m, task).accuracy;
@@ -174,7 +176,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       merges.push({ rule, merged: acc, finetuned: ft });
     }
     const { model: merged, rep } = first!;
-    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256));
+    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256), { rule: rules[0] });
     const mArch = archOf(merged, arch);
     const after = modelStats(merged, input);
     const c = compare(before, after);
