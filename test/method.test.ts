@@ -3,6 +3,7 @@
 // the same units per layer from the ratios merge prints; scaling rules and distillation run end to end
 // and bad combinations are refused with one line.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -96,6 +97,19 @@ T('merge in stages with fine-tuning between; distillation fine-tunes from the or
   const f = json(['finetune', join(dir, 'staged.safetensors'), '--distill', orig, '--epochs', '1', '--limit', '2000', '--schedule', 'onecycle', '--out', join(dir, 'ft.safetensors')]);
   assert.ok(f.accuracy.after >= f.accuracy.before - 0.05, `${f.accuracy.before} → ${f.accuracy.after}`);
   assert.is(loadCheckpoint(join(dir, 'ft.safetensors')).kind, 'finetuned');
+});
+
+T('reproduce reports every rule asked for, side by side, with the pruning baseline', () => {
+  const out = join(dir, 'rep');
+  const r = json(['reproduce', 'lenet', '--checkpoint', orig, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '0', '--merge', 'mean,fitted,compensate', '--out', out]);
+  const x = r.results[0];
+  assert.equal(x.merges.map((m: { rule: string }) => m.rule), ['mean', 'fitted', 'compensate']);
+  assert.is(x.merges[0].merged, x.accuracy.merged, 'the first rule is the headline');
+  for (const m of x.merges) assert.ok(m.merged > 0 && m.merged <= 1 && m.finetuned === m.merged, `${m.rule}: no fine-tuning, the same figure`);
+  assert.is(r.recalibrated, null, 'LeNet-5 has no batch norm to re-estimate');
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  assert.match(md, /\| merged \(mean\) \| mean \+ fine-tune \| merged \(fitted\) \| fitted \+ fine-tune \| merged \(compensate\) \| compensate \+ fine-tune \| pruned \| pruned \+ fine-tune \|/);
+  assert.match(readFileSync(join(out, 'accuracy.svg'), 'utf8'), /merged \(fitted\)/);
 });
 
 T('bad method requests: one line each', () => {
