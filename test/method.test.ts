@@ -110,6 +110,26 @@ T('reproduce reports every rule asked for, side by side, with the pruning baseli
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /\| merged \(mean\) \| mean \+ fine-tune \| merged \(fitted\) \| fitted \+ fine-tune \| merged \(compensate\) \| compensate \+ fine-tune \| pruned \| pruned \+ fine-tune \|/);
   assert.match(readFileSync(join(out, 'accuracy.svg'), 'utf8'), /merged \(fitted\)/);
+  // the teaching view of each rule: the same clusters as the merge, the output shift of that rule
+  const shifts = ['mean', 'compensate', 'fitted'].map((rule) => json(['explain', orig, '--ratio', '0.5', '--merge', rule]).layers.map((l: { outputShift: number }) => l.outputShift));
+  for (const s of shifts) assert.ok(s.length === 3 && s.every((v: number) => v > 0 && Number.isFinite(v)));
+  assert.is.not(shifts[1][0], shifts[2][0], 'compensate and fitted fold the others in differently');
+});
+
+T('reproduce --budgets: a row per budget, spread by sensitivity, recorded in the report', () => {
+  const out = join(dir, 'rep-budget');
+  const r = json(['reproduce', 'lenet', '--checkpoint', orig, '--epochs', '1', '--ratios', '0.5', '--budgets', '0.3', '--allocate', 'sensitivity', '--finetune-epochs', '0', '--merge', 'fitted,mean', '--out', out]);
+  assert.is(r.results.length, 2);
+  const b = r.results[1];
+  assert.is(b.ratio, null);
+  assert.is(b.budget.fraction, 0.3);
+  assert.is(b.budget.allocate, 'sensitivity');
+  assert.is(b.budget.ratios.length, 3);
+  assert.ok(b.params.after <= 0.3 * b.params.before, `${b.params.after} of ${b.params.before}`);
+  assert.equal(b.units.map((u: { after: number; before: number }) => u.after), b.units.map((u: { before: number }, i: number) => Math.round((1 - b.budget.ratios[i]) * u.before)));
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  assert.match(md, /\| budget 0\.3 \(sensitivity\) \| /);
+  assert.match(md, /Budget 0\.3 \(sensitivity; ratios /);
 });
 
 T('bad method requests: one line each', () => {
@@ -123,6 +143,7 @@ T('bad method requests: one line each', () => {
   refuses(['merge', orig, '--ratio', '0.5', '--allocate', 'sensitivity', '--out', out], 'merge: --allocate sensitivity spreads a --budget; give one');
   refuses(['prune', orig, '--ratio', '0.5', '--budget', '0.3', '--out', out], 'prune: give exactly one of --ratio and --budget');
   refuses(['merge', orig, '--threshold', '0.5', '--method', 'ward', '--stages', '2', '--out', out], 'merge: --stages needs --ratio or --budget (a threshold decides the units only as it merges)');
+  refuses(['reproduce', 'lenet', '--budgets', '0.2,0', '--out', join(dir, 'r')], "--budgets must list fractions in (0, 1] separated by commas, got '0'");
   refuses(['reproduce', 'lenet', '--merge', 'mean,avg', '--out', join(dir, 'r')], "--merge must list rules from mean, scaled, medoid, fitted, compensate, got 'avg'");
   const dbn = join(dir, 'dbn.safetensors');
   json(['train', 'dbn', '--widths', '8,8', '--epochs', '1', '--limit', '200', '--checkpoint', dbn]);

@@ -57,6 +57,11 @@ const ratios = (v: string) => {
   if (v.trim() === '') throw new InvalidArgumentError('--ratios must list merge ratios separated by commas, got an empty list');
   return v.split(',').map(ratio('--ratios: each merge ratio'));
 };
+const fractions = (v: string) => v.split(',').map((s) => {
+  const x = s.trim() === '' ? NaN : Number(s);
+  if (!(x > 0 && x <= 1)) throw new InvalidArgumentError(`--budgets must list fractions in (0, 1] separated by commas, got '${s}'`);
+  return x;
+});
 const intList = (v: string) => v.split(',').map((s) => {
   const x = Number(s);
   if (s.trim() === '' || !Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`--widths must be positive integers separated by commas, got '${s}'`);
@@ -113,6 +118,8 @@ const tuning = (c: Command) => c
 tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg or all').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
   .option('--quick', 'a short run (minutes; VGG: an eighth-width VGG-16 on 10,000 images)')
   .option('--ratios <list>', 'merge ratios, comma-separated', ratios)
+  .option('--budgets <list>', 'also compress to each of these fractions of the parameters, comma-separated (a row each)', fractions)
+  .option('--allocate <how>', 'how a budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer with the first --merge rule)', oneOf('--allocate', ['uniform', 'sensitivity']), 'uniform')
   .option('--out <dir>', 'folder for the reports (all: one subfolder per model)', 'neuronmerge-out')
   .option('--epochs <n>', 'training epochs of the original', int('--epochs', 1, 10000))
   .option('--finetune-epochs <n>', 'fine-tuning epochs', int('--finetune-epochs', 0, 10000))
@@ -132,7 +139,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
       const r = await reproduce(m, {
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
-        recalibrate: recalibration(o.recalibrate), rules: o.merge, schedule: o.schedule, warmup: o.warmup,
+        recalibrate: recalibration(o.recalibrate), rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup,
         distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });

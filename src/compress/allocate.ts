@@ -8,7 +8,7 @@ import type { Sequential } from '../nn/layers.js';
 import { BatchNorm } from '../nn/layers.js';
 import { crossEntropy, slice } from '../tensor/ops.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { applyMerge, clusterUnits, paramsWithUnits } from './merge.js';
+import { applyMerge, clusterUnits, compensationGroups, paramsWithUnits, siteActivations } from './merge.js';
 import type { ApplyOptions, ClusterOptions } from './merge.js';
 import { applyPrune, l1Keep } from './prune.js';
 import { recalibrateBatchNorm } from './recalibrate.js';
@@ -22,6 +22,8 @@ export interface SensitivityOptions extends ClusterOptions, ApplyOptions {
   /** calibration inputs and their labels */
   x: Tensor;
   y: Int32Array;
+  /** 'fitted': the inputs its coefficients are fitted on */
+  calibration?: Tensor;
   /** a fresh copy of the model (same architecture and weights) to merge one layer of */
   clone: (model: Sequential) => Sequential;
   candidates?: number[];
@@ -76,6 +78,8 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
   for (let s = 0; s < N; s += batch) hs.push(slice(o.x, s, Math.min(N, s + batch)));
   const base = lossFrom(ref, hs, 0, o.y);
   const sites = mergeSites(model);
+  if (o.rule === 'fitted' && !o.calibration) throw new Error('sensitivity: the fitted rule needs calibration inputs');
+  const acts = o.rule === 'fitted' ? siteActivations(model, o.calibration!) : null;
   const loss: number[][] = [];
   let at = 0; // hs holds the input of layer `at` of the original model
   sites.forEach((site, i) => {
@@ -86,7 +90,14 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
       const k = unitsAfter(site.units, r);
       const trial = o.clone(model);
       if (o.what === 'prune') applyPrune(trial, site, l1Keep(trial, site, k));
-      else applyMerge(trial, site, clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }), o);
+      else {
+        const labelsOf = () => {
+          if (o.rule !== 'compensate' && o.rule !== 'fitted') return { labels: clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }), kept: undefined };
+          return compensationGroups(trial, site, k, o.rule === 'fitted' ? acts![i] : undefined);
+        };
+        const { labels, kept } = labelsOf();
+        applyMerge(trial, site, labels, { rule: o.rule, minSimilarity: o.minSimilarity, representatives: kept, activations: acts?.[i] });
+      }
       if (hasBn) recalibrateBatchNorm(trial, concatRows(hs), batch, site.index);
       row.push(lossFrom(trial, hs, site.index, o.y));
     }

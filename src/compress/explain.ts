@@ -29,9 +29,9 @@ function forwardTo(model: Sequential, x: Tensor, last: number): Tensor {
   });
 }
 
-/** explain the groups `labels[q]` of each mergeable layer q of `model` (unmerged), merged by `apply`'s
- * rule (default the mean), on inputs x */
-export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor, apply: ApplyOptions = {}): LayerExplanation[] {
+/** explain the groups `labels[q]` of each mergeable layer q of `model` (unmerged), merged as `apply(q)`
+ * says (default the mean), on inputs x */
+export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor, apply: (q: number) => ApplyOptions = () => ({})): LayerExplanation[] {
   const sites = mergeSites(model);
   if (labels.length !== sites.length) throw new Error(`explain: ${labels.length} groupings for ${sites.length} mergeable layers`);
   model.eval();
@@ -40,7 +40,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
     const k = lab.reduce((m, v) => Math.max(m, v), -1) + 1;
     const raw = unitVectors(model, site);
     const { n, d } = raw;
-    const X = scalesAt(model, site, apply.rule) ? directions(raw.X, n, d).D : raw.X;
+    const X = scalesAt(model, site, apply(q).rule) ? directions(raw.X, n, d).D : raw.X;
     const vec = (u: number, j: number) => X[u * d + j];
     const centre = new Float64Array(k * d), count = new Int32Array(k);
     for (let u = 0; u < n; u++) {
@@ -63,7 +63,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
     const copy = buildModel(arch, 0);
     copy.loadStateDict(model.stateDict());
     copy.eval();
-    applyMerge(copy, mergeSites(copy)[q], lab, apply);
+    applyMerge(copy, mergeSites(copy)[q], lab, apply(q));
     const z0 = forwardTo(model, x, site.next), z1 = forwardTo(copy, x, site.next);
     let dz = 0, zz = 0;
     for (let i = 0; i < z0.size; i++) {

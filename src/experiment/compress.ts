@@ -4,7 +4,7 @@ import type { LoadOptions } from '../../datasets/catalog.js';
 import { explainMerge } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget } from '../compress/merge.js';
+import { archOf, mergeModel, ratioForBudget, siteActivations } from '../compress/merge.js';
 import type { ClusterMethod, MergeRule } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { mergeSites, unitsAfter } from '../compress/sites.js';
@@ -119,6 +119,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const n = sites.map((s) => s.units);
   const names = sites.map((s) => model.layers[s.index].describe());
   const rule = o.rule ?? 'mean';
+  const fitOn = rule === 'fitted' ? calibrationSample(data!, o.calibration ?? 1000, seed + 3) : undefined;
   // the units each layer keeps (a threshold decides them while merging)
   let ks: number[] | null = null;
   let allocation: CompressResult['allocation'] = o.threshold !== undefined ? 'threshold' : o.ratio !== undefined ? 'ratio' : o.allocate ?? 'uniform';
@@ -132,12 +133,11 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   } else if (o.budget !== undefined) {
     const { x, y } = calibrationSet(data!, o.calibration ?? 1000, seed + 7);
     log(`${what}: measuring each layer's sensitivity on ${x.shape[0]} training images`);
-    const sens = layerSensitivity(model, { what, x, y, clone: (m) => cloneModel(m, arch), rule, method: o.method, seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: recalImages !== null, log });
+    const sens = layerSensitivity(model, { what, x, y, clone: (m) => cloneModel(m, arch), rule, method: o.method, seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: recalImages !== null, calibration: fitOn, log });
     ks = allocate(model, o.budget, sens).ks;
     allocation = 'sensitivity';
   }
   const calibration = recalImages === null ? null : calibrationSample(data!, recalImages, seed);
-  const fitOn = rule === 'fitted' ? calibrationSample(data!, o.calibration ?? 1000, seed + 3) : undefined;
   let repair: number[] | null = null;
   const notes: string[] = [];
   let current = model;
@@ -188,8 +188,10 @@ export async function explainCheckpoint(file: string, o: { ratio: number; layer?
   if (o.layer !== undefined && o.layer >= sites) throw new Error(`--layer ${o.layer}: the model has ${sites} mergeable layers (0 to ${sites - 1})`);
   const data = await loadTask(arch, o.data);
   const merged = cloneModel(model, arch);
-  const rep = mergeModel(merged, { ratio: o.ratio, seed: o.seed, nInit: 3, rule: o.rule });
-  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), { rule: o.rule });
+  const fitOn = o.rule === 'fitted' ? calibrationSample(data, 1000, (o.seed ?? 0) + 3) : undefined;
+  const rep = mergeModel(merged, { ratio: o.ratio, seed: o.seed, nInit: 3, rule: o.rule, calibration: fitOn });
+  const acts = fitOn ? siteActivations(model, fitOn) : null;
+  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), (q) => ({ rule: o.rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));
   return { checkpoint: file, ratio: o.ratio, layers, ...(o.layer !== undefined ? { layer: o.layer, clusters: groupsOf(rep.sites[o.layer].labels) } : {}) };
 }
 

@@ -6,7 +6,9 @@ import { cpus } from 'node:os';
 import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
-import { archOf, mergeModel } from '../compress/merge.js';
+import { allocate, layerSensitivity } from '../compress/allocate.js';
+import { archOf, mergeModel, ratioForBudget, siteActivations } from '../compress/merge.js';
+import { mergeSites } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
 import { BatchNorm } from '../nn/layers.js';
 import { pruneModel } from '../compress/prune.js';
@@ -26,7 +28,7 @@ import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
-import { accuracyOf, calibrationInputs, calibrationSample, cloneModel, finetuneModel, loadTask } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask } from './task.js';
 import type { TaskData } from './task.js';
 
 export interface ReproduceOptions {
@@ -38,6 +40,10 @@ export interface ReproduceOptions {
   /** use only the first n training images (tiny runs, tests) */
   limit?: number;
   ratios?: number[];
+  /** also compress to each of these fractions of the parameters (a row each) */
+  budgets?: number[];
+  /** how a budget is spread over the layers (default uniform: one ratio everywhere) */
+  allocate?: 'uniform' | 'sensitivity';
   seed?: number;
   out?: string;
   data?: LoadOptions;
@@ -156,11 +162,29 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const notes = new Set<string>();
   let fitted: Tensor | null = null;
   const fitOn = () => (fitted ??= calibrationSample(task, 1000, seed + 3));
-  for (const ratio of ratios) {
+  // the rows: one ratio in every layer, then each budget spread over the layers (uniformly, or by the
+  // first rule's measured sensitivity; merged and pruned models take the same units per layer)
+  const points: { ratio: number | number[]; budget?: RatioResult['budget'] }[] = ratios.map((r) => ({ ratio: r }));
+  for (const fraction of o.budgets ?? []) {
+    const allocateHow = o.allocate ?? 'uniform';
+    let per: number[];
+    if (allocateHow === 'uniform') {
+      const r = ratioForBudget(base.model, fraction);
+      per = mergeSites(base.model).map(() => r);
+    } else {
+      log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${rules[0]} rule, 1,000 training images)`);
+      const { x, y } = calibrationSet(task, 1000, seed + 7);
+      const sens = layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: rules[0], seed, nInit: 3, recalibrate: calibration !== null, calibration: rules[0] === 'fitted' ? fitOn() : undefined, log });
+      per = allocate(base.model, fraction, sens).ratios;
+    }
+    points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
+  }
+  for (const { ratio, budget } of points) {
+    const label = budget ? `budget ${budget.fraction}` : `ratio ${ratio}`;
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
     let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;
     for (const rule of rules) {
-      log(`reproduce ${which}: merging every hidden layer at ratio ${ratio} (${rule})`);
+      log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
       const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: rule === 'fitted' ? fitOn() : undefined });
       r.notes.forEach((n) => notes.add(n));
@@ -176,7 +200,8 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       merges.push({ rule, merged: acc, finetuned: ft });
     }
     const { model: merged, rep } = first!;
-    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256), { rule: rules[0] });
+    const acts = rules[0] === 'fitted' ? siteActivations(base.model, fitOn()) : null;
+    const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256), (q) => ({ rule: rules[0], representatives: rep.sites[q].representatives, activations: acts?.[q] }));
     const mArch = archOf(merged, arch);
     const after = modelStats(merged, input);
     const c = compare(before, after);
@@ -191,7 +216,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     const speedup = measuredSpeedup(base.model, merged, x128, cfg.speedReps);
     const accFt = await finetune(merged, mArch);
     merges[0].finetuned = accFt;
-    log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ratio ${ratio}`);
+    log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ${label}`);
     const pruned = cloneModel(base.model, arch);
     pruneModel(pruned, { ratio });
     if (calibration) recalibrateBatchNorm(pruned, calibration);
@@ -199,7 +224,8 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = await finetune(pruned, pArch);
     results.push({
-      ratio,
+      ratio: budget ? null : (ratio as number),
+      ...(budget ? { budget } : {}),
       units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
       accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt, ...(accRepaired !== undefined ? { repaired: accRepaired } : {}) },

@@ -3,7 +3,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../runtime/files.js';
-import { accuracySpec, renderSvg, unitsSpec } from './plots.js';
+import { accuracySpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
+
+export { rowLabel };
 import type { Report } from './types.js';
 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
@@ -37,16 +39,16 @@ export function reportTable(r: Report): string {
   const lines = [
     `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original |${mergedCols} pruned | pruned + fine-tune |`,
     `|---|---|---|---|---|---|${'---|'.repeat(cols)}---|---|`,
-    ...r.results.map((x) => `| ${x.ratio} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} |${mergedCells(x)} ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
+    ...r.results.map((x) => `| ${rowLabel(x)} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} |${mergedCells(x)} ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
   ];
   return lines.join('\n');
 }
 
 /** report.md's text */
 export function reportMarkdown(r: Report): string {
-  const units = r.results.map((x) => `Ratio ${x.ratio}: ` + x.units.map((u) => `${u.layer} ${u.before}→${u.after}`).join(', ')).join('\n\n');
+  const units = r.results.map((x) => `${x.budget ? `Budget ${x.budget.fraction} (${x.budget.allocate}; ratios ${x.budget.ratios.map((v) => +v.toFixed(3)).join(', ')})` : `Ratio ${x.ratio}`}: ` + x.units.map((u) => `${u.layer} ${u.before}→${u.after}`).join(', ')).join('\n\n');
   const explain = r.results.map((x) => [
-    `### Ratio ${x.ratio}`, '',
+    `### ${x.budget ? `Budget ${x.budget.fraction}` : `Ratio ${x.ratio}`}`, '',
     '| layer | units → clusters | cluster sizes (min / median / max, singletons) | spread | next layer\'s output moved |',
     '|---|---|---|---|---|',
     ...x.explain.map((e) => `| ${e.layer} | ${e.units} → ${e.clusters} | ${e.sizes.min} / ${e.sizes.median} / ${e.sizes.max}, ${e.sizes.singletons} | ${(100 * e.spread).toFixed(1)}% | ${(100 * e.outputShift).toFixed(1)}% |`),

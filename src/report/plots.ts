@@ -5,10 +5,15 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { Report } from './types.js';
 
+/** how a row names its compression: the ratio, or the budget and how it was spread */
+export function rowLabel(x: Report['results'][number]): string {
+  return x.budget ? `budget ${x.budget.fraction} (${x.budget.allocate})` : String(x.ratio);
+}
+
 type Spec = Record<string, unknown>;
 
 export function accuracySpec(r: Report): Spec {
-  const row = (x: Report['results'][number], method: string, stage: string, accuracy: number) => ({ compression: x.compressionRatio, ratio: x.ratio, accuracy, method, stage });
+  const row = (x: Report['results'][number], method: string, stage: string, accuracy: number) => ({ compression: x.compressionRatio, ratio: rowLabel(x), accuracy, method, stage });
   const merges = (x: Report['results'][number]) => x.merges && x.merges.length > 1
     ? x.merges.flatMap((m) => [row(x, `merged (${m.rule})`, 'before fine-tuning', m.merged), row(x, `merged (${m.rule})`, 'after fine-tuning', m.finetuned)])
     : [row(x, 'merged', 'before fine-tuning', x.accuracy.merged), row(x, 'merged', 'after fine-tuning', x.accuracy.finetuned)];
@@ -27,7 +32,7 @@ export function accuracySpec(r: Report): Spec {
         y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', axis: { format: '%' } },
         color: { field: 'method', type: 'nominal', title: 'method', sort: methods },
         strokeDash: { field: 'stage', type: 'nominal', title: 'stage', sort: ['after fine-tuning', 'before fine-tuning'] },
-        tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio' }, { field: 'accuracy', format: '.2%' }],
+        tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio or budget' }, { field: 'accuracy', format: '.2%' }],
       } },
       { data: { values: [{ accuracy: r.original.accuracy }] }, mark: { type: 'rule', color: 'gray' }, encoding: { y: { field: 'accuracy', type: 'quantitative' } } },
     ],
@@ -37,7 +42,7 @@ export function accuracySpec(r: Report): Spec {
 export function unitsSpec(r: Report): Spec {
   const values = r.results.flatMap((x) => x.units.flatMap((u, i) => [
     ...(x === r.results[0] ? [{ layer: `${i + 1}: ${u.layer}`, units: u.before, version: 'original' }] : []),
-    { layer: `${i + 1}: ${u.layer}`, units: u.after, version: `merged at ${x.ratio}` },
+    { layer: `${i + 1}: ${u.layer}`, units: u.after, version: x.budget ? `merged to budget ${x.budget.fraction}` : `merged at ${x.ratio}` },
   ]));
   return {
     title: `${r.model}: units per layer`,

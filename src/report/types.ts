@@ -6,7 +6,11 @@ import type { BatchNormSpread } from '../compress/stats.js';
 import type { Arch } from '../models/index.js';
 
 export interface RatioResult {
-  ratio: number;
+  /** the merge ratio of every layer (null for a budget's row: each layer has its own) */
+  ratio: number | null;
+  /** a budget's row: the fraction of parameters kept at most, how it was spread, and each layer's ratio
+   * (merged and pruned models alike) */
+  budget?: { fraction: number; allocate: 'uniform' | 'sensitivity'; ratios: number[] };
   units: { layer: string; before: number; after: number }[];
   params: { before: number; after: number };
   compressionRatio: number;
