@@ -54,7 +54,7 @@ for (const a of allocations) {
   for (const rule of rules) {
     const accs = seeds.map((seed) => {
       const m = cloneModel(model, arch);
-      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: rule === 'fitted' ? fitOn : undefined });
+      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: rule === 'fitted' || rule === 'lstsq' ? fitOn : undefined });
       return measure(m);
     });
     const sorted = [...accs].sort((x, y) => x - y);

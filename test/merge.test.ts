@@ -176,7 +176,7 @@ M('compensate with nothing similar enough is exactly L1 pruning; with copies it 
   assert.ok(err <= 1e-4, `compensate without compensation vs pruning: ${err}`);
   // small positive multiples (LeNet-5, no batch norm): L1 keeps the originals, every pruned unit is a
   // multiple of a kept one, so compensation is exact
-  for (const rule of ['compensate', 'fitted'] as const) {
+  for (const rule of ['compensate', 'fitted', 'lstsq'] as const) {
     const la = lenet5Arch([6, 8, 10]);
     const m = buildModel(la, 9);
     const r2 = new Rng(24);
@@ -197,6 +197,27 @@ M('compensate with nothing similar enough is exactly L1 pruning; with copies it 
     rep2.sites.forEach((s, i) => assert.equal(Array.from(s.representatives!), Array.from({ length: ms[i] }, (_, u) => u), `${rule}: the originals are kept`));
     const e = maxRelDiff(run(m, xl), before);
     assert.ok(e <= 1e-4, `${rule} on multiples moved the outputs by ${e}`);
+  }
+});
+
+M('lstsq: a unit that is a combination of kept units is rebuilt from them exactly, shift and all', () => {
+  // three units; unit 2's activations are 0.5·a0 − 2·a1 + 0.3: the next layer reads the same values
+  const rng = new Rng(26);
+  const N = 40, n = 3;
+  const acts = new Float32Array(N * n);
+  for (let i = 0; i < N; i++) {
+    const a0 = rng.uniform(0, 2), a1 = rng.uniform(-1, 1);
+    acts.set([a0, a1, 0.5 * a0 - 2 * a1 + 0.3], i * n);
+  }
+  const lin = buildModel(dbnArch([3, 4]), 1);
+  const site = mergeSites(lin)[0];
+  const next = lin.layers[site.next] as Linear;
+  const W = Float32Array.from(next.weight.data), b0 = Float32Array.from(next.bias!.data);
+  applyMerge(lin, site, Int32Array.from([0, 1, 0]), { rule: 'lstsq', representatives: Int32Array.from([0, 1]), activations: { a: acts, N, S: 1 } });
+  for (let o = 0; o < 4; o++) {
+    assert.ok(Math.abs(next.weight.data[o * 2] - (W[o * 3] + 0.5 * W[o * 3 + 2])) < 1e-4, `weight ${o}, 0`);
+    assert.ok(Math.abs(next.weight.data[o * 2 + 1] - (W[o * 3 + 1] - 2 * W[o * 3 + 2])) < 1e-4, `weight ${o}, 1`);
+    assert.ok(Math.abs(next.bias!.data[o] - (b0[o] + 0.3 * W[o * 3 + 2])) < 1e-4, `bias ${o}`);
   }
 });
 

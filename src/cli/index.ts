@@ -233,7 +233,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
 const compressing = (c: Command) => c
   .option('--budget <f>', 'keep at most this fraction of the parameters', num('--budget', 1e-9, 1))
   .option('--allocate <how>', 'how a --budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer)', oneOf('--allocate', ['uniform', 'sensitivity']))
-  .option('--calibration <n>', 'seeded training images --allocate sensitivity measures on (and --merge fitted fits on)', int('--calibration', 1, 1e6), 1000)
+  .option('--calibration <n>', 'seeded training images --allocate sensitivity measures on (and --merge fitted or lstsq fits on)', int('--calibration', 1, 1e6), 1000)
   .option('--recalibrate [n]', `after compressing, re-estimate every batch norm's statistics on n seeded training images (default: on, ${RECALIBRATE_IMAGES}, for models with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'keep the batch norms\' statistics as compressing left them')
   .option('--stages <n>', 'compress in n steps, fine-tuning between them', int('--stages', 1, 100))
@@ -244,7 +244,7 @@ compressing(withData(program.command('merge').argument('<checkpoint>', 'a traine
   .requiredOption('--out <file>', 'where to write the merged checkpoint')
   .option('--ratio <r>', 'merge ratio: each layer keeps round((1 - r) n) units; or one ratio per mergeable layer, comma-separated', layerRatios('--ratio'))
   .option('--threshold <d>', 'cut each layer\'s dendrogram at this distance (ward, average or complete)', num('--threshold', 0, 1e30))
-  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale), medoid (keep the most representative member) or fitted (the medoid, each member fitted to it on calibration activations)', oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale), medoid (keep the most representative member), compensate (keep the units L1 pruning keeps, fold each other unit into its most similar kept one), fitted (the same, each unit fitted to its kept one on calibration activations) or lstsq (each other unit rebuilt from all kept units by least squares on calibration activations)', oneOf('--merge', [...MERGE_RULES]), 'mean')
   .option('--min-similarity <c>', '--merge medoid: members whose cosine to their representative is below c are dropped, not merged', num('--min-similarity', -1, 1))
   .option('--method <m>', 'kmeans, ward, average or complete', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
   .option('--mode <m>', 'all (cluster every layer of the original) or sequential (layer by layer as merged)', oneOf('--mode', ['all', 'sequential']), 'all')

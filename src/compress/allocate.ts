@@ -78,8 +78,8 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
   for (let s = 0; s < N; s += batch) hs.push(slice(o.x, s, Math.min(N, s + batch)));
   const base = lossFrom(ref, hs, 0, o.y);
   const sites = mergeSites(model);
-  if (o.rule === 'fitted' && !o.calibration) throw new Error('sensitivity: the fitted rule needs calibration inputs');
-  const acts = o.rule === 'fitted' ? siteActivations(model, o.calibration!) : null;
+  if ((o.rule === 'fitted' || o.rule === 'lstsq') && !o.calibration) throw new Error(`sensitivity: the ${o.rule} rule needs calibration inputs`);
+  const acts = o.rule === 'fitted' || o.rule === 'lstsq' ? siteActivations(model, o.calibration!) : null;
   const loss: number[][] = [];
   let at = 0; // hs holds the input of layer `at` of the original model
   sites.forEach((site, i) => {
@@ -92,8 +92,8 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
       if (o.what === 'prune') applyPrune(trial, site, l1Keep(trial, site, k));
       else {
         const labelsOf = () => {
-          if (o.rule !== 'compensate' && o.rule !== 'fitted') return { labels: clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }), kept: undefined };
-          return compensationGroups(trial, site, k, o.rule === 'fitted' ? acts![i] : undefined);
+          if (o.rule !== 'compensate' && o.rule !== 'fitted' && o.rule !== 'lstsq') return { labels: clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }), kept: undefined };
+          return compensationGroups(trial, site, k, o.rule === 'compensate' ? undefined : acts![i]);
         };
         const { labels, kept } = labelsOf();
         applyMerge(trial, site, labels, { rule: o.rule, minSimilarity: o.minSimilarity, representatives: kept, activations: acts?.[i] });

@@ -35,11 +35,15 @@ export type ClusterMethod = 'kmeans' | Linkage;
  *   other unit into the kept unit it points most nearly along (cosine of the folded vectors), its
  *   outgoing weights added scaled by its norm and that cosine, or dropped below `minSimilarity` (Kim et
  *   al., NeurIPS 2020, "Neuron Merging"). With nothing similar enough it is exactly L1 pruning.
+ * - 'lstsq': the kept units of 'compensate'; every other unit's activations regressed (ridge least
+ *   squares) on all the kept units' at once, a_i ≈ Σ_g β_ig·a_g + γ_i, its outgoing weights spread over
+ *   the kept units by those β and its constant part moved into the next layer's bias. The groups only
+ *   name each unit's most correlated kept unit (reports, explain).
  * Scaling needs a positively homogeneous path to the next layer (ReLU, max-pool); where a sigmoid or
  * tanh follows, 'scaled' merges by the mean and 'medoid' keeps its representative without scaling.
  */
-export type MergeRule = 'mean' | 'scaled' | 'medoid' | 'fitted' | 'compensate';
-export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid', 'fitted', 'compensate'];
+export type MergeRule = 'mean' | 'scaled' | 'medoid' | 'fitted' | 'compensate' | 'lstsq';
+export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid', 'fitted', 'compensate', 'lstsq'];
 
 export interface ClusterOptions {
   method?: ClusterMethod;
@@ -176,6 +180,76 @@ function fitCoefficients(act: SiteActivations, n: number, labels: Int32Array, pl
   }
 }
 
+/** ridge least squares of every unit outside `kept` on all kept units' centred activations:
+ * a_u ≈ Σ_g β_ug·a_kept[g] + γ_u; returns the β as (unit, group, coefficient), γ in `shift` */
+function regressOnKept(act: SiteActivations, n: number, kept: Int32Array, shift: Float64Array): { u: number; g: number; c: number }[] {
+  const { a, N, S } = act;
+  const k = kept.length, m = N * S;
+  const mean = new Float64Array(n);
+  for (let i = 0; i < N; i++) for (let u = 0; u < n; u++) for (let s = 0; s < S; s++) mean[u] += a[(i * n + u) * S + s];
+  for (let u = 0; u < n; u++) mean[u] /= m;
+  const col = (u: number) => {
+    const z = new Float64Array(m);
+    for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) z[i * S + s] = a[(i * n + u) * S + s] - mean[u];
+    return z;
+  };
+  const K = Array.from(kept, col);
+  const G = new Float64Array(k * k);
+  let tr = 0;
+  for (let p = 0; p < k; p++) {
+    for (let q = 0; q <= p; q++) {
+      let v = 0;
+      const x = K[p], y = K[q];
+      for (let j = 0; j < m; j++) v += x[j] * y[j];
+      G[p * k + q] = G[q * k + p] = v;
+    }
+    tr += G[p * k + p];
+  }
+  const ridge = (1e-5 * tr) / Math.max(1, k) + 1e-12;
+  for (let p = 0; p < k; p++) G[p * k + p] += ridge;
+  // Cholesky G = L·Lᵀ
+  const L = new Float64Array(k * k);
+  for (let p = 0; p < k; p++) {
+    for (let q = 0; q <= p; q++) {
+      let v = G[p * k + q];
+      for (let r = 0; r < q; r++) v -= L[p * k + r] * L[q * k + r];
+      L[p * k + q] = p === q ? Math.sqrt(Math.max(v, 1e-300)) : v / L[q * k + q];
+    }
+  }
+  const isKept = new Uint8Array(n);
+  kept.forEach((u) => (isKept[u] = 1));
+  const out: { u: number; g: number; c: number }[] = [];
+  for (let u = 0; u < n; u++) {
+    if (isKept[u]) continue;
+    const z = col(u);
+    const b = new Float64Array(k);
+    for (let p = 0; p < k; p++) {
+      let v = 0;
+      const x = K[p];
+      for (let j = 0; j < m; j++) v += x[j] * z[j];
+      b[p] = v;
+    }
+    // solve L y = b, Lᵀ β = y
+    for (let p = 0; p < k; p++) {
+      let v = b[p];
+      for (let r = 0; r < p; r++) v -= L[p * k + r] * b[r];
+      b[p] = v / L[p * k + p];
+    }
+    for (let p = k - 1; p >= 0; p--) {
+      let v = b[p];
+      for (let r = p + 1; r < k; r++) v -= L[r * k + p] * b[r];
+      b[p] = v / L[p * k + p];
+    }
+    let sh = mean[u];
+    for (let g = 0; g < k; g++) {
+      sh -= b[g] * mean[kept[g]];
+      if (b[g] !== 0) out.push({ u, g, c: b[g] });
+    }
+    shift[u] = sh;
+  }
+  return out;
+}
+
 /** the activations each site's units feed the next layer with, on inputs x (eval mode, original weights) */
 export function siteActivations(model: Sequential, x: Tensor): SiteActivations[] {
   const sites = mergeSites(model);
@@ -264,14 +338,21 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
   const rule = o.rule ?? 'mean';
   const { X, d } = unitVectors(model, site);
   const fanIn = d - 1;
-  if ((rule === 'compensate' || rule === 'fitted') && (!o.representatives || o.representatives.length !== k || o.representatives.some((r, g) => labels[r] !== g))) {
+  if ((rule === 'compensate' || rule === 'fitted' || rule === 'lstsq') && (!o.representatives || o.representatives.length !== k || o.representatives.some((r, g) => labels[r] !== g))) {
     throw new Error(`merge: the ${rule} rule needs each group's kept unit (layer ${site.index})`);
   }
-  const plan = planMerge(X, n, d, labels, k, rule === 'fitted' || rule === 'compensate' ? 'medoid' : rule, scalesAt(model, site, rule), o.minSimilarity ?? 0, rule === 'compensate' || rule === 'fitted' ? o.representatives : undefined);
+  const plan = planMerge(X, n, d, labels, k, rule === 'fitted' || rule === 'compensate' || rule === 'lstsq' ? 'medoid' : rule, scalesAt(model, site, rule), o.minSimilarity ?? 0, rule === 'compensate' || rule === 'fitted' || rule === 'lstsq' ? o.representatives : undefined);
   const shift = new Float64Array(n);
   if (rule === 'fitted') {
     if (!o.activations) throw new Error(`merge: the fitted rule needs the activations of layer ${site.index} on calibration inputs`);
     fitCoefficients(o.activations, n, labels, plan, shift);
+  }
+  // lstsq: every removed unit's activations regressed on all kept units' at once
+  let extra: { u: number; g: number; c: number }[] = [];
+  if (rule === 'lstsq') {
+    if (!o.activations) throw new Error(`merge: the lstsq rule needs the activations of layer ${site.index} on calibration inputs`);
+    extra = regressOnKept(o.activations, n, o.representatives!, shift);
+    for (let u = 0; u < n; u++) if (!o.representatives!.includes(u)) plan.coef[u] = 0;
   }
   const layer = model.layers[site.index] as Linear | Conv2d;
   const nw = new Float32Array(k * fanIn), nb = new Float32Array(k);
@@ -329,6 +410,14 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
     for (let u = 0; u < n; u++) {
       const g = labels[u], c = plan.coef[u];
       if (c === 0) continue;
+      for (let s = 0; s < S; s++) {
+        const from = ((o * I + u * S + s) * per), to = ((o * newI + g * S + s) * per);
+        for (let q = 0; q < per; q++) out[to + q] += c * src[from + q];
+      }
+    }
+  }
+  for (const { u, g, c } of extra) {
+    for (let o = 0; o < O; o++) {
       for (let s = 0; s < S; s++) {
         const from = ((o * I + u * S + s) * per), to = ((o * newI + g * S + s) * per);
         for (let q = 0; q < per; q++) out[to + q] += c * src[from + q];
@@ -434,9 +523,9 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   const rule = o.rule ?? 'mean';
   const kept: Int32Array[] = [];
   const group = (site: MergeSite, i: number): Int32Array => {
-    if (rule === 'compensate' || rule === 'fitted') {
+    if (rule === 'compensate' || rule === 'fitted' || rule === 'lstsq') {
       if (o.threshold !== undefined) throw new Error(`merge: the ${rule} rule keeps k units by L1 norm; give a ratio or a budget, not a threshold`);
-      const c = compensationGroups(model, site, ks[i], rule === 'fitted' ? acts![i] : undefined);
+      const c = compensationGroups(model, site, ks[i], rule === 'fitted' || rule === 'lstsq' ? acts![i] : undefined);
       kept[i] = c.kept;
       return c.labels;
     }
@@ -447,8 +536,8 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
     return labels;
   };
   const report: MergeReport = { sites: [], notes: [] };
-  if (rule === 'fitted' && !o.calibration) throw new Error('merge: the fitted rule needs calibration inputs');
-  const acts = rule === 'fitted' ? siteActivations(model, o.calibration!) : null;
+  if ((rule === 'fitted' || rule === 'lstsq') && !o.calibration) throw new Error(`merge: the ${rule} rule needs calibration inputs`);
+  const acts = rule === 'fitted' || rule === 'lstsq' ? siteActivations(model, o.calibration!) : null;
   if (rule === 'scaled' || rule === 'medoid' || rule === 'compensate') {
     for (const s of sites) {
       const blocker = nonHomogeneousAfter(model, s);
