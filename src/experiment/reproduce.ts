@@ -64,7 +64,7 @@ export interface ReproduceOptions {
    * images, before their accuracy is measured and before fine-tuning (the same for both); default
    * 5120 for networks with batch norm; false: never */
   recalibrate?: number | false;
-  /** the merging rules to reproduce, each beside the others (default: mean, the paper's, and scaled) */
+  /** the merging rules to reproduce, each beside the others (default: mean, the paper's; scaled; lstsq) */
   rules?: MergeRule[];
   /** fine-tune the merged and the pruned models learning the original's softened outputs too */
   distill?: { temperature?: number; weight?: number };
@@ -151,7 +151,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const x128 = slice(task.ev.x, 0, 128);
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (base.model.layers.some((m) => m instanceof BatchNorm) ? RECALIBRATE_IMAGES : null);
   const calibration = recalImages ? calibrationSample(task, recalImages, seed) : null;
-  const rules = o.rules ?? ['mean', 'scaled'];
+  const rules = o.rules ?? ['mean', 'scaled', 'lstsq'];
   if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const results: RatioResult[] = [];
   const distill = o.distill ? { teacher: base.model, temperature: o.distill.temperature ?? 4, weight: o.distill.weight ?? 0.9 } : undefined;
