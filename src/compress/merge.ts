@@ -1,9 +1,11 @@
 // Neuron merging (docs/method.md). For each hidden unit layer L (Linear or Conv2d) of a
 // Sequential model: fold a batch norm that follows L into it, describe each unit by [incoming weights,
-// bias], cluster the units into k groups, replace each group by one unit whose incoming weights and
-// bias are the members' mean, and in the next unit layer sum the weights that read the members (a
-// column of a Linear, an input channel of a Conv2d, or, through a Flatten, the block of columns of
-// that channel). Where members are exact copies the merged network computes the same function.
+// bias], group the units into k groups, replace each group by one unit, and in the next unit layer let
+// that unit be read through the members' outgoing weights (a column of a Linear, an input channel of a
+// Conv2d, or, through a Flatten, the block of columns of that channel). The paper's rule clusters the
+// vectors and takes the members' mean, summing their outgoing weights; the other rules (MergeRule
+// below) differ in how groups form and in the coefficient each member's outgoing weights get. Where
+// members are exact copies every rule computes the same function as the original.
 import { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import type { Arch } from '../models/index.js';
 import { Rng } from '../tensor/rng.js';
