@@ -19,6 +19,64 @@ export interface LayerExplanation {
   spread: number;
   /** ||Δz|| / ||z|| of the next unit layer's output on the inputs, when only this layer is merged */
   outputShift: number;
+  /** the units in the plane of their first two principal components (of the vectors they are
+   * clustered by), with their groups, and the share of the variance each axis holds */
+  map: UnitMap;
+}
+
+export interface UnitMap {
+  x: number[];
+  y: number[];
+  group: number[];
+  explained: [number, number];
+}
+
+/**
+ * The n rows of X (n, d) projected on their first two principal components: power iteration on the
+ * centred rows' Gram matrix (n × n), the second component after deflating the first.
+ */
+export function pcaMap(X: Float32Array, n: number, d: number, group: ArrayLike<number>): UnitMap {
+  const mean = new Float64Array(d);
+  for (let u = 0; u < n; u++) for (let j = 0; j < d; j++) mean[j] += X[u * d + j] / n;
+  const G = new Float64Array(n * n);
+  let total = 0;
+  for (let a = 0; a < n; a++) {
+    for (let b = 0; b <= a; b++) {
+      let v = 0;
+      for (let j = 0; j < d; j++) v += (X[a * d + j] - mean[j]) * (X[b * d + j] - mean[j]);
+      G[a * n + b] = G[b * n + a] = v;
+    }
+    total += G[a * n + a];
+  }
+  const comps: { vec: Float64Array; val: number }[] = [];
+  for (let c = 0; c < 2; c++) {
+    let v = Float64Array.from({ length: n }, (_, i) => 1 + ((i * 7919) % 13) / 13); // fixed start
+    let val = 0;
+    for (let it = 0; it < 200; it++) {
+      const w = new Float64Array(n);
+      for (let a = 0; a < n; a++) {
+        let s = 0;
+        for (let b = 0; b < n; b++) s += G[a * n + b] * v[b];
+        w[a] = s;
+      }
+      for (const p of comps) {
+        let dotp = 0;
+        for (let a = 0; a < n; a++) dotp += w[a] * p.vec[a];
+        for (let a = 0; a < n; a++) w[a] -= dotp * p.vec[a];
+      }
+      const norm = Math.sqrt(w.reduce((s2, x) => s2 + x * x, 0));
+      if (norm === 0) break;
+      val = norm;
+      v = w.map((x) => x / norm);
+    }
+    comps.push({ vec: v, val });
+  }
+  // the coordinates along a component of the Gram matrix: its eigenvector times √eigenvalue
+  const coord = (p: { vec: Float64Array; val: number }) => Array.from(p.vec, (x) => x * Math.sqrt(p.val));
+  return {
+    x: coord(comps[0]), y: coord(comps[1]), group: Array.from(group),
+    explained: [total > 0 ? comps[0].val / total : 0, total > 0 ? comps[1].val / total : 0],
+  };
 }
 
 function forwardTo(model: Sequential, x: Tensor, last: number): Tensor {
@@ -75,6 +133,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
       sizes: { min: sizes[0], median: sizes[Math.floor((k - 1) / 2)], max: sizes[k - 1], singletons: sizes.filter((c) => c === 1).length },
       spread: dist / Math.max(1e-30, norm),
       outputShift: Math.sqrt(dz / Math.max(1e-30, zz)),
+      map: pcaMap(X, n, d, lab),
     };
   });
 }

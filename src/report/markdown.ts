@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../runtime/files.js';
+import { reportHtml } from './html.js';
 import { accuracySpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
 
 export { rowLabel };
@@ -76,7 +77,7 @@ export function reportMarkdown(r: Report): string {
   ].join('\n');
 }
 
-/** report.json, report.md, accuracy.svg and units.svg in `dir` (made if missing) */
+/** report.json, report.md, report.html, accuracy.svg and units.svg in `dir` (made if missing) */
 export async function writeReports(dir: string, r: Report): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const json = {
@@ -89,6 +90,8 @@ export async function writeReports(dir: string, r: Report): Promise<void> {
   };
   writeFileAtomic(join(dir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
   writeFileAtomic(join(dir, 'report.md'), reportMarkdown(r));
-  writeFileAtomic(join(dir, 'accuracy.svg'), await renderSvg(accuracySpec(r)));
-  writeFileAtomic(join(dir, 'units.svg'), await renderSvg(unitsSpec(r)));
+  const accuracy = await renderSvg(accuracySpec(r)), units = await renderSvg(unitsSpec(r));
+  writeFileAtomic(join(dir, 'accuracy.svg'), accuracy);
+  writeFileAtomic(join(dir, 'units.svg'), units);
+  writeFileAtomic(join(dir, 'report.html'), reportHtml(r, { accuracy, units }));
 }

@@ -1,0 +1,111 @@
+// report.html: one self-contained page (styles and charts inline, no script, nothing fetched) that
+// shows what a reproduction did: the run's facts, the results table, accuracy against compression,
+// units per layer, and for each merged layer a map of its units (their first two principal components)
+// coloured by cluster with each merged unit marked.
+import type { UnitMap } from '../compress/explain.js';
+import { rowLabel } from './plots.js';
+import type { Report } from './types.js';
+
+const pct = (x: number) => (100 * x).toFixed(2) + '%';
+
+/** text for HTML (element content and attribute values) */
+export function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** a colour per cluster: hues spread by the golden angle, so neighbours differ */
+function hue(g: number): string {
+  return `hsl(${Math.round((g * 137.508) % 360)}, 65%, 45%)`;
+}
+
+/** the merged units' positions in a map: the mean of each group's members */
+export function centroids(m: UnitMap): { x: number; y: number; group: number; size: number }[] {
+  const acc = new Map<number, { x: number; y: number; size: number }>();
+  m.group.forEach((g, i) => {
+    const a = acc.get(g) ?? { x: 0, y: 0, size: 0 };
+    a.x += m.x[i];
+    a.y += m.y[i];
+    a.size++;
+    acc.set(g, a);
+  });
+  return [...acc.entries()].sort((p, q) => p[0] - q[0]).map(([group, a]) => ({ x: a.x / a.size, y: a.y / a.size, group, size: a.size }));
+}
+
+/** a scatter of one layer's units: a dot per unit coloured by its cluster, a cross per merged unit at
+ * the mean of its members, both axes labelled with the variance they hold */
+export function unitMapSvg(m: UnitMap, title: string): string {
+  const W = 360, H = 300, L = 44, R = 10, T = 28, B = 40;
+  const xs = m.x, ys = m.y;
+  const span = (v: number[]) => {
+    const lo = Math.min(...v), hi = Math.max(...v);
+    const pad = (hi - lo || 1) * 0.05;
+    return [lo - pad, hi + pad];
+  };
+  const [x0, x1] = span(xs), [y0, y1] = span(ys);
+  const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y: number) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  const f = (v: number) => v.toFixed(1);
+  const dots = xs.map((x, i) => `<circle class="unit" data-unit="${i}" data-group="${m.group[i]}" cx="${f(px(x))}" cy="${f(py(ys[i]))}" r="3.5" fill="${hue(m.group[i])}" fill-opacity="0.75"><title>unit ${i}, cluster ${m.group[i]}</title></circle>`);
+  const crosses = centroids(m).filter((c) => c.size > 1).map((c) => {
+    const cx = px(c.x), cy = py(c.y);
+    return `<path class="merged" data-group="${c.group}" d="M${f(cx - 5)},${f(cy - 5)}L${f(cx + 5)},${f(cy + 5)}M${f(cx - 5)},${f(cy + 5)}L${f(cx + 5)},${f(cy - 5)}" stroke="${hue(c.group)}" stroke-width="2.2"><title>cluster ${c.group}: ${c.size} units merged</title></path>`;
+  });
+  const ticks = (lo: number, hi: number) => [0, 0.5, 1].map((t) => lo + t * (hi - lo));
+  const xt = ticks(x0, x1).map((v) => `<text x="${f(px(v))}" y="${H - B + 14}" text-anchor="middle">${v.toPrecision(2)}</text>`);
+  const yt = ticks(y0, y1).map((v) => `<text x="${L - 4}" y="${f(py(v) + 3)}" text-anchor="end">${v.toPrecision(2)}</text>`);
+  return [
+    `<svg class="unit-map" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="10" font-family="sans-serif">`,
+    `<text x="${W / 2}" y="14" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
+    `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#999"/>`,
+    ...xt, ...yt,
+    `<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">first principal component (${(100 * m.explained[0]).toFixed(0)}% of the variance)</text>`,
+    `<text transform="translate(11,${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">second (${(100 * m.explained[1]).toFixed(0)}%)</text>`,
+    ...dots, ...crosses,
+    '</svg>',
+  ].join('\n');
+}
+
+const STYLE = `body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.maps{display:flex;flex-wrap:wrap;gap:8px}
+.facts td{text-align:left}figure{margin:1em 0}figcaption{font-size:13px;color:#555;max-width:60em}`;
+
+/** report.html's text; `charts` are the accuracy and units plots as SVG */
+export function reportHtml(r: Report, charts: { accuracy: string; units: string }): string {
+  const rules = r.results[0]?.merges?.map((m) => m.rule) ?? ['mean'];
+  const head = ['compression', 'parameters kept', 'removed', 'FLOPs ratio', 'measured speedup', ...rules.flatMap((m) => [`merged (${m})`, `${m} + fine-tune`]), 'pruned', 'pruned + fine-tune'];
+  const rows = r.results.map((x) => {
+    const merged = rules.flatMap((m) => {
+      const v = x.merges?.find((y) => y.rule === m) ?? { merged: x.accuracy.merged, finetuned: x.accuracy.finetuned };
+      return [pct(v.merged), pct(v.finetuned)];
+    });
+    return [rowLabel(x), x.params.after.toLocaleString('en'), pct(x.compressionRatio), `${x.speedup.flops.toFixed(2)}×`, `${x.speedup.measured.toFixed(2)}×`, ...merged, pct(x.accuracy.pruned), pct(x.accuracy.prunedFinetuned)];
+  });
+  const table = (h: string[], rs: string[][], cls = '') => `<table${cls ? ` class="${cls}"` : ''}><tr>${h.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>${rs.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
+  const facts: string[][] = [
+    ['command', `neuronmerge ${r.command}`], ['data', r.data], ['seed', String(r.seed)], ['machine', r.machine], ['time', `${r.seconds.toFixed(0)} s`],
+    ['original', `${pct(r.original.accuracy)} test accuracy, ${r.original.params.toLocaleString('en')} parameters, ${r.original.epochs} epochs`],
+    ['batch norms re-estimated on', r.recalibrated ? `${r.recalibrated} training images` : 'not re-estimated'],
+    ...(r.finetune ? [['fine-tuning', `${r.finetune.epochs} epochs, ${r.finetune.schedule}${r.finetune.distill ? `, distilled (T ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}`]] : []),
+  ];
+  const first = r.results[0];
+  const maps = first ? first.explain.map((e) => unitMapSvg(e.map, `${e.layer}: ${e.units} → ${e.clusters}`)) : [];
+  const layerTable = first ? table(['layer', 'units → clusters', 'sizes min / median / max', 'singletons', 'spread', 'next output moved'],
+    first.explain.map((e) => [e.layer, `${e.units} → ${e.clusters}`, `${e.sizes.min} / ${e.sizes.median} / ${e.sizes.max}`, String(e.sizes.singletons), `${(100 * e.spread).toFixed(1)}%`, `${(100 * e.outputShift).toFixed(1)}%`])) : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>neuronmerge ${esc(r.command)}</title><style>${STYLE}</style></head>
+<body>
+<h1>neuronmerge ${esc(r.command)}</h1>
+${table(['', ''], facts, 'facts')}
+<h2>Results</h2>
+${table(head, rows, 'results')}
+${r.notes?.length ? `<p>${r.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</p>` : ''}
+<figure>${charts.accuracy}<figcaption>Test accuracy against the share of parameters removed, for each merging rule and for L1 pruning, before (dashed) and after fine-tuning; the grey line is the original.</figcaption></figure>
+<figure>${charts.units}<figcaption>Units per layer, before and after each compression.</figcaption></figure>
+${first ? `<h2>What merging did to each layer (${esc(rowLabel(first))}, ${esc(rules[0])} rule)</h2>
+${layerTable}
+<p>Each map shows one layer's units in the plane of their first two principal components (of the vectors they are clustered by: incoming weights and bias, batch norm folded), coloured by cluster; a cross marks where a merged unit sits (the mean of its members). Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged.</p>
+<div class="maps">${maps.join('\n')}</div>` : ''}
+</body></html>
+`;
+}
