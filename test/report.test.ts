@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracySpec, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
+import { accuracySpec, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
 import type { Report } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
@@ -125,6 +125,24 @@ H('the page: self-contained, the results table holds the report\'s figures, each
   assert.ok(Math.abs(Number(crosses[0][2]) + 5 - (cx[0] + cx[1]) / 2) < 0.2);
   assert.match(svg, /first principal component \(60% of the variance\)/);
   assert.match(html, /<svg[^>]*class="marks"|aria-roledescription="line mark"/, 'the accuracy chart is inline');
+});
+
+H('filters: a row per merged cluster, the members then the merged filter; grey and colour drawn from the weights', () => {
+  // a 2×2 grey filter: its largest |weight| is white or black, 0 mid-grey
+  const grey = filterSvg([1, -1, 0, 0.5], [1, 2, 2], 10);
+  const fills = [...grey.matchAll(/fill="rgb\((\d+),(\d+),(\d+)\)"/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3])]);
+  assert.equal(fills, [[255, 255, 255], [0, 0, 0], [128, 128, 128], [191, 191, 191]]);
+  // colour: channel c of pixel (0,0) is w[c·kh·kw]
+  const colour = filterSvg([2, 0, 0, 0, -2, 0, 0, 0, 1, 0, 0, 0], [3, 2, 2]);
+  assert.match(colour, /^<svg class="filter"[^>]*><rect x="0" y="0" width="8" height="8" fill="rgb\(255,0,191\)"\/>/);
+  const f = { shape: [1, 2, 2] as [number, number, number], units: [[1, 0, 0, 0], [0.9, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0.8, 0.1]], group: [0, 0, 1, 2, 2], merged: [[0.95, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0.9, 0.05]] };
+  const html = filtersHtml(f);
+  const rows = [...html.matchAll(/<div class="cluster" data-group="(\d+)">(.*?)<\/div>/g)];
+  assert.equal(rows.map((r) => Number(r[1])), [0, 2], 'clusters of more than one filter, largest first');
+  for (const r of rows) {
+    assert.is((r[2].match(/<svg class="filter"/g) ?? []).length, 2, 'the members');
+    assert.is((r[2].match(/<svg class="filter merged"/g) ?? []).length, 1, 'the merged filter');
+  }
 });
 
 H.run();

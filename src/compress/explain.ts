@@ -2,11 +2,12 @@
 // how far merging that layer alone moved what the next layer computes on real inputs.
 import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
+import { Conv2d } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { applyMerge, scalesAt } from './merge.js';
 import type { ApplyOptions } from './merge.js';
-import { directions, mergeSites, unitVectors } from './sites.js';
+import { directions, foldedUnits, mergeSites, unitVectors } from './sites.js';
 
 export interface LayerExplanation {
   layer: string;
@@ -136,4 +137,24 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
       map: pcaMap(X, n, d, lab),
     };
   });
+}
+
+/** the first layer's filters as a report shows them: each unit's incoming weights (batch norm folded),
+ * its group, and each merged unit's, for convolutions only */
+export interface FilterView {
+  /** channels, rows, columns of one filter */
+  shape: [number, number, number];
+  units: number[][];
+  group: number[];
+  merged: number[][];
+}
+
+export function firstFilters(original: Sequential, merged: Sequential, labels: Int32Array): FilterView | null {
+  const site = mergeSites(original)[0], after = mergeSites(merged)[0];
+  const layer = original.layers[site.index];
+  if (!(layer instanceof Conv2d)) return null;
+  const [, C, kh, kw] = layer.weight.shape;
+  const a = foldedUnits(original, site), b = foldedUnits(merged, after);
+  const rows = (w: Float32Array, n: number, fan: number) => Array.from({ length: n }, (_, u) => Array.from(w.subarray(u * fan, (u + 1) * fan), (v) => +v.toPrecision(5)));
+  return { shape: [C, kh, kw], units: rows(a.w, site.units, a.fanIn), group: Array.from(labels), merged: rows(b.w, after.units, b.fanIn) };
 }

@@ -9,8 +9,8 @@ export type { ApplyOptions, ClusterMethod, ClusterOptions, MergeOptions, MergeRe
 export { l1Keep, applyPrune, pruneModel } from './prune.js';
 export { modelStats, compare, batchNormSpread } from './stats.js';
 export type { LayerStats, ModelStats, Comparison, BatchNormSpread } from './stats.js';
-export { explainMerge, pcaMap } from './explain.js';
-export type { LayerExplanation, UnitMap } from './explain.js';
+export { explainMerge, firstFilters, pcaMap } from './explain.js';
+export type { FilterView, LayerExplanation, UnitMap } from './explain.js';
 export { repairMerged, unitMoments } from './repair.js';
 export { recalibrateBatchNorm } from './recalibrate.js';
 export { allocate, layerSensitivity, DEFAULT_CANDIDATES } from './allocate.js';

@@ -12,7 +12,7 @@ import { mergeSites } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
 import { BatchNorm } from '../nn/layers.js';
 import { pruneModel } from '../compress/prune.js';
-import { explainMerge } from '../compress/explain.js';
+import { explainMerge, firstFilters } from '../compress/explain.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { buildModel } from '../models/index.js';
 import type { Arch } from '../models/index.js';
@@ -202,6 +202,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     const { model: merged, rep } = first!;
     const acts = rules[0] === 'fitted' || rules[0] === 'lstsq' ? siteActivations(base.model, fitOn()) : null;
     const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256), (q) => ({ rule: rules[0], representatives: rep.sites[q].representatives, activations: acts?.[q] }));
+    const filters = firstFilters(base.model, merged, rep.sites[0].labels); // before fine-tuning moves them
     const mArch = archOf(merged, arch);
     const after = modelStats(merged, input);
     const c = compare(before, after);
@@ -232,6 +233,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       merges,
       speedup: { flops: c.flopsRatio, measured: speedup },
       explain,
+      filters,
     });
   }
   const report: Report = {

@@ -2,7 +2,7 @@
 // shows what a reproduction did: the run's facts, the results table, accuracy against compression,
 // units per layer, and for each merged layer a map of its units (their first two principal components)
 // coloured by cluster with each merged unit marked.
-import type { UnitMap } from '../compress/explain.js';
+import type { FilterView, UnitMap } from '../compress/explain.js';
 import { rowLabel } from './plots.js';
 import type { Report } from './types.js';
 
@@ -65,10 +65,42 @@ export function unitMapSvg(m: UnitMap, title: string): string {
   ].join('\n');
 }
 
+/** one filter as a small image: a square per weight, grey (one channel) or colour (three: red, green,
+ * blue), each channel scaled by the filter's largest |weight| so 0 is mid-grey */
+export function filterSvg(w: number[], shape: [number, number, number], px = 8, cls = 'filter'): string {
+  const [C, kh, kw] = shape;
+  const m = Math.max(1e-30, ...w.map(Math.abs));
+  const level = (v: number) => Math.round(127.5 + 127.5 * (v / m));
+  const cells: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const at = (c: number) => w[(c * kh + i) * kw + j];
+      const fill = C === 3 ? `rgb(${level(at(0))},${level(at(1))},${level(at(2))})` : `rgb(${level(at(0))},${level(at(0))},${level(at(0))})`;
+      cells.push(`<rect x="${j * px}" y="${i * px}" width="${px}" height="${px}" fill="${fill}"/>`);
+    }
+  }
+  return `<svg class="${cls}" xmlns="http://www.w3.org/2000/svg" width="${kw * px}" height="${kh * px}">${cells.join('')}</svg>`;
+}
+
+/** the first convolution's clusters, largest first (up to `most`), each as its members' filters, an
+ * arrow and the merged filter */
+export function filtersHtml(f: FilterView, most = 12): string {
+  const channels = f.shape[0];
+  if (channels !== 1 && channels !== 3) return '';
+  const groups = new Map<number, number[]>();
+  f.group.forEach((g, u) => (groups.get(g) ?? groups.set(g, []).get(g)!).push(u));
+  const order = [...groups.entries()].filter(([, m]) => m.length > 1).sort((a, b) => b[1].length - a[1].length || a[0] - b[0]).slice(0, most);
+  const px = f.shape[1] <= 3 ? 12 : 8;
+  const rows = order.map(([g, members]) => `<div class="cluster" data-group="${g}">${members.map((u) => filterSvg(f.units[u], f.shape, px)).join('')}<span class="arrow">→</span>${filterSvg(f.merged[g], f.shape, px, 'filter merged')}</div>`);
+  return rows.join('\n');
+}
+
 const STYLE = `body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.maps{display:flex;flex-wrap:wrap;gap:8px}
-.facts td{text-align:left}figure{margin:1em 0}figcaption{font-size:13px;color:#555;max-width:60em}`;
+.facts td{text-align:left}figure{margin:1em 0}figcaption{font-size:13px;color:#555;max-width:60em}
+.cluster{display:flex;align-items:center;gap:4px;margin:4px 0}.cluster svg{border:1px solid #bbb}.arrow{margin:0 6px}
+.cluster svg.merged{border:2px solid #222}`;
 
 /** report.html's text; `charts` are the accuracy and units plots as SVG */
 export function reportHtml(r: Report, charts: { accuracy: string; units: string }): string {
@@ -105,7 +137,10 @@ ${r.notes?.length ? `<p>${r.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</
 ${first ? `<h2>What merging did to each layer (${esc(rowLabel(first))}, ${esc(rules[0])} rule)</h2>
 ${layerTable}
 <p>Each map shows one layer's units in the plane of their first two principal components (of the vectors they are clustered by: incoming weights and bias, batch norm folded), coloured by cluster; a cross marks where a merged unit sits (the mean of its members). Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged.</p>
-<div class="maps">${maps.join('\n')}</div>` : ''}
+<div class="maps">${maps.join('\n')}</div>
+${first.filters && filtersHtml(first.filters) ? `<h2>The first convolution's filters</h2>
+<p>Each row is one cluster of the first layer's filters (batch norm folded; grey: one channel, colour: red, green and blue; each filter scaled to its largest weight, 0 is mid-grey), then, framed, the filter that replaced them.</p>
+${filtersHtml(first.filters)}` : ''}` : ''}
 </body></html>
 `;
 }

@@ -1,7 +1,7 @@
 // What a reproduction reports: the original's figures and, per merge ratio, the merged and pruned
 // models before and after fine-tuning, their size, FLOPs and measured speed, and what merging did to
 // each layer. Written by src/experiment/reproduce.ts, read by the writers in this folder.
-import type { LayerExplanation } from '../compress/explain.js';
+import type { FilterView, LayerExplanation } from '../compress/explain.js';
 import type { BatchNormSpread } from '../compress/stats.js';
 import type { Arch } from '../models/index.js';
 
@@ -23,6 +23,8 @@ export interface RatioResult {
   speedup: { flops: number; measured: number };
   /** what merging did to each layer (the teaching view) */
   explain: LayerExplanation[];
+  /** the first convolution's filters, grouped, and the merged ones (the first rule's merge) */
+  filters?: FilterView | null;
 }
 
 export interface Report {
