@@ -1,0 +1,67 @@
+// report.html in a real browser: Debian's chromium, driven by playwright-core, opens the page from disk,
+// reports no console error and no request beyond the file, and draws every chart: the unit maps' dots
+// and crosses, the accuracy chart's lines and the filters, counted against the report. The screenshot
+// it takes is docs/report.png's source (scripts/report-screenshot.mjs uses the same function). Skipped
+// where chromium or playwright-core cannot be had.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeReports } from '../src/index.js';
+import type { Report } from '../src/index.js';
+import { needs, tempDir } from './helpers.js';
+import { CHROMIUM, screenshotPage } from './browser.js';
+
+const B = suite('browser');
+
+const map = { x: [0, 1, 2, 3, 4, 5], y: [1, 0, 1, 0, 2, 1], group: [0, 0, 1, 1, 2, 3], explained: [0.6, 0.3] as [number, number] };
+const report: Report = {
+  command: 'reproduce lenet --quick', recalibrated: null, model: 'lenet5', data: 'MNIST', quick: true, seed: 0, machine: 'a CPU, 2 cores', seconds: 60,
+  original: { accuracy: 0.99, params: 431080, flops: 4586000, epochs: 2, arch: { model: 'lenet5', widths: [20, 50, 500], classes: 10, inChannels: 1, inSize: 28 }, perClass: [], batchNorm: [] },
+  results: [0.5, 0.8].map((ratio, i) => ({
+    ratio, units: [{ layer: 'Conv2d(1→20, 5x5)', before: 6, after: 4 }], params: { before: 431080, after: 100000 - 50000 * i }, compressionRatio: 0.75 + 0.2 * i,
+    flops: { before: 4586000, after: 1000000 }, bytes: { before: 1, after: 1 },
+    accuracy: { original: 0.99, merged: 0.8 - 0.3 * i, finetuned: 0.98 - 0.01 * i, pruned: 0.8 - 0.45 * i, prunedFinetuned: 0.98 - 0.01 * i },
+    merges: [{ rule: 'mean', merged: 0.8 - 0.3 * i, finetuned: 0.98 - 0.01 * i }, { rule: 'lstsq', merged: 0.97 - 0.1 * i, finetuned: 0.985 - 0.01 * i }],
+    speedup: { flops: 4, measured: 2.5 },
+    explain: [{ layer: 'Conv2d(1→20, 5x5)', units: 6, clusters: 4, sizes: { min: 1, median: 1, max: 2, singletons: 2 }, spread: 0.2, outputShift: 0.1, map }],
+    filters: { shape: [1, 2, 2] as [number, number, number], units: [[1, 0, 0, 0], [0.9, 0, 0, 0], [0, 1, 0, 0], [0, 0.8, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], group: map.group, merged: [[0.95, 0, 0, 0], [0, 0.9, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] },
+  })),
+};
+
+const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} is not installed (apt-get install chromium)` : null;
+let playwright: typeof import('playwright-core') | null = null;
+try {
+  playwright = await import('playwright-core');
+} catch {
+  /* counted as skipped below */
+}
+
+needs(B, missing ?? (playwright ? null : 'playwright-core is not installed (npm ci)'))('report.html opens from disk with no error and draws every chart', async () => {
+  const dir = tempDir('nm-browser-');
+  await writeReports(dir, report);
+  const png = join(dir, 'report.png');
+  const seen = await screenshotPage(playwright!, join(dir, 'report.html'), png, async (page) => ({
+    dots: await page.locator('svg.unit-map circle.unit').count(),
+    crosses: await page.locator('svg.unit-map path.merged').count(),
+    lines: await page.locator('path[aria-roledescription="line mark"]').count(),
+    filters: await page.locator('.cluster svg.filter').count(),
+    merged: await page.locator('.cluster svg.filter.merged').count(),
+    rows: await page.locator('table.results tr').count(),
+    mapBox: await page.locator('svg.unit-map').first().boundingBox(),
+  }));
+  assert.equal(seen.errors, [], 'console errors');
+  assert.equal(seen.requests, [], 'requests beyond the file');
+  const v = seen.value;
+  assert.is(v.dots, map.x.length, 'a dot per unit');
+  assert.is(v.crosses, 2, 'a cross per merged unit (clusters of two)');
+  assert.is(v.lines, 6, 'two rules and pruning, before and after fine-tuning');
+  assert.is(v.filters, 6, 'two clusters: two members and the merged filter each');
+  assert.is(v.merged, 2);
+  assert.is(v.rows, 1 + report.results.length);
+  assert.ok(v.mapBox && v.mapBox.width > 300 && v.mapBox.height > 250, `the map is laid out: ${JSON.stringify(v.mapBox)}`);
+  assert.ok(statSync(png).size > 10000, 'a screenshot was taken');
+  assert.equal([...readFileSync(png).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+});
+
+B.run();
