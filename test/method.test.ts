@@ -107,6 +107,7 @@ T('reproduce reports every rule asked for, side by side, with the pruning baseli
   assert.is(x.merges[0].merged, x.accuracy.merged, 'the first rule is the headline');
   for (const m of x.merges) assert.ok(m.merged > 0 && m.merged <= 1 && m.finetuned === m.merged, `${m.rule}: no fine-tuning, the same figure`);
   assert.is(r.recalibrated, null, 'LeNet-5 has no batch norm to re-estimate');
+  assert.match(r.machine, /, \d+ cores; (native kernels, (avx512|avx2|generic), \d+ threads|TypeScript kernels)$/, 'the report names the kernels and instruction set');
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /\| merged \(mean\) \| mean \+ fine-tune \| merged \(fitted\) \| fitted \+ fine-tune \| merged \(compensate\) \| compensate \+ fine-tune \| pruned \| pruned \+ fine-tune \|/);
   assert.match(readFileSync(join(out, 'accuracy.svg'), 'utf8'), /merged \(fitted\)/);

@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
+import { getForcedBackend } from '../backend/registry.js';
+import { nativeAddon } from '../backend/native.js';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
 import { archOf, mergeModel, ratioForBudget, siteActivations } from '../compress/merge.js';
@@ -73,6 +75,13 @@ export interface ReproduceOptions {
   warmup?: number;
   /** 'webgpu': train and fine-tune on the GPU */
   device?: 'cpu' | 'webgpu';
+}
+
+/** the kernels this run computed with: the native addon's instruction set and threads, or TypeScript */
+function kernelsInUse(): string {
+  const nat = nativeAddon();
+  if (!nat || getForcedBackend() === 'js') return 'TypeScript kernels';
+  return `native kernels, ${nat.isa()}, ${nat.threads()} threads`;
 }
 
 function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
@@ -242,7 +251,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
     notes: [...notes],
     model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
-    machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
+    machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; ${kernelsInUse()}`,
     seconds: (performance.now() - t0) / 1000,
     original: {
       accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch,
