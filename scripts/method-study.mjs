@@ -9,7 +9,7 @@
 import '../dist/src/runtime/rerun.js';
 import '../dist/src/backend/native.js';
 import {
-  accuracyOf, archOf, BatchNorm, calibrationSample, cloneModel, loadTask, mergeModel, mergeSites, modelFromCheckpoint, pruneModel, recalibrateBatchNorm,
+  accuracyOf, archOf, BatchNorm, readsActivations, calibrationSample, cloneModel, loadTask, mergeModel, mergeSites, modelFromCheckpoint, pruneModel, recalibrateBatchNorm,
 } from '../dist/src/index.js';
 
 const arg = (name, dflt) => {
@@ -54,7 +54,7 @@ for (const a of allocations) {
   for (const rule of rules) {
     const accs = seeds.map((seed) => {
       const m = cloneModel(model, arch);
-      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: rule === 'fitted' || rule === 'lstsq' ? fitOn : undefined });
+      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: readsActivations(rule) ? fitOn : undefined });
       return measure(m);
     });
     const sorted = [...accs].sort((x, y) => x - y);

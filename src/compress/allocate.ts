@@ -8,7 +8,7 @@ import type { Sequential } from '../nn/layers.js';
 import { BatchNorm } from '../nn/layers.js';
 import { crossEntropy, slice } from '../tensor/ops.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { applyMerge, clusterUnits, compensationGroups, paramsWithUnits, siteActivations } from './merge.js';
+import { applyMerge, groupUnits, paramsWithUnits, readsActivations, siteActivations } from './merge.js';
 import type { ApplyOptions, ClusterOptions } from './merge.js';
 import { applyPrune, l1Keep } from './prune.js';
 import { recalibrateBatchNorm } from './recalibrate.js';
@@ -78,8 +78,8 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
   for (let s = 0; s < N; s += batch) hs.push(slice(o.x, s, Math.min(N, s + batch)));
   const base = lossFrom(ref, hs, 0, o.y);
   const sites = mergeSites(model);
-  if ((o.rule === 'fitted' || o.rule === 'lstsq') && !o.calibration) throw new Error(`sensitivity: the ${o.rule} rule needs calibration inputs`);
-  const acts = o.rule === 'fitted' || o.rule === 'lstsq' ? siteActivations(model, o.calibration!) : null;
+  if (readsActivations(o.rule) && !o.calibration) throw new Error(`sensitivity: the ${o.rule} rule needs calibration inputs`);
+  const acts = readsActivations(o.rule) ? siteActivations(model, o.calibration!) : null;
   const loss: number[][] = [];
   let at = 0; // hs holds the input of layer `at` of the original model
   sites.forEach((site, i) => {
@@ -91,11 +91,7 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
       const trial = o.clone(model);
       if (o.what === 'prune') applyPrune(trial, site, l1Keep(trial, site, k));
       else {
-        const labelsOf = () => {
-          if (o.rule !== 'compensate' && o.rule !== 'fitted' && o.rule !== 'lstsq') return { labels: clusterUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }), kept: undefined };
-          return compensationGroups(trial, site, k, o.rule === 'compensate' ? undefined : acts![i]);
-        };
-        const { labels, kept } = labelsOf();
+        const { labels, kept } = groupUnits(trial, site, k, { ...o, seed: (o.seed ?? 0) + i }, acts?.[i]);
         applyMerge(trial, site, labels, { rule: o.rule, minSimilarity: o.minSimilarity, representatives: kept, activations: acts?.[i] });
       }
       if (hasBn) recalibrateBatchNorm(trial, concatRows(hs), batch, site.index);

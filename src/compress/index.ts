@@ -4,7 +4,7 @@ export { agglomerative, dendrogram } from './agglomerative.js';
 export type { Linkage, Merge, AgglomerativeResult } from './agglomerative.js';
 export { mergeSites, foldedUnits, unitVectors, unitsAfter, setIdentityNorm, isUnit, nonHomogeneousAfter, directions } from './sites.js';
 export type { MergeSite } from './sites.js';
-export { clusterUnits, applyMerge, mergeModel, archOf, paramsWithUnits, ratioForBudget, scalesAt, MERGE_RULES, compensationGroups, siteActivations } from './merge.js';
+export { clusterUnits, applyMerge, mergeModel, archOf, paramsWithUnits, ratioForBudget, scalesAt, MERGE_RULES, compensationGroups, siteActivations, groupUnits, keepsL1, readsActivations } from './merge.js';
 export type { ApplyOptions, ClusterMethod, ClusterOptions, MergeOptions, MergeReport, MergeRule, SiteActivations } from './merge.js';
 export { l1Keep, applyPrune, pruneModel } from './prune.js';
 export { modelStats, compare, batchNormSpread } from './stats.js';

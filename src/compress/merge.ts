@@ -54,6 +54,11 @@ export interface ClusterOptions {
   rule?: MergeRule;
 }
 
+/** rules that keep the units L1 pruning keeps and fold the others into them */
+export const keepsL1 = (rule?: MergeRule): boolean => rule === 'compensate' || rule === 'fitted' || rule === 'lstsq';
+/** rules that read the units' activations on calibration inputs */
+export const readsActivations = (rule?: MergeRule): boolean => rule === 'fitted' || rule === 'lstsq';
+
 /** whether a site is merged by direction and scale: a scaling rule on a positively homogeneous path */
 export function scalesAt(model: Sequential, site: MergeSite, rule: MergeRule = 'mean'): boolean {
   return rule !== 'mean' && nonHomogeneousAfter(model, site) === null;
@@ -323,6 +328,14 @@ export function compensationGroups(model: Sequential, site: MergeSite, k: number
   return { labels, kept };
 }
 
+/** the k groups of one site under a rule: k-means (or agglomerative) clusters, or, for the rules that
+ * keep the L1-pruning units, those units and what joins each (`act`: the site's activations, for the
+ * rules that read them); `kept`: each group's kept unit */
+export function groupUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions, act?: SiteActivations): { labels: Int32Array; kept?: Int32Array } {
+  if (!keepsL1(o.rule)) return { labels: clusterUnits(model, site, k, o) };
+  return compensationGroups(model, site, k, readsActivations(o.rule) ? act : undefined);
+}
+
 /** apply a grouping to one site: layer i gets one unit per group, its batch norm becomes the identity
  * (its effect is folded into the weights), the next unit layer reads the merged unit through the
  * members' outgoing weights (summed, or weighted by the rule's coefficients); returns each group's
@@ -340,10 +353,10 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
   const rule = o.rule ?? 'mean';
   const { X, d } = unitVectors(model, site);
   const fanIn = d - 1;
-  if ((rule === 'compensate' || rule === 'fitted' || rule === 'lstsq') && (!o.representatives || o.representatives.length !== k || o.representatives.some((r, g) => labels[r] !== g))) {
+  if (keepsL1(rule) && (!o.representatives || o.representatives.length !== k || o.representatives.some((r, g) => labels[r] !== g))) {
     throw new Error(`merge: the ${rule} rule needs each group's kept unit (layer ${site.index})`);
   }
-  const plan = planMerge(X, n, d, labels, k, rule === 'fitted' || rule === 'compensate' || rule === 'lstsq' ? 'medoid' : rule, scalesAt(model, site, rule), o.minSimilarity ?? 0, rule === 'compensate' || rule === 'fitted' || rule === 'lstsq' ? o.representatives : undefined);
+  const plan = planMerge(X, n, d, labels, k, keepsL1(rule) ? 'medoid' : rule, scalesAt(model, site, rule), o.minSimilarity ?? 0, keepsL1(rule) ? o.representatives : undefined);
   const shift = new Float64Array(n);
   if (rule === 'fitted') {
     if (!o.activations) throw new Error(`merge: the fitted rule needs the activations of layer ${site.index} on calibration inputs`);
@@ -525,21 +538,20 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   const rule = o.rule ?? 'mean';
   const kept: Int32Array[] = [];
   const group = (site: MergeSite, i: number): Int32Array => {
-    if (rule === 'compensate' || rule === 'fitted' || rule === 'lstsq') {
-      if (o.threshold !== undefined) throw new Error(`merge: the ${rule} rule keeps k units by L1 norm; give a ratio or a budget, not a threshold`);
-      const c = compensationGroups(model, site, ks[i], rule === 'fitted' || rule === 'lstsq' ? acts![i] : undefined);
-      kept[i] = c.kept;
-      return c.labels;
+    if (keepsL1(rule) && o.threshold !== undefined) throw new Error(`merge: the ${rule} rule keeps k units by L1 norm; give a ratio or a budget, not a threshold`);
+    if (o.threshold === undefined) {
+      const g = groupUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i }, acts?.[i]);
+      if (g.kept) kept[i] = g.kept;
+      return g.labels;
     }
-    if (o.threshold === undefined) return clusterUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i });
     const { X, d } = clusterVectors(model, site, o.rule);
     const labels = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold }).labels;
     ks[i] = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
     return labels;
   };
   const report: MergeReport = { sites: [], notes: [] };
-  if ((rule === 'fitted' || rule === 'lstsq') && !o.calibration) throw new Error(`merge: the ${rule} rule needs calibration inputs`);
-  const acts = rule === 'fitted' || rule === 'lstsq' ? siteActivations(model, o.calibration!) : null;
+  if (readsActivations(rule) && !o.calibration) throw new Error(`merge: the ${rule} rule needs calibration inputs`);
+  const acts = readsActivations(rule) ? siteActivations(model, o.calibration!) : null;
   if (rule === 'scaled' || rule === 'medoid' || rule === 'compensate') {
     for (const s of sites) {
       const blocker = nonHomogeneousAfter(model, s);

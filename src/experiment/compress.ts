@@ -4,7 +4,7 @@ import type { LoadOptions } from '../../datasets/catalog.js';
 import { explainMerge } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget, siteActivations } from '../compress/merge.js';
+import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
 import type { ClusterMethod, MergeRule } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { mergeSites, unitsAfter } from '../compress/sites.js';
@@ -110,7 +110,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
-  const needData = evaluate || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || o.rule === 'fitted' || o.rule === 'lstsq' || (stages > 1 && (o.stageEpochs ?? 1) > 0);
+  const needData = evaluate || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || readsActivations(o.rule) || (stages > 1 && (o.stageEpochs ?? 1) > 0);
   const data = needData ? await loadTask(arch, o.data) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
@@ -119,7 +119,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const n = sites.map((s) => s.units);
   const names = sites.map((s) => model.layers[s.index].describe());
   const rule = o.rule ?? 'mean';
-  const fitOn = rule === 'fitted' || rule === 'lstsq' ? calibrationSample(data!, o.calibration ?? 1000, seed + 3) : undefined;
+  const fitOn = readsActivations(rule) ? calibrationSample(data!, o.calibration ?? 1000, seed + 3) : undefined;
   // the units each layer keeps (a threshold decides them while merging)
   let ks: number[] | null = null;
   let allocation: CompressResult['allocation'] = o.threshold !== undefined ? 'threshold' : o.ratio !== undefined ? 'ratio' : o.allocate ?? 'uniform';
@@ -188,7 +188,7 @@ export async function explainCheckpoint(file: string, o: { ratio: number; layer?
   if (o.layer !== undefined && o.layer >= sites) throw new Error(`--layer ${o.layer}: the model has ${sites} mergeable layers (0 to ${sites - 1})`);
   const data = await loadTask(arch, o.data);
   const merged = cloneModel(model, arch);
-  const fitOn = o.rule === 'fitted' || o.rule === 'lstsq' ? calibrationSample(data, 1000, (o.seed ?? 0) + 3) : undefined;
+  const fitOn = readsActivations(o.rule) ? calibrationSample(data, 1000, (o.seed ?? 0) + 3) : undefined;
   const rep = mergeModel(merged, { ratio: o.ratio, seed: o.seed, nInit: 3, rule: o.rule, calibration: fitOn });
   const acts = fitOn ? siteActivations(model, fitOn) : null;
   const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), (q) => ({ rule: o.rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));

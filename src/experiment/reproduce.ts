@@ -9,7 +9,7 @@ import { getForcedBackend } from '../backend/registry.js';
 import { nativeAddon } from '../backend/native.js';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget, siteActivations } from '../compress/merge.js';
+import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
 import { mergeSites } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
 import { BatchNorm } from '../nn/layers.js';
@@ -183,7 +183,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     } else {
       log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${rules[0]} rule, 1,000 training images)`);
       const { x, y } = calibrationSet(task, 1000, seed + 7);
-      const sens = layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: rules[0], seed, nInit: 3, recalibrate: calibration !== null, calibration: rules[0] === 'fitted' || rules[0] === 'lstsq' ? fitOn() : undefined, log });
+      const sens = layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: rules[0], seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(rules[0]) ? fitOn() : undefined, log });
       per = allocate(base.model, fraction, sens).ratios;
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
@@ -195,7 +195,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     for (const rule of rules) {
       log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
-      const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: rule === 'fitted' || rule === 'lstsq' ? fitOn() : undefined });
+      const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: readsActivations(rule) ? fitOn() : undefined });
       r.notes.forEach((n) => notes.add(n));
       if (calibration) recalibrateBatchNorm(m, calibration);
       const acc = accuracyOf(m, task).accuracy;
@@ -209,7 +209,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       merges.push({ rule, merged: acc, finetuned: ft });
     }
     const { model: merged, rep } = first!;
-    const acts = rules[0] === 'fitted' || rules[0] === 'lstsq' ? siteActivations(base.model, fitOn()) : null;
+    const acts = readsActivations(rules[0]) ? siteActivations(base.model, fitOn()) : null;
     const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256), (q) => ({ rule: rules[0], representatives: rep.sites[q].representatives, activations: acts?.[q] }));
     const filters = firstFilters(base.model, merged, rep.sites[0].labels); // before fine-tuning moves them
     const mArch = archOf(merged, arch);
