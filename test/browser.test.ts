@@ -7,8 +7,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeReports } from '../src/index.js';
-import type { Report } from '../src/index.js';
+import { agglomerative, writeCompressionHtml, writeReports } from '../src/index.js';
+import type { CompressionView, Report } from '../src/index.js';
 import { needs, tempDir } from './helpers.js';
 import { CHROMIUM, screenshotPage } from './browser.js';
 
@@ -37,7 +37,9 @@ try {
   /* counted as skipped below */
 }
 
-needs(B, missing ?? (playwright ? null : 'playwright-core is not installed (npm ci)'))('report.html opens from disk with no error and draws every chart', async () => {
+const need = needs(B, missing ?? (playwright ? null : 'playwright-core is not installed (npm ci)'));
+
+need('report.html opens from disk with no error and draws every chart', async () => {
   const dir = tempDir('nm-browser-');
   await writeReports(dir, report);
   const png = join(dir, 'report.png');
@@ -62,6 +64,40 @@ needs(B, missing ?? (playwright ? null : 'playwright-core is not installed (npm 
   assert.ok(v.mapBox && v.mapBox.width > 300 && v.mapBox.height > 250, `the map is laid out: ${JSON.stringify(v.mapBox)}`);
   assert.ok(statSync(png).size > 10000, 'a screenshot was taken');
   assert.equal([...readFileSync(png).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+});
+
+need('the merge page opens from disk with no error and draws its bars, maps and dendrograms', async () => {
+  const dir = tempDir('nm-browser-');
+  const pts = Float32Array.from([0, 0.2, 3, 3.1, 9, 9.5]);
+  const { labels, merges } = agglomerative(pts, 6, 1, { linkage: 'ward', k: 3 });
+  const m = { x: [0, 0.2, 3, 3.1, 9, 9.5], y: [0, 0.1, 0, 0.1, 0, 0.1], group: Array.from(labels), explained: [0.9, 0.1] as [number, number] };
+  const layer = { layer: 'Linear(784→6)', units: 6, clusters: 3, sizes: { min: 2, median: 2, max: 2, singletons: 0 }, spread: 0.1, outputShift: 0.02, map: m, tree: merges };
+  const v: CompressionView = {
+    title: 'dbn merged', command: 'merge d.safetensors --out e.safetensors --ratio 0.5 --method ward', checkpoint: 'd.safetensors', out: 'e.safetensors', model: 'dbn', data: 'mnist',
+    rule: 'mean', method: 'ward', seed: 0, machine: 'a CPU', seconds: 1, allocation: 'the units per layer from --ratio',
+    units: [{ layer: 'Linear(784→6)', before: 6, after: 3 }, { layer: 'Linear(6→6)', before: 6, after: 3 }],
+    params: { before: 100, after: 50 }, flops: { before: 200, after: 100 }, accuracy: { before: 0.98, after: 0.9 }, recalibrated: null, notes: [],
+    explain: [layer, { ...layer, layer: 'Linear(6→6)' }],
+  };
+  const file = join(dir, 'e.html');
+  await writeCompressionHtml(file, v);
+  const seen = await screenshotPage(playwright!, file, join(dir, 'e.png'), async (page) => ({
+    bars: await page.locator('path[aria-roledescription="bar"], path[aria-roledescription="rect mark"]').count(),
+    trees: await page.locator('svg.dendrogram').count(),
+    links: await page.locator('svg.dendrogram path.link').count(),
+    coloured: await page.locator('svg.dendrogram path.link.merged').count(),
+    dots: await page.locator('svg.unit-map circle.unit').count(),
+    treeBox: await page.locator('svg.dendrogram').first().boundingBox(),
+  }));
+  assert.equal(seen.errors, [], 'console errors');
+  assert.equal(seen.requests, [], 'requests beyond the file');
+  const s = seen.value;
+  assert.is(s.bars, 4, 'two layers, before and after');
+  assert.is(s.trees, 2);
+  assert.is(s.links, 2 * 5, 'a link per merge: n - 1 per layer');
+  assert.is(s.coloured, 2 * 3, 'below the cut: 6 units to 3 clusters');
+  assert.is(s.dots, 12);
+  assert.ok(s.treeBox && s.treeBox.width > 600, `the dendrogram is laid out: ${JSON.stringify(s.treeBox)}`);
 });
 
 B.run();

@@ -108,6 +108,30 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
   assert.is(wrong.status, 1);
   const th = json(run('merge', a, '--threshold', '0.5', '--method', 'ward', '--out', m, '--json', '--no-eval'));
   assert.ok(th.units.every((u: { after: number; before: number }) => u.after >= 1 && u.after <= u.before));
+  // the pages: merge writes one beside --out (a dendrogram per layer for ward), explain beside the checkpoint
+  assert.is(th.report, join(d, 'm.html'));
+  const page = readFileSync(th.report, 'utf8');
+  assert.is((page.match(/<svg class="dendrogram"/g) ?? []).length, 3);
+  assert.is((page.match(/<svg class="unit-map"/g) ?? []).length, 3);
+  assert.match(page, /<td>merged checkpoint<\/td><td>[^<]*m\.safetensors<\/td>/);
+  assert.is(mg.report, join(d, 'm.html'));
+  assert.is(per.report, join(d, 'per.html'));
+  assert.ok(!existsSync(join(d, 'p.html')), 'prune writes no page');
+  assert.ok(existsSync(join(d, 'r.html')));
+  const none = json(run('merge', a, '--ratio', '0.5', '--out', join(d, 'n.safetensors'), '--no-report', '--no-eval', '--json'));
+  assert.is(none.report, null);
+  assert.ok(!existsSync(join(d, 'n.html')));
+  assert.is(ex.report, join(d, 'a.explain.html'));
+  assert.match(readFileSync(ex.report, 'utf8'), /<h1>lenet5 merged at ratio 0\.5 by the mean rule, layer by layer<\/h1>/);
+  const exw = run('explain', a, '--ratio', '0.8', '--method', 'average', '--report', join(d, 'w.html'));
+  assert.is(exw.status, 0, exw.stderr);
+  assert.match(exw.stdout, /average linkage/);
+  assert.match(exw.stdout, /the page: .*w\.html/);
+  assert.is((readFileSync(join(d, 'w.html'), 'utf8').match(/<svg class="dendrogram"/g) ?? []).length, 3);
+  const clash = run('merge', a, '--ratio', '0.5', '--out', join(d, 'c.safetensors'), '--report', a);
+  assert.is(clash.status, 1);
+  assert.match(clash.stderr, /^neuronmerge: --report/);
+  assert.ok(!existsSync(join(d, 'c.safetensors')), 'nothing written before the error');
 });
 
 C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects another model\'s', () => {

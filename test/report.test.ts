@@ -4,8 +4,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracySpec, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
-import type { Report } from '../src/index.js';
+import { accuracySpec, agglomerative, compressionHtml, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
+import type { CompressionView, Report } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
 const R = suite('report');
@@ -143,6 +143,66 @@ H('filters: a row per merged cluster, the members then the merged filter; grey a
     assert.is((r[2].match(/<svg class="filter"/g) ?? []).length, 2, 'the members');
     assert.is((r[2].match(/<svg class="filter merged"/g) ?? []).length, 1, 'the merged filter');
   }
+});
+
+H('dendrogram: a link per merge at its height, the clusters below the cut in their map colours, the cut between the last merge made and the next', () => {
+  // three tight pairs far apart on a line, and one far point: 7 points, cut into 4 clusters
+  const pts = [0, 0.1, 5, 5.2, 10, 10.3, 30];
+  const X = Float32Array.from(pts);
+  const { labels, merges } = agglomerative(X, pts.length, 1, { linkage: 'ward', k: 4 });
+  assert.is(merges.length, 6);
+  const { order, x } = dendrogramLayout(merges);
+  assert.equal([...order].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6], 'the leaves, each once');
+  // every cluster's leaves sit side by side in tree order
+  for (let g = 0; g < 4; g++) {
+    const at = order.map((u, i) => (labels[u] === g ? i : -1)).filter((i) => i >= 0);
+    assert.is(at[at.length - 1] - at[0] + 1, at.length, `cluster ${g} is contiguous`);
+  }
+  merges.forEach((m, i) => assert.is(x[7 + i], (x[m.a] + x[m.b]) / 2));
+  const cut = cutHeight(merges, 4);
+  assert.ok(cut > merges[2].height && cut < merges[3].height, `${cut} between ${merges[2].height} and ${merges[3].height}`);
+  const svg = dendrogramSvg(merges, labels, 'layer', 'ward');
+  const links = [...svg.matchAll(/<path class="link( merged)?" data-height="([^"]+)"(?: data-group="(\d+)")?/g)];
+  assert.is(links.length, 6, 'a link per merge');
+  assert.equal(links.map((l) => Number(l[2])), merges.map((m) => Number(m.height.toPrecision(6))));
+  const coloured = links.filter((l) => l[1]);
+  assert.is(coloured.length, 3, 'the merges below the cut: 7 units to 4 clusters');
+  // each coloured link joins units of the cluster it names
+  const leaves = (id: number): number[] => (id < 7 ? [id] : [...leaves(merges[id - 7].a), ...leaves(merges[id - 7].b)]);
+  coloured.forEach((l, i) => assert.ok(leaves(7 + i).every((u) => labels[u] === Number(l[3])), `link ${i} joins cluster ${l[3]} only`));
+  assert.is(Number(/<line class="cut" data-height="([^"]+)"/.exec(svg)![1]), Number(cut.toPrecision(6)));
+  assert.match(svg, /cut: 4 clusters/);
+  assert.match(svg, /merge distance \(ward\)/);
+  assert.throws(() => dendrogramSvg(merges, labels.subarray(1), 'x'), /6 labels for 7 units/);
+});
+
+H('the merge page: its facts, a row per layer with the units kept, a map per layer and a dendrogram where there is a tree', () => {
+  const map = { x: [0, 1, 2], y: [0, 1, 0], group: [0, 0, 1], explained: [0.7, 0.3] as [number, number] };
+  const tree = agglomerative(Float32Array.from([0, 0.1, 4]), 3, 1, { linkage: 'average', k: 2 }).merges;
+  const v: CompressionView = {
+    title: 'lenet5 merged', command: 'merge a.safetensors --out b.safetensors --ratio 0.5', checkpoint: 'a.safetensors', out: 'b.safetensors', model: 'lenet5', data: 'mnist',
+    rule: 'lstsq', method: 'average', seed: 3, machine: 'a CPU', seconds: 2.5, allocation: 'the units per layer from --ratio',
+    units: [{ layer: 'Conv2d(1→20, 5x5)', before: 3, after: 2 }, { layer: 'Linear(800→500)', before: 500, after: 100 }],
+    params: { before: 1000, after: 250 }, flops: { before: 4000, after: 1000 }, accuracy: { before: 0.99, after: 0.9712 }, recalibrated: null, notes: ['one note'],
+    explain: [
+      { layer: 'Conv2d(1→20, 5x5)', units: 3, clusters: 2, sizes: { min: 1, median: 1, max: 2, singletons: 1 }, spread: 0.1, outputShift: 0.05, map, tree },
+      { layer: 'Linear(800→500)', units: 3, clusters: 2, sizes: { min: 1, median: 1, max: 2, singletons: 1 }, spread: 0.1, outputShift: 0.05, map },
+    ],
+  };
+  const html = compressionHtml(v, { units: '<svg class="u"></svg>' });
+  assert.not.match(html, /<script|src=|href=|url\(|@import/, 'nothing is fetched');
+  assert.match(html, /<h1>lenet5 merged<\/h1>/);
+  assert.match(html, /<td>parameters<\/td><td>1,000 → 250 \(75\.00% removed\)<\/td>/);
+  assert.match(html, /<td>test accuracy<\/td><td>99\.00% → 97\.12% \(before fine-tuning\)<\/td>/);
+  assert.match(html, /lstsq rule, average linkage clusters/);
+  assert.match(html, /Note: one note\./);
+  const units = /<table class="units">([\s\S]*?)<\/table>/.exec(html)![1];
+  const rows = [...units.matchAll(/<tr>(.*?)<\/tr>/g)].slice(1).map((m) => [...m[1].matchAll(/<td>(.*?)<\/td>/g)].map((c) => c[1]));
+  assert.equal(rows, [['Conv2d(1→20, 5x5)', '3', '2', '0.333'], ['Linear(800→500)', '500', '100', '0.800']]);
+  assert.is((html.match(/<svg class="unit-map"/g) ?? []).length, 2, 'a map per layer');
+  assert.is((html.match(/<svg class="dendrogram"/g) ?? []).length, 1, 'a dendrogram for the layer with a tree');
+  assert.match(html, /How average linkage joined/);
+  assert.not.match(compressionHtml({ ...v, explain: [v.explain[1]] }, { units: '' }), /class="dendrogram"/);
 });
 
 H.run();

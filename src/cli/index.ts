@@ -143,7 +143,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
         distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
-      if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json`);
+      if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json, ${out}/report.html (open it in a browser)`);
       return r;
     };
     if (model !== 'all') {
@@ -211,13 +211,18 @@ withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').d
     else console.log(`${file}: ${arch.model} (${kind}) on the ${task.settings.dataset} test set (${task.test.count} images): accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}; ${params.toLocaleString('en')} parameters`);
   });
 
+/** the page a merge or an explanation writes: --report FILE, none with --no-report, else beside `file`
+ * with its extension replaced by `ext` */
+const pageFor = (o: { report?: string | false }, file: string, ext: string): string | undefined =>
+  o.report === false ? undefined : typeof o.report === 'string' ? o.report : file.replace(/\.[^./\\]*$/, '') + ext;
+
 /** units before and after, parameters, FLOPs, and (unless --no-eval) accuracy before and after */
 async function compressCommand(file: string, o: Record<string, any>, what: 'merge' | 'prune') {
   const device = useBackend(o.backend);
   const res = await compressCheckpoint(file, what, {
     out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, allocate: o.allocate, calibration: o.calibration, method: o.method, rule: o.merge, minSimilarity: o.minSimilarity,
     mode: o.mode, seed: o.seed, nInit: o.nInit, repair: o.repair === true ? 500 : o.repair, recalibrate: recalibration(o.recalibrate), stages: o.stages, stageEpochs: o.stageEpochs,
-    eval: o.eval, data: dataOpts(o), log, device,
+    eval: o.eval, data: dataOpts(o), log, device, report: what === 'merge' ? pageFor(o, o.out, '.html') : undefined, command: typed(),
   });
   if (o.json) return console.log(JSON.stringify(res));
   for (const n of res.notes) console.log(`note: ${n}`);
@@ -227,6 +232,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   if (res.allocation === 'sensitivity' || res.allocation === 'threshold') console.log(`the same units per layer: --ratio ${res.ratios.map((r) => +r.toFixed(6)).join(',')}`);
   const how = [res.repairImages ? `statistics repaired on ${res.repairImages} training images` : '', res.recalibrated ? `batch norms re-estimated on ${res.recalibrated} training images` : ''].filter(Boolean).join('; ');
   if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE --distill ${file})`);
+  if (res.report) console.log(`what merging did to each layer: ${res.report} (open it in a browser)`);
 }
 
 /** the options merge and prune share */
@@ -249,7 +255,9 @@ compressing(withData(program.command('merge').argument('<checkpoint>', 'a traine
   .option('--method <m>', 'kmeans, ward, average or complete', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
   .option('--mode <m>', 'all (cluster every layer of the original) or sequential (layer by layer as merged)', oneOf('--mode', ['all', 'sequential']), 'all')
   .option('--n-init <n>', 'k-means restarts', int('--n-init', 1, 1000), 3)
-  .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', int('--repair', 1, 1e6)))
+  .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', int('--repair', 1, 1e6))
+  .option('--report <file>', 'the page of what merging did to each layer (default: --out with .html for its extension)')
+  .option('--no-report', 'write no page'))
   .action((file: string, o) => compressCommand(file, o, 'merge'));
 
 compressing(withData(program.command('prune').argument('<checkpoint>', 'a trained checkpoint').description('the baseline: remove the units with the smallest L1 norm in every hidden layer'))
@@ -287,11 +295,14 @@ withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoi
   .option('--layer <i>', 'list the clusters of this mergeable layer (0 = the first)', int('--layer', 0, 1000))
   .option('--images <n>', 'test images to measure the output shift on', int('--images', 1, 10000), 256)
   .option('--merge <rule>', `the merging rule (${MERGE_RULES.join(', ')})`, oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--method <m>', 'kmeans, ward, average or complete (the page draws the dendrograms of the last three)', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
+  .option('--report <file>', 'the page of what merging does to each layer (default: the checkpoint with .explain.html for its extension)')
+  .option('--no-report', 'write no page')
   .action(async (file: string, o) => {
     useBackend(o.backend);
-    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, data: dataOpts(o) });
+    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, method: o.method, data: dataOpts(o), report: pageFor(o, file, '.explain.html'), command: typed() });
     if (o.json) return console.log(JSON.stringify(r));
-    console.log(`merging ${file} at ratio ${o.ratio} by the ${o.merge} rule (k-means on each unit's incoming weights and bias${o.merge === 'mean' ? '' : ' by direction where the next layer allows'}, batch norm folded)`);
+    console.log(`merging ${file} at ratio ${o.ratio} by the ${o.merge} rule (${o.method === 'kmeans' ? 'k-means' : `${o.method} linkage`} on each unit's incoming weights and bias${o.merge === 'mean' ? '' : ' by direction where the next layer allows'}, batch norm folded)`);
     console.log('  layer                        units → clusters   sizes min/median/max  singletons  spread  output moved');
     for (const e of r.layers) console.log(`  ${e.layer.padEnd(28)} ${String(e.units).padStart(5)} → ${String(e.clusters).padEnd(8)}   ${`${e.sizes.min}/${e.sizes.median}/${e.sizes.max}`.padEnd(20)}  ${String(e.sizes.singletons).padStart(10)}  ${(100 * e.spread).toFixed(1).padStart(5)}%  ${(100 * e.outputShift).toFixed(1).padStart(5)}%`);
     console.log('spread: mean distance of a unit to its cluster centre over the mean unit norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged');
@@ -299,6 +310,7 @@ withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoi
       console.log(`\nclusters of ${r.layers[r.layer!].layer} (largest first; unit indices):`);
       for (const [g, members] of r.clusters.entries()) console.log(`  ${String(g).padStart(4)}: ${members.length} units: ${members.slice(0, 24).join(' ')}${members.length > 24 ? ' …' : ''}`);
     }
+    if (r.report) console.log(`\nthe page: ${r.report} (open it in a browser)`);
   });
 
 program.command('bench').argument('[suites...]', 'gemm, conv, data, train, cluster, speedup (all by default)').option('--json', 'JSON lines').description('the benchmarks (from a source checkout: they need the dev dependencies)')

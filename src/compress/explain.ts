@@ -5,6 +5,7 @@ import type { Arch } from '../models/index.js';
 import { Conv2d } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
+import type { Merge } from './agglomerative.js';
 import { applyMerge, scalesAt } from './merge.js';
 import type { ApplyOptions } from './merge.js';
 import { directions, foldedUnits, mergeSites, unitVectors } from './sites.js';
@@ -23,6 +24,8 @@ export interface LayerExplanation {
   /** the units in the plane of their first two principal components (of the vectors they are
    * clustered by), with their groups, and the share of the variance each axis holds */
   map: UnitMap;
+  /** agglomerative methods: the layer's whole dendrogram (merges in height order), cut at `clusters` */
+  tree?: Merge[];
 }
 
 export interface UnitMap {

@@ -11,7 +11,7 @@ import type { Arch } from '../models/index.js';
 import { Rng } from '../tensor/rng.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { agglomerative } from './agglomerative.js';
-import type { Linkage } from './agglomerative.js';
+import type { Linkage, Merge } from './agglomerative.js';
 import { kmeans } from './kmeans.js';
 import { l1Keep } from './prune.js';
 import { repairMerged, unitMoments } from './repair.js';
@@ -72,12 +72,18 @@ function clusterVectors(model: Sequential, site: MergeSite, rule: MergeRule = 'm
 
 /** group the units of one site into k clusters; labels[u] in [0, k) */
 export function clusterUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions = {}): Int32Array {
+  return clusterSite(model, site, k, o).labels;
+}
+
+/** clusterUnits, with the whole dendrogram where the method is agglomerative */
+function clusterSite(model: Sequential, site: MergeSite, k: number, o: ClusterOptions): { labels: Int32Array; tree?: Merge[] } {
   const n = site.units;
-  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  const { X, d } = clusterVectors(model, site, o.rule);
   const method = o.method ?? 'kmeans';
-  if (method === 'kmeans') return kmeans(X, n, d, k, { seed: o.seed ?? 0, nInit: o.nInit ?? 10 }).labels;
-  return agglomerative(X, n, d, { linkage: method, k }).labels;
+  if (k >= n && method === 'kmeans') return { labels: Int32Array.from({ length: n }, (_, i) => i) };
+  const { X, d } = clusterVectors(model, site, o.rule);
+  if (method === 'kmeans') return { labels: kmeans(X, n, d, k, { seed: o.seed ?? 0, nInit: o.nInit ?? 10 }).labels };
+  const r = agglomerative(X, n, d, { linkage: method, k: Math.min(k, n) });
+  return { labels: r.labels, tree: r.merges };
 }
 
 /** the activations a site's units feed the next layer with, on calibration inputs: a[(i·n + u)·S + s]
@@ -331,8 +337,8 @@ export function compensationGroups(model: Sequential, site: MergeSite, k: number
 /** the k groups of one site under a rule: k-means (or agglomerative) clusters, or, for the rules that
  * keep the L1-pruning units, those units and what joins each (`act`: the site's activations, for the
  * rules that read them); `kept`: each group's kept unit */
-export function groupUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions, act?: SiteActivations): { labels: Int32Array; kept?: Int32Array } {
-  if (!keepsL1(o.rule)) return { labels: clusterUnits(model, site, k, o) };
+export function groupUnits(model: Sequential, site: MergeSite, k: number, o: ClusterOptions, act?: SiteActivations): { labels: Int32Array; kept?: Int32Array; tree?: Merge[] } {
+  if (!keepsL1(o.rule)) return clusterSite(model, site, k, o);
   return compensationGroups(model, site, k, readsActivations(o.rule) ? act : undefined);
 }
 
@@ -513,7 +519,7 @@ export function ratioForBudget(model: Sequential, budget: number): number {
 
 export interface MergeReport {
   /** per site: its groups (labels[u] of each original unit) and, for 'medoid', each group's kept unit */
-  sites: { index: number; layer: string; before: number; after: number; labels: Int32Array; representatives?: Int32Array }[];
+  sites: { index: number; layer: string; before: number; after: number; labels: Int32Array; representatives?: Int32Array; tree?: Merge[] }[];
   /** with `repair`: per site, the mean |log| of the spread corrections */
   repair?: number[];
   /** where the rule asked for could not apply as asked (a scaling rule before a sigmoid) */
@@ -537,17 +543,20 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   }
   const rule = o.rule ?? 'mean';
   const kept: Int32Array[] = [];
+  const trees: (Merge[] | undefined)[] = [];
   const group = (site: MergeSite, i: number): Int32Array => {
     if (keepsL1(rule) && o.threshold !== undefined) throw new Error(`merge: the ${rule} rule keeps k units by L1 norm; give a ratio or a budget, not a threshold`);
     if (o.threshold === undefined) {
       const g = groupUnits(model, site, ks[i], { ...o, seed: (o.seed ?? 0) + i }, acts?.[i]);
       if (g.kept) kept[i] = g.kept;
+      trees[i] = g.tree;
       return g.labels;
     }
     const { X, d } = clusterVectors(model, site, o.rule);
-    const labels = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold }).labels;
-    ks[i] = labels.reduce((m, v) => Math.max(m, v), -1) + 1;
-    return labels;
+    const r = agglomerative(X, site.units, d, { linkage: method as Linkage, threshold: o.threshold });
+    ks[i] = r.k;
+    trees[i] = r.merges;
+    return r.labels;
   };
   const report: MergeReport = { sites: [], notes: [] };
   if (readsActivations(rule) && !o.calibration) throw new Error(`merge: the ${rule} rule needs calibration inputs`);
@@ -563,7 +572,7 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   const moments = o.repair ? unitMoments(model, o.repair) : null;
   if ((o.mode ?? 'all') === 'all') {
     const groups = sites.map((s, i) => group(s, i));
-    sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i] }));
+    sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i], ...(trees[i] ? { tree: trees[i] } : {}) }));
     // later sites' next-layer sums see the earlier merges; each site's own rows are unaffected
     sites.forEach((s, i) => {
       const r = applyMerge(model, mergeSites(model)[i], groups[i], apply(i));
@@ -574,7 +583,7 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
       const s = mergeSites(model)[i];
       const labels = group(s, i);
       const r = applyMerge(model, s, labels, apply(i));
-      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels, ...(rule !== 'mean' && rule !== 'scaled' ? { representatives: r } : {}) });
+      report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels, ...(rule !== 'mean' && rule !== 'scaled' ? { representatives: r } : {}), ...(trees[i] ? { tree: trees[i] } : {}) });
     }
   }
   if (moments) report.repair = repairMerged(model, moments, report.sites.map((x) => x.labels), o.repair!);

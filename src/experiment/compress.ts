@@ -1,11 +1,12 @@
 // merge, prune and explain on a checkpoint file: what the commands of those names do, as functions
 // that return their figures (the command only prints them).
+import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
-import { explainMerge } from '../compress/explain.js';
+import { explainMerge, firstFilters } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
 import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
-import type { ClusterMethod, MergeRule } from '../compress/merge.js';
+import type { ClusterMethod, MergeReport, MergeRule } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
 import { mergeSites, unitsAfter } from '../compress/sites.js';
 import { BatchNorm } from '../nn/layers.js';
@@ -17,7 +18,10 @@ import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { checkOutputFile } from '../runtime/files.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, modelFromCheckpoint } from './task.js';
+import { writeCompressionHtml } from '../report/markdown.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint } from './task.js';
+import type { TaskData } from './task.js';
 
 export interface CompressOptions {
   /** where the compressed checkpoint goes (checked before any work; never the input) */
@@ -54,6 +58,10 @@ export interface CompressOptions {
   data?: LoadOptions;
   log?: (line: string) => void;
   device?: 'cpu' | 'webgpu';
+  /** merge only: write the page of what merging did (report.html) here */
+  report?: string;
+  /** the command as typed, for the page */
+  command?: string;
 }
 
 export interface CompressResult {
@@ -80,6 +88,8 @@ export interface CompressResult {
   /** where a merge rule could not apply as asked */
   notes: string[];
   stages: number;
+  /** the page written (merge --report) */
+  report: string | null;
 }
 
 /** the default number of images batch norms are re-estimated on after compressing */
@@ -104,13 +114,16 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   if (stages > 1 && o.threshold !== undefined) throw new Error('merge: --stages needs --ratio or --budget (a threshold decides the units only as it merges)');
   if (what === 'prune' && o.rule && o.rule !== 'mean') throw new Error(`prune: --merge ${o.rule} is a merging rule; pruning keeps units by their L1 norm`);
   checkOutputFile(o.out, '--out', [file]);
+  if (o.report !== undefined && what !== 'merge') throw new Error(`${what}: --report shows a merge; run merge for it`);
+  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file, o.out]);
+  const started = performance.now();
   const log = o.log ?? (() => {});
   const { model, arch } = modelFromCheckpoint(file);
   const input = inputShape(arch);
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
-  const needData = evaluate || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || readsActivations(o.rule) || (stages > 1 && (o.stageEpochs ?? 1) > 0);
+  const needData = evaluate || o.report !== undefined || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || readsActivations(o.rule) || (stages > 1 && (o.stageEpochs ?? 1) > 0);
   const data = needData ? await loadTask(arch, o.data) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
@@ -140,6 +153,9 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const calibration = recalImages === null ? null : calibrationSample(data!, recalImages, seed);
   let repair: number[] | null = null;
   const notes: string[] = [];
+  // the page compares each layer with the original's
+  const original = o.report !== undefined ? cloneModel(model, arch) : null;
+  let merged: MergeReport | null = null;
   let current = model;
   let currentArch = arch;
   for (let s = 1; s <= stages; s++) {
@@ -149,6 +165,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     if (what === 'merge') {
       const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity, calibration: fitOn });
       if (s === 1) notes.push(...rep.notes);
+      merged = rep;
       repair = rep.repair ?? null;
     } else pruneModel(current, { ratio: ratios! });
     if (calibration) recalibrateBatchNorm(current, calibration);
@@ -164,11 +181,45 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const accAfter = data && evaluate ? accuracyOf(current, data).accuracy : null;
   saveCheckpoint(o.out, { arch: currentArch, model: current, kind: what === 'merge' ? 'merged' : 'pruned' });
   const widths = mergeSites(current).map((x) => x.units);
+  const units = names.map((layer, i) => ({ layer, before: n[i], after: widths[i] }));
+  if (o.report !== undefined) {
+    log(`merge: explaining each layer for ${o.report}`);
+    const one = stages === 1 && merged !== null;
+    await writeCompressionHtml(o.report, {
+      title: `${arch.model} merged by the ${rule} rule: ${(100 * c.compressionRatio).toFixed(2)}% of the parameters removed`,
+      command: o.command ?? `merge ${file} --out ${o.out}`, checkpoint: file, out: o.out, model: arch.model, data: dataTitle(data!), rule, method: o.method ?? 'kmeans', seed,
+      machine: machineDescription(), seconds: (performance.now() - started) / 1000, allocation: ALLOCATION_TEXT[allocation], units, params: c.params, flops: c.flops,
+      accuracy: { before: accBefore, after: accAfter }, recalibrated: calibration ? calibration.shape[0] : null,
+      notes: one ? notes : [...notes, `merged in ${stages} stages: each layer's view needs a one-step merge`],
+      explain: one ? explainLayers(original!, arch, merged!, data!, rule, fitOn) : [],
+      filters: one ? firstFilters(original!, current, merged!.sites[0].labels) : null,
+    });
+  }
   return {
-    checkpoint: o.out, from: file, arch: currentArch, units: names.map((layer, i) => ({ layer, before: n[i], after: widths[i] })), ratios: widths.map((k, i) => 1 - k / n[i]), allocation,
+    checkpoint: o.out, from: file, arch: currentArch, units, ratios: widths.map((k, i) => 1 - k / n[i]), allocation,
     params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio,
     bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null, notes, stages,
+    report: o.report ?? null,
   };
+}
+
+const ALLOCATION_TEXT: Record<CompressResult['allocation'], string> = {
+  ratio: 'the units per layer from --ratio', threshold: 'the units per layer from a distance threshold',
+  uniform: 'a budget spread as one ratio in every layer', sensitivity: 'a budget spread by each layer\'s measured sensitivity',
+};
+
+/** the dataset and where it was read, relative to the working folder where that is shorter */
+const dataTitle = (d: TaskData) => {
+  const rel = relative(process.cwd(), d.train.source);
+  return `${d.settings.dataset}, ${d.test.count} test images (${rel.startsWith('..') ? d.train.source : rel})`;
+};
+
+/** each layer of `model` merged alone as `rep` grouped it, on the first 256 test images, with its
+ * dendrogram where the method made one */
+function explainLayers(model: Sequential, arch: Arch, rep: MergeReport, data: TaskData, rule: MergeRule, fitOn?: Tensor): LayerExplanation[] {
+  const acts = fitOn ? siteActivations(model, fitOn) : null;
+  const layers = explainMerge(model, arch, rep.sites.map((x) => x.labels), slice(data.ev.x, 0, Math.min(256, data.ev.x.shape[0])), (q) => ({ rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));
+  return layers.map((l, q) => (rep.sites[q].tree ? { ...l, tree: rep.sites[q].tree } : l));
 }
 
 export interface ExplainResult {
@@ -178,21 +229,37 @@ export interface ExplainResult {
   /** with `layer`: that layer's clusters, largest first, as unit indices */
   layer?: number;
   clusters?: number[][];
+  /** the page written (--report) */
+  report: string | null;
 }
 
 /** the teaching view of merging a checkpoint at one ratio: per layer, the clusters and how far merging
  * that layer alone moves the next layer's output on `images` test images */
-export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; rule?: MergeRule; data?: LoadOptions }): Promise<ExplainResult> {
+export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; rule?: MergeRule; method?: ClusterMethod; data?: LoadOptions; report?: string; command?: string }): Promise<ExplainResult> {
+  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file]);
+  const started = performance.now();
   const { model, arch } = modelFromCheckpoint(file);
   const sites = mergeSites(model).length;
   if (o.layer !== undefined && o.layer >= sites) throw new Error(`--layer ${o.layer}: the model has ${sites} mergeable layers (0 to ${sites - 1})`);
   const data = await loadTask(arch, o.data);
   const merged = cloneModel(model, arch);
-  const fitOn = readsActivations(o.rule) ? calibrationSample(data, 1000, (o.seed ?? 0) + 3) : undefined;
-  const rep = mergeModel(merged, { ratio: o.ratio, seed: o.seed, nInit: 3, rule: o.rule, calibration: fitOn });
+  const rule = o.rule ?? 'mean', seed = o.seed ?? 0;
+  const fitOn = readsActivations(rule) ? calibrationSample(data, 1000, seed + 3) : undefined;
+  const rep = mergeModel(merged, { ratio: o.ratio, seed, nInit: 3, rule, method: o.method, calibration: fitOn });
   const acts = fitOn ? siteActivations(model, fitOn) : null;
-  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), (q) => ({ rule: o.rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));
-  return { checkpoint: file, ratio: o.ratio, layers, ...(o.layer !== undefined ? { layer: o.layer, clusters: groupsOf(rep.sites[o.layer].labels) } : {}) };
+  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), (q) => ({ rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }))
+    .map((l, q) => (rep.sites[q].tree ? { ...l, tree: rep.sites[q].tree } : l));
+  if (o.report !== undefined) {
+    const input = inputShape(arch);
+    const c = compare(modelStats(model, input), modelStats(merged, input));
+    await writeCompressionHtml(o.report, {
+      title: `${arch.model} merged at ratio ${o.ratio} by the ${rule} rule, layer by layer`,
+      command: o.command ?? `explain ${file} --ratio ${o.ratio}`, checkpoint: file, model: arch.model, data: dataTitle(data), rule, method: o.method ?? 'kmeans', seed,
+      machine: machineDescription(), seconds: (performance.now() - started) / 1000, allocation: ALLOCATION_TEXT.ratio, units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
+      params: c.params, flops: c.flops, accuracy: { before: null, after: null }, recalibrated: null, notes: rep.notes, explain: layers, filters: firstFilters(model, merged, rep.sites[0].labels),
+    });
+  }
+  return { checkpoint: file, ratio: o.ratio, layers: layers.map(({ tree: _tree, ...l }) => l), report: o.report ?? null, ...(o.layer !== undefined ? { layer: o.layer, clusters: groupsOf(rep.sites[o.layer].labels) } : {}) };
 }
 
 /** members of each group, largest group first */

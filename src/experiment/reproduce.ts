@@ -2,11 +2,8 @@
 // fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
 // Writes report.json, report.md and the plots, and returns the figures.
 import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { relative } from 'node:path';
 import type { LoadOptions } from '../../datasets/catalog.js';
-import { getForcedBackend } from '../backend/registry.js';
-import { nativeAddon } from '../backend/native.js';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
 import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
@@ -30,7 +27,7 @@ import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription } from './task.js';
 import type { TaskData } from './task.js';
 
 export interface ReproduceOptions {
@@ -75,13 +72,6 @@ export interface ReproduceOptions {
   warmup?: number;
   /** 'webgpu': train and fine-tune on the GPU */
   device?: 'cpu' | 'webgpu';
-}
-
-/** the kernels this run computed with: the native addon's instruction set and threads, or TypeScript */
-function kernelsInUse(): string {
-  const nat = nativeAddon();
-  if (!nat || getForcedBackend() === 'js') return 'TypeScript kernels';
-  return `native kernels, ${nat.isa()}, ${nat.threads()} threads`;
 }
 
 function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
@@ -251,7 +241,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
     notes: [...notes],
     model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
-    machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; ${kernelsInUse()}`,
+    machine: machineDescription(),
     seconds: (performance.now() - t0) / 1000,
     original: {
       accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch,

@@ -1,9 +1,12 @@
 // What a model is trained and tested on, derived from its `Arch` alone (through the networks table), so
 // a checkpoint is all a command needs: the dataset, the normalised test set, fine-tuning, evaluation.
+import { cpus } from 'node:os';
 import { loadDataset } from '../../datasets/catalog.js';
 import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor, UNIT } from '../../datasets/loader.js';
 import type { Normalization } from '../../datasets/loader.js';
+import { getForcedBackend } from '../backend/registry.js';
+import { nativeAddon } from '../backend/native.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
@@ -161,4 +164,12 @@ export function cloneModel(model: Sequential, arch: Arch): Sequential {
   const m = buildModel(arch, 0);
   m.loadStateDict(model.stateDict());
   return m;
+}
+
+/** the machine a run computed on, for reports: the CPU, its cores, and the kernels (the native addon's
+ * instruction set and threads, or TypeScript) */
+export function machineDescription(): string {
+  const nat = nativeAddon();
+  const kernels = !nat || getForcedBackend() === 'js' ? 'TypeScript kernels' : `native kernels, ${nat.isa()}, ${nat.threads()} threads`;
+  return `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; ${kernels}`;
 }

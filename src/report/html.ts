@@ -1,10 +1,12 @@
 // report.html: one self-contained page (styles and charts inline, no script, nothing fetched) that
-// shows what a reproduction did: the run's facts, the results table, accuracy against compression,
-// units per layer, and for each merged layer a map of its units (their first two principal components)
-// coloured by cluster with each merged unit marked.
-import type { FilterView, UnitMap } from '../compress/explain.js';
+// shows what a reproduction, a merge or an explanation did: the run's facts, the results, accuracy
+// against compression, units per layer, and for each merged layer a map of its units (their first two
+// principal components) coloured by cluster with each merged unit marked, its dendrogram with the cut
+// (agglomerative methods), and the first convolution's filters by cluster.
+import type { Merge } from '../compress/agglomerative.js';
+import type { FilterView, LayerExplanation, UnitMap } from '../compress/explain.js';
 import { rowLabel } from './plots.js';
-import type { Report } from './types.js';
+import type { CompressionView, Report } from './types.js';
 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
 
@@ -34,7 +36,7 @@ export function centroids(m: UnitMap): { x: number; y: number; group: number; si
 /** a scatter of one layer's units: a dot per unit coloured by its cluster, a cross per merged unit at
  * the mean of its members, both axes labelled with the variance they hold */
 export function unitMapSvg(m: UnitMap, title: string): string {
-  const W = 360, H = 300, L = 44, R = 10, T = 28, B = 40;
+  const W = 360, H = 310, L = 44, R = 10, T = 38, B = 40;
   const xs = m.x, ys = m.y;
   const span = (v: number[]) => {
     const lo = Math.min(...v), hi = Math.max(...v);
@@ -57,10 +59,77 @@ export function unitMapSvg(m: UnitMap, title: string): string {
     `<svg class="unit-map" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="10" font-family="sans-serif">`,
     `<text x="${W / 2}" y="14" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
     `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#999"/>`,
+    `<g class="legend"><circle cx="${L + 6}" cy="28" r="3.5" fill="#777"/><text x="${L + 13}" y="31">a unit (colour: its cluster)</text><path d="M${L + 160},24L${L + 168},32M${L + 160},32L${L + 168},24" stroke="#777" stroke-width="2.2"/><text x="${L + 173}" y="31">a merged unit</text></g>`,
     ...xt, ...yt,
     `<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">first principal component (${(100 * m.explained[0]).toFixed(0)}% of the variance)</text>`,
     `<text transform="translate(11,${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">second (${(100 * m.explained[1]).toFixed(0)}%)</text>`,
     ...dots, ...crosses,
+    '</svg>',
+  ].join('\n');
+}
+
+/** where each unit of a dendrogram sits along the x axis: leaves in depth-first order from the root,
+ * each merge at the mean of its two children; `first[id]` is a node's first leaf */
+export function dendrogramLayout(tree: Merge[]): { order: number[]; x: Float64Array; first: Int32Array } {
+  const n = tree.length + 1;
+  const order: number[] = [];
+  const stack = [2 * n - 2];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id < n) order.push(id);
+    else stack.push(tree[id - n].b, tree[id - n].a);
+  }
+  const x = new Float64Array(2 * n - 1), first = new Int32Array(2 * n - 1);
+  order.forEach((leaf, i) => {
+    x[leaf] = i;
+    first[leaf] = leaf;
+  });
+  tree.forEach((m, i) => {
+    x[n + i] = (x[m.a] + x[m.b]) / 2;
+    first[n + i] = x[first[m.a]] < x[first[m.b]] ? first[m.a] : first[m.b];
+  });
+  return { order, x, first };
+}
+
+/** the height a dendrogram of n leaves is cut at to leave k clusters: midway between the last merge
+ * made and the first one not made */
+export function cutHeight(tree: Merge[], k: number): number {
+  const n = tree.length + 1, take = n - k;
+  if (take <= 0) return (tree[0]?.height ?? 0) / 2;
+  if (take >= n - 1) return tree[n - 2].height * 1.03;
+  return (tree[take - 1].height + tree[take].height) / 2;
+}
+
+/** a layer's dendrogram: its units along x in tree order, each merge a link drawn at its height; links
+ * below the cut coloured by the cluster they form (the unit map's colours), the others grey; the cut a
+ * dashed line */
+export function dendrogramSvg(tree: Merge[], labels: ArrayLike<number>, title: string, linkage = 'ward'): string {
+  const n = tree.length + 1;
+  if (labels.length !== n) throw new Error(`dendrogram: ${labels.length} labels for ${n} units`);
+  const k = new Set(Array.from(labels)).size, take = n - k;
+  const W = 720, H = 250, L = 50, R = 12, T = 30, B = 36;
+  const { x, first } = dendrogramLayout(tree);
+  const top = Math.max(1e-30, tree[n - 2]?.height ?? 0, cutHeight(tree, k)) * 1.04;
+  const px = (i: number) => L + ((i + 0.5) / n) * (W - L - R);
+  const py = (h: number) => H - B - (h / top) * (H - T - B);
+  const f = (v: number) => v.toFixed(1);
+  const height = (id: number) => (id < n ? 0 : tree[id - n].height);
+  const links = tree.map((m, i) => {
+    const below = i < take;
+    const g = labels[first[n + i]];
+    return `<path class="link${below ? ' merged' : ''}" data-height="${m.height.toPrecision(6)}"${below ? ` data-group="${g}"` : ''} d="M${f(px(x[m.a]))},${f(py(height(m.a)))}V${f(py(m.height))}H${f(px(x[m.b]))}V${f(py(height(m.b)))}" fill="none" stroke="${below ? hue(g) : '#888'}" stroke-width="${n > 300 ? 0.6 : 1.2}"/>`;
+  });
+  const cut = cutHeight(tree, k);
+  const ticks = [0, 0.5, 1].map((t) => t * top).map((v) => `<text x="${L - 4}" y="${f(py(v) + 3)}" text-anchor="end">${v.toPrecision(2)}</text>`);
+  return [
+    `<svg class="dendrogram" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="10" font-family="sans-serif">`,
+    `<text x="${W / 2}" y="14" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#999"/>`, ...ticks,
+    `<text transform="translate(12,${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">merge distance (${esc(linkage)})</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">${n} units in tree order; coloured: the ${k} clusters below the cut</text>`,
+    ...links,
+    `<line class="cut" data-height="${cut.toPrecision(6)}" x1="${L}" y1="${f(py(cut))}" x2="${W - R}" y2="${f(py(cut))}" stroke="#c00" stroke-dasharray="5,3"/>`,
+    `<line x1="${W - R - 120}" y1="${T - 6}" x2="${W - R - 100}" y2="${T - 6}" stroke="#c00" stroke-dasharray="5,3"/><text x="${W - R - 96}" y="${T - 3}">cut: ${k} clusters</text>`,
     '</svg>',
   ].join('\n');
 }
@@ -100,7 +169,55 @@ table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px soli
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.maps{display:flex;flex-wrap:wrap;gap:8px}
 .facts td{text-align:left}figure{margin:1em 0}figcaption{font-size:13px;color:#555;max-width:60em}
 .cluster{display:flex;align-items:center;gap:4px;margin:4px 0}.cluster svg{border:1px solid #bbb}.arrow{margin:0 6px}
-.cluster svg.merged{border:2px solid #222}`;
+.cluster svg.merged{border:2px solid #222}.trees svg{display:block;margin:6px 0}`;
+
+const table = (h: string[], rs: string[][], cls = '') => `<table${cls ? ` class="${cls}"` : ''}><tr>${h.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>${rs.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
+
+/** what merging did to each layer: the table, the unit maps, the dendrograms (agglomerative methods)
+ * and the first convolution's filters */
+function layersHtml(explain: LayerExplanation[], filters: FilterView | null | undefined, heading: string, method: string): string {
+  const rows = explain.map((e) => [e.layer, `${e.units} → ${e.clusters}`, `${e.sizes.min} / ${e.sizes.median} / ${e.sizes.max}`, String(e.sizes.singletons), `${(100 * e.spread).toFixed(1)}%`, `${(100 * e.outputShift).toFixed(1)}%`]);
+  const maps = explain.map((e) => unitMapSvg(e.map, `${e.layer}: ${e.units} → ${e.clusters}`));
+  const trees = explain.filter((e) => e.tree && e.tree.length > 0).map((e) => dendrogramSvg(e.tree!, e.map.group, `${e.layer}: ${e.units} → ${e.clusters}`, method));
+  const firsts = filters ? filtersHtml(filters) : '';
+  return `<h2>${esc(heading)}</h2>
+${table(['layer', 'units → clusters', 'sizes min / median / max', 'singletons', 'spread', 'next output moved'], rows, 'layers')}
+<p>Each map shows one layer's units in the plane of their first two principal components (of the vectors they are clustered by: incoming weights and bias, batch norm folded), coloured by cluster; a cross marks where a merged unit sits (the mean of its members). Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged.</p>
+<div class="maps">${maps.join('\n')}</div>
+${trees.length ? `<h2>Dendrograms</h2>
+<p>How ${esc(method)} linkage joined each layer's units, closest first: a link's height is the distance at which its two parts joined. The dashed line is the cut that leaves the clusters merged; the links below it are coloured as in the maps above.</p>
+<div class="trees">${trees.join('\n')}</div>` : ''}
+${firsts ? `<h2>The first convolution's filters</h2>
+<p>Each row is one cluster of the first layer's filters (batch norm folded; grey: one channel, colour: red, green and blue; each filter scaled to its largest weight, 0 is mid-grey), then, framed, the filter that replaced them.</p>
+${firsts}` : ''}`;
+}
+
+/** the page of `merge` and `explain`: the run's facts, the units each layer kept, and what merging did
+ * to each layer; `units` is the units-per-layer chart as SVG */
+export function compressionHtml(v: CompressionView, charts: { units: string }): string {
+  const removed = 1 - v.params.after / v.params.before;
+  const facts: string[][] = [
+    ['command', `neuronmerge ${v.command}`], ['checkpoint', v.checkpoint], ...(v.out ? [['merged checkpoint', v.out]] : []), ['model', v.model], ['data', v.data],
+    ['merging', `${v.rule} rule, ${v.method === 'kmeans' ? 'k-means' : `${v.method} linkage`} clusters; ${v.allocation}`], ['seed', String(v.seed)], ['machine', v.machine], ['time', `${v.seconds.toFixed(1)} s`],
+    ['parameters', `${v.params.before.toLocaleString('en')} → ${v.params.after.toLocaleString('en')} (${pct(removed)} removed)`],
+    ['FLOPs per image', `${v.flops.before.toLocaleString('en')} → ${v.flops.after.toLocaleString('en')} (${(v.flops.before / Math.max(1, v.flops.after)).toFixed(2)}× fewer)`],
+    ...(v.accuracy.before !== null ? [['test accuracy', `${pct(v.accuracy.before)} → ${v.accuracy.after === null ? 'not measured' : pct(v.accuracy.after)} (before fine-tuning)`]] : []),
+    ['batch norms re-estimated on', v.recalibrated ? `${v.recalibrated} training images` : 'not re-estimated'],
+  ];
+  const units = table(['layer', 'units before', 'after', 'merge ratio'], v.units.map((u) => [u.layer, String(u.before), String(u.after), (1 - u.after / u.before).toFixed(3)]), 'units');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(v.title)}</title><style>${STYLE}</style></head>
+<body>
+<h1>${esc(v.title)}</h1>
+${table(['', ''], facts, 'facts')}
+${v.notes.length ? `<p>${v.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</p>` : ''}
+<h2>Units per layer</h2>
+<figure>${charts.units}<figcaption>Units per layer before and after merging.</figcaption></figure>
+${units}
+${layersHtml(v.explain, v.filters, `What merging did to each layer (${v.rule} rule)`, v.method)}
+</body></html>
+`;
+}
 
 /** report.html's text; `charts` are the accuracy and units plots as SVG */
 export function reportHtml(r: Report, charts: { accuracy: string; units: string }): string {
@@ -113,7 +230,6 @@ export function reportHtml(r: Report, charts: { accuracy: string; units: string 
     });
     return [rowLabel(x), x.params.after.toLocaleString('en'), pct(x.compressionRatio), `${x.speedup.flops.toFixed(2)}×`, `${x.speedup.measured.toFixed(2)}×`, ...merged, pct(x.accuracy.pruned), pct(x.accuracy.prunedFinetuned)];
   });
-  const table = (h: string[], rs: string[][], cls = '') => `<table${cls ? ` class="${cls}"` : ''}><tr>${h.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>${rs.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
   const facts: string[][] = [
     ['command', `neuronmerge ${r.command}`], ['data', r.data], ['seed', String(r.seed)], ['machine', r.machine], ['time', `${r.seconds.toFixed(0)} s`],
     ['original', `${pct(r.original.accuracy)} test accuracy, ${r.original.params.toLocaleString('en')} parameters, ${r.original.epochs} epochs`],
@@ -121,9 +237,6 @@ export function reportHtml(r: Report, charts: { accuracy: string; units: string 
     ...(r.finetune ? [['fine-tuning', `${r.finetune.epochs} epoch${r.finetune.epochs === 1 ? '' : 's'}, ${r.finetune.schedule}${r.finetune.distill ? `, distilled (T ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}`]] : []),
   ];
   const first = r.results[0];
-  const maps = first ? first.explain.map((e) => unitMapSvg(e.map, `${e.layer}: ${e.units} → ${e.clusters}`)) : [];
-  const layerTable = first ? table(['layer', 'units → clusters', 'sizes min / median / max', 'singletons', 'spread', 'next output moved'],
-    first.explain.map((e) => [e.layer, `${e.units} → ${e.clusters}`, `${e.sizes.min} / ${e.sizes.median} / ${e.sizes.max}`, String(e.sizes.singletons), `${(100 * e.spread).toFixed(1)}%`, `${(100 * e.outputShift).toFixed(1)}%`])) : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>neuronmerge ${esc(r.command)}</title><style>${STYLE}</style></head>
 <body>
@@ -134,13 +247,7 @@ ${table(head, rows, 'results')}
 ${r.notes?.length ? `<p>${r.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</p>` : ''}
 <figure>${charts.accuracy}<figcaption>Test accuracy against the share of parameters removed, for each merging rule and for L1 pruning, before (dashed) and after fine-tuning; the grey line is the original.</figcaption></figure>
 <figure>${charts.units}<figcaption>Units per layer, before and after each compression.</figcaption></figure>
-${first ? `<h2>What merging did to each layer (${esc(rowLabel(first))}, ${esc(rules[0])} rule)</h2>
-${layerTable}
-<p>Each map shows one layer's units in the plane of their first two principal components (of the vectors they are clustered by: incoming weights and bias, batch norm folded), coloured by cluster; a cross marks where a merged unit sits (the mean of its members). Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged.</p>
-<div class="maps">${maps.join('\n')}</div>
-${first.filters && filtersHtml(first.filters) ? `<h2>The first convolution's filters</h2>
-<p>Each row is one cluster of the first layer's filters (batch norm folded; grey: one channel, colour: red, green and blue; each filter scaled to its largest weight, 0 is mid-grey), then, framed, the filter that replaced them.</p>
-${filtersHtml(first.filters)}` : ''}` : ''}
+${first ? layersHtml(first.explain, first.filters, `What merging did to each layer (${rowLabel(first)}, ${rules[0]} rule)`, 'ward') : ''}
 </body></html>
 `;
 }

@@ -1,4 +1,4 @@
-export { reportTable, reportMarkdown, writeReports } from './markdown.js';
-export { accuracySpec, unitsSpec, renderSvg } from './plots.js';
-export type { Report, RatioResult } from './types.js';
-export { reportHtml, unitMapSvg, centroids, esc, filterSvg, filtersHtml } from './html.js';
+export { reportTable, reportMarkdown, writeReports, writeCompressionHtml } from './markdown.js';
+export { accuracySpec, unitsSpec, compressionUnitsSpec, renderSvg } from './plots.js';
+export type { Report, RatioResult, CompressionView } from './types.js';
+export { reportHtml, compressionHtml, unitMapSvg, centroids, esc, filterSvg, filtersHtml, dendrogramSvg, dendrogramLayout, cutHeight } from './html.js';

@@ -3,11 +3,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../runtime/files.js';
-import { reportHtml } from './html.js';
-import { accuracySpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
+import { compressionHtml, reportHtml } from './html.js';
+import { accuracySpec, compressionUnitsSpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
 
 export { rowLabel };
-import type { Report } from './types.js';
+import type { CompressionView, Report } from './types.js';
 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
 
@@ -94,4 +94,9 @@ export async function writeReports(dir: string, r: Report): Promise<void> {
   writeFileAtomic(join(dir, 'accuracy.svg'), accuracy);
   writeFileAtomic(join(dir, 'units.svg'), units);
   writeFileAtomic(join(dir, 'report.html'), reportHtml(r, { accuracy, units }));
+}
+
+/** the page of a merge or an explanation, written to `file` (whole or not at all) */
+export async function writeCompressionHtml(file: string, v: CompressionView): Promise<void> {
+  writeFileAtomic(file, compressionHtml(v, { units: await renderSvg(compressionUnitsSpec(v)) }));
 }

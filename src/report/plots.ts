@@ -3,7 +3,7 @@
 // colour, before and after fine-tuning by dash, each with its legend) and units per layer.
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import type { Report } from './types.js';
+import type { CompressionView, Report } from './types.js';
 
 /** how a row names its compression: the ratio, or the budget and how it was spread */
 export function rowLabel(x: Report['results'][number]): string {
@@ -31,7 +31,7 @@ export function accuracySpec(r: Report): Spec {
         x: { field: 'compression', type: 'quantitative', title: 'parameters removed (1 - after / before)', axis: { format: '%' } },
         y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', axis: { format: '%' } },
         color: { field: 'method', type: 'nominal', title: 'method', sort: methods },
-        strokeDash: { field: 'stage', type: 'nominal', title: 'stage', sort: ['after fine-tuning', 'before fine-tuning'] },
+        strokeDash: { field: 'stage', type: 'nominal', title: 'stage', sort: ['after fine-tuning', 'before fine-tuning'], legend: { symbolType: 'stroke', encode: { symbols: { update: { stroke: { value: '#333' }, strokeWidth: { value: 2 } } } } } },
         tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio or budget' }, { field: 'accuracy', format: '.2%' }],
       } },
       { data: { values: [{ accuracy: r.original.accuracy }] }, mark: { type: 'rule', color: 'gray' }, encoding: { y: { field: 'accuracy', type: 'quantitative' } } },
@@ -54,6 +54,27 @@ export function unitsSpec(r: Report): Spec {
       xOffset: { field: 'version', sort: null },
       y: { field: 'units', type: 'quantitative', title: 'units' },
       color: { field: 'version', type: 'nominal', title: null, sort: null },
+    },
+  };
+}
+
+/** one compression's units per layer, before and after (merge and explain pages) */
+export function compressionUnitsSpec(v: CompressionView): Spec {
+  const values = v.units.flatMap((u, i) => [
+    { layer: `${i + 1}: ${u.layer}`, units: u.before, version: 'original' },
+    { layer: `${i + 1}: ${u.layer}`, units: u.after, version: 'merged' },
+  ]);
+  return {
+    title: `${v.model}: units per layer`,
+    width: Math.max(240, 36 * v.units.length), height: 220,
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      x: { field: 'layer', type: 'nominal', title: null, sort: null },
+      xOffset: { field: 'version', sort: null },
+      y: { field: 'units', type: 'quantitative', title: 'units' },
+      color: { field: 'version', type: 'nominal', title: null, sort: null },
+      tooltip: [{ field: 'layer' }, { field: 'version' }, { field: 'units' }],
     },
   };
 }

@@ -52,3 +52,33 @@ export interface Report {
   };
   results: RatioResult[];
 }
+
+/** what `merge` and `explain` show of one compression: the run's facts, units per layer, and what
+ * merging did to each layer */
+export interface CompressionView {
+  /** the page's heading */
+  title: string;
+  /** the command as typed, after `neuronmerge` */
+  command: string;
+  checkpoint: string;
+  /** the merged checkpoint written (merge only) */
+  out?: string;
+  model: string;
+  data: string;
+  rule: string;
+  method: string;
+  seed: number;
+  machine: string;
+  seconds: number;
+  /** how the units per layer were chosen, in words */
+  allocation: string;
+  units: { layer: string; before: number; after: number }[];
+  params: { before: number; after: number };
+  flops: { before: number; after: number };
+  /** test accuracy of the original and of the merged model before fine-tuning (null: not measured) */
+  accuracy: { before: number | null; after: number | null };
+  recalibrated: number | null;
+  notes: string[];
+  explain: LayerExplanation[];
+  filters?: FilterView | null;
+}
