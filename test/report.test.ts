@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracySpec, agglomerative, compressionHtml, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
+import { accuracySpec, agglomerative, compressionHtml, compressionUnitsSpec, unitsSpec, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
 import type { CompressionView, Report } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
@@ -64,6 +64,25 @@ R('a write that fails names the path given, not a temporary file, and leaves not
   assert.throws(() => saveCheckpoint(folder, { arch, model: buildModel(arch, 0) }), (e: Error) => e.message.startsWith(`${folder}: cannot write checkpoint (`) && e.message.endsWith('the previous file is untouched') && !e.message.includes('.tmp'));
   assert.equal(readdirSync(d).sort(), ['a.json', 'taken']);
   assert.is(readFileSync(file, 'utf8'), 'good');
+});
+
+R('units.svg and the merge page\'s chart: a bar per layer and version, each as tall as the report\'s units', async () => {
+  const bars = (svg: string) => [...svg.matchAll(/aria-label="layer: ([^;]*); units: (\d+); version: ([^"]*)"[^>]*d="M[\d.-]+,([\d.-]+)h[\d.-]+v([\d.-]+)/g)]
+    .map((m) => ({ layer: m[1], units: Number(m[2]), version: m[3], top: Number(m[4]), height: Number(m[5]) }));
+  const r = { ...report, results: report.results.map((x, i) => ({ ...x, units: [{ layer: 'Conv2d(1→20, 5x5)', before: 20, after: 10 - 5 * i }, { layer: 'Linear(800→500)', before: 500, after: 250 - 150 * i }] })) };
+  const got = bars(await renderSvg(unitsSpec(r)));
+  const want = [
+    { layer: '1: Conv2d(1→20, 5x5)', units: 20, version: 'original' }, { layer: '2: Linear(800→500)', units: 500, version: 'original' },
+    { layer: '1: Conv2d(1→20, 5x5)', units: 10, version: 'merged at 0.5' }, { layer: '2: Linear(800→500)', units: 250, version: 'merged at 0.5' },
+    { layer: '1: Conv2d(1→20, 5x5)', units: 5, version: 'merged at 0.8' }, { layer: '2: Linear(800→500)', units: 100, version: 'merged at 0.8' },
+  ];
+  const key = (b: { layer: string; version: string; units: number }) => `${b.layer}|${b.version}|${b.units}`;
+  assert.equal(got.map(key).sort(), want.map(key).sort());
+  // heights in proportion to the units
+  const per = got.map((b) => b.height / b.units);
+  assert.ok(per.every((v) => Math.abs(v - per[0]) < 0.01 * per[0]), JSON.stringify(per));
+  const page = bars(await renderSvg(compressionUnitsSpec({ model: 'lenet5', units: r.results[1].units } as Parameters<typeof compressionUnitsSpec>[0])));
+  assert.equal(page.map(key).sort(), ['1: Conv2d(1→20, 5x5)|original|20', '1: Conv2d(1→20, 5x5)|merged|5', '2: Linear(800→500)|original|500', '2: Linear(800→500)|merged|100'].map((k) => k.split('|')).map(([layer, version, units]) => key({ layer, version, units: Number(units) })).sort());
 });
 
 R.run();
