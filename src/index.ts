@@ -6,6 +6,7 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
+export * from './onnx/index.js';
 export * from './compress/index.js';
 export * from './report/index.js';
 export * from './experiment/index.js';

@@ -21,6 +21,8 @@ import { accuracyOf, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } 
 import { RECIPES } from '../experiment/recipes.js';
 import { compressCheckpoint, explainCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
 import { reproduce } from '../experiment/reproduce.js';
+import { exportCheckpoint, formatFor, writeOnnx } from '../experiment/export.js';
+import { networkOf } from '../experiment/networks.js';
 import { reportTable } from '../report/markdown.js';
 import { environmentError } from '../runtime/env.js';
 import { checkOutputFile } from '../runtime/files.js';
@@ -222,7 +224,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   const res = await compressCheckpoint(file, what, {
     out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, allocate: o.allocate, calibration: o.calibration, method: o.method, rule: o.merge, minSimilarity: o.minSimilarity,
     mode: o.mode, seed: o.seed, nInit: o.nInit, repair: o.repair === true ? 500 : o.repair, recalibrate: recalibration(o.recalibrate), stages: o.stages, stageEpochs: o.stageEpochs,
-    eval: o.eval, data: dataOpts(o), log, device, report: what === 'merge' ? pageFor(o, o.out, '.html') : undefined, command: typed(),
+    eval: o.eval, data: dataOpts(o), log, device, report: what === 'merge' ? pageFor(o, o.out, '.html') : undefined, command: typed(), format: o.format,
   });
   if (o.json) return console.log(JSON.stringify(res));
   for (const n of res.notes) console.log(`note: ${n}`);
@@ -231,7 +233,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   console.log(`parameters ${res.params.before.toLocaleString('en')} → ${res.params.after.toLocaleString('en')} (${pct(res.compressionRatio)} removed), FLOPs ${res.speedupFlops.toFixed(2)}× fewer`);
   if (res.allocation === 'sensitivity' || res.allocation === 'threshold') console.log(`the same units per layer: --ratio ${res.ratios.map((r) => +r.toFixed(6)).join(',')}`);
   const how = [res.repairImages ? `statistics repaired on ${res.repairImages} training images` : '', res.recalibrated ? `batch norms re-estimated on ${res.recalibrated} training images` : ''].filter(Boolean).join('; ');
-  if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning; try: neuronmerge finetune ${o.out} --out FILE --distill ${file})`);
+  if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning${res.format === 'onnx' ? '' : `; try: neuronmerge finetune ${o.out} --out FILE --distill ${file}`})`);
   if (res.report) console.log(`what merging did to each layer: ${res.report} (open it in a browser)`);
 }
 
@@ -244,7 +246,8 @@ const compressing = (c: Command) => c
   .option('--no-recalibrate', 'keep the batch norms\' statistics as compressing left them')
   .option('--stages <n>', 'compress in n steps, fine-tuning between them', int('--stages', 1, 100))
   .option('--stage-epochs <n>', 'fine-tuning epochs between stages', int('--stage-epochs', 0, 1000), 1)
-  .option('--no-eval', 'skip the test-set accuracy before and after');
+  .option('--no-eval', 'skip the test-set accuracy before and after')
+  .option('--format <f>', 'write --out as a neuronmerge checkpoint (safetensors) or as ONNX (default: onnx where --out ends in .onnx)', oneOf('--format', ['safetensors', 'onnx']));
 
 compressing(withData(program.command('merge').argument('<checkpoint>', 'a trained checkpoint').description('cluster similar units in every hidden layer and merge them with their connections'))
   .requiredOption('--out <file>', 'where to write the merged checkpoint')
@@ -270,10 +273,12 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
   .option('--epochs <n>', 'epochs (default: per network)', int('--epochs', 1, 10000))
   .option('--lr <x>', 'learning rate (default: per network)', num('--lr', 1e-9, 100))
   .option('--distill <original>', 'also learn the softened outputs of this checkpoint (the original the model was compressed from)')
-  .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9)))
+  .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
+  .option('--format <f>', 'write --out as a neuronmerge checkpoint (safetensors, every epoch) or as ONNX (at the end; default where --out ends in .onnx)', oneOf('--format', ['safetensors', 'onnx'])))
   .action(async (file: string, o) => {
     const device = useBackend(o.backend);
     checkOutputFile(o.out, '--out', [file]);
+    const onnx = formatFor(o.out, o.format) === 'onnx';
     const { model, arch } = modelFromCheckpoint(file);
     const teacher = o.distill ? teacherFor(o.distill, arch) : undefined;
     const data = await loadTask(arch, dataOpts(o));
@@ -281,13 +286,24 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
     const before = accuracyOf(model, data).accuracy;
     const t = performance.now();
     const history = await finetuneModel(model, arch, data, {
-      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: o.out, log, schedule: o.schedule, warmup: o.warmup,
+      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: onnx ? undefined : o.out, log, schedule: o.schedule, warmup: o.warmup,
       distill: teacher ? { teacher, temperature: o.temperature, weight: o.distillWeight } : undefined,
     });
     const after = accuracyOf(model, data).accuracy;
     const seconds = (performance.now() - t) / 1000;
+    if (onnx) writeOnnx(o.out, { model, arch, kind: 'finetuned' }, { normalization: networkOf(arch).normalization === 'channel' ? data.norm : undefined });
     if (o.json) console.log(JSON.stringify({ checkpoint: o.out, from: file, arch, accuracy: { before, after }, seconds, history }));
     else console.log(`fine-tuned ${file} → ${o.out}${teacher ? ` (distilled from ${o.distill})` : ''}: test accuracy ${pct(before)} → ${pct(after)} (${epochs} epochs, ${seconds.toFixed(0)} s)`);
+  });
+
+withData(program.command('export').argument('<checkpoint>', 'a checkpoint (original, merged, pruned or fine-tuned)').description('write a checkpoint as ONNX (opset 13, batch axis dynamic) for other runtimes'))
+  .requiredOption('--out <file>', 'the ONNX file to write')
+  .option('--fold-batch-norm', 'fold each batch norm into the convolution or linear layer before it (default: kept as BatchNormalization)')
+  .action(async (file: string, o) => {
+    const r = await exportCheckpoint(file, o.out, { foldBatchNorm: o.foldBatchNorm, data: dataOpts(o) });
+    if (o.json) return console.log(JSON.stringify(r));
+    console.log(`${file} (${r.arch.model}, ${r.kind}) → ${r.out}: ONNX opset 13, ${r.bytes.toLocaleString('en')} bytes${r.foldBatchNorm ? ', batch norms folded' : ''}`);
+    console.log(`input: ${r.input}; output: batch × ${r.arch.classes}, the logits`);
   });
 
 withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoint').description('the teaching view: the clusters merging finds in each layer, their sizes and spread, and how far each layer\'s output moves'))

@@ -22,6 +22,9 @@ import { writeCompressionHtml } from '../report/markdown.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint } from './task.js';
 import type { TaskData } from './task.js';
+import { formatFor, writeOnnx } from './export.js';
+import type { ModelFormat } from './export.js';
+import { networkOf } from './networks.js';
 
 export interface CompressOptions {
   /** where the compressed checkpoint goes (checked before any work; never the input) */
@@ -62,6 +65,8 @@ export interface CompressOptions {
   report?: string;
   /** the command as typed, for the page */
   command?: string;
+  /** how --out is written: a checkpoint (default) or ONNX (default where --out ends in .onnx) */
+  format?: ModelFormat;
 }
 
 export interface CompressResult {
@@ -90,6 +95,8 @@ export interface CompressResult {
   stages: number;
   /** the page written (merge --report) */
   report: string | null;
+  /** how the output was written */
+  format: ModelFormat;
 }
 
 /** the default number of images batch norms are re-estimated on after compressing */
@@ -123,7 +130,9 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
-  const needData = evaluate || o.report !== undefined || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || readsActivations(o.rule) || (stages > 1 && (o.stageEpochs ?? 1) > 0);
+  const format = formatFor(o.out, o.format);
+  // an ONNX file of a network whose input is standardised records the training set's statistics
+  const needData = evaluate || o.report !== undefined || (format === 'onnx' && networkOf(arch).normalization === 'channel') || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || readsActivations(o.rule) || (stages > 1 && (o.stageEpochs ?? 1) > 0);
   const data = needData ? await loadTask(arch, o.data) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
@@ -179,7 +188,9 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const after = modelStats(current, input);
   const c = compare(before, after);
   const accAfter = data && evaluate ? accuracyOf(current, data).accuracy : null;
-  saveCheckpoint(o.out, { arch: currentArch, model: current, kind: what === 'merge' ? 'merged' : 'pruned' });
+  const kind = what === 'merge' ? 'merged' : 'pruned';
+  if (format === 'onnx') writeOnnx(o.out, { model: current, arch: currentArch, kind }, { normalization: data && networkOf(arch).normalization === 'channel' ? data.norm : undefined });
+  else saveCheckpoint(o.out, { arch: currentArch, model: current, kind });
   const widths = mergeSites(current).map((x) => x.units);
   const units = names.map((layer, i) => ({ layer, before: n[i], after: widths[i] }));
   if (o.report !== undefined) {
@@ -199,7 +210,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     checkpoint: o.out, from: file, arch: currentArch, units, ratios: widths.map((k, i) => 1 - k / n[i]), allocation,
     params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio,
     bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null, notes, stages,
-    report: o.report ?? null,
+    report: o.report ?? null, format,
   };
 }
 

@@ -8,3 +8,5 @@ export { compressCheckpoint, explainCheckpoint, groupsOf, stageWidths, RECALIBRA
 export type { CompressOptions, CompressResult, ExplainResult } from './compress.js';
 export { reproduce } from './reproduce.js';
 export type { ReproduceOptions } from './reproduce.js';
+export { exportCheckpoint, writeOnnx, formatFor } from './export.js';
+export type { ModelFormat, OnnxExport } from './export.js';

@@ -1,0 +1,2 @@
+export { toOnnx, ONNX_OPSET, ONNX_IR_VERSION } from './export.js';
+export type { ExportOptions } from './export.js';
