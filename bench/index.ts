@@ -8,9 +8,10 @@ import { benchConvOnly, benchGemm } from './gemm.js';
 import { benchTrain } from './train.js';
 import { benchGpu } from './gpu.js';
 import { benchMalloc } from './malloc.js';
+import { benchOnnx } from './onnx.js';
 import type { BenchArgs } from './util.js';
 
-const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain, cluster: benchCluster, speedup: benchSpeedup, gpu: benchGpu, malloc: benchMalloc };
+const suites: Record<string, (a: BenchArgs) => Promise<void>> = { gemm: benchGemm, conv: benchConvOnly, data: benchData, train: benchTrain, cluster: benchCluster, speedup: benchSpeedup, gpu: benchGpu, malloc: benchMalloc, onnx: benchOnnx };
 
 const argv = process.argv.slice(2);
 const args: BenchArgs = { json: argv.includes('--json'), timeScale: 1 };
