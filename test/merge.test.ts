@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   applyMerge, applyPrune, archOf, l1Keep, pruneModel, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
+  widthsOf,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -368,7 +369,7 @@ M('a merged LeNet-5 fine-tunes: its loss falls', async () => {
   fit(model, { arch, loader, optimizer: new SGD(model.parameters(), { lr: 0.02, momentum: 0.9 }), epochs: 1, progress: false });
   mergeModel(model, { ratio: 0.5, seed: 3 });
   const merged = archOf(model, arch);
-  assert.equal(merged.widths, [5, 10, 50]);
+  assert.equal(widthsOf(merged), [5, 10, 50]);
   const r = fit(model, { arch: merged, loader, optimizer: new SGD(model.parameters(), { lr: 0.02, momentum: 0.9 }), epochs: 3, progress: false });
   assert.ok(r.history[2].loss < r.history[0].loss, `loss ${r.history.map((h) => h.loss.toFixed(4)).join(' -> ')}`);
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildModel, dbnArch, inputShape, lenet5Arch, loadTask, mergeModel, noGrad, ONNX_OPSET, slice, toOnnx, vgg16Arch, Linear, Sequential, Tanh, Rng, saveCheckpoint } from '../src/index.js';
+import { accuracyOf, buildModel, dbnArch, fromOnnx, inputShape, lenet5Arch, loadTask, mergeModel, noGrad, ONNX_OPSET, slice, toOnnx, vgg16Arch, Linear, Sequential, Tanh, Rng, saveCheckpoint } from '../src/index.js';
 import type { Arch, Module, Tensor } from '../src/index.js';
 import { needs, tempDir } from './helpers.js';
 
@@ -149,3 +149,92 @@ O('the command: export, merge and prune to .onnx, and one-line errors', () => {
 });
 
 O.run();
+
+// ---- import: files made by PyTorch (test/fixtures/onnx/make.py), and bad files ----
+const I = suite('onnx import');
+const FIX = join(process.cwd(), 'test', 'fixtures', 'onnx');
+const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { cnn: { accuracy: number; logits: number[][] }; mlp: { logits: number[][] } };
+
+/** the largest |a − b| over the largest |b| */
+function relDiff(a: ArrayLike<number>, b: number[]): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+I('PyTorch\'s CNN (Conv, MaxPool, Pad, AveragePool, Flatten, Gemm, BatchNormalization, Dropout) and MLP (Reshape, MatMul + Add, Tanh, Sigmoid): PyTorch\'s logits, and the CNN\'s test accuracy', async () => {
+  const cnn = fromOnnx(readFileSync(join(FIX, 'cnn.onnx')), 'cnn.onnx');
+  assert.is(cnn.arch.model, 'sequential');
+  assert.equal(cnn.arch.model === 'sequential' && cnn.arch.layers.map((l) => l.op), ['conv', 'relu', 'maxpool', 'conv', 'relu', 'avgpool', 'flatten', 'linear', 'batchnorm', 'relu', 'linear']);
+  const task = await loadTask(cnn.arch);
+  cnn.model.eval();
+  const x = slice(task.ev.x, 0, 16);
+  assert.ok(relDiff(noGrad(() => cnn.model.forward(x)).data, expected.cnn.logits.flat()) <= 1e-4, 'cnn logits');
+  assert.ok(Math.abs(accuracyOf(cnn.model, task).accuracy - expected.cnn.accuracy) < 1e-4, 'the accuracy PyTorch measured');
+  const mlp = fromOnnx(readFileSync(join(FIX, 'mlp.onnx')), 'mlp.onnx');
+  assert.equal(mlp.arch.model === 'sequential' && mlp.arch.layers.map((l) => l.op), ['flatten', 'linear', 'tanh', 'linear', 'sigmoid', 'linear']);
+  mlp.model.eval();
+  assert.ok(relDiff(noGrad(() => mlp.model.forward(x)).data, expected.mlp.logits.flat()) <= 1e-4, 'mlp logits');
+  // an imported model merges, and exports again
+  mergeModel(mlp.model, { ratio: 0.5, seed: 0, nInit: 1 });
+  assert.equal(onnx.ModelProto.decode(toOnnx(mlp.model, [1, 28, 28])).graph!.initializer!.find((t) => t.name === 'layers.1.weight')!.dims!.map(Number), [12, 784]);
+});
+
+I('bad files: one line naming the node and its operator, or the field at fault', () => {
+  const bad = (bytes: Uint8Array, re: RegExp) => assert.throws(() => fromOnnx(bytes, 'f.onnx'), (e: Error) => re.test(e.message) && !e.message.includes('\n'));
+  bad(readFileSync(join(FIX, 'softmax.onnx')), /^f\.onnx: node '[^']*' \(Softmax\): not supported \(supported: Conv, /);
+  bad(readFileSync(join(FIX, 'residual.onnx')), /^f\.onnx: node '[^']*' \(Add\): adds '[^']+', an earlier layer's output \(a branch, as in a residual block\); only a chain of layers can be imported$/);
+  const good = readFileSync(join(FIX, 'cnn.onnx'));
+  bad(good.subarray(0, good.length >> 1), /^f\.onnx: not a readable ONNX model/);
+  const edit = (f: (m: InstanceType<typeof onnx.ModelProto>) => void) => {
+    const m = onnx.ModelProto.decode(good);
+    f(m);
+    return onnx.ModelProto.encode(m).finish();
+  };
+  // the first convolution's weight removed from the initializers
+  const conv = onnx.ModelProto.decode(good).graph!.node![0];
+  bad(edit((m) => (m.graph!.initializer = m.graph!.initializer!.filter((t) => t.name !== conv.input![1]))), new RegExp(`^f\\.onnx: node '${conv.name}' \\(Conv\\): weight '${conv.input![1]}' is not an initializer`));
+  // the last Gemm's weight one column short: its in-features no longer match the layer before
+  const gemm = onnx.ModelProto.decode(good).graph!.node!.filter((n) => n.opType === 'Gemm').pop()!;
+  bad(edit((m) => {
+    const t = m.graph!.initializer!.find((x) => x.name === gemm.input![1])!;
+    t.dims = [10, 31];
+    t.rawData = t.rawData!.subarray(0, 4 * 310);
+  }), new RegExp(`^f\\.onnx: node '${gemm.name}' \\(Gemm\\): reads 31 features, gets 32`));
+  // raw data shorter than the shape says
+  bad(edit((m) => {
+    const t = m.graph!.initializer!.find((x) => x.name === gemm.input![1])!;
+    t.rawData = t.rawData!.subarray(0, 12);
+  }), /^f\.onnx: initializer '[^']+' holds 12 bytes, its shape \[10, 32\] needs 1280/);
+  // an input of no known dataset
+  bad(edit((m) => (m.graph!.input![0].type!.tensorType!.shape!.dim![2].dimValue = 30)), /^f\.onnx: no dataset known for inputs of 1 × 30 × 28; give --dataset/);
+});
+
+needs(I, ort ? null : 'onnxruntime-node is not installed (npm ci)')('a PyTorch CNN merged at 0.5 by one command and exported: onnxruntime\'s test accuracy is the one neuronmerge reported', async () => {
+  const d = tempDir('nm-onnx-import-');
+  const out = join(d, 'merged.onnx');
+  const r = run('merge', join(FIX, 'cnn.onnx'), '--ratio', '0.5', '--out', out, '--no-report', '--json');
+  assert.is(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.ok(Math.abs(res.accuracy.before - expected.cnn.accuracy) < 1e-4, 'neuronmerge measures the original as PyTorch did');
+  assert.equal(res.units.map((u: { after: number }) => u.after), [4, 8, 16]);
+  const task = await loadTask(lenet5Arch());
+  const session = await ort!.InferenceSession.create(readFileSync(out));
+  let right = 0;
+  const N = task.ev.y.length, B = 1000, D = 784;
+  for (let i = 0; i < N; i += B) {
+    const n = Math.min(B, N - i);
+    const y = (await session.run({ input: new ort!.Tensor('float32', Float32Array.from(task.ev.x.data.subarray(i * D, (i + n) * D)), [n, 1, 28, 28]) })).output.data as Float32Array;
+    for (let k = 0; k < n; k++) {
+      let best = 0;
+      for (let c = 1; c < 10; c++) if (y[k * 10 + c] > y[k * 10 + best]) best = c;
+      if (best === task.ev.y[i + k]) right++;
+    }
+  }
+  assert.ok(Math.abs(right / N - res.accuracy.after) < 1e-4, `onnxruntime ${right / N} vs neuronmerge ${res.accuracy.after}`);
+});
+
+I.run();

@@ -7,6 +7,7 @@
 // below) differ in how groups form and in the coefficient each member's outgoing weights get. Where
 // members are exact copies every rule computes the same function as the original.
 import { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
+import { specsOf } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { Rng } from '../tensor/rng.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
@@ -602,5 +603,7 @@ export function archOf(model: Sequential, arch: Arch): Arch {
     }
     case 'dbn':
       return { ...arch, widths: outs.slice(0, -1) };
+    case 'sequential':
+      return { ...arch, layers: specsOf(model) };
   }
 }

@@ -2,7 +2,7 @@
 // the batch norm that follows each, and the unit layer that reads it; what describes a unit (its
 // incoming weights and bias with the batch norm folded in); and the identity batch norm a merged
 // layer leaves behind. merge, prune, repair and explain all start from here.
-import { BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
+import { AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -96,7 +96,7 @@ export function setIdentityNorm(bn: BatchNorm, mu: ArrayLike<number>, sd: ArrayL
 
 /**
  * Whether what lies between a site's units and the layer that reads them is positively homogeneous
- * (f(s·z) = s·f(z) for s > 0: ReLU, max-pool, flatten, dropout; the site's own batch norm is folded
+ * (f(s·z) = s·f(z) for s > 0: ReLU, max-pool, average pool, flatten, dropout; the site's own batch norm is folded
  * into the units): then a unit is its direction up to a positive scale. Returns null where it is, else
  * the first layer that is not (a sigmoid, a tanh).
  */
@@ -104,7 +104,7 @@ export function nonHomogeneousAfter(model: Sequential, site: MergeSite): string 
   for (let t = site.index + 1; t < site.next; t++) {
     if (t === site.bn) continue;
     const m = model.layers[t];
-    if (!(m instanceof ReLU || m instanceof MaxPool2d || m instanceof Flatten || m instanceof Dropout)) return m.describe();
+    if (!(m instanceof ReLU || m instanceof MaxPool2d || m instanceof AvgPool2d || m instanceof Flatten || m instanceof Dropout)) return m.describe();
   }
   return null;
 }

@@ -91,8 +91,21 @@ export function network(name: string): NetworkSettings {
   return NETWORKS[name as NetworkName];
 }
 
-/** the settings of the network an architecture belongs to (a merged model is still that network) */
+/** the datasets a `sequential` model (an imported one) may read, and the network whose settings it takes
+ * there: normalisation, batch sizes, augmentation, fine-tuning */
+const DATASET_NETWORK: Record<string, NetworkName> = { mnist: 'lenet', cifar10: 'vgg' };
+
+/** the settings of the network an architecture belongs to (a merged model is still that network); a
+ * `sequential` model takes those of its dataset's network, reading flat vectors where its input is one */
 export function networkOf(arch: Arch): NetworkSettings {
+  if (arch.model === 'sequential') {
+    const name = DATASET_NETWORK[arch.dataset];
+    if (!name) throw new Error(`a sequential model reads ${Object.keys(DATASET_NETWORK).join(' or ')}, not '${arch.dataset}'`);
+    const base = NETWORKS[name];
+    const want = base.dataset === 'mnist' ? [[1, 28, 28], [784]] : [[3, 32, 32]];
+    if (!want.some((w) => w.join() === arch.input.join())) throw new Error(`the model reads ${arch.input.join(' × ')} inputs; ${arch.dataset}'s images are ${want.map((w) => w.join(' × ')).join(' or ')}`);
+    return { ...base, family: 'sequential', title: `a ${arch.layers.length}-layer model`, arch: () => arch, flat: arch.input.length === 1 };
+  }
   const n = NETWORK_NAMES.map((k) => NETWORKS[k]).find((s) => s.family === arch.model);
   if (!n) throw new Error(`no network settings for a model '${(arch as { model: string }).model}'`);
   return n;
@@ -103,7 +116,7 @@ export function networkOf(arch: Arch): NetworkSettings {
  * convolutions and optionally the fc) or `widthScale` (every width times a factor, at least 1).
  */
 export function archFor(name: NetworkName, o: { widths?: number[]; widthScale?: number } = {}): Arch {
-  const base = NETWORKS[name].arch();
+  const base = NETWORKS[name].arch() as Exclude<Arch, { model: 'sequential' }>;
   let widths: number[] = base.model === 'vgg16' ? [...base.widths, base.fc] : [...base.widths];
   if (o.widths) {
     const ok = base.model === 'lenet5' ? [3] : base.model === 'vgg16' ? [13, 14] : [o.widths.length];

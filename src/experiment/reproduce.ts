@@ -13,7 +13,7 @@ import { BatchNorm } from '../nn/layers.js';
 import { pruneModel } from '../compress/prune.js';
 import { explainMerge, firstFilters } from '../compress/explain.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
-import { buildModel } from '../models/index.js';
+import { buildModel, widthsOf } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
@@ -111,11 +111,11 @@ async function original(which: NetworkName, o: ReproduceOptions, epochs: number,
       return { model, arch: c.arch };
     }
     log(`reproduce ${which}: ${o.checkpoint} stopped after epoch ${c.train.epoch} of ${epochs}${c.train.batch ? ` (and ${c.train.batch} steps of the next)` : ''}; resuming`);
-    if (o.arch && JSON.stringify(o.arch) !== JSON.stringify(c.arch)) throw new Error(`${o.checkpoint}: checkpoint is for widths ${c.arch.widths.join('-')}, not the ${o.arch.widths.join('-')} asked for`);
+    if (o.arch && JSON.stringify(o.arch) !== JSON.stringify(c.arch)) throw new Error(`${o.checkpoint}: checkpoint is for widths ${widthsOf(c.arch).join('-')}, not the ${widthsOf(o.arch).join('-')} asked for`);
     arch = c.arch;
     resume = o.checkpoint;
   }
-  log(`reproduce ${which}: training the ${cfg.title}${arch ? ` (widths ${arch.widths.join('-')})` : ''} for ${epochs} epochs (seed ${o.seed ?? 0})`);
+  log(`reproduce ${which}: training the ${cfg.title}${arch ? ` (widths ${widthsOf(arch).join('-')})` : ''} for ${epochs} epochs (seed ${o.seed ?? 0})`);
   const r = await RECIPES[which]({
     epochs, seed: o.seed ?? 0, limit, arch, data: o.data, log, device: o.device, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume,
     ...(quick && cfg.quick.pretrainEpochs !== undefined ? { pretrainEpochs: cfg.quick.pretrainEpochs } : {}),

@@ -1,5 +1,6 @@
 // What a model is trained and tested on, derived from its `Arch` alone (through the networks table), so
 // a checkpoint is all a command needs: the dataset, the normalised test set, fine-tuning, evaluation.
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { loadDataset } from '../../datasets/catalog.js';
 import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
@@ -14,7 +15,8 @@ import { SGD, cosineLr, oneCycleLr } from '../optim/index.js';
 import { Rng } from '../tensor/rng.js';
 import { distillationLoss } from '../tensor/ops.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
-import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
+import { checkArchHolds, CHECKPOINT_KINDS, loadCheckpoint } from '../train/checkpoint.js';
+import { fromOnnx } from '../onnx/import.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
 import type { EpochRecord } from '../train/loop.js';
@@ -144,6 +146,17 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
 
 /** a model, its architecture and what the file holds, from a checkpoint file */
 export function modelFromCheckpoint(path: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
+  if (/\.onnx$/i.test(path)) {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    // a model made elsewhere counts as an original; one neuronmerge exported says what it holds
+    const m = fromOnnx(bytes, path);
+    return { model: m.model, arch: m.arch, kind: CHECKPOINT_KINDS.includes(m.kind as CheckpointKind) ? (m.kind as CheckpointKind) : 'original' };
+  }
   const c = loadCheckpoint(path);
   checkArchHolds(path, c);
   const model = buildModel(c.arch, 0);

@@ -1,14 +1,82 @@
 // The paper's networks, with widths as parameters so that merged (narrower) models are the same
 // architectures: LeNet-5 (Caffe variant), VGG-16 for CIFAR-10 with batch norm, and the DBN's
 // unrolled sigmoid network. An `Arch` describes a model fully; checkpoints store it.
-import { BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, BatchNorm1d } from '../nn/layers.js';
+import { AvgPool2d, BatchNorm, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh, BatchNorm1d } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
+
+/** one layer of a `sequential` model (any stack of these layers: an imported ONNX model) */
+export type LayerSpec =
+  | { op: 'conv'; in: number; out: number; kernel: number; stride: number; padding: number; bias: boolean }
+  | { op: 'linear'; in: number; out: number; bias: boolean }
+  | { op: 'batchnorm'; features: number; eps: number }
+  | { op: 'maxpool' | 'avgpool'; kernel: number; stride: number; padding: number }
+  | { op: 'relu' | 'sigmoid' | 'tanh' | 'flatten' }
+  | { op: 'dropout'; p: number };
 
 export type Arch =
   | { model: 'lenet5'; widths: [number, number, number]; classes: number; inChannels: number; inSize: number }
   | { model: 'vgg16'; widths: number[]; fc: number; classes: number; inChannels: number; inSize: number; convBias?: boolean }
-  | { model: 'dbn'; widths: number[]; classes: number; inFeatures: number };
+  | { model: 'dbn'; widths: number[]; classes: number; inFeatures: number }
+  /** any stack of layers: `input` is one sample's shape, `dataset` what it reads (mnist, cifar10, …) */
+  | { model: 'sequential'; input: number[]; classes: number; layers: LayerSpec[]; dataset: string };
+
+/** the layers of a model as `sequential` specs (what its architecture description records) */
+export function specsOf(model: Sequential): LayerSpec[] {
+  const single = (p: number | [number, number], what: string): number => {
+    if (typeof p === 'number') return p;
+    if (p[0] !== p[1]) throw new Error(`${what}: ${JSON.stringify(p)} is not square`);
+    return p[0];
+  };
+  return model.layers.map((m, i): LayerSpec => {
+    if (m instanceof Conv2d) return { op: 'conv', in: m.weight.shape[1], out: m.weight.shape[0], kernel: m.weight.shape[2], stride: single(m.stride, `layer ${i} stride`), padding: single(m.padding, `layer ${i} padding`), bias: m.bias !== null };
+    if (m instanceof Linear) return { op: 'linear', in: m.weight.shape[1], out: m.weight.shape[0], bias: m.bias !== null };
+    if (m instanceof BatchNorm) return { op: 'batchnorm', features: m.weight.size, eps: m.eps };
+    if (m instanceof MaxPool2d) return { op: 'maxpool', kernel: single(m.kernelSize, `layer ${i} kernel`), stride: single(m.stride ?? m.kernelSize, `layer ${i} stride`), padding: single(m.padding, `layer ${i} padding`) };
+    if (m instanceof AvgPool2d) return { op: 'avgpool', kernel: single(m.kernelSize, `layer ${i} kernel`), stride: single(m.stride ?? m.kernelSize, `layer ${i} stride`), padding: 0 };
+    if (m instanceof ReLU) return { op: 'relu' };
+    if (m instanceof Sigmoid) return { op: 'sigmoid' };
+    if (m instanceof Tanh) return { op: 'tanh' };
+    if (m instanceof Flatten) return { op: 'flatten' };
+    if (m instanceof Dropout) return { op: 'dropout', p: m.p };
+    throw new Error(`layer ${i} (${m.describe()}) cannot be described as a sequential layer`);
+  });
+}
+
+/** one sample's shape after each layer of `layers` from `input` (checks that each layer fits the last) */
+export function shapesThrough(layers: LayerSpec[], input: number[], what = 'sequential'): number[][] {
+  let s = [...input];
+  const out: number[][] = [];
+  layers.forEach((l, i) => {
+    const at = `${what}: layer ${i} (${l.op})`;
+    switch (l.op) {
+      case 'conv':
+      case 'maxpool':
+      case 'avgpool': {
+        if (s.length !== 3) throw new Error(`${at} needs channels × height × width, gets ${s.join(' × ')}`);
+        const side = (v: number) => Math.floor((v + 2 * l.padding - l.kernel) / l.stride) + 1;
+        if (l.op === 'conv' && s[0] !== l.in) throw new Error(`${at} reads ${l.in} channels, gets ${s[0]}`);
+        s = [l.op === 'conv' ? l.out : s[0], side(s[1]), side(s[2])];
+        if (s[1] < 1 || s[2] < 1) throw new Error(`${at} leaves no output (${s.join(' × ')})`);
+        break;
+      }
+      case 'linear':
+        if (s.length !== 1 || s[0] !== l.in) throw new Error(`${at} reads ${l.in} features, gets ${s.join(' × ')}`);
+        s = [l.out];
+        break;
+      case 'batchnorm':
+        if (s[0] !== l.features) throw new Error(`${at} normalises ${l.features} channels, gets ${s.join(' × ')}`);
+        break;
+      case 'flatten':
+        s = [s.reduce((a, b) => a * b, 1)];
+        break;
+      default:
+        break;
+    }
+    out.push(s);
+  });
+  return out;
+}
 
 export const VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512];
 /** where VGG-16 pools: after these conv indices (0-based) */
@@ -35,8 +103,19 @@ function checkWidths(name: string, widths: number[], n: number): void {
 /** the side of LeNet-5's last feature map: two 5×5 valid convolutions, each followed by a 2×2 pool */
 const lenetMapSize = (inSize: number) => Math.floor((Math.floor((inSize - 4) / 2) - 4) / 2);
 
+/** the hidden widths of an architecture: the units of every unit layer but the output one (VGG-16: the
+ * 13 convolutions and the fc) */
+export function widthsOf(arch: Arch): number[] {
+  switch (arch.model) {
+    case 'vgg16': return [...arch.widths, arch.fc];
+    case 'sequential': return arch.layers.flatMap((l) => (l.op === 'conv' || l.op === 'linear' ? [l.out] : [])).slice(0, -1);
+    default: return [...arch.widths];
+  }
+}
+
 /** one sample's shape for a model of this architecture: [C, H, W], or [features] for the DBN */
 export function inputShape(arch: Arch): number[] {
+  if (arch.model === 'sequential') return [...arch.input];
   return arch.model === 'dbn' ? [arch.inFeatures] : [arch.inChannels, arch.inSize, arch.inSize];
 }
 
@@ -84,8 +163,24 @@ export function buildModel(arch: Arch, seed = 0): Sequential {
       layers.push(new Linear(n, arch.classes, { rng, init: 'xavier' }));
       return new Sequential(...layers);
     }
+    case 'sequential':
+      shapesThrough(arch.layers, arch.input);
+      return new Sequential(...arch.layers.map((l) => {
+        switch (l.op) {
+          case 'conv': return new Conv2d(l.in, l.out, l.kernel, { stride: l.stride, padding: l.padding, bias: l.bias, rng });
+          case 'linear': return new Linear(l.in, l.out, { bias: l.bias, rng });
+          case 'batchnorm': return new BatchNorm(l.features, 0.1, l.eps);
+          case 'maxpool': return new MaxPool2d(l.kernel, l.stride, l.padding);
+          case 'avgpool': return new AvgPool2d(l.kernel, l.stride);
+          case 'relu': return new ReLU();
+          case 'sigmoid': return new Sigmoid();
+          case 'tanh': return new Tanh();
+          case 'flatten': return new Flatten();
+          case 'dropout': return new Dropout(l.p, rng);
+        }
+      }));
     default:
-      throw new Error(`unknown model '${(arch as { model: string }).model}' (known: lenet5, vgg16, dbn)`);
+      throw new Error(`unknown model '${(arch as { model: string }).model}' (known: lenet5, vgg16, dbn, sequential)`);
   }
 }
 
@@ -97,9 +192,10 @@ const posInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 1;
  */
 export function parseArch(x: unknown, what = 'arch'): Arch {
   const a = x as Arch;
-  if (!a || typeof a !== 'object' || !['lenet5', 'vgg16', 'dbn'].includes((a as { model: string }).model)) {
-    throw new Error(`${what}: not a model description (expected {"model": "lenet5" | "vgg16" | "dbn", ...})`);
+  if (!a || typeof a !== 'object' || !['lenet5', 'vgg16', 'dbn', 'sequential'].includes((a as { model: string }).model)) {
+    throw new Error(`${what}: not a model description (expected {"model": "lenet5" | "vgg16" | "dbn" | "sequential", ...})`);
   }
+  if (a.model === 'sequential') return parseSequential(a, what);
   const fields: [string, unknown][] = a.model === 'dbn' ? [['classes', a.classes], ['inFeatures', a.inFeatures]]
     : [['classes', a.classes], ['inChannels', a.inChannels], ['inSize', a.inSize], ...(a.model === 'vgg16' ? [['fc', a.fc] as [string, unknown]] : [])];
   for (const [k, v] of fields) if (!posInt(v)) throw new Error(`${what}: ${a.model} field '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
@@ -107,6 +203,26 @@ export function parseArch(x: unknown, what = 'arch'): Arch {
   checkWidths(`${what}: ${a.model}`, a.widths, n);
   if (a.model === 'lenet5' && lenetMapSize(a.inSize) < 1) throw new Error(`${what}: lenet5 input size ${a.inSize} is too small`);
   if (a.model === 'vgg16' && a.inSize < 32) throw new Error(`${what}: vgg16 input size ${a.inSize} is too small for five poolings`);
+  const size = stateSize(a);
+  if (size > 2 ** 31) throw new Error(`${what}: describes a model of ${size.toLocaleString('en')} values, more than the ${(2 ** 31).toLocaleString('en')} allowed`);
+  return a;
+}
+
+const OPS = ['conv', 'linear', 'batchnorm', 'maxpool', 'avgpool', 'relu', 'sigmoid', 'tanh', 'flatten', 'dropout'];
+
+function parseSequential(a: Extract<Arch, { model: 'sequential' }>, what: string): Arch {
+  if (!Array.isArray(a.input) || a.input.length < 1 || a.input.length > 3 || !a.input.every(posInt)) throw new Error(`${what}: sequential field 'input' must list 1 to 3 positive integers, got ${JSON.stringify(a.input)}`);
+  if (!posInt(a.classes)) throw new Error(`${what}: sequential field 'classes' must be a positive integer, got ${JSON.stringify(a.classes)}`);
+  if (typeof a.dataset !== 'string') throw new Error(`${what}: sequential field 'dataset' must name a dataset, got ${JSON.stringify(a.dataset)}`);
+  if (!Array.isArray(a.layers) || a.layers.length < 1) throw new Error(`${what}: sequential field 'layers' must list at least one layer`);
+  a.layers.forEach((l, i) => {
+    if (!l || typeof l !== 'object' || !OPS.includes(l.op)) throw new Error(`${what}: layer ${i}: 'op' must be one of ${OPS.join(', ')}, got ${JSON.stringify((l as { op?: unknown })?.op)}`);
+    const need = l.op === 'conv' ? ['in', 'out', 'kernel', 'stride'] : l.op === 'linear' ? ['in', 'out'] : l.op === 'batchnorm' ? ['features'] : l.op === 'maxpool' || l.op === 'avgpool' ? ['kernel', 'stride'] : [];
+    for (const k of need) if (!posInt((l as Record<string, unknown>)[k])) throw new Error(`${what}: layer ${i} (${l.op}): '${k}' must be a positive integer, got ${JSON.stringify((l as Record<string, unknown>)[k])}`);
+  });
+  const shapes = shapesThrough(a.layers, a.input, what);
+  const last = shapes[shapes.length - 1];
+  if (last.length !== 1 || last[0] !== a.classes) throw new Error(`${what}: the layers end in ${last.join(' × ')} values, not the ${a.classes} classes`);
   const size = stateSize(a);
   if (size > 2 ** 31) throw new Error(`${what}: describes a model of ${size.toLocaleString('en')} values, more than the ${(2 ** 31).toLocaleString('en')} allowed`);
   return a;
@@ -139,5 +255,7 @@ export function stateSize(a: Arch): number {
       }
       return total + lin(n, a.classes);
     }
+    case 'sequential':
+      return a.layers.reduce((t, l) => t + (l.op === 'conv' ? lin(l.in * l.kernel * l.kernel, l.out, l.bias) : l.op === 'linear' ? lin(l.in, l.out, l.bias) : l.op === 'batchnorm' ? 4 * l.features : 0), 0);
   }
 }

@@ -1,6 +1,6 @@
 // Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
 // the layout neuron merging works on. Every random initialisation takes an Rng.
-import { batchNorm, conv2d, conv2dFused, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
+import { avgPool2d, batchNorm, conv2d, conv2dFused, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
 import type { Pair } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
 import { allocate, full, isGradEnabled, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
@@ -94,6 +94,18 @@ export class MaxPool2d extends Module {
 }
 
 // x (N,C) or (N,C,H,W) -> same; running statistics are buffers
+export class AvgPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly stride?: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return avgPool2d(x, this.kernelSize, { stride: this.stride ?? this.kernelSize });
+  }
+  override describe(): string {
+    return `AvgPool2d(${JSON.stringify(this.kernelSize)})`;
+  }
+}
+
 export class BatchNorm extends Module {
   weight: Tensor;
   bias: Tensor;

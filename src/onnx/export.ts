@@ -1,10 +1,11 @@
 // A model as an ONNX file (opset 13, batch axis dynamic): every layer neuronmerge builds maps onto one
-// standard operator (Conv, Gemm, BatchNormalization, Relu, Sigmoid, Tanh, MaxPool, Flatten); dropout,
+// standard operator (Conv, Gemm, BatchNormalization, Relu, Sigmoid, Tanh, MaxPool, AveragePool,
+// Flatten); dropout,
 // the identity at inference, is left out. Batch norms are kept as BatchNormalization or folded into the
 // convolution or linear layer before them. The protobuf is encoded by the `onnx-proto` package (the
 // ONNX schema compiled for protobufjs), never by hand.
 import onnxProto from 'onnx-proto';
-import { BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh } from '../nn/layers.js';
+import { AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import type { Pair } from '../tensor/ops.js';
 
@@ -110,6 +111,8 @@ export function toOnnx(model: Sequential, input: number[], o: ExportOptions = {}
     else if (m instanceof MaxPool2d) {
       const k = pair(m.kernelSize), s = pair(m.stride ?? m.kernelSize), p = pair(m.padding);
       add('MaxPool', [current], [{ name: 'kernel_shape', ints: k }, { name: 'strides', ints: s }, { name: 'pads', ints: [p[0], p[1], p[0], p[1]] }]);
+    } else if (m instanceof AvgPool2d) {
+      add('AveragePool', [current], [{ name: 'kernel_shape', ints: pair(m.kernelSize) }, { name: 'strides', ints: pair(m.stride ?? m.kernelSize) }]);
     } else if (m instanceof Dropout) continue;
     else throw new Error(`onnx export: layer ${i} (${m.describe()}) has no ONNX operator here`);
   }
