@@ -225,7 +225,7 @@ needs(C, adapter)('--backend webgpu on an adapter: trains there, and the checkpo
 
 C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: one line, non-zero exit', () => {
   const cases: [string[], RegExp][] = [
-    [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(dbn, lenet, vgg or all\)\n$/],
+    [['reproduce', 'resnet'], /^neuronmerge: unknown model 'resnet' \(lenet, dbn, vgg, mlp or all\)\n$/],
     [['reproduce', 'lenet', '--ratios', '1.5'], /^neuronmerge: --ratios: each merge ratio must be in \[0, 1\), got '1\.5'\n$/],
     [['data', 'verify', 'cifar10', '--data-dir', tempDir('nm-empty-')], /^neuronmerge: cifar10 is not in .* and downloading is off: put cifar-10-binary\.tar\.gz there/],
     [['info', join(tmpdir(), 'no-such.safetensors')], /^neuronmerge: .*no-such\.safetensors: cannot read \(ENOENT\)\n$/],
@@ -233,7 +233,7 @@ C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: on
     [['merge', 'a.safetensors', '--out', 'b.safetensors'], /^neuronmerge: merge: give exactly one of --ratio, --threshold and --budget\n$/],
     [['merge', 'a.safetensors', '--ratio', '1', '--out', 'b.safetensors'], /^neuronmerge: --ratio must be in \[0, 1\), got '1'\n$/],
     [['train', 'vgg', '--widths', '8,8'], /^neuronmerge: --widths: vgg takes 13 or 14 widths, got 2\n$/],
-    [['train', 'alexnet'], /^neuronmerge: unknown model 'alexnet' \(dbn, lenet or vgg\)\n$/],
+    [['train', 'alexnet'], /^neuronmerge: unknown model 'alexnet' \(lenet, dbn, vgg, mlp\)\n$/],
     [['eval', join(tmpdir(), 'no-such.safetensors')], /cannot read \(ENOENT\)/],
   ];
   for (const [args, re] of cases) {

@@ -14,6 +14,7 @@ import { needs, tempDir } from './helpers.js';
 const { onnx } = onnxProto;
 const O = suite('onnx');
 const SHARED_CIFAR = join(process.cwd(), '..', 'shared', 'datasets', 'cifar-10-jpeg75', 'cifar-10-batches-bin');
+const FIX = join(process.cwd(), 'test', 'fixtures', 'onnx');
 
 let ort: typeof import('onnxruntime-node') | null = null;
 try {
@@ -117,6 +118,10 @@ needs(O, !ort ? 'onnxruntime-node is not installed (npm ci)' : existsSync(SHARED
 
 const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+const json = (r: ReturnType<typeof run>) => {
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+};
 
 O('the command: export, merge and prune to .onnx, and one-line errors', () => {
   const d = tempDir('nm-onnx-');
@@ -146,13 +151,20 @@ O('the command: export, merge and prune to .onnx, and one-line errors', () => {
   assert.match(missing.stderr, /^neuronmerge: .*none\.safetensors: cannot read \(ENOENT\)\n$/);
   assert.ok(!existsSync(join(d, 'n.onnx')));
   assert.match(run('merge', a, '--ratio', '0.5', '--out', join(d, 'x.onnx'), '--format', 'tflite').stderr, /--format must be safetensors, onnx, got 'tflite'/);
+  // finetune writes ONNX at the end; the file reads back as the fine-tuned model
+  const f = json(run('finetune', join(d, 'm.onnx'), '--epochs', '1', '--limit', '200', '--out', join(d, 'f.onnx'), '--json'));
+  assert.is(json(run('eval', join(d, 'f.onnx'), '--json')).accuracy, f.accuracy.after);
+  assert.is(json(run('info', join(d, 'f.onnx'), '--json')).kind, 'finetuned');
+  // a file that cannot be imported: one line naming the node and its operator, exit code 1
+  const soft = run('eval', join(FIX, 'softmax.onnx'));
+  assert.is(soft.status, 1);
+  assert.match(soft.stderr, /^neuronmerge: .*softmax\.onnx: node '[^']+' \(Softmax\): not supported \(supported: [^\n]*\)\n$/);
 });
 
 O.run();
 
 // ---- import: files made by PyTorch (test/fixtures/onnx/make.py), and bad files ----
 const I = suite('onnx import');
-const FIX = join(process.cwd(), 'test', 'fixtures', 'onnx');
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { cnn: { accuracy: number; logits: number[][] }; mlp: { logits: number[][] } };
 
 /** the largest |a − b| over the largest |b| */

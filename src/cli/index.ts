@@ -15,7 +15,7 @@ import { setBackend } from '../backend/registry.js';
 import { modelStats } from '../compress/stats.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
-import { archFor, network, NETWORK_NAMES, NETWORKS } from '../experiment/networks.js';
+import { archFor, network, NETWORK_NAMES, NETWORKS, PAPER_NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
 import { accuracyOf, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
@@ -81,8 +81,9 @@ function common(c: Command): Command {
     .option('--data-dir <dir>', 'dataset cache folder (default: NEURONMERGE_DATA or ~/.cache/neuronmerge)');
 }
 /** commands that read a dataset also take it from a given folder or archive */
-const withData = (c: Command) => common(c).option('--data <path>', 'read the dataset from this folder (IDX files, or CIFAR-10\'s cifar-10-batches-bin) or CIFAR-10 archive');
-const dataOpts = (o: { dataDir?: string; data?: string }) => ({ dataDir: o.dataDir, path: o.data });
+const withData = (c: Command) => common(c).option('--data <path>', 'read the dataset from this folder (IDX files, or CIFAR-10\'s cifar-10-batches-bin) or CIFAR-10 archive')
+  .option('--dataset <name>', 'the dataset the model reads, where not its own: mnist, fashion-mnist or cifar10 (the model\'s input must fit its images)', oneOf('--dataset', ['mnist', 'fashion-mnist', 'cifar10']));
+const dataOpts = (o: { dataDir?: string; data?: string; dataset?: string }) => ({ dataDir: o.dataDir, path: o.data, dataset: o.dataset });
 
 /** --backend: js or native select the CPU kernels; webgpu trains on the GPU */
 function useBackend(name?: string): 'cpu' | 'webgpu' {
@@ -92,9 +93,10 @@ function useBackend(name?: string): 'cpu' | 'webgpu' {
 }
 
 const variant = (c: Command) => c
-  .option('--widths <list>', 'a variant: every hidden width, comma-separated (VGG: 13 convolutions, then optionally the fc)', intList)
-  .option('--width-scale <f>', 'a variant: every width times this factor', num('--width-scale', 1e-3, 16));
-const hasVariant = (o: { widths?: number[]; widthScale?: number }) => o.widths !== undefined || o.widthScale !== undefined;
+  .option('--widths <list>', 'a variant: every hidden width, comma-separated (VGG: 13 convolutions, then optionally the fc; mlp: any number)', intList)
+  .option('--width-scale <f>', 'a variant: every width times this factor', num('--width-scale', 1e-3, 16))
+  .option('--activation <a>', 'mlp: relu, sigmoid or tanh (default relu)', oneOf('--activation', ['relu', 'sigmoid', 'tanh']));
+const hasVariant = (o: { widths?: number[]; widthScale?: number; activation?: string; dataset?: string }) => o.widths !== undefined || o.widthScale !== undefined || o.activation !== undefined || o.dataset !== undefined;
 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
 const log = (l: string) => process.stderr.write(l + '\n');
@@ -117,7 +119,7 @@ const tuning = (c: Command) => c
   .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), 4)
   .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), 0.9);
 
-tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg or all').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
+tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg, mlp or all (the paper\'s three)').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
   .option('--quick', 'a short run (minutes; VGG: an eighth-width VGG-16 on 10,000 images)')
   .option('--ratios <list>', 'merge ratios, comma-separated', ratios)
   .option('--budgets <list>', 'also compress to each of these fractions of the parameters, comma-separated (a row each)', fractions)
@@ -135,8 +137,8 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels')
   )).action(async (model: string, o) => {
     const device = useBackend(o.backend);
-    if (model !== 'all' && !(NETWORK_NAMES as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (dbn, lenet, vgg or all)`);
-    if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths and --width-scale name one model; run the models one by one');
+    if (model !== 'all' && !(NETWORK_NAMES as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (${NETWORK_NAMES.join(', ')} or all)`);
+    if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths, --width-scale, --activation and --dataset name one model; run the models one by one');
     const one = async (m: NetworkName, out: string, data: { dataDir?: string; data?: string }) => {
       const r = await reproduce(m, {
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
@@ -156,13 +158,13 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
     // MNIST is embedded; --data names the CIFAR-10 folder or archive. Every dataset is checked before
     // the first network trains, so a missing CIFAR-10 is not found an hour in
     const dataFor = (m: NetworkName) => (m === 'vgg' ? o : { dataDir: o.dataDir });
-    for (const m of NETWORK_NAMES) await loadDataset(NETWORKS[m].dataset, dataOpts(dataFor(m)));
+    for (const m of PAPER_NETWORKS) await loadDataset(NETWORKS[m].dataset, dataOpts(dataFor(m)));
     const all = [];
-    for (const m of NETWORK_NAMES) all.push(await one(m, join(o.out, m), dataFor(m)));
+    for (const m of PAPER_NETWORKS) all.push(await one(m, join(o.out, m), dataFor(m)));
     if (o.json) console.log(JSON.stringify(all));
   });
 
-variant(withData(program.command('train').argument('<model>', 'dbn, lenet or vgg').description('train a network with its recipe'))
+variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg or mlp').description('train a network with its recipe'))
   .option('--epochs <n>', 'epochs', int('--epochs', 1, 10000))
   .option('--checkpoint <file>', 'write a checkpoint (safetensors) every epoch')
   .option('--checkpoint-every <n>', 'also write it every n steps', int('--checkpoint-every', 1, 1e9))
@@ -181,7 +183,7 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet or vgg
     else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${checkpoint ? `; checkpoint ${checkpoint}` : ''}`);
   });
 
-variant(common(program.command('info').argument('<what>', 'a checkpoint file, or lenet, vgg, dbn').description('layers, units, parameters and FLOPs')))
+variant(common(program.command('info').argument('<what>', 'a checkpoint or ONNX file, or lenet, vgg, dbn, mlp').description('layers, units, parameters and FLOPs')))
   .action((what: string, o) => {
     let arch: Arch;
     let model;
@@ -204,7 +206,7 @@ variant(common(program.command('info').argument('<what>', 'a checkpoint file, or
 withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').description('test accuracy and loss of a checkpoint on its dataset'))
   .action(async (file: string, o) => {
     useBackend(o.backend);
-    const { model, arch, kind } = modelFromCheckpoint(file);
+    const { model, arch, kind } = modelFromCheckpoint(file, o.dataset);
     const task = await loadTask(arch, dataOpts(o));
     const t = performance.now();
     const r = accuracyOf(model, task);
@@ -279,7 +281,7 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
     const device = useBackend(o.backend);
     checkOutputFile(o.out, '--out', [file]);
     const onnx = formatFor(o.out, o.format) === 'onnx';
-    const { model, arch } = modelFromCheckpoint(file);
+    const { model, arch } = modelFromCheckpoint(file, o.dataset);
     const teacher = o.distill ? teacherFor(o.distill, arch) : undefined;
     const data = await loadTask(arch, dataOpts(o));
     const epochs: number = o.epochs ?? data.settings.finetune.epochs;

@@ -1,7 +1,6 @@
 // merge, prune and explain on a checkpoint file: what the commands of those names do, as functions
 // that return their figures (the command only prints them).
 import { relative } from 'node:path';
-import type { LoadOptions } from '../../datasets/catalog.js';
 import { explainMerge, firstFilters } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
@@ -21,7 +20,7 @@ import { checkOutputFile } from '../runtime/files.js';
 import { writeCompressionHtml } from '../report/markdown.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint } from './task.js';
-import type { TaskData } from './task.js';
+import type { TaskData, TaskLoadOptions } from './task.js';
 import { formatFor, writeOnnx } from './export.js';
 import type { ModelFormat } from './export.js';
 import { networkOf } from './networks.js';
@@ -58,7 +57,7 @@ export interface CompressOptions {
   stageEpochs?: number;
   /** measure the test accuracy before and after (default true) */
   eval?: boolean;
-  data?: LoadOptions;
+  data?: TaskLoadOptions;
   log?: (line: string) => void;
   device?: 'cpu' | 'webgpu';
   /** merge only: write the page of what merging did (report.html) here */
@@ -125,7 +124,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   if (o.report !== undefined) checkOutputFile(o.report, '--report', [file, o.out]);
   const started = performance.now();
   const log = o.log ?? (() => {});
-  const { model, arch } = modelFromCheckpoint(file);
+  const { model, arch } = modelFromCheckpoint(file, o.data?.dataset);
   const input = inputShape(arch);
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
@@ -246,10 +245,10 @@ export interface ExplainResult {
 
 /** the teaching view of merging a checkpoint at one ratio: per layer, the clusters and how far merging
  * that layer alone moves the next layer's output on `images` test images */
-export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; rule?: MergeRule; method?: ClusterMethod; data?: LoadOptions; report?: string; command?: string }): Promise<ExplainResult> {
+export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; rule?: MergeRule; method?: ClusterMethod; data?: TaskLoadOptions; report?: string; command?: string }): Promise<ExplainResult> {
   if (o.report !== undefined) checkOutputFile(o.report, '--report', [file]);
   const started = performance.now();
-  const { model, arch } = modelFromCheckpoint(file);
+  const { model, arch } = modelFromCheckpoint(file, o.data?.dataset);
   const sites = mergeSites(model).length;
   if (o.layer !== undefined && o.layer >= sites) throw new Error(`--layer ${o.layer}: the model has ${sites} mergeable layers (0 to ${sites - 1})`);
   const data = await loadTask(arch, o.data);

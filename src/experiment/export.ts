@@ -10,7 +10,7 @@ import { checkOutputFile, writeFileAtomic } from '../runtime/files.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { networkOf } from './networks.js';
 import { loadTask, modelFromCheckpoint } from './task.js';
-import type { LoadOptions } from '../../datasets/catalog.js';
+import type { TaskLoadOptions } from './task.js';
 
 /** how a model's output is written: a neuronmerge checkpoint or an ONNX file */
 export type ModelFormat = 'safetensors' | 'onnx';
@@ -63,9 +63,9 @@ export function writeOnnx(out: string, m: { model: Sequential; arch: Arch; kind:
 /** `neuronmerge export`: a checkpoint as ONNX; for networks whose input is standardised per channel
  * (VGG-16 on CIFAR-10) the training set's mean and standard deviation are read from the dataset and
  * recorded in the file */
-export async function exportCheckpoint(file: string, out: string, o: { foldBatchNorm?: boolean; data?: LoadOptions } = {}): Promise<OnnxExport & { from: string; arch: Arch; kind: CheckpointKind }> {
+export async function exportCheckpoint(file: string, out: string, o: { foldBatchNorm?: boolean; data?: TaskLoadOptions } = {}): Promise<OnnxExport & { from: string; arch: Arch; kind: CheckpointKind }> {
   checkOutputFile(out, '--out', [file]);
-  const c = modelFromCheckpoint(file);
+  const c = modelFromCheckpoint(file, o.data?.dataset);
   c.model.eval();
   const normalization = networkOf(c.arch).normalization === 'channel' ? (await loadTask(c.arch, o.data)).norm : undefined;
   return { ...writeOnnx(out, c, { ...o, normalization }), from: file, arch: c.arch, kind: c.kind };

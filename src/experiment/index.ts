@@ -1,8 +1,8 @@
-export { NETWORKS, NETWORK_NAMES, network, networkOf, archFor } from './networks.js';
+export { NETWORKS, NETWORK_NAMES, PAPER_NETWORKS, network, networkOf, archFor, withDataset } from './networks.js';
 export type { NetworkName, NetworkSettings, TrainDefaults } from './networks.js';
 export { loadTask, trainLoader, calibrationInputs, calibrationSample, calibrationSet, accuracyOf, finetuneModel, modelFromCheckpoint, cloneModel, firstN, teacherFor } from './task.js';
-export type { TaskData, FinetuneOptions, DistillOptions } from './task.js';
-export { trainLenet, trainDbn, trainVgg, RECIPES } from './recipes.js';
+export type { TaskData, TaskLoadOptions, FinetuneOptions, DistillOptions } from './task.js';
+export { trainLenet, trainDbn, trainVgg, trainMlp, RECIPES } from './recipes.js';
 export type { RecipeOptions, RecipeResult } from './recipes.js';
 export { compressCheckpoint, explainCheckpoint, groupsOf, stageWidths, RECALIBRATE_IMAGES } from './compress.js';
 export type { CompressOptions, CompressResult, ExplainResult } from './compress.js';

@@ -2,11 +2,14 @@
 // normalisation, batch sizes, the training recipe's defaults, the fine-tuning settings, the quick
 // variant of a reproduction and the merge ratios it reports. Everything else (the recipes, the tasks
 // a checkpoint is evaluated on, the reproduction, the command) reads its settings from here.
-import { dbnArch, lenet5Arch, vgg16Arch, VGG16_WIDTHS } from '../models/index.js';
-import type { Arch } from '../models/index.js';
+import type { DatasetName } from '../../datasets/catalog.js';
+import { dbnArch, inputShape, lenet5Arch, mlpArch, vgg16Arch, VGG16_WIDTHS, widthsOf } from '../models/index.js';
+import type { Activation, Arch } from '../models/index.js';
 
-export type NetworkName = 'lenet' | 'dbn' | 'vgg';
-export const NETWORK_NAMES: readonly NetworkName[] = ['lenet', 'dbn', 'vgg'];
+export type NetworkName = 'lenet' | 'dbn' | 'vgg' | 'mlp';
+export const NETWORK_NAMES: readonly NetworkName[] = ['lenet', 'dbn', 'vgg', 'mlp'];
+/** the paper's networks: what `reproduce all` runs */
+export const PAPER_NETWORKS: readonly NetworkName[] = ['lenet', 'dbn', 'vgg'];
 
 export interface TrainDefaults {
   epochs: number;
@@ -31,7 +34,7 @@ export interface NetworkSettings {
   title: string;
   /** the paper's architecture */
   arch: () => Arch;
-  dataset: 'mnist' | 'cifar10';
+  dataset: DatasetName;
   /** how a report names the data (followed by where it was read from) */
   dataTitle: string;
   /** 'unit': pixels scaled to [0, 1]; 'channel': then standardised by the training set's channel statistics */
@@ -83,39 +86,78 @@ export const NETWORKS: Record<NetworkName, NetworkSettings> = {
     quick: { epochs: 3, finetuneEpochs: 1, ratios: [0.5, 0.8], limit: 10000, arch: vgg16Arch(VGG16_WIDTHS.map((w) => w / 8), 64) },
     speedReps: 3,
   },
+  mlp: {
+    name: 'mlp', family: 'sequential', title: 'MLP 784-300-100-10', arch: () => mlpArch(),
+    dataset: 'mnist', dataTitle: 'MNIST', normalization: 'unit', flat: true, batch: 100, evalBatch: 500, augment: false,
+    train: { epochs: 20, lr: 0.05, momentum: 0.9, nesterov: false, weightDecay: 1e-4, schedule: 'cosine' },
+    finetune: { lr: 0.01, epochs: 4 },
+    ratios: [0.5, 0.6, 0.7, 0.8],
+    quick: { epochs: 2, finetuneEpochs: 1, ratios: [0.5, 0.8] },
+    speedReps: 30,
+  },
 };
+
+/** how reports name each dataset */
+const DATA_TITLES: Record<DatasetName, string> = { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10' };
+/** the shapes of one sample each dataset can feed: images, or images flattened */
+const DATASET_INPUTS: Record<DatasetName, number[][]> = { mnist: [[1, 28, 28], [784]], 'fashion-mnist': [[1, 28, 28], [784]], cifar10: [[3, 32, 32]] };
+/** the network whose settings a `sequential` model with image inputs takes on each dataset */
+const IMAGE_NETWORK: Record<DatasetName, NetworkName> = { mnist: 'lenet', 'fashion-mnist': 'lenet', cifar10: 'vgg' };
+
+/** the dataset a model reads: its own where it names one, else its network's */
+function datasetOf(arch: Arch, fallback: DatasetName): DatasetName {
+  const d = arch.dataset ?? fallback;
+  if (!(d in DATASET_INPUTS)) throw new Error(`unknown dataset '${d}' (known: ${Object.keys(DATASET_INPUTS).join(', ')})`);
+  return d as DatasetName;
+}
+
+/** the architecture reading `dataset` instead (unchanged where none is given); an error names both
+ * shapes where the model's input does not fit the dataset's images */
+export function withDataset(arch: Arch, dataset?: string): Arch {
+  if (dataset === undefined) return arch;
+  const a = { ...arch, dataset } as Arch;
+  networkOf(a);
+  return a;
+}
+
+/** the settings of the network an architecture belongs to (a merged model is still that network), on
+ * the dataset it reads; a `sequential` model (an imported one, an MLP) takes the MLP's settings where
+ * its input is flat and those of its dataset's image network otherwise */
+export function networkOf(arch: Arch): NetworkSettings {
+  const base = arch.model === 'sequential'
+    ? NETWORKS[arch.input.length === 1 ? 'mlp' : IMAGE_NETWORK[datasetOf(arch, 'mnist')]]
+    : NETWORK_NAMES.map((k) => NETWORKS[k]).find((s) => s.family === arch.model);
+  if (!base) throw new Error(`no network settings for a model '${(arch as { model: string }).model}'`);
+  const dataset = datasetOf(arch, base.dataset);
+  const input = inputShape(arch);
+  if (!DATASET_INPUTS[dataset].some((w) => w.join() === input.join())) throw new Error(`the model reads ${input.join(' × ')} inputs; ${dataset}'s images are ${DATASET_INPUTS[dataset].map((w) => w.join(' × ')).join(' or ')}`);
+  const settings = dataset === base.dataset ? base : { ...base, dataset, dataTitle: DATA_TITLES[dataset] };
+  if (arch.model !== 'sequential' || base.name === 'mlp') return base.name === 'mlp' ? { ...settings, title: `MLP ${[input[0], ...widthsOf(arch), arch.classes].join('-')}` } : settings;
+  return { ...settings, family: 'sequential', title: `a ${arch.layers.length}-layer model`, arch: () => arch, flat: input.length === 1 };
+}
 
 /** the settings of a network by its command-line name; an error names the known ones */
 export function network(name: string): NetworkSettings {
-  if (!(NETWORK_NAMES as readonly string[]).includes(name)) throw new Error(`unknown model '${name}' (dbn, lenet or vgg)`);
+  if (!(NETWORK_NAMES as readonly string[]).includes(name)) throw new Error(`unknown model '${name}' (${NETWORK_NAMES.join(', ')})`);
   return NETWORKS[name as NetworkName];
 }
 
-/** the datasets a `sequential` model (an imported one) may read, and the network whose settings it takes
- * there: normalisation, batch sizes, augmentation, fine-tuning */
-const DATASET_NETWORK: Record<string, NetworkName> = { mnist: 'lenet', cifar10: 'vgg' };
-
-/** the settings of the network an architecture belongs to (a merged model is still that network); a
- * `sequential` model takes those of its dataset's network, reading flat vectors where its input is one */
-export function networkOf(arch: Arch): NetworkSettings {
-  if (arch.model === 'sequential') {
-    const name = DATASET_NETWORK[arch.dataset];
-    if (!name) throw new Error(`a sequential model reads ${Object.keys(DATASET_NETWORK).join(' or ')}, not '${arch.dataset}'`);
-    const base = NETWORKS[name];
-    const want = base.dataset === 'mnist' ? [[1, 28, 28], [784]] : [[3, 32, 32]];
-    if (!want.some((w) => w.join() === arch.input.join())) throw new Error(`the model reads ${arch.input.join(' × ')} inputs; ${arch.dataset}'s images are ${want.map((w) => w.join(' × ')).join(' or ')}`);
-    return { ...base, family: 'sequential', title: `a ${arch.layers.length}-layer model`, arch: () => arch, flat: arch.input.length === 1 };
-  }
-  const n = NETWORK_NAMES.map((k) => NETWORKS[k]).find((s) => s.family === arch.model);
-  if (!n) throw new Error(`no network settings for a model '${(arch as { model: string }).model}'`);
-  return n;
-}
 
 /**
  * The paper's architecture of a network, or a variant: `widths` (every hidden width; VGG: the 13
  * convolutions and optionally the fc) or `widthScale` (every width times a factor, at least 1).
  */
-export function archFor(name: NetworkName, o: { widths?: number[]; widthScale?: number } = {}): Arch {
+export function archFor(name: NetworkName, o: { widths?: number[]; widthScale?: number; activation?: Activation; dataset?: string } = {}): Arch {
+  if (o.activation !== undefined && name !== 'mlp') throw new Error(`--activation: ${name} has its own activations; only mlp takes one`);
+  if (name === 'mlp') {
+    let widths = o.widths ?? [300, 100];
+    if (o.widthScale !== undefined) widths = widths.map((w) => Math.max(1, Math.round(w * o.widthScale!)));
+    return mlpArch(widths, o.activation ?? 'relu', o.dataset ?? 'mnist');
+  }
+  return withDataset(paperArch(name, o), o.dataset);
+}
+
+function paperArch(name: NetworkName, o: { widths?: number[]; widthScale?: number }): Arch {
   const base = NETWORKS[name].arch() as Exclude<Arch, { model: 'sequential' }>;
   let widths: number[] = base.model === 'vgg16' ? [...base.widths, base.fc] : [...base.widths];
   if (o.widths) {

@@ -1,7 +1,6 @@
 // The training recipes of the paper's three networks: the data, optimizer and schedule each trains
 // with (defaults from ./networks.ts), as reusable functions the command and the reproduction call.
 import { classCounts } from '../../datasets/catalog.js';
-import type { LoadOptions } from '../../datasets/catalog.js';
 import type { Normalization } from '../../datasets/loader.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
@@ -18,7 +17,7 @@ import { fitGpu, onGpuOr } from '../train/gpu.js';
 import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { calibrationInputs, loadTask, trainLoader } from './task.js';
-import type { TaskData } from './task.js';
+import type { TaskData, TaskLoadOptions } from './task.js';
 
 export interface RecipeOptions {
   epochs?: number;
@@ -31,7 +30,7 @@ export interface RecipeOptions {
   /** steps between checkpoints within an epoch (besides the one at each epoch's end) */
   checkpointEvery?: number;
   resume?: string;
-  data?: LoadOptions;
+  data?: TaskLoadOptions;
   progress?: boolean;
   log?: (line: string) => void;
   /** DBN: RBM pretraining epochs per layer */
@@ -134,5 +133,14 @@ export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
   return supervised('vgg', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
 }
 
+/** an MLP (any widths and activation; ./networks.ts) on flat images: SGD with momentum 0.9, weight decay
+ * 1e-4, cosine schedule from 0.05, 20 epochs */
+export async function trainMlp(o: RecipeOptions = {}): Promise<RecipeResult> {
+  const t0 = performance.now();
+  const arch = archOrDefault('mlp', o);
+  const t = await loadTask(arch, o.data);
+  return supervised('mlp', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
+}
+
 /** the recipe of each network, by its command-line name */
-export const RECIPES: Record<NetworkName, (o?: RecipeOptions) => Promise<RecipeResult>> = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg };
+export const RECIPES: Record<NetworkName, (o?: RecipeOptions) => Promise<RecipeResult>> = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg, mlp: trainMlp };

@@ -3,7 +3,6 @@
 // Writes report.json, report.md and the plots, and returns the figures.
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
-import type { LoadOptions } from '../../datasets/catalog.js';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
 import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
@@ -28,7 +27,7 @@ import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
 import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription } from './task.js';
-import type { TaskData } from './task.js';
+import type { TaskData, TaskLoadOptions } from './task.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
@@ -45,7 +44,7 @@ export interface ReproduceOptions {
   allocate?: 'uniform' | 'sensitivity';
   seed?: number;
   out?: string;
-  data?: LoadOptions;
+  data?: TaskLoadOptions;
   log?: (line: string) => void;
   /** train a variant (other widths) instead of the paper's network */
   arch?: Arch;

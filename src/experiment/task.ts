@@ -21,7 +21,7 @@ import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
 import type { EpochRecord } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
-import { networkOf } from './networks.js';
+import { networkOf, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
 
 export interface TaskData {
@@ -40,10 +40,15 @@ export function firstN(n: number | undefined, count: number): Int32Array | undef
   return n === undefined ? undefined : Int32Array.from({ length: Math.min(n, count) }, (_, i) => i);
 }
 
+/** where a task's data is read from, and (`dataset`) another dataset than the model's own */
+export interface TaskLoadOptions extends LoadOptions {
+  dataset?: string;
+}
+
 /** the data a model of this architecture is trained and tested on (CIFAR-10 standardised by its
  * training set's channel statistics) */
-export async function loadTask(arch: Arch, data: LoadOptions = {}): Promise<TaskData> {
-  const settings = networkOf(arch);
+export async function loadTask(arch: Arch, data: TaskLoadOptions = {}): Promise<TaskData> {
+  const settings = networkOf(withDataset(arch, data.dataset));
   const { train, test } = await loadDataset(settings.dataset, data);
   const norm = settings.normalization === 'channel' ? channelStats(train) : UNIT;
   return { settings, input: inputShape(arch), train, test, norm, ev: toTensor(test, norm, undefined, settings.flat) };
@@ -145,7 +150,12 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
 }
 
 /** a model, its architecture and what the file holds, from a checkpoint file */
-export function modelFromCheckpoint(path: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
+export function modelFromCheckpoint(path: string, dataset?: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
+  const m = readModel(path);
+  return { ...m, arch: withDataset(m.arch, dataset) };
+}
+
+function readModel(path: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
   if (/\.onnx$/i.test(path)) {
     let bytes: Uint8Array;
     try {

@@ -15,9 +15,10 @@ export type LayerSpec =
   | { op: 'dropout'; p: number };
 
 export type Arch =
-  | { model: 'lenet5'; widths: [number, number, number]; classes: number; inChannels: number; inSize: number }
-  | { model: 'vgg16'; widths: number[]; fc: number; classes: number; inChannels: number; inSize: number; convBias?: boolean }
-  | { model: 'dbn'; widths: number[]; classes: number; inFeatures: number }
+  // `dataset`: what the model reads where it is not the network's own (LeNet-5 on Fashion-MNIST)
+  | { model: 'lenet5'; widths: [number, number, number]; classes: number; inChannels: number; inSize: number; dataset?: string }
+  | { model: 'vgg16'; widths: number[]; fc: number; classes: number; inChannels: number; inSize: number; convBias?: boolean; dataset?: string }
+  | { model: 'dbn'; widths: number[]; classes: number; inFeatures: number; dataset?: string }
   /** any stack of layers: `input` is one sample's shape, `dataset` what it reads (mnist, cifar10, …) */
   | { model: 'sequential'; input: number[]; classes: number; layers: LayerSpec[]; dataset: string };
 
@@ -94,6 +95,24 @@ export function dbnArch(widths: number[] = [500, 500, 2000]): Arch {
   return { model: 'dbn', widths, classes: 10, inFeatures: 784 };
 }
 
+export type Activation = 'relu' | 'sigmoid' | 'tanh';
+export const ACTIVATIONS: readonly Activation[] = ['relu', 'sigmoid', 'tanh'];
+
+/** a multilayer perceptron: flat inputs, a linear layer and the activation per hidden width, then the
+ * classes (a `sequential` architecture) */
+export function mlpArch(widths: number[] = [300, 100], activation: Activation = 'relu', dataset = 'mnist', inFeatures = 784, classes = 10): Arch {
+  checkWidths('mlp', widths, Math.max(1, widths.length));
+  if (!ACTIVATIONS.includes(activation)) throw new Error(`mlp: activation must be ${ACTIVATIONS.join(', ')}, got '${activation}'`);
+  const layers: LayerSpec[] = [];
+  let n = inFeatures;
+  for (const w of widths) {
+    layers.push({ op: 'linear', in: n, out: w, bias: true }, { op: activation });
+    n = w;
+  }
+  layers.push({ op: 'linear', in: n, out: classes, bias: true });
+  return { model: 'sequential', input: [inFeatures], classes, layers, dataset };
+}
+
 function checkWidths(name: string, widths: number[], n: number): void {
   if (!Array.isArray(widths) || widths.length !== n || widths.some((w) => !Number.isInteger(w) || w < 1)) {
     throw new Error(`${name}: widths must be ${n} positive integers, got ${JSON.stringify(widths)}`);
@@ -165,10 +184,12 @@ export function buildModel(arch: Arch, seed = 0): Sequential {
     }
     case 'sequential':
       shapesThrough(arch.layers, arch.input);
-      return new Sequential(...arch.layers.map((l) => {
+      return new Sequential(...arch.layers.map((l, i) => {
+        // Xavier before a sigmoid or tanh, Kaiming before anything else
+        const init = ['sigmoid', 'tanh'].includes(arch.layers[i + 1]?.op ?? '') ? 'xavier' : 'kaiming';
         switch (l.op) {
-          case 'conv': return new Conv2d(l.in, l.out, l.kernel, { stride: l.stride, padding: l.padding, bias: l.bias, rng });
-          case 'linear': return new Linear(l.in, l.out, { bias: l.bias, rng });
+          case 'conv': return new Conv2d(l.in, l.out, l.kernel, { stride: l.stride, padding: l.padding, bias: l.bias, init, rng });
+          case 'linear': return new Linear(l.in, l.out, { bias: l.bias, init, rng });
           case 'batchnorm': return new BatchNorm(l.features, 0.1, l.eps);
           case 'maxpool': return new MaxPool2d(l.kernel, l.stride, l.padding);
           case 'avgpool': return new AvgPool2d(l.kernel, l.stride);
