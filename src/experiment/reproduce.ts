@@ -239,7 +239,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     recalibrated: calibration ? calibration.shape[0] : null,
     finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
     notes: [...notes],
-    model: cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
+    model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
     machine: machineDescription(),
     seconds: (performance.now() - t0) / 1000,
     original: {

@@ -36,7 +36,7 @@ export interface Report {
   finetune?: { epochs: number; schedule: string; distill: { temperature: number; weight: number } | null };
   /** where a merging rule could not apply as asked (a scaling rule before a sigmoid) */
   notes?: string[];
-  /** the model family (lenet5, dbn, vgg16) */
+  /** the model family (lenet5, dbn, vgg16), or the network's name for a sequential one (mlp) */
   model: string;
   data: string;
   quick: boolean;
