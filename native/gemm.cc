@@ -17,6 +17,9 @@ void sgemm_generic(bool, bool, int, int, int, float, const float*, int64_t, cons
 void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*);
 void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*);
 void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*);
+void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void srows_avx2(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void srows_generic(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
 bool have_avx512_kernel();
 bool have_avx2_kernel();
 
@@ -46,6 +49,9 @@ Isa detect() {
 }
 
 Isa current = detect();
+
+/** A of at most this many rows with B stored by rows goes to the dot-product kernel (rows_kernel.h) */
+constexpr int ROWS_MAX_M = 4;
 
 void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const ConvB* cb) {
   switch (current) {
@@ -91,6 +97,20 @@ void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* 
   const double flops = 2.0 * M * N * K;
   if (flops < 1e6) T = 1;  // too small to share
   if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
+  // a few rows times B stored by rows (a linear layer at batch 1 to 4): dot products straight from B
+  if (!cb && !ta && tb && M <= ROWS_MAX_M && K >= 16) {
+    auto rows = [&](int n0, int n1) {
+      switch (current) {
+        case Isa::Avx512: srows_avx512(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+        case Isa::Avx2: srows_avx2(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+        default: srows_generic(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      }
+    };
+    T = std::min(T, std::max(1, N / 64));
+    if (T <= 1) rows(0, N);
+    else parallel_for(T, [&](int t) { rows(static_cast<int>(static_cast<int64_t>(N) * t / T) & ~3, t == T - 1 ? N : static_cast<int>(static_cast<int64_t>(N) * (t + 1) / T) & ~3); }, T);
+    return;
+  }
   if (T <= 1) {
     serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cb);
     return;

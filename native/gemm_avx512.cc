@@ -11,6 +11,8 @@
 #define NM_NAME sgemm_avx512
 #define NM_PAR_NAME sgemm_avx512_par
 #include "gemm_kernel.h"
+#define NM_ROWS_NAME srows_avx512
+#include "rows_kernel.h"
 #define NM_HAVE 1
 #else
 #define NM_HAVE 0
@@ -20,5 +22,6 @@ bool have_avx512_kernel() { return NM_HAVE; }
 #if !NM_HAVE
 void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*) { abort(); }
 void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
+void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
 #endif
 }  // namespace nm

@@ -7,3 +7,5 @@
 #define NM_NAME sgemm_generic
 #define NM_PAR_NAME sgemm_generic_par
 #include "gemm_kernel.h"
+#define NM_ROWS_NAME srows_generic
+#include "rows_kernel.h"

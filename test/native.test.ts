@@ -46,6 +46,35 @@ S('the addon loads and serves the float32 kernels; float64 stays on TypeScript',
   console.log(`  (micro-kernels here: ${isas(a).join(', ')}; in use: ${a.isa()}; threads ${a.threads()})`);
 });
 
+S('gemm with at most 4 rows times B stored by rows (a linear layer at batch 1 to 4): the dot-product kernel on every build, 1 and 2 threads, ragged K and N', () => {
+  const a = need();
+  const prevIsa = a.isa(), prevThreads = a.threads();
+  try {
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      for (const threads of [1, 2]) {
+        a.setThreads(threads);
+        // M = 5 is past the dot-product kernel's limit: the packed GEMM takes it, and must agree too
+        for (const M of [1, 2, 3, 4, 5])
+          for (const [N, K] of [[1, 16], [3, 17], [4, 31], [5, 33], [130, 784], [2001, 500], [67, 2000]]) {
+            const alpha = M === 2 ? -0.5 : 1, beta = M === 3 ? 0.25 : 0;
+            const lda = K + (M % 2), ldb = K + (N % 3), ldc = N + 1;
+            const A = f32(M * lda), B = f32(N * ldb), C = f32(M * ldc);
+            const C2 = C.slice();
+            a.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, 0, ldc);
+            jsKernels.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C2, 0, ldc);
+            assertClose(C, C2, 3e-7 * K + 1e-6, `rows ${isa} threads=${threads} ${M}x${N}x${K} alpha=${alpha} beta=${beta}`);
+            // the padding between rows of C is never written
+            for (let i = 0; i < M; i++) assert.is(C[i * ldc + N], C2[i * ldc + N], 'C outside the product');
+          }
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setThreads(prevThreads);
+  }
+});
+
 S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offsets, edge sizes', () => {
   const a = need();
   const prevIsa = a.isa(), prevThreads = a.threads();
