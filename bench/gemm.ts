@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { conv2d, convChunkImages, gemmJs, gemmNaive, nativeAddon, nativeLoadError, Rng, tensor } from '../src/index.js';
 import type { Kernels } from '../src/index.js';
-import { emit, fmt, measureMs, median, quantile, ratioSummary } from './util.js';
+import { emit, fmt, machineLine, measureMs, median, quantile, ratioSummary } from './util.js';
 import type { BenchArgs, RatioRow } from './util.js';
 
 type Gemm = Kernels['gemm'];
@@ -251,6 +251,7 @@ async function benchConv(args: BenchArgs, haveNative: boolean, ob: OpenBlas | nu
     return;
   }
   const batch = 128;
+  if (!args.json) console.log(`# ${machineLine()}`);
   if (!args.json) console.log(`# conv2d forward + backward, batch ${batch}, native backend; ratio: OpenBLAS time for the same GEMMs alone / ours`);
   const rng = new Rng(2);
   for (const l of vggConvLayers()) {

@@ -3,13 +3,14 @@
 // ratios, each round timing both models back to back) beside the FLOPs ratio.
 import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, noGrad, Rng, tensor, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
-import { emit, fmt, measureMs, median } from './util.js';
+import { emit, fmt, machineLine, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';
 
 const ROUNDS = 7;
 
 export async function benchSpeedup(args: BenchArgs): Promise<void> {
   const ratio = 0.5;
+  if (!args.json) console.log(`# ${machineLine()}`);
   if (!args.json) console.log(`# inference (eval, no autograd), original vs merged at ratio ${ratio} in every hidden layer; target: measured speedup >= 0.8x the FLOPs ratio at batch 128`);
   const cases: [string, Arch, number[]][] = [['dbn', dbnArch(), [784]], ['lenet5', lenet5Arch(), [1, 28, 28]], ['vgg16', vgg16Arch(), [3, 32, 32]]];
   for (const [name, arch, inShape] of cases) {

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, mallocReuseOn, nativeAddon, Rng, SGD, tensor, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
-import { emit, fmt, measureMs } from './util.js';
+import { emit, fmt, machineLine, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
 import { envWithoutRerun } from '../src/runtime/hugepages.js';
 
@@ -48,6 +48,7 @@ export function* trainingSteps(batch: number): Generator<{ name: string; step: (
 export async function benchTrain(args: BenchArgs): Promise<void> {
   const batch = 128;
   const threads = nativeAddon()?.threads() ?? 1;
+  if (!args.json) console.log(`# ${machineLine()}`);
   if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads, malloc reuse ${mallocReuseOn() ? 'on' : 'off'}${process.env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}; PyTorch with the same threads (glibc's defaults)`);
   for (const { name, step } of trainingSteps(batch)) {
     const iters = name === 'vgg16' ? 3 : 10;

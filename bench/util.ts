@@ -1,5 +1,7 @@
 // Shared benchmark plumbing: tinybench measurement, and output as a table line or one JSON object per line.
+import { cpus } from 'node:os';
 import { Bench } from 'tinybench';
+import { nativeAddon, nativeLoadError } from '../src/backend/native.js';
 
 export interface BenchArgs {
   json: boolean;
@@ -78,4 +80,11 @@ export function emit(args: BenchArgs, row: Record<string, unknown>, text: string
 
 export function fmt(x: number, digits = 2): string {
   return Number.isFinite(x) ? x.toFixed(digits) : String(x);
+}
+
+/** the machine and the kernels a benchmark ran on, for its first line: the CPU, its cores, and the
+ *  native kernels' instruction set and threads (or why they did not load) */
+export function machineLine(): string {
+  const nat = nativeAddon();
+  return `${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} cores; native kernels: ${nat ? `${nat.isa()}, ${nat.threads()} threads` : `not loaded (${nativeLoadError()})`}`;
 }
