@@ -59,7 +59,8 @@ export class WebGpu {
   /** uniform buffers of the recorded work, destroyed after the next submit */
   private transient: GPUBuffer[] = [];
 
-  private constructor(readonly device: GPUDevice, readonly info: AdapterInfo, private readonly keep: unknown) {}
+  /** `gpu`: the object the device came from, held so that it lives as long as the device */
+  private constructor(readonly device: GPUDevice, readonly info: AdapterInfo, readonly gpu: unknown) {}
 
   static async create(): Promise<WebGpu> {
     let mod: any;

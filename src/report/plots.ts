@@ -44,18 +44,7 @@ export function unitsSpec(r: Report): Spec {
     ...(x === r.results[0] ? [{ layer: `${i + 1}: ${u.layer}`, units: u.before, version: 'original' }] : []),
     { layer: `${i + 1}: ${u.layer}`, units: u.after, version: x.budget ? `merged to budget ${x.budget.fraction}` : `merged at ${x.ratio}` },
   ]));
-  return {
-    title: `${r.model}: units per layer`,
-    width: 420, height: 260,
-    data: { values },
-    mark: 'bar',
-    encoding: {
-      x: { field: 'layer', type: 'nominal', title: null, sort: null },
-      xOffset: { field: 'version', sort: null },
-      y: { field: 'units', type: 'quantitative', title: 'units' },
-      color: { field: 'version', type: 'nominal', title: null, sort: null },
-    },
-  };
+  return unitBars(`${r.model}: units per layer`, values, 420, 260);
 }
 
 /** one compression's units per layer, before and after (merge and explain pages) */
@@ -64,9 +53,13 @@ export function compressionUnitsSpec(v: CompressionView): Spec {
     { layer: `${i + 1}: ${u.layer}`, units: u.before, version: 'original' },
     { layer: `${i + 1}: ${u.layer}`, units: u.after, version: 'merged' },
   ]);
+  return unitBars(`${v.model}: units per layer`, values, Math.max(240, 36 * v.units.length), 220);
+}
+
+/** grouped bars: units per layer, a bar per version (original, each compression) side by side */
+function unitBars(title: string, values: { layer: string; units: number; version: string }[], width: number, height: number): Spec {
   return {
-    title: `${v.model}: units per layer`,
-    width: Math.max(240, 36 * v.units.length), height: 220,
+    title, width, height,
     data: { values },
     mark: 'bar',
     encoding: {
