@@ -247,6 +247,11 @@ needs(I, ort ? null : 'onnxruntime-node is not installed (npm ci)')('a PyTorch C
     }
   }
   assert.ok(Math.abs(right / N - res.accuracy.after) < 1e-4, `onnxruntime ${right / N} vs neuronmerge ${res.accuracy.after}`);
+  // the imported model saved as a checkpoint reads back as the same model
+  const ck = join(d, 'merged.safetensors');
+  const r2 = json(run('merge', join(FIX, 'cnn.onnx'), '--ratio', '0.5', '--out', ck, '--no-report', '--json'));
+  assert.is(r2.arch.model, 'sequential');
+  assert.is(json(run('eval', ck, '--json')).accuracy, res.accuracy.after);
 });
 
 I.run();
