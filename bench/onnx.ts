@@ -1,11 +1,12 @@
 // onnxruntime against neuronmerge: inference of the original and merged DBN, LeNet-5 and VGG-16 (every
-// hidden layer merged at 0.5; VGG-16 also to 7.04% of its parameters, one ratio everywhere) exported as
+// hidden layer merged at 0.5; VGG-16 also to 7.04% of its parameters, one ratio everywhere, and the same
+// with every layer's units rounded down to a multiple of 8) exported as
 // ONNX and run by onnxruntime-node (2 intra-op threads, all graph optimisations) and by neuronmerge, at
 // batch 1 and 128, in one run: each model's time in both, their ratio, and each runtime's measured
 // speedup from merging beside the FLOPs ratio. Rounds alternate the two runtimes (the machine's speed
 // drifts); the figures are the medians of the rounds.
 import { cpus } from 'node:os';
-import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, nativeAddon, noGrad, Rng, tensor, toOnnx, vgg16Arch } from '../src/index.js';
+import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, mergeSites, modelStats, nativeAddon, noGrad, ratioForBudget, Rng, roundUnits, tensor, toOnnx, unitsAfter, vgg16Arch } from '../src/index.js';
 import type { Arch, Sequential } from '../src/index.js';
 import { emit, fmt, median } from './util.js';
 import type { BenchArgs } from './util.js';
@@ -40,20 +41,25 @@ export async function benchOnnx(args: BenchArgs): Promise<void> {
     console.log(`# ${cpus()[0]?.model ?? 'CPU'}; neuronmerge: ${nat ? `native kernels, ${nat.isa()}, ${nat.threads()} threads` : 'TypeScript kernels'}; onnxruntime-node ${ort.env.versions.common} (${threads} intra-op threads, graph optimisation all)`);
     console.log('# time per batch (median of rounds); ratio: neuronmerge / onnxruntime (below 1: neuronmerge faster); speedup: original / merged in each runtime, beside the FLOPs ratio');
   }
-  const models: [string, Arch, number[], { ratio?: number; budget?: number }][] = [
+  const models: [string, Arch, number[], { ratio?: number; budget?: number; multipleOf?: number }][] = [
     ['dbn', dbnArch(), [784], { ratio: 0.5 }],
     ['lenet5', lenet5Arch(), [1, 28, 28], { ratio: 0.5 }],
     ['vgg16', vgg16Arch(), [3, 32, 32], { ratio: 0.5 }],
     ['vgg16', vgg16Arch(), [3, 32, 32], { budget: 0.0704 }],
+    ['vgg16', vgg16Arch(), [3, 32, 32], { budget: 0.0704, multipleOf: 8 }],
   ];
   const session = (m: Sequential, shape: number[]) => ort.InferenceSession.create(toOnnx(m, shape), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
   for (const [name, arch, inShape, how] of models) {
     const original = buildModel(arch, 1), merged = buildModel(arch, 1);
-    mergeModel(merged, { ...how, nInit: 1, seed: 1 });
+    if (how.multipleOf) {
+      // the budget's one ratio, each layer's units then rounded down to the multiple (merge --multiple-of)
+      const r = ratioForBudget(original, how.budget!);
+      mergeModel(merged, { ratio: mergeSites(original).map((s) => 1 - roundUnits(unitsAfter(s.units, r), s.units, how.multipleOf!, true) / s.units), nInit: 1, seed: 1 });
+    } else mergeModel(merged, { ...how, nInit: 1, seed: 1 });
     original.eval();
     merged.eval();
     const c = compare(modelStats(original, inShape), modelStats(merged, inShape));
-    const label = how.budget ? `budget ${how.budget}` : `ratio ${how.ratio}`;
+    const label = how.budget ? `budget ${how.budget}${how.multipleOf ? ` ×${how.multipleOf}` : ''}` : `ratio ${how.ratio}`;
     const [so, sm] = [await session(original, inShape), await session(merged, inShape)];
     for (const batch of [1, 128]) {
       const rng = new Rng(2);
@@ -78,7 +84,7 @@ export async function benchOnnx(args: BenchArgs): Promise<void> {
         speedup: { neuronmerge: median(ratios(t.oursO, t.oursM)), onnxruntime: median(ratios(t.ortO, t.ortM)) },
         spread: { original_ratio: [Math.min(...ratios(t.oursO, t.ortO)), Math.max(...ratios(t.oursO, t.ortO))], merged_ratio: [Math.min(...ratios(t.oursM, t.ortM)), Math.max(...ratios(t.oursM, t.ortM))] },
       };
-      emit(args, row, `onnx ${name.padEnd(6)} ${label.padEnd(13)} batch ${String(batch).padStart(3)}: original ${fmt(row.original.neuronmerge_ms, 2)} ms vs ort ${fmt(row.original.onnxruntime_ms, 2)} ms (ratio ${fmt(row.original.ratio, 2)}, rounds ${fmt(row.spread.original_ratio[0], 2)}-${fmt(row.spread.original_ratio[1], 2)}); merged ${fmt(row.merged.neuronmerge_ms, 2)} ms vs ort ${fmt(row.merged.onnxruntime_ms, 2)} ms (ratio ${fmt(row.merged.ratio, 2)}); speedup ours ${fmt(row.speedup.neuronmerge, 2)}x, ort ${fmt(row.speedup.onnxruntime, 2)}x, FLOPs ${fmt(c.flopsRatio, 2)}x`);
+      emit(args, row, `onnx ${name.padEnd(6)} ${label.padEnd(16)} batch ${String(batch).padStart(3)}: original ${fmt(row.original.neuronmerge_ms, 2)} ms vs ort ${fmt(row.original.onnxruntime_ms, 2)} ms (ratio ${fmt(row.original.ratio, 2)}, rounds ${fmt(row.spread.original_ratio[0], 2)}-${fmt(row.spread.original_ratio[1], 2)}); merged ${fmt(row.merged.neuronmerge_ms, 2)} ms vs ort ${fmt(row.merged.onnxruntime_ms, 2)} ms (ratio ${fmt(row.merged.ratio, 2)}); speedup ours ${fmt(row.speedup.neuronmerge, 2)}x, ort ${fmt(row.speedup.onnxruntime, 2)}x, FLOPs ${fmt(c.flopsRatio, 2)}x`);
     }
   }
 }

@@ -103,6 +103,17 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
   const per = json(run('merge', a, '--ratio', '0.5,0,0.8', '--out', join(d, 'per.safetensors'), '--json', '--no-eval'));
   assert.equal(per.units.map((u: { after: number }) => u.after), [10, 50, 100]);
   assert.equal(json(run('prune', a, '--ratio', '0.5,0,0.8', '--out', join(d, 'perp.safetensors'), '--json', '--no-eval')).arch.widths, [10, 50, 100]);
+  // units rounded to multiples of 8: to the nearest with a ratio (20 → 10 → 8, 25 → 24, 250 → 248),
+  // down with a budget; prune takes the same; a multiple that breaks the budget is refused
+  const r8 = json(run('merge', a, '--ratio', '0.5', '--multiple-of', '8', '--out', join(d, 'r8.safetensors'), '--json', '--no-eval', '--no-report'));
+  assert.equal(r8.units.map((u: { after: number }) => u.after), [8, 24, 248]);
+  assert.equal(json(run('prune', a, '--ratio', '0.5', '--multiple-of', '8', '--out', join(d, 'p8.safetensors'), '--json', '--no-eval')).arch.widths, [8, 24, 248]);
+  const b8 = json(run('merge', a, '--budget', '0.1', '--multiple-of', '8', '--out', join(d, 'b8.safetensors'), '--json', '--no-eval', '--no-report'));
+  assert.ok(b8.units.every((u: { after: number }) => u.after % 8 === 0) && b8.params.after <= 0.1 * b8.params.before, JSON.stringify(b8.units));
+  const over = run('merge', a, '--budget', '0.01', '--multiple-of', '64', '--out', join(d, 'o.safetensors'), '--no-eval', '--no-report');
+  assert.is(over.status, 1);
+  assert.match(over.stderr, /^neuronmerge: merge: --multiple-of 64 keeps [\d,]+ parameters, more than --budget 0\.01 allows \([\d,]+\); give a smaller multiple or a larger budget\n$/);
+  assert.ok(!existsSync(join(d, 'o.safetensors')));
   const wrong = run('merge', a, '--ratio', '0.5,0.5', '--out', join(d, 'w.safetensors'), '--no-eval');
   assert.is(wrong.stderr, 'neuronmerge: merge: 2 ratios for 3 mergeable layers\n');
   assert.is(wrong.status, 1);

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   applyMerge, applyPrune, archOf, l1Keep, pruneModel, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
-  widthsOf,
+  widthsOf, roundUnits,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -372,6 +372,18 @@ M('a merged LeNet-5 fine-tunes: its loss falls', async () => {
   assert.equal(widthsOf(merged), [5, 10, 50]);
   const r = fit(model, { arch: merged, loader, optimizer: new SGD(model.parameters(), { lr: 0.02, momentum: 0.9 }), epochs: 3, progress: false });
   assert.ok(r.history[2].loss < r.history[0].loss, `loss ${r.history.map((h) => h.loss.toFixed(4)).join(' -> ')}`);
+});
+
+M('roundUnits: the nearest multiple, or the one below; never below the multiple nor above the layer; whole and narrow layers left alone', () => {
+  assert.is(roundUnits(10, 20, 8), 8);
+  assert.is(roundUnits(13, 50, 8), 16);
+  assert.is(roundUnits(13, 50, 8, true), 8);
+  assert.is(roundUnits(3, 50, 8, true), 8, 'at least one multiple');
+  assert.is(roundUnits(134, 135, 8), 128, 'the nearest multiple above n is capped to the one below it');
+  assert.is(roundUnits(135, 135, 8), 135, 'a layer kept whole stays whole');
+  assert.is(roundUnits(3, 6, 8), 3, 'a layer narrower than the multiple keeps its k');
+  assert.is(roundUnits(250, 500, 1), 250);
+  assertThrows(() => roundUnits(4, 8, 0), /a multiple of units must be a positive integer, got 0/);
 });
 
 M.run();

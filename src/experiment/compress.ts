@@ -4,10 +4,10 @@ import { relative } from 'node:path';
 import { explainMerge, firstFilters } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
+import { archOf, mergeModel, paramsWithUnits, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
 import type { ClusterMethod, MergeReport, MergeRule } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
-import { mergeSites, unitsAfter } from '../compress/sites.js';
+import { mergeSites, roundUnits, unitsAfter } from '../compress/sites.js';
 import { BatchNorm } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
@@ -49,6 +49,9 @@ export interface CompressOptions {
   nInit?: number;
   /** merge only: statistics repair on this many training images */
   repair?: number;
+  /** round each layer's units to a multiple of this (to the nearest with --ratio, down with --budget
+   * so that it stays met); not with --threshold */
+  multipleOf?: number;
   /** re-estimate every batch norm's statistics on this many seeded training images after compressing;
    * default 5120 for models with batch norm; false: never */
   recalibrate?: number | false;
@@ -157,6 +160,13 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const sens = layerSensitivity(model, { what, x, y, clone: (m) => cloneModel(m, arch), rule, method: o.method, seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: recalImages !== null, calibration: fitOn, log });
     ks = allocate(model, o.budget, sens).ks;
     allocation = 'sensitivity';
+  }
+  if (o.multipleOf !== undefined) {
+    if (!ks) throw new Error(`${what}: --multiple-of needs --ratio or --budget (a threshold decides the units only as it merges)`);
+    ks = ks.map((k, i) => roundUnits(k, n[i], o.multipleOf!, o.budget !== undefined));
+    // a layer rounded up to m units can break a budget
+    const kept = paramsWithUnits(model, ks);
+    if (o.budget !== undefined && kept > o.budget * before.params) throw new Error(`${what}: --multiple-of ${o.multipleOf} keeps ${kept.toLocaleString('en')} parameters, more than --budget ${o.budget} allows (${Math.floor(o.budget * before.params).toLocaleString('en')}); give a smaller multiple or a larger budget`);
   }
   const calibration = recalImages === null ? null : calibrationSample(data!, recalImages, seed);
   let repair: number[] | null = null;
