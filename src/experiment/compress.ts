@@ -1,6 +1,5 @@
 // merge, prune and explain on a checkpoint file: what the commands of those names do, as functions
 // that return their figures (the command only prints them).
-import { relative } from 'node:path';
 import { explainMerge, firstFilters } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
@@ -19,7 +18,7 @@ import { saveCheckpoint } from '../train/checkpoint.js';
 import { checkOutputFile } from '../runtime/files.js';
 import { writeCompressionHtml } from '../report/markdown.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint, sourceOf } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 import { formatFor, writeOnnx } from './export.js';
 import type { ModelFormat } from './export.js';
@@ -228,11 +227,8 @@ const ALLOCATION_TEXT: Record<CompressResult['allocation'], string> = {
   uniform: 'a budget spread as one ratio in every layer', sensitivity: 'a budget spread by each layer\'s measured sensitivity',
 };
 
-/** the dataset and where it was read, relative to the working folder where that is shorter */
-const dataTitle = (d: TaskData) => {
-  const rel = relative(process.cwd(), d.train.source);
-  return `${d.settings.dataset}, ${d.test.count} test images (${rel.startsWith('..') ? d.train.source : rel})`;
-};
+/** the dataset and where it was read */
+const dataTitle = (d: TaskData) => `${d.settings.dataTitle}, ${d.test.count} test images (${sourceOf(d)})`;
 
 /** each layer of `model` merged alone as `rep` grouped it, on the first 256 test images, with its
  * dendrogram where the method made one */

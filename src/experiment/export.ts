@@ -41,7 +41,6 @@ function inputText(arch: Arch): string {
 export interface OnnxExport {
   out: string;
   bytes: number;
-  nodes: number;
   foldBatchNorm: boolean;
   input: string;
 }
@@ -56,8 +55,7 @@ export function writeOnnx(out: string, m: { model: Sequential; arch: Arch; kind:
   }
   const bytes = toOnnx(m.model, inputShape(m.arch), { foldBatchNorm: o.foldBatchNorm, name: `${m.arch.model} (${m.kind})`, version: version(), metadata, doc: `${m.arch.model} (${m.kind}) from neuronmerge; input ${input}; output batch × classes, the logits` });
   writeFileAtomic(out, bytes);
-  const nodes = m.model.layers.length;
-  return { out, bytes: bytes.length, nodes, foldBatchNorm: o.foldBatchNorm === true, input };
+  return { out, bytes: bytes.length, foldBatchNorm: o.foldBatchNorm === true, input };
 }
 
 /** `neuronmerge export`: a checkpoint as ONNX; for networks whose input is standardised per channel

@@ -2,7 +2,6 @@
 // fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
 // Writes report.json, report.md and the plots, and returns the figures.
 import { existsSync } from 'node:fs';
-import { relative } from 'node:path';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
 import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
@@ -26,7 +25,7 @@ import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 
 export interface ReproduceOptions {
@@ -239,7 +238,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     recalibrated: calibration ? calibration.shape[0] : null,
     finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
     notes: [...notes],
-    model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${relative(process.cwd(), task.train.source).startsWith('..') ? task.train.source : relative(process.cwd(), task.train.source)})`, quick, seed,
+    model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),
     seconds: (performance.now() - t0) / 1000,
     original: {

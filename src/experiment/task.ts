@@ -2,6 +2,7 @@
 // a checkpoint is all a command needs: the dataset, the normalised test set, fine-tuning, evaluation.
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { relative } from 'node:path';
 import { loadDataset } from '../../datasets/catalog.js';
 import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor, UNIT } from '../../datasets/loader.js';
@@ -195,4 +196,10 @@ export function machineDescription(): string {
   const nat = nativeAddon();
   const kernels = !nat || getForcedBackend() === 'js' ? 'TypeScript kernels' : `native kernels, ${nat.isa()}, ${nat.threads()} threads`;
   return `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; ${kernels}`;
+}
+
+/** where a task's images were read, relative to the working folder unless that climbs out of it */
+export function sourceOf(t: TaskData): string {
+  const rel = relative(process.cwd(), t.train.source);
+  return rel.startsWith('..') ? t.train.source : rel;
 }
