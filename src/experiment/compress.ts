@@ -230,11 +230,11 @@ const ALLOCATION_TEXT: Record<CompressResult['allocation'], string> = {
 /** the dataset and where it was read */
 const dataTitle = (d: TaskData) => `${d.settings.dataTitle}, ${d.test.count} test images (${sourceOf(d)})`;
 
-/** each layer of `model` merged alone as `rep` grouped it, on the first 256 test images, with its
+/** each layer of `model` merged alone as `rep` grouped it, on the first `images` test images, with its
  * dendrogram where the method made one */
-function explainLayers(model: Sequential, arch: Arch, rep: MergeReport, data: TaskData, rule: MergeRule, fitOn?: Tensor): LayerExplanation[] {
+function explainLayers(model: Sequential, arch: Arch, rep: MergeReport, data: TaskData, rule: MergeRule, fitOn?: Tensor, images = 256): LayerExplanation[] {
   const acts = fitOn ? siteActivations(model, fitOn) : null;
-  const layers = explainMerge(model, arch, rep.sites.map((x) => x.labels), slice(data.ev.x, 0, Math.min(256, data.ev.x.shape[0])), (q) => ({ rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));
+  const layers = explainMerge(model, arch, rep.sites.map((x) => x.labels), slice(data.ev.x, 0, Math.min(images, data.ev.x.shape[0])), (q) => ({ rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));
   return layers.map((l, q) => (rep.sites[q].tree ? { ...l, tree: rep.sites[q].tree } : l));
 }
 
@@ -262,9 +262,7 @@ export async function explainCheckpoint(file: string, o: { ratio: number; layer?
   const rule = o.rule ?? 'mean', seed = o.seed ?? 0;
   const fitOn = readsActivations(rule) ? calibrationSample(data, 1000, seed + 3) : undefined;
   const rep = mergeModel(merged, { ratio: o.ratio, seed, nInit: 3, rule, method: o.method, calibration: fitOn });
-  const acts = fitOn ? siteActivations(model, fitOn) : null;
-  const layers = explainMerge(model, arch, rep.sites.map((s) => s.labels), slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0])), (q) => ({ rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }))
-    .map((l, q) => (rep.sites[q].tree ? { ...l, tree: rep.sites[q].tree } : l));
+  const layers = explainLayers(model, arch, rep, data, rule, fitOn, o.images);
   if (o.report !== undefined) {
     const input = inputShape(arch);
     const c = compare(modelStats(model, input), modelStats(merged, input));
