@@ -145,6 +145,20 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
   assert.ok(!existsSync(join(d, 'c.safetensors')), 'nothing written before the error');
 });
 
+C('reproduce --multiple-of 8: merged and pruned models take units in multiples of 8, and the reports say so', () => {
+  const out = tempDir('nm-cli-m8-');
+  const r = run('reproduce', 'lenet', '--epochs', '1', '--finetune-epochs', '0', '--limit', '300', '--ratios', '0.5', '--budgets', '0.1', '--merge', 'mean', '--multiple-of', '8', '--out', out, '--json');
+  assert.is(r.status, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  assert.is(rep.multipleOf, 8);
+  assert.equal(rep.results[0].units.map((u: { after: number }) => u.after), [8, 24, 248]);
+  assert.is(rep.results[0].ratio, 0.5);
+  assert.ok(rep.results[1].units.every((u: { after: number }) => u.after % 8 === 0), JSON.stringify(rep.results[1].units));
+  assert.ok(rep.results[1].params.after <= 0.1 * rep.results[1].params.before);
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /Every layer's units rounded to a multiple of 8/);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<td>units per layer<\/td><td>rounded to multiples of 8<\/td>/);
+});
+
 C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects another model\'s', () => {
   const d = tempDir('nm-reuse-');
   const c = join(d, 'lenet.safetensors');

@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
-import { mergeSites } from '../compress/sites.js';
+import { archOf, mergeModel, paramsWithUnits, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
+import { mergeSites, roundUnits, unitsAfter } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
 import { BatchNorm } from '../nn/layers.js';
 import { pruneModel } from '../compress/prune.js';
@@ -39,6 +39,8 @@ export interface ReproduceOptions {
   ratios?: number[];
   /** also compress to each of these fractions of the parameters (a row each) */
   budgets?: number[];
+  /** round each layer's units to a multiple of this (to the nearest at a ratio, down for a budget) */
+  multipleOf?: number;
   /** how a budget is spread over the layers (default uniform: one ratio everywhere) */
   allocate?: 'uniform' | 'sensitivity';
   seed?: number;
@@ -176,8 +178,19 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
   }
-  for (const { ratio, budget } of points) {
-    const label = budget ? `budget ${budget.fraction}` : `ratio ${ratio}`;
+  for (const point of points) {
+    const { budget } = point;
+    // --multiple-of: each layer's units rounded (down for a budget, so that it stays met)
+    const ratio = o.multipleOf === undefined ? point.ratio : mergeSites(base.model).map((s, i) => {
+      const r = typeof point.ratio === 'number' ? point.ratio : point.ratio[i];
+      return 1 - roundUnits(unitsAfter(s.units, r), s.units, o.multipleOf!, budget !== undefined) / s.units;
+    });
+    const label = `${budget ? `budget ${budget.fraction}` : `ratio ${point.ratio}`}${o.multipleOf ? `, units in multiples of ${o.multipleOf}` : ''}`;
+    if (budget && o.multipleOf !== undefined) {
+      // a layer rounded up to the multiple can break the budget
+      const kept = paramsWithUnits(base.model, mergeSites(base.model).map((s, i) => unitsAfter(s.units, (ratio as number[])[i])));
+      if (kept > budget.fraction * before.params) throw new Error(`reproduce: --multiple-of ${o.multipleOf} keeps ${kept.toLocaleString('en')} parameters, more than the budget ${budget.fraction} allows; give a smaller multiple or a larger budget`);
+    }
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
     let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;
     for (const rule of rules) {
@@ -222,7 +235,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = await finetune(pruned, pArch);
     results.push({
-      ratio: budget ? null : (ratio as number),
+      ratio: budget ? null : (point.ratio as number),
       ...(budget ? { budget } : {}),
       units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
@@ -236,6 +249,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const report: Report = {
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
     recalibrated: calibration ? calibration.shape[0] : null,
+    ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
     finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
     notes: [...notes],
     model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${sourceOf(task)})`, quick, seed,

@@ -234,6 +234,7 @@ export function reportHtml(r: Report, charts: { accuracy: string; units: string 
     ['command', `neuronmerge ${r.command}`], ['data', r.data], ['seed', String(r.seed)], ['machine', r.machine], ['time', `${r.seconds.toFixed(0)} s`],
     ['original', `${pct(r.original.accuracy)} test accuracy, ${r.original.params.toLocaleString('en')} parameters, ${r.original.epochs} epochs`],
     ['batch norms re-estimated on', r.recalibrated ? `${r.recalibrated} training images` : 'not re-estimated'],
+    ...(r.multipleOf ? [['units per layer', `rounded to multiples of ${r.multipleOf}`]] : []),
     ...(r.finetune ? [['fine-tuning', `${r.finetune.epochs} epoch${r.finetune.epochs === 1 ? '' : 's'}, ${r.finetune.schedule}${r.finetune.distill ? `, distilled (T ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}`]] : []),
   ];
   const first = r.results[0];

@@ -57,7 +57,7 @@ export function reportMarkdown(r: Report): string {
   return [
     `# neuronmerge ${r.command}`, '',
     `Data: ${r.data}. Seed ${r.seed}. Machine: ${r.machine}. Took ${r.seconds.toFixed(0)} s.${r.recalibrated ? ` The merged and the pruned models' batch norms were re-estimated on ${r.recalibrated} training images before they were measured.` : ''}${r.finetune ? ` Fine-tuning: ${r.finetune.epochs} epochs, ${r.finetune.schedule} schedule${r.finetune.distill ? `, distilled from the original (temperature ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}.` : ''}`, '',
-    `Merging rules: ${rulesOf(r).map((m) => RULE_TEXT[m] ?? m).join('; ')}. Pruned: the units with the smallest L1 norm, the same number per layer.`, '',
+    `Merging rules: ${rulesOf(r).map((m) => RULE_TEXT[m] ?? m).join('; ')}. Pruned: the units with the smallest L1 norm, the same number per layer.${r.multipleOf ? ` Every layer's units rounded to a multiple of ${r.multipleOf} (to the nearest at a ratio, down for a budget).` : ''}`, '',
     ...(r.notes?.length ? [...r.notes.map((n) => `Note: ${n}.`), ''] : []),
     `Original (${r.model}): ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.`, '',
     reportTable(r), '',

@@ -32,6 +32,8 @@ export interface Report {
   command: string;
   /** the training images the merged and pruned models' batch norms were re-estimated on (null: not done) */
   recalibrated: number | null;
+  /** each layer's units rounded to a multiple of this (merged and pruned alike) */
+  multipleOf?: number;
   /** how the compressed models were fine-tuned */
   finetune?: { epochs: number; schedule: string; distill: { temperature: number; weight: number } | null };
   /** where a merging rule could not apply as asked (a scaling rule before a sigmoid) */
