@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { webgpu } from '../src/backend/webgpu.js';
-import { needs, tempDir } from './helpers.js';
+import { cliJson, needs, runCli, tempDir } from './helpers.js';
 
 const C = suite('cli');
 const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+const run = runCli, json = cliJson;
 
 C('reproduce lenet on tiny settings writes report.json and report.md with consistent figures', () => {
   const out = tempDir('nm-cli-');
@@ -60,10 +60,6 @@ C('reproduce dbn on tiny settings: RBM pretraining, merge, prune, reports', () =
 });
 
 const SHARED_CIFAR = join(process.cwd(), '..', 'shared', 'datasets', 'cifar-10-jpeg75', 'cifar-10-batches-bin');
-const json = (r: ReturnType<typeof run>) => {
-  assert.is(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-};
 
 C('train, eval, merge, finetune, prune and explain chain through checkpoints', () => {
   const d = tempDir('nm-chain-');

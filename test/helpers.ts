@@ -1,4 +1,6 @@
 // Shared test helpers: seeded random tensors and closeness checks.
+import { spawnSync } from 'node:child_process';
+import type { SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,4 +87,17 @@ export function needs(t: Test, missing: string | null): (name: string, fn: Callb
     console.log(`  (skipped: ${name}: ${missing})`);
     t.skip(name);
   };
+}
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
+
+/** the built command, run with these arguments: its exit status and what it printed */
+export function runCli(...args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+}
+
+/** a run's --json output, after checking that it succeeded (its stderr is the message otherwise) */
+export function cliJson(r: SpawnSyncReturns<string>) {
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
 }

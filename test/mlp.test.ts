@@ -2,21 +2,15 @@
 // evaluated on another dataset its input fits (Fashion-MNIST: here a small synthetic set in its IDX
 // layout, as no download is possible in tests), and one whose input does not fit is refused naming both
 // shapes.
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildModel, Linear, mlpArch, Rng, Sigmoid, Tanh, ReLU, widthsOf } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { cliJson, runCli, tempDir } from './helpers.js';
 
 const M = suite('mlp');
-const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-const json = (r: ReturnType<typeof run>) => {
-  assert.is(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-};
+const run = runCli, json = cliJson;
 
 M('mlpArch: a linear layer and the activation per width, then the classes', () => {
   for (const [act, Cls] of [['relu', ReLU], ['sigmoid', Sigmoid], ['tanh', Tanh]] as const) {
@@ -53,7 +47,7 @@ function bands(dir: string, n: number, prefix: string, seed: number): void {
 M('train mlp --dataset fashion-mnist reads it, records it, and merge and eval read it again; misfits are refused', () => {
   const d = tempDir('nm-mlp-');
   const data = join(d, 'fashion');
-  spawnSync('mkdir', ['-p', data]);
+  mkdirSync(data, { recursive: true });
   bands(data, 2000, 'train', 1);
   bands(data, 500, 't10k', 2);
   const ck = join(d, 'f.safetensors');

@@ -2,14 +2,13 @@
 // folded), and the same logits from onnxruntime as from neuronmerge on real test images, for each
 // network, original and merged (onnxruntime-node, a development dependency: skipped where missing).
 import { existsSync, readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { accuracyOf, buildModel, dbnArch, fromOnnx, inputShape, lenet5Arch, loadTask, mergeModel, noGrad, ONNX_OPSET, slice, toOnnx, vgg16Arch, Linear, Sequential, Tanh, Rng, saveCheckpoint } from '../src/index.js';
 import type { Arch, Module, Tensor } from '../src/index.js';
-import { needs, tempDir } from './helpers.js';
+import { cliJson, needs, runCli, tempDir } from './helpers.js';
 
 const { onnx } = onnxProto;
 const O = suite('onnx');
@@ -116,12 +115,7 @@ needs(O, !ort ? 'onnxruntime-node is not installed (npm ci)' : existsSync(SHARED
   }
 });
 
-const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-const json = (r: ReturnType<typeof run>) => {
-  assert.is(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-};
+const run = runCli, json = cliJson;
 
 O('the command: export, merge and prune to .onnx, and one-line errors', () => {
   const d = tempDir('nm-onnx-');
