@@ -31,6 +31,7 @@
         "native/gemm_generic.cc",
         "native/threadpool.cc",
         "native/conv.cc",
+        "native/winograd.cc",
         "native/conv_direct_generic.cc",
         "native/elementwise.cc",
         "native/cluster.cc"

@@ -263,13 +263,21 @@ async function benchConv(args: BenchArgs, haveNative: boolean, ob: OpenBlas | nu
     };
     const x = rand([batch, l.C, l.H, l.H], !l.first), w = rand([l.OC, l.C, 3, 3], true), b = rand([l.OC], true);
     const gy = rand([batch, l.OC, l.H, l.H], false);
-    const ms = await measureMs(l.name, () => {
+    const step = () => {
       const y = conv2d(x, w, b, { padding: 1 });
       y.backward(gy);
       x.grad = null;
       w.grad = null;
       b.grad = null;
-    }, { iterations: 3 });
+    };
+    // the same layer with Winograd's kernel off (direct and GEMM paths only), in the same run
+    const addon = nativeAddon()!;
+    const mode = addon.winograd();
+    addon.setWinograd('off');
+    const offMs = await measureMs(`${l.name} no-winograd`, step, { iterations: 3 });
+    addon.setWinograd(mode);
+    const ms = await measureMs(l.name, step, { iterations: 3 });
+    const tile = addon.winogradTile(batch, l.C, 3, 3, 1, 1, 1, 1, l.H, l.H, l.OC);
     const gemm = convGemms(l, batch);
     // multiply-adds x 2 of the forward and the backward products the layer needs, for the whole batch
     const flop = gemm.shapes.length * 2 * batch * l.OC * l.C * 9 * l.H * l.H;
@@ -285,8 +293,8 @@ async function benchConv(args: BenchArgs, haveNative: boolean, ob: OpenBlas | nu
     const gflops = flop / ms / 1e6;
     emit(
       args,
-      { kernel: 'conv2d-fwd-bwd', shape: `${batch}x${l.C}x${l.H}x${l.H} -> ${l.OC}`, impl: 'native', layer: l.name, ms, images_per_s: (batch * 1000) / ms, gflops, openblas_gemm_ms: refMs, ratio_vs_openblas: refMs ? refMs / ms : null },
-      `${l.name.padEnd(13)} ${String(l.C).padStart(3)}->${String(l.OC).padEnd(3)} ${String(l.H).padStart(2)}x${String(l.H).padEnd(2)}  ${fmt(ms, 1).padStart(8)} ms  ${fmt((batch * 1000) / ms, 0).padStart(6)} images/s  ${fmt(gflops, 1).padStart(6)} GFLOP/s  ${refMs ? fmt(refMs / ms, 2) + 'x openblas-gemm-only' : ''}`,
+      { kernel: 'conv2d-fwd-bwd', shape: `${batch}x${l.C}x${l.H}x${l.H} -> ${l.OC}`, impl: 'native', layer: l.name, ms, images_per_s: (batch * 1000) / ms, gflops, winograd_tile: tile, ms_without_winograd: offMs, openblas_gemm_ms: refMs, ratio_vs_openblas: refMs ? refMs / ms : null },
+      `${l.name.padEnd(13)} ${String(l.C).padStart(3)}->${String(l.OC).padEnd(3)} ${String(l.H).padStart(2)}x${String(l.H).padEnd(2)}  ${fmt(ms, 1).padStart(8)} ms  ${fmt((batch * 1000) / ms, 0).padStart(6)} images/s  ${fmt(gflops, 1).padStart(6)} GFLOP/s (direct-equivalent)  ${tile ? `F(${tile}x${tile},3x3)` : 'no Winograd'}, without: ${fmt(offMs, 1)} ms (${fmt(ms / offMs, 2)}x)  ${refMs ? fmt(refMs / ms, 2) + 'x openblas-gemm-only' : ''}`,
     );
   }
 }

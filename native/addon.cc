@@ -674,6 +674,35 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), nm::set_gemm_isa(isa));
 }
 
+// setWinograd(mode): 3x3 stride-1 convolutions by Winograd's F(m x m, 3 x 3) where it measured faster
+// ('auto', the default), wherever the geometry allows ('on'), or never ('off'); winograd() reads it
+Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
+  Args a{info, "setWinograd"};
+  a.count(1);
+  const std::string s = a.str(0, "mode");
+  if (s == "auto") nm::set_winograd_mode(-1);
+  else if (s == "on") nm::set_winograd_mode(1);
+  else if (s == "off") nm::set_winograd_mode(0);
+  else fail(a.env(), "setWinograd: unknown mode '" + s + "' (auto, on or off)");
+  return info.Env().Undefined();
+}
+
+// winogradTile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC): the tile size m (2 or 4) convForward takes
+// for that convolution in the current mode, or 0 where it does not take Winograd's
+Napi::Value WinogradTile(const Napi::CallbackInfo& info) {
+  Args a{info, "winogradTile"};
+  a.count(11);
+  static const char* names[] = {"N", "C", "KH", "KW", "SH", "SW", "PH", "PW", "OH", "OW", "OC"};
+  int v[11];
+  for (int i = 0; i < 11; i++) v[i] = static_cast<int>(a.integer(i, names[i], 0, 1 << 30));
+  return Napi::Number::New(info.Env(), nm::winograd_tile(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]));
+}
+
+Napi::Value WinogradMode(const Napi::CallbackInfo& info) {
+  const int m = nm::winograd_mode();
+  return Napi::String::New(info.Env(), m < 0 ? "auto" : m > 0 ? "on" : "off");
+}
+
 // setMallocReuse(on): glibc's malloc keeps freed large blocks for reuse (on) or gives them back to
 // the system (off, glibc's defaults). A training step allocates its activations and gradients anew
 // each step; with glibc's defaults each block over the mmap threshold (at most 32 MiB, and VGG-16's
@@ -725,6 +754,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("isa", Napi::Function::New(env, IsaName));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("setWinograd", Napi::Function::New(env, SetWinograd));
+  exports.Set("winograd", Napi::Function::New(env, WinogradMode));
+  exports.Set("winogradTile", Napi::Function::New(env, WinogradTile));
   exports.Set("setMallocReuse", Napi::Function::New(env, SetMallocReuse));
   return exports;
 }

@@ -152,6 +152,40 @@ inline float pick_max(float a, float b) {
   return take ? b : a;
 }
 
+void epilogue_rows(const float* src, int64_t ldx, int H, int W, float s, float t, bool ident, bool relu, int pool, float* dst, float* m) {
+  if (pool != 2) {
+    for (int h = 0; h < H; h++) {
+      const float* sr = src + h * ldx;
+      float* dr = dst + static_cast<int64_t>(h) * W;
+      if (relu)
+        for (int q = 0; q < W; q++) {
+          const float y = s * sr[q] + t;
+          dr[q] = y < 0.f ? 0.f : y;
+        }
+      else
+        for (int q = 0; q < W; q++) dr[q] = s * sr[q] + t;
+    }
+    return;
+  }
+  const int OH = H / 2, OW = W / 2;
+  const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
+  for (int oh = 0; oh < OH; oh++) {
+    const float* r0 = src + static_cast<int64_t>(2 * oh) * ldx;
+    const float* r1 = r0 + ldx;
+    // the two rows' maxima, column by column, then of each pair of columns: branch-free, so that it
+    // vectorizes (comparisons of real data mispredict half the time); the value is the window's
+    // maximum whatever the order (a NaN anywhere gives a NaN), as maxPool2d
+    for (int q = 0; q < 2 * OW; q++) {
+      float a = ident ? r0[q] : s * r0[q] + t, b = ident ? r1[q] : s * r1[q] + t;
+      a = a < lo ? lo : a;
+      b = b < lo ? lo : b;
+      m[q] = pick_max(a, b);
+    }
+    float* o = dst + static_cast<int64_t>(oh) * OW;
+    for (int ow = 0; ow < OW; ow++) o[ow] = pick_max(m[2 * ow], m[2 * ow + 1]);
+  }
+}
+
 void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out, int64_t ldx) {
   if (ldx <= 0) ldx = W;
   const int64_t L = static_cast<int64_t>(H) * ldx;  // a plane of x
@@ -162,38 +196,7 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
     const float s = scale ? scale[c] : 1.f, t = shift ? shift[c] : 0.f;
     const bool ident = !scale && !shift;  // a plain max-pool: the values untouched (-0 stays -0)
     const float* src = x + (channel_major ? static_cast<int64_t>(c) * G + i : p) * L;
-    float* dst = out + p * OH * OW;
-    if (pool != 2) {
-      for (int h = 0; h < H; h++) {
-        const float* sr = src + h * ldx;
-        float* dr = dst + static_cast<int64_t>(h) * W;
-        if (relu)
-          for (int q = 0; q < W; q++) {
-            const float y = s * sr[q] + t;
-            dr[q] = y < 0.f ? 0.f : y;
-          }
-        else
-          for (int q = 0; q < W; q++) dr[q] = s * sr[q] + t;
-      }
-      return;
-    }
-  const float lo = relu ? 0.f : -std::numeric_limits<float>::infinity();
-    float* m = row.data();
-    for (int oh = 0; oh < OH; oh++) {
-      const float* r0 = src + static_cast<int64_t>(2 * oh) * ldx;
-      const float* r1 = r0 + ldx;
-      // the two rows' maxima, column by column, then of each pair of columns: branch-free, so that it
-      // vectorizes (comparisons of real data mispredict half the time); the value is the window's
-      // maximum whatever the order (a NaN anywhere gives a NaN), as maxPool2d
-      for (int q = 0; q < 2 * OW; q++) {
-        float a = ident ? r0[q] : s * r0[q] + t, b = ident ? r1[q] : s * r1[q] + t;
-        a = a < lo ? lo : a;
-        b = b < lo ? lo : b;
-        m[q] = pick_max(a, b);
-      }
-      float* o = dst + static_cast<int64_t>(oh) * OW;
-      for (int ow = 0; ow < OW; ow++) o[ow] = pick_max(m[2 * ow], m[2 * ow + 1]);
-    }
+    epilogue_rows(src, ldx, H, W, s, t, ident, relu, pool, out + p * OH * OW, row.data());
   };
   const int T = planes * L > (1 << 15) ? static_cast<int>(std::min<int64_t>(num_threads(), planes)) : 1;
   parallel_for(T, [&](int t) {
@@ -226,6 +229,10 @@ void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
   const int CKK = C * KH * KW;
+  if (const int m = winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC)) {
+    conv_winograd(m, x, N, C, H, W, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    return;
+  }
   // stride 1 and output rows of at least 8 pixels, with an image per thread at least (or few taps per
   // output, where the GEMM gains nothing from the threads): the direct convolution
   // (conv_direct_kernel.h). No B panels to pack, whose cost per element is spread over only OC/6

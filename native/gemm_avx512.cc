@@ -1,4 +1,5 @@
-// The AVX-512 instantiation of gemm_kernel.h: 12 x 32 micro-tile (24 zmm accumulators).
+// The AVX-512 instantiations of gemm_kernel.h (12 x 32 micro-tile, 24 zmm accumulators), rows_kernel.h
+// and winograd_kernel.h.
 #include <cstdint>
 #include <cstdlib>
 #include "gemm.h"
@@ -13,6 +14,10 @@
 #include "gemm_kernel.h"
 #define NM_ROWS_NAME srows_avx512
 #include "rows_kernel.h"
+#define NM_WI_NAME wino_in_avx512
+#define NM_WO_NAME wino_out_avx512
+#define NM_WW_NAME wino_w_avx512
+#include "winograd_kernel.h"
 #define NM_HAVE 1
 #else
 #define NM_HAVE 0
@@ -23,5 +28,8 @@ bool have_avx512_kernel() { return NM_HAVE; }
 void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*) { abort(); }
 void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
+void wino_in_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
+void wino_out_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
+void wino_w_avx512(int, const float*, int, float*, int64_t) { abort(); }
 #endif
 }  // namespace nm

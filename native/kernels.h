@@ -51,6 +51,19 @@ void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int
 // else (G,C,H,W), rows ldx apart (0: W); out (G,C,H/pool,W/pool); scale/shift may be null
 void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int W, const float* scale, const float* shift, bool relu, int pool, float* out, int64_t ldx = 0);
 
+// the epilogue of one plane: rows of src (H, W), ldx apart -> dst (H/pool, W/pool) dense; s, t the
+// channel's scale and shift (ident: neither given, values untouched by a plain max-pool); m: W + 1 floats
+void epilogue_rows(const float* src, int64_t ldx, int H, int W, float s, float t, bool ident, bool relu, int pool, float* dst, float* m);
+
+// Winograd F(m x m, 3 x 3) (winograd.cc): the tile size m (2 or 4) it would use for this convolution,
+// or 0 where it does not run (not 3x3 at stride 1, or a shape where it measured slower); mode -1:
+// chosen by shape, 0: never, 1: wherever the geometry allows (tests, benchmarks)
+int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC);
+int winograd_mode();
+void set_winograd_mode(int mode);
+// x (N,C,H,W), w (OC,C,3,3), stride 1, padding PH, PW <= 2 -> out (N,OC,OH/pool,OW/pool) with the epilogue
+void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);
+
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);

@@ -33,6 +33,12 @@ export interface NativeAddon {
   setThreads(n: number): number;
   isa(): string;
   setIsa(isa: 'avx512' | 'avx2' | 'generic'): boolean;
+  // 3x3 stride-1 convolutions by Winograd's F(m x m, 3 x 3): where it measured faster (auto), wherever
+  // the geometry allows (on), never (off); NEURONMERGE_WINOGRAD=0|1 sets it at load
+  setWinograd(mode: 'auto' | 'on' | 'off'): void;
+  winograd(): 'auto' | 'on' | 'off';
+  // the tile size m (2 or 4) convForward takes for that geometry in the current mode, 0: not Winograd
+  winogradTile(N: number, C: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number, OC: number): number;
   setMallocReuse(on: boolean): boolean;
 }
 
