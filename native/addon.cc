@@ -543,10 +543,14 @@ Napi::Value ConvWeightGrad(const Napi::CallbackInfo& info) {
   // outside the padded image
   if (g.OH > (g.H + 2 * g.PH - g.KH) / g.SH + 1 || g.OW > (g.W + 2 * g.PW - g.KW) / g.SW + 1 || g.H + 2 * g.PH < g.KH || g.W + 2 * g.PW < g.KW)
     fail(a.env(), "convWeightGrad: OH x OW is larger than the input, padding and kernel give");
-  if (!nm::conv_weight_grad_direct(g.KW, g.SH, g.SW, g.OH, g.OW, static_cast<int>(c.OC), static_cast<int>(c.CKK))) return Napi::Boolean::New(info.Env(), false);
+  // Winograd's transforms where convForward would take them for this geometry, else the direct kernel
+  // where it measured faster than im2col + GEMM, else none (false)
+  const int wm = nm::winograd_wgrad_tile(static_cast<int>(c.N), g.C, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, static_cast<int>(c.OC));
+  if (!wm && !nm::conv_weight_grad_direct(g.KW, g.SH, g.SW, g.OH, g.OW, static_cast<int>(c.OC), static_cast<int>(c.CKK))) return Napi::Boolean::New(info.Env(), false);
   const float* gp = gy + gOff;
   if ((gw < c.xp + c.N * c.image && c.xp < gw + lw) || (gw < gp + gn && gp < gw + lw)) fail(a.env(), "convWeightGrad: gw overlaps x or g");
-  nm::conv_weight_grad(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(c.OC), gw);
+  if (wm) nm::conv_winograd_wgrad(wm, c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(c.OC), gw);
+  else nm::conv_weight_grad(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(c.OC), gw);
   return Napi::Boolean::New(info.Env(), true);
 }
 

@@ -13,6 +13,8 @@
 #define NM_WI_NAME wino_in_avx2
 #define NM_WO_NAME wino_out_avx2
 #define NM_WW_NAME wino_w_avx2
+#define NM_WGY_NAME wino_g_avx2
+#define NM_WB_NAME wino_wb_avx2
 #include "winograd_kernel.h"
 #else
 namespace nm {
@@ -22,5 +24,7 @@ void sigmoid_avx2(const float*, float*, int64_t) { abort(); }
 void wino_in_avx2(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_out_avx2(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_w_avx2(int, const float*, int, float*, int64_t) { abort(); }
+void wino_g_avx2(int, const float*, int64_t, int, float*, int64_t) { abort(); }
+void wino_wb_avx2(int, const float*, int64_t, int, float*) { abort(); }
 }  // namespace nm
 #endif

@@ -8,4 +8,6 @@
 #define NM_WI_NAME wino_in_generic
 #define NM_WO_NAME wino_out_generic
 #define NM_WW_NAME wino_w_generic
+#define NM_WGY_NAME wino_g_generic
+#define NM_WB_NAME wino_wb_generic
 #include "winograd_kernel.h"

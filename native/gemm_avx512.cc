@@ -17,6 +17,8 @@
 #define NM_WI_NAME wino_in_avx512
 #define NM_WO_NAME wino_out_avx512
 #define NM_WW_NAME wino_w_avx512
+#define NM_WGY_NAME wino_g_avx512
+#define NM_WB_NAME wino_wb_avx512
 #include "winograd_kernel.h"
 #define NM_HAVE 1
 #else
@@ -31,5 +33,7 @@ void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*
 void wino_in_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_out_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_w_avx512(int, const float*, int, float*, int64_t) { abort(); }
+void wino_g_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
+void wino_wb_avx512(int, const float*, int64_t, int, float*) { abort(); }
 #endif
 }  // namespace nm

@@ -64,6 +64,11 @@ void set_winograd_mode(int mode);
 // x (N,C,H,W), w (OC,C,3,3), stride 1, padding PH, PW <= 2 -> out (N,OC,OH/pool,OW/pool) with the epilogue
 void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);
 
+// the weight gradient of that convolution by the same transforms: gw (OC,C,3,3) written (not
+// accumulated) from x and the output gradient gy (N,OC,OH,OW); winograd_wgrad_tile as winograd_tile
+int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC);
+void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw);
+
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);

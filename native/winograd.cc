@@ -1,9 +1,11 @@
 // Winograd convolution for 3x3 kernels at stride 1 (F(m x m, 3 x 3), m = 4, or 2 on maps under 4
-// pixels): the weights transformed to U (A*A, OC, C), A = m + 2; per chunk of images the input tiles
+// pixels), forward and weight gradient. Forward: the weights transformed to U (A*A, OC, C), A = m + 2; per chunk of images the input tiles
 // (m x m outputs each, read from an (m+2) x (m+2) window) transformed to V (A*A, C, P) for the chunk's
 // P tiles; A*A GEMMs M[xi] (OC, P) = U[xi] (OC, C) V[xi] (C, P) through the micro-kernels; then each
 // output tile A^T M A, with the convolution epilogue. A*A / m^2 multiplications an output pixel
-// (2.25 for m = 4, 4 for m = 2) against 9 for the direct convolution.
+// (2.25 for m = 4, 4 for m = 2) against 9 for the direct convolution. Weight gradient: the same input
+// tiles, the output gradient's tiles A e A^T, the AA products dU[xi] (OC, C) = dM[xi] (OC, P) V[xi]^T
+// summed over the chunks, then G^T dU G per kernel.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -18,12 +20,18 @@ namespace nm {
 void wino_in_avx512(int, const float*, int64_t, int, float*, int64_t);
 void wino_out_avx512(int, const float*, int64_t, int, float*, int64_t);
 void wino_w_avx512(int, const float*, int, float*, int64_t);
+void wino_g_avx512(int, const float*, int64_t, int, float*, int64_t);
+void wino_wb_avx512(int, const float*, int64_t, int, float*);
 void wino_in_avx2(int, const float*, int64_t, int, float*, int64_t);
 void wino_out_avx2(int, const float*, int64_t, int, float*, int64_t);
 void wino_w_avx2(int, const float*, int, float*, int64_t);
+void wino_g_avx2(int, const float*, int64_t, int, float*, int64_t);
+void wino_wb_avx2(int, const float*, int64_t, int, float*);
 void wino_in_generic(int, const float*, int64_t, int, float*, int64_t);
 void wino_out_generic(int, const float*, int64_t, int, float*, int64_t);
 void wino_w_generic(int, const float*, int, float*, int64_t);
+void wino_g_generic(int, const float*, int64_t, int, float*, int64_t);
+void wino_wb_generic(int, const float*, int64_t, int, float*);
 bool have_avx512_kernel();
 
 namespace {
@@ -39,13 +47,14 @@ int mode = initial_mode();
 
 typedef void (*TransformFn)(int, const float*, int64_t, int, float*, int64_t);
 typedef void (*TransformW)(int, const float*, int, float*, int64_t);
+typedef void (*TransformB)(int, const float*, int64_t, int, float*);
 
 // the transforms of the widest vector unit the GEMM uses
-void transforms(TransformFn& in, TransformFn& out, TransformW& wt) {
+void transforms(TransformFn& in, TransformFn& out, TransformW& wt, TransformFn& g, TransformB& wb) {
   switch (gemm_isa()) {
-    case Isa::Avx512: in = wino_in_avx512; out = wino_out_avx512; wt = wino_w_avx512; return;
-    case Isa::Avx2: in = wino_in_avx2; out = wino_out_avx2; wt = wino_w_avx2; return;
-    default: in = wino_in_generic; out = wino_out_generic; wt = wino_w_generic;
+    case Isa::Avx512: in = wino_in_avx512; out = wino_out_avx512; wt = wino_w_avx512; g = wino_g_avx512; wb = wino_wb_avx512; return;
+    case Isa::Avx2: in = wino_in_avx2; out = wino_out_avx2; wt = wino_w_avx2; g = wino_g_avx2; wb = wino_wb_avx2; return;
+    default: in = wino_in_generic; out = wino_out_generic; wt = wino_w_generic; g = wino_g_generic; wb = wino_wb_generic;
   }
 }
 
@@ -85,86 +94,108 @@ int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, 
   return m;
 }
 
+namespace {
+
+// the tiling of an OH x OW output into m x m tiles, and the blocks of tile rows the transforms take
+struct Tiles {
+  int m, A, AA, TH, TW, RW, rows_blk, PB;
+  int64_t T1;  // tiles an image
+  Tiles(int m_, int OH, int OW) : m(m_), A(m_ + 2), AA((m_ + 2) * (m_ + 2)), TH((OH + m_ - 1) / m_), TW((OW + m_ - 1) / m_) {
+    T1 = static_cast<int64_t>(TH) * TW;
+    RW = TW * m + 2;  // a padded input row: tile tc reads columns tc*m .. tc*m + A - 1
+    // tile rows per block of the transforms: at most 64 tiles a block (the buffers stay in L1/L2)
+    rows_blk = std::max(1, 64 / TW);
+    PB = rows_blk * TW;
+  }
+};
+
+// images a chunk: its per-tile buffers (bytes_per_tile) within max(8 MB, the size of the kernels'
+// transform, read or written by every chunk's GEMMs, so that it is not read more often than the
+// per-tile buffers are written)
+int chunk_images(const Tiles& t, int N, int64_t bytes_per_tile, int64_t kernel_bytes) {
+  const int64_t budget = std::max<int64_t>(int64_t{8} << 20, kernel_bytes);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(N, budget / (bytes_per_tile * t.T1))));
+}
+
+// V (AA, C, P) for the P = g * T1 tiles of images n0 .. n0 + g of x, one channel at a time per thread
+void input_tiles(const Tiles& t, TransformFn tin, const float* x, int n0, int g, int C, int H, int W, int PH, int PW, float* V) {
+  const int m = t.m, A = t.A, TW = t.TW, PB = t.PB, RW = t.RW;
+  const int64_t P = g * t.T1;
+  const int total_rows = g * t.TH;  // tile rows of the chunk, image-major
+  const int Tc = std::min(num_threads(), C);
+  parallel_for(Tc, [&](int th) {
+    std::vector<float> d(static_cast<size_t>(t.AA) * PB), row(RW);
+    for (int c = C * th / Tc; c < C * (th + 1) / Tc; c++) {
+      for (int r0 = 0; r0 < total_rows; r0 += t.rows_blk) {
+        const int nr = std::min(t.rows_blk, total_rows - r0);
+        for (int r = 0; r < nr; r++) {
+          const int img = (r0 + r) / t.TH, tr = (r0 + r) % t.TH;
+          const float* plane = x + ((static_cast<int64_t>(n0) + img) * C + c) * H * W;
+          for (int a = 0; a < A; a++) {
+            const int ih = tr * m - PH + a;
+            float* dr = d.data() + static_cast<int64_t>(a) * A * PB + r * TW;
+            if (ih < 0 || ih >= H) {
+              for (int b = 0; b < A; b++) std::fill(dr + b * PB, dr + b * PB + TW, 0.f);
+              continue;
+            }
+            // the row with its zero padding: row[q] = x[ih][q - PW]
+            const float* src = plane + static_cast<int64_t>(ih) * W;
+            const int lo = std::min(PW, RW), hi = std::min(RW, PW + W);
+            std::fill(row.begin(), row.begin() + lo, 0.f);
+            std::memcpy(row.data() + lo, src, sizeof(float) * std::max(0, hi - lo));
+            std::fill(row.begin() + std::max(lo, hi), row.end(), 0.f);
+            for (int b = 0; b < A; b++) {
+              float* o = dr + b * PB;
+              const float* sp = row.data() + b;
+              for (int tc = 0; tc < TW; tc++) o[tc] = sp[tc * m];
+            }
+          }
+        }
+        tin(m, d.data(), PB, nr * TW, V + static_cast<int64_t>(c) * P + static_cast<int64_t>(r0) * TW, C * P);
+      }
+    }
+  }, Tc);
+}
+
+}  // namespace
+
 void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
-  const int A = m + 2, AA = A * A;
-  const int TH = (OH + m - 1) / m, TW = (OW + m - 1) / m;
-  const int64_t T1 = static_cast<int64_t>(TH) * TW;  // tiles an image
+  const Tiles tl(m, OH, OW);
+  const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
   const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
-  TransformFn tin, tout;
+  TransformFn tin, tout, tg;
   TransformW tw;
-  transforms(tin, tout, tw);
+  TransformB tb;
+  transforms(tin, tout, tw, tg, tb);
 
   thread_local std::vector<float> U, V, Mx;
   const int64_t usize = static_cast<int64_t>(AA) * OC * C;
   if (U.size() < static_cast<size_t>(usize)) U.resize(usize);
   transform_weights(m, tw, w, OC, C, U.data());
-  // images a chunk: its V and M within max(8 MB, the size of U), so that U, read by every chunk's
-  // GEMMs, is not read more often than V and M are written
-  const int64_t tile_bytes = static_cast<int64_t>(AA) * (C + OC) * 4;
-  const int64_t budget = std::max<int64_t>(int64_t{8} << 20, usize * 4);
-  const int G = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(N, budget / (tile_bytes * T1))));
-  const int64_t Pmax = G * T1;
+  const int G = chunk_images(tl, N, static_cast<int64_t>(AA) * (C + OC) * 4, usize * 4);
+  const int64_t Pmax = G * tl.T1;
   if (V.size() < static_cast<size_t>(AA * C * Pmax)) V.resize(AA * C * Pmax);
   if (Mx.size() < static_cast<size_t>(AA * OC * Pmax)) Mx.resize(AA * OC * Pmax);
   float *Up = U.data(), *Vp = V.data(), *Mp = Mx.data();
-  const int threads = num_threads();
-  const int RW = TW * m + 2;  // a padded input row: tile tc reads columns tc*m .. tc*m + A - 1
-  // tile rows per block of the transforms: the block's tiles at most WBLK (the buffers stay in L1/L2)
-  constexpr int WBLK = 64;
-  const int rows_blk = std::max(1, WBLK / TW);
-  const int PB = rows_blk * TW;
 
   for (int n0 = 0; n0 < N; n0 += G) {
     const int g = std::min(G, N - n0);
-    const int64_t P = g * T1;
-    const int total_rows = g * TH;  // tile rows of the chunk, image-major
-    // input tiles -> V (AA, C, P), one channel at a time per thread
-    const int Tc = std::min(threads, C);
-    parallel_for(Tc, [&](int t) {
-      std::vector<float> d(static_cast<size_t>(AA) * PB), row(RW);
-      for (int c = C * t / Tc; c < C * (t + 1) / Tc; c++) {
-        for (int r0 = 0; r0 < total_rows; r0 += rows_blk) {
-          const int nr = std::min(rows_blk, total_rows - r0);
-          for (int r = 0; r < nr; r++) {
-            const int img = (r0 + r) / TH, tr = (r0 + r) % TH;
-            const float* plane = x + ((static_cast<int64_t>(n0) + img) * C + c) * H * W;
-            for (int a = 0; a < A; a++) {
-              const int ih = tr * m - PH + a;
-              float* dr = d.data() + static_cast<int64_t>(a) * A * PB + r * TW;
-              if (ih < 0 || ih >= H) {
-                for (int b = 0; b < A; b++) std::fill(dr + b * PB, dr + b * PB + TW, 0.f);
-                continue;
-              }
-              // the row with its zero padding: row[q] = x[ih][q - PW]
-              const float* src = plane + static_cast<int64_t>(ih) * W;
-              const int lo = std::min(PW, RW), hi = std::min(RW, PW + W);
-              std::fill(row.begin(), row.begin() + lo, 0.f);
-              std::memcpy(row.data() + lo, src, sizeof(float) * std::max(0, hi - lo));
-              std::fill(row.begin() + std::max(lo, hi), row.end(), 0.f);
-              for (int b = 0; b < A; b++) {
-                float* o = dr + b * PB;
-                const float* s = row.data() + b;
-                for (int tc = 0; tc < TW; tc++) o[tc] = s[tc * m];
-              }
-            }
-          }
-          tin(m, d.data(), PB, nr * TW, Vp + static_cast<int64_t>(c) * P + static_cast<int64_t>(r0) * TW, C * P);
-        }
-      }
-    }, Tc);
+    const int64_t P = g * tl.T1;
+    const int total_rows = g * TH;
+    input_tiles(tl, tin, x, n0, g, C, H, W, PH, PW, Vp);
     // the AA products, shared among the threads (each GEMM on one thread)
     parallel_for(AA, [&](int xi) {
       sgemm(false, false, OC, static_cast<int>(P), C, 1.f, Up + static_cast<int64_t>(xi) * OC * C, C, Vp + static_cast<int64_t>(xi) * C * P, P, 0.f, Mp + static_cast<int64_t>(xi) * OC * P, P, 1);
     });
     // output tiles -> out with the epilogue, one channel at a time per thread
-    const int To = std::min(threads, OC);
+    const int To = std::min(num_threads(), OC);
     parallel_for(To, [&](int t) {
       std::vector<float> y(static_cast<size_t>(m) * m * PB), rows(static_cast<size_t>(m) * TW * m), ep(TW * m + 1);
       for (int o = OC * t / To; o < OC * (t + 1) / To; o++) {
         const float s = scale ? scale[o] : 1.f, sh = shift ? shift[o] : 0.f;
         const bool ident = !scale && !shift;
-        for (int r0 = 0; r0 < total_rows; r0 += rows_blk) {
-          const int nr = std::min(rows_blk, total_rows - r0);
+        for (int r0 = 0; r0 < total_rows; r0 += tl.rows_blk) {
+          const int nr = std::min(tl.rows_blk, total_rows - r0);
           tout(m, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P, nr * TW, y.data(), PB);
           for (int r = 0; r < nr; r++) {
             const int img = (r0 + r) / TH, tr = (r0 + r) % TH;
@@ -183,6 +214,84 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
       }
     }, To);
   }
+}
+
+// the forward's choice. conv2d's backward (input and weight gradients) at batch 128 on 2 threads
+// (Zen 5) took 0.43-0.84x its time without Winograd on VGG-16's 3x3 layers past the first; the weight
+// gradient alone of the 32x32 layer 45.8 ms against the direct kernel's 54.8 ms
+int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
+  return winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
+}
+
+void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw) {
+  const Tiles tl(m, OH, OW);
+  const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
+  TransformFn tin, tout, tg;
+  TransformW tw;
+  TransformB tb;
+  transforms(tin, tout, tw, tg, tb);
+
+  thread_local std::vector<float> dU, V, dM;
+  const int64_t usize = static_cast<int64_t>(AA) * OC * C;
+  if (dU.size() < static_cast<size_t>(usize)) dU.resize(usize);
+  const int G = chunk_images(tl, N, static_cast<int64_t>(AA) * (C + OC) * 4, usize * 4);
+  const int64_t Pmax = G * tl.T1;
+  if (V.size() < static_cast<size_t>(AA * C * Pmax)) V.resize(AA * C * Pmax);
+  if (dM.size() < static_cast<size_t>(AA * OC * Pmax)) dM.resize(AA * OC * Pmax);
+  float *Up = dU.data(), *Vp = V.data(), *Mp = dM.data();
+
+  for (int n0 = 0; n0 < N; n0 += G) {
+    const int g = std::min(G, N - n0);
+    const int64_t P = g * tl.T1;
+    const int total_rows = g * TH;
+    input_tiles(tl, tin, x, n0, g, C, H, W, PH, PW, Vp);
+    // the output gradient's tiles -> dM (AA, OC, P), one channel at a time per thread
+    const int To = std::min(num_threads(), OC);
+    parallel_for(To, [&](int t) {
+      std::vector<float> e(static_cast<size_t>(m) * m * PB);
+      for (int o = OC * t / To; o < OC * (t + 1) / To; o++) {
+        for (int r0 = 0; r0 < total_rows; r0 += tl.rows_blk) {
+          const int nr = std::min(tl.rows_blk, total_rows - r0);
+          for (int r = 0; r < nr; r++) {
+            const int img = (r0 + r) / TH, tr = (r0 + r) % TH;
+            const float* plane = gy + ((static_cast<int64_t>(n0) + img) * OC + o) * OH * OW;
+            for (int i = 0; i < m; i++) {
+              const int oh = tr * m + i;
+              for (int j = 0; j < m; j++) {
+                float* er = e.data() + static_cast<int64_t>(i * m + j) * PB + r * TW;
+                if (oh >= OH) {
+                  std::fill(er, er + TW, 0.f);
+                  continue;
+                }
+                const float* src = plane + static_cast<int64_t>(oh) * OW + j;
+                const int full = (OW - j + m - 1) / m;  // tiles whose column j lies inside the map
+                for (int tc = 0; tc < full; tc++) er[tc] = src[tc * m];
+                for (int tc = full; tc < TW; tc++) er[tc] = 0.f;
+              }
+            }
+          }
+          tg(m, e.data(), PB, nr * TW, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P);
+        }
+      }
+    }, To);
+    // dU[xi] (OC, C) += dM[xi] (OC, P) V[xi]^T, the AA products shared among the threads
+    const float beta = n0 == 0 ? 0.f : 1.f;
+    parallel_for(AA, [&](int xi) {
+      sgemm(false, true, OC, C, static_cast<int>(P), 1.f, Mp + static_cast<int64_t>(xi) * OC * P, P, Vp + static_cast<int64_t>(xi) * C * P, P, beta, Up + static_cast<int64_t>(xi) * OC * C, C, 1);
+    });
+  }
+  // gw[o][c] = G^T dU G, each output channel's C kernels at once
+  const int64_t xs = static_cast<int64_t>(OC) * C;
+  const int T = xs * 9 > (1 << 15) ? std::min(num_threads(), OC) : 1;
+  parallel_for(T, [&](int t) {
+    std::vector<float> wt(static_cast<size_t>(9) * C);
+    for (int o = OC * t / T; o < OC * (t + 1) / T; o++) {
+      tb(m, Up + static_cast<int64_t>(o) * C, xs, C, wt.data());
+      float* g = gw + static_cast<int64_t>(o) * C * 9;
+      for (int c = 0; c < C; c++)
+        for (int k = 0; k < 9; k++) g[c * 9 + k] = wt[static_cast<size_t>(k) * C + c];
+    }
+  }, T);
 }
 
 }  // namespace nm

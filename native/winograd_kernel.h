@@ -95,9 +95,107 @@ inline void g_line(int m, const float* const* in, float* const* out, int n) {
   }
 }
 
+// out[k] = (A in)[k] for one line of m inputs (A outputs): the transpose of at_line, which carries
+// an output tile's gradient back to the product's entries
+inline void a_line(int m, const float* const* in, float* const* out, int n) {
+  if (m == 2) {
+    const float *__restrict i0 = in[0], *__restrict i1 = in[1];
+    float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3];
+    for (int q = 0; q < n; q++) {
+      const float e0 = i0[q], e1 = i1[q];
+      o0[q] = e0;
+      o1[q] = e0 + e1;
+      o2[q] = e0 - e1;
+      o3[q] = -e1;
+    }
+    return;
+  }
+  const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3];
+  float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3], *__restrict o4 = out[4], *__restrict o5 = out[5];
+  for (int q = 0; q < n; q++) {
+    const float e0 = i0[q], e1 = i1[q], e2 = i2[q], e3 = i3[q];
+    const float p02 = e0 + e2, p13 = e1 + e3, q02 = e0 + 4.f * e2, q13 = 2.f * e1 + 8.f * e3;
+    o0[q] = e0;
+    o1[q] = p02 + p13;
+    o2[q] = p02 - p13;
+    o3[q] = q02 + q13;
+    o4[q] = q02 - q13;
+    o5[q] = e3;
+  }
+}
+
+// out[j] = (G^T in)[j] for one line of A inputs (3 outputs): the transpose of g_line, which carries
+// the transformed kernels' gradient back to the kernels
+inline void gt_line(int m, const float* const* in, float* const* out, int n) {
+  float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2];
+  if (m == 2) {
+    const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3];
+    for (int q = 0; q < n; q++) {
+      const float h = 0.5f * (i1[q] + i2[q]);
+      o0[q] = i0[q] + h;
+      o1[q] = 0.5f * (i1[q] - i2[q]);
+      o2[q] = h + i3[q];
+    }
+    return;
+  }
+  const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3], *__restrict i4 = in[4], *__restrict i5 = in[5];
+  for (int q = 0; q < n; q++) {
+    const float s12 = i1[q] + i2[q], d12 = i2[q] - i1[q], s34 = i3[q] + i4[q], d34 = i3[q] - i4[q];
+    o0[q] = 0.25f * i0[q] - s12 * (1.f / 6) + s34 * (1.f / 24);
+    o1[q] = d12 * (1.f / 6) + d34 * (1.f / 12);
+    o2[q] = (s34 - s12) * (1.f / 6) + i5[q];
+  }
+}
+
 }  // namespace
 
 namespace nm {
+
+// e: m*m rows (the output gradient at pixel i*m + j of the tile), es apart, of nb tiles -> the
+// gradient of the products' entries A e A^T, entry xi = k*A + l at v + xi*vs
+void NM_WGY_NAME(int m, const float* e, int64_t es, int nb, float* v, int64_t vs) {
+  const int A = m + 2;
+  alignas(64) float t[24 * WB];
+  for (int q0 = 0; q0 < nb; q0 += WB) {
+    const int n = nb - q0 < WB ? nb - q0 : WB;
+    for (int j = 0; j < m; j++) {  // along the tile's rows (index i) for every column j: t[k*m + j]
+      const float* in[4] = {};
+      float* out[6] = {};
+      for (int i = 0; i < m; i++) in[i] = e + (i * m + j) * es + q0;
+      for (int k = 0; k < A; k++) out[k] = t + (k * m + j) * WB;
+      a_line(m, in, out, n);
+    }
+    for (int k = 0; k < A; k++) {
+      const float* in[4] = {};
+      float* out[6] = {};
+      for (int j = 0; j < m; j++) in[j] = t + (k * m + j) * WB;
+      for (int l = 0; l < A; l++) out[l] = v + (k * A + l) * vs + q0;
+      a_line(m, in, out, n);
+    }
+  }
+}
+
+// du: the gradient of the transformed kernels, entry xi at du + xi*us, of n kernels -> the kernels'
+// gradient G^T du G, tap k (= 3*row + column) at wt + k*n
+void NM_WB_NAME(int m, const float* du, int64_t us, int n, float* wt) {
+  const int A = m + 2;
+  alignas(64) float t[18 * WB];
+  for (int q0 = 0; q0 < n; q0 += WB) {
+    const int nb = n - q0 < WB ? n - q0 : WB;
+    for (int b = 0; b < A; b++) {  // along the rows (index a) for every column b: t[r*A + b]
+      const float* in[6] = {};
+      for (int a = 0; a < A; a++) in[a] = du + (a * A + b) * us + q0;
+      float* out[3] = {t + b * WB, t + (A + b) * WB, t + (2 * A + b) * WB};
+      gt_line(m, in, out, nb);
+    }
+    for (int r = 0; r < 3; r++) {
+      const float* in[6] = {};
+      for (int b = 0; b < A; b++) in[b] = t + (r * A + b) * WB;
+      float* out[3] = {wt + (3 * r) * n + q0, wt + (3 * r + 1) * n + q0, wt + (3 * r + 2) * n + q0};
+      gt_line(m, in, out, nb);
+    }
+  }
+}
 
 // wt: the 9 taps of n kernels, tap k (= 3*row + column) at wt + k*n -> u: G g G^T, entry a*A + b at
 // u + (a*A + b)*us

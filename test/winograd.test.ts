@@ -111,6 +111,72 @@ S('native: every VGG-16 3x3 shape within the stated tolerance of the float64 con
   }
 });
 
+/** the weight gradient in float64: gw (OC,C,3,3) and the sum of |g x| of each entry */
+function directWgrad(x: Float32Array, N: number, C: number, H: number, W: number, P: number, g: Float32Array, OC: number) {
+  const OH = H + 2 * P - 2, OW = W + 2 * P - 2;
+  const gw = new Float64Array(OC * C * 9), mag = new Float64Array(gw.length);
+  for (let o = 0; o < OC; o++)
+    for (let c = 0; c < C; c++)
+      for (let kh = 0; kh < 3; kh++)
+        for (let kw = 0; kw < 3; kw++) {
+          let s = 0, m = 0;
+          for (let n = 0; n < N; n++)
+            for (let i = 0; i < OH; i++) {
+              const ih = i - P + kh;
+              if (ih < 0 || ih >= H) continue;
+              const gr = ((n * OC + o) * OH + i) * OW, xr = ((n * C + c) * H + ih) * W;
+              for (let j = 0; j < OW; j++) {
+                const iw = j - P + kw;
+                if (iw < 0 || iw >= W) continue;
+                const p = g[gr + j] * x[xr + iw];
+                s += p;
+                m += Math.abs(p);
+              }
+            }
+          gw[((o * C + c) * 3 + kh) * 3 + kw] = s;
+          mag[((o * C + c) * 3 + kh) * 3 + kw] = m;
+        }
+  return { gw, mag };
+}
+
+// The weight gradient sums over images and pixels where the forward sums over channels and taps; the
+// transforms are the same ones transposed. Measured on these shapes and the three micro-kernels, on
+// the scale of each kernel's largest tap (below): F(4x4) at most 4.1e-6, F(2x2) at most 4.0e-7; the
+// bounds leave a factor 3.5 over those
+const wgradTolerance = (m: number) => (m === 4 ? 1.5e-5 : 1.5e-6);
+
+S("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 shape, every micro-kernel", () => {
+  const a = need();
+  if (!a) return;
+  const prevIsa = a.isa(), prevMode = a.winograd();
+  try {
+    a.setWinograd('on');
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      for (const [C, OC, H, W] of shapes) {
+        const N = 2, x = f32(N * C * H * W), g = f32(N * OC * H * W);
+        const { gw, mag } = directWgrad(x, N, C, H, W, 1, g, OC);
+        const m = a.winogradTile(N, C, 3, 3, 1, 1, 1, 1, H, W, OC);
+        const out = new Float32Array(gw.length).fill(Number.NaN);
+        assert.ok(a.convWeightGrad(x, 0, N, C, H, W, 3, 3, 1, 1, 1, 1, H, W, g, 0, OC, out), 'taken');
+        let worst = 0;
+        for (let i = 0; i < gw.length; i++) {
+          // on the scale of the kernel's largest tap: a corner tap of a padded 2x2 map sums 1 product an
+          // image where the transforms mix the whole tile's products, so a per-tap scale would measure
+          // the tile's rounding against one product
+          let scale = 0;
+          for (let k = i - (i % 9); k < i - (i % 9) + 9; k++) scale = Math.max(scale, mag[k]);
+          worst = Math.max(worst, Math.abs(out[i] - gw[i]) / scale);
+        }
+        assert.ok(worst <= wgradTolerance(m), `${isa} ${C}->${OC} ${H}x${W}: weight gradient error ${worst} of sum|gx| (bound ${wgradTolerance(m)})`);
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setWinograd(prevMode);
+  }
+});
+
 S('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct kernel applies it', () => {
   const a = need();
   if (!a) return;
@@ -148,7 +214,7 @@ S('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct 
   }
 });
 
-S('conv2d: the input gradient (a convolution with the flipped kernels) agrees with the direct kernel', () => {
+S('conv2d: the input gradient (a convolution with the flipped kernels) and the weight gradient agree with the direct and GEMM paths', () => {
   const a = need();
   if (!a) return;
   const prevMode = a.winograd();
@@ -160,13 +226,16 @@ S('conv2d: the input gradient (a convolution with the flipped kernels) agrees wi
       const x = tensor(x0, [N, C, H, H], { requiresGrad: true });
       const w = tensor(w0, [OC, C, 3, 3], { requiresGrad: true });
       conv2d(x, w, null, { padding: 1 }).backward(tensor(g, [N, OC, H, H]));
-      return x.grad!.data as Float32Array;
+      return [x.grad!.data as Float32Array, w.grad!.data as Float32Array];
     };
-    const gw = run('on'), gd = run('off');
-    let worst = 0;
-    for (let i = 0; i < gw.length; i++) worst = Math.max(worst, Math.abs(gw[i] - gd[i]));
-    assert.ok(worst > 0, 'the two kernels differ in rounding, so both ran');
-    assert.ok(worst <= 1e-5 * OC * 9, `input gradient: max difference ${worst}`);
+    const on = run('on'), off = run('off');
+    for (const k of [0, 1]) {
+      let worst = 0;
+      for (let i = 0; i < on[k].length; i++) worst = Math.max(worst, Math.abs(on[k][i] - off[k][i]));
+      assert.ok(worst > 0, 'the two kernels differ in rounding, so both ran');
+      // |g|, |x|, |w| <= 1: the input gradient sums OC*9 products, the weight gradient N*H*H
+      assert.ok(worst <= 1e-5 * (k === 0 ? OC * 9 : N * H * H), `${k === 0 ? 'input' : 'weight'} gradient: max difference ${worst}`);
+    }
   } finally {
     a.setWinograd(prevMode);
   }

@@ -100,9 +100,10 @@ export interface Kernels {
   // The weight gradient of a convolution without the im2col matrix: gw (OC, C, KH, KW) = the sum over
   // the N images and the output pixels of g (N, OC, OH, OW, at gOff) times the input window (x at
   // xOff), written, not accumulated. Returns false, touching nothing, where this backend has no such
-  // kernel for the geometry (the TypeScript backend never has; the native one for stride 1, KW <= 6,
-  // output rows of whole vectors, maps of 1024 pixels or more, or of 256 with few channels); the
-  // caller then goes through im2col and gemm
+  // kernel for the geometry (the TypeScript backend never has; the native one where convForward takes
+  // Winograd's transforms, 3x3 at stride 1 with channels and tiles enough, and a direct kernel for
+  // stride 1, KW <= 6, output rows of whole vectors, maps of 1024 pixels or more, or of 256 with few
+  // channels); the caller then goes through im2col and gemm
   convWeightGrad(
     x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
