@@ -244,6 +244,26 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
     return;
   }
   const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
+  // at most 4 output pixels in all (batch 1 on VGG-16's 2x2 maps): the product has 4 columns, so
+  // packing the weights (OC x CKK, 9.4 MB for 512 channels) would cost more than the multiplications;
+  // instead the im2col matrix transposed (N*L rows) times the weights by rows through the dot-product
+  // kernel, which streams them once
+  if (static_cast<int64_t>(N) * L <= 4 && CKK >= 16) {
+    const int R = static_cast<int>(N * L);
+    thread_local std::vector<float> cols, colsT, outT, tmpc;
+    cols.resize(static_cast<size_t>(CKK) * R);
+    colsT.resize(static_cast<size_t>(CKK) * R);
+    outT.resize(static_cast<size_t>(OC) * R);
+    tmpc.resize(static_cast<size_t>(OC) * R);
+    im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), R);
+    for (int k = 0; k < CKK; k++)
+      for (int r = 0; r < R; r++) colsT[static_cast<size_t>(r) * CKK + k] = cols[static_cast<size_t>(k) * R + r];
+    sgemm(false, true, R, OC, CKK, 1.f, colsT.data(), CKK, w, CKK, 0.f, outT.data(), OC);
+    for (int r = 0; r < R; r++)
+      for (int o = 0; o < OC; o++) tmpc[static_cast<size_t>(o) * R + r] = outT[static_cast<size_t>(r) * OC + o];
+    conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
+    return;
+  }
   ConvB cb{x, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW};
   const bool plain = !scale && !shift && !relu && pool == 1;
   // a large map whose GEMM alone is worth the threads: one image at a time, straight into out, the

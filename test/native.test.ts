@@ -314,7 +314,10 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       [40, 3, 22, 22, 8, 3, 2, 1, 1],
       // a small map at stride 1 with at least 1e7 FLOPs an image: the explicit im2col matrix, in two
       // chunks of images (at most 16 MB each), pooled to an odd size
-      [12, 1024, 7, 7, 24, 3, 1, 1, 2]];
+      [12, 1024, 7, 7, 24, 3, 1, 1, 2],
+      // at most 4 output pixels in all: the transposed im2col matrix times the weights by rows (one
+      // 2x2 image, pooled or not; two 1x2 images)
+      [1, 32, 2, 2, 24, 3, 1, 1, 1], [1, 20, 2, 2, 12, 3, 1, 1, 2], [2, 16, 1, 2, 8, 3, 1, 1, 1]];
     // the direct and GEMM paths; Winograd's (other rounding, its own bounds) in winograd.test.ts
     a.setWinograd('off');
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
