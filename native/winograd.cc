@@ -84,13 +84,15 @@ int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, 
   const int m = OH >= 4 && OW >= 4 ? 4 : 2;
   if (mode == 1) return m;
   // where it measured faster than the direct convolution and the GEMM (forward, 2 threads, Zen 5):
-  // channels enough for the GEMMs (a 3-channel first layer: 4.5x slower), and tiles enough to pay for
+  // channels enough for the GEMMs (K = C, M = OC) to run near peak: C * OC at least 4096 (64 -> 64
+  // channels at batch 128 0.70-0.80x the time, 128 -> 32 0.84x, but 32 -> 64 1.07x, 48 -> 48
+  // 0.94-1.04x, 32 -> 32 1.28x, a 3-channel first layer 4.5x); and tiles enough to pay for
   // transforming the weights (OC*C*A*A floats each call): F(4x4) from 64 tiles (VGG-16's 4x4 layers
   // at 64 images 0.8x the time, at 32 images 1.3x; 16x16 layers at 4 images 0.7-0.8x, at 2 images
   // 0.9-1.0x), F(2x2), with fewer multiplications saved a tile, from 128 (2x2 layers at 128 images
   // 0.9x, at 64 images 1.2x)
   const int64_t tiles = static_cast<int64_t>(N) * ((OH + m - 1) / m) * ((OW + m - 1) / m);
-  if (C < 16 || OC < 16 || tiles < (m == 4 ? 64 : 128)) return 0;
+  if (C < 16 || OC < 16 || static_cast<int64_t>(C) * OC < 4096 || tiles < (m == 4 ? 64 : 128)) return 0;
   return m;
 }
 

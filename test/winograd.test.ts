@@ -254,6 +254,8 @@ S('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles 
     assert.is(tile(128, 512, 3, 1, 1, 2, 512), 2, '2x2 maps at batch 128: F(2x2)');
     assert.is(tile(64, 512, 3, 1, 1, 2, 512), 0, '2x2 maps at batch 64');
     assert.is(tile(128, 3, 3, 1, 1, 32, 64), 0, 'a 3-channel first layer');
+    assert.is(tile(128, 32, 3, 1, 1, 32, 32), 0, '32 -> 32 channels: GEMMs too small');
+    assert.is(tile(128, 32, 3, 1, 1, 16, 128), 4, '32 -> 128 channels');
     assert.is(tile(128, 1, 5, 1, 0, 28, 20), 0, "LeNet-5's conv1 (5x5)");
     assert.is(tile(128, 20, 5, 1, 0, 12, 50), 0, "LeNet-5's conv2 (5x5)");
     assert.is(tile(128, 64, 3, 2, 1, 32, 64), 0, 'stride 2');
