@@ -13,7 +13,7 @@
     {
       "target_name": "nm_gemm_avx512",
       "type": "static_library",
-      "sources": ["native/gemm_avx512.cc"],
+      "sources": ["native/gemm_avx512.cc", "native/conv_direct_avx512.cc"],
       "conditions": [["target_arch=='x64'", { "cflags_cc": ["-mavx512f", "-mfma"] }]]
     },
     {

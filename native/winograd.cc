@@ -79,7 +79,9 @@ void transform_weights(int m, TransformW fw, const float* w, int OC, int C, floa
 int winograd_mode() { return mode; }
 void set_winograd_mode(int m) { mode = m < 0 ? -1 : m > 0 ? 1 : 0; }
 
-int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
+namespace {
+
+int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC, bool forward) {
   if (mode == 0 || KH != 3 || KW != 3 || SH != 1 || SW != 1 || PH > 2 || PW > 2 || OH < 1 || OW < 1) return 0;
   const int m = OH >= 4 && OW >= 4 ? 4 : 2;
   if (mode == 1) return m;
@@ -93,7 +95,19 @@ int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, 
   // 0.9x, at 64 images 1.2x)
   const int64_t tiles = static_cast<int64_t>(N) * ((OH + m - 1) / m) * ((OW + m - 1) / m);
   if (C < 16 || OC < 16 || static_cast<int64_t>(C) * OC < 4096 || tiles < (m == 4 ? 64 : 128)) return 0;
+  // the forward against the direct convolution's AVX-512 build (rows of whole 16-float vectors, an
+  // image per thread): 64 -> 64 channels at 32x32 27.1 ms against Winograd's 32-33, 64 -> 128 at
+  // 16x16 13.6 against 13.4, 128 -> 128 at 16x16 about 27 against 21; Winograd from C * OC of 16384
+  // (VGG-16's inference at batch 128, alternating: 233 ms median against 269 with the 4096 rule; its
+  // training step level, 1024 against 1026 ms)
+  if (forward && direct_forward_avx512(OW) && N >= num_threads() && static_cast<int64_t>(C) * OC < 16384) return 0;
   return m;
+}
+
+}  // namespace
+
+int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
+  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC, true);
 }
 
 namespace {
@@ -218,11 +232,12 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
   }
 }
 
-// the forward's choice. conv2d's backward (input and weight gradients) at batch 128 on 2 threads
+// the forward's rule without the AVX-512 direct kernel (whose weight gradient stays 8-float).
+// conv2d's backward (input and weight gradients) at batch 128 on 2 threads
 // (Zen 5) took 0.43-0.84x its time without Winograd on VGG-16's 3x3 layers past the first; the weight
 // gradient alone of the 32x32 layer 45.8 ms against the direct kernel's 54.8 ms
 int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
-  return winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
+  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC, false);
 }
 
 void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw) {
