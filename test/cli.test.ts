@@ -155,6 +155,21 @@ C('reproduce --multiple-of 8: merged and pruned models take units in multiples o
   assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<td>units per layer<\/td><td>rounded to multiples of 8<\/td>/);
 });
 
+C('reproduce --multiple-of with a budget it cannot meet fails before training, writing nothing', () => {
+  const d = tempDir('nm-cli-m64-');
+  const ck = join(d, 'lenet.safetensors'), out = join(d, 'out');
+  for (const allocate of ['uniform', 'sensitivity']) {
+    const t0 = performance.now();
+    const r = run('reproduce', 'lenet', '--epochs', '1', '--limit', '300', '--ratios', '0.5', '--budgets', '0.003', '--allocate', allocate, '--multiple-of', '64', '--checkpoint', ck, '--out', out);
+    assert.is(r.status, 1);
+    const least = allocate === 'sensitivity' ? 'at least \\(every layer at its smallest rounded width\\) at' : 'at';
+    assert.match(r.stderr, new RegExp(`^neuronmerge: reproduce: --multiple-of 64 keeps [\\d,]+ parameters ${least} the budget 0\\.003, more than it allows \\([\\d,]+\\); give a smaller multiple or a larger budget\n$`));
+    assert.not.match(r.stderr, /training|epoch/, 'no training started');
+    assert.ok(!existsSync(ck) && !existsSync(join(out, 'report.json')), 'nothing written');
+    assert.ok(performance.now() - t0 < 30000, 'failed fast');
+  }
+});
+
 C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects another model\'s', () => {
   const d = tempDir('nm-reuse-');
   const c = join(d, 'lenet.safetensors');

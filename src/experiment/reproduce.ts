@@ -92,6 +92,30 @@ function measuredSpeedup(original: Sequential, merged: Sequential, x: Tensor, re
   return ratios.sort((a, b) => a - b)[2];
 }
 
+/**
+ * --multiple-of with --budgets, before any training: the units each layer can keep after rounding
+ * depend on the architecture alone. A uniform budget is checked exactly (its ratio, then the rounding
+ * the rows apply); a budget spread by sensitivity at its least (every layer at the smallest rounded
+ * width), so that a budget no allocation can meet fails now, not after the original is trained.
+ */
+function checkRoundedBudgets(which: NetworkName, o: ReproduceOptions, quick: boolean): void {
+  const cfg = NETWORKS[which];
+  const arch = o.arch ?? (quick ? cfg.quick.arch : undefined) ?? (o.checkpoint && existsSync(o.checkpoint) ? loadCheckpoint(o.checkpoint).arch : cfg.arch());
+  const model = buildModel(arch, 0);
+  const sites = mergeSites(model);
+  const m = o.multipleOf!;
+  const params = model.numParameters();
+  for (const fraction of o.budgets ?? []) {
+    const uniform = (o.allocate ?? 'uniform') === 'uniform';
+    const r = uniform ? ratioForBudget(model, fraction) : 0;
+    const units = sites.map((s) => roundUnits(uniform ? unitsAfter(s.units, r) : 1, s.units, m, true));
+    const kept = paramsWithUnits(model, units);
+    if (kept > fraction * params) {
+      throw new Error(`reproduce: --multiple-of ${m} keeps ${kept.toLocaleString('en')} parameters ${uniform ? 'at' : 'at least (every layer at its smallest rounded width) at'} the budget ${fraction}, more than it allows (${Math.floor(fraction * params).toLocaleString('en')}); give a smaller multiple or a larger budget`);
+    }
+  }
+}
+
 async function original(which: NetworkName, o: ReproduceOptions, epochs: number, log: (l: string) => void): Promise<{ model: Sequential; arch: Arch; task?: TaskData }> {
   const cfg = NETWORKS[which];
   const quick = o.quick ?? false;
@@ -139,6 +163,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const epochs = o.epochs ?? (quick ? cfg.quick.epochs : cfg.train.epochs);
   const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : cfg.finetune.epochs);
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
+  if (o.multipleOf !== undefined && (o.budgets ?? []).length > 0) checkRoundedBudgets(which, o, quick);
   const base = await original(which, o, epochs, log);
   const arch = base.arch;
   const task = base.task ?? (await loadTask(arch, o.data));
