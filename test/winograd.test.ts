@@ -45,6 +45,17 @@ function need(): NativeAddon | null {
   return a;
 }
 
+/** fn() with the addon's Winograd mode and micro-kernel put back afterwards, whatever it sets */
+function restoring(a: NativeAddon, fn: () => void): void {
+  const prevIsa = a.isa(), prevMode = a.winograd();
+  try {
+    fn();
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setWinograd(prevMode);
+  }
+}
+
 function isas(a: NativeAddon): string[] {
   const prev = a.isa();
   const ok = (['generic', 'avx2', 'avx512'] as const).filter((i) => a.setIsa(i));
@@ -87,8 +98,7 @@ const shapes: [number, number, number, number][] = [
 S('native: every VGG-16 3x3 shape within the stated tolerance of the float64 convolution, every micro-kernel', () => {
   const a = need();
   if (!a) return;
-  const prevIsa = a.isa(), prevMode = a.winograd();
-  try {
+  restoring(a, () => {
     a.setWinograd('on');
     for (const isa of isas(a)) {
       a.setIsa(isa as 'avx2');
@@ -105,10 +115,7 @@ S('native: every VGG-16 3x3 shape within the stated tolerance of the float64 con
         assert.ok(worst > 0 || m === 2, 'the products rounded somewhere');
       }
     }
-  } finally {
-    a.setIsa(prevIsa as 'avx2');
-    a.setWinograd(prevMode);
-  }
+  });
 });
 
 /** the weight gradient in float64: gw (OC,C,3,3) and the sum of |g x| of each entry */
@@ -148,8 +155,7 @@ const wgradTolerance = (m: number) => (m === 4 ? 1.5e-5 : 1.5e-6);
 S("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 shape, every micro-kernel", () => {
   const a = need();
   if (!a) return;
-  const prevIsa = a.isa(), prevMode = a.winograd();
-  try {
+  restoring(a, () => {
     a.setWinograd('on');
     for (const isa of isas(a)) {
       a.setIsa(isa as 'avx2');
@@ -171,17 +177,13 @@ S("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 shap
         assert.ok(worst <= wgradTolerance(m), `${isa} ${C}->${OC} ${H}x${W}: weight gradient error ${worst} of sum|gx| (bound ${wgradTolerance(m)})`);
       }
     }
-  } finally {
-    a.setIsa(prevIsa as 'avx2');
-    a.setWinograd(prevMode);
-  }
+  });
 });
 
 S('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct kernel applies it', () => {
   const a = need();
   if (!a) return;
-  const prevMode = a.winograd();
-  try {
+  restoring(a, () => {
     for (const [C, OC, H, W] of [[16, 24, 9, 11], [32, 16, 8, 8], [16, 16, 2, 2], [16, 16, 6, 7]]) {
       for (const PH of [0, 1, 2]) {
         const N = 3, OH = H + 2 * PH - 2, OW = W + 2 * PH - 2;
@@ -209,16 +211,13 @@ S('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct 
         }
       }
     }
-  } finally {
-    a.setWinograd(prevMode);
-  }
+  });
 });
 
 S('conv2d: the input gradient (a convolution with the flipped kernels) and the weight gradient agree with the direct and GEMM paths', () => {
   const a = need();
   if (!a) return;
-  const prevMode = a.winograd();
-  try {
+  restoring(a, () => {
     const N = 4, C = 32, OC = 48, H = 12;
     const x0 = f32(N * C * H * H), w0 = f32(OC * C * 9), g = f32(N * OC * H * H);
     const run = (mode: 'on' | 'off') => {
@@ -236,16 +235,13 @@ S('conv2d: the input gradient (a convolution with the flipped kernels) and the w
       // |g|, |x|, |w| <= 1: the input gradient sums OC*9 products, the weight gradient N*H*H
       assert.ok(worst <= 1e-5 * (k === 0 ? OC * 9 : N * H * H), `${k === 0 ? 'input' : 'weight'} gradient: max difference ${worst}`);
     }
-  } finally {
-    a.setWinograd(prevMode);
-  }
+  });
 });
 
 S('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles enough', () => {
   const a = need();
   if (!a) return;
-  const prevMode = a.winograd();
-  try {
+  restoring(a, () => {
     a.setWinograd('auto');
     const tile = (N: number, C: number, K: number, S: number, P: number, H: number, OC: number) => a.winogradTile(N, C, K, K, S, S, P, P, Math.floor((H + 2 * P - K) / S) + 1, Math.floor((H + 2 * P - K) / S) + 1, OC);
     // on AVX-512 the direct convolution's 16-float build takes maps of whole 16-float rows (32x32,
@@ -272,9 +268,7 @@ S('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles 
     assert.is(tile(128, 64, 3, 1, 1, 32, 64), 0, "'off'");
     assert.is(a.winograd(), 'off');
     assert.throws(() => a.setWinograd('fast' as 'on'), /setWinograd: unknown mode 'fast'/);
-  } finally {
-    a.setWinograd(prevMode);
-  }
+  });
 });
 
 S.run();
