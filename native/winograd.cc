@@ -50,11 +50,16 @@ typedef void (*TransformW)(int, const float*, int, float*, int64_t);
 typedef void (*TransformB)(int, const float*, int64_t, int, float*);
 
 // the transforms of the widest vector unit the GEMM uses
-void transforms(TransformFn& in, TransformFn& out, TransformW& wt, TransformFn& g, TransformB& wb) {
+struct Transforms {
+  TransformFn in, out, grad;  // input tiles, output tiles, output-gradient tiles
+  TransformW weights;         // kernels -> U
+  TransformB back;            // dU -> the kernels' gradient
+};
+Transforms transforms() {
   switch (gemm_isa()) {
-    case Isa::Avx512: in = wino_in_avx512; out = wino_out_avx512; wt = wino_w_avx512; g = wino_g_avx512; wb = wino_wb_avx512; return;
-    case Isa::Avx2: in = wino_in_avx2; out = wino_out_avx2; wt = wino_w_avx2; g = wino_g_avx2; wb = wino_wb_avx2; return;
-    default: in = wino_in_generic; out = wino_out_generic; wt = wino_w_generic; g = wino_g_generic; wb = wino_wb_generic;
+    case Isa::Avx512: return {wino_in_avx512, wino_out_avx512, wino_g_avx512, wino_w_avx512, wino_wb_avx512};
+    case Isa::Avx2: return {wino_in_avx2, wino_out_avx2, wino_g_avx2, wino_w_avx2, wino_wb_avx2};
+    default: return {wino_in_generic, wino_out_generic, wino_g_generic, wino_w_generic, wino_wb_generic};
   }
 }
 
@@ -133,6 +138,22 @@ int chunk_images(const Tiles& t, int N, int64_t bytes_per_tile, int64_t kernel_b
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(N, budget / (bytes_per_tile * t.T1))));
 }
 
+// this thread's buffers for one call: the kernels' transform K (AA, OC, C) and, for a chunk of G images
+// (chunk_images), the input tiles V (AA, C, P) and the products M (AA, OC, P); grown, never shrunk
+struct Buffers {
+  float *K, *V, *M;
+  int G;
+};
+Buffers buffers(const Tiles& t, int N, int C, int OC, std::vector<float>& K, std::vector<float>& V, std::vector<float>& M) {
+  const int64_t ksize = static_cast<int64_t>(t.AA) * OC * C;
+  const int G = chunk_images(t, N, static_cast<int64_t>(t.AA) * (C + OC) * 4, ksize * 4);
+  const int64_t P = G * t.T1;
+  if (K.size() < static_cast<size_t>(ksize)) K.resize(ksize);
+  if (V.size() < static_cast<size_t>(t.AA * C * P)) V.resize(t.AA * C * P);
+  if (M.size() < static_cast<size_t>(t.AA * OC * P)) M.resize(t.AA * OC * P);
+  return {K.data(), V.data(), M.data(), G};
+}
+
 // V (AA, C, P) for the P = g * T1 tiles of images n0 .. n0 + g of x, one channel at a time per thread
 void input_tiles(const Tiles& t, TransformFn tin, const float* x, int n0, int g, int C, int H, int W, int PH, int PW, float* V) {
   const int m = t.m, A = t.A, TW = t.TW, PB = t.PB, RW = t.RW;
@@ -179,26 +200,18 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
   const Tiles tl(m, OH, OW);
   const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
   const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
-  TransformFn tin, tout, tg;
-  TransformW tw;
-  TransformB tb;
-  transforms(tin, tout, tw, tg, tb);
-
+  const Transforms tf = transforms();
   thread_local std::vector<float> U, V, Mx;
-  const int64_t usize = static_cast<int64_t>(AA) * OC * C;
-  if (U.size() < static_cast<size_t>(usize)) U.resize(usize);
-  transform_weights(m, tw, w, OC, C, U.data());
-  const int G = chunk_images(tl, N, static_cast<int64_t>(AA) * (C + OC) * 4, usize * 4);
-  const int64_t Pmax = G * tl.T1;
-  if (V.size() < static_cast<size_t>(AA * C * Pmax)) V.resize(AA * C * Pmax);
-  if (Mx.size() < static_cast<size_t>(AA * OC * Pmax)) Mx.resize(AA * OC * Pmax);
-  float *Up = U.data(), *Vp = V.data(), *Mp = Mx.data();
+  const Buffers bf = buffers(tl, N, C, OC, U, V, Mx);
+  float *Up = bf.K, *Vp = bf.V, *Mp = bf.M;
+  const int G = bf.G;
+  transform_weights(m, tf.weights, w, OC, C, Up);
 
   for (int n0 = 0; n0 < N; n0 += G) {
     const int g = std::min(G, N - n0);
     const int64_t P = g * tl.T1;
     const int total_rows = g * TH;
-    input_tiles(tl, tin, x, n0, g, C, H, W, PH, PW, Vp);
+    input_tiles(tl, tf.in, x, n0, g, C, H, W, PH, PW, Vp);
     // the AA products, shared among the threads (each GEMM on one thread)
     parallel_for(AA, [&](int xi) {
       sgemm(false, false, OC, static_cast<int>(P), C, 1.f, Up + static_cast<int64_t>(xi) * OC * C, C, Vp + static_cast<int64_t>(xi) * C * P, P, 0.f, Mp + static_cast<int64_t>(xi) * OC * P, P, 1);
@@ -212,7 +225,7 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
         const bool ident = !scale && !shift;
         for (int r0 = 0; r0 < total_rows; r0 += tl.rows_blk) {
           const int nr = std::min(tl.rows_blk, total_rows - r0);
-          tout(m, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P, nr * TW, y.data(), PB);
+          tf.out(m, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P, nr * TW, y.data(), PB);
           for (int r = 0; r < nr; r++) {
             const int img = (r0 + r) / TH, tr = (r0 + r) % TH;
             const int h = std::min(m, OH - tr * m);  // output rows of this tile row
@@ -243,25 +256,17 @@ int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, in
 void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw) {
   const Tiles tl(m, OH, OW);
   const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
-  TransformFn tin, tout, tg;
-  TransformW tw;
-  TransformB tb;
-  transforms(tin, tout, tw, tg, tb);
-
+  const Transforms tf = transforms();
   thread_local std::vector<float> dU, V, dM;
-  const int64_t usize = static_cast<int64_t>(AA) * OC * C;
-  if (dU.size() < static_cast<size_t>(usize)) dU.resize(usize);
-  const int G = chunk_images(tl, N, static_cast<int64_t>(AA) * (C + OC) * 4, usize * 4);
-  const int64_t Pmax = G * tl.T1;
-  if (V.size() < static_cast<size_t>(AA * C * Pmax)) V.resize(AA * C * Pmax);
-  if (dM.size() < static_cast<size_t>(AA * OC * Pmax)) dM.resize(AA * OC * Pmax);
-  float *Up = dU.data(), *Vp = V.data(), *Mp = dM.data();
+  const Buffers bf = buffers(tl, N, C, OC, dU, V, dM);
+  float *Up = bf.K, *Vp = bf.V, *Mp = bf.M;
+  const int G = bf.G;
 
   for (int n0 = 0; n0 < N; n0 += G) {
     const int g = std::min(G, N - n0);
     const int64_t P = g * tl.T1;
     const int total_rows = g * TH;
-    input_tiles(tl, tin, x, n0, g, C, H, W, PH, PW, Vp);
+    input_tiles(tl, tf.in, x, n0, g, C, H, W, PH, PW, Vp);
     // the output gradient's tiles -> dM (AA, OC, P), one channel at a time per thread
     const int To = std::min(num_threads(), OC);
     parallel_for(To, [&](int t) {
@@ -287,7 +292,7 @@ void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int 
               }
             }
           }
-          tg(m, e.data(), PB, nr * TW, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P);
+          tf.grad(m, e.data(), PB, nr * TW, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P);
         }
       }
     }, To);
@@ -303,7 +308,7 @@ void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int 
   parallel_for(T, [&](int t) {
     std::vector<float> wt(static_cast<size_t>(9) * C);
     for (int o = OC * t / T; o < OC * (t + 1) / T; o++) {
-      tb(m, Up + static_cast<int64_t>(o) * C, xs, C, wt.data());
+      tf.back(m, Up + static_cast<int64_t>(o) * C, xs, C, wt.data());
       float* g = gw + static_cast<int64_t>(o) * C * 9;
       for (int c = 0; c < C; c++)
         for (int k = 0; k < 9; k++) g[c * 9 + k] = wt[static_cast<size_t>(k) * C + c];
