@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { conv2d, nativeAddon, nativeLoadError, Rng, tensor, winogradConv3x3, winogradMatrices } from '../src/index.js';
 import type { NativeAddon } from '../src/index.js';
+import { needs } from './helpers.js';
 
 const S = suite('winograd');
 const rng = new Rng(41);
@@ -39,11 +40,8 @@ function direct(x: Float32Array, N: number, C: number, H: number, W: number, PH:
   return { y, mag, OH, OW };
 }
 
-function need(): NativeAddon | null {
-  const a = nativeAddon();
-  if (!a) console.log(`  (native addon missing: ${nativeLoadError()})`);
-  return a;
-}
+// the tests of the native kernel: skipped (not passed) where the addon did not load
+const SN = needs(S, nativeAddon() ? null : `the native addon did not load: ${nativeLoadError()}`);
 
 /** fn() with the addon's Winograd mode and micro-kernel put back afterwards, whatever it sets */
 function restoring(a: NativeAddon, fn: () => void): void {
@@ -95,9 +93,8 @@ const shapes: [number, number, number, number][] = [
   [256, 512, 4, 4], [512, 512, 4, 4], [512, 512, 2, 2], [17, 24, 7, 9], [16, 20, 15, 13], [20, 16, 3, 5],
 ];
 
-S('native: every VGG-16 3x3 shape within the stated tolerance of the float64 convolution, every micro-kernel', () => {
-  const a = need();
-  if (!a) return;
+SN('native: every VGG-16 3x3 shape within the stated tolerance of the float64 convolution, every micro-kernel', () => {
+  const a = nativeAddon()!;
   restoring(a, () => {
     a.setWinograd('on');
     for (const isa of isas(a)) {
@@ -152,9 +149,8 @@ function directWgrad(x: Float32Array, N: number, C: number, H: number, W: number
 // bounds leave a factor 3.5 over those
 const wgradTolerance = (m: number) => (m === 4 ? 1.5e-5 : 1.5e-6);
 
-S("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 shape, every micro-kernel", () => {
-  const a = need();
-  if (!a) return;
+SN("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 shape, every micro-kernel", () => {
+  const a = nativeAddon()!;
   restoring(a, () => {
     a.setWinograd('on');
     for (const isa of isas(a)) {
@@ -180,9 +176,8 @@ S("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 shap
   });
 });
 
-S('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct kernel applies it', () => {
-  const a = need();
-  if (!a) return;
+SN('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct kernel applies it', () => {
+  const a = nativeAddon()!;
   restoring(a, () => {
     for (const [C, OC, H, W] of [[16, 24, 9, 11], [32, 16, 8, 8], [16, 16, 2, 2], [16, 16, 6, 7]]) {
       for (const PH of [0, 1, 2]) {
@@ -214,9 +209,8 @@ S('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct 
   });
 });
 
-S('conv2d: the input gradient (a convolution with the flipped kernels) and the weight gradient agree with the direct and GEMM paths', () => {
-  const a = need();
-  if (!a) return;
+SN('conv2d: the input gradient (a convolution with the flipped kernels) and the weight gradient agree with the direct and GEMM paths', () => {
+  const a = nativeAddon()!;
   restoring(a, () => {
     const N = 4, C = 32, OC = 48, H = 12;
     const x0 = f32(N * C * H * H), w0 = f32(OC * C * 9), g = f32(N * OC * H * H);
@@ -238,9 +232,8 @@ S('conv2d: the input gradient (a convolution with the flipped kernels) and the w
   });
 });
 
-S('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles enough', () => {
-  const a = need();
-  if (!a) return;
+SN('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles enough', () => {
+  const a = nativeAddon()!;
   restoring(a, () => {
     a.setWinograd('auto');
     const tile = (N: number, C: number, K: number, S: number, P: number, H: number, OC: number) => a.winogradTile(N, C, K, K, S, S, P, P, Math.floor((H + 2 * P - K) / S) + 1, Math.floor((H + 2 * P - K) / S) + 1, OC);
