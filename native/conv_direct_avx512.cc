@@ -1,16 +1,15 @@
 // The AVX-512 instantiation of conv_direct_kernel.h (16-float vectors): built with -mavx512f -mfma in
 // the same static library as gemm_avx512.cc (see binding.gyp), run only where CPUID reports AVX-512F
-// and the output rows are whole 16-float vectors (conv.cc chooses).
+// and the output rows are whole 16-float vectors (conv.cc chooses). The forward only: the weight
+// gradient in 16-float vectors measured slower (conv.cc, conv_weight_grad).
 #include <cstdint>
 #include <cstdlib>
 #if defined(__x86_64__) && defined(__AVX512F__)
 #define NM_VW 16
 #define NM_CD_NAME conv_direct_avx512
-#define NM_WG_NAME conv_wgrad_avx512  // built, unused: conv.cc says why
 #include "conv_direct_kernel.h"
 #else
 namespace nm {
 void conv_direct_avx512(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*) { abort(); }
-void conv_wgrad_avx512(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, float*) { abort(); }
 }  // namespace nm
 #endif

@@ -160,6 +160,8 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
 }  // namespace nm
 
 // ---------------------------------------------------------------- weight gradient, stride 1
+// (built where the including unit names it, NM_WG_NAME: the AVX-512 unit builds the forward only)
+#ifdef NM_WG_NAME
 //
 // gw[o][c][kh][kw] = sum over images and output pixels of g[n][o][oh][ow] * xpad[n][c][oh+kh][ow+kw]
 // (xpad: the image zero-padded by PH, PW), for stride 1 and output rows of whole vectors. Each tile
@@ -241,3 +243,4 @@ void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
 }
 
 }  // namespace nm
+#endif  // NM_WG_NAME
