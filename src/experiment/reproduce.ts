@@ -1,9 +1,12 @@
 // `neuronmerge reproduce`: train (or reuse a checkpoint), merge at the requested ratios, evaluate before
 // fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
 // Writes report.json, report.md and the plots, and returns the figures.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
+import type { Sensitivity } from '../compress/allocate.js';
 import { archOf, mergeModel, paramsWithUnits, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
 import { mergeSites, roundUnits, unitsAfter } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
@@ -20,7 +23,7 @@ import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/loop.js';
 import { writeReports } from '../report/markdown.js';
 import type { RatioResult, Report } from '../report/types.js';
-import { checkOutputDir, checkOutputFile } from '../runtime/files.js';
+import { checkOutputDir, checkOutputFile, writeFileAtomic } from '../runtime/files.js';
 import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
@@ -52,7 +55,7 @@ export interface ReproduceOptions {
   /** reuse this trained original if it exists (resuming it if its training was cut short); otherwise
    * train and write it here every epoch */
   checkpoint?: string;
-  /** steps between checkpoints within an epoch while training the original */
+  /** steps between checkpoints within an epoch while training the original and while fine-tuning */
   checkpointEvery?: number;
   /** the command as typed, for the report's title (default: `reproduce <model>`) */
   command?: string;
@@ -147,6 +150,60 @@ async function original(which: NetworkName, o: ReproduceOptions, epochs: number,
   return { model: r.model, arch: r.arch, task: r.task };
 }
 
+/** the SHA-256 of a model's weights and statistics, in state order: what identifies an original */
+function fingerprint(model: Sequential): string {
+  const h = createHash('sha256');
+  for (const [name, t] of model.stateDict()) {
+    h.update(name);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** a short name for everything that determines a piece of work, so that a rerun with the same settings
+ * finds it and one with other settings does not */
+function keyOf(what: unknown): string {
+  return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12);
+}
+
+/**
+ * The work a long reproduction keeps in `<out>/work/`, so that a run stopped at any point (a closed
+ * terminal, a crash, a session's end) starts again where it was: each fine-tuning is a checkpoint
+ * written every epoch (and every --checkpoint-every steps) that a rerun resumes exactly or, finished,
+ * reuses; each sensitivity measurement is a JSON file. Names carry a hash of the settings they depend
+ * on (the original's weights included), so a rerun with other settings starts fresh beside them.
+ */
+class WorkFolder {
+  constructor(readonly dir: string) {}
+
+  /** the checkpoint of one fine-tuning, and whether a run before this one left it */
+  finetuning(label: string, key: unknown): { file: string; exists: boolean } {
+    mkdirSync(this.dir, { recursive: true });
+    const file = join(this.dir, `${label.replace(/[^\w.-]+/g, '-')}-${keyOf(key)}.safetensors`);
+    return { file, exists: existsSync(file) };
+  }
+
+  /** a sensitivity measured before with the same key, or a fresh one (then stored) */
+  sensitivity(key: unknown, measure: () => Sensitivity, log: (l: string) => void): Sensitivity {
+    mkdirSync(this.dir, { recursive: true });
+    const file = join(this.dir, `sensitivity-${keyOf(key)}.json`);
+    if (existsSync(file)) {
+      try {
+        const s = JSON.parse(readFileSync(file, 'utf8')) as Sensitivity;
+        if (Array.isArray(s.ratios) && Array.isArray(s.loss) && typeof s.base === 'number') {
+          log(`reusing the sensitivity measured before (${file})`);
+          return s;
+        }
+      } catch {
+        // unreadable: measured again and rewritten below
+      }
+    }
+    const s = measure();
+    writeFileAtomic(file, JSON.stringify(s));
+    return s;
+  }
+}
+
 export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): Promise<Report> {
   const cfg = NETWORKS[which];
   if (!cfg) throw new Error(`reproduce: unknown model '${which}'`);
@@ -179,8 +236,18 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const results: RatioResult[] = [];
   const distill = o.distill ? { teacher: base.model, temperature: o.distill.temperature ?? 4, weight: o.distill.weight ?? 0.9 } : undefined;
-  const finetune = async (model: Sequential, a: Arch) => {
-    await finetuneModel(model, a, task, { epochs: ftEpochs, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, distill });
+  const work = o.out ? new WorkFolder(join(o.out, 'work')) : null;
+  const originalId = work ? fingerprint(base.model) : '';
+  // what a fine-tuning's result depends on besides the model it starts from (named by the original, the
+  // row's per-layer ratios and the rule)
+  const tuningKey = { originalId, seed, limit, ftEpochs, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15 };
+  const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
+    const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
+    if (ck) log(`reproduce ${which}: fine-tuning ${label}${ck.exists ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
+    await finetuneModel(model, a, task, {
+      epochs: ftEpochs, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, distill,
+      ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume: ck.exists ? ck.file : undefined } : {}),
+    });
     return accuracyOf(model, task).accuracy;
   };
   const notes = new Set<string>();
@@ -198,7 +265,8 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     } else {
       log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${rules[0]} rule, 1,000 training images)`);
       const { x, y } = calibrationSet(task, 1000, seed + 7);
-      const sens = layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: rules[0], seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(rules[0]) ? fitOn() : undefined, log });
+      const measure = () => layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: rules[0], seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(rules[0]) ? fitOn() : undefined, log });
+      const sens = work ? work.sensitivity({ originalId, rule: rules[0], seed, limit, recalImages }, measure, log) : measure();
       per = allocate(base.model, fraction, sens).ratios;
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
@@ -211,6 +279,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       return 1 - roundUnits(unitsAfter(s.units, r), s.units, o.multipleOf!, budget !== undefined) / s.units;
     });
     const label = `${budget ? `budget ${budget.fraction}` : `ratio ${point.ratio}`}${o.multipleOf ? `, units in multiples of ${o.multipleOf}` : ''}`;
+    const row = `${budget ? `budget-${budget.fraction}` : `ratio-${point.ratio}`}${o.multipleOf ? `-x${o.multipleOf}` : ''}`;
     if (budget && o.multipleOf !== undefined) {
       // a layer rounded up to the multiple can break the budget
       const kept = paramsWithUnits(base.model, mergeSites(base.model).map((s, i) => unitsAfter(s.units, (ratio as number[])[i])));
@@ -230,7 +299,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
         merges.push({ rule, merged: acc, finetuned: NaN });
         continue; // fine-tuned after its speed is measured
       }
-      const ft = await finetune(m, archOf(m, arch));
+      const ft = await finetune(m, archOf(m, arch), `${row}-${rule}`, ratio);
       log(`reproduce ${which}: merged (${rule}) ${(100 * acc).toFixed(2)}%, after fine-tuning ${(100 * ft).toFixed(2)}%`);
       merges.push({ rule, merged: acc, finetuned: ft });
     }
@@ -250,7 +319,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
     }
     const speedup = measuredSpeedup(base.model, merged, x128, cfg.speedReps);
-    const accFt = await finetune(merged, mArch);
+    const accFt = await finetune(merged, mArch, `${row}-${rules[0]}`, ratio);
     merges[0].finetuned = accFt;
     log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ${label}`);
     const pruned = cloneModel(base.model, arch);
@@ -258,7 +327,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     if (calibration) recalibrateBatchNorm(pruned, calibration);
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
-    const accPrunedFt = await finetune(pruned, pArch);
+    const accPrunedFt = await finetune(pruned, pArch, `${row}-pruned`, ratio);
     results.push({
       ratio: budget ? null : (point.ratio as number),
       ...(budget ? { budget } : {}),

@@ -115,6 +115,10 @@ export interface FinetuneOptions {
   limit?: number;
   /** write a checkpoint here after every epoch (resumable) */
   checkpoint?: string;
+  /** also write it every n steps */
+  checkpointEvery?: number;
+  /** continue from this checkpoint (written by an earlier run with the same options) */
+  resume?: string;
   log?: (line: string) => void;
   progress?: boolean;
   device?: 'cpu' | 'webgpu';
@@ -140,9 +144,10 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   }
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs,
-    schedule, loss, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
+    schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
   }).history;
-  if (o.device !== 'webgpu') return onCpu();
+  // the GPU trainer's checkpoints hold weights only; a run to resume exactly stays on the CPU
+  if (o.device !== 'webgpu' || o.resume) return onCpu();
   if (d) {
     (o.log ?? ((l: string) => process.stderr.write(l + '\n')))('fine-tuning with distillation runs on the CPU (the GPU trainer has only the cross-entropy loss)');
     return onCpu();

@@ -173,7 +173,8 @@ export function fit(model: Module, o: FitOptions): FitResult {
     const left = perStep === null ? '' : `; about ${duration(perStep * Math.max(0, total - state.step))} left at ${perStep.toFixed(2)} s a step`;
     // a checkpoint written without its times (an older file) says so rather than 0 s
     const spentSoFar = state.seconds === undefined ? 'time spent before not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time and ${duration(state.seconds)} so far`;
-    log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${spentSoFar}${left}`);
+    if (state.epoch >= o.epochs) log(`${o.resume}: all ${o.epochs} epochs done before (${state.seconds === undefined ? 'time not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time`}); reusing it`);
+    else log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${spentSoFar}${left}`);
   }
   model.train();
   outer: for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
