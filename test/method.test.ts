@@ -133,6 +133,13 @@ T('reproduce --budgets: a row per budget, spread by sensitivity, recorded in the
   assert.match(md, /Budget 0\.3 \(sensitivity; ratios /);
 });
 
+T('reproduce --budgets without --ratios: the budget rows only, and the plots still drawn', () => {
+  const out = join(dir, 'rep-budget-only');
+  const r = json(['reproduce', 'lenet', '--checkpoint', orig, '--epochs', '1', '--budgets', '0.3', '--finetune-epochs', '0', '--merge', 'mean', '--out', out]);
+  assert.equal(r.results.map((x: { ratio: number | null; budget?: { fraction: number } }) => [x.ratio, x.budget?.fraction]), [[null, 0.3]]);
+  assert.match(readFileSync(join(out, 'accuracy.svg'), 'utf8'), /<svg/);
+});
+
 T('bad method requests: one line each', () => {
   const refuses = (args: string[], msg: string) => {
     const r = run(args);

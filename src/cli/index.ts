@@ -121,7 +121,7 @@ const tuning = (c: Command) => c
 
 tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg, mlp or all (the paper\'s three)').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
   .option('--quick', 'a short run (minutes; VGG: an eighth-width VGG-16 on 10,000 images)')
-  .option('--ratios <list>', 'merge ratios, comma-separated', ratios)
+  .option('--ratios <list>', 'merge ratios, comma-separated (default: the network\'s, or none where --budgets are given)', ratios)
   .option('--budgets <list>', 'also compress to each of these fractions of the parameters, comma-separated (a row each)', fractions)
   .option('--allocate <how>', 'how a budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer with the first --merge rule)', oneOf('--allocate', ['uniform', 'sensitivity']), 'uniform')
   .option('--out <dir>', 'folder for the reports (all: one subfolder per model) and, in its work/, the fine-tunings and measurements a rerun continues from', 'neuronmerge-out')

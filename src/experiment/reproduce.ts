@@ -39,6 +39,7 @@ export interface ReproduceOptions {
   finetuneEpochs?: number;
   /** use only the first n training images (tiny runs, tests) */
   limit?: number;
+  /** one merge ratio in every layer, a row each (default: the network's, unless `budgets` are given) */
   ratios?: number[];
   /** also compress to each of these fractions of the parameters (a row each) */
   budgets?: number[];
@@ -211,8 +212,9 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const quick = o.quick ?? false;
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
-  const ratios = o.ratios ?? (quick ? cfg.quick.ratios : cfg.ratios);
-  if (ratios.length === 0) throw new Error('reproduce: no merge ratios given');
+  // budgets alone ask for their rows only; otherwise the network's ratios unless others are given
+  const ratios = o.ratios ?? ((o.budgets ?? []).length > 0 ? [] : quick ? cfg.quick.ratios : cfg.ratios);
+  if (ratios.length === 0 && (o.budgets ?? []).length === 0) throw new Error('reproduce: no merge ratios given');
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
   // outputs checked before any work: an hour of training must not end on a path that cannot be written
   if (o.out) checkOutputDir(o.out, '--out');
