@@ -69,6 +69,9 @@ T('a rerun with other settings starts fresh beside the earlier work', async () =
   await reproduce('lenet', { ...settings(a, (l) => lines.push(l)), finetuneEpochs: 1, budgets: [], rules: ['mean'] });
   assert.not.ok(lines.some((l) => /continuing from|reusing it/.test(l)), lines.join('\n'));
   assert.is(tuned(), before + 2, 'merged and pruned fine-tunings of the new settings');
+  const r = await reproduce('lenet', { ...settings(a, () => {}), finetuneEpochs: 1, budgets: [], rules: ['mean'], finetuneLr: 0.02 });
+  assert.is(tuned(), before + 4, 'another learning rate is another fine-tuning');
+  assert.is(r.finetune?.lr, 0.02);
 });
 
 T.run();

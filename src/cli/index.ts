@@ -127,6 +127,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--out <dir>', 'folder for the reports (all: one subfolder per model) and, in its work/, the fine-tunings and measurements a rerun continues from', 'neuronmerge-out')
   .option('--epochs <n>', 'training epochs of the original', int('--epochs', 1, 10000))
   .option('--finetune-epochs <n>', 'fine-tuning epochs', int('--finetune-epochs', 0, 10000))
+  .option('--finetune-lr <x>', 'fine-tuning\'s learning rate (default: the network\'s)', num('--finetune-lr', 1e-9, 100))
   .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
   .option('--checkpoint <file>', 'the trained original: reused if it exists (resumed if cut short), written every epoch otherwise')
   .option('--checkpoint-every <n>', 'also write the original\'s checkpoint and each fine-tuning\'s every n training steps', int('--checkpoint-every', 1, 1e9))
@@ -142,7 +143,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
     if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths, --width-scale, --activation and --dataset name one model; run the models one by one');
     const one = async (m: NetworkName, out: string, data: { dataDir?: string; data?: string }) => {
       const r = await reproduce(m, {
-        device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, limit: o.limit,
+        device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
         recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup,
         distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,

@@ -37,6 +37,8 @@ export interface ReproduceOptions {
   epochs?: number;
   /** fine-tuning epochs after merging or pruning (default: the network's) */
   finetuneEpochs?: number;
+  /** fine-tuning's learning rate (default: the network's) */
+  finetuneLr?: number;
   /** use only the first n training images (tiny runs, tests) */
   limit?: number;
   /** one merge ratio in every layer, a row each (default: the network's, unless `budgets` are given) */
@@ -242,12 +244,14 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const originalId = work ? fingerprint(base.model) : '';
   // what a fine-tuning's result depends on besides the model it starts from (named by the original, the
   // row's per-layer ratios and the rule)
-  const tuningKey = { originalId, seed, limit, ftEpochs, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15 };
+  const ftLr = o.finetuneLr ?? task.settings.finetune.lr;
+  if (!(ftLr > 0)) throw new Error(`reproduce: the fine-tuning learning rate must be positive, got ${ftLr}`);
+  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15 };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
     if (ck) log(`reproduce ${which}: fine-tuning ${label}${ck.exists ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
     await finetuneModel(model, a, task, {
-      epochs: ftEpochs, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, distill,
+      epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, distill,
       ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume: ck.exists ? ck.file : undefined } : {}),
     });
     return accuracyOf(model, task).accuracy;
@@ -346,7 +350,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
     recalibrated: calibration ? calibration.shape[0] : null,
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
-    finetune: { epochs: ftEpochs, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
+    finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
     notes: [...notes],
     model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),
