@@ -274,6 +274,21 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
     conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
     return;
   }
+  // up to 4 vectors of output pixels in all (batch 1 on VGG-16's 4x4 and 8x8 maps: 16 and 64): the
+  // weights read where they lie, once, by the narrow kernel; packing them (up to 9.4 MB, read, written
+  // and read again) is what a batch-1 forward of these layers spends its time on
+  if (static_cast<int64_t>(N) * L <= narrow_max_n() && CKK >= 16 && OC >= 16) {
+    const int R = static_cast<int>(N * L), vw = vector_floats(), ld = (R + vw - 1) / vw * vw;
+    thread_local std::vector<float> cols, tmpc;
+    cols.resize(static_cast<size_t>(CKK) * ld);
+    tmpc.resize(static_cast<size_t>(OC) * R);
+    im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), ld);
+    if (ld > R)
+      for (int k = 0; k < CKK; k++) std::fill(cols.begin() + static_cast<int64_t>(k) * ld + R, cols.begin() + static_cast<int64_t>(k + 1) * ld, 0.f);
+    sgemm_narrow(OC, R, CKK, w, CKK, cols.data(), ld, tmpc.data(), R);
+    conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
+    return;
+  }
   ConvB cb{x, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW};
   const bool plain = !scale && !shift && !relu && pool == 1;
   // a large map whose GEMM alone is worth the threads: one image at a time, straight into out, the

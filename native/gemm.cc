@@ -20,6 +20,9 @@ void sgemm_generic_par(bool, bool, int, int, int, float, const float*, int64_t, 
 void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
 void srows_avx2(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
 void srows_generic(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void snarrow_avx512(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t);
+void snarrow_avx2(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t);
+void snarrow_generic(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t);
 bool have_avx512_kernel();
 bool have_avx2_kernel();
 
@@ -64,6 +67,32 @@ void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, 
 }  // namespace
 
 Isa gemm_isa() { return current; }
+
+int vector_floats() { return current == Isa::Avx512 ? 16 : current == Isa::Avx2 ? 8 : 4; }
+
+int narrow_max_n() { return 4 * vector_floats(); }
+
+void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  auto rows = [&](int m0, int m1) {
+    switch (current) {
+      case Isa::Avx512: snarrow_avx512(m0, m1, N, K, A, lda, B, ldb, C, ldc); break;
+      case Isa::Avx2: snarrow_avx2(m0, m1, N, K, A, lda, B, ldb, C, ldc); break;
+      default: snarrow_generic(m0, m1, N, K, A, lda, B, ldb, C, ldc);
+    }
+  };
+  // rows split in multiples of 24 (a whole number of the kernel's row tiles at every width)
+  const int T = inside_parallel() || 2.0 * M * N * K < 1e6 ? 1 : std::min(num_threads(), std::max(1, M / 24));
+  if (T <= 1) {
+    rows(0, M);
+    return;
+  }
+  parallel_for(T, [&](int t) {
+    const int m0 = static_cast<int>(static_cast<int64_t>(M / 24) * t / T) * 24;
+    const int m1 = t == T - 1 ? M : static_cast<int>(static_cast<int64_t>(M / 24) * (t + 1) / T) * 24;
+    rows(m0, m1);
+  }, T);
+}
 
 const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic"; }
 

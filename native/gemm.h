@@ -33,4 +33,17 @@ struct ConvB {
 /** C (M, N) = alpha * A (M, K) * B + beta * C with B the implicit im2col matrix cb (K = C*KH*KW) */
 void sgemm_conv(int M, int N, int K, float alpha, const float* A, int64_t lda, const ConvB& cb, float beta, float* C, int64_t ldc, int threads = 0);
 
+/** the widest B sgemm_narrow takes: 4 vectors of the micro-kernel in use (64 floats on AVX-512) */
+int narrow_max_n();
+
+/**
+ * C (M, N) = A (M, K) * B (K, N) for N <= narrow_max_n(), A read in place (no packing; threads split
+ * its rows). B's rows must be readable to the next whole vector: ldb >= N rounded up to the vector
+ * width (what is past N is read, never used).
+ */
+void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc);
+
+/** the vector width in floats of the micro-kernel in use (16, 8 or 4) */
+int vector_floats();
+
 }  // namespace nm

@@ -14,6 +14,8 @@
 #include "gemm_kernel.h"
 #define NM_ROWS_NAME srows_avx2
 #include "rows_kernel.h"
+#define NM_NARROW_NAME snarrow_avx2
+#include "narrow_kernel.h"
 #define NM_HAVE 1
 #else
 #define NM_HAVE 0
@@ -24,5 +26,6 @@ bool have_avx2_kernel() { return NM_HAVE; }
 void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*) { abort(); }
 void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 void srows_avx2(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
+void snarrow_avx2(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
 #endif
 }  // namespace nm

@@ -14,6 +14,8 @@
 #include "gemm_kernel.h"
 #define NM_ROWS_NAME srows_avx512
 #include "rows_kernel.h"
+#define NM_NARROW_NAME snarrow_avx512
+#include "narrow_kernel.h"
 #define NM_WI_NAME wino_in_avx512
 #define NM_WO_NAME wino_out_avx512
 #define NM_WW_NAME wino_w_avx512
@@ -30,6 +32,7 @@ bool have_avx512_kernel() { return NM_HAVE; }
 void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, const ConvB*) { abort(); }
 void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
+void snarrow_avx512(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
 void wino_in_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_out_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_w_avx512(int, const float*, int, float*, int64_t) { abort(); }

@@ -9,3 +9,5 @@
 #include "gemm_kernel.h"
 #define NM_ROWS_NAME srows_generic
 #include "rows_kernel.h"
+#define NM_NARROW_NAME snarrow_generic
+#include "narrow_kernel.h"

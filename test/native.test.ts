@@ -317,7 +317,11 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       [12, 1024, 7, 7, 24, 3, 1, 1, 2],
       // at most 4 output pixels in all: the transposed im2col matrix times the weights by rows (one
       // 2x2 image, pooled or not; two 1x2 images)
-      [1, 32, 2, 2, 24, 3, 1, 1, 1], [1, 20, 2, 2, 12, 3, 1, 1, 2], [2, 16, 1, 2, 8, 3, 1, 1, 1]];
+      [1, 32, 2, 2, 24, 3, 1, 1, 1], [1, 20, 2, 2, 12, 3, 1, 1, 2], [2, 16, 1, 2, 8, 3, 1, 1, 1],
+      // at most 4 vectors of output pixels (16-64 on AVX-512, 8-32 on AVX2): the weights read in
+      // place by the narrow kernel; pooled, part vectors (9, 24, 36 pixels), two images side by side,
+      // channel counts past a whole number of its row tiles, split between threads
+      [1, 40, 4, 4, 50, 3, 1, 1, 2], [1, 24, 6, 6, 30, 3, 1, 1, 1], [2, 20, 3, 4, 100, 3, 1, 1, 1], [1, 16, 5, 5, 16, 3, 1, 0, 1]];
     // the direct and GEMM paths; Winograd's (other rounding, its own bounds) in winograd.test.ts
     a.setWinograd('off');
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
