@@ -50,6 +50,16 @@ T('a reproduction stopped mid-fine-tuning and run again gives the unbroken run\'
   assert.is(lines.filter((l) => /: all 2 epochs done before .*; reusing it$/.test(l)).length, 2, 'two fine-tunings had finished');
   assert.ok(lines.some((l) => /^resuming .*: epoch 2 of 2, batch 1 of 5 done \(step 6 of 10\)/.test(l)), lines.join('\n'));
   assert.is(lines.filter((l) => /^epoch 1\/2 /.test(l)).length, 5 * 3, 'only the unstarted fine-tunings run their first epoch (3 of 6)');
+  // the compressed models, weights only, where the report says: eval gives the report's accuracy
+  for (const x of again.results) {
+    for (const [which, acc] of [['merged', x.accuracy.finetuned], ['pruned', x.accuracy.prunedFinetuned]] as const) {
+      const file = join(b, x.models![which]);
+      const ev = spawnSync(process.execPath, [bin, 'eval', file, '--json'], { encoding: 'utf8' });
+      assert.is(ev.status, 0, ev.stderr);
+      assert.is(JSON.parse(ev.stdout).accuracy, acc, file);
+      assert.is(loadCheckpoint(file).optimizer, null, 'no optimizer state in the model files');
+    }
+  }
   // the same bits in every fine-tuned checkpoint
   const files = readdirSync(join(a, 'work')).filter((f) => f.endsWith('.safetensors')).sort();
   assert.is(files.length, 6, files.join(', '));

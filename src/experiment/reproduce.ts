@@ -19,7 +19,7 @@ import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { noGrad, Tensor } from '../tensor/tensor.js';
 import { slice } from '../tensor/ops.js';
-import { checkArchHolds, loadCheckpoint } from '../train/checkpoint.js';
+import { checkArchHolds, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/loop.js';
 import { writeReports } from '../report/markdown.js';
 import type { RatioResult, Report } from '../report/types.js';
@@ -334,6 +334,14 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = await finetune(pruned, pArch, `${row}-pruned`, ratio);
+    // the compressed models as fine-tuning left them (weights only), for eval, export and the user
+    let models: RatioResult['models'];
+    if (o.out) {
+      models = { merged: join('models', `${row}-${rules[0]}.safetensors`), pruned: join('models', `${row}-pruned.safetensors`) };
+      mkdirSync(join(o.out, 'models'), { recursive: true });
+      saveCheckpoint(join(o.out, models.merged), { arch: mArch, model: merged, kind: ftEpochs > 0 ? 'finetuned' : 'merged' });
+      saveCheckpoint(join(o.out, models.pruned), { arch: pArch, model: pruned, kind: ftEpochs > 0 ? 'finetuned' : 'pruned' });
+    }
     results.push({
       ratio: budget ? null : (point.ratio as number),
       ...(budget ? { budget } : {}),
@@ -344,6 +352,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       speedup: { flops: c.flopsRatio, measured: speedup },
       explain,
       filters,
+      ...(models ? { models } : {}),
     });
   }
   const report: Report = {

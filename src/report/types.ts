@@ -20,6 +20,9 @@ export interface RatioResult {
   accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number; repaired?: number };
   /** every merging rule reproduced, in the order asked, before and after fine-tuning */
   merges?: { rule: string; merged: number; finetuned: number }[];
+  /** the merged (first rule) and pruned models after fine-tuning, as checkpoints relative to the
+   * report's folder */
+  models?: { merged: string; pruned: string };
   speedup: { flops: number; measured: number };
   /** what merging did to each layer (the teaching view) */
   explain: LayerExplanation[];
