@@ -176,7 +176,8 @@ C('--version prints the package version; reproduce names the command as typed in
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.is(md.split('\n')[0], `# neuronmerge reproduce lenet --checkpoint ${orig} --finetune-epochs 0 --ratios 0.5 --out ${out}`);
   assert.is(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).command, `reproduce lenet --checkpoint ${orig} --finetune-epochs 0 --ratios 0.5 --out ${out}`);
-  assert.equal(readdirSync(out).sort(), ['accuracy.svg', 'report.html', 'report.json', 'report.md', 'units.svg']);
+  assert.equal(readdirSync(out).sort(), ['accuracy.svg', 'models', 'report.html', 'report.json', 'report.md', 'units.svg']);
+  assert.equal(readdirSync(join(out, 'models')).sort(), ['ratio-0.5-mean.safetensors', 'ratio-0.5-pruned.safetensors'], 'no fine-tuning: no work folder, the compressed models');
 });
 
 C.run();
