@@ -4,12 +4,12 @@
 // model and of the L1-pruned one with the same units per layer, batch norms re-estimated on the same
 // seeded training images for both (networks with batch norm). One JSON line per figure, then a table.
 //   node scripts/method-study.mjs CHECKPOINT [--data DIR] [--ratios 0.5,0.75,0.9] [--rules mean,scaled,medoid]
-//        [--seeds 0,1,2] [--kim] [--recalibrate 5120]
+//        [--seeds 0,1,2] [--kim] [--recalibrate 5120] [--fit 1000]
 // --kim adds Kim et al.'s VGG-16 allocation: the first convolution and the last six halved.
 import '../dist/src/runtime/rerun.js';
 import '../dist/src/backend/native.js';
 import {
-  accuracyOf, archOf, BatchNorm, readsActivations, calibrationSample, cloneModel, loadTask, mergeModel, mergeSites, modelFromCheckpoint, pruneModel, recalibrateBatchNorm,
+  accuracyOf, archOf, BatchNorm, readsActivations, calibrationSample, recalibrationSample, cloneModel, loadTask, mergeModel, mergeSites, modelFromCheckpoint, pruneModel, recalibrateBatchNorm,
 } from '../dist/src/index.js';
 
 const arg = (name, dflt) => {
@@ -21,16 +21,17 @@ if (!file || file.startsWith('--')) {
   console.error('usage: node scripts/method-study.mjs CHECKPOINT [--data DIR] [--ratios LIST] [--rules LIST] [--seeds LIST] [--kim] [--recalibrate N]');
   process.exit(2);
 }
-const list = (v) => v.split(',').map(Number);
+const list = (v) => (v === '' ? [] : v.split(',').map(Number));
 const ratios = list(arg('--ratios', '0.5,0.6,0.7,0.75,0.8,0.9'));
 const rules = arg('--rules', 'mean,scaled,medoid,fitted').split(',');
 const seeds = list(arg('--seeds', '0'));
 const { model, arch } = modelFromCheckpoint(file);
 const task = await loadTask(arch, arg('--data') ? { path: arg('--data') } : {});
 const hasBn = model.layers.some((m) => m instanceof BatchNorm);
-const recal = hasBn ? calibrationSample(task, Number(arg('--recalibrate', '5120')), 0) : null;
+const recalN = Number(arg('--recalibrate', '5120'));
+const recal = hasBn && recalN > 0 ? recalibrationSample(task, recalN, 0) : null;
 const sites = mergeSites(model);
-const fitOn = calibrationSample(task, 1000, 3);
+const fitOn = calibrationSample(task, Number(arg('--fit', '1000')), 3);
 const t0 = performance.now();
 const original = accuracyOf(model, task).accuracy;
 console.log(JSON.stringify({ checkpoint: file, arch, original, recalibrated: recal ? recal.shape[0] : null }));

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   applyMerge, applyPrune, archOf, l1Keep, pruneModel, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
-  widthsOf, roundUnits,
+  widthsOf, roundUnits, mlpArch,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -177,7 +177,7 @@ M('compensate with nothing similar enough is exactly L1 pruning; with copies it 
   assert.ok(err <= 1e-4, `compensate without compensation vs pruning: ${err}`);
   // small positive multiples (LeNet-5, no batch norm): L1 keeps the originals, every pruned unit is a
   // multiple of a kept one, so compensation is exact
-  for (const rule of ['compensate', 'fitted', 'lstsq'] as const) {
+  for (const rule of ['compensate', 'fitted', 'lstsq', 'refit'] as const) {
     const la = lenet5Arch([6, 8, 10]);
     const m = buildModel(la, 9);
     const r2 = new Rng(24);
@@ -220,6 +220,83 @@ M('lstsq: a unit that is a combination of kept units is rebuilt from them exactl
     assert.ok(Math.abs(next.weight.data[o * 2 + 1] - (W[o * 3 + 1] - 2 * W[o * 3 + 2])) < 1e-4, `weight ${o}, 1`);
     assert.ok(Math.abs(next.bias!.data[o] - (b0[o] + 0.3 * W[o * 3 + 2])) < 1e-4, `bias ${o}`);
   }
+});
+
+M('lstsq: where the next layer has no bias, the shift goes into the running mean of the batch norm after it', () => {
+  // a small VGG: conv (no bias) -> batch norm -> relu -> conv (no bias) -> batch norm; unit 2 of the first
+  // conv reads as a0 + 0.3, so the next conv's pre-norm output moves by 0.3 times unit 2's kernel sums
+  const model = buildModel(vgg16Arch([3, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10), 5);
+  const site = mergeSites(model)[0];
+  const next = model.layers[site.next] as Conv2d, norm = model.layers[site.next + 1] as BatchNorm;
+  assert.ok(!next.bias && norm instanceof BatchNorm, 'the boundary under test');
+  const rng = new Rng(27);
+  const N = 10, n = 3, S = 5;
+  const acts = new Float32Array(N * n * S);
+  for (let i = 0; i < N; i++) for (let s2 = 0; s2 < S; s2++) {
+    const a0 = rng.uniform(0, 2), a1 = rng.uniform(0, 1);
+    acts[(i * n) * S + s2] = a0;
+    acts[(i * n + 1) * S + s2] = a1;
+    acts[(i * n + 2) * S + s2] = a0 + 0.3;
+  }
+  const W = Float32Array.from(next.weight.data), mu = Float32Array.from(norm.runningMean.data);
+  applyMerge(model, site, Int32Array.from([0, 1, 0]), { rule: 'lstsq', representatives: Int32Array.from([0, 1]), activations: { a: acts, N, S } });
+  const O = mu.length;
+  for (let o = 0; o < O; o++) {
+    let k2 = 0;
+    for (let q = 0; q < 9; q++) k2 += W[(o * 3 + 2) * 9 + q];
+    assert.ok(Math.abs(norm.runningMean.data[o] - (mu[o] - 0.3 * k2)) < 1e-4, `running mean ${o}: ${norm.runningMean.data[o]} against ${mu[o] - 0.3 * k2}`);
+  }
+});
+
+M('refit: every unit, kept ones too, rebuilt from the kept units as the merged network computes them', () => {
+  // the merged network's kept units a0', a1'; the original's units a0 = a0' + 0.1, a1 = 2·a1',
+  // a2 = 0.5·a0' − 2·a1' + 0.3: the next layer reads exactly the original's values
+  const rng = new Rng(28);
+  const N = 40, n = 3;
+  const now = new Float32Array(N * n), orig = new Float32Array(N * n);
+  for (let i = 0; i < N; i++) {
+    const a0 = rng.uniform(0, 2), a1 = rng.uniform(-1, 1);
+    now.set([a0, a1, rng.uniform(-5, 5)], i * n);
+    orig.set([a0 + 0.1, 2 * a1, 0.5 * a0 - 2 * a1 + 0.3], i * n);
+  }
+  const lin = buildModel(dbnArch([3, 4]), 1);
+  const site = mergeSites(lin)[0];
+  const next = lin.layers[site.next] as Linear;
+  const W = Float32Array.from(next.weight.data), b0 = Float32Array.from(next.bias!.data);
+  assertThrows(() => applyMerge(buildModel(dbnArch([3, 4]), 1), site, Int32Array.from([0, 1, 0]), { rule: 'refit', representatives: Int32Array.from([0, 1]) }), /the refit rule needs the activations of layer 0/);
+  applyMerge(lin, site, Int32Array.from([0, 1, 0]), { rule: 'refit', representatives: Int32Array.from([0, 1]), activations: { a: now, N, S: 1 }, target: { a: orig, N, S: 1 } });
+  for (let o = 0; o < 4; o++) {
+    assert.ok(Math.abs(next.weight.data[o * 2] - (W[o * 3] + 0.5 * W[o * 3 + 2])) < 1e-4, `weight ${o}, 0`);
+    assert.ok(Math.abs(next.weight.data[o * 2 + 1] - (2 * W[o * 3 + 1] - 2 * W[o * 3 + 2])) < 1e-4, `weight ${o}, 1`);
+    assert.ok(Math.abs(next.bias!.data[o] - (b0[o] + 0.1 * W[o * 3] + 0.3 * W[o * 3 + 2])) < 1e-4, `bias ${o}`);
+  }
+});
+
+M('refit corrects, at a later layer, the error an earlier merge left: closer to the original than lstsq', () => {
+  // a ReLU MLP whose last layer is the identity, so that its outputs are the second hidden layer's
+  // activations; only the first hidden layer is merged. lstsq leaves the second layer as it is; refit
+  // regresses its original activations on what it computes after the first merge, a family that
+  // contains lstsq's answer, so on the calibration inputs it is at least as close, and here closer.
+  const arch = mlpArch([8, 6], 'relu', 'mnist', 5, 6);
+  const base = buildModel(arch, 4);
+  const last = base.layers[base.layers.length - 1] as Linear;
+  last.weight.data.fill(0);
+  for (let u = 0; u < 6; u++) last.weight.data[u * 6 + u] = 1;
+  last.bias!.data.fill(0);
+  const rng = new Rng(29);
+  const calib = tensor(Float32Array.from({ length: 300 * 5 }, () => rng.normal()), [300, 5], { copy: false });
+  const want = run(base, calib);
+  const error = (rule: 'lstsq' | 'refit') => {
+    const m = buildModel(arch, 4);
+    m.loadStateDict(base.stateDict());
+    mergeModel(m, { ratio: [0.5, 0], rule, calibration: calib });
+    const got = run(m, calib);
+    return got.reduce((a, v, i) => a + (v - want[i]) ** 2, 0);
+  };
+  const eL = error('lstsq'), eR = error('refit');
+  assert.ok(eL > 1e-3, `the first merge must leave an error to correct (${eL})`);
+  assert.ok(eR <= eL * (1 + 1e-6), `refit ${eR} against lstsq ${eL}`);
+  assert.ok(eR < 0.95 * eL, `refit ${eR} should correct part of lstsq's ${eL}`);
 });
 
 M('the fitted rule needs calibration inputs and fits each member to its kept unit by least squares', () => {

@@ -3,7 +3,8 @@
 // a second pass finds nothing stale; through the command, merged and pruned models both get it.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BatchNorm2d, BatchNorm1d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, recalibrateBatchNorm, Rng, Sequential, Tensor, noGrad } from '../src/index.js';
+import { BatchNorm2d, BatchNorm1d, calibrationSample, Conv2d, Flatten, Linear, MaxPool2d, networkOf, ReLU, recalibrateBatchNorm, recalibrationSample, Rng, Sequential, Tensor, noGrad, UNIT, vgg16Arch, lenet5Arch } from '../src/index.js';
+import type { TaskData } from '../src/index.js';
 import { assertClose } from './helpers.js';
 
 const R = suite('recalibrate');
@@ -52,6 +53,35 @@ R('chunks of any size give the same statistics; a second pass finds nothing stal
   const again = recalibrateBatchNorm(a, x, 13);
   assert.ok(again.every((d) => d < 1e-5), `second pass: ${again}`);
   assert.throws(() => recalibrateBatchNorm(a, new Tensor(new Float32Array(0), [0, 3, 8, 8])), /recalibrate: no calibration inputs/);
+});
+
+
+R('re-estimation images: the calibration sample, augmented as the network trains, the same for a seed', () => {
+  const rng = new Rng(9);
+  const count = 50, C = 3, H = 8;
+  const images = Uint8Array.from({ length: count * C * H * H }, () => rng.int(256));
+  const set = { name: 'cifar10', split: 'train', count, channels: C, height: H, width: H, images, labels: new Uint8Array(count), classes: [], source: 'test' };
+  const task = (arch: Parameters<typeof networkOf>[0]) => ({ settings: networkOf(arch), train: set, norm: UNIT }) as unknown as TaskData;
+  const vgg = task(vgg16Arch());
+  assert.ok(networkOf(vgg16Arch()).augment, 'VGG-16 trains on augmented images');
+  const plain = calibrationSample(vgg, 20, 4), a = recalibrationSample(vgg, 20, 4);
+  assert.equal(a.shape, plain.shape);
+  assert.equal(Array.from(recalibrationSample(vgg, 20, 4).data), Array.from(a.data), 'seeded');
+  assert.not.equal(Array.from(recalibrationSample(vgg, 20, 5).data), Array.from(a.data), 'another seed, other crops');
+  // each image is a shifted (and maybe flipped) crop of its plain image: some pixel of a 4-pixel shift matches
+  let differ = 0;
+  const S = C * H * H;
+  for (let i = 0; i < 20; i++) {
+    const p = plain.data.subarray(i * S, (i + 1) * S), q = a.data.subarray(i * S, (i + 1) * S);
+    if (p.some((v, j) => v !== q[j])) differ++;
+    // the image's own pixels: its centre pixel's value occurs in the plain image's channel 0
+    const centre = q[(H / 2) * H + H / 2];
+    assert.ok(Array.from(p.subarray(0, H * H)).includes(centre) || centre === 0, `image ${i} is a crop of its own plain image`);
+  }
+  assert.ok(differ >= 15, `${differ} of 20 images augmented`);
+  // a network trained without augmentation re-estimates on the plain images
+  const lenet = task(lenet5Arch());
+  assert.equal(Array.from(recalibrationSample(lenet, 20, 4).data), Array.from(calibrationSample(lenet, 20, 4).data));
 });
 
 R.run();

@@ -42,11 +42,16 @@ export type ClusterMethod = 'kmeans' | Linkage;
  *   squares) on all the kept units' at once, a_i ≈ Σ_g β_ig·a_g + γ_i, its outgoing weights spread over
  *   the kept units by those β and its constant part moved into the next layer's bias. The groups only
  *   name each unit's most correlated kept unit (reports, explain).
+ * - 'refit': the kept units of 'compensate'; layer by layer, every unit's activations in the original
+ *   network (kept ones too) regressed on the kept units' activations in the network as merged so far,
+ *   a_u ≈ Σ_g β_ug·a'_kept[g] + γ_u, and the next layer reads the kept units through those β: each
+ *   layer also absorbs the error the layers merged before it left in its inputs. On one layer alone it
+ *   is 'lstsq' with the kept units refitted too.
  * Scaling needs a positively homogeneous path to the next layer (ReLU, max-pool); where a sigmoid or
  * tanh follows, 'scaled' merges by the mean and 'medoid' keeps its representative without scaling.
  */
-export type MergeRule = 'mean' | 'scaled' | 'medoid' | 'fitted' | 'compensate' | 'lstsq';
-export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid', 'fitted', 'compensate', 'lstsq'];
+export type MergeRule = 'mean' | 'scaled' | 'medoid' | 'fitted' | 'compensate' | 'lstsq' | 'refit';
+export const MERGE_RULES: readonly MergeRule[] = ['mean', 'scaled', 'medoid', 'fitted', 'compensate', 'lstsq', 'refit'];
 
 export interface ClusterOptions {
   method?: ClusterMethod;
@@ -56,9 +61,9 @@ export interface ClusterOptions {
 }
 
 /** rules that keep the units L1 pruning keeps and fold the others into them */
-export const keepsL1 = (rule?: MergeRule): boolean => rule === 'compensate' || rule === 'fitted' || rule === 'lstsq';
+export const keepsL1 = (rule?: MergeRule): boolean => rule === 'compensate' || rule === 'fitted' || rule === 'lstsq' || rule === 'refit';
 /** rules that read the units' activations on calibration inputs */
-export const readsActivations = (rule?: MergeRule): boolean => rule === 'fitted' || rule === 'lstsq';
+export const readsActivations = (rule?: MergeRule): boolean => rule === 'fitted' || rule === 'lstsq' || rule === 'refit';
 
 /** whether a site is merged by direction and scale: a scaling rule on a positively homogeneous path */
 export function scalesAt(model: Sequential, site: MergeSite, rule: MergeRule = 'mean'): boolean {
@@ -99,8 +104,12 @@ export interface ApplyOptions {
   rule?: MergeRule;
   /** 'compensate': each group's kept unit */
   representatives?: Int32Array;
-  /** 'fitted': the site's activations in the original network */
+  /** 'fitted', 'lstsq': the site's activations in the original network; 'refit': in the network as
+   * merged so far (the regressors) */
   activations?: SiteActivations;
+  /** 'refit': the site's activations in the original network, which the kept units' `activations` are
+   * fitted to (default: `activations` themselves) */
+  target?: SiteActivations;
   /** 'medoid': members whose cosine to the representative is below this are dropped (default 0) */
   minSimilarity?: number;
 }
@@ -195,18 +204,27 @@ function fitCoefficients(act: SiteActivations, n: number, labels: Int32Array, pl
 }
 
 /** ridge least squares of every unit outside `kept` on all kept units' centred activations:
- * a_u ≈ Σ_g β_ug·a_kept[g] + γ_u; returns the β as (unit, group, coefficient), γ in `shift` */
-function regressOnKept(act: SiteActivations, n: number, kept: Int32Array, shift: Float64Array): { u: number; g: number; c: number }[] {
+ * a_u ≈ Σ_g β_ug·a_kept[g] + γ_u; returns the β as (unit, group, coefficient), γ in `shift`. Given
+ * `target`, every unit's activations there (kept ones too) are regressed on the kept units' in `act` */
+function regressOnKept(act: SiteActivations, n: number, kept: Int32Array, shift: Float64Array, target?: SiteActivations): { u: number; g: number; c: number }[] {
   const { a, N, S } = act;
   const k = kept.length, m = N * S;
-  const mean = new Float64Array(n);
-  for (let i = 0; i < N; i++) for (let u = 0; u < n; u++) for (let s = 0; s < S; s++) mean[u] += a[(i * n + u) * S + s];
-  for (let u = 0; u < n; u++) mean[u] /= m;
-  const col = (u: number) => {
+  for (const t of target ? [act, target] : [act]) {
+    if (t.a.length !== N * n * S || t.N !== N || t.S !== S) throw new Error(`merge: activations of ${t.a.length} values for ${N} inputs, ${n} units and ${S} positions`);
+  }
+  const meansOf = (x: Float32Array) => {
+    const mean = new Float64Array(n);
+    for (let i = 0; i < N; i++) for (let u = 0; u < n; u++) for (let s = 0; s < S; s++) mean[u] += x[(i * n + u) * S + s];
+    for (let u = 0; u < n; u++) mean[u] /= m;
+    return mean;
+  };
+  const mean = meansOf(a);
+  const columnOf = (x: Float32Array, mu: Float64Array) => (u: number) => {
     const z = new Float64Array(m);
-    for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) z[i * S + s] = a[(i * n + u) * S + s] - mean[u];
+    for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) z[i * S + s] = x[(i * n + u) * S + s] - mu[u];
     return z;
   };
+  const col = columnOf(a, mean);
   const K = Array.from(kept, col);
   const G = new Float64Array(k * k);
   let tr = 0;
@@ -231,11 +249,13 @@ function regressOnKept(act: SiteActivations, n: number, kept: Int32Array, shift:
     }
   }
   const isKept = new Uint8Array(n);
-  kept.forEach((u) => (isKept[u] = 1));
+  if (!target) kept.forEach((u) => (isKept[u] = 1));
+  const tMean = target ? meansOf(target.a) : mean;
+  const tCol = target ? columnOf(target.a, tMean) : col;
   const out: { u: number; g: number; c: number }[] = [];
   for (let u = 0; u < n; u++) {
     if (isKept[u]) continue;
-    const z = col(u);
+    const z = tCol(u);
     const b = new Float64Array(k);
     for (let p = 0; p < k; p++) {
       let v = 0;
@@ -254,7 +274,7 @@ function regressOnKept(act: SiteActivations, n: number, kept: Int32Array, shift:
       for (let r = p + 1; r < k; r++) v -= L[r * k + p] * b[r];
       b[p] = v / L[p * k + p];
     }
-    let sh = mean[u];
+    let sh = tMean[u];
     for (let g = 0; g < k; g++) {
       sh -= b[g] * mean[kept[g]];
       if (b[g] !== 0) out.push({ u, g, c: b[g] });
@@ -264,10 +284,12 @@ function regressOnKept(act: SiteActivations, n: number, kept: Int32Array, shift:
   return out;
 }
 
-/** the activations each site's units feed the next layer with, on inputs x (eval mode, original weights) */
-export function siteActivations(model: Sequential, x: Tensor): SiteActivations[] {
+/** the activations each site's units feed the next layer with, on inputs x (eval mode); with `only`,
+ * that site's alone (the forward pass stops there) */
+export function siteActivations(model: Sequential, x: Tensor, only?: number): SiteActivations[] {
   const sites = mergeSites(model);
-  const taps = new Map(sites.map((s, q) => [s.next - 1, q]));
+  const taps = new Map(sites.map((s, q) => [s.next - 1, q] as const).filter(([, q]) => only === undefined || q === only));
+  const last = only === undefined ? model.layers.length - 1 : sites[only].next - 1;
   const out: SiteActivations[] = [];
   const was = model.training;
   model.eval();
@@ -275,6 +297,7 @@ export function siteActivations(model: Sequential, x: Tensor): SiteActivations[]
     noGrad(() => {
       let h = x;
       model.layers.forEach((m, i) => {
+        if (i > last) return;
         h = m.forward(h);
         const q = taps.get(i);
         if (q === undefined) return;
@@ -376,6 +399,12 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
     extra = regressOnKept(o.activations, n, o.representatives!, shift);
     for (let u = 0; u < n; u++) if (!o.representatives!.includes(u)) plan.coef[u] = 0;
   }
+  // refit: every unit's original activations regressed on the kept units' as the network now computes them
+  if (rule === 'refit') {
+    if (!o.activations) throw new Error(`merge: the refit rule needs the activations of layer ${site.index} on calibration inputs`);
+    extra = regressOnKept(o.activations, n, o.representatives!, shift, o.target ?? o.activations);
+    plan.coef.fill(0);
+  }
   const layer = model.layers[site.index] as Linear | Conv2d;
   const nw = new Float32Array(k * fanIn), nb = new Float32Array(k);
   for (let g = 0; g < k; g++) {
@@ -447,19 +476,21 @@ export function applyMerge(model: Sequential, site: MergeSite, labels: Int32Arra
     }
   }
   next.setTensor('weight', new Tensor(out, [O, newI, ...next.weight.shape.slice(2)]));
-  // fitted: the members' constant parts go to the next layer's bias (a layer without one is followed
-  // by a batch norm, whose re-estimated mean takes them out anyway)
-  if (next.bias && shift.some((v) => v !== 0)) {
-    const nb2 = Float32Array.from(next.bias.data);
+  // fitted, lstsq, refit: the members' constant parts go to the next layer's bias, or, where it has none
+  // and a batch norm follows it, into that norm's running mean (exact in eval mode; re-estimation
+  // replaces it anyway)
+  const after = model.layers[site.next + 1];
+  const norm = !next.bias && after instanceof BatchNorm && after.runningMean.size === O ? after : null;
+  if ((next.bias || norm) && shift.some((v) => v !== 0)) {
+    const add = new Float64Array(O);
     for (let o2 = 0; o2 < O; o2++) {
-      let add = 0;
       for (let u = 0; u < n; u++) {
         if (shift[u] === 0) continue;
-        for (let q = 0; q < S * per; q++) add += shift[u] * src[(o2 * I + u * S) * per + q];
+        for (let q = 0; q < S * per; q++) add[o2] += shift[u] * src[(o2 * I + u * S) * per + q];
       }
-      nb2[o2] += add;
     }
-    next.setTensor('bias', new Tensor(nb2, [O]));
+    if (next.bias) next.setTensor('bias', new Tensor(Float32Array.from(next.bias.data, (b, o2) => b + add[o2]), [O]));
+    else norm!.setTensor('runningMean', new Tensor(Float32Array.from(norm!.runningMean.data, (m, o2) => m - add[o2]), [O]));
   }
   return plan.rep;
 }
@@ -568,7 +599,11 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
       if (blocker) report.notes.push(`layer ${s.index} (${model.layers[s.index].describe()}) is followed by ${blocker}, which is not positively homogeneous: ${rule === 'scaled' ? 'merged by the members\' mean (the paper\'s rule)' : 'its representative reads the others\' outgoing weights unscaled'}`);
     }
   }
-  const apply = (i: number): ApplyOptions => ({ rule, minSimilarity: o.minSimilarity, activations: acts?.[i], representatives: kept[i] });
+  // refit: the kept units' activations come from the network as merged so far, the targets from the original
+  const apply = (i: number): ApplyOptions => ({
+    rule, minSimilarity: o.minSimilarity, representatives: kept[i],
+    ...(rule === 'refit' ? { activations: siteActivations(model, o.calibration!, i)[i], target: acts![i] } : { activations: acts?.[i] }),
+  });
   const describe = (i: number) => model.layers[i].describe();
   const moments = o.repair ? unitMoments(model, o.repair) : null;
   if ((o.mode ?? 'all') === 'all') {

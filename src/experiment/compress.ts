@@ -18,7 +18,7 @@ import { saveCheckpoint } from '../train/checkpoint.js';
 import { checkOutputFile } from '../runtime/files.js';
 import { writeCompressionHtml } from '../report/markdown.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint, sourceOf } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint, sourceOf } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 import { formatFor, writeOnnx } from './export.js';
 import type { ModelFormat } from './export.js';
@@ -167,7 +167,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const kept = paramsWithUnits(model, ks);
     if (o.budget !== undefined && kept > o.budget * before.params) throw new Error(`${what}: --multiple-of ${o.multipleOf} keeps ${kept.toLocaleString('en')} parameters, more than --budget ${o.budget} allows (${Math.floor(o.budget * before.params).toLocaleString('en')}); give a smaller multiple or a larger budget`);
   }
-  const calibration = recalImages === null ? null : calibrationSample(data!, recalImages, seed);
+  const calibration = recalImages === null ? null : recalibrationSample(data!, recalImages, seed);
   let repair: number[] | null = null;
   const notes: string[] = [];
   // the page compares each layer with the original's

@@ -28,7 +28,7 @@ import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, cloneModel, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
+import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, cloneModel, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 
 export interface ReproduceOptions {
@@ -235,7 +235,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const before = modelStats(base.model, input);
   const x128 = slice(task.ev.x, 0, 128);
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (base.model.layers.some((m) => m instanceof BatchNorm) ? RECALIBRATE_IMAGES : null);
-  const calibration = recalImages ? calibrationSample(task, recalImages, seed) : null;
+  const calibration = recalImages ? recalibrationSample(task, recalImages, seed) : null;
   const rules = o.rules ?? ['mean', 'scaled', 'lstsq'];
   if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const results: RatioResult[] = [];
