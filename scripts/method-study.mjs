@@ -55,7 +55,7 @@ for (const a of allocations) {
   for (const rule of rules) {
     const accs = seeds.map((seed) => {
       const m = cloneModel(model, arch);
-      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: readsActivations(rule) ? fitOn : undefined });
+      mergeModel(m, { ratio: a.ratio, rule, seed, nInit: 3, calibration: readsActivations(rule) ? fitOn : undefined, reestimate: recal ?? undefined });
       return measure(m);
     });
     const sorted = [...accs].sort((x, y) => x - y);

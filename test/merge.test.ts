@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   applyMerge, applyPrune, archOf, l1Keep, pruneModel, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
-  widthsOf, roundUnits, mlpArch,
+  widthsOf, roundUnits, mlpArch, recalibrateBatchNorm,
 } from '../src/index.js';
 import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
 import { assertThrows } from './helpers.js';
@@ -297,6 +297,33 @@ M('refit corrects, at a later layer, the error an earlier merge left: closer to 
   assert.ok(eL > 1e-3, `the first merge must leave an error to correct (${eL})`);
   assert.ok(eR <= eL * (1 + 1e-6), `refit ${eR} against lstsq ${eL}`);
   assert.ok(eR < 0.95 * eL, `refit ${eR} should correct part of lstsq's ${eL}`);
+});
+
+M('refit with re-estimation: each layer is fitted on the network merged so far with its batch norms re-estimated', () => {
+  // before the last layer is fitted every batch norm is re-estimated on the given images, and merging
+  // that last layer (the classifier's input) touches no convolution's batch norm: re-estimating again
+  // finds those statistics as they are. Without the option they are stale.
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const rng = new Rng(31);
+  const images = (n: number) => tensor(Float32Array.from({ length: n * 3 * 32 * 32 }, () => rng.normal()), [n, 3, 32, 32], { copy: false });
+  const calib = images(24), again = images(32);
+  const convNorms = (m: Sequential) => m.layers.filter((l): l is BatchNorm => l instanceof BatchNorm && m.layers.indexOf(l) < m.layers.length - 4);
+  const drift = (reestimate?: Tensor) => {
+    const m = buildModel(arch, 6);
+    mergeModel(m, { ratio: 0.5, rule: 'refit', calibration: calib, ...(reestimate ? { reestimate } : {}) });
+    const before = convNorms(m).map((b) => [Float32Array.from(b.runningMean.data), Float32Array.from(b.runningVar.data)]);
+    recalibrateBatchNorm(m, reestimate ?? again);
+    let d = 0;
+    convNorms(m).forEach((b, j) => {
+      for (let c = 0; c < b.runningMean.size; c++) {
+        d = Math.max(d, Math.abs(b.runningMean.data[c] - before[j][0][c]), Math.abs(b.runningVar.data[c] - before[j][1][c]) / Math.max(1e-3, before[j][1][c]));
+      }
+    });
+    return d;
+  };
+  const withIt = drift(again), without = drift();
+  assert.ok(withIt < 1e-4, `statistics moved by ${withIt} after re-estimation inside the merge`);
+  assert.ok(without > 1e-2, `without the option the statistics should be stale (${without})`);
 });
 
 M('the fitted rule needs calibration inputs and fits each member to its kept unit by least squares', () => {

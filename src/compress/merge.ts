@@ -15,6 +15,7 @@ import { agglomerative } from './agglomerative.js';
 import type { Linkage, Merge } from './agglomerative.js';
 import { kmeans } from './kmeans.js';
 import { l1Keep } from './prune.js';
+import { recalibrateBatchNorm } from './recalibrate.js';
 import { repairMerged, unitMoments } from './repair.js';
 import { directions, isUnit, mergeSites, nonHomogeneousAfter, setIdentityNorm, unitsAfter, unitVectors } from './sites.js';
 import type { MergeSite } from './sites.js';
@@ -507,8 +508,12 @@ export interface MergeOptions extends ClusterOptions, ApplyOptions {
   /** calibration inputs: after merging, restore each merged unit's output mean and spread to its
    * members' (./repair.ts); not part of the paper's method */
   repair?: Tensor;
-  /** 'fitted': the inputs the coefficients are fitted on */
+  /** 'fitted', 'lstsq', 'refit': the inputs the coefficients are fitted on */
   calibration?: Tensor;
+  /** 'refit' on a network with batch norms: before each layer is fitted, the batch norms of the network
+   * merged so far are re-estimated on these images, so that the layer is fitted on the activations it
+   * will see once the merged network's batch norms are re-estimated (as reproduce and merge do) */
+  reestimate?: Tensor;
 }
 
 /** parameters of the model if each site had ks[i] units (weights, biases, batch-norm scale and shift) */
@@ -599,10 +604,16 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
       if (blocker) report.notes.push(`layer ${s.index} (${model.layers[s.index].describe()}) is followed by ${blocker}, which is not positively homogeneous: ${rule === 'scaled' ? 'merged by the members\' mean (the paper\'s rule)' : 'its representative reads the others\' outgoing weights unscaled'}`);
     }
   }
-  // refit: the kept units' activations come from the network as merged so far, the targets from the original
+  // refit: the kept units' activations come from the network as merged so far (its batch norms
+  // re-estimated where asked), the targets from the original
+  const reestimate = o.reestimate && model.layers.some((m) => m instanceof BatchNorm) ? o.reestimate : null;
+  const mergedActivations = (i: number): SiteActivations => {
+    if (reestimate && i > 0) recalibrateBatchNorm(model, reestimate);
+    return siteActivations(model, o.calibration!, i)[i];
+  };
   const apply = (i: number): ApplyOptions => ({
     rule, minSimilarity: o.minSimilarity, representatives: kept[i],
-    ...(rule === 'refit' ? { activations: siteActivations(model, o.calibration!, i)[i], target: acts![i] } : { activations: acts?.[i] }),
+    ...(rule === 'refit' ? { activations: mergedActivations(i), target: acts![i] } : { activations: acts?.[i] }),
   });
   const describe = (i: number) => model.layers[i].describe();
   const moments = o.repair ? unitMoments(model, o.repair) : null;

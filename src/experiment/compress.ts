@@ -180,7 +180,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const target = ks ? stageWidths(n, ks, s, stages) : null;
     const ratios = target ? target.map((k, i) => 1 - k / now[i]) : undefined;
     if (what === 'merge') {
-      const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity, calibration: fitOn });
+      const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity, calibration: fitOn, reestimate: calibration ?? undefined });
       if (s === 1) notes.push(...rep.notes);
       merged = rep;
       repair = rep.repair ?? null;

@@ -296,7 +296,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     for (const rule of rules) {
       log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
-      const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: readsActivations(rule) ? fitOn() : undefined });
+      const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: readsActivations(rule) ? fitOn() : undefined, reestimate: calibration ?? undefined });
       r.notes.forEach((n) => notes.add(n));
       if (calibration) recalibrateBatchNorm(m, calibration);
       const acc = accuracyOf(m, task).accuracy;
