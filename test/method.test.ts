@@ -147,12 +147,12 @@ T('bad method requests: one line each', () => {
     assert.is(r.status, 1);
   };
   const out = join(dir, 'x.safetensors');
-  refuses(['merge', orig, '--ratio', '0.5', '--merge', 'max', '--out', out], "--merge must be mean, scaled, medoid, fitted, compensate, lstsq, got 'max'");
+  refuses(['merge', orig, '--ratio', '0.5', '--merge', 'max', '--out', out], "--merge must be mean, scaled, medoid, fitted, compensate, lstsq, refit, got 'max'");
   refuses(['merge', orig, '--ratio', '0.5', '--allocate', 'sensitivity', '--out', out], 'merge: --allocate sensitivity spreads a --budget; give one');
   refuses(['prune', orig, '--ratio', '0.5', '--budget', '0.3', '--out', out], 'prune: give exactly one of --ratio and --budget');
   refuses(['merge', orig, '--threshold', '0.5', '--method', 'ward', '--stages', '2', '--out', out], 'merge: --stages needs --ratio or --budget (a threshold decides the units only as it merges)');
   refuses(['reproduce', 'lenet', '--budgets', '0.2,0', '--out', join(dir, 'r')], "--budgets must list fractions in (0, 1] separated by commas, got '0'");
-  refuses(['reproduce', 'lenet', '--merge', 'mean,avg', '--out', join(dir, 'r')], "--merge must list rules from mean, scaled, medoid, fitted, compensate, lstsq, got 'avg'");
+  refuses(['reproduce', 'lenet', '--merge', 'mean,avg', '--out', join(dir, 'r')], "--merge must list rules from mean, scaled, medoid, fitted, compensate, lstsq, refit, got 'avg'");
   const dbn = join(dir, 'dbn.safetensors');
   json(['train', 'dbn', '--widths', '8,8', '--epochs', '1', '--limit', '200', '--checkpoint', dbn]);
   refuses(['finetune', orig, '--distill', dbn, '--out', out], `--distill ${dbn}: the teacher is a dbn, the model being fine-tuned a lenet5`);
