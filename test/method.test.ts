@@ -140,6 +140,15 @@ T('reproduce --budgets without --ratios: the budget rows only, and the plots sti
   assert.match(readFileSync(join(out, 'accuracy.svg'), 'utf8'), /<svg/);
 });
 
+T('merge --merge refit through the command: the same units as lstsq, the accuracy measured', () => {
+  const a = json(['merge', orig, '--ratio', '0.75', '--merge', 'refit', '--calibration', '300', '--no-report', '--out', join(dir, 'refit.safetensors')]);
+  const b = json(['merge', orig, '--ratio', '0.75', '--merge', 'lstsq', '--calibration', '300', '--no-report', '--out', join(dir, 'lstsq.safetensors')]);
+  assert.equal(a.units, b.units);
+  assert.equal(loadCheckpoint(join(dir, 'refit.safetensors')).arch, loadCheckpoint(join(dir, 'lstsq.safetensors')).arch);
+  assert.ok(a.accuracy.after > 0.1 && a.accuracy.after <= 1, `refit ${a.accuracy.after}`);
+  assert.is.not(a.accuracy.after, b.accuracy.after, 'refit is not lstsq');
+});
+
 T('bad method requests: one line each', () => {
   const refuses = (args: string[], msg: string) => {
     const r = run(args);
