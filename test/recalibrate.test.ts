@@ -55,6 +55,18 @@ R('chunks of any size give the same statistics; a second pass finds nothing stal
   assert.throws(() => recalibrateBatchNorm(a, new Tensor(new Float32Array(0), [0, 3, 8, 8])), /recalibrate: no calibration inputs/);
 });
 
+R('`to` re-estimates the batch norms up to that layer and leaves the later ones alone', () => {
+  const a = net(5), b = net(5);
+  const bns = (m: Sequential) => m.layers.filter((l): l is BatchNorm2d => l instanceof BatchNorm2d || l instanceof BatchNorm1d);
+  const old = bns(a).map((bn) => Float32Array.from(bn.runningMean.data));
+  const d = recalibrateBatchNorm(a, x, 16, 0, 5); // layers 1 and 5 are the two conv batch norms
+  recalibrateBatchNorm(b, x, 16);
+  assert.is(d.length, 2);
+  for (const i of [0, 1]) assertClose(bns(a)[i].runningMean.data, bns(b)[i].runningMean.data, 1e-6, `batch norm ${i} as a full pass`);
+  assert.equal(Array.from(bns(a)[2].runningMean.data), Array.from(old[2]), 'the last batch norm untouched');
+  assert.ok(bns(b)[2].runningMean.data.some((v, c) => Math.abs(v - old[2][c]) > 1e-3), 'a full pass moves it');
+});
+
 
 R('re-estimation images: the calibration sample, augmented as the network trains, the same for a seed', () => {
   const rng = new Rng(9);

@@ -608,7 +608,8 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
   // re-estimated where asked), the targets from the original
   const reestimate = o.reestimate && model.layers.some((m) => m instanceof BatchNorm) ? o.reestimate : null;
   const mergedActivations = (i: number): SiteActivations => {
-    if (reestimate && i > 0) recalibrateBatchNorm(model, reestimate);
+    // only the batch norms before layer i's activations matter to its fit
+    if (reestimate && i > 0) recalibrateBatchNorm(model, reestimate, 256, 0, mergeSites(model)[i].next - 1);
     return siteActivations(model, o.calibration!, i)[i];
   };
   const apply = (i: number): ApplyOptions => ({

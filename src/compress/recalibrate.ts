@@ -37,11 +37,12 @@ export function channelSums(z: Tensor, sum: Float64Array, sq: Float64Array): num
  * layer, with one pass over the network: all calibration inputs advance one layer at a time (in chunks
  * of `batch`), so each batch norm's statistics are final before the layers after it see its output.
  * Memory: the calibration set's activations at one layer (5,120 images of a full-width VGG-16's first
- * block: 1.3 GB). `from`: x is the input of layer `from` (the layers before it are left alone).
+ * block: 1.3 GB). `from`: x is the input of layer `from` (the layers before it are left alone); `to`:
+ * the last layer whose batch norms are re-estimated (the later ones are left alone).
  * Returns, per batch norm re-estimated, the mean |log| of the ratio of the new to the old running
  * standard deviation: how stale the statistics were.
  */
-export function recalibrateBatchNorm(model: Sequential, x: Tensor, batch = 256, from = 0): number[] {
+export function recalibrateBatchNorm(model: Sequential, x: Tensor, batch = 256, from = 0, to = model.layers.length - 1): number[] {
   const N = x.shape[0];
   if (N < 1) throw new Error('recalibrate: no calibration inputs');
   const was = model.training;
@@ -68,7 +69,7 @@ export function recalibrateBatchNorm(model: Sequential, x: Tensor, batch = 256, 
           }
           drift.push(d / C);
         }
-        if (!model.layers.slice(j + 1).some((m) => m instanceof BatchNorm)) break;
+        if (!model.layers.slice(j + 1, to + 1).some((m) => m instanceof BatchNorm)) break;
         hs = hs.map((h) => bn.forward(h));
       }
     });
