@@ -70,11 +70,15 @@ export function calibrationInputs(t: TaskData, n: number): Tensor {
   return toTensor(t.train, t.norm, firstN(n, t.train.count), t.settings.flat).x;
 }
 
+/** the indices of n training images drawn with the seed (a seeded permutation's first n) */
+function drawTraining(t: TaskData, n: number, seed: number): Int32Array {
+  return Int32Array.from(new Rng(seed).permutation(t.train.count).subarray(0, Math.min(n, t.train.count)));
+}
+
 /** n training images drawn with the seed (normalised as for training, no augmentation): the inputs of
  * batch-norm re-estimation */
 export function calibrationSample(t: TaskData, n: number, seed: number): Tensor {
-  const order = new Rng(seed).permutation(t.train.count);
-  return toTensor(t.train, t.norm, Int32Array.from(order.subarray(0, Math.min(n, t.train.count))), t.settings.flat).x;
+  return toTensor(t.train, t.norm, drawTraining(t, n, seed), t.settings.flat).x;
 }
 
 /** the n training images of calibrationSample(t, n, seed), augmented as the network trains (random
@@ -83,8 +87,7 @@ export function calibrationSample(t: TaskData, n: number, seed: number): Tensor 
  * re-estimated on plain training images, which an overfit network answers differently, they no longer
  * fit the test images (a full-width VGG-16 at 90.22% fell to 88.74% with no unit merged) */
 export function recalibrationSample(t: TaskData, n: number, seed: number): Tensor {
-  const order = new Rng(seed).permutation(t.train.count);
-  const indices = Int32Array.from(order.subarray(0, Math.min(n, t.train.count)));
+  const indices = drawTraining(t, n, seed);
   const s = t.settings;
   const loader = new BatchLoader(t.train, {
     batchSize: indices.length, indices, seed, flatten: s.flat, normalize: t.norm, ...(s.augment ? { augment: { padCrop: 4, flip: true } } : {}),
@@ -95,8 +98,7 @@ export function recalibrationSample(t: TaskData, n: number, seed: number): Tenso
 /** n training images and their labels drawn with the seed (normalised, no augmentation): the
  * calibration set sensitivity is measured on */
 export function calibrationSet(t: TaskData, n: number, seed: number): { x: Tensor; y: Int32Array } {
-  const order = new Rng(seed).permutation(t.train.count);
-  const r = toTensor(t.train, t.norm, Int32Array.from(order.subarray(0, Math.min(n, t.train.count))), t.settings.flat);
+  const r = toTensor(t.train, t.norm, drawTraining(t, n, seed), t.settings.flat);
   return { x: r.x, y: r.y };
 }
 
