@@ -63,10 +63,16 @@ Transforms transforms() {
   }
 }
 
+// the distance in floats between consecutive entries xi of a transformed array (A*A of them) of n
+// floats each: n rounded up to a whole 4 KiB, plus 256 bytes. The transforms read or write all A*A
+// entries of a tile at once; at a distance of a multiple of 4 KiB (C * P * 4 bytes usually is) those
+// 36 streams fall into the same sets of the L1 cache, which holds 12 lines a set, and evict each other
+int64_t spread(int64_t n) { return (n + 1023) / 1024 * 1024 + 64; }
+
 // U (A*A, OC, C) from w (OC, C, 3, 3): G g G^T per kernel, each output channel's kernels as 9 rows of
 // C taps (one row per tap) so that the transform runs over channels in vectors
 void transform_weights(int m, TransformW fw, const float* w, int OC, int C, float* U) {
-  const int64_t xs = static_cast<int64_t>(OC) * C;
+  const int64_t xs = spread(static_cast<int64_t>(OC) * C);
   const int T = xs * 9 > (1 << 15) ? std::min(num_threads(), OC) : 1;
   parallel_for(T, [&](int t) {
     std::vector<float> wt(static_cast<size_t>(9) * C);
@@ -86,33 +92,36 @@ void set_winograd_mode(int m) { mode = m < 0 ? -1 : m > 0 ? 1 : 0; }
 
 namespace {
 
-int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC, bool forward) {
+int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
   if (mode == 0 || KH != 3 || KW != 3 || SH != 1 || SW != 1 || PH > 2 || PW > 2 || OH < 1 || OW < 1) return 0;
   const int m = OH >= 4 && OW >= 4 ? 4 : 2;
   if (mode == 1) return m;
-  // where it measured faster than the direct convolution and the GEMM (forward, 2 threads, Zen 5):
-  // channels enough for the GEMMs (K = C, M = OC) to run near peak: C * OC at least 4096 (64 -> 64
-  // channels at batch 128 0.70-0.80x the time, 128 -> 32 0.84x, but 32 -> 64 1.07x, 48 -> 48
-  // 0.94-1.04x, 32 -> 32 1.28x, a 3-channel first layer 4.5x); and tiles enough to pay for
-  // transforming the weights (OC*C*A*A floats each call): F(4x4) from 64 tiles (VGG-16's 4x4 layers
-  // at 64 images 0.8x the time, at 32 images 1.3x; 16x16 layers at 4 images 0.7-0.8x, at 2 images
-  // 0.9-1.0x), F(2x2), with fewer multiplications saved a tile, from 128 (2x2 layers at 128 images
-  // 0.9x, at 64 images 1.2x)
   const int64_t tiles = static_cast<int64_t>(N) * ((OH + m - 1) / m) * ((OW + m - 1) / m);
-  if (C < 16 || OC < 16 || static_cast<int64_t>(C) * OC < 4096 || tiles < (m == 4 ? 64 : 128)) return 0;
-  // the forward against the direct convolution's AVX-512 build (rows of whole 16-float vectors, an
-  // image per thread): 64 -> 64 channels at 32x32 27.1 ms against Winograd's 32-33, 64 -> 128 at
-  // 16x16 13.6 against 13.4, 128 -> 128 at 16x16 about 27 against 21; Winograd from C * OC of 16384
-  // (VGG-16's inference at batch 128, alternating: 233 ms median against 269 with the 4096 rule; its
-  // training step level, 1024 against 1026 ms)
-  if (forward && direct_forward_avx512(OW) && N >= num_threads() && static_cast<int64_t>(C) * OC < 16384) return 0;
+  const int64_t cc = static_cast<int64_t>(C) * OC;
+  if (C < 16 || OC < 16) return 0;
+  // fewer images than threads (batch 1): the direct kernel gives each thread an image, so one thread
+  // works and the GEMM paths run at a fraction of their peak on a single map; the 36 products of
+  // Winograd's transform keep both busy. Forward at batch 1, 2 threads, Zen 5: 32 -> 32 channels at
+  // 32x32 (64 tiles) 0.116 against 0.244 ms, 64 -> 64 at 16x16 (16 tiles) 0.130 against 0.178,
+  // 128 -> 128 at 16x16 0.361 against 0.476, but 32 -> 64 at 16x16 0.102 against 0.082, and any 8x8
+  // map (4 tiles) 2-4x slower than the narrow kernel: the weights' transform (C * OC * 36 floats a
+  // call) outweighs the products saved on too few tiles
+  if (N < num_threads()) return tiles >= 16 && tiles * cc >= 65536 ? m : 0;
+  // where it measured faster than the direct convolution and the GEMM (forward, batch 128, 2 threads,
+  // Zen 5): channels enough for the GEMMs (K = C, M = OC) to keep their micro-kernels busy, C * OC at
+  // least 4096 (64 -> 64 channels at 32x32 23.2 against the AVX-512 direct kernel's 27.0 ms, at 16x16
+  // 6.1 against 7.1; but 32 -> 64 at 16x16 4.4 against 3.5, 32 -> 32 at 32x32 10.9 against 7.1, a
+  // 3-channel first layer 6x); and tiles enough to pay for transforming the weights: F(4x4) from 64
+  // tiles (VGG-16's 4x4 layers at 64 images 0.8x the time, at 32 images 1.3x), F(2x2), with fewer
+  // multiplications saved a tile, from 128 (2x2 layers at 128 images 0.9x, at 64 images 1.2x)
+  if (cc < 4096 || tiles < (m == 4 ? 64 : 128)) return 0;
   return m;
 }
 
 }  // namespace
 
 int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
-  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC, true);
+  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
 }
 
 namespace {
@@ -145,50 +154,76 @@ struct Buffers {
   int G;
 };
 Buffers buffers(const Tiles& t, int N, int C, int OC, std::vector<float>& K, std::vector<float>& V, std::vector<float>& M) {
-  const int64_t ksize = static_cast<int64_t>(t.AA) * OC * C;
+  const int64_t ksize = t.AA * spread(static_cast<int64_t>(OC) * C);
   const int G = chunk_images(t, N, static_cast<int64_t>(t.AA) * (C + OC) * 4, ksize * 4);
   const int64_t P = G * t.T1;
+  const size_t vsize = t.AA * spread(C * P), msize = t.AA * spread(OC * P);
   if (K.size() < static_cast<size_t>(ksize)) K.resize(ksize);
-  if (V.size() < static_cast<size_t>(t.AA * C * P)) V.resize(t.AA * C * P);
-  if (M.size() < static_cast<size_t>(t.AA * OC * P)) M.resize(t.AA * OC * P);
+  if (V.size() < vsize) V.resize(vsize);
+  if (M.size() < msize) M.resize(msize);
   return {K.data(), V.data(), M.data(), G};
 }
 
-// V (AA, C, P) for the P = g * T1 tiles of images n0 .. n0 + g of x, one channel at a time per thread
+// the (M+2) x (M+2) windows of a row of TW tiles, read at win (rows ld apart, tile tc from column
+// tc*M) -> entry a*(M+2) + b of tile tc at d[(a*(M+2) + b)*ds + tc]; the 36 (or 16) copies of a tile
+// unrolled, the loop over the row's few tiles outside them
+template <int M>
+inline void gather_windows(const float* __restrict win, int64_t ld, int TW, float* __restrict d, int64_t ds) {
+  constexpr int A = M + 2;
+  for (int tc = 0; tc < TW; tc++) {
+    const float* s = win + tc * M;
+    float* o = d + tc;
+#pragma GCC unroll 6
+    for (int a = 0; a < A; a++)
+#pragma GCC unroll 6
+      for (int b = 0; b < A; b++) o[(a * A + b) * ds] = s[a * ld + b];
+  }
+}
+
+// the inverse of gather_windows for a row of TW output tiles: pixel i*M + j of tile tc, at
+// y[(i*M + j)*ys + tc] -> rows[i*TW*M + tc*M + j] (M rows of the output, TW*M pixels each)
+template <int M>
+inline void scatter_tiles(const float* __restrict y, int64_t ys, int TW, float* __restrict rows) {
+  for (int tc = 0; tc < TW; tc++)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 4
+      for (int j = 0; j < M; j++) rows[(static_cast<int64_t>(i) * TW + tc) * M + j] = y[(i * M + j) * ys + tc];
+}
+
+// V (AA, C, P) for the P = g * T1 tiles of images n0 .. n0 + g of x, one channel at a time per thread.
+// Each (image, channel) plane is first copied into a zero-bordered buffer (its border written once a
+// call), so that every tile's window is read without bounds checks; the windows of up to PB tiles,
+// across images, then go through the transform together (its loops run over tiles)
 void input_tiles(const Tiles& t, TransformFn tin, const float* x, int n0, int g, int C, int H, int W, int PH, int PW, float* V) {
-  const int m = t.m, A = t.A, TW = t.TW, PB = t.PB, RW = t.RW;
+  const int m = t.m, TW = t.TW, PB = t.PB, RW = t.RW;
+  const int PR = t.TH * m + 2;  // padded rows: tile row tr reads rows tr*m .. tr*m + A - 1
   const int64_t P = g * t.T1;
   const int total_rows = g * t.TH;  // tile rows of the chunk, image-major
   const int Tc = std::min(num_threads(), C);
+  const int hi = std::min(H, PR - PH), wi = std::min(W, RW - PW);  // the plane's part any tile reads
   parallel_for(Tc, [&](int th) {
-    std::vector<float> d(static_cast<size_t>(t.AA) * PB), row(RW);
+    std::vector<float> d(static_cast<size_t>(t.AA) * PB), pad(static_cast<size_t>(PR) * RW, 0.f);
     for (int c = C * th / Tc; c < C * (th + 1) / Tc; c++) {
+      int loaded = -1;
       for (int r0 = 0; r0 < total_rows; r0 += t.rows_blk) {
         const int nr = std::min(t.rows_blk, total_rows - r0);
         for (int r = 0; r < nr; r++) {
           const int img = (r0 + r) / t.TH, tr = (r0 + r) % t.TH;
-          const float* plane = x + ((static_cast<int64_t>(n0) + img) * C + c) * H * W;
-          for (int a = 0; a < A; a++) {
-            const int ih = tr * m - PH + a;
-            float* dr = d.data() + static_cast<int64_t>(a) * A * PB + r * TW;
-            if (ih < 0 || ih >= H) {
-              for (int b = 0; b < A; b++) std::fill(dr + b * PB, dr + b * PB + TW, 0.f);
-              continue;
+          if (img != loaded) {
+            const float* plane = x + ((static_cast<int64_t>(n0) + img) * C + c) * H * W;
+            for (int ih = 0; ih < hi; ih++) {
+              const float* __restrict src = plane + static_cast<int64_t>(ih) * W;
+              float* __restrict dst = pad.data() + static_cast<int64_t>(ih + PH) * RW + PW;
+              for (int iw = 0; iw < wi; iw++) dst[iw] = src[iw];
             }
-            // the row with its zero padding: row[q] = x[ih][q - PW]
-            const float* src = plane + static_cast<int64_t>(ih) * W;
-            const int lo = std::min(PW, RW), hi = std::min(RW, PW + W);
-            std::fill(row.begin(), row.begin() + lo, 0.f);
-            std::memcpy(row.data() + lo, src, sizeof(float) * std::max(0, hi - lo));
-            std::fill(row.begin() + std::max(lo, hi), row.end(), 0.f);
-            for (int b = 0; b < A; b++) {
-              float* o = dr + b * PB;
-              const float* sp = row.data() + b;
-              for (int tc = 0; tc < TW; tc++) o[tc] = sp[tc * m];
-            }
+            loaded = img;
           }
+          const float* win = pad.data() + static_cast<int64_t>(tr * m) * RW;
+          if (m == 4) gather_windows<4>(win, RW, TW, d.data() + r * TW, PB);
+          else gather_windows<2>(win, RW, TW, d.data() + r * TW, PB);
         }
-        tin(m, d.data(), PB, nr * TW, V + static_cast<int64_t>(c) * P + static_cast<int64_t>(r0) * TW, C * P);
+        tin(m, d.data(), PB, nr * TW, V + static_cast<int64_t>(c) * P + static_cast<int64_t>(r0) * TW, spread(C * P));
       }
     }
   }, Tc);
@@ -214,7 +249,7 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
     input_tiles(tl, tf.in, x, n0, g, C, H, W, PH, PW, Vp);
     // the AA products, shared among the threads (each GEMM on one thread)
     parallel_for(AA, [&](int xi) {
-      sgemm(false, false, OC, static_cast<int>(P), C, 1.f, Up + static_cast<int64_t>(xi) * OC * C, C, Vp + static_cast<int64_t>(xi) * C * P, P, 0.f, Mp + static_cast<int64_t>(xi) * OC * P, P, 1);
+      sgemm(false, false, OC, static_cast<int>(P), C, 1.f, Up + xi * spread(static_cast<int64_t>(OC) * C), C, Vp + xi * spread(C * P), P, 0.f, Mp + xi * spread(OC * P), P, 1);
     });
     // output tiles -> out with the epilogue, one channel at a time per thread
     const int To = std::min(num_threads(), OC);
@@ -225,16 +260,12 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
         const bool ident = !scale && !shift;
         for (int r0 = 0; r0 < total_rows; r0 += tl.rows_blk) {
           const int nr = std::min(tl.rows_blk, total_rows - r0);
-          tf.out(m, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P, nr * TW, y.data(), PB);
+          tf.out(m, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, spread(OC * P), nr * TW, y.data(), PB);
           for (int r = 0; r < nr; r++) {
             const int img = (r0 + r) / TH, tr = (r0 + r) % TH;
             const int h = std::min(m, OH - tr * m);  // output rows of this tile row
-            for (int i = 0; i < h; i++)
-              for (int j = 0; j < m; j++) {
-                const float* yr = y.data() + static_cast<int64_t>(i * m + j) * PB + r * TW;
-                float* dst = rows.data() + static_cast<int64_t>(i) * TW * m + j;
-                for (int tc = 0; tc < TW; tc++) dst[tc * m] = yr[tc];
-              }
+            if (m == 4) scatter_tiles<4>(y.data() + r * TW, PB, TW, rows.data());
+            else scatter_tiles<2>(y.data() + r * TW, PB, TW, rows.data());
             float* plane = out + ((static_cast<int64_t>(n0) + img) * OC + o) * POH * POW;
             float* dst = plane + static_cast<int64_t>(pool == 2 ? tr * m / 2 : tr * m) * POW;
             epilogue_rows(rows.data(), TW * m, h, OW, s, sh, ident, relu, pool, dst, ep.data());
@@ -245,12 +276,11 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
   }
 }
 
-// the forward's rule without the AVX-512 direct kernel (whose weight gradient stays 8-float).
-// conv2d's backward (input and weight gradients) at batch 128 on 2 threads
+// the forward's rule. conv2d's backward (input and weight gradients) at batch 128 on 2 threads
 // (Zen 5) took 0.43-0.84x its time without Winograd on VGG-16's 3x3 layers past the first; the weight
 // gradient alone of the 32x32 layer 45.8 ms against the direct kernel's 54.8 ms
 int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
-  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC, false);
+  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
 }
 
 void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw) {
@@ -292,18 +322,18 @@ void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int 
               }
             }
           }
-          tf.grad(m, e.data(), PB, nr * TW, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, OC * P);
+          tf.grad(m, e.data(), PB, nr * TW, Mp + static_cast<int64_t>(o) * P + static_cast<int64_t>(r0) * TW, spread(OC * P));
         }
       }
     }, To);
     // dU[xi] (OC, C) += dM[xi] (OC, P) V[xi]^T, the AA products shared among the threads
     const float beta = n0 == 0 ? 0.f : 1.f;
     parallel_for(AA, [&](int xi) {
-      sgemm(false, true, OC, C, static_cast<int>(P), 1.f, Mp + static_cast<int64_t>(xi) * OC * P, P, Vp + static_cast<int64_t>(xi) * C * P, P, beta, Up + static_cast<int64_t>(xi) * OC * C, C, 1);
+      sgemm(false, true, OC, C, static_cast<int>(P), 1.f, Mp + xi * spread(OC * P), P, Vp + xi * spread(C * P), P, beta, Up + xi * spread(static_cast<int64_t>(OC) * C), C, 1);
     });
   }
   // gw[o][c] = G^T dU G, each output channel's C kernels at once
-  const int64_t xs = static_cast<int64_t>(OC) * C;
+  const int64_t xs = spread(static_cast<int64_t>(OC) * C);
   const int T = xs * 9 > (1 << 15) ? std::min(num_threads(), OC) : 1;
   parallel_for(T, [&](int t) {
     std::vector<float> wt(static_cast<size_t>(9) * C);

@@ -20,6 +20,7 @@ inline void bt_line(int m, const float* const* in, float* const* out, int n) {
   if (m == 2) {
     const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3];
     float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3];
+    #pragma GCC ivdep
     for (int q = 0; q < n; q++) {
       const float d0 = i0[q], d1 = i1[q], d2 = i2[q], d3 = i3[q];
       o0[q] = d0 - d2;
@@ -31,6 +32,7 @@ inline void bt_line(int m, const float* const* in, float* const* out, int n) {
   }
   const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3], *__restrict i4 = in[4], *__restrict i5 = in[5];
   float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3], *__restrict o4 = out[4], *__restrict o5 = out[5];
+  #pragma GCC ivdep
   for (int q = 0; q < n; q++) {
     const float d0 = i0[q], d1 = i1[q], d2 = i2[q], d3 = i3[q], d4 = i4[q], d5 = i5[q];
     const float a = d4 - 4.f * d2, b = d3 - 4.f * d1;  // shared by rows 1 and 2
@@ -49,6 +51,7 @@ inline void at_line(int m, const float* const* in, float* const* out, int n) {
   if (m == 2) {
     const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3];
     float *__restrict o0 = out[0], *__restrict o1 = out[1];
+    #pragma GCC ivdep
     for (int q = 0; q < n; q++) {
       const float s1 = i1[q], s2 = i2[q];
       o0[q] = i0[q] + s1 + s2;
@@ -58,6 +61,7 @@ inline void at_line(int m, const float* const* in, float* const* out, int n) {
   }
   const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3], *__restrict i4 = in[4], *__restrict i5 = in[5];
   float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3];
+  #pragma GCC ivdep
   for (int q = 0; q < n; q++) {
     const float p12 = i1[q] + i2[q], m12 = i1[q] - i2[q], p34 = i3[q] + i4[q], m34 = i3[q] - i4[q];
     o0[q] = i0[q] + p12 + p34;
@@ -72,6 +76,7 @@ inline void g_line(int m, const float* const* in, float* const* out, int n) {
   const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2];
   if (m == 2) {
     float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3];
+    #pragma GCC ivdep
     for (int q = 0; q < n; q++) {
       const float g0 = i0[q], g1 = i1[q], g2 = i2[q], h = 0.5f * (g0 + g2);
       o0[q] = g0;
@@ -82,6 +87,7 @@ inline void g_line(int m, const float* const* in, float* const* out, int n) {
     return;
   }
   float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3], *__restrict o4 = out[4], *__restrict o5 = out[5];
+  #pragma GCC ivdep
   for (int q = 0; q < n; q++) {
     const float g0 = i0[q], g1 = i1[q], g2 = i2[q];
     const float a = -(g0 + g2) * (1.f / 6), b = g1 * (1.f / 6);
@@ -101,6 +107,7 @@ inline void a_line(int m, const float* const* in, float* const* out, int n) {
   if (m == 2) {
     const float *__restrict i0 = in[0], *__restrict i1 = in[1];
     float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3];
+    #pragma GCC ivdep
     for (int q = 0; q < n; q++) {
       const float e0 = i0[q], e1 = i1[q];
       o0[q] = e0;
@@ -112,6 +119,7 @@ inline void a_line(int m, const float* const* in, float* const* out, int n) {
   }
   const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3];
   float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2], *__restrict o3 = out[3], *__restrict o4 = out[4], *__restrict o5 = out[5];
+  #pragma GCC ivdep
   for (int q = 0; q < n; q++) {
     const float e0 = i0[q], e1 = i1[q], e2 = i2[q], e3 = i3[q];
     const float p02 = e0 + e2, p13 = e1 + e3, q02 = e0 + 4.f * e2, q13 = 2.f * e1 + 8.f * e3;
@@ -130,6 +138,7 @@ inline void gt_line(int m, const float* const* in, float* const* out, int n) {
   float *__restrict o0 = out[0], *__restrict o1 = out[1], *__restrict o2 = out[2];
   if (m == 2) {
     const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3];
+    #pragma GCC ivdep
     for (int q = 0; q < n; q++) {
       const float h = 0.5f * (i1[q] + i2[q]);
       o0[q] = i0[q] + h;
@@ -139,6 +148,7 @@ inline void gt_line(int m, const float* const* in, float* const* out, int n) {
     return;
   }
   const float *__restrict i0 = in[0], *__restrict i1 = in[1], *__restrict i2 = in[2], *__restrict i3 = in[3], *__restrict i4 = in[4], *__restrict i5 = in[5];
+  #pragma GCC ivdep
   for (int q = 0; q < n; q++) {
     const float s12 = i1[q] + i2[q], d12 = i2[q] - i1[q], s34 = i3[q] + i4[q], d34 = i3[q] - i4[q];
     o0[q] = 0.25f * i0[q] - s12 * (1.f / 6) + s34 * (1.f / 24);
