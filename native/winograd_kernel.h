@@ -2,6 +2,9 @@
 // once: every array is one entry of the (m+2) x (m+2) tile for nb tiles side by side, so each line of
 // the transforms below is a loop over tiles that the compiler turns into vector operations of the
 // unit's width. Included by a unit built for one instruction set, with NM_WI_NAME and NM_WO_NAME.
+// GCC does not take the restrict of pointers declared in a block, and a loop over six inputs and six
+// outputs needs more run-time alias checks than it versions a loop for: without `ivdep` these loops
+// compiled to scalar code (the input transform 19% of a 128 -> 128 channel 8x8 layer's time).
 //
 // Input (B^T d B) and output (A^T M A) matrices, interpolation points 0, 1, -1 (m = 2) and 0, +-1,
 // +-2 (m = 4), the last row for the point at infinity:
