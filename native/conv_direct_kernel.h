@@ -78,11 +78,12 @@ const std::array<DirectFn, ACC / 3> direct_three = direct_row<3>(std::make_integ
 // every channel of NT output vectors (rows voh, columns vow), in blocks of OBS channels (OBS = ACC /
 // the call's full chunk size, so a chunk of NT or fewer vectors fits). wpk: the weights in those
 // blocks, each tap-major (wpk[block][p][o]), zero-padded: one contiguous stream of broadcasts per tile
-inline void direct_chunk(const DirectGeom& g, const float* xp, const float* wpk, int OBS, int OC, const int* voh, const int* vow, int NT, float* ob) {
-  for (int oc0 = 0; oc0 < OC; oc0 += OBS) {
-    const int n = std::min(OBS, OC - oc0);
+// Channels oc_begin .. oc_end (oc_begin a multiple of OBS), ob holding channel oc_begin first.
+inline void direct_chunk(const DirectGeom& g, const float* xp, const float* wpk, int OBS, int oc_begin, int oc_end, const int* voh, const int* vow, int NT, float* ob) {
+  for (int oc0 = oc_begin; oc0 < oc_end; oc0 += OBS) {
+    const int n = std::min(OBS, oc_end - oc0);
     const DirectFn f = NT == 3 ? direct_three[n - 1] : NT == 2 ? direct_two[n - 1] : direct_one[n - 1];
-    f(g, xp, wpk + static_cast<int64_t>(oc0) * g.CKK, OBS, oc0, voh, vow, ob);
+    f(g, xp, wpk + static_cast<int64_t>(oc0) * g.CKK, OBS, oc0 - oc_begin, voh, vow, ob);
   }
 }
 
@@ -133,11 +134,18 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
     for (int p = 0; p < g.CKK; p++) wpk[(static_cast<size_t>(o / OBS) * g.CKK + p) * OBS + o % OBS] = w[static_cast<int64_t>(o) * g.CKK + p];
   // this thread's buffer, by pointer: inside the workers the name would mean their own (empty) one
   const float* const wpack = wpk.data();
-  const int T = std::min(N, num_threads());
+  // work items: whole images, or with fewer images than threads, S parts of each image's channel
+  // blocks (each part pads the image itself: C*H*W copies against its share of the products)
+  const int nt = num_threads();
+  const int S = N >= nt ? 1 : std::min(blocks, nt / N);
+  const int items = N * S, T = std::min(items, nt);
   parallel_for(T, [&](int t) {
     std::vector<float> xp(static_cast<size_t>(C) * g.Hp * g.Wp, 0.f);
-    std::vector<float> ob(static_cast<size_t>(OC) * OH * g.OWr);
-    for (int i = N * t / T; i < N * (t + 1) / T; i++) {
+    std::vector<float> ob(static_cast<size_t>(std::min(OC, (blocks + S - 1) / S * OBS)) * OH * g.OWr);
+    for (int q = items * t / T; q < items * (t + 1) / T; q++) {
+      const int i = q / S, s = q % S;
+      const int oc_begin = std::min(OC, blocks * s / S * OBS), oc_end = std::min(OC, blocks * (s + 1) / S * OBS);
+      if (oc_end <= oc_begin) continue;
       pad_image(x + i * image, C, H, W, PH, PW, g.Hp, g.Wp, xp.data());
       const int total = OH * V;
       for (int v = 0; v < total;) {
@@ -149,10 +157,11 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
           n++;
           v++;
         }
-        direct_chunk(g, xp.data(), wpack, OBS, OC, voh, vow, n, ob.data());
+        direct_chunk(g, xp.data(), wpack, OBS, oc_begin, oc_end, voh, vow, n, ob.data());
       }
-      // the epilogue on this image's output (rows OWr apart), into its place in out
-      conv_epilogue(ob.data(), false, 1, OC, OH, OW, scale, shift, relu, pool, out + static_cast<int64_t>(i) * OC * POH * POW, g.OWr);
+      // the epilogue on this part's output (rows OWr apart), into its place in out
+      conv_epilogue(ob.data(), false, 1, oc_end - oc_begin, OH, OW, scale ? scale + oc_begin : nullptr, shift ? shift + oc_begin : nullptr, relu, pool,
+                    out + (static_cast<int64_t>(i) * OC + oc_begin) * POH * POW, g.OWr);
     }
   }, T);
 }

@@ -307,6 +307,9 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // convolution; rows of 1 (tiles across rows), 3, 5, 4, 6 vectors, channel blocks with
       // remainders, padding, odd pooled sizes
       [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1],
+      // one image of at most 32 taps: its blocks of output channels split between the threads (29
+      // channels: a short last block), pooled
+      [1, 3, 16, 16, 29, 3, 1, 1, 2],
       // one image on 2 threads: the GEMM paths for stride 1 (a per-image GEMM; chunks with a pool)
       [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2],
       // 40 images of 121 pixels side by side, one K block: on 2 threads each takes a share of the
