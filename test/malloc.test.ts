@@ -76,6 +76,11 @@ MU('the command and the benchmarks (rerun.js first) turn it on where huge pages 
   // huge pages on (the re-run, here asked for directly): reuse stays off
   assert.is(child(probe, undefined, [], { GLIBC_TUNABLES: HUGEPAGE_TUNABLES }).out, `false ${HUGEPAGE_TUNABLES}`);
   assert.is(child(probe, 'reuse', [], { GLIBC_TUNABLES: HUGEPAGE_TUNABLES }).out, `true ${HUGEPAGE_TUNABLES}`);
+  // static imports, as the command and the benchmarks have them: the library is evaluated while
+  // rerun.js awaits, so the choice must be made before that
+  const staticProbe = `import ${JSON.stringify(rerun)}; import { mallocReuseOn } from ${JSON.stringify(index)}; console.log(String(mallocReuseOn()));`;
+  assert.is(child(staticProbe, undefined).out, 'true');
+  assert.is(child(staticProbe, 'default').out, 'false');
 });
 
 MU('setMallocReuse switches both ways and reports it', async () => {

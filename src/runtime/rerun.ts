@@ -6,8 +6,10 @@
 // the same cost, a page fault per 4 KiB of each fresh activation. Interleaved in one process (npm run
 // bench -- malloc), reuse against glibc's defaults: without huge pages 0.90-0.93 of the step time
 // (DBN, LeNet-5, VGG-16), with them level within the noise (0.94-1.08 over two runs); so one or the other.
-import { exitWithParent, HUGEPAGE_TUNABLES, RERUN_MARK, rerunWithHugePages } from './hugepages.js';
+import { exitWithParent, HUGEPAGE_TUNABLES, RERUN_MARK, rerunWithHugePages, wantsHugePageRerun } from './hugepages.js';
 
+// decided before the first await: the modules imported beside this one (the library, whose native
+// backend reads NEURONMERGE_MALLOC as it loads) are evaluated while this module awaits
+if (!wantsHugePageRerun() && !(process.env.GLIBC_TUNABLES ?? '').includes(HUGEPAGE_TUNABLES)) process.env.NEURONMERGE_MALLOC ??= 'reuse';
 await rerunWithHugePages();
 if (process.env[RERUN_MARK] === '1') exitWithParent();
-if (!(process.env.GLIBC_TUNABLES ?? '').includes(HUGEPAGE_TUNABLES)) process.env.NEURONMERGE_MALLOC ??= 'reuse';
