@@ -233,9 +233,92 @@ void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW
   else conv_wgrad_generic(x, N, C, H, W, KH, KW, PH, PW, OH, OW, g, OC, gw);
 }
 
+namespace {
+
+// see conv_forward: one image through narrow_conv_rows and the epilogue
+void conv_narrow_one(const float* x, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
+  const int L = OH * OW, RH = OH + KH - 1;
+  const int64_t SP = static_cast<int64_t>(RH) * OW, plane = static_cast<int64_t>(H) * W;
+  const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
+  const int mr = narrow_tile_rows(L), tiles = (OC + mr - 1) / mr;
+  const int T = 2.0 * OC * L * C * KH * KW < 1e6 ? 1 : std::min(num_threads(), tiles);
+  // rows shorter than 16 pixels copy through a table of each copy's source offsets in a plane (-1:
+  // padding), as im2col does on small maps: 512 channels at 4x4 0.29 against 0.34 ms by rows
+  const bool use_table = OW < 16;
+  std::vector<int32_t> table;
+  if (use_table) {
+    table.resize(static_cast<size_t>(KW) * SP);
+    for (int kw = 0; kw < KW; kw++)
+      for (int r = 0; r < RH; r++)
+        for (int ow = 0; ow < OW; ow++) {
+          const int ih = r - PH, iw = ow + kw - PW;
+          table[(static_cast<size_t>(kw) * RH + r) * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
+        }
+  }
+  parallel_for(T, [&](int t) {
+    const int m0 = std::min(OC, tiles * t / T * mr), m1 = std::min(OC, tiles * (t + 1) / T * mr);
+    if (m1 <= m0) return;
+    thread_local std::vector<float> S, tmp;
+    // plus 4 vectors of slack: the last tap's last tile reads up to 4 vectors past its L floats
+    S.resize(static_cast<size_t>(C) * KW * SP + 4 * vector_floats());
+    std::fill(S.end() - 4 * vector_floats(), S.end(), 0.f);
+    for (int c = 0; c < C; c++) {
+      const float* img = x + c * plane;
+      if (use_table) {
+        float* o = S.data() + static_cast<int64_t>(c) * KW * SP;
+        for (int64_t j = 0; j < KW * SP; j++) o[j] = table[j] >= 0 ? img[table[j]] : 0.f;
+        continue;
+      }
+      for (int kw = 0; kw < KW; kw++) {
+        float* o = S.data() + (static_cast<int64_t>(c) * KW + kw) * SP;
+        const int ow0 = std::min(OW, std::max(0, PW - kw)), ow1 = std::max(ow0, std::min(OW, W + PW - kw));
+        for (int r = 0; r < RH; r++, o += OW) {
+          const int ih = r - PH;
+          if (ih < 0 || ih >= H) {
+            std::fill(o, o + OW, 0.f);
+            continue;
+          }
+          std::fill(o, o + ow0, 0.f);
+          copy_run(o + ow0, img + static_cast<int64_t>(ih) * W - PW + kw + ow0, ow1 - ow0);
+          std::fill(o + ow1, o + OW, 0.f);
+        }
+      }
+    }
+    tmp.resize(static_cast<size_t>(m1 - m0) * L);
+    narrow_conv_rows(m0, m1, L, C, KH, KW, w, S.data(), SP, OW, tmp.data());
+    conv_epilogue(tmp.data(), false, 1, m1 - m0, OH, OW, scale ? scale + m0 : nullptr, shift ? shift + m0 : nullptr, relu, pool, out + m0 * POL);
+  }, T);
+}
+
+}  // namespace
+
+bool narrow_conv_one(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC) {
+  const int64_t L = static_cast<int64_t>(OH) * OW;
+  // 16 pixels or fewer (4x4 maps) keep im2col and the narrow kernel below: aligned single-vector rows
+  // of B, 0.84-0.89x the time on 256 and 512 channels (on 128 or fewer 1.1x slower)
+  // (and at most 32 taps, first layers, the direct kernel's channel blocks: 1.06-1.09x faster)
+  if (N != 1 || SH != 1 || SW != 1 || C * KH * KW <= 32 || OC < 16 || L <= 16) return false;
+  // each thread's copies within about its L2 (1 MiB: VGG-16's 128-channel 16x16 layer takes 0.4)
+  const int64_t copies = static_cast<int64_t>(C) * KW * (OH + KH - 1) * OW * 4;
+  return L <= (gemm_isa() == Isa::Avx512 ? 256 : 64) && copies <= (int64_t{1} << 20);
+}
+
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
   const int CKK = C * KH * KW;
+  // one image at stride 1 (batch 1): the narrow kernel (weights read where they lie, as below) with
+  // the image's kernel-column copies in place of im2col (KW copies where im2col makes KH * KW), each
+  // thread making its own (no wait between copying and multiplying; they stay in its L2) and running
+  // the epilogue on its own channels. Zen 5, 2 threads, alternating in one process: against im2col
+  // and the narrow kernel 1.2-1.7x on VGG-16's 8x8 layers; with 16-float vectors also 1.1-1.8x
+  // Winograd on 16x16 maps of 32 to 128 channels (on 32x32 maps from 1.7x to 0.6x between runs:
+  // those keep Winograd); with 8-float vectors (AVX2 code) Winograd and the direct kernel stay ahead
+  // on maps over 64 pixels
+  // (unless Winograd is forced on: tests, benchmarks)
+  if (winograd_mode() != 1 && narrow_conv_one(N, C, KH, KW, SH, SW, OH, OW, OC)) {
+    conv_narrow_one(x, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    return;
+  }
   if (const int m = winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC)) {
     conv_winograd(m, x, N, C, H, W, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
     return;
@@ -274,7 +357,7 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
     conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
     return;
   }
-  // up to 4 vectors of output pixels in all (batch 1 on VGG-16's 4x4 and 8x8 maps: 16 and 64): the
+  // up to 4 vectors of output pixels in all (a few images on VGG-16's 4x4 maps): the
   // weights read where they lie, once, by the narrow kernel; packing them (up to 9.4 MB, read, written
   // and read again) is what a batch-1 forward of these layers spends its time on
   if (static_cast<int64_t>(N) * L <= narrow_max_n() && CKK >= 16 && OC >= 16) {

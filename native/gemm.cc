@@ -23,6 +23,9 @@ void srows_generic(int, int, int, int, float, const float*, int64_t, const float
 void snarrow_avx512(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t);
 void snarrow_avx2(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t);
 void snarrow_generic(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t);
+void snarrow_conv_avx512(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*);
+void snarrow_conv_avx2(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*);
+void snarrow_conv_generic(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*);
 bool have_avx512_kernel();
 bool have_avx2_kernel();
 
@@ -81,17 +84,32 @@ void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float*
       default: snarrow_generic(m0, m1, N, K, A, lda, B, ldb, C, ldc);
     }
   };
-  // rows split in multiples of 24 (a whole number of the kernel's row tiles at every width)
-  const int T = inside_parallel() || 2.0 * M * N * K < 1e6 ? 1 : std::min(num_threads(), std::max(1, M / 24));
+  // rows split in whole row tiles of the kernel at this width (128 rows of 6: 66 and 62, where
+  // multiples of 24 gave 48 and 80)
+  const int mr = narrow_tile_rows(N), tiles = (M + mr - 1) / mr;
+  const int T = inside_parallel() || 2.0 * M * N * K < 1e6 ? 1 : std::min(num_threads(), tiles);
   if (T <= 1) {
     rows(0, M);
     return;
   }
   parallel_for(T, [&](int t) {
-    const int m0 = static_cast<int>(static_cast<int64_t>(M / 24) * t / T) * 24;
-    const int m1 = t == T - 1 ? M : static_cast<int>(static_cast<int64_t>(M / 24) * (t + 1) / T) * 24;
-    rows(m0, m1);
+    rows(std::min(M, tiles * t / T * mr), std::min(M, tiles * (t + 1) / T * mr));
   }, T);
+}
+
+int narrow_tile_rows(int N) {
+  // as narrow_kernel.h: 24 accumulators on AVX-512 (12 elsewhere), at most 12 rows
+  const int v = std::min(4, std::max(1, (N + vector_floats() - 1) / vector_floats()));
+  return std::min(12, (vector_floats() == 16 ? 24 : 12) / v);
+}
+
+void narrow_conv_rows(int m0, int m1, int L, int C, int KH, int KW, const float* A, const float* S, int64_t SP, int OW, float* Cm) {
+  if (m1 <= m0) return;
+  switch (current) {
+    case Isa::Avx512: snarrow_conv_avx512(m0, m1, L, C, KH, KW, A, S, SP, OW, Cm); break;
+    case Isa::Avx2: snarrow_conv_avx2(m0, m1, L, C, KH, KW, A, S, SP, OW, Cm); break;
+    default: snarrow_conv_generic(m0, m1, L, C, KH, KW, A, S, SP, OW, Cm);
+  }
 }
 
 const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic"; }

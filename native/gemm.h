@@ -43,6 +43,17 @@ int narrow_max_n();
  */
 void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc);
 
+/** the rows of one tile of the narrow kernel for N columns (its split between threads) */
+int narrow_tile_rows(int N);
+
+/**
+ * Rows [m0, m1) of a stride-1 convolution of one image by the narrow kernel, into Cm (m1 - m0 rows of
+ * L = OH * OW floats): A (OC, C * KH * KW) the weights, S the image's kernel-column copies (S + (c * KW
+ * + kw) * SP: the zero-padded input's rows ih - PH = -PH .. OH + KH - 2 - PH, columns shifted by kw,
+ * OW floats each), readable to a whole vector past its last plane's L floats; L <= narrow_max_n()
+ */
+void narrow_conv_rows(int m0, int m1, int L, int C, int KH, int KW, const float* A, const float* S, int64_t SP, int OW, float* Cm);
+
 /** the vector width in floats of the micro-kernel in use (16, 8 or 4) */
 int vector_floats();
 

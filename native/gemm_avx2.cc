@@ -15,6 +15,7 @@
 #define NM_ROWS_NAME srows_avx2
 #include "rows_kernel.h"
 #define NM_NARROW_NAME snarrow_avx2
+#define NM_NARROW_CONV_NAME snarrow_conv_avx2
 #include "narrow_kernel.h"
 #define NM_HAVE 1
 #else
@@ -27,5 +28,6 @@ void sgemm_avx2(bool, bool, int, int, int, float, const float*, int64_t, const f
 void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 void srows_avx2(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
 void snarrow_avx2(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
+void snarrow_conv_avx2(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*) { abort(); }
 #endif
 }  // namespace nm

@@ -19,6 +19,7 @@
 #define NM_ROWS_NAME srows_avx512
 #include "rows_kernel.h"
 #define NM_NARROW_NAME snarrow_avx512
+#define NM_NARROW_CONV_NAME snarrow_conv_avx512
 #include "narrow_kernel.h"
 #define NM_WI_NAME wino_in_avx512
 #define NM_WO_NAME wino_out_avx512
@@ -37,6 +38,7 @@ void sgemm_avx512(bool, bool, int, int, int, float, const float*, int64_t, const
 void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t, int, const ConvB*) { abort(); }
 void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
 void snarrow_avx512(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
+void snarrow_conv_avx512(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*) { abort(); }
 void wino_in_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_out_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_w_avx512(int, const float*, int, float*, int64_t) { abort(); }

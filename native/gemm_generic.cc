@@ -10,4 +10,5 @@
 #define NM_ROWS_NAME srows_generic
 #include "rows_kernel.h"
 #define NM_NARROW_NAME snarrow_generic
+#define NM_NARROW_CONV_NAME snarrow_conv_generic
 #include "narrow_kernel.h"

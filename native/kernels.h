@@ -72,6 +72,9 @@ void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int 
 // whether conv_forward's direct convolution runs its AVX-512 build for output rows of OW pixels
 bool direct_forward_avx512(int OW);
 
+// whether conv_forward takes the batch-1 narrow kernel (conv.cc) for this convolution
+bool narrow_conv_one(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
+
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);

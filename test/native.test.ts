@@ -308,7 +308,7 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // remainders, padding, odd pooled sizes
       [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1],
       // one image of at most 32 taps: its blocks of output channels split between the threads (29
-      // channels: a short last block), pooled
+      // channels: a short last block), pooled (with 16-float vectors the narrow kernel below)
       [1, 3, 16, 16, 29, 3, 1, 1, 2],
       // one image on 2 threads: the GEMM paths for stride 1 (a per-image GEMM; chunks with a pool)
       [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2],
@@ -324,7 +324,11 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // at most 4 vectors of output pixels (16-64 on AVX-512, 8-32 on AVX2): the weights read in
       // place by the narrow kernel; pooled, part vectors (9, 24, 36 pixels), two images side by side,
       // channel counts past a whole number of its row tiles, split between threads
-      [1, 40, 4, 4, 50, 3, 1, 1, 2], [1, 24, 6, 6, 30, 3, 1, 1, 1], [2, 20, 3, 4, 100, 3, 1, 1, 1], [1, 16, 5, 5, 16, 3, 1, 0, 1]];
+      [1, 40, 4, 4, 50, 3, 1, 1, 2], [1, 24, 6, 6, 30, 3, 1, 1, 1], [2, 20, 3, 4, 100, 3, 1, 1, 1], [1, 16, 5, 5, 16, 3, 1, 0, 1],
+      // one image at stride 1 (the narrow kernel on the image's kernel-column copies): maps of more
+      // than 4 vectors in groups with a part group (100, 63 pixels), 5x5 taps with and without
+      // padding, 16 channels (fewer row tiles than threads on the widest tiles), 17 and 40
+      [1, 24, 10, 10, 17, 5, 1, 2, 2], [1, 8, 7, 9, 40, 3, 1, 1, 1], [1, 2, 14, 14, 16, 5, 1, 0, 2], [1, 32, 16, 16, 40, 3, 1, 1, 2], [1, 64, 8, 8, 16, 3, 1, 1, 1]];
     // the direct and GEMM paths; Winograd's (other rounding, its own bounds) in winograd.test.ts
     a.setWinograd('off');
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
