@@ -235,13 +235,14 @@ void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW
 
 namespace {
 
-// see conv_forward: one image through narrow_conv_rows and the epilogue
-void conv_narrow_one(const float* x, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
+// see conv_forward: each image through narrow_conv_rows and the epilogue; one image's output channels
+// split between the threads, or several images split between them
+void conv_narrow(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
   const int L = OH * OW, RH = OH + KH - 1;
   const int64_t SP = static_cast<int64_t>(RH) * OW, plane = static_cast<int64_t>(H) * W;
   const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
   const int mr = narrow_tile_rows(L), tiles = (OC + mr - 1) / mr;
-  const int T = 2.0 * OC * L * C * KH * KW < 1e6 ? 1 : std::min(num_threads(), tiles);
+  const int T = 2.0 * N * OC * L * C * KH * KW < 1e6 ? 1 : std::min(num_threads(), N > 1 ? N : tiles);
   // rows shorter than 16 pixels (8x8 maps) copy through a table of each copy's source offsets in a
   // plane (-1: padding), as im2col does on small maps, rather than three calls a row of 8
   const bool use_table = OW < 16;
@@ -255,15 +256,14 @@ void conv_narrow_one(const float* x, int C, int H, int W, int KH, int KW, int PH
           table[(static_cast<size_t>(kw) * RH + r) * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
         }
   }
-  parallel_for(T, [&](int t) {
-    const int m0 = std::min(OC, tiles * t / T * mr), m1 = std::min(OC, tiles * (t + 1) / T * mr);
-    if (m1 <= m0) return;
+  // output channels [m0, m1) of image n, with this thread's copies of it
+  auto image = [&](int n, int m0, int m1) {
     thread_local std::vector<float> S, tmp;
     // plus 4 vectors of slack: the last tap's last tile reads up to 4 vectors past its L floats
     S.resize(static_cast<size_t>(C) * KW * SP + 4 * vector_floats());
     std::fill(S.end() - 4 * vector_floats(), S.end(), 0.f);
     for (int c = 0; c < C; c++) {
-      const float* img = x + c * plane;
+      const float* img = x + (static_cast<int64_t>(n) * C + c) * plane;
       if (use_table) {
         float* o = S.data() + static_cast<int64_t>(c) * KW * SP;
         for (int64_t j = 0; j < KW * SP; j++) o[j] = table[j] >= 0 ? img[table[j]] : 0.f;
@@ -286,21 +286,35 @@ void conv_narrow_one(const float* x, int C, int H, int W, int KH, int KW, int PH
     }
     tmp.resize(static_cast<size_t>(m1 - m0) * L);
     narrow_conv_rows(m0, m1, L, C, KH, KW, w, S.data(), SP, OW, tmp.data());
-    conv_epilogue(tmp.data(), false, 1, m1 - m0, OH, OW, scale ? scale + m0 : nullptr, shift ? shift + m0 : nullptr, relu, pool, out + m0 * POL);
+    conv_epilogue(tmp.data(), false, 1, m1 - m0, OH, OW, scale ? scale + m0 : nullptr, shift ? shift + m0 : nullptr, relu, pool, out + static_cast<int64_t>(n) * OC * POL + m0 * POL);
+  };
+  parallel_for(T, [&](int t) {
+    if (N > 1) {
+      for (int n = static_cast<int>(static_cast<int64_t>(N) * t / T); n < static_cast<int64_t>(N) * (t + 1) / T; n++) image(n, 0, OC);
+      return;
+    }
+    const int m0 = std::min(OC, tiles * t / T * mr), m1 = std::min(OC, tiles * (t + 1) / T * mr);
+    if (m1 > m0) image(0, m0, m1);
   }, T);
 }
 
 }  // namespace
 
-bool narrow_conv_one(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC) {
+bool narrow_conv_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
-  // 16 pixels or fewer (4x4 maps) keep im2col and the narrow kernel below: aligned single-vector rows
-  // of B, 0.84-0.89x the time on 256 and 512 channels (on 128 or fewer 1.1x slower)
-  // (and at most 32 taps, first layers, the direct kernel's channel blocks: 1.06-1.09x faster)
-  if (N != 1 || SH != 1 || SW != 1 || C * KH * KW <= 32 || OC < 16 || L <= 16) return false;
+  // 16 pixels or fewer (4x4 maps) keep im2col and the narrow kernel: aligned single-vector rows of B,
+  // 0.84-0.89x the time on 256 and 512 channels at batch 1 (on 128 or fewer 1.1x slower); at most 32
+  // taps (first layers) keep the direct kernel (its channel blocks at batch 1: 1.06-1.09x faster)
+  if (SH != 1 || SW != 1 || C * KH * KW <= 32 || OC < 16 || L <= 16) return false;
   // each thread's copies within about its L2 (1 MiB: VGG-16's 128-channel 16x16 layer takes 0.4)
-  const int64_t copies = static_cast<int64_t>(C) * KW * (OH + KH - 1) * OW * 4;
-  return L <= (gemm_isa() == Isa::Avx512 ? 256 : 64) && copies <= (int64_t{1} << 20);
+  if (static_cast<int64_t>(C) * KW * (OH + KH - 1) * OW * 4 > (int64_t{1} << 20)) return false;
+  if (N == 1) return L <= (gemm_isa() == Isa::Avx512 ? 256 : 64);
+  // several images: only where the direct kernel cannot take 16-float vectors (rows not a multiple
+  // of 16): LeNet-5's conv2 (20 -> 50 channels, 5x5, 8x8 output) at batch 128 1.30 against 2.05 ms,
+  // its merged form (10 -> 25) 0.44 against 0.56; with 8-float vectors (AVX2 code) 1.13-1.28x slower
+  // than the direct kernel, and beside the AVX-512 direct kernel (16x16, 32x32 maps) level
+  // (only in the direct kernel's place: rows of 8 or more, an image per thread)
+  return L <= 256 && OW >= 8 && N >= num_threads() && gemm_isa() == Isa::Avx512 && !direct_forward_avx512(OW);
 }
 
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
@@ -314,13 +328,19 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
   // Winograd on 16x16 maps of 32 to 128 channels (on 32x32 maps from 1.7x to 0.6x between runs:
   // those keep Winograd); with 8-float vectors (AVX2 code) Winograd and the direct kernel stay ahead
   // on maps over 64 pixels
-  // (unless Winograd is forced on: tests, benchmarks)
-  if (winograd_mode() != 1 && narrow_conv_one(N, C, KH, KW, SH, SW, OH, OW, OC)) {
-    conv_narrow_one(x, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+  // (unless Winograd is forced on: tests, benchmarks); several images (below) only where Winograd
+  // does not take them
+  const bool narrow = narrow_conv_takes(N, C, KH, KW, SH, SW, OH, OW, OC);
+  if (narrow && N == 1 && winograd_mode() != 1) {
+    conv_narrow(x, 1, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
     return;
   }
   if (const int m = winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC)) {
     conv_winograd(m, x, N, C, H, W, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    return;
+  }
+  if (narrow) {
+    conv_narrow(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
     return;
   }
   // stride 1 and output rows of at least 8 pixels, with an image per thread at least (or few taps per

@@ -72,8 +72,9 @@ void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int 
 // whether conv_forward's direct convolution runs its AVX-512 build for output rows of OW pixels
 bool direct_forward_avx512(int OW);
 
-// whether conv_forward takes the batch-1 narrow kernel (conv.cc) for this convolution
-bool narrow_conv_one(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
+// whether conv_forward takes the narrow kernel on kernel-column copies (conv.cc) for this convolution
+// (for several images: where Winograd does not)
+bool narrow_conv_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
 
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x

@@ -123,7 +123,7 @@ int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int 
 
 int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
   // chosen by shape: conv_forward's batch-1 narrow kernel goes first where it takes the layer
-  if (mode == -1 && narrow_conv_one(N, C, KH, KW, SH, SW, OH, OW, OC)) return 0;
+  if (mode == -1 && N == 1 && narrow_conv_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) return 0;
   return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
 }
 

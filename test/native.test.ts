@@ -328,7 +328,10 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // one image at stride 1 (the narrow kernel on the image's kernel-column copies): maps of more
       // than 4 vectors in groups with a part group (100, 63 pixels), 5x5 taps with and without
       // padding, 16 channels (fewer row tiles than threads on the widest tiles), 17 and 40
-      [1, 24, 10, 10, 17, 5, 1, 2, 2], [1, 8, 7, 9, 40, 3, 1, 1, 1], [1, 2, 14, 14, 16, 5, 1, 0, 2], [1, 32, 16, 16, 40, 3, 1, 1, 2], [1, 64, 8, 8, 16, 3, 1, 1, 1]];
+      [1, 24, 10, 10, 17, 5, 1, 2, 2], [1, 8, 7, 9, 40, 3, 1, 1, 1], [1, 2, 14, 14, 16, 5, 1, 0, 2], [1, 32, 16, 16, 40, 3, 1, 1, 2], [1, 64, 8, 8, 16, 3, 1, 1, 1],
+      // several images on it (with 16-float vectors, rows not a multiple of 16): LeNet-5's conv2 and
+      // its merged form, padding, 3 images on 2 threads
+      [4, 20, 12, 12, 50, 5, 1, 0, 2], [3, 10, 12, 12, 25, 5, 1, 0, 1], [3, 8, 10, 10, 20, 3, 1, 1, 1]];
     // the direct and GEMM paths; Winograd's (other rounding, its own bounds) in winograd.test.ts
     a.setWinograd('off');
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
