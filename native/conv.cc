@@ -241,7 +241,7 @@ void conv_narrow(const float* x, int N, int C, int H, int W, int KH, int KW, int
   const int L = OH * OW, RH = OH + KH - 1;
   const int64_t SP = static_cast<int64_t>(RH) * OW, plane = static_cast<int64_t>(H) * W;
   const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
-  const int mr = narrow_tile_rows(L), tiles = (OC + mr - 1) / mr;
+  const int mr = narrow_tile_rows(L, true), tiles = (OC + mr - 1) / mr;
   const int T = 2.0 * N * OC * L * C * KH * KW < 1e6 ? 1 : std::min(num_threads(), N > 1 ? N : tiles);
   // rows shorter than 16 pixels (8x8 maps) copy through a table of each copy's source offsets in a
   // plane (-1: padding), as im2col does on small maps, rather than three calls a row of 8

@@ -43,8 +43,9 @@ int narrow_max_n();
  */
 void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc);
 
-/** the rows of one tile of the narrow kernel for N columns (its split between threads) */
-int narrow_tile_rows(int N);
+/** the rows of one tile of the narrow kernel for N columns (its split between threads), of
+ *  sgemm_narrow or (copies) of narrow_conv_rows */
+int narrow_tile_rows(int N, bool copies = false);
 
 /**
  * Rows [m0, m1) of a stride-1 convolution of one image by the narrow kernel, into Cm (m1 - m0 rows of
