@@ -317,6 +317,21 @@ bool narrow_conv_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int
   return L <= 256 && OW >= 8 && N >= num_threads() && gemm_isa() == Isa::Avx512 && !direct_forward_avx512(OW);
 }
 
+bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC) {
+  // fewer images than threads (batch 1): the direct kernel splits the image's blocks of output
+  // channels between the threads. On maps past the narrow kernel's (32x32 with 16-float vectors, 16x16
+  // and up with 8) and few channels, where Winograd's transforms and GEMMs run on too little to keep
+  // their micro-kernels busy. Zen 5, 2 threads, alternating in one process: with 16-float vectors at
+  // 32x32 16 -> 16 channels 0.028 against 0.070 ms (Winograd), 24 -> 24 0.044 against 0.18, 32 -> 32
+  // 0.073 against 0.134, 48 -> 48 0.18 against 0.24, but 64 -> 64 0.27 against 0.26; with 8-float
+  // vectors 32 -> 32 at 16x16 0.040 against 0.069, at 32x32 0.129 against 0.151, 48 -> 48 0.24
+  // against 0.23
+  if (N >= num_threads() || KH != 3 || KW != 3 || SH != 1 || SW != 1 || OW < 8 || OC < 16 || C <= 3) return false;
+  const int64_t L = static_cast<int64_t>(OH) * OW, cc = static_cast<int64_t>(C) * OC;
+  if (direct_forward_avx512(OW)) return L > 256 && cc < 4096;
+  return gemm_isa() == Isa::Avx2 && L > 64 && cc <= 2048;
+}
+
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
   const int CKK = C * KH * KW;
@@ -333,6 +348,11 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
   const bool narrow = narrow_conv_takes(N, C, KH, KW, SH, SW, OH, OW, OC);
   if (narrow && N == 1 && winograd_mode() != 1) {
     conv_narrow(x, 1, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    return;
+  }
+  if (winograd_mode() != 1 && direct_one_image_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) {
+    if (direct_forward_avx512(OW)) conv_direct_avx512(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    else conv_direct_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
     return;
   }
   if (const int m = winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC)) {
@@ -362,15 +382,36 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
   // instead the im2col matrix transposed (N*L rows) times the weights by rows through the dot-product
   // kernel, which streams them once
   if (static_cast<int64_t>(N) * L <= 4 && CKK >= 16) {
-    const int R = static_cast<int>(N * L);
-    thread_local std::vector<float> cols, colsT, outT, tmpc;
-    cols.resize(static_cast<size_t>(CKK) * R);
+    const int R = static_cast<int>(N * L), KK = KH * KW;
+    const int64_t plane = static_cast<int64_t>(H) * W;
+    thread_local std::vector<float> colsT, outT, tmpc;
     colsT.resize(static_cast<size_t>(CKK) * R);
     outT.resize(static_cast<size_t>(OC) * R);
     tmpc.resize(static_cast<size_t>(OC) * R);
-    im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), R);
-    for (int k = 0; k < CKK; k++)
-      for (int r = 0; r < R; r++) colsT[static_cast<size_t>(r) * CKK + k] = cols[static_cast<size_t>(k) * R + r];
+    // the im2col matrix already transposed: a row of CKK per output pixel, written in order, each
+    // kernel offset's input offset (or -1: padding) looked up once per pixel
+    int32_t off[64];
+    for (int r = 0; r < R; r++) {
+      const int n = r / static_cast<int>(L), l = r % static_cast<int>(L), oh = l / OW, ow = l % OW;
+      const float* img = x + n * C * plane;
+      float* o = colsT.data() + static_cast<size_t>(r) * CKK;
+      if (KK <= 64) {
+        for (int kh = 0; kh < KH; kh++)
+          for (int kw = 0; kw < KW; kw++) {
+            const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+            off[kh * KW + kw] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
+          }
+        for (int c = 0; c < C; c++, o += KK, img += plane)
+          for (int k = 0; k < KK; k++) o[k] = off[k] >= 0 ? img[off[k]] : 0.f;
+      } else {
+        for (int c = 0; c < C; c++, img += plane)
+          for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+              const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+              *o++ = ih >= 0 && ih < H && iw >= 0 && iw < W ? img[ih * W + iw] : 0.f;
+            }
+      }
+    }
     sgemm(false, true, R, OC, CKK, 1.f, colsT.data(), CKK, w, CKK, 0.f, outT.data(), OC);
     for (int r = 0; r < R; r++)
       for (int o = 0; o < OC; o++) tmpc[static_cast<size_t>(o) * R + r] = outT[static_cast<size_t>(r) * OC + o];

@@ -75,6 +75,8 @@ bool direct_forward_avx512(int OW);
 // whether conv_forward takes the narrow kernel on kernel-column copies (conv.cc) for this convolution
 // (for several images: where Winograd does not)
 bool narrow_conv_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
+// fewer images than threads on the direct kernel (its channel blocks split): see conv.cc
+bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
 
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x

@@ -99,11 +99,11 @@ int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int 
   const int64_t tiles = static_cast<int64_t>(N) * ((OH + m - 1) / m) * ((OW + m - 1) / m);
   const int64_t cc = static_cast<int64_t>(C) * OC;
   if (C < 16 || OC < 16) return 0;
-  // fewer images than threads (batch 1; where the narrow kernel does not take it, see winograd_tile):
-  // the direct kernel gives each thread an image, so one thread
-  // works and the GEMM paths run at a fraction of their peak on a single map; the 36 products of
-  // Winograd's transform keep both busy. Forward at batch 1, 2 threads, Zen 5: 32 -> 32 channels at
-  // 32x32 (64 tiles) 0.116 against 0.244 ms, 64 -> 64 at 16x16 (16 tiles) 0.130 against 0.178,
+  // fewer images than threads (batch 1; where the narrow kernel and the direct kernel's split channel
+  // blocks do not take it, see winograd_tile): the GEMM paths run at a fraction of their peak on a
+  // single map; the 36 products of Winograd's transform keep both threads busy. Forward at batch 1, 2
+  // threads, Zen 5: 32 -> 32 channels at 32x32 (64 tiles) 0.116 against the GEMM's 0.244 ms, 64 -> 64
+  // at 16x16 (16 tiles) 0.130 against 0.178,
   // 128 -> 128 at 16x16 0.361 against 0.476, but 32 -> 64 at 16x16 0.102 against 0.082, and any 8x8
   // map (4 tiles) 2-4x slower than the narrow kernel: the weights' transform (C * OC * 36 floats a
   // call) outweighs the products saved on too few tiles
@@ -122,8 +122,10 @@ int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int 
 }  // namespace
 
 int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
-  // chosen by shape: conv_forward's batch-1 narrow kernel goes first where it takes the layer
+  // chosen by shape: conv_forward's batch-1 narrow kernel and its direct kernel for one image go
+  // first where they take the layer
   if (mode == -1 && N == 1 && narrow_conv_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) return 0;
+  if (mode == -1 && direct_one_image_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) return 0;
   return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
 }
 

@@ -311,7 +311,7 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // channels: a short last block), pooled (with 16-float vectors the narrow kernel below)
       [1, 3, 16, 16, 29, 3, 1, 1, 2],
       // one image on 2 threads: the GEMM paths for stride 1 (a per-image GEMM; chunks with a pool)
-      [1, 16, 32, 32, 64, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2],
+      [1, 48, 32, 32, 96, 3, 1, 1, 1], [1, 5, 12, 12, 7, 5, 1, 0, 2], [1, 9, 10, 10, 11, 3, 1, 1, 2],
       // 40 images of 121 pixels side by side, one K block: on 2 threads each takes a share of the
       // columns, the second starting inside an image
       [40, 3, 22, 22, 8, 3, 2, 1, 1],
@@ -331,7 +331,10 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       [1, 24, 10, 10, 17, 5, 1, 2, 2], [1, 8, 7, 9, 40, 3, 1, 1, 1], [1, 2, 14, 14, 16, 5, 1, 0, 2], [1, 32, 16, 16, 40, 3, 1, 1, 2], [1, 64, 8, 8, 16, 3, 1, 1, 1],
       // several images on it (with 16-float vectors, rows not a multiple of 16): LeNet-5's conv2 and
       // its merged form, padding, 3 images on 2 threads
-      [4, 20, 12, 12, 50, 5, 1, 0, 2], [3, 10, 12, 12, 25, 5, 1, 0, 1], [3, 8, 10, 10, 20, 3, 1, 1, 1]];
+      [4, 20, 12, 12, 50, 5, 1, 0, 2], [3, 10, 12, 12, 25, 5, 1, 0, 1], [3, 8, 10, 10, 20, 3, 1, 1, 1],
+      // one image of few channels on a large map: the direct kernel, its channel blocks split between
+      // the threads (32x32 with 16-float vectors, 16x16 with 8; short last blocks, pooled)
+      [1, 24, 32, 32, 24, 3, 1, 1, 2], [1, 16, 32, 32, 45, 3, 1, 1, 1], [1, 32, 16, 16, 19, 3, 1, 1, 2]];
     // the direct and GEMM paths; Winograd's (other rounding, its own bounds) in winograd.test.ts
     a.setWinograd('off');
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
