@@ -98,11 +98,11 @@ void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float*
 }
 
 int narrow_tile_rows(int N, bool copies) {
-  // as narrow_kernel.h: 24 accumulators on AVX-512 (12 elsewhere), at most 12 rows; a tile of at most
-  // 4 vectors, on the kernel-column copies at most 2 with 8-float vectors
+  // as narrow_kernel.h: 24 accumulators on AVX-512 (12 elsewhere), at most 12 rows, 8 for one vector;
+  // a tile of at most 4 vectors, on the kernel-column copies at most 2 with 8-float vectors
   const int vmax = copies && vector_floats() != 16 ? 2 : 4;
   const int v = std::min(vmax, std::max(1, (N + vector_floats() - 1) / vector_floats()));
-  return std::min(12, (vector_floats() == 16 ? 24 : 12) / v);
+  return v == 1 ? 8 : std::min(12, (vector_floats() == 16 ? 24 : 12) / v);
 }
 
 void narrow_conv_rows(int m0, int m1, int L, int C, int KH, int KW, const float* A, const float* S, int64_t SP, int OW, float* Cm) {

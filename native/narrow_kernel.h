@@ -96,7 +96,7 @@ void narrow_conv_rows(int m0, int m1, int L, int C, int KH, int KW, const float*
 // B's vectors and the broadcast; at most 12 rows (24 row pointers do not fit the general registers:
 // their reloads made 512 -> 512 channels at 4x4 1.45x slower)
 constexpr int NARROW_R = NM_VW == 16 ? 24 : 12;
-constexpr int NARROW_R1 = 12;
+constexpr int NARROW_R1 = 8;
 constexpr int NARROW_VMAX = NM_VW == 16 ? 4 : 2;
 
 }  // namespace
