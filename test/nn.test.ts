@@ -159,6 +159,41 @@ function fusedAndPlain(m: Sequential, x: ReturnType<typeof tensor>) {
   }
 }
 
+N('inference fusion: activations between fused convolutions reuse two buffers; what a forward returns is never one of them', () => {
+  const r = new Rng(8);
+  // a model that ends on convolutions (its output comes straight from a fused one), then one that
+  // ends on a linear layer after a flatten
+  const nets = [
+    new Sequential(
+      new Conv2d(2, 5, 3, { padding: 1, rng: new Rng(1) }), new ReLU(),
+      new Conv2d(5, 6, 3, { padding: 1, rng: new Rng(2) }), new BatchNorm2d(6), new ReLU(), new MaxPool2d(2),
+      new Conv2d(6, 4, 3, { padding: 1, rng: new Rng(3) }), new ReLU(),
+      new Conv2d(4, 3, 1, { rng: new Rng(4) }),
+    ),
+    buildModel(vgg16Arch([4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], 8), 3),
+  ];
+  for (const backend of ['native', 'js'] as const) {
+    setBackend(backend === 'native' ? null : 'js');
+    try {
+      nets.forEach((m, k) => {
+        m.eval();
+        const shape = k === 0 ? [2, 9, 10] : [3, 32, 32];
+        const outs: ReturnType<typeof fusedAndPlain>[] = [];
+        // batch sizes up and down: the buffers grow, then smaller activations take part of them
+        for (const n of [3, 1, 4, 2]) {
+          const x = tensor(Array.from({ length: n * shape.reduce((p, d) => p * d, 1) }, () => r.uniform(-1, 1)), [n, ...shape]);
+          outs.push(fusedAndPlain(m, x));
+        }
+        outs.forEach(({ fused, plain }, i) => assertClose(fused.data, plain.data, 2e-5, `net ${k} on ${backend}, forward ${i}, checked after all four`));
+        const buffers = new Set(outs.map((o) => o.fused.data.buffer));
+        assert.is(buffers.size, outs.length, `net ${k} on ${backend}: every forward returned its own buffer`);
+      });
+    } finally {
+      setBackend(null);
+    }
+  }
+});
+
 N('inference fusion: conv (+BN +ReLU +2x2 pool) in one op gives the layers\u2019 output, on both backends, for odd sizes, strides, merged models', () => {
   const r = new Rng(5);
   const randomStats = (m: Sequential) => {

@@ -639,7 +639,7 @@ function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: 
  * shift (the bias, or bias and an eval-mode batch norm folded), ReLU and a 2x2 max-pool, in one pass
  * over each chunk's output. No autograd: it refuses to run where a gradient could be wanted.
  */
-export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpilogue): Tensor {
+export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpilogue, into?: (n: number) => FloatArray): Tensor {
   if (isGradEnabled() && (x.requiresGrad || w.requiresGrad)) throw new Error('conv2dFused: inference only (call it under noGrad)');
   const g = convGeometry(x, w, null, opts);
   for (const [name, v] of [['scale', ep.scale], ['shift', ep.shift]] as const) {
@@ -647,7 +647,9 @@ export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpi
   }
   const pool = ep.pool ?? 1;
   const OH = pool === 2 ? Math.floor(g.OH / 2) : g.OH, OW = pool === 2 ? Math.floor(g.OW / 2) : g.OW;
-  const out = allocate(x.dtype, g.N * g.OC * OH * OW);
+  const n = g.N * g.OC * OH * OW;
+  const out = into ? into(n) : allocate(x.dtype, n);
+  if (out.length !== n || (x.dtype === 'float64') !== out instanceof Float64Array) throw new Error(`conv2dFused: the output buffer holds ${out.length} ${out instanceof Float64Array ? 'float64' : 'float32'} values, the output needs ${n} ${x.dtype}`);
   convolve(x, w, g, ep, out);
   return new Tensor(out, [g.N, g.OC, OH, OW]);
 }
