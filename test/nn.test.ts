@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
+  Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, mlpArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
   ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d,
 } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
@@ -220,8 +220,11 @@ N('inference fusion: conv (+BN +ReLU +2x2 pool) in one op gives the layers\u2019
     ),
     buildModel(vgg16Arch([4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], 8), 3),
     buildModel(lenet5Arch(), 4),
+    // linear layers followed by sigmoid, tanh and ReLU (activated in place)
+    buildModel(dbnArch([30, 20, 40]), 6),
+    buildModel(mlpArch([24, 16], 'tanh'), 7),
   ];
-  const inputs = [[2, 3, 23, 23], [3, 3, 32, 32], [3, 1, 28, 28]];
+  const inputs = [[2, 3, 23, 23], [3, 3, 32, 32], [3, 1, 28, 28], [4, 784], [2, 784]];
   for (const backend of ['native', 'js'] as const) {
     setBackend(backend === 'native' ? null : 'js');
     try {

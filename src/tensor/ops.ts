@@ -226,6 +226,16 @@ export function sigmoid(x: Tensor): Tensor {
 export function tanh(x: Tensor): Tensor {
   return unaryOp('tanh', 'tanh', x, (g, out) => rawBinary('tanhGrad', g, out));
 }
+/**
+ * relu, sigmoid or tanh of x written over x, for inference on an activation nothing else holds (a
+ * linear layer's fresh output): no new array, no autograd (refused where a gradient could be wanted)
+ */
+export function activateInPlace(x: Tensor, op: 'relu' | 'sigmoid' | 'tanh'): Tensor {
+  checkTensor('activateInPlace', x);
+  if (isGradEnabled() && x.requiresGrad) throw new Error('activateInPlace: inference only (call it under noGrad)');
+  kernel('unary', x.dtype)(op, x.data, x.data, 0, 0);
+  return x;
+}
 /** x * a + b for numbers a, b */
 export function affine(x: Tensor, a: number, b: number): Tensor {
   return unaryOp('affine', 'affine', x, (g) => rawUnary('affine', g, a, 0), a, b);
