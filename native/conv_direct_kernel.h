@@ -1,6 +1,6 @@
 // Direct convolution, stride 1, with the convolution epilogue: each image is zero-padded once into a
-// small buffer and every tile of OB channels x NT vectors of output pixels (12 accumulators, as the
-// GEMM's micro-tile: 4 x 3, 6 x 2 or 12 x 1) is accumulated in registers over the C*KH*KW taps, one
+// small buffer and every tile of OB channels x NT vectors of output pixels (24 accumulators with
+// 16-float vectors, 12 with 8-float; see ACC) is accumulated in registers over the C*KH*KW taps, one
 // unaligned input load per vector and one broadcast weight per channel and tap (the weights packed
 // once per call, tap-major per block of channels: one contiguous stream of broadcasts per tile, where
 // rows of the weight matrix read 6-12 streams CKK floats apart: 5-18% faster on VGG-16's 32x32 to 8x8
@@ -49,7 +49,7 @@ void direct_tile(const DirectGeom& g, const float* xp, const float* wb, int obs,
         cvf in[NT];
         for (int t = 0; t < NT; t++) in[t] = *reinterpret_cast<const cvfu*>(row + boff[t] + kw);
         const float* wp = wb + static_cast<int64_t>(p) * obs;
-#pragma GCC unroll 12
+#pragma GCC unroll 24
         for (int o = 0; o < OB; o++) {
           const float wv = wp[o];
           for (int t = 0; t < NT; t++) acc[o][t] += in[t] * wv;
@@ -61,8 +61,11 @@ void direct_tile(const DirectGeom& g, const float* xp, const float* wb, int obs,
     for (int t = 0; t < NT; t++) *reinterpret_cast<cvfu*>(ob + (static_cast<int64_t>(oc0 + o) * g.OH + voh[t]) * g.OWr + vow[t]) = acc[o][t];
 }
 
-// a tile holds 12 accumulators (as the GEMM's micro-tile): 12 channels x 1 vector, 6 x 2 or 4 x 3
-constexpr int ACC = 12;
+// a tile's accumulators: 24 of the 32 registers with 16-float vectors (8 channels x 3 vectors, or
+// fewer vectors at the end of an image), 12 of the 16 with 8-float ones (4 x 3, 6 x 2, 12 x 1); the
+// weight gradient's 12
+constexpr int ACC = CVW >= 16 ? 24 : 12;
+constexpr int WG_ACC = 12;
 
 typedef void (*DirectFn)(const DirectGeom&, const float*, const float*, int, int, const int*, const int*, float*);
 
@@ -118,11 +121,15 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
   g.CKK = C * KH * KW;
   const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
   const int64_t image = static_cast<int64_t>(C) * H * W;
-  // the image's OH x V output vectors, row by row, in chunks of 3 (4 channels a tile) or of 2 where
-  // V is even and not a multiple of 3 (6 channels a tile); a chunk spans rows where a row is one
-  // vector (LeNet-5's conv2: 8x8 outputs), else stays within its row
+  // the image's OH x V output vectors, row by row, in chunks of NT. With 16-float vectors: 3 (8
+  // channels a tile, 24 accumulators), chunks spanning rows (batch 128, 2 threads, Zen 5, both
+  // builds alternating in one process: 1.16-1.22x the 12-accumulator tiles on 16- to 64-channel
+  // layers at 32x32 and 16x16). With 8-float: 3 (4 channels a tile) or 2 where V is even and not a
+  // multiple of 3 (6 channels a tile), a chunk spanning rows only where a row is one vector
+  // (LeNet-5's conv2: 8x8 outputs)
   const int V = g.OWr / CVW;
-  const int NT = V % 3 != 0 && V % 2 == 0 ? 2 : 3;
+  const int NT = ACC == 24 || V % 3 == 0 || V % 2 != 0 ? 3 : 2;
+  const bool span = ACC == 24 || V == 1;
   const int OBS = ACC / NT;
   const int blocks = (OC + OBS - 1) / OBS;
   // reused from call to call (a fresh 2.4 MB block costs page faults each time); the padding lanes of
@@ -151,7 +158,7 @@ void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
       for (int v = 0; v < total;) {
         int voh[3], vow[3], n = 0;
         const int row = v / V;
-        while (n < NT && v < total && (V == 1 || v / V == row)) {
+        while (n < NT && v < total && (span || v / V == row)) {
           voh[n] = v / V;
           vow[n] = (v % V) * CVW;
           n++;
@@ -193,7 +200,7 @@ void wgrad_tile(const float* xp, int Wp, int OH, int OW, const float* const* gro
     for (int v = 0; v < OW; v += CVW) {
       cvf xv[KW];
       for (int k = 0; k < KW; k++) xv[k] = *reinterpret_cast<const cvfu*>(xr + v + k);
-#pragma GCC unroll 12
+#pragma GCC unroll 24
       for (int o = 0; o < OB; o++) {
         const cvf gv = *reinterpret_cast<const cvfu*>(grows[o] + go + v);
         for (int k = 0; k < KW; k++) acc[o][k] += gv * xv[k];
@@ -211,7 +218,7 @@ void wgrad_tile(const float* xp, int Wp, int OH, int OW, const float* const* gro
 typedef void (*WgradFn)(const float*, int, int, int, const float* const*, float*);
 
 template <int KW>
-constexpr WgradFn wgrad_fn() { return &wgrad_tile<ACC / KW, KW>; }
+constexpr WgradFn wgrad_fn() { return &wgrad_tile<WG_ACC / KW, KW>; }
 const std::array<WgradFn, 6> wgrad_tiles = {wgrad_fn<1>(), wgrad_fn<2>(), wgrad_fn<3>(), wgrad_fn<4>(), wgrad_fn<5>(), wgrad_fn<6>()};
 
 }  // namespace
@@ -219,7 +226,7 @@ const std::array<WgradFn, 6> wgrad_tiles = {wgrad_fn<1>(), wgrad_fn<2>(), wgrad_
 namespace nm {
 
 void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw) {
-  const int OB = ACC / KW;
+  const int OB = WG_ACC / KW;
   const WgradFn tile = wgrad_tiles[KW - 1];
   const int Hp = OH + KH - 1, Wp = OW + KW - 1;
   const int64_t image = static_cast<int64_t>(C) * H * W, L = static_cast<int64_t>(OH) * OW;
@@ -229,14 +236,14 @@ void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int 
     const int b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
     if (b1 <= b0) return;
     std::vector<float> xp(static_cast<size_t>(C) * Hp * Wp, 0.f);
-    float part[ACC];
+    float part[WG_ACC];
     for (int64_t q = static_cast<int64_t>(b0) * OB * C * KH * KW; q < std::min<int64_t>(static_cast<int64_t>(b1) * OB, OC) * C * KH * KW; q++) gw[q] = 0.f;
     for (int i = 0; i < N; i++) {
       pad_image(x + i * image, C, H, W, PH, PW, Hp, Wp, xp.data());
       for (int b = b0; b < b1; b++) {
         const int o0 = b * OB, ob = std::min(OB, OC - o0);
         // a short last block repeats its last channel (computed, not stored)
-        const float* grows[ACC];
+        const float* grows[WG_ACC];
         for (int o = 0; o < OB; o++) grows[o] = g + (static_cast<int64_t>(i) * OC + o0 + std::min(o, ob - 1)) * L;
         for (int c = 0; c < C; c++)
           for (int kh = 0; kh < KH; kh++) {
