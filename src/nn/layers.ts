@@ -239,13 +239,6 @@ export class Sequential extends Module {
   }
 }
 
-/**
- * At layers[i]: a Conv2d followed, in this order, by any of an eval-mode BatchNorm2d, a ReLU and a
- * MaxPool2d(2) (stride 2, no padding) run as conv2dFused: the bias and the batch norm folded into one
- * per-channel scale and shift (scale = gamma / sqrt(var + eps), shift = beta + (bias - mean) * scale),
- * applied with the ReLU and the pool while each chunk's output is in cache. The same function of the
- * input as the layers one by one, up to float rounding. null where layers[i] does not start such a run.
- */
 // (scale and shift of the epilogue: computed into these each call, read by the kernel before it
 // returns; grown, never shrunk)
 const epilogueBuffers = new Map<DType, { scale: FloatArray; shift: FloatArray }>();
@@ -256,6 +249,13 @@ function epilogueBuffer(dtype: DType, n: number): { scale: FloatArray; shift: Fl
   return b.scale.length === n ? b : { scale: b.scale.subarray(0, n) as FloatArray, shift: b.shift.subarray(0, n) as FloatArray };
 }
 
+/**
+ * At layers[i]: a Conv2d followed, in this order, by any of an eval-mode BatchNorm2d, a ReLU and a
+ * MaxPool2d(2) (stride 2, no padding) run as conv2dFused: the bias and the batch norm folded into one
+ * per-channel scale and shift (scale = gamma / sqrt(var + eps), shift = beta + (bias - mean) * scale),
+ * applied with the ReLU and the pool while each chunk's output is in cache. The same function of the
+ * input as the layers one by one, up to float rounding. null where layers[i] does not start such a run.
+ */
 function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number, n: number, dtype: DType) => FloatArray): { out: Tensor; used: number } | null {
   const conv = layers[i];
   if (!(conv instanceof Conv2d) || x.ndim !== 4 || x.dtype !== conv.weight.dtype) return null;
