@@ -389,28 +389,17 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
     outT.resize(static_cast<size_t>(OC) * R);
     tmpc.resize(static_cast<size_t>(OC) * R);
     // the im2col matrix already transposed: a row of CKK per output pixel, written in order, each
-    // kernel offset's input offset (or -1: padding) looked up once per pixel
-    int32_t off[64];
+    // kernel offset's input offset (or -1: padding) from the offset table
+    const std::vector<int32_t> table = offset_table(H, W, KH, KW, SH, SW, PH, PW, OH, OW);
     for (int r = 0; r < R; r++) {
-      const int n = r / static_cast<int>(L), l = r % static_cast<int>(L), oh = l / OW, ow = l % OW;
+      const int n = r / static_cast<int>(L), l = r % static_cast<int>(L);
       const float* img = x + n * C * plane;
       float* o = colsT.data() + static_cast<size_t>(r) * CKK;
-      if (KK <= 64) {
-        for (int kh = 0; kh < KH; kh++)
-          for (int kw = 0; kw < KW; kw++) {
-            const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-            off[kh * KW + kw] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : -1;
-          }
-        for (int c = 0; c < C; c++, o += KK, img += plane)
-          for (int k = 0; k < KK; k++) o[k] = off[k] >= 0 ? img[off[k]] : 0.f;
-      } else {
-        for (int c = 0; c < C; c++, img += plane)
-          for (int kh = 0; kh < KH; kh++)
-            for (int kw = 0; kw < KW; kw++) {
-              const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-              *o++ = ih >= 0 && ih < H && iw >= 0 && iw < W ? img[ih * W + iw] : 0.f;
-            }
-      }
+      for (int c = 0; c < C; c++, o += KK, img += plane)
+        for (int k = 0; k < KK; k++) {
+          const int32_t t = table[static_cast<size_t>(k) * L + l];
+          o[k] = t >= 0 ? img[t] : 0.f;
+        }
     }
     sgemm(false, true, R, OC, CKK, 1.f, colsT.data(), CKK, w, CKK, 0.f, outT.data(), OC);
     for (int r = 0; r < R; r++)
