@@ -508,7 +508,9 @@ ConvInput conv_input(const Args& a, size_t ocAt, const char* what) {
 
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   Args a{info, "convForward"};
-  a.count(22);
+  // 22 arguments, or 24: then the weights packed by packConvWeights too and the vector width they were
+  // packed for (read where the geometry takes them and the width is the kernels' now)
+  if (info.Length() != 24) a.count(22);
   const ConvInput c = conv_input(a, 15, "output");
   const Geometry& g = c.g;
   int64_t lw, lo;
@@ -523,8 +525,36 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   if (m == 0) return info.Env().Undefined();  // (CKK >= 1: geometry() takes C, KH, KW >= 1)
   float* o = out + outOff;
   if ((o < c.xp + c.N * c.image && c.xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
-  nm::conv_forward(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(c.OC), e.scale, e.shift, e.relu, static_cast<int>(e.pool), o);
+  const float* wp = nullptr;
+  int vw = 0;
+  if (info.Length() == 24) {
+    int64_t lp;
+    wp = a.f32(22, "packed", &lp);
+    vw = static_cast<int>(a.integer(23, "packedWidth", 1, 64));
+    a.exact("packed", lp, (c.OC + vw - 1) / vw * vw * c.CKK);
+    if (o < wp + lp && wp < o + m) fail(a.env(), "convForward: out overlaps packed");
+  }
+  nm::conv_forward(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(c.OC), e.scale, e.shift, e.relu, static_cast<int>(e.pool), o, wp, vw);
   return info.Env().Undefined();
+}
+
+// packConvWeights(w, OC, K): w (OC, K) laid out for convForward's packed path at the kernels' vector
+// width now: { packed: Float32Array, width }
+Napi::Value PackConvWeights(const Napi::CallbackInfo& info) {
+  Args a{info, "packConvWeights"};
+  a.count(3);
+  int64_t lw;
+  const float* w = a.f32(0, "w", &lw);
+  const int64_t OC = a.integer(1, "OC", 1), K = a.integer(2, "K", 1);
+  a.exact("w", lw, OC * K);
+  const int vw = nm::vector_floats();
+  const int64_t n = (OC + vw - 1) / vw * vw * K;
+  Napi::Float32Array p = Napi::Float32Array::New(info.Env(), static_cast<size_t>(n));
+  nm::pack_weights(w, static_cast<int>(OC), static_cast<int>(K), vw, p.Data());
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("packed", p);
+  r.Set("width", Napi::Number::New(info.Env(), vw));
+  return r;
 }
 
 Napi::Value ConvWeightGrad(const Napi::CallbackInfo& info) {
@@ -748,6 +778,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
+  exports.Set("packConvWeights", Napi::Function::New(env, PackConvWeights));
   exports.Set("convWeightGrad", Napi::Function::New(env, ConvWeightGrad));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("pairwiseSqDist", Napi::Function::New(env, PairwiseSqDist));

@@ -26,6 +26,12 @@ void snarrow_generic(int, int, int, int, const float*, int64_t, const float*, in
 void snarrow_conv_avx512(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*);
 void snarrow_conv_avx2(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*);
 void snarrow_conv_generic(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*);
+void spacked_avx512(int, int, int, int, int, const float*, const float*, int64_t, float*);
+void spacked_avx2(int, int, int, int, int, const float*, const float*, int64_t, float*);
+void spacked_generic(int, int, int, int, int, const float*, const float*, int64_t, float*);
+int spacked_nb_avx512(int);
+int spacked_nb_avx2(int);
+int spacked_nb_generic(int);
 bool have_avx512_kernel();
 bool have_avx2_kernel();
 
@@ -112,6 +118,41 @@ void narrow_conv_rows(int m0, int m1, int L, int C, int KH, int KW, const float*
     case Isa::Avx2: snarrow_conv_avx2(m0, m1, L, C, KH, KW, A, S, SP, OW, Cm); break;
     default: snarrow_conv_generic(m0, m1, L, C, KH, KW, A, S, SP, OW, Cm);
   }
+}
+
+void pack_weights(const float* w, int OC, int K, int vw, float* Wp) {
+  const int nb = (OC + vw - 1) / vw;
+  for (int b = 0; b < nb; b++) {
+    float* o = Wp + static_cast<int64_t>(b) * K * vw;
+    for (int k = 0; k < K; k++, o += vw)
+      for (int l = 0; l < vw; l++) {
+        const int c = b * vw + l;
+        o[l] = c < OC ? w[static_cast<int64_t>(c) * K + k] : 0.f;
+      }
+  }
+}
+
+void sgemm_packed(int R, int K, int OC, const float* Wp, const float* X, int64_t ldx, float* Ct) {
+  if (R <= 0 || OC <= 0) return;
+  const int vw = vector_floats(), nb = (OC + vw - 1) / vw;
+  const int g = current == Isa::Avx512 ? spacked_nb_avx512(R) : current == Isa::Avx2 ? spacked_nb_avx2(R) : spacked_nb_generic(R);
+  auto blocks = [&](int b0, int b1) {
+    switch (current) {
+      case Isa::Avx512: spacked_avx512(b0, b1, R, K, OC, Wp, X, ldx, Ct); break;
+      case Isa::Avx2: spacked_avx2(b0, b1, R, K, OC, Wp, X, ldx, Ct); break;
+      default: spacked_generic(b0, b1, R, K, OC, Wp, X, ldx, Ct);
+    }
+  };
+  // the blocks split between threads in groups of the tile's g blocks
+  const int groups = (nb + g - 1) / g;
+  const int T = inside_parallel() || 2.0 * OC * R * K < 1e6 ? 1 : std::min(num_threads(), groups);
+  if (T <= 1) {
+    blocks(0, nb);
+    return;
+  }
+  parallel_for(T, [&](int t) {
+    blocks(std::min(nb, groups * t / T * g), std::min(nb, groups * (t + 1) / T * g));
+  }, T);
 }
 
 const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic"; }

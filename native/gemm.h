@@ -33,6 +33,18 @@ struct ConvB {
 /** C (M, N) = alpha * A (M, K) * B + beta * C with B the implicit im2col matrix cb (K = C*KH*KW) */
 void sgemm_conv(int M, int N, int K, float alpha, const float* A, int64_t lda, const ConvB& cb, float beta, float* C, int64_t ldc, int threads = 0);
 
+/**
+ * w (OC, K) rows -> Wp: ceil(OC / vw) blocks of (K, vw), the block's vw output channels side by side
+ * for each k, zeros past OC. vw: the vector width of the kernels that will read it (vector_floats()).
+ */
+void pack_weights(const float* w, int OC, int K, int vw, float* Wp);
+
+/**
+ * Ct (OC, R), rows R apart, = W (OC, K) * X (K, R) with W packed by pack_weights at vector_floats()
+ * (packed_kernel.h); X's rows ldx apart. Threads split the channel blocks.
+ */
+void sgemm_packed(int R, int K, int OC, const float* Wp, const float* X, int64_t ldx, float* Ct);
+
 /** the widest B sgemm_narrow takes: 4 vectors of the micro-kernel in use (64 floats on AVX-512) */
 int narrow_max_n();
 

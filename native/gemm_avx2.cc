@@ -17,6 +17,9 @@
 #define NM_NARROW_NAME snarrow_avx2
 #define NM_NARROW_CONV_NAME snarrow_conv_avx2
 #include "narrow_kernel.h"
+#define NM_PACKED_NAME spacked_avx2
+#define NM_PACKED_NB_NAME spacked_nb_avx2
+#include "packed_kernel.h"
 #define NM_HAVE 1
 #else
 #define NM_HAVE 0
@@ -29,5 +32,7 @@ void sgemm_avx2_par(bool, bool, int, int, int, float, const float*, int64_t, con
 void srows_avx2(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
 void snarrow_avx2(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
 void snarrow_conv_avx2(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*) { abort(); }
+void spacked_avx2(int, int, int, int, int, const float*, const float*, int64_t, float*) { abort(); }
+int spacked_nb_avx2(int) { abort(); }
 #endif
 }  // namespace nm

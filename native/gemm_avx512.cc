@@ -21,6 +21,9 @@
 #define NM_NARROW_NAME snarrow_avx512
 #define NM_NARROW_CONV_NAME snarrow_conv_avx512
 #include "narrow_kernel.h"
+#define NM_PACKED_NAME spacked_avx512
+#define NM_PACKED_NB_NAME spacked_nb_avx512
+#include "packed_kernel.h"
 #define NM_WI_NAME wino_in_avx512
 #define NM_WO_NAME wino_out_avx512
 #define NM_WW_NAME wino_w_avx512
@@ -39,6 +42,8 @@ void sgemm_avx512_par(bool, bool, int, int, int, float, const float*, int64_t, c
 void srows_avx512(int, int, int, int, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t) { abort(); }
 void snarrow_avx512(int, int, int, int, const float*, int64_t, const float*, int64_t, float*, int64_t) { abort(); }
 void snarrow_conv_avx512(int, int, int, int, int, int, const float*, const float*, int64_t, int, float*) { abort(); }
+void spacked_avx512(int, int, int, int, int, const float*, const float*, int64_t, float*) { abort(); }
+int spacked_nb_avx512(int) { abort(); }
 void wino_in_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_out_avx512(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_w_avx512(int, const float*, int, float*, int64_t) { abort(); }

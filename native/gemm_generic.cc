@@ -12,3 +12,6 @@
 #define NM_NARROW_NAME snarrow_generic
 #define NM_NARROW_CONV_NAME snarrow_conv_generic
 #include "narrow_kernel.h"
+#define NM_PACKED_NAME spacked_generic
+#define NM_PACKED_NB_NAME spacked_nb_generic
+#include "packed_kernel.h"

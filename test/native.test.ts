@@ -376,6 +376,58 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
   assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, x, 0), /convForward: out overlaps x or w/);
 });
 
+S('convForward with packed weights (packConvWeights): the same output on every build, read only where it fits', () => {
+  const a = need();
+  const prevThreads = a.threads(), prevIsa = a.isa();
+  const none = new Float32Array(0);
+  try {
+    // [N, C, H, W, OC, K, pad, pool]: at most 16 output pixels in all (the packed path): 4x4 (whole
+    // tiles of 8 and 6 pixels, and a part tile), 2x2 pooled, 1x1 (fewer pixels than a tile), two
+    // images of 2x2, 3x3 of 9 pixels, a 1x1 kernel; output channels 4, 38 and 45 (part blocks of 16 and
+    // 8) and 64 split between threads; above 16 pixels (5x5: 25) the packed weights are not read
+    const cases = [[1, 40, 4, 4, 45, 3, 1, 1], [1, 64, 4, 4, 64, 3, 1, 2], [1, 32, 2, 2, 38, 3, 1, 2], [1, 24, 1, 1, 20, 3, 1, 1],
+      [2, 20, 2, 2, 17, 3, 1, 1], [1, 16, 3, 3, 4, 3, 1, 1], [1, 48, 4, 4, 33, 1, 0, 1], [1, 8, 5, 5, 12, 3, 1, 1]];
+    for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
+      a.setIsa(isa as 'avx2');
+      a.setThreads(threads);
+      for (const [N, C, H, W, OC, K, pad, pool] of cases) {
+        const OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1, CKK = C * K * K;
+        const x = f32(N * C * H * W), w = f32(OC * CKK);
+        const m = N * OC * (pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : OH * OW);
+        const { packed, width } = a.packConvWeights(w, OC, CKK)!;
+        assert.is(width, isa === 'avx512' ? 16 : isa === 'avx2' ? 8 : 4, `${isa}: packed for its vector width`);
+        assert.is(packed.length, Math.ceil(OC / width) * width * CKK);
+        const label = `${N}x${C}x${H}x${W} -> ${OC} k${K} pool${pool} ${isa} threads=${threads}`;
+        for (const [scale, shift, relu] of [[none, none, false], [f32(OC), f32(OC), true]] as const) {
+          const o1 = new Float32Array(m), o2 = new Float32Array(m);
+          a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o1, 0, packed, width);
+          jsKernels.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o2, 0);
+          assertClose(o1, o2, 3e-7 * CKK + 1e-6, label);
+        }
+        // the packed copy is what the path reads: weights packed from other values give other outputs
+        // where it applies (at most 16 pixels), the same outputs where it does not; a width that is not
+        // the kernels' is never read
+        const other = a.packConvWeights(f32(OC * CKK), OC, CKK)!.packed;
+        const plain = new Float32Array(m), viaOther = new Float32Array(m), wrongWidth = new Float32Array(m);
+        a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, none, none, false, pool, plain, 0);
+        a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, none, none, false, pool, viaOther, 0, other, width);
+        const w2 = width === 4 ? 8 : 4;
+        a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, none, none, false, pool, wrongWidth, 0, new Float32Array(Math.ceil(OC / w2) * w2 * CKK).fill(NaN), w2);
+        assert.equal(wrongWidth, plain, `${label}: packed for another width, not read`);
+        const read = N * OH * OW <= 16;
+        assert.is(viaOther.some((v, i) => v !== plain[i]), read, `${label}: packed weights ${read ? '' : 'not '}read`);
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setThreads(prevThreads);
+  }
+  const w = f32(4 * 27), out = new Float32Array(64);
+  const { packed, width } = a.packConvWeights(w, 4, 27)!;
+  assertThrows(() => a.convForward(f32(48), 0, 1, 3, 4, 4, 3, 3, 1, 1, 1, 1, 4, 4, w, 4, none, none, false, 1, out, 0, packed.subarray(1), width), /convForward: packed has \d+ elements, expected \d+/);
+  assertThrows(() => a.packConvWeights(w, 4, 26), /packConvWeights: w has 108 elements, expected 104/);
+});
+
 S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel widths 1-6, padding, short channel blocks, every micro-kernel, 1 and 2 threads; refuses (touching nothing) where it does not apply', () => {
   const a = need();
   const prevThreads = a.threads(), prevIsa = a.isa();

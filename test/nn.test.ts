@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, mlpArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
-  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d,
+  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession,
 } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
@@ -250,6 +250,54 @@ N('inference fusion: conv (+BN +ReLU +2x2 pool) in one op gives the layers\u2019
       setBackend(null);
     }
   }
+});
+
+N('InferenceSession: the output of model.forward in eval mode, the convolutions\' weights packed once (native), a replaced layer noticed', () => {
+  const r = new Rng(12);
+  const arr = (n: number) => Float32Array.from({ length: n }, () => r.uniform(-1, 1));
+  // VGG-16 at widths not a multiple of a vector: its 4x4 maps at batch 1 and its 2x2 maps at batch 1
+  // to 4 take the packed path
+  const m = buildModel(vgg16Arch([8, 8, 12, 12, 20, 20, 20, 24, 24, 24, 40, 40, 40], 10), 3);
+  for (const l of m.layers) {
+    if (!(l instanceof BatchNorm2d)) continue;
+    l.runningMean.data.set(arr(l.weight.size).map((v) => v * 0.3));
+    l.runningVar.data.set(arr(l.weight.size).map((v) => 1 + 0.5 * v));
+  }
+  m.eval();
+  for (const backend of ['native', 'js'] as const) {
+    setBackend(backend === 'native' ? null : 'js');
+    try {
+      const s = new InferenceSession(m);
+      assert.is(s.packedLayers, backend === 'native' ? 13 : 0, `${backend}: convolutions packed`);
+      for (const [n, hw] of [[1, 32], [2, 32], [3, 32], [5, 32]]) {
+        const x = tensor(arr(n * 3 * hw * hw), [n, 3, hw, hw]);
+        const want = noGrad(() => m.forward(x));
+        const got = s.run(x);
+        assert.equal(got.shape, want.shape);
+        assertClose(got.data, want.data, 2e-5, `${backend}: batch ${n}, ${hw}x${hw}`);
+      }
+    } finally {
+      setBackend(null);
+    }
+  }
+  // the session computes with its copy: weights changed in place after it was made are not seen on
+  // the packed path (batch 1: the last six convolutions), a convolution replaced is
+  const s = new InferenceSession(m);
+  const x = tensor(arr(3 * 32 * 32), [1, 3, 32, 32]);
+  const before = s.run(x).data.slice();
+  let last = -1;
+  m.layers.forEach((l, i) => {
+    if (l instanceof Conv2d) last = i;
+  });
+  const conv = m.layers[last] as Conv2d;
+  conv.weight.data.set(arr(conv.weight.size));
+  assertClose(s.run(x).data, before, 1e-6, 'in-place change: the packed copy');
+  const fresh = new Conv2d(conv.weight.shape[1], conv.weight.shape[0], 3, { padding: 1, rng: new Rng(9) });
+  m.replace(last, fresh);
+  assertClose(s.run(x).data, noGrad(() => m.forward(x)).data, 2e-5, 'replaced layer: read as it lies');
+  assert.ok(s.run(x).data.some((v, i) => Math.abs(v - before[i]) > 1e-4), 'the replaced layer changed the output');
+  m.train();
+  assertThrows(() => s.run(x), /InferenceSession.run: the model is in training mode; call model.eval\(\) first/);
 });
 
 N('batch norm + ReLU fused (Sequential, training and eval with a graph): the same bits as the two layers, forward and backward, on both backends', () => {

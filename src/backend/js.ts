@@ -615,6 +615,7 @@ export const jsKernels: Kernels = {
   sgdUpdate,
   convEpilogue,
   convForward,
+  packConvWeights: () => null,
   convWeightGrad,
   softmax,
   softmaxBackward,

@@ -24,6 +24,7 @@ export interface NativeAddon {
   permute: Kernels['permute'];
   convEpilogue: Kernels['convEpilogue'];
   convForward: Kernels['convForward'];
+  packConvWeights: Kernels['packConvWeights'];
   reduce: Kernels['reduce'];
   pairwiseSqDist: Kernels['pairwiseSqDist'];
   pairwiseSqDistAsync(...args: Parameters<Kernels['pairwiseSqDist']>): Promise<number>;
@@ -132,6 +133,7 @@ if (loaded) {
       sgdUpdate: a.sgdUpdate,
       convEpilogue: a.convEpilogue,
       convForward: a.convForward,
+      packConvWeights: a.packConvWeights,
       convWeightGrad: a.convWeightGrad,
       reduce: a.reduce,
       pairwiseSqDist: a.pairwiseSqDist,

@@ -127,12 +127,19 @@ export interface Kernels {
   // The forward convolution of N images x (N,C,H,W) from xOff with w (OC, C*KH*KW), then the
   // epilogue above (scale, shift, relu, pool) per output channel: out (N, OC, OH/pool, OW/pool) from
   // outOff. The native kernel mostly stores no im2col matrix (a direct convolution, or a GEMM that packs B from the images; small maps: a matrix of at most 16 MB).
+  // packed, width: the same weights laid out by packConvWeights (read instead of w where the kernel
+  // has a path for them, and width is its vector width now; ignored elsewhere)
   convForward(
     x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
     w: FloatArray, OC: number, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
-    out: FloatArray, outOff: number,
+    out: FloatArray, outOff: number, packed?: FloatArray, width?: number,
   ): void;
+
+  // w (OC, K) laid out once for convForward's reads at few pixels (native: blocks of one vector of
+  // output channels, each tap's channels side by side): { packed, width }, or null where this backend
+  // reads weights only as they lie (TypeScript)
+  packConvWeights(w: FloatArray, OC: number, K: number): { packed: FloatArray; width: number } | null;
 
   // x viewed as (outer, dim, inner) -> out of the same shape: softmax (or log-softmax) along dim
   softmax(x: FloatArray, outer: number, dim: number, inner: number, out: FloatArray, log: boolean): void;

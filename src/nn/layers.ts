@@ -1,7 +1,7 @@
 // Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
 // the layout neuron merging works on. Every random initialisation takes an Rng.
 import { activateInPlace, avgPool2d, batchNorm, conv2d, conv2dFused, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
-import type { Pair } from '../tensor/ops.js';
+import type { PackedWeights, Pair } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
 import { allocate, full, isGradEnabled, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
 import type { DType, FloatArray } from '../backend/types.js';
@@ -184,6 +184,13 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.child(String(i), l));
   }
   forward(x: Tensor): Tensor {
+    return this.forwardWith(x, null);
+  }
+  /**
+   * forward, with the convolutions' weights packed ahead where `packed` has them (InferenceSession;
+   * used only on the fused inference path)
+   */
+  forwardWith(x: Tensor, packed: ReadonlyMap<Conv2d, PackedWeights> | null): Tensor {
     // inference (eval mode, no gradient wanted): a convolution with the batch norm, ReLU and 2x2
     // max-pool after it runs as one fused op (see fusedConv); otherwise a batch norm followed by a
     // ReLU runs as one op (batchNorm with relu: one pass each way, no tensor between them).
@@ -196,7 +203,7 @@ export class Sequential extends Module {
     const infer = fuse && !this.training && !isGradEnabled();
     let h = x;
     for (let i = 0; i < this.layers.length; ) {
-      const f = infer ? fusedConv(this.layers, i, h, (used, n, dtype) => (this.layers[i + used] instanceof Conv2d ? this.passBuffer(n, dtype) : allocate(dtype, n))) : null;
+      const f = infer ? fusedConv(this.layers, i, h, (used, n, dtype) => (this.layers[i + used] instanceof Conv2d ? this.passBuffer(n, dtype) : allocate(dtype, n)), packed) : null;
       if (f) {
         h = f.out;
         i += f.used;
@@ -256,7 +263,7 @@ function epilogueBuffer(dtype: DType, n: number): { scale: FloatArray; shift: Fl
  * applied with the ReLU and the pool while each chunk's output is in cache. The same function of the
  * input as the layers one by one, up to float rounding. null where layers[i] does not start such a run.
  */
-function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number, n: number, dtype: DType) => FloatArray): { out: Tensor; used: number } | null {
+function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number, n: number, dtype: DType) => FloatArray, packed: ReadonlyMap<Conv2d, PackedWeights> | null): { out: Tensor; used: number } | null {
   const conv = layers[i];
   if (!(conv instanceof Conv2d) || x.ndim !== 4 || x.dtype !== conv.weight.dtype) return null;
   let j = i + 1;
@@ -289,7 +296,7 @@ function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number
     }
   }
   const used = j - i;
-  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool }, (n) => output(used, n, x.dtype)), used };
+  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool, packed: packed?.get(conv) }, (n) => output(used, n, x.dtype)), used };
 }
 
 function samePair(p: Pair | undefined, v: number): boolean {

@@ -605,6 +605,23 @@ export interface ConvEpilogue {
   relu?: boolean;
   /** 2: then a 2x2 max-pool, stride 2 */
   pool?: 1 | 2;
+  /** the weights as packConvWeights laid them out (an inference session's copy), read where the
+   *  kernel has a path for them */
+  packed?: PackedWeights;
+}
+
+/** a convolution's weights laid out once by the backend's packConvWeights, and the array they came from */
+export interface PackedWeights {
+  packed: FloatArray;
+  width: number;
+  from: FloatArray;
+}
+
+/** w (OC, C, KH, KW) laid out for convForward's packed path by the backend that runs it, or null */
+export function packConvWeights(w: Tensor): PackedWeights | null {
+  if (w.ndim !== 4) throw new Error(`packConvWeights: the weight must be (OC, C, KH, KW), got ${shapeStr(w.shape)}`);
+  const p = kernel('packConvWeights', w.dtype)(w.data, w.shape[0], w.size / w.shape[0]);
+  return p ? { ...p, from: w.data } : null;
 }
 
 interface ConvGeometry {
@@ -641,7 +658,11 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
   const empty = allocate(x.dtype, 0);
-  kernel('convForward', x.dtype)(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0);
+  const f = kernel('convForward', x.dtype);
+  // packed weights only where they are still this weight's (the session packed this very array)
+  const p = ep.packed && ep.packed.from === w.data ? ep.packed : null;
+  if (p) f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0, p.packed, p.width);
+  else f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0);
 }
 
 /**
