@@ -2,11 +2,11 @@
 // hidden layer merged at 0.5; VGG-16 also to 7.04% of its parameters, one ratio everywhere, and the same
 // with every layer's units rounded down to a multiple of 8) exported as
 // ONNX and run by onnxruntime-node (2 intra-op threads, all graph optimisations) and by neuronmerge, at
-// batch 1 and 128, in one run: each model's time in both, their ratio, and each runtime's measured
+// batch 1 and 128 (neuronmerge through an InferenceSession, as onnxruntime through its own), in one run: each model's time in both, their ratio, and each runtime's measured
 // speedup from merging beside the FLOPs ratio. Rounds alternate the two runtimes (the machine's speed
 // drifts); the figures are the medians of the rounds.
 import { cpus } from 'node:os';
-import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, mergeSites, modelStats, nativeAddon, noGrad, ratioForBudget, Rng, roundUnits, tensor, toOnnx, unitsAfter, vgg16Arch } from '../src/index.js';
+import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, mergeSites, modelStats, nativeAddon, ratioForBudget, Rng, roundUnits, tensor, toOnnx, unitsAfter, vgg16Arch } from '../src/index.js';
 import type { Arch, Sequential } from '../src/index.js';
 import { emit, fmt, median } from './util.js';
 import type { BenchArgs } from './util.js';
@@ -49,7 +49,12 @@ export async function benchOnnx(args: BenchArgs): Promise<void> {
     ['vgg16', vgg16Arch(), [3, 32, 32], { budget: 0.0704, multipleOf: 8 }],
   ];
   const session = (m: Sequential, shape: number[]) => ort.InferenceSession.create(toOnnx(m, shape), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  // --only REGEX: the models whose name and merge ('vgg16 ratio 0.5', 'vgg16 budget 0.0704 ×8') match
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? new RegExp(process.argv[onlyAt + 1] ?? '') : null;
+  const labelOf = (how: { ratio?: number; budget?: number; multipleOf?: number }) => (how.budget ? `budget ${how.budget}${how.multipleOf ? ` ×${how.multipleOf}` : ''}` : `ratio ${how.ratio}`);
   for (const [name, arch, inShape, how] of models) {
+    if (only && !only.test(`${name} ${labelOf(how)}`)) continue;
     const original = buildModel(arch, 1), merged = buildModel(arch, 1);
     if (how.multipleOf) {
       // the budget's one ratio, each layer's units then rounded down to the multiple (merge --multiple-of)
@@ -59,8 +64,10 @@ export async function benchOnnx(args: BenchArgs): Promise<void> {
     original.eval();
     merged.eval();
     const c = compare(modelStats(original, inShape), modelStats(merged, inShape));
-    const label = how.budget ? `budget ${how.budget}${how.multipleOf ? ` ×${how.multipleOf}` : ''}` : `ratio ${how.ratio}`;
+    const label = labelOf(how);
     const [so, sm] = [await session(original, inShape), await session(merged, inShape)];
+    // neuronmerge's counterpart of onnxruntime's session: the convolutions' weights laid out once
+    const [no, nm] = [new InferenceSession(original), new InferenceSession(merged)];
     for (const batch of [1, 128]) {
       const rng = new Rng(2);
       const shape = [batch, ...inShape];
@@ -71,9 +78,9 @@ export async function benchOnnx(args: BenchArgs): Promise<void> {
       const ms = big ? 1500 : 300;
       const t = { oursO: [] as number[], oursM: [] as number[], ortO: [] as number[], ortM: [] as number[] };
       for (let r = 0; r < ROUNDS; r++) {
-        t.oursO.push(await timeIt(() => noGrad(() => original.forward(x)), ms));
+        t.oursO.push(await timeIt(() => no.run(x), ms));
         t.ortO.push(await timeIt(() => so.run(feed), ms));
-        t.oursM.push(await timeIt(() => noGrad(() => merged.forward(x)), ms));
+        t.oursM.push(await timeIt(() => nm.run(x), ms));
         t.ortM.push(await timeIt(() => sm.run(feed), ms));
       }
       const ratios = (a: number[], b: number[]) => a.map((v, i) => v / b[i]);

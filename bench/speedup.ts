@@ -1,7 +1,7 @@
 // Speedup benchmark: inference time of the original and the merged DBN, LeNet-5 and VGG-16 (every
 // hidden layer merged at ratio 0.5) at batch 1 and 128, the measured speedup (the median of 7 rounds'
 // ratios, each round timing both models back to back) beside the FLOPs ratio.
-import { buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, noGrad, Rng, tensor, vgg16Arch } from '../src/index.js';
+import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, modelStats, Rng, tensor, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
 import { emit, fmt, machineLine, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';
@@ -20,6 +20,7 @@ export async function benchSpeedup(args: BenchArgs): Promise<void> {
     original.eval();
     merged.eval();
     const c = compare(modelStats(original, inShape), modelStats(merged, inShape));
+    const [so, sm] = [new InferenceSession(original), new InferenceSession(merged)];
     for (const batch of [1, 128]) {
       const rng = new Rng(2);
       const shape = [batch, ...inShape];
@@ -31,8 +32,8 @@ export async function benchSpeedup(args: BenchArgs): Promise<void> {
       const opts = { iterations: big ? 1 : 5, time: big ? 600 : 200 };
       const origMs: number[] = [], mergedMs: number[] = [], ratios: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        const o = await measureMs(`${name} original ${batch}`, () => noGrad(() => original.forward(x)), opts);
-        const m = await measureMs(`${name} merged ${batch}`, () => noGrad(() => merged.forward(x)), opts);
+        const o = await measureMs(`${name} original ${batch}`, () => so.run(x), opts);
+        const m = await measureMs(`${name} merged ${batch}`, () => sm.run(x), opts);
         origMs.push(o);
         mergedMs.push(m);
         ratios.push(o / m);

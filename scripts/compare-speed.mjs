@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // How much faster a compressed model runs than its original, measured on this machine: inference
-// (eval mode, no autograd) on random inputs of the network's shape, the two models timed in
+// (eval mode, no autograd, each model through an InferenceSession) on random inputs of the network's shape, the two models timed in
 // alternating rounds (the machine's speed drifts; a round's ratio compares neighbouring timings),
 // beside the ratio of their FLOPs:
 //   node scripts/compare-speed.mjs ORIGINAL.safetensors COMPRESSED.safetensors [--batch 1,128] [--rounds 7]
 import '../dist/src/runtime/rerun.js';
-import { compare, inputShape, modelFromCheckpoint, modelStats, nativeAddon, noGrad, Rng, tensor } from '../dist/src/index.js';
+import { compare, InferenceSession, inputShape, modelFromCheckpoint, modelStats, nativeAddon, Rng, tensor } from '../dist/src/index.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -31,19 +31,21 @@ b.model.eval();
 const c = compare(modelStats(a.model, inShape), modelStats(b.model, inShape));
 const addon = nativeAddon();
 console.log(`# ${addon ? `native kernels, ${addon.isa()}, ${addon.threads()} threads` : 'TypeScript kernels'}; ${a.arch.model}: ${c.params.before} -> ${c.params.after} parameters, FLOPs ratio ${c.flopsRatio.toFixed(2)}x`);
+const sessions = new Map([a.model, b.model].map((m) => [m, new InferenceSession(m)]));
 const median = (v) => v.slice().sort((p, q) => p - q)[v.length >> 1];
 for (const batch of batches) {
   const rng = new Rng(2);
   const shape = [batch, ...inShape];
   const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
-  const time = (m) => {
+  const time = (model) => {
+    const m = sessions.get(model);
     // enough repetitions for about 0.3 s a timing
     const t0 = performance.now();
-    noGrad(() => m.forward(x));
+    m.run(x);
     const once = Math.max(performance.now() - t0, 0.01);
     const reps = Math.max(1, Math.min(1000, Math.round(300 / once)));
     const t1 = performance.now();
-    for (let i = 0; i < reps; i++) noGrad(() => m.forward(x));
+    for (let i = 0; i < reps; i++) m.run(x);
     return (performance.now() - t1) / reps;
   };
   time(a.model);

@@ -1,6 +1,7 @@
 // An inference session: a model in eval mode run without autograd, its convolutions' weights laid out
-// once, when the session is made, for the backend's reads at few pixels (native: batch 1 on maps of up
-// to 8x8, where a forward otherwise streams every weight from where it lies for each image). The
+// once, when the session is made, for the backend's reads at few pixels (native: at most 16 output
+// pixels in all, VGG-16's 4x4 and 2x2 maps at batch 1, where a forward otherwise reads every weight
+// from where it lies, a broadcast at a time, for one image). The
 // counterpart of onnxruntime's InferenceSession, which lays its weights out when it is created.
 import { noGrad, type Tensor } from '../tensor/tensor.js';
 import { packConvWeights } from '../tensor/ops.js';
@@ -12,8 +13,9 @@ export class InferenceSession {
   /**
    * The model's convolution weights are copied when the session is made (into the backend's layout;
    * about their size again): a session run after those weights changed in place computes with the
-   * copy. Make a new session after training or editing the model (a layer replaced, or a weight array
-   * swapped by loadStateDict, is noticed: that layer then reads its weights as they lie).
+   * copy. Make a new session after training the model or loading weights into it (loadStateDict
+   * writes in place). A layer replaced, or a weight tensor swapped for another, is noticed: that layer
+   * then reads its weights as they lie.
    */
   constructor(readonly model: Sequential) {
     if (!(model instanceof Sequential)) throw new Error('InferenceSession: the model must be a Sequential');
