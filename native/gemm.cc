@@ -185,10 +185,14 @@ void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* 
   // the kernels apply beta themselves with the first K block (beta = 0 never reads C)
   int T = threads > 0 ? threads : num_threads();
   const double flops = 2.0 * M * N * K;
-  if (flops < 1e6) T = 1;  // too small to share
+  const bool rows_path = !cb && !ta && tb && M <= ROWS_MAX_M && K >= 16;
+  // too small to share; the dot-product kernel streams B once and shares from 2e5 FLOPs (B of 100K
+  // floats at batch 1): DBN at batch 1, Zen 5, 2 threads, alternating in one process, 102 -> 80-89 us
+  // (merged at 0.5: 57 -> 39-47), LeNet-5 66 -> 49-55 us (merged 33 -> 28-29) against 1e6
+  if (flops < (rows_path ? 2e5 : 1e6)) T = 1;
   if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
   // a few rows times B stored by rows (a linear layer at batch 1 to 4): dot products straight from B
-  if (!cb && !ta && tb && M <= ROWS_MAX_M && K >= 16) {
+  if (rows_path) {
     auto rows = [&](int n0, int n1) {
       switch (current) {
         case Isa::Avx512: srows_avx512(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
