@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   abs, add, affine, avgPool2d, batchNorm, cast, cat, clamp, conv2d, crossEntropy, distillationLoss, div, dropout, exp, gradcheck, log,
-  logSoftmax, linear, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
+  logSoftmax, tensor, linear, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
   softmax, sqrt, square, sub, sum, take, tanh, Tensor, transpose, setConvChunk,
 } from '../src/index.js';
 import { distinct, rand, randShape } from './helpers.js';
@@ -116,6 +116,21 @@ G('linear (x·wᵀ + b) with and without bias', () => {
   for (const [N, I, O] of [[1, 1, 1], [5, 3, 7], [4, 9, 2]]) {
     check('linear', (x, w, b) => linear(x, w, b), [rand(rng, [N, I]), rand(rng, [O, I]), rand(rng, [O])]);
     check('linear no bias', (x, w) => linear(x, w), [rand(rng, [N, I]), rand(rng, [O, I])]);
+  }
+  // float32 on the best backend (native: a few rows take the dot-product kernel with the bias copied
+  // into the output first), batch 1 to 6 against the sums written out
+  for (const N of [1, 2, 3, 4, 5, 6]) {
+    const I = 40, O = 70;
+    const x = tensor(Float32Array.from({ length: N * I }, () => rng.uniform(-1, 1)), [N, I]);
+    const w = tensor(Float32Array.from({ length: O * I }, () => rng.uniform(-1, 1)), [O, I]);
+    const b = tensor(Float32Array.from({ length: O }, () => rng.uniform(-1, 1)), [O]);
+    const y = linear(x, w, b).data;
+    for (let n = 0; n < N; n++)
+      for (let o = 0; o < O; o++) {
+        let want = b.data[o];
+        for (let i = 0; i < I; i++) want += x.data[n * I + i] * w.data[o * I + i];
+        assert.ok(Math.abs(y[n * O + o] - want) < 1e-4, `linear float32, batch ${N}: [${n}, ${o}] ${y[n * O + o]} vs ${want}`);
+      }
   }
 });
 

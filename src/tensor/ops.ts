@@ -503,8 +503,16 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   }
   const gemm = kernel('gemm', dtype);
   const out = allocate(dtype, N * O);
-  gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 0, out, 0, O);
-  if (b) kernel('binary', dtype)('add', out, [O, 1], b.data, [0, 1], out, [N, O], 0, 0);
+  if (b && N <= 4) {
+    // a few rows (batch 1 to 4): the bias copied into the output first and the product added to it
+    // (beta 1): one kernel call where the add would be a second (DBN forward at batch 1, Zen 5, one
+    // process alternating: 107 -> 99 us, merged at 0.5 51 -> 45; LeNet-5 78 -> 73, merged 47 -> 41)
+    for (let n = 0; n < N; n++) out.set(b.data, n * O);
+    gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 1, out, 0, O);
+  } else {
+    gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 0, out, 0, O);
+    if (b) kernel('binary', dtype)('add', out, [O, 1], b.data, [0, 1], out, [N, O], 0, 0);
+  }
   const inputs = b ? [x, w, b] : [x, w];
   return make(out, [N, O], 'linear', inputs, (g) => {
     const res: (Tensor | null)[] = [null, null];
