@@ -97,6 +97,14 @@ T('merge in stages with fine-tuning between; distillation fine-tunes from the or
   const f = json(['finetune', join(dir, 'staged.safetensors'), '--distill', orig, '--epochs', '1', '--limit', '2000', '--schedule', 'onecycle', '--out', join(dir, 'ft.safetensors')]);
   assert.ok(f.accuracy.after >= f.accuracy.before - 0.05, `${f.accuracy.before} → ${f.accuracy.after}`);
   assert.is(loadCheckpoint(join(dir, 'ft.safetensors')).kind, 'finetuned');
+  // --weight-decay reaches the optimizer: the same steps with a strong decay leave smaller weights
+  const norm = (file: string) => [...loadCheckpoint(file).state.values()].reduce((p, t) => p + Array.from(t.data as ArrayLike<number>).reduce((q: number, v: number) => q + v * v, 0), 0);
+  for (const wd of ['0', '1']) json(['finetune', join(dir, 'staged.safetensors'), '--epochs', '1', '--limit', '500', '--lr', '0.1', '--weight-decay', wd, '--out', join(dir, `wd${wd}.safetensors`)]);
+  const [n0, n5] = [norm(join(dir, 'wd0.safetensors')), norm(join(dir, 'wd1.safetensors'))];
+  assert.ok(n5 < 0.8 * n0, `weight decay 1: squared norm ${n5} against ${n0} without`);
+  const bad = run(['finetune', join(dir, 'staged.safetensors'), '--weight-decay', '-1', '--out', join(dir, 'wdneg.safetensors')]);
+  assert.is(bad.stderr, "neuronmerge: --weight-decay must be a number from 0 to 1, got '-1'\n");
+  assert.is(bad.status, 1);
 });
 
 T('reproduce reports every rule asked for, side by side, with the pruning baseline', () => {

@@ -116,6 +116,7 @@ const ruleList = (v: string) => v.split(',').map((x) => {
 const tuning = (c: Command) => c
   .option('--schedule <s>', 'learning rate over the run: cosine (from the rate down to 0) or onecycle (a warm-up, then cosine down)', oneOf('--schedule', ['cosine', 'onecycle']), 'cosine')
   .option('--warmup <f>', 'onecycle: the share of the steps spent warming up', num('--warmup', 0, 0.9), 0.15)
+  .option('--weight-decay <x>', 'fine-tuning\'s weight decay (SGD)', num('--weight-decay', 0, 1), 5e-4)
   .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), 4)
   .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), 0.9);
 
@@ -145,7 +146,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
       const r = await reproduce(m, {
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
-        recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup,
+        recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
         distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
@@ -291,7 +292,7 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
     const before = accuracyOf(model, data).accuracy;
     const t = performance.now();
     const history = await finetuneModel(model, arch, data, {
-      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: onnx ? undefined : o.out, log, schedule: o.schedule, warmup: o.warmup,
+      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: onnx ? undefined : o.out, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
       distill: teacher ? { teacher, temperature: o.temperature, weight: o.distillWeight } : undefined,
     });
     const after = accuracyOf(model, data).accuracy;

@@ -116,6 +116,9 @@ export interface DistillOptions {
   weight?: number;
 }
 
+/** fine-tuning's weight decay unless one is given */
+export const FINETUNE_WEIGHT_DECAY = 5e-4;
+
 export interface FinetuneOptions {
   /** default: the network's fine-tuning epochs */
   epochs?: number;
@@ -126,6 +129,8 @@ export interface FinetuneOptions {
   schedule?: 'cosine' | 'onecycle';
   /** one-cycle's warm-up share of the steps (default 0.15) */
   warmup?: number;
+  /** SGD's weight decay (default 5e-4) */
+  weightDecay?: number;
   /** learn from the original's softened outputs as well as the labels */
   distill?: DistillOptions;
   seed?: number;
@@ -141,8 +146,8 @@ export interface FinetuneOptions {
   device?: 'cpu' | 'webgpu';
 }
 
-/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4, a cosine (or
- * one-cycle) schedule, optionally distilling from the original */
+/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4 (or o.weightDecay),
+ * a cosine (or one-cycle) schedule, optionally distilling from the original */
 export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions = {}): Promise<EpochRecord[]> {
   const epochs = o.epochs ?? t.settings.finetune.epochs;
   if (epochs === 0) return [];
@@ -150,6 +155,8 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   const lr = o.lr ?? t.settings.finetune.lr;
   const steps = epochs * loader.length;
   const schedule = (o.schedule ?? 'cosine') === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? 0.15) : cosineLr(lr, steps);
+  const wd = o.weightDecay ?? FINETUNE_WEIGHT_DECAY;
+  if (!(wd >= 0)) throw new Error(`weight decay must be 0 or more, got ${wd}`);
   const d = o.distill;
   let loss: ((logits: Tensor, x: Tensor, y: Int32Array) => Tensor) | undefined;
   if (d) {
@@ -160,7 +167,7 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
     loss = (logits, x, y) => distillationLoss(logits, noGrad(() => d.teacher.forward(x)), y, T, w);
   }
   const onCpu = () => fit(model, {
-    arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4 }), epochs,
+    arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: wd }), epochs,
     schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
   }).history;
   // the GPU trainer's checkpoints hold weights only; a run to resume exactly stays on the CPU
@@ -169,7 +176,7 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
     (o.log ?? ((l: string) => process.stderr.write(l + '\n')))('fine-tuning with distillation runs on the CPU (the GPU trainer has only the cross-entropy loss)');
     return onCpu();
   }
-  return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: 5e-4, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), onCpu, o.log);
+  return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: wd, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), onCpu, o.log);
 }
 
 /** a model, its architecture and what the file holds, from a checkpoint file */
