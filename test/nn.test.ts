@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, mlpArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
-  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession,
+  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession, Sigmoid,
 } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
@@ -161,8 +161,9 @@ function fusedAndPlain(m: Sequential, x: ReturnType<typeof tensor>) {
 
 N('inference fusion: activations between fused convolutions reuse two buffers; what a forward returns is never one of them', () => {
   const r = new Rng(8);
-  // a model that ends on convolutions (its output comes straight from a fused one), then one that
-  // ends on a linear layer after a flatten
+  // a model that ends on convolutions (its output comes straight from a fused one), one that ends on
+  // a linear layer after a flatten, and chains of linear layers with activations (their outputs pass
+  // through the same two buffers)
   const nets = [
     new Sequential(
       new Conv2d(2, 5, 3, { padding: 1, rng: new Rng(1) }), new ReLU(),
@@ -171,13 +172,17 @@ N('inference fusion: activations between fused convolutions reuse two buffers; w
       new Conv2d(4, 3, 1, { rng: new Rng(4) }),
     ),
     buildModel(vgg16Arch([4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], 8), 3),
+    buildModel(dbnArch([30, 20, 40]), 6),
+    buildModel(mlpArch([24, 16], 'tanh'), 7),
+    new Sequential(new Linear(784, 12, { rng: new Rng(8) }), new ReLU(), new Linear(12, 5, { rng: new Rng(9) }), new Sigmoid()),
   ];
+  const shapes = [[2, 9, 10], [3, 32, 32], [784], [784], [784]];
   for (const backend of ['native', 'js'] as const) {
     setBackend(backend === 'native' ? null : 'js');
     try {
       nets.forEach((m, k) => {
         m.eval();
-        const shape = k === 0 ? [2, 9, 10] : [3, 32, 32];
+        const shape = shapes[k];
         const outs: ReturnType<typeof fusedAndPlain>[] = [];
         // batch sizes up and down: the buffers grow, then smaller activations take part of them
         for (const n of [3, 1, 4, 2]) {

@@ -487,7 +487,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 // x (N,in), w (out,in), b (out) or null -> (N,out): y = x·wᵀ + b, straight through the GEMM (no
 // transposed copy); weights are stored one row per output unit, the layout merging works on
-export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+/** x (N, in) times wᵀ plus b. into: where the output goes (inference: a buffer the caller reuses;
+ *  refused where a gradient could be wanted) */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null, into?: (n: number) => FloatArray): Tensor {
   checkTensor('linear', x);
   checkTensor('linear', w, 'weight');
   if (x.ndim !== 2) throw new Error(`linear: input must be (N,in), got shape ${shapeStr(x.shape)}`);
@@ -502,7 +504,9 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
     sameDtype('linear', x, b);
   }
   const gemm = kernel('gemm', dtype);
-  const out = allocate(dtype, N * O);
+  if (into && isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad)) throw new Error('linear: an output buffer is for inference only (call it under noGrad)');
+  const out = into ? into(N * O) : allocate(dtype, N * O);
+  if (out.length !== N * O || (dtype === 'float64') !== out instanceof Float64Array) throw new Error(`linear: the output buffer holds ${out.length} ${out instanceof Float64Array ? 'float64' : 'float32'} values, the output needs ${N * O} ${dtype}`);
   if (b && N <= 4) {
     // a few rows (batch 1 to 4): the bias copied into the output first and the product added to it
     // (beta 1): one kernel call where the add would be a second (DBN forward at batch 1, Zen 5, one
