@@ -333,14 +333,12 @@ bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH
 }
 
 bool packed_conv_takes(int N, int C, int KH, int KW, int OH, int OW) {
+  // at most 16 pixels: VGG-16's 4x4 and 2x2 maps at batch 1 (merged half-width model, Zen 5, 2
+  // threads: 2x2 layers 48 -> 38 us, 4x4 0.8-0.9x the time); its 8x8 maps took 1.3-1.9x longer this
+  // way (an im2col matrix 9 times the image, against the narrow kernel's 3 kernel-column copies)
   const int64_t R = static_cast<int64_t>(N) * OH * OW;
-  return R >= 1 && R <= packed_max_pixels() && C * KH * KW >= 16;
+  return R >= 1 && R <= 16 && C * KH * KW >= 16;
 }
-
-// at most 16 pixels: VGG-16's 4x4 and 2x2 maps at batch 1 (merged half-width model, Zen 5, 2 threads:
-// 2x2 layers 48 -> 38 us, 4x4 0.8-0.9x the time); its 8x8 maps took 1.3-1.9x longer this way (an
-// im2col matrix 9 times the image, against the narrow kernel's 3 kernel-column copies)
-int packed_max_pixels() { return 16; }
 
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp, int wp_vw) {
   const int64_t L = static_cast<int64_t>(OH) * OW;

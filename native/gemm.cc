@@ -81,6 +81,25 @@ int vector_floats() { return current == Isa::Avx512 ? 16 : current == Isa::Avx2 
 
 int narrow_max_n() { return 4 * vector_floats(); }
 
+namespace {
+
+// fn(i0, i1) over [0, n) split between the threads in whole tiles of `tile` items (one thread under
+// 1e6 FLOPs in all, or inside pool work)
+template <typename F>
+void split_in_tiles(int n, int tile, double flops, const F& fn) {
+  const int tiles = (n + tile - 1) / tile;
+  const int T = inside_parallel() || flops < 1e6 ? 1 : std::min(num_threads(), tiles);
+  if (T <= 1) {
+    fn(0, n);
+    return;
+  }
+  parallel_for(T, [&](int t) {
+    fn(std::min(n, tiles * t / T * tile), std::min(n, tiles * (t + 1) / T * tile));
+  }, T);
+}
+
+}  // namespace
+
 void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   auto rows = [&](int m0, int m1) {
@@ -92,15 +111,7 @@ void sgemm_narrow(int M, int N, int K, const float* A, int64_t lda, const float*
   };
   // rows split in whole row tiles of the kernel at this width (128 rows of 6: 66 and 62, where
   // multiples of 24 gave 48 and 80)
-  const int mr = narrow_tile_rows(N), tiles = (M + mr - 1) / mr;
-  const int T = inside_parallel() || 2.0 * M * N * K < 1e6 ? 1 : std::min(num_threads(), tiles);
-  if (T <= 1) {
-    rows(0, M);
-    return;
-  }
-  parallel_for(T, [&](int t) {
-    rows(std::min(M, tiles * t / T * mr), std::min(M, tiles * (t + 1) / T * mr));
-  }, T);
+  split_in_tiles(M, narrow_tile_rows(N), 2.0 * M * N * K, rows);
 }
 
 int narrow_tile_rows(int N, bool copies) {
@@ -144,15 +155,7 @@ void sgemm_packed(int R, int K, int OC, const float* Wp, const float* X, int64_t
     }
   };
   // the blocks split between threads in groups of the tile's g blocks
-  const int groups = (nb + g - 1) / g;
-  const int T = inside_parallel() || 2.0 * OC * R * K < 1e6 ? 1 : std::min(num_threads(), groups);
-  if (T <= 1) {
-    blocks(0, nb);
-    return;
-  }
-  parallel_for(T, [&](int t) {
-    blocks(std::min(nb, groups * t / T * g), std::min(nb, groups * (t + 1) / T * g));
-  }, T);
+  split_in_tiles(nb, g, 2.0 * OC * R * K, blocks);
 }
 
 const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "generic"; }

@@ -81,10 +81,8 @@ bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x
 void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp = nullptr, int wp_vw = 0);
-// whether conv_forward reads packed weights (wp) for this convolution: N * OH * OW pixels in all at most
-// packed_max_pixels()
+// whether conv_forward reads packed weights (wp) for this convolution: at most 16 output pixels in all
 bool packed_conv_takes(int N, int C, int KH, int KW, int OH, int OW);
-int packed_max_pixels();
 
 // the weight gradient of a stride-1 convolution, gw (OC, C, KH, KW) written (not accumulated), from
 // x (N,C,H,W) and the output gradient g (N,OC,OH,OW), directly (conv_direct_kernel.h); only where

@@ -51,7 +51,7 @@ inline void packed_tile(int b, int p0, int R, int K, int OC, const float* Wp, co
   }
 }
 
-// all pixels of blocks [b, b + NB): tiles of P, then the rest in one smaller tile
+// all pixels of blocks [b, b + NB): tiles of P (at most 8), then the rest in one smaller tile
 template <int P, int NB>
 inline void packed_blocks(int b, int R, int K, int OC, const float* Wp, const float* X, int64_t ldx, float* Ct) {
   int p = 0;
@@ -60,8 +60,7 @@ inline void packed_blocks(int b, int R, int K, int OC, const float* Wp, const fl
     switch (R - p) {
 #define NM_REST(n) \
   case n: if constexpr (n < P) packed_tile<n, NB>(b, p, R, K, OC, Wp, X, ldx, Ct); break;
-      NM_REST(1) NM_REST(2) NM_REST(3) NM_REST(4) NM_REST(5) NM_REST(6) NM_REST(7) NM_REST(8)
-      NM_REST(9) NM_REST(10) NM_REST(11) NM_REST(12) NM_REST(13) NM_REST(14) NM_REST(15)
+      NM_REST(1) NM_REST(2) NM_REST(3) NM_REST(4) NM_REST(5) NM_REST(6) NM_REST(7)
 #undef NM_REST
       default: break;
     }

@@ -31,14 +31,13 @@ b.model.eval();
 const c = compare(modelStats(a.model, inShape), modelStats(b.model, inShape));
 const addon = nativeAddon();
 console.log(`# ${addon ? `native kernels, ${addon.isa()}, ${addon.threads()} threads` : 'TypeScript kernels'}; ${a.arch.model}: ${c.params.before} -> ${c.params.after} parameters, FLOPs ratio ${c.flopsRatio.toFixed(2)}x`);
-const sessions = new Map([a.model, b.model].map((m) => [m, new InferenceSession(m)]));
+const [sa, sb] = [new InferenceSession(a.model), new InferenceSession(b.model)];
 const median = (v) => v.slice().sort((p, q) => p - q)[v.length >> 1];
 for (const batch of batches) {
   const rng = new Rng(2);
   const shape = [batch, ...inShape];
   const x = tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.random()), shape, { copy: false });
-  const time = (model) => {
-    const m = sessions.get(model);
+  const time = (m) => {
     // enough repetitions for about 0.3 s a timing
     const t0 = performance.now();
     m.run(x);
@@ -48,11 +47,11 @@ for (const batch of batches) {
     for (let i = 0; i < reps; i++) m.run(x);
     return (performance.now() - t1) / reps;
   };
-  time(a.model);
-  time(b.model);
+  time(sa);
+  time(sb);
   const ta = [], tb = [], r = [];
   for (let i = 0; i < rounds; i++) {
-    const p = time(a.model), q = time(b.model);
+    const p = time(sa), q = time(sb);
     ta.push(p);
     tb.push(q);
     r.push(p / q);

@@ -17,7 +17,7 @@ import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { archFor, network, NETWORK_NAMES, NETWORKS, PAPER_NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
-import { accuracyOf, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
+import { accuracyOf, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
 import { compressCheckpoint, explainCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
 import { reproduce } from '../experiment/reproduce.js';
@@ -116,7 +116,7 @@ const ruleList = (v: string) => v.split(',').map((x) => {
 const tuning = (c: Command) => c
   .option('--schedule <s>', 'learning rate over the run: cosine (from the rate down to 0) or onecycle (a warm-up, then cosine down)', oneOf('--schedule', ['cosine', 'onecycle']), 'cosine')
   .option('--warmup <f>', 'onecycle: the share of the steps spent warming up', num('--warmup', 0, 0.9), 0.15)
-  .option('--weight-decay <x>', 'fine-tuning\'s weight decay (SGD)', num('--weight-decay', 0, 1), 5e-4)
+  .option('--weight-decay <x>', 'fine-tuning\'s weight decay (SGD)', num('--weight-decay', 0, 1), FINETUNE_WEIGHT_DECAY)
   .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), 4)
   .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), 0.9);
 
