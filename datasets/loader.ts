@@ -60,6 +60,10 @@ export interface Augment {
   padCrop?: number;
   /** flip horizontally with probability 1/2 */
   flip?: boolean;
+  /** Cutout (DeVries and Taylor, 2017): a square of this side, centred on a random pixel (so it may lie
+   * partly outside the image), set to 0 after normalisation (the channel mean where the set is
+   * standardised); 0 or absent: none */
+  cutout?: number;
 }
 
 export interface LoaderOptions {
@@ -102,6 +106,8 @@ export class BatchLoader {
     if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new DataError(`batchSize must be a positive integer, got ${opts.batchSize}`);
     const pc = opts.augment?.padCrop ?? 0;
     if (!Number.isInteger(pc) || pc < 0) throw new DataError(`augment.padCrop must be a non-negative integer, got ${pc}`);
+    const co = opts.augment?.cutout ?? 0;
+    if (!Number.isInteger(co) || co < 0) throw new DataError(`augment.cutout must be a non-negative integer (a square's side in pixels), got ${co}`);
     this.set = set;
     this.batchSize = opts.batchSize;
     this.opts = opts;
@@ -144,13 +150,18 @@ export class BatchLoader {
     const y = new Int32Array(B);
     const aug = this.opts.augment;
     const pad = aug?.padCrop ?? 0;
+    const cut = aug?.cutout ?? 0;
     const rng = aug && (pad > 0 || aug.flip) ? new Rng(mix(this.opts.seed ?? 0, epoch, b)) : null;
+    // a generator of its own, so that a loader with cutout sees the same crops and flips as one without
+    const cutRng = cut > 0 ? new Rng(mix((this.opts.seed ?? 0) ^ 0x5c0f7, epoch, b)) : null;
     for (let i = 0; i < B; i++) {
       const n = idx[i];
       y[i] = labels[n];
       const dy = rng && pad ? rng.int(2 * pad + 1) - pad : 0;
       const dx = rng && pad ? rng.int(2 * pad + 1) - pad : 0;
       const flip = rng && aug?.flip ? rng.random() < 0.5 : false;
+      const cy = cutRng ? cutRng.int(H) : 0;
+      const cx = cutRng ? cutRng.int(W) : 0;
       for (let c = 0; c < C; c++) {
         const t = this.lut[c];
         const src = (n * C + c) * S;
@@ -172,6 +183,14 @@ export class BatchLoader {
             const sw = (flip ? W - 1 - w : w) + dx;
             out[row + w] = sw >= 0 && sw < W ? t[images[srow + sw]] : black;
           }
+        }
+      }
+      if (cut) {
+        const h0 = Math.max(0, cy - (cut >> 1)), h1 = Math.min(H, cy - (cut >> 1) + cut);
+        const w0 = Math.max(0, cx - (cut >> 1)), w1 = Math.min(W, cx - (cut >> 1) + cut);
+        for (let c = 0; c < C; c++) {
+          const dst = (i * C + c) * S;
+          for (let h = h0; h < h1; h++) out.fill(0, dst + h * W + w0, dst + h * W + w1);
         }
       }
     }

@@ -36,6 +36,9 @@ C('numbers: an empty ratio list, a fractional count or seed, a bad NEURONMERGE_T
   refuses(['reproduce', 'lenet', '--ratios', '', '--out', join(dir, 'o')], '--ratios must list merge ratios separated by commas, got an empty list', dir);
   refuses(['train', 'lenet', '--epochs', '1.5'], "--epochs must be an integer from 1 to 10000, got '1.5'", dir);
   refuses(['train', 'lenet', '--seed', '1.5'], "--seed must be an integer from 0 to 2147483647, got '1.5'", dir);
+  refuses(['train', 'lenet', '--label-smoothing', '1'], "--label-smoothing must be a number from 0 to 0.999, got '1'", dir);
+  refuses(['train', 'lenet', '--cutout', '2.5'], "--cutout must be an integer from 0 to 10000, got '2.5'", dir);
+  refuses(['train', 'lenet', '--backend', 'webgpu', '--label-smoothing', '0.1', '--limit', '100'], 'label smoothing is not supported with the WebGPU backend yet (its loss runs on the GPU); train on the CPU or without it', dir);
   refuses(['merge', orig, '--ratio', '0.5', '--n-init', 'x', '--out', join(dir, 'm.safetensors')], "--n-init must be an integer from 1 to 1000, got 'x'", dir);
   refuses(['info', 'lenet'], 'NEURONMERGE_THREADS=two: must be an integer from 1 to 1024', dir, { NEURONMERGE_THREADS: 'two' });
   refuses(['info', 'lenet'], 'NEURONMERGE_THREADS=0: must be an integer from 1 to 1024', dir, { NEURONMERGE_THREADS: '0' });

@@ -203,6 +203,46 @@ D('augmentation: each output is the source shifted by at most padCrop and maybe 
   assert.ok(flips > 0 && flips < 16 && shifted > 0, `flips ${flips}, shifted ${shifted}`);
 });
 
+D('cutout: the same crops and flips as without it, one square set to 0 in every channel, seeded', () => {
+  const set = fakeSet(32, 3, 8, 8, 4);
+  const norm = { mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3] };
+  const plain = new BatchLoader(set, { batchSize: 32, seed: 5, normalize: norm, augment: { padCrop: 2, flip: true } }).batch(1, 0);
+  const L = new BatchLoader(set, { batchSize: 32, seed: 5, normalize: norm, augment: { padCrop: 2, flip: true, cutout: 4 } });
+  const a = L.batch(1, 0), again = L.batch(1, 0);
+  assert.equal(Array.from(a.x.data), Array.from(again.x.data), 'the same batch twice');
+  let partial = 0, total = 0;
+  for (let i = 0; i < 32; i++) {
+    // where the two differ: inside one square of at most 4×4 pixels, the same in every channel
+    let h0 = 8, h1 = -1, w0 = 8, w1 = -1;
+    const zero: boolean[] = [];
+    for (let h = 0; h < 8; h++) for (let w = 0; w < 8; w++) {
+      let z = true;
+      for (let c = 0; c < 3; c++) {
+        const k = ((i * 3 + c) * 8 + h) * 8 + w;
+        if (a.x.data[k] !== plain.x.data[k] && a.x.data[k] !== 0) assert.unreachable(`sample ${i} (${c},${h},${w}) changed to ${a.x.data[k]}, not 0`);
+        if (a.x.data[k] !== 0) z = false;
+      }
+      zero.push(z);
+      if (z) {
+        h0 = Math.min(h0, h); h1 = Math.max(h1, h); w0 = Math.min(w0, w); w1 = Math.max(w1, w);
+      }
+    }
+    assert.ok(h1 >= h0, `sample ${i}: no pixel blanked`);
+    assert.ok(h1 - h0 < 4 && w1 - w0 < 4, `sample ${i}: blanked rows ${h0}-${h1}, columns ${w0}-${w1}`);
+    for (let h = h0; h <= h1; h++) for (let w = w0; w <= w1; w++) assert.ok(zero[h * 8 + w], `sample ${i}: the blanked area is not a rectangle`);
+    const n = (h1 - h0 + 1) * (w1 - w0 + 1);
+    total += n;
+    if (n < 16) partial++;
+  }
+  // centred on a random pixel: some squares reach past the border, most lie inside
+  assert.ok(partial > 0 && partial < 32, `${partial} of 32 squares cut by the border`);
+  assert.ok(total > 32 * 8, `${total} pixels blanked`);
+  const other = new BatchLoader(set, { batchSize: 32, seed: 6, normalize: norm, augment: { padCrop: 2, flip: true, cutout: 4 } }).batch(1, 0);
+  assert.not.equal(Array.from(other.x.data), Array.from(a.x.data));
+  assertThrows(() => new BatchLoader(set, { batchSize: 4, augment: { cutout: 2.5 } }), /augment.cutout must be a non-negative integer/);
+  assertThrows(() => new BatchLoader(set, { batchSize: 4, augment: { cutout: -1 } }), /augment.cutout must be a non-negative integer/);
+});
+
 D('validation split: disjoint, complete, seeded', () => {
   const set = fakeSet(50, 1, 2, 2);
   const a = splitValidation(set, 0.2, 1), b = splitValidation(set, 0.2, 1), c = splitValidation(set, 0.2, 2);

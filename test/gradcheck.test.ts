@@ -186,6 +186,29 @@ G('softmax and log-softmax along each axis; cross-entropy', () => {
   }
 });
 
+G('cross-entropy with label smoothing: the value equals the formula from log-softmax; its gradient checks', () => {
+  for (const [N, C, eps] of [[1, 3, 0.1], [5, 7, 0.2], [4, 10, 0.5], [3, 2, 0.05]]) {
+    const targets = Array.from({ length: N }, () => rng.int(C));
+    const z = rand(rng, [N, C], { lo: -4, hi: 4 });
+    check(`crossEntropy smoothing ${eps}`, (x) => crossEntropy(x, targets, eps), [z]);
+    // −mean_n Σ_c ((1 − ε)·onehot + ε/C) log p
+    const lp = logSoftmax(z, 1);
+    let want = 0;
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) want -= ((c === targets[n] ? 1 - eps : 0) + eps / C) * lp.data[n * C + c];
+    want /= N;
+    const got = crossEntropy(z, targets, eps).item();
+    assert.ok(Math.abs(got - want) < 1e-9 * Math.max(1, Math.abs(want)), `N=${N} C=${C} eps=${eps}: ${got} vs ${want}`);
+    assert.ok(got > crossEntropy(z, targets).item() * (1 - eps), 'the smoothed loss adds a positive term');
+  }
+  // a smoothed target is not one-hot: logits that put all mass on the label are no longer the minimum
+  const sharp = new Tensor(new Float64Array([20, -20, -20]), [1, 3]);
+  const soft = new Tensor(new Float64Array([3, 0, 0]), [1, 3]);
+  assert.ok(crossEntropy(soft, [0], 0.2).item() < crossEntropy(sharp, [0], 0.2).item());
+  assert.ok(crossEntropy(soft, [0]).item() > crossEntropy(sharp, [0]).item());
+  assert.throws(() => crossEntropy(soft, [0], 1), /label smoothing must be in \[0, 1\)/);
+  assert.throws(() => crossEntropy(soft, [0], -0.1), /label smoothing must be in \[0, 1\)/);
+});
+
 G('distillation loss: its value equals the formula built from other ops; its gradient checks', () => {
   for (const [N, C, T, alpha] of [[1, 3, 1, 0.5], [5, 7, 4, 0.9], [4, 2, 2, 0], [3, 10, 3, 1]]) {
     const targets = Array.from({ length: N }, () => rng.int(C));

@@ -7,9 +7,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   BatchLoader, BatchNorm2d, buildModel, Conv2d, cosineLr, Dropout, fit, Flatten, lenet5Arch, Linear, loadCheckpoint, loadDataset, MaxPool2d, ReLU,
-  Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor,
+  Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor, crossEntropy,
 } from '../src/index.js';
-import type { Arch, ImageSet, Module } from '../src/index.js';
+import type { Arch, ImageSet, Module, Tensor } from '../src/index.js';
 import { assertThrows, tempDir } from './helpers.js';
 
 const T = suite('trainloop');
@@ -36,6 +36,19 @@ function run(model: Module, steps: number, opts: { checkpoint?: string; resume?:
   const optimizer = opts.useAdam ? new Adam(model.parameters(), { lr: 1e-3 }) : new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
   return fit(model, { arch, loader, optimizer, epochs: 5, maxSteps: steps, schedule: cosineLr(0.05, 50), checkpoint: opts.checkpoint, resume: opts.resume, progress: false });
 }
+
+T('label smoothing in fit is the smoothed cross-entropy: the same weights as that loss given by hand, others than without', () => {
+  const loader = () => new BatchLoader(mnist, { batchSize: 32, shuffle: true, seed: 9, indices: Int32Array.from({ length: 96 }, (_, i) => i) });
+  const go = (o: { labelSmoothing?: number; loss?: (z: Tensor, x: Tensor, y: Int32Array) => Tensor }) => {
+    const m = smallNet(3);
+    fit(m, { arch, loader: loader(), optimizer: new SGD(m.parameters(), { lr: 0.05, momentum: 0.9 }), epochs: 1, progress: false, ...o });
+    return Array.from(m.stateDict().get('10.weight')!.data);
+  };
+  const smooth = go({ labelSmoothing: 0.2 });
+  assert.equal(smooth, go({ loss: (z, _x, y) => crossEntropy(z, y, 0.2) }));
+  assert.not.equal(smooth, go({}));
+  assert.equal(go({ labelSmoothing: 0 }), go({}));
+});
 
 T('train k steps, save, resume, train to N: the same weights as N uninterrupted steps (SGD and Adam)', () => {
   for (const useAdam of [false, true]) {

@@ -174,6 +174,8 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
   .option('--resume <file>', 'continue from a checkpoint (and keep writing it, unless --checkpoint names another file)')
   .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
   .option('--lr <x>', 'learning rate', num('--lr', 1e-9, 100))
+  .option('--label-smoothing <x>', 'label smoothing of the loss, in [0, 1) (default: the network\'s recipe)', num('--label-smoothing', 0, 0.999))
+  .option('--cutout <n>', 'Cutout: blank a random square of n×n pixels in each training image (0: none; default: the recipe\'s)', int('--cutout', 0, 1e4))
   ).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     const m = network(model).name;
@@ -181,7 +183,7 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
     if (o.resume && !o.checkpoint) log(`train ${m}: checkpoints go to ${o.resume} (the file resumed from)`);
     if (o.checkpointEvery && !checkpoint) throw new Error('--checkpoint-every: give --checkpoint FILE too');
     if (checkpoint) checkOutputFile(checkpoint, o.checkpoint ? '--checkpoint' : '--resume');
-    const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
+    const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, labelSmoothing: o.labelSmoothing, cutout: o.cutout, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
     if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, checkpoint: checkpoint ?? null }));
     else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${checkpoint ? `; checkpoint ${checkpoint}` : ''}`);
   });

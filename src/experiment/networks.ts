@@ -24,6 +24,10 @@ export interface TrainDefaults {
   warmup?: number;
   /** DBN: RBM pretraining epochs per layer */
   pretrainEpochs?: number;
+  /** label smoothing of the loss (0 or absent: none) */
+  labelSmoothing?: number;
+  /** Cutout's square side in pixels while training (0 or absent: none; not in fine-tuning) */
+  cutout?: number;
 }
 
 export interface NetworkSettings {

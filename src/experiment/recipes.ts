@@ -36,6 +36,10 @@ export interface RecipeOptions {
   /** DBN: RBM pretraining epochs per layer */
   pretrainEpochs?: number;
   arch?: Arch;
+  /** label smoothing of the loss (default: the network's, see ./networks.ts) */
+  labelSmoothing?: number;
+  /** Cutout's square side in pixels (default: the network's) */
+  cutout?: number;
   /** 'webgpu' trains on the GPU (src/train/gpu.ts); the CPU kernels otherwise */
   device?: 'cpu' | 'webgpu';
 }
@@ -56,17 +60,20 @@ export interface RecipeResult {
  * evaluated on the test set each epoch */
 async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: TaskData, o: RecipeOptions, t0: number): Promise<RecipeResult> {
   const d = NETWORKS[name].train;
-  const loader = trainLoader(t, { seed: o.seed ?? 0, limit: o.limit, batchSize: o.batchSize });
+  const labelSmoothing = o.labelSmoothing ?? d.labelSmoothing ?? 0;
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new Error(`label smoothing must be in [0, 1), got ${labelSmoothing}`);
+  const loader = trainLoader(t, { seed: o.seed ?? 0, limit: o.limit, batchSize: o.batchSize, cutout: o.cutout ?? d.cutout ?? 0 });
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
   const schedule = d.schedule === 'onecycle' ? oneCycleLr(lr, epochs * loader.length, d.warmup ?? 0.15, 25, 1e4) : cosineLr(lr, epochs * loader.length);
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
-    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log,
+    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing,
   }).history;
   let history: EpochRecord[];
   if (o.device === 'webgpu') {
     if (o.resume) throw new Error('--resume is not supported with the WebGPU backend yet (its checkpoints hold no optimizer state)');
+    if (labelSmoothing > 0) throw new Error('label smoothing is not supported with the WebGPU backend yet (its loss runs on the GPU); train on the CPU or without it');
     history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
   } else history = onCpu();
   const last = history[history.length - 1];

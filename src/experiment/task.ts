@@ -56,11 +56,12 @@ export async function loadTask(arch: Arch, data: TaskLoadOptions = {}): Promise<
 }
 
 /** the training batches of a task: shuffled with the seed, augmented where the network trains so */
-export function trainLoader(t: TaskData, o: { seed: number; limit?: number; batchSize?: number }): BatchLoader {
+export function trainLoader(t: TaskData, o: { seed: number; limit?: number; batchSize?: number; cutout?: number }): BatchLoader {
   const s = t.settings;
+  const cutout = o.cutout ?? 0;
   return new BatchLoader(t.train, {
     batchSize: o.batchSize ?? s.batch, shuffle: true, seed: o.seed, indices: firstN(o.limit, t.train.count), flatten: s.flat,
-    normalize: t.norm, ...(s.augment ? { augment: { padCrop: 4, flip: true } } : {}),
+    normalize: t.norm, ...(s.augment || cutout ? { augment: s.augment ? { padCrop: 4, flip: true, cutout } : { cutout } } : {}),
   });
 }
 

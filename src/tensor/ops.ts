@@ -869,22 +869,44 @@ function toTargets(op: string, targets: ArrayLike<number> | Tensor, N: number, C
   return t;
 }
 
-// logits (N,C), targets (N) class indices -> scalar mean loss
-export function crossEntropy(logits: Tensor, targets: ArrayLike<number> | Tensor): Tensor {
+/**
+ * Mean cross-entropy of logits (N,C) against class indices (N). With label smoothing ε the target of
+ * each row is (1 − ε)·onehot + ε/C (Szegedy et al., 2016): the loss (1 − ε)·CE + ε·mean over the classes
+ * of −log p, the gradient (p − target) / N.
+ */
+export function crossEntropy(logits: Tensor, targets: ArrayLike<number> | Tensor, smoothing = 0): Tensor {
   checkTensor('crossEntropy', logits, 'logits');
   if (logits.ndim !== 2) throw new Error(`crossEntropy: logits must be (N,C), got shape ${shapeStr(logits.shape)}`);
+  if (!(smoothing >= 0 && smoothing < 1)) throw new Error(`crossEntropy: label smoothing must be in [0, 1), got ${smoothing}`);
   const [N, C] = logits.shape;
   if (N === 0) throw new Error('crossEntropy: empty batch');
   const t = toTargets('crossEntropy', targets, N, C);
   const probs = allocate(logits.dtype, logits.size);
-  const loss = kernel('crossEntropy', logits.dtype)(logits.data, N, C, t, probs);
+  let loss = kernel('crossEntropy', logits.dtype)(logits.data, N, C, t, probs);
+  if (smoothing > 0) {
+    // mean over rows and classes of −log p = logsumexp(z) − z, in float64
+    const z = logits.data;
+    let uniform = 0;
+    for (let n = 0; n < N; n++) {
+      const b = n * C;
+      let m = -Infinity, s = 0, zs = 0;
+      for (let c = 0; c < C; c++) m = Math.max(m, z[b + c]);
+      for (let c = 0; c < C; c++) {
+        s += Math.exp(z[b + c] - m);
+        zs += z[b + c];
+      }
+      uniform += m + Math.log(s) - zs / C;
+    }
+    loss = (1 - smoothing) * loss + (smoothing * uniform) / N;
+  }
   const out = allocate(logits.dtype, 1);
   out[0] = loss;
   return make(out, [], 'crossEntropy', [logits], (g) => {
     const s = g.data[0] / N;
     const gx = allocate(logits.dtype, logits.size);
-    for (let i = 0; i < gx.length; i++) gx[i] = probs[i] * s;
-    for (let n = 0; n < N; n++) gx[n * C + t[n]] -= s;
+    const spread = (smoothing / C) * s, hit = (1 - smoothing) * s;
+    for (let i = 0; i < gx.length; i++) gx[i] = probs[i] * s - spread;
+    for (let n = 0; n < N; n++) gx[n * C + t[n]] -= hit;
     return [new Tensor(gx, logits.shape)];
   });
 }

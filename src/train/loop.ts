@@ -103,6 +103,8 @@ export interface FitOptions {
   /** the loss of a batch from the model's logits (default: cross-entropy with the labels); distillation
    * reads the inputs too */
   loss?: (logits: Tensor, x: Tensor, y: Int32Array) => Tensor;
+  /** label smoothing of the default loss (0: none; not with a `loss` of one's own) */
+  labelSmoothing?: number;
   /** progress output: a bar on a terminal, lines otherwise; false for silence */
   progress?: boolean;
   log?: (line: string) => void;
@@ -185,7 +187,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
       if (o.schedule) o.optimizer.lr = o.schedule(state.step);
       const { x, y } = o.loader.batch(epoch, b);
       const logits = model.forward(x);
-      const loss = o.loss ? o.loss(logits, x, y) : crossEntropy(logits, y);
+      const loss = o.loss ? o.loss(logits, x, y) : crossEntropy(logits, y, o.labelSmoothing ?? 0);
       const lv = loss.item();
       if (!Number.isFinite(lv)) {
         const where = o.checkpoint && existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written';
