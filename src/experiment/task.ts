@@ -6,7 +6,7 @@ import { relative } from 'node:path';
 import { loadDataset } from '../../datasets/catalog.js';
 import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor, UNIT } from '../../datasets/loader.js';
-import type { Normalization } from '../../datasets/loader.js';
+import type { Augment, Normalization } from '../../datasets/loader.js';
 import { getForcedBackend } from '../backend/registry.js';
 import { nativeAddon } from '../backend/native.js';
 import { buildModel, inputShape } from '../models/index.js';
@@ -55,13 +55,18 @@ export async function loadTask(arch: Arch, data: TaskLoadOptions = {}): Promise<
   return { settings, input: inputShape(arch), train, test, norm, ev: toTensor(test, norm, undefined, settings.flat) };
 }
 
+/** the augmentation a network trains with (random crop after 4-pixel padding and flip where its
+ * settings say so), with Cutout's square side added (0: none) */
+function augmentOf(s: NetworkSettings, cutout = 0): Augment {
+  return { ...(s.augment ? { padCrop: 4, flip: true } : {}), cutout };
+}
+
 /** the training batches of a task: shuffled with the seed, augmented where the network trains so */
 export function trainLoader(t: TaskData, o: { seed: number; limit?: number; batchSize?: number; cutout?: number }): BatchLoader {
   const s = t.settings;
-  const cutout = o.cutout ?? 0;
   return new BatchLoader(t.train, {
     batchSize: o.batchSize ?? s.batch, shuffle: true, seed: o.seed, indices: firstN(o.limit, t.train.count), flatten: s.flat,
-    normalize: t.norm, ...(s.augment || cutout ? { augment: s.augment ? { padCrop: 4, flip: true, cutout } : { cutout } } : {}),
+    normalize: t.norm, augment: augmentOf(s, o.cutout),
   });
 }
 
@@ -91,7 +96,7 @@ export function recalibrationSample(t: TaskData, n: number, seed: number): Tenso
   const indices = drawTraining(t, n, seed);
   const s = t.settings;
   const loader = new BatchLoader(t.train, {
-    batchSize: indices.length, indices, seed, flatten: s.flat, normalize: t.norm, ...(s.augment ? { augment: { padCrop: 4, flip: true } } : {}),
+    batchSize: indices.length, indices, seed, flatten: s.flat, normalize: t.norm, augment: augmentOf(s),
   });
   return loader.batch(0, 0).x;
 }
