@@ -2,7 +2,8 @@
 // and that gradcheck does catch a wrong backward.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, gradcheck, isGradEnabled, matmul, mul, noGrad, relu, reshape, Rng, sum, tanh, tensor, Tensor } from '../src/index.js';
+import { add, buildModel, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, mul, noGrad, relu, reshape, Rng, setGradientPool, SGD, sum, tanh, tensor, Tensor, vgg16Arch } from '../src/index.js';
+import { spawnSync } from 'node:child_process';
 import { rand } from './helpers.js';
 
 const A = suite('autograd');
@@ -122,6 +123,147 @@ A('matmul then tanh then sum: float32 gradient agrees with float64', () => {
   sum(tanh(matmul(a32, b32))).backward();
   for (let i = 0; i < a64.size; i++) assert.ok(Math.abs(a64.grad!.data[i] - a32.grad!.data[i]) < 1e-5);
   assert.is(a32.grad!.dtype, 'float32');
+});
+
+// ---- the gradient pool: buffers a backward pass made and consumed, handed out again ----
+
+const BIG = 6000; // elements: over the pool's 4096-element floor
+
+function bigLeaf(rng: Rng, n = BIG): Tensor {
+  return tensor(Float32Array.from({ length: n }, () => rng.uniform(-1, 1)), [n], { requiresGrad: true });
+}
+
+/** run f with the pool on (default size) or off; the pool is left as it was */
+function withPool<T>(on: boolean, f: () => T): T {
+  const cap = gradientPool().capBytes;
+  setGradientPool(on ? 256 * 2 ** 20 : 0);
+  try {
+    return f();
+  } finally {
+    setGradientPool(cap);
+  }
+}
+
+A('gradient pool: a pass returns its spent gradients, and later ops reuse them zeroed', () => {
+  withPool(true, () => {
+    setGradientPool(0);
+    setGradientPool(256 * 2 ** 20);
+    const rng = new Rng(3);
+    const x = bigLeaf(rng);
+    sum(tanh(mul(relu(mul(x, 2)), 3))).backward();
+    const after = gradientPool();
+    // each node's spent gradient is taken by the next node's: the last one stays
+    assert.ok(after.arrays >= 1, `the pool holds a spent gradient (${after.arrays} arrays)`);
+    assert.is(after.bytes, after.arrays * BIG * 4);
+    // the next op of that length takes one, zeroed and written by the op
+    const y = mul(x.detach(), 1);
+    assert.is(gradientPool().arrays, after.arrays - 1);
+    assert.equal(Array.from(y.data), Array.from(x.data));
+    // off: the pool is emptied and stays empty
+    setGradientPool(0);
+    assert.equal(gradientPool(), { bytes: 0, arrays: 0, capBytes: 0 });
+    sum(tanh(mul(x, 2))).backward();
+    assert.is(gradientPool().arrays, 0);
+  });
+});
+
+A('gradient pool: the same gradients, bit for bit, where one gradient reaches several inputs', () => {
+  // s1 = p + q, s2 = s1 + p: the backward of s1 gets s2's gradient G, adds it to p's pending G and
+  // passes G on to q as well; G must not be reused while q's gradient is pending
+  const run = (on: boolean): number[][] => withPool(on, () => {
+    const rng = new Rng(5);
+    const x = bigLeaf(rng), w = bigLeaf(rng);
+    const grads: number[][] = [];
+    for (let step = 0; step < 3; step++) {
+      const p = mul(x, w), q = mul(tanh(x), 3);
+      const s2 = add(add(p, q), p);
+      sum(mul(reshape(s2, [2, BIG / 2]), reshape(tanh(w), [2, BIG / 2]))).backward();
+      grads.push(Array.from(x.grad!.data), Array.from(w.grad!.data));
+      // the next step's ops draw on what this one returned
+    }
+    return grads;
+  });
+  const off = run(false), on = run(true);
+  for (let i = 0; i < off.length; i++) assert.ok(off[i].every((v, j) => Object.is(v, on[i][j])), `gradient ${i} differs with the pool`);
+});
+
+A("gradient pool: neither the caller's gradient nor a leaf's .grad is ever handed out", () => {
+  withPool(true, () => {
+    const rng = new Rng(7);
+    const x = bigLeaf(rng), y = bigLeaf(rng);
+    const g = tensor(Float32Array.from({ length: BIG }, () => rng.uniform(-1, 1)), [BIG]);
+    const gCopy = Array.from(g.data);
+    add(mul(x, 2), tanh(y)).backward(g);
+    const xg = Array.from(x.grad!.data), yg = Array.from(y.grad!.data);
+    // drain the pool and overwrite every buffer it handed out
+    for (let i = 0; i < 8; i++) mul(x.detach(), 0).data.fill(123);
+    assert.equal(Array.from(g.data), gCopy, "the caller's gradient");
+    assert.equal(Array.from(x.grad!.data), xg, "x's .grad");
+    assert.equal(Array.from(y.grad!.data), yg, "y's .grad");
+    assert.ok(![g.data.buffer, x.grad!.data.buffer, y.grad!.data.buffer].some((b) => b === mul(x.detach(), 1).data.buffer));
+    // a gradient made in the pass that a leaf takes while the same buffer flows on to another node
+    // (add gives both inputs its gradient): spent by that node, it still is the leaf's .grad
+    const u = bigLeaf(rng), v = bigLeaf(rng);
+    const c = tensor(Float32Array.from({ length: BIG }, () => rng.uniform(-1, 1)), [BIG]);
+    sum(mul(add(tanh(v), u), c)).backward();
+    const ug = Array.from(u.grad!.data);
+    assert.equal(ug, Array.from(c.data), "u's .grad is c");
+    for (let i = 0; i < 8; i++) mul(u.detach(), 0).data.fill(123);
+    assert.equal(Array.from(u.grad!.data), ug, "u's .grad after the pool was drained");
+  });
+});
+
+A('gradient pool: a retained graph returns nothing to the pool; the cap holds', () => {
+  withPool(true, () => {
+    setGradientPool(0);
+    setGradientPool(256 * 2 ** 20);
+    const rng = new Rng(9);
+    const x = bigLeaf(rng);
+    const z = sum(tanh(mul(relu(mul(x, 2)), 3)));
+    z.backward(undefined, { retainGraph: true });
+    assert.is(gradientPool().arrays, 0, 'retainGraph: nothing returned');
+    z.backward();
+    assert.ok(gradientPool().arrays > 0);
+    setGradientPool(BIG * 4);
+    assert.ok(gradientPool().bytes <= BIG * 4, 'shrinking the cap below what is held empties the pool');
+    sum(tanh(mul(relu(mul(x, 2)), 3))).backward();
+    assert.ok(gradientPool().bytes <= BIG * 4, `held ${gradientPool().bytes} bytes under a cap of ${BIG * 4}`);
+    assert.throws(() => setGradientPool(-1), /setGradientPool: expected a number of bytes >= 0, got -1/);
+    assert.throws(() => setGradientPool(NaN), /setGradientPool/);
+  });
+});
+
+A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with and without it', () => {
+  const run = (on: boolean): Float32Array[] => withPool(on, () => {
+    const model = buildModel(vgg16Arch([8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], 16), 1);
+    model.train();
+    const rng = new Rng(11);
+    const opt = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
+    for (let step = 0; step < 3; step++) {
+      const x = tensor(Float32Array.from({ length: 4 * 3 * 32 * 32 }, () => rng.uniform(-1, 1)), [4, 3, 32, 32]);
+      const y = Int32Array.from({ length: 4 }, () => rng.int(10));
+      opt.zeroGrad();
+      crossEntropy(model.forward(x), y).backward();
+      opt.step();
+    }
+    if (on) assert.ok(gradientPool().arrays > 0, 'the steps used the pool');
+    return model.parameters().map((p) => Float32Array.from(p.data));
+  });
+  const off = run(false), on = run(true);
+  assert.is(on.length, off.length);
+  for (let i = 0; i < off.length; i++) assert.ok(off[i].every((v, j) => Object.is(v, on[i][j])), `parameter ${i} differs with the pool`);
+});
+
+A('gradient pool: NEURONMERGE_GRAD_POOL sets the cap in MiB; a value it does not take leaves 1 GiB', () => {
+  const index = new URL('../src/index.js', import.meta.url).pathname;
+  const cap = (v: string): number => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { gradientPool } from ${JSON.stringify(index)}; process.stdout.write(String(gradientPool().capBytes))`], { encoding: 'utf8', env: { ...process.env, NEURONMERGE_GRAD_POOL: v } });
+    assert.is(r.status, 0, r.stderr);
+    return Number(r.stdout);
+  };
+  assert.is(cap('0'), 0);
+  assert.is(cap('512'), 512 * 2 ** 20);
+  assert.is(cap('1g'), 1024 * 2 ** 20);
 });
 
 A.run();

@@ -43,6 +43,7 @@ C('numbers: an empty ratio list, a fractional count or seed, a bad NEURONMERGE_T
   refuses(['info', 'lenet'], 'NEURONMERGE_THREADS=two: must be an integer from 1 to 1024', dir, { NEURONMERGE_THREADS: 'two' });
   refuses(['info', 'lenet'], 'NEURONMERGE_THREADS=0: must be an integer from 1 to 1024', dir, { NEURONMERGE_THREADS: '0' });
   refuses(['info', 'lenet'], 'NEURONMERGE_BACKEND=cuda: must be js, native, webgpu', dir, { NEURONMERGE_BACKEND: 'cuda' });
+  refuses(['info', 'lenet'], 'NEURONMERGE_GRAD_POOL=1g: must be a number of MiB, 0 or more', dir, { NEURONMERGE_GRAD_POOL: '1g' });
 });
 
 C('output paths are checked before any work: a folder, a path through a file, the input itself', () => {

@@ -19,6 +19,7 @@ export const ENVIRONMENT: EnvVar[] = [
   { name: 'NEURONMERGE_DATA', accepts: 'a folder', meaning: 'the dataset cache (default: ~/.cache/neuronmerge)' },
   { name: 'NEURONMERGE_HUGEPAGES', accepts: '0', meaning: '0: the command does not re-run itself with huge pages for large arrays (Linux)', check: oneOf('0', '1') },
   { name: 'NEURONMERGE_MALLOC', accepts: 'reuse, default', meaning: 'reuse: malloc keeps freed large blocks (on by default in the command and the benchmarks)', check: oneOf('reuse', 'default') },
+  { name: 'NEURONMERGE_GRAD_POOL', accepts: 'MiB, 0', meaning: 'the most memory backward passes keep for reuse (default 1024; 0: none)', check: (v) => (/^\d+(\.\d+)?$/.test(v) ? null : 'must be a number of MiB, 0 or more') },
   { name: 'NEURONMERGE_FUSE', accepts: '0', meaning: '0: no fused convolution + batch norm + ReLU + pool at inference', check: oneOf('0', '1') },
   { name: 'NEURONMERGE_WINOGRAD', accepts: '0, 1, auto', meaning: "3x3 convolutions by Winograd's transforms: 0 never, 1 wherever the shape allows (default: auto, where measured faster)", check: oneOf('0', '1', 'auto') },
   { name: 'NEURONMERGE_NATIVE_PATH', accepts: 'a .node file', meaning: 'load this build of the native addon instead of build/Release' },

@@ -1,4 +1,4 @@
-export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf } from './tensor.js';
+export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf, setGradientPool, gradientPool } from './tensor.js';
 export type { CreateOptions, GradNode } from './tensor.js';
 export * as ops from './ops.js';
 export {

@@ -52,8 +52,71 @@ export function checkShape(op: string, shape: readonly number[]): number[] {
   return [...shape];
 }
 
+// Gradient buffers recycled. Every new typed array of a training step is memory outside V8's heap,
+// and V8 starts a full garbage collection each time that memory grows by 64 MB: a VGG-16 step at batch
+// 128 allocates over a gigabyte and ran about nine full collections, their marking on the same two
+// cores as the kernels. The gradients that a backward pass makes and consumes are its own: no tensor a
+// caller can reach holds them once the next node has read them. Those buffers go to this pool, and
+// allocate() hands them out again, zeroed, to the next op of the same length and type (the next
+// layer's gradient, or the next step's activations). Only buffers allocated during the pass, whole
+// (not views), neither taken by a leaf's .grad nor still held by a pending gradient, are returned.
+const POOL_MIN = 4096; // elements: smaller arrays cost V8 little
+let poolCap = envPoolBytes();
+let poolBytes = 0;
+const pool = new Map<number, FloatArray[]>();
+/** the buffers allocated while a backward pass runs (null outside one) */
+let born: Set<ArrayBufferLike> | null = null;
+
+// NEURONMERGE_GRAD_POOL in MiB; a value it does not accept leaves the default here (the command
+// refuses it with a message before any work: runtime/env.ts)
+function envPoolBytes(): number {
+  const v = typeof process !== 'undefined' ? process.env?.NEURONMERGE_GRAD_POOL : undefined;
+  return v !== undefined && /^\d+(\.\d+)?$/.test(v) ? Number(v) * 2 ** 20 : 1024 * 2 ** 20;
+}
+
+const poolKey = (dtype: DType, n: number): number => n * 2 + (dtype === 'float64' ? 1 : 0);
+
 export function allocate(dtype: DType, n: number): FloatArray {
-  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  let a: FloatArray | undefined;
+  if (n >= POOL_MIN && poolBytes > 0) {
+    a = pool.get(poolKey(dtype, n))?.pop();
+    if (a) {
+      poolBytes -= a.byteLength;
+      a.fill(0);
+    }
+  }
+  a ??= dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  if (born && n >= POOL_MIN) born.add(a.buffer);
+  return a;
+}
+
+function recycle(a: FloatArray): void {
+  if (a.byteLength > poolCap - poolBytes) return;
+  const k = poolKey(a instanceof Float64Array ? 'float64' : 'float32', a.length);
+  const list = pool.get(k);
+  if (list) list.push(a);
+  else pool.set(k, [a]);
+  poolBytes += a.byteLength;
+}
+
+/**
+ * The most memory (bytes) that backward passes may keep for reuse; 0 turns the reuse off and drops
+ * what is kept. Default 1 GiB, or NEURONMERGE_GRAD_POOL (MiB).
+ */
+export function setGradientPool(bytes: number): void {
+  if (!Number.isFinite(bytes) || bytes < 0) throw new Error(`setGradientPool: expected a number of bytes >= 0, got ${bytes}`);
+  poolCap = bytes;
+  if (poolBytes > poolCap) {
+    pool.clear();
+    poolBytes = 0;
+  }
+}
+
+/** What the gradient pool holds now: bytes and arrays. */
+export function gradientPool(): { bytes: number; arrays: number; capBytes: number } {
+  let arrays = 0;
+  for (const l of pool.values()) arrays += l.length;
+  return { bytes: poolBytes, arrays, capBytes: poolCap };
 }
 
 export class Tensor {
@@ -178,41 +241,78 @@ export class Tensor {
     // leaf already took (a backward can pass one gradient to several inputs: add, reshape)
     const taken = new Set<ArrayBufferLike>();
     if (grad !== undefined) taken.add(g.data.buffer);
-    noGrad(() => {
-      for (let k = order.length - 1; k >= 0; k--) {
-        const t = order[k];
-        const gt = grads.get(t);
-        if (!gt) continue;
-        grads.delete(t);
-        if (t.node) {
-          const node = t.node;
-          const gs = node.backward(gt);
-          for (let j = 0; j < node.inputs.length; j++) {
-            const inp = node.inputs[j];
-            const gi = gs[j];
-            if (!gi || !inp.requiresGrad) continue;
-            if (gi.shape.length !== inp.shape.length || gi.shape.some((d, q) => d !== inp.shape[q])) {
-              throw new Error(`backward of ${node.op}: gradient shape ${shapeStr(gi.shape)} does not match input shape ${shapeStr(inp.shape)}`);
+    // for the pool: how many pending gradients hold each buffer
+    const reuse = poolCap > 0 && !opts.retainGraph;
+    const held = new Map<ArrayBufferLike, number>();
+    const hold = (x: Tensor, d: number): void => {
+      if (reuse) held.set(x.data.buffer, (held.get(x.data.buffer) ?? 0) + d);
+    };
+    const mine = new Set<ArrayBufferLike>();
+    // a gradient no one holds any more goes back to the pool where this pass made it whole
+    const drop = (x: Tensor): void => {
+      const b = x.data.buffer;
+      if (!reuse || !mine.has(b) || taken.has(b) || (held.get(b) ?? 0) > 0) return;
+      if (x.data.byteOffset !== 0 || x.data.byteLength !== b.byteLength) return;
+      mine.delete(b);
+      recycle(x.data);
+    };
+    hold(g, 1);
+    const outer = born;
+    born = reuse ? mine : null;
+    try {
+      noGrad(() => {
+        for (let k = order.length - 1; k >= 0; k--) {
+          const t = order[k];
+          const gt = grads.get(t);
+          if (!gt) continue;
+          grads.delete(t);
+          hold(gt, -1);
+          if (t.node) {
+            const node = t.node;
+            const gs = node.backward(gt);
+            // what this node's gradients replace, dropped once every one of them is held (a
+            // backward may return one buffer for several inputs, or gt itself)
+            const dead: Tensor[] = [gt];
+            for (let j = 0; j < node.inputs.length; j++) {
+              const inp = node.inputs[j];
+              const gi = gs[j];
+              if (!gi || !inp.requiresGrad) continue;
+              if (gi.shape.length !== inp.shape.length || gi.shape.some((d, q) => d !== inp.shape[q])) {
+                throw new Error(`backward of ${node.op}: gradient shape ${shapeStr(gi.shape)} does not match input shape ${shapeStr(inp.shape)}`);
+              }
+              const prev = grads.get(inp);
+              if (prev) {
+                const sum = ops.add(prev, gi);
+                hold(prev, -1);
+                grads.set(inp, sum);
+                hold(sum, 1);
+                dead.push(prev, gi);
+              } else {
+                grads.set(inp, gi);
+                hold(gi, 1);
+              }
             }
-            const prev = grads.get(inp);
-            grads.set(inp, prev ? ops.add(prev, gi) : gi);
-          }
-          if (!opts.retainGraph) t.node = null;
-        } else {
-          // a leaf: accumulate into .grad. The first gradient is taken as it is where its storage
-          // is this pass's own and no other leaf's, else copied, so that .grad never aliases
-          // another tensor (the copy of VGG-16's 15M gradients took ~30 ms a training step)
-          if (t.grad) {
-            const d = t.grad.data;
-            const s = gt.data;
-            for (let q = 0; q < d.length; q++) d[q] += s[q];
+            if (!opts.retainGraph) t.node = null;
+            for (const x of dead) drop(x);
           } else {
-            t.grad = taken.has(gt.data.buffer) ? gt.clone() : new Tensor(gt.data, gt.shape, false);
-            taken.add(t.grad.data.buffer);
+            // a leaf: accumulate into .grad. The first gradient is taken as it is where its storage
+            // is this pass's own and no other leaf's, else copied, so that .grad never aliases
+            // another tensor (the copy of VGG-16's 15M gradients took ~30 ms a training step)
+            if (t.grad) {
+              const d = t.grad.data;
+              const s = gt.data;
+              for (let q = 0; q < d.length; q++) d[q] += s[q];
+              drop(gt);
+            } else {
+              t.grad = taken.has(gt.data.buffer) ? gt.clone() : new Tensor(gt.data, gt.shape, false);
+              taken.add(t.grad.data.buffer);
+            }
           }
         }
-      }
-    });
+      });
+    } finally {
+      born = outer;
+    }
   }
 
   // ---- method sugar over ops ----
