@@ -2,7 +2,7 @@
 // and that gradcheck does catch a wrong backward.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, buildModel, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, mul, noGrad, relu, reshape, Rng, setGradientPool, SGD, sum, tanh, tensor, Tensor, vgg16Arch } from '../src/index.js';
+import { add, buildModel, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, mul, noGrad, relu, reshape, Rng, setGradientPool, SGD, sum, tanh, tensor, Tensor, trackAllocations, vgg16Arch } from '../src/index.js';
 import { spawnSync } from 'node:child_process';
 import { rand } from './helpers.js';
 
@@ -233,7 +233,7 @@ A('gradient pool: a retained graph returns nothing to the pool; the cap holds', 
   });
 });
 
-A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with and without it', () => {
+A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with and without it and the reused activations', () => {
   const run = (on: boolean): Float32Array[] => withPool(on, () => {
     const model = buildModel(vgg16Arch([8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], 16), 1);
     model.train();
@@ -243,7 +243,13 @@ A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with 
       const x = tensor(Float32Array.from({ length: 4 * 3 * 32 * 32 }, () => rng.uniform(-1, 1)), [4, 3, 32, 32]);
       const y = Int32Array.from({ length: 4 }, () => rng.int(10));
       opt.zeroGrad();
-      crossEntropy(model.forward(x), y).backward();
+      // as fit does with the pool: the forward's arrays reused as the pass goes
+      if (on) {
+        const { result, buffers } = trackAllocations(() => model.forward(x));
+        crossEntropy(result, y).backward(undefined, { spent: { buffers, keep: [result] } });
+      } else {
+        crossEntropy(model.forward(x), y).backward();
+      }
       opt.step();
     }
     if (on) assert.ok(gradientPool().arrays > 0, 'the steps used the pool');
@@ -252,6 +258,46 @@ A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with 
   const off = run(false), on = run(true);
   assert.is(on.length, off.length);
   for (let i = 0; i < off.length; i++) assert.ok(off[i].every((v, j) => Object.is(v, on[i][j])), `parameter ${i} differs with the pool`);
+});
+
+A("spent activations: reused once the pass is done with them; the same gradients, the kept output intact", () => {
+  // tanh's backward reads its own output after the reshape (a view of it) was done: the output may
+  // be reused only once tanh's node has run
+  const run = (spent: boolean): number[][] => withPool(true, () => {
+    const rng = new Rng(13);
+    const x = bigLeaf(rng), w = bigLeaf(rng);
+    const c = tensor(Float32Array.from({ length: BIG }, () => rng.uniform(-1, 1)), [BIG]);
+    const out: number[][] = [];
+    for (let step = 0; step < 3; step++) {
+      const { result: h, buffers } = trackAllocations(() => {
+        const a = tanh(mul(x, w));
+        const v = reshape(a, [2, BIG / 2]);
+        return add(mul(reshape(mul(v, v), [BIG]), c), tanh(a));
+      });
+      const kept = Array.from(h.data);
+      sum(mul(h, c)).backward(undefined, spent ? { spent: { buffers, keep: [h] } } : {});
+      for (let i = 0; i < 6; i++) mul(x.detach(), 0).data.fill(7);
+      assert.equal(Array.from(h.data), kept, 'the kept output');
+      out.push(Array.from(x.grad!.data), Array.from(w.grad!.data));
+    }
+    return out;
+  });
+  const plain = run(false), spent = run(true);
+  for (let i = 0; i < plain.length; i++) assert.ok(plain[i].every((v, j) => Object.is(v, spent[i][j])), `gradient ${i} differs when activations are reused`);
+  // they were reused: a pass with spent buffers leaves more in the pool than one without
+  withPool(true, () => {
+    const rng = new Rng(13);
+    const x = bigLeaf(rng);
+    const count = (spent: boolean): number => {
+      setGradientPool(0);
+      setGradientPool(256 * 2 ** 20);
+      const { result, buffers } = trackAllocations(() => tanh(tanh(tanh(mul(x, 2)))));
+      assert.is(buffers.size, 4);
+      sum(result).backward(undefined, spent ? { spent: { buffers } } : {});
+      return gradientPool().arrays;
+    };
+    assert.ok(count(true) >= count(false) + 3, `${count(true)} arrays against ${count(false)}`);
+  });
 });
 
 A('gradient pool: NEURONMERGE_GRAD_POOL sets the cap in MiB; a value it does not take leaves 1 GiB', () => {

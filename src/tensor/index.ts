@@ -1,5 +1,5 @@
-export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf, setGradientPool, gradientPool } from './tensor.js';
-export type { CreateOptions, GradNode } from './tensor.js';
+export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf, setGradientPool, gradientPool, trackAllocations } from './tensor.js';
+export type { BackwardOptions, CreateOptions, GradNode } from './tensor.js';
 export * as ops from './ops.js';
 export {
   add, sub, mul, div, pow, maximum, neg, exp, log, sqrt, abs, square, clamp, relu, sigmoid, tanh, affine,

@@ -66,6 +66,8 @@ let poolBytes = 0;
 const pool = new Map<number, FloatArray[]>();
 /** the buffers allocated while a backward pass runs (null outside one) */
 let born: Set<ArrayBufferLike> | null = null;
+/** the buffers allocated inside trackAllocations (null outside it) */
+let tracked: Set<ArrayBufferLike> | null = null;
 
 // NEURONMERGE_GRAD_POOL in MiB; a value it does not accept leaves the default here (the command
 // refuses it with a message before any work: runtime/env.ts)
@@ -86,8 +88,29 @@ export function allocate(dtype: DType, n: number): FloatArray {
     }
   }
   a ??= dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
-  if (born && n >= POOL_MIN) born.add(a.buffer);
+  if (n >= POOL_MIN) {
+    born?.add(a.buffer);
+    tracked?.add(a.buffer);
+  }
   return a;
+}
+
+/**
+ * Run fn and say which arrays (of the pool's sizes) the ops inside it allocated: a training step
+ * passes the forward's to backward({ spent }) so that its activations are reused once the pass is
+ * done with them.
+ */
+export function trackAllocations<T>(fn: () => T): { result: T; buffers: Set<ArrayBufferLike> } {
+  const outer = tracked;
+  const buffers = new Set<ArrayBufferLike>();
+  tracked = buffers;
+  try {
+    const result = fn();
+    if (outer) for (const b of buffers) outer.add(b);
+    return { result, buffers };
+  } finally {
+    tracked = outer;
+  }
 }
 
 function recycle(a: FloatArray): void {
@@ -117,6 +140,17 @@ export function gradientPool(): { bytes: number; arrays: number; capBytes: numbe
   let arrays = 0;
   for (const l of pool.values()) arrays += l.length;
   return { bytes: poolBytes, arrays, capBytes: poolCap };
+}
+
+export interface BackwardOptions {
+  /** keep the graph for another backward pass (nothing is reused then) */
+  retainGraph?: boolean;
+  /**
+   * Activations the pass may reuse: arrays the forward allocated (trackAllocations) that nothing
+   * outside the graph reads after backward, except the `keep` tensors' (the model's output, say).
+   * Each goes to the gradient pool once every node that reads it is done.
+   */
+  spent?: { buffers: Set<ArrayBufferLike>; keep?: Tensor[] };
 }
 
 export class Tensor {
@@ -200,7 +234,7 @@ export class Tensor {
    * Reverse-mode differentiation from this tensor. Without `grad`, the tensor must hold one element
    * (a loss). Gradients of leaves that require grad accumulate into their `.grad`.
    */
-  backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
+  backward(grad?: Tensor, opts: BackwardOptions = {}): void {
     if (!this.requiresGrad) throw new Error(`backward: tensor of shape ${shapeStr(this.shape)} does not require grad (no input of its graph did)`);
     let g: Tensor;
     if (grad === undefined) {
@@ -248,6 +282,8 @@ export class Tensor {
       if (reuse) held.set(x.data.buffer, (held.get(x.data.buffer) ?? 0) + d);
     };
     const mine = new Set<ArrayBufferLike>();
+    const spent = reuse && opts.spent ? opts.spent : null;
+    if (spent) for (const k of spent.keep ?? []) spent.buffers.delete(k.data.buffer);
     // a gradient no one holds any more goes back to the pool where this pass made it whole
     const drop = (x: Tensor): void => {
       const b = x.data.buffer;
@@ -294,6 +330,13 @@ export class Tensor {
             }
             if (!opts.retainGraph) t.node = null;
             for (const x of dead) drop(x);
+            // this node's output, where the forward made it for this node (no input shares it):
+            // every node that read it came before this one
+            if (spent && spent.buffers.has(t.data.buffer) && !node.inputs.some((i) => i.data.buffer === t.data.buffer)) {
+              spent.buffers.delete(t.data.buffer);
+              mine.add(t.data.buffer);
+              drop(t);
+            }
           } else {
             // a leaf: accumulate into .grad. The first gradient is taken as it is where its storage
             // is this pass's own and no other leaf's, else copied, so that .grad never aliases

@@ -8,7 +8,7 @@ import type { Module } from '../nn/module.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
 import { argmax, crossEntropy, slice } from '../tensor/ops.js';
 import type { Rng } from '../tensor/rng.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { noGrad, Tensor, trackAllocations } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { CheckpointKind, TrainState } from './checkpoint.js';
 
@@ -186,7 +186,9 @@ export function fit(model: Module, o: FitOptions): FitResult {
       if (o.maxSteps !== undefined && state.step >= o.maxSteps) break outer;
       if (o.schedule) o.optimizer.lr = o.schedule(state.step);
       const { x, y } = o.loader.batch(epoch, b);
-      const logits = model.forward(x);
+      // the forward's arrays, which the backward pass reuses once it is done with them (nothing
+      // but the logits is read after it)
+      const { result: logits, buffers } = trackAllocations(() => model.forward(x));
       const loss = o.loss ? o.loss(logits, x, y) : crossEntropy(logits, y, o.labelSmoothing ?? 0);
       const lv = loss.item();
       if (!Number.isFinite(lv)) {
@@ -194,7 +196,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
         throw new TrainingDiverged(`training stopped: the loss became ${lv} at epoch ${epoch + 1}, batch ${b + 1} (step ${state.step + 1}); try a lower learning rate. ${where}.`);
       }
       o.optimizer.zeroGrad();
-      loss.backward();
+      loss.backward(undefined, { spent: { buffers, keep: [logits] } });
       o.optimizer.step();
       state = { epoch, batch: b + 1, step: state.step + 1 };
       lossSum += lv * y.length;
