@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, mallocReuseOn, nativeAddon, Rng, SGD, tensor, vgg16Arch } from '../src/index.js';
+import { buildModel, crossEntropy, dbnArch, kernelBackend, lenet5Arch, mallocReuseOn, nativeAddon, Rng, SGD, tensor, trackAllocations, vgg16Arch } from '../src/index.js';
 import type { Arch } from '../src/index.js';
 import { emit, fmt, machineLine, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
@@ -36,9 +36,11 @@ export function* trainingSteps(batch: number): Generator<{ name: string; step: (
     const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
     yield {
       name,
+      // as fit takes a step: the forward's arrays reused by the backward pass
       step: () => {
         opt.zeroGrad();
-        crossEntropy(model.forward(x), y).backward();
+        const { result: logits, buffers } = trackAllocations(() => model.forward(x));
+        crossEntropy(logits, y).backward(undefined, { spent: { buffers, keep: [logits] } });
         opt.step();
       },
     };

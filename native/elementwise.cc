@@ -13,6 +13,9 @@ namespace nm {
 
 void sigmoid_avx2(const float* x, float* out, int64_t n);
 void sigmoid_generic(const float* x, float* out, int64_t n);
+void sgd_range_avx512(float* p, const float* g, float* v, int64_t s, int64_t e, double lr, double mu, double wd, bool nesterov);
+void sgd_range_avx2(float* p, const float* g, float* v, int64_t s, int64_t e, double lr, double mu, double wd, bool nesterov);
+void sgd_range_generic(float* p, const float* g, float* v, int64_t s, int64_t e, double lr, double mu, double wd, bool nesterov);
 
 UnaryOp unary_op(const char* s) {
   static const char* names[] = {"neg", "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "square", "sign", "powScalar", "clamp", "affine"};
@@ -170,18 +173,9 @@ void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, cons
 }
 
 void sgd_update(float* p, const float* g, float* v, int64_t n, double lr, double mu, double wd, bool nesterov) {
-  chunked(n, [&](int64_t s, int64_t e) {
-    if (mu == 0) {
-      for (int64_t j = s; j < e; j++) p[j] = static_cast<float>(p[j] - lr * (g[j] + wd * p[j]));
-      return;
-    }
-    for (int64_t j = s; j < e; j++) {
-      const double gj = g[j] + wd * p[j];
-      const double vj = mu * v[j] + gj;
-      v[j] = static_cast<float>(vj);
-      p[j] = static_cast<float>(p[j] - lr * (nesterov ? gj + mu * vj : vj));
-    }
-  });
+  // sgd_kernel.h, built for each instruction set
+  auto f = gemm_isa() == Isa::Avx512 ? sgd_range_avx512 : use_avx2_loops() ? sgd_range_avx2 : sgd_range_generic;
+  chunked(n, [&](int64_t s, int64_t e) { f(p, g, v, s, e, lr, mu, wd, nesterov); });
 }
 
 void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out) {

@@ -616,20 +616,28 @@ S('unary, binary (broadcast strides), permute and reduce against the reference',
   }
 });
 
-S('sgdUpdate: the same bits as the TypeScript loop (momentum, Nesterov, weight decay, none), threaded sizes', () => {
+S('sgdUpdate: the same bits as the TypeScript loop on every build (momentum, Nesterov, weight decay, none), threaded sizes', () => {
   const a = need();
-  for (const n of [1, 7, 70001]) {
-    for (const [mu, nesterov, wd] of [[0.9, false, 5e-4], [0.9, true, 0.01], [0, false, 5e-4], [0, false, 0]] as const) {
-      const p1 = f32(n), g = f32(n, -2, 2), v1 = mu ? f32(n, -0.1, 0.1) : new Float32Array(0);
-      const p2 = p1.slice(), v2 = v1.slice();
-      for (let step = 0; step < 3; step++) {
-        a.sgdUpdate(p1, g, v1, 0.05, mu, wd, nesterov);
-        jsKernels.sgdUpdate(p2, g, v2, 0.05, mu, wd, nesterov);
+  const prevIsa = a.isa();
+  try {
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      for (const n of [1, 7, 70001]) {
+        for (const [mu, nesterov, wd] of [[0.9, false, 5e-4], [0.9, true, 0.01], [0, false, 5e-4], [0, false, 0]] as const) {
+          const p1 = f32(n), g = f32(n, -2, 2), v1 = mu ? f32(n, -0.1, 0.1) : new Float32Array(0);
+          const p2 = p1.slice(), v2 = v1.slice();
+          for (let step = 0; step < 3; step++) {
+            a.sgdUpdate(p1, g, v1, 0.05, mu, wd, nesterov);
+            jsKernels.sgdUpdate(p2, g, v2, 0.05, mu, wd, nesterov);
+          }
+          assert.ok(p1.every((x, i) => Object.is(x, p2[i])), `${isa}: p, n ${n}, mu ${mu}, nesterov ${nesterov}, wd ${wd}`);
+          assert.ok(v1.every((x, i) => Object.is(x, v2[i])), `${isa}: v, n ${n}, mu ${mu}`);
+          if (n > 1) assert.ok(p1.some((x, i) => x !== g[i]), 'the parameters moved');
+        }
       }
-      assert.ok(p1.every((x, i) => Object.is(x, p2[i])), `p, n ${n}, mu ${mu}, nesterov ${nesterov}, wd ${wd}`);
-      assert.ok(v1.every((x, i) => Object.is(x, v2[i])), `v, n ${n}, mu ${mu}`);
-      if (n > 1) assert.ok(p1.some((x, i) => x !== g[i]), 'the parameters moved');
     }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
   }
   assertThrows(() => a.sgdUpdate(new Float32Array(4), new Float32Array(3), new Float32Array(4), 0.1, 0.9, 0, false), /sgdUpdate: g has 3 elements, expected 4/);
   assertThrows(() => a.sgdUpdate(new Float32Array(4), new Float32Array(4), new Float32Array(0), 0.1, 0.9, 0, false), /sgdUpdate: v has 0 elements, expected 4/);
