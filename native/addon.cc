@@ -509,8 +509,10 @@ ConvInput conv_input(const Args& a, size_t ocAt, const char* what) {
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   Args a{info, "convForward"};
   // 22 arguments, or 24: then the weights packed by packConvWeights too and the vector width they were
-  // packed for (read where the geometry takes them and the width is the kernels' now)
-  if (info.Length() != 24) a.count(22);
+  // packed for (read where the geometry takes them and the width is the kernels' now), or 27: then
+  // also the weights transformed by winogradWeights, their tile size and vector width (read where
+  // this call takes Winograd with that tile and the width is the kernels' now)
+  if (info.Length() != 24 && info.Length() != 27) a.count(22);
   const ConvInput c = conv_input(a, 15, "output");
   const Geometry& g = c.g;
   int64_t lw, lo;
@@ -527,14 +529,26 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   if ((o < c.xp + c.N * c.image && c.xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
   const float* wp = nullptr;
   int vw = 0;
-  if (info.Length() == 24) {
+  if (info.Length() >= 24) {
     int64_t lp;
     wp = a.f32(22, "packed", &lp);
     vw = static_cast<int>(a.integer(23, "packedWidth", 1, 64));
     a.exact("packed", lp, (c.OC + vw - 1) / vw * vw * c.CKK);
     if (o < wp + lp && wp < o + m) fail(a.env(), "convForward: out overlaps packed");
   }
-  nm::conv_forward(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(c.OC), e.scale, e.shift, e.relu, static_cast<int>(e.pool), o, wp, vw);
+  const float* wu = nullptr;
+  int um = 0, uw = 0;
+  if (info.Length() == 27) {
+    int64_t lu;
+    wu = a.f32(24, "winograd", &lu);
+    um = static_cast<int>(a.integer(25, "winogradTile", 2, 4));
+    if (um != 2 && um != 4) fail(a.env(), "convForward: winogradTile must be 2 or 4, got " + std::to_string(um));
+    uw = static_cast<int>(a.integer(26, "winogradWidth", 1, 64));
+    if (g.KH != 3 || g.KW != 3) fail(a.env(), "convForward: winograd weights given for a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " kernel (3x3 only)");
+    a.exact("winograd", lu, nm::winograd_weights_size(um, static_cast<int>(c.OC), g.C));
+    if (o < wu + lu && wu < o + m) fail(a.env(), "convForward: out overlaps winograd");
+  }
+  nm::conv_forward(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(c.OC), e.scale, e.shift, e.relu, static_cast<int>(e.pool), o, wp, vw, wu, um, uw);
   return info.Env().Undefined();
 }
 
@@ -554,6 +568,27 @@ Napi::Value PackConvWeights(const Napi::CallbackInfo& info) {
   Napi::Object r = Napi::Object::New(info.Env());
   r.Set("packed", p);
   r.Set("width", Napi::Number::New(info.Env(), vw));
+  return r;
+}
+
+// winogradWeights(w, OC, C, m): w (OC, C, 3, 3) transformed for F(m x m, 3 x 3) by the kernels of the
+// vector width now: { weights: Float32Array, tile: m, width }
+Napi::Value WinogradWeights(const Napi::CallbackInfo& info) {
+  Args a{info, "winogradWeights"};
+  a.count(4);
+  int64_t lw;
+  const float* w = a.f32(0, "w", &lw);
+  const int64_t OC = a.integer(1, "OC", 1, 1 << 20), C = a.integer(2, "C", 1, 1 << 20);
+  const int m = static_cast<int>(a.integer(3, "m", 2, 4));
+  if (m != 2 && m != 4) fail(a.env(), "winogradWeights: m must be 2 or 4, got " + std::to_string(m));
+  a.exact("w", lw, OC * C * 9);
+  const int64_t n = nm::winograd_weights_size(m, static_cast<int>(OC), static_cast<int>(C));
+  Napi::Float32Array u = Napi::Float32Array::New(info.Env(), static_cast<size_t>(n));
+  nm::winograd_weights(m, w, static_cast<int>(OC), static_cast<int>(C), u.Data());
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("weights", u);
+  r.Set("tile", Napi::Number::New(info.Env(), m));
+  r.Set("width", Napi::Number::New(info.Env(), nm::vector_floats()));
   return r;
 }
 
@@ -779,6 +814,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
   exports.Set("packConvWeights", Napi::Function::New(env, PackConvWeights));
+  exports.Set("winogradWeights", Napi::Function::New(env, WinogradWeights));
   exports.Set("convWeightGrad", Napi::Function::New(env, ConvWeightGrad));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("pairwiseSqDist", Napi::Function::New(env, PairwiseSqDist));

@@ -340,7 +340,7 @@ bool packed_conv_takes(int N, int C, int KH, int KW, int OH, int OW) {
   return R >= 1 && R <= 16 && C * KH * KW >= 16;
 }
 
-void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp, int wp_vw) {
+void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp, int wp_vw, const float* wu, int wu_m, int wu_vw) {
   const int64_t L = static_cast<int64_t>(OH) * OW;
   const int CKK = C * KH * KW;
   // weights packed ahead (an inference session: pack_weights' blocks of a vector of output channels)
@@ -377,7 +377,7 @@ void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, in
     return;
   }
   if (const int m = winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC)) {
-    conv_winograd(m, x, N, C, H, W, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
+    conv_winograd(m, x, N, C, H, W, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out, wu && wu_m == m && wu_vw == vector_floats() ? wu : nullptr);
     return;
   }
   if (narrow) {

@@ -62,7 +62,13 @@ int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, 
 int winograd_mode();
 void set_winograd_mode(int mode);
 // x (N,C,H,W), w (OC,C,3,3), stride 1, padding PH, PW <= 2 -> out (N,OC,OH/pool,OW/pool) with the epilogue
-void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out);
+// U: the weights already transformed by winograd_weights for this m at the kernels' vector width now
+// (an inference session's copy), or null: transformed here, each call
+void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* U = nullptr);
+// the weights (OC, C, 3, 3) transformed for conv_winograd's F(m x m, 3 x 3) by the kernels of the
+// vector width now (vector_floats()): U of winograd_weights_size(m, OC, C) floats
+int64_t winograd_weights_size(int m, int OC, int C);
+void winograd_weights(int m, const float* w, int OC, int C, float* U);
 
 // the weight gradient of that convolution by the same transforms: gw (OC,C,3,3) written (not
 // accumulated) from x and the output gradient gy (N,OC,OH,OW); winograd_wgrad_tile as winograd_tile
@@ -80,7 +86,10 @@ bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH
 
 // convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
 // reads B (the im2col matrix) straight from x
-void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp = nullptr, int wp_vw = 0);
+// wp, wp_vw: the weights packed by pack_weights and the vector width they were packed for; wu, wu_m,
+// wu_vw: transformed by winograd_weights for F(wu_m x wu_m, 3 x 3) at vector width wu_vw. Each read
+// only where this call takes that path (and the width is the kernels' now)
+void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp = nullptr, int wp_vw = 0, const float* wu = nullptr, int wu_m = 0, int wu_vw = 0);
 // whether conv_forward reads packed weights (wp) for this convolution: at most 16 output pixels in all
 bool packed_conv_takes(int N, int C, int KH, int KW, int OH, int OW);
 

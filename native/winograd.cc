@@ -152,18 +152,18 @@ int chunk_images(const Tiles& t, int N, int64_t bytes_per_tile, int64_t kernel_b
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(N, budget / (bytes_per_tile * t.T1))));
 }
 
-// this thread's buffers for one call: the kernels' transform K (AA, OC, C) and, for a chunk of G images
+// this thread's buffers for one call: the kernels' transform K (AA, OC, C; not where the caller has it) and, for a chunk of G images
 // (chunk_images), the input tiles V (AA, C, P) and the products M (AA, OC, P); grown, never shrunk
 struct Buffers {
   float *K, *V, *M;
   int G;
 };
-Buffers buffers(const Tiles& t, int N, int C, int OC, std::vector<float>& K, std::vector<float>& V, std::vector<float>& M) {
+Buffers buffers(const Tiles& t, int N, int C, int OC, std::vector<float>& K, std::vector<float>& V, std::vector<float>& M, bool need_k = true) {
   const int64_t ksize = t.AA * spread(static_cast<int64_t>(OC) * C);
   const int G = chunk_images(t, N, static_cast<int64_t>(t.AA) * (C + OC) * 4, ksize * 4);
   const int64_t P = G * t.T1;
   const size_t vsize = t.AA * spread(C * P), msize = t.AA * spread(OC * P);
-  if (K.size() < static_cast<size_t>(ksize)) K.resize(ksize);
+  if (need_k && K.size() < static_cast<size_t>(ksize)) K.resize(ksize);
   if (V.size() < vsize) V.resize(vsize);
   if (M.size() < msize) M.resize(msize);
   return {K.data(), V.data(), M.data(), G};
@@ -236,16 +236,21 @@ void input_tiles(const Tiles& t, TransformFn tin, const float* x, int n0, int g,
 
 }  // namespace
 
-void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
+int64_t winograd_weights_size(int m, int OC, int C) { return static_cast<int64_t>(m + 2) * (m + 2) * spread(static_cast<int64_t>(OC) * C); }
+
+void winograd_weights(int m, const float* w, int OC, int C, float* U) { transform_weights(m, transforms().weights, w, OC, C, U); }
+
+void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* Upre) {
   const Tiles tl(m, OH, OW);
   const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
   const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
   const Transforms tf = transforms();
   thread_local std::vector<float> U, V, Mx;
-  const Buffers bf = buffers(tl, N, C, OC, U, V, Mx);
-  float *Up = bf.K, *Vp = bf.V, *Mp = bf.M;
+  const Buffers bf = buffers(tl, N, C, OC, U, V, Mx, !Upre);
+  float *Vp = bf.V, *Mp = bf.M;
+  const float* Up = Upre ? Upre : bf.K;
   const int G = bf.G;
-  transform_weights(m, tf.weights, w, OC, C, Up);
+  if (!Upre) transform_weights(m, tf.weights, w, OC, C, bf.K);
 
   for (int n0 = 0; n0 < N; n0 += G) {
     const int g = std::min(G, N - n0);

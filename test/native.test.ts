@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import {
   conv2d, crossEntropy, jsKernels, maxPool2d, nativeAddon, nativeLoadError, relu, Rng, setBackend, sum, batchNorm, tensor, kernelBackend,
 } from '../src/index.js';
-import type { NativeAddon, Tensor } from '../src/index.js';
+import type { FloatArray, NativeAddon, Tensor } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
 const S = suite('native');
@@ -426,6 +426,64 @@ S('convForward with packed weights (packConvWeights): the same output on every b
   const { packed, width } = a.packConvWeights(w, 4, 27)!;
   assertThrows(() => a.convForward(f32(48), 0, 1, 3, 4, 4, 3, 3, 1, 1, 1, 1, 4, 4, w, 4, none, none, false, 1, out, 0, packed.subarray(1), width), /convForward: packed has \d+ elements, expected \d+/);
   assertThrows(() => a.packConvWeights(w, 4, 26), /packConvWeights: w has 108 elements, expected 104/);
+});
+
+S('convForward with the weights transformed by winogradWeights: the same bits on every build, read only where that tile runs', () => {
+  const a = need();
+  const prevIsa = a.isa(), prevMode = a.winograd();
+  const none = new Float32Array(0);
+  try {
+    // [N, C, H, W, OC, pad, pool, mode]: F(4x4) at 8x8 and 16x16 (auto: 64 tiles, C*OC 4096), F(2x2)
+    // on 2x2 maps (on), an odd map with a part tile (on), and a shape auto leaves to other kernels
+    const cases = [[16, 64, 8, 8, 64, 1, 2, 'auto'], [4, 64, 16, 16, 64, 1, 1, 'auto'], [8, 32, 2, 2, 40, 1, 1, 'on'], [2, 24, 7, 7, 20, 1, 1, 'on'], [1, 8, 5, 5, 12, 1, 1, 'auto']] as const;
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      for (const [N, C, H, W, OC, pad, pool, mode] of cases) {
+        a.setWinograd(mode);
+        const OH = H + 2 * pad - 2, OW = W + 2 * pad - 2, CKK = C * 9;
+        const x = f32(N * C * H * W), w = f32(OC * CKK), scale = f32(OC), shift = f32(OC);
+        const m = N * OC * (pool === 2 ? (OH / 2) * (OW / 2) : OH * OW);
+        const tile = a.winogradTile(N, C, 3, 3, 1, 1, pad, pad, OH, OW, OC);
+        const label = `${N}x${C}x${H}x${W} -> ${OC} pool${pool} ${mode} ${isa} tile ${tile}`;
+        assert.is(tile === 0, mode === 'auto' && C === 8, `${label}: takes Winograd`);
+        const { packed, width } = a.packConvWeights(w, OC, CKK)!;
+        const plain = new Float32Array(m), viaU = new Float32Array(m), other = new Float32Array(m), wrongTile = new Float32Array(m), wrongWidth = new Float32Array(m);
+        a.convForward(x, 0, N, C, H, W, 3, 3, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, true, pool, plain, 0);
+        for (const m2 of [2, 4]) {
+          const u = a.winogradWeights(w, OC, C, m2)!;
+          assert.is(u.tile, m2);
+          assert.is(u.width, width, `${label}: transformed at the kernels' width`);
+          const run = (o: Float32Array, weights: FloatArray, t: number, uw: number) => a.convForward(x, 0, N, C, H, W, 3, 3, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, true, pool, o, 0, packed, width, weights, t, uw);
+          if (m2 === tile) {
+            run(viaU, u.weights, m2, u.width);
+            assert.ok(viaU.every((v, i) => Object.is(v, plain[i])), `${label}: the transformed copy gives the same bits`);
+            // it is what the call reads: a copy transformed from other weights changes the output
+            run(other, a.winogradWeights(f32(OC * CKK), OC, C, m2)!.weights, m2, u.width);
+            assert.ok(other.some((v, i) => v !== plain[i]), `${label}: the copy is read`);
+            // another vector width: never read
+            const w2 = u.width === 4 ? 8 : 4;
+            run(wrongWidth, new Float32Array(u.weights.length).fill(NaN), m2, w2);
+            assert.equal(wrongWidth, plain, `${label}: a copy for another width is not read`);
+          } else {
+            run(wrongTile, new Float32Array(u.weights.length).fill(NaN), m2, u.width);
+            assert.equal(wrongTile, plain, `${label}: a copy for tile ${m2} is not read`);
+          }
+        }
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setWinograd(prevMode);
+  }
+  const w = f32(4 * 27), out = new Float32Array(64);
+  const { packed, width } = a.packConvWeights(w, 4, 27)!;
+  const u = a.winogradWeights(w, 4, 3, 4)!;
+  const call = (weights: FloatArray, t: number, kw = 3) => a.convForward(f32(48), 0, 1, 3, 4, 4, 3, kw, 1, 1, 1, (kw - 1) / 2, 4, 4, w.subarray(0, 4 * 3 * 3 * kw), 4, none, none, false, 1, out, 0, packed.subarray(0, Math.ceil(4 / width) * width * 9 * kw), width, weights, t, u.width);
+  assertThrows(() => call(u.weights.subarray(1), 4), /convForward: winograd has \d+ elements, expected \d+/);
+  assertThrows(() => call(u.weights, 3), /convForward: winogradTile must be 2 or 4, got 3/);
+  assertThrows(() => call(u.weights, 4, 1), /convForward: winograd weights given for a 3x1 kernel \(3x3 only\)/);
+  assertThrows(() => a.winogradWeights(w, 4, 3, 3), /winogradWeights: m must be 2 or 4, got 3/);
+  assertThrows(() => a.winogradWeights(w, 4, 2, 4), /winogradWeights: w has 108 elements, expected 72/);
 });
 
 S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel widths 1-6, padding, short channel blocks, every micro-kernel, 1 and 2 threads; refuses (touching nothing) where it does not apply', () => {

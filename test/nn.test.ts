@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, mlpArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
-  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession, Sigmoid,
+  ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession, Sigmoid, nativeAddon, nativeLoadError,
 } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
@@ -303,6 +303,33 @@ N('InferenceSession: the output of model.forward in eval mode, the convolutions\
   assert.ok(s.run(x).data.some((v, i) => Math.abs(v - before[i]) > 1e-4), 'the replaced layer changed the output');
   m.train();
   assertThrows(() => s.run(x), /InferenceSession.run: the model is in training mode; call model.eval\(\) first/);
+});
+
+N('InferenceSession: the weights transformed for Winograd once, at the first run that takes it; the same bits as model.forward', () => {
+  const r = new Rng(14);
+  const arr = (n: number) => Float32Array.from({ length: n }, () => r.uniform(-1, 1));
+  // 64 -> 64 channels on 32x32 and 16x16 maps at batch 16: F(4x4) where auto measured it faster
+  const m = buildModel(vgg16Arch([16, 64, 64, 64, 32, 32, 32, 16, 16, 16, 16, 16, 16], 10), 5);
+  m.eval();
+  const s = new InferenceSession(m);
+  assert.is(s.winogradLayers, 0, 'nothing transformed before a run');
+  const x = tensor(arr(16 * 3 * 32 * 32), [16, 3, 32, 32]);
+  const want = noGrad(() => m.forward(x));
+  const got = s.run(x);
+  assert.ok(got.data.every((v, i) => Object.is(v, want.data[i])), 'the same bits as the forward');
+  if (!nativeAddon()) assert.unreachable(`the native addon did not load: ${nativeLoadError()}`);
+  assert.ok(s.winogradLayers >= 2, `${s.winogradLayers} layers transformed`);
+  const n = s.winogradLayers;
+  assert.ok(s.run(x).data.every((v, i) => Object.is(v, want.data[i])), 'a second run');
+  assert.is(s.winogradLayers, n);
+  // the copy: weights changed in place are not seen by this session; a new one sees them
+  // (a 64 -> 64 layer on 16x16 maps: one the session transformed)
+  const conv = m.layers.find((l) => l instanceof Conv2d && l.weight.shape[0] === 64 && l.weight.shape[1] === 64) as Conv2d;
+  conv.weight.data.set(arr(conv.weight.size));
+  assert.ok(s.run(x).data.every((v, i) => Object.is(v, want.data[i])), 'in-place change: the transformed copy');
+  const fresh = noGrad(() => m.forward(x));
+  assert.ok(new InferenceSession(m).run(x).data.every((v, i) => Object.is(v, fresh.data[i])), 'a new session');
+  assert.ok(fresh.data.some((v, i) => v !== want.data[i]));
 });
 
 N('batch norm + ReLU fused (Sequential, training and eval with a graph): the same bits as the two layers, forward and backward, on both backends', () => {

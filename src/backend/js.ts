@@ -616,6 +616,8 @@ export const jsKernels: Kernels = {
   convEpilogue,
   convForward,
   packConvWeights: () => null,
+  winogradTile: () => 0,
+  winogradWeights: () => null,
   convWeightGrad,
   softmax,
   softmaxBackward,

@@ -25,6 +25,7 @@ export interface NativeAddon {
   convEpilogue: Kernels['convEpilogue'];
   convForward: Kernels['convForward'];
   packConvWeights: Kernels['packConvWeights'];
+  winogradWeights: Kernels['winogradWeights'];
   reduce: Kernels['reduce'];
   pairwiseSqDist: Kernels['pairwiseSqDist'];
   pairwiseSqDistAsync(...args: Parameters<Kernels['pairwiseSqDist']>): Promise<number>;
@@ -134,6 +135,8 @@ if (loaded) {
       convEpilogue: a.convEpilogue,
       convForward: a.convForward,
       packConvWeights: a.packConvWeights,
+      winogradTile: a.winogradTile,
+      winogradWeights: a.winogradWeights,
       convWeightGrad: a.convWeightGrad,
       reduce: a.reduce,
       pairwiseSqDist: a.pairwiseSqDist,

@@ -128,13 +128,24 @@ export interface Kernels {
   // epilogue above (scale, shift, relu, pool) per output channel: out (N, OC, OH/pool, OW/pool) from
   // outOff. The native kernel mostly stores no im2col matrix (a direct convolution, or a GEMM that packs B from the images; small maps: a matrix of at most 16 MB).
   // packed, width: the same weights laid out by packConvWeights (read instead of w where the kernel
-  // has a path for them, and width is its vector width now; ignored elsewhere)
+  // has a path for them, and width is its vector width now; ignored elsewhere). winograd, tile,
+  // winogradWidth (with packed): the weights transformed by winogradWeights (read where this call
+  // takes Winograd's F(tile x tile, 3 x 3) and winogradWidth is the vector width now)
   convForward(
     x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
     KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
     w: FloatArray, OC: number, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
     out: FloatArray, outOff: number, packed?: FloatArray, width?: number,
+    winograd?: FloatArray, tile?: number, winogradWidth?: number,
   ): void;
+
+  // the tile m (2 or 4) of Winograd's F(m x m, 3 x 3) that convForward takes for this geometry now,
+  // 0 where it does not take Winograd (the TypeScript backend never does)
+  winogradTile(N: number, C: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number, OC: number): number;
+
+  // w (OC, C, 3, 3) transformed once for convForward's Winograd path with tile m, by the kernels of
+  // the vector width now: { weights, tile, width }, or null (TypeScript)
+  winogradWeights(w: FloatArray, OC: number, C: number, m: number): { weights: FloatArray; tile: number; width: number } | null;
 
   // w (OC, K) laid out once for convForward's reads at few pixels (native: blocks of one vector of
   // output channels, each tap's channels side by side): { packed, width }, or null where this backend

@@ -622,18 +622,46 @@ export interface ConvEpilogue {
   packed?: PackedWeights;
 }
 
-/** a convolution's weights laid out once by the backend's packConvWeights, and the array they came from */
+/**
+ * A convolution's weights laid out once by the backend's packConvWeights, and the array they came
+ * from; and, made at the first call that takes Winograd with each tile size, the weights transformed
+ * for it (3x3 kernels: 16/9 or 36/9 times their size), with the tile each input geometry took.
+ */
 export interface PackedWeights {
   packed: FloatArray;
   width: number;
   from: FloatArray;
+  winograd?: Map<number, { weights: FloatArray; tile: number; width: number }>;
+  tileFor?: Map<string, number>;
 }
 
 /** w (OC, C, KH, KW) laid out for convForward's packed path by the backend that runs it, or null */
 export function packConvWeights(w: Tensor): PackedWeights | null {
   if (w.ndim !== 4) throw new Error(`packConvWeights: the weight must be (OC, C, KH, KW), got ${shapeStr(w.shape)}`);
   const p = kernel('packConvWeights', w.dtype)(w.data, w.shape[0], w.size / w.shape[0]);
-  return p ? { ...p, from: w.data } : null;
+  return p ? { ...p, from: w.data, winograd: new Map(), tileFor: new Map() } : null;
+}
+
+/** the session's Winograd transform of w for this geometry (made the first time), or null where the
+ *  convolution does not take Winograd */
+function winogradCopy(p: PackedWeights, w: Tensor, g: ConvGeometry): { weights: FloatArray; tile: number; width: number } | null {
+  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
+  if (KH !== 3 || KW !== 3 || SH !== 1 || SW !== 1 || !p.winograd || !p.tileFor) return null;
+  const key = `${N},${H},${W},${PH},${PW}`;
+  let m = p.tileFor.get(key);
+  if (m === undefined) {
+    m = kernel('winogradTile', w.dtype)(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
+    p.tileFor.set(key, m);
+  }
+  if (!m) return null;
+  let u = p.winograd.get(m);
+  if (!u) {
+    const t = kernel('winogradWeights', w.dtype)(w.data, OC, C, m);
+    if (!t) return null;
+    u = t;
+    p.winograd.set(m, u);
+  }
+  return u;
 }
 
 interface ConvGeometry {
@@ -673,7 +701,9 @@ function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: 
   const f = kernel('convForward', x.dtype);
   // packed weights only where they are still this weight's (the session packed this very array)
   const p = ep.packed && ep.packed.from === w.data ? ep.packed : null;
-  if (p) f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0, p.packed, p.width);
+  const u = p ? winogradCopy(p, w, g) : null;
+  if (p && u) f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0, p.packed, p.width, u.weights, u.tile, u.width);
+  else if (p) f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0, p.packed, p.width);
   else f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0);
 }
 
