@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import {
   BatchLoader, BatchNorm2d, buildModel, Conv2d, cosineLr, Dropout, fit, Flatten, lenet5Arch, Linear, loadCheckpoint, loadDataset, MaxPool2d, ReLU,
   Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor, crossEntropy,
+  distillationLoss, distillationStep, noGrad,
 } from '../src/index.js';
 import type { Arch, ImageSet, Module, Tensor } from '../src/index.js';
 import { assertThrows, tempDir } from './helpers.js';
@@ -182,6 +183,21 @@ T('evaluate: LeNet-5 trained on 2,048 digits scores well on 1,000 held-out ones;
   const r = evaluate(model, x, y, 256);
   assert.ok(r.accuracy > 0.85, `accuracy ${r.accuracy}`);
   assert.is(model.training, true);
+});
+
+T('distillationStep: the loss from the teacher forward in eval mode, the same bits; the teacher put in eval mode', () => {
+  const teacher = smallNet(3) as Sequential, student = smallNet(4) as Sequential;
+  teacher.train();
+  const { x, y } = toTensor(mnist, undefined, Int32Array.from({ length: 40 }, (_, i) => i));
+  const step = distillationStep(teacher, 4, 0.9);
+  assert.is(teacher.training, false);
+  const logits = student.forward(x);
+  const got = step(logits, x, y).item();
+  const want = distillationLoss(logits, noGrad(() => teacher.forward(x)), y, 4, 0.9).item();
+  assert.is(got, want);
+  // a different teacher gives a different loss (the teacher's outputs do reach it)
+  const other = distillationStep(smallNet(5) as Sequential, 4, 0.9)(logits, x, y).item();
+  assert.is.not(other, got);
 });
 
 T.run();

@@ -1,6 +1,6 @@
 export { NETWORKS, NETWORK_NAMES, PAPER_NETWORKS, network, networkOf, archFor, withDataset } from './networks.js';
 export type { NetworkName, NetworkSettings, TrainDefaults } from './networks.js';
-export { loadTask, trainLoader, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, accuracyOf, finetuneModel, FINETUNE_WEIGHT_DECAY, modelFromCheckpoint, cloneModel, firstN, teacherFor } from './task.js';
+export { loadTask, trainLoader, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, accuracyOf, finetuneModel, FINETUNE_WEIGHT_DECAY, modelFromCheckpoint, cloneModel, firstN, teacherFor, distillationStep } from './task.js';
 export type { TaskData, TaskLoadOptions, FinetuneOptions, DistillOptions } from './task.js';
 export { trainLenet, trainDbn, trainVgg, trainMlp, RECIPES } from './recipes.js';
 export type { RecipeOptions, RecipeResult } from './recipes.js';
