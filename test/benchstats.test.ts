@@ -1,8 +1,11 @@
 // The benchmark's statistics: quantiles of the rounds' ratios and the one-line summary of the
 // networks' shapes against OpenBLAS (which shapes are slower, which level within the noise).
+import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { torchIsaCaps } from '../bench/train.js';
 import { median, quantile, ratioSummary } from '../bench/util.js';
+import { needs } from './helpers.js';
 
 test('quantile interpolates between order statistics, whatever the input order', () => {
   const xs = [5, 1, 4, 2, 3];
@@ -42,6 +45,24 @@ test('ratioSummary counts the level products and separates slower ones from nois
   assert.is(s.flop, 15e9);
   assert.equal(s.slower.map((r) => r.name), ['c']);
   assert.equal(s.withinNoise.map((r) => r.name), ['d']);
+});
+
+// PyTorch (Debian's python3-torch), where installed: the caps the training benchmark passes reach
+// oneDNN, whose convolution then runs its AVX2 code on a machine that has AVX-512
+const torchMissing = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0 ? null : 'python3-torch is not installed';
+needs(test, torchMissing)('torchIsaCaps: PyTorch capped to the native kernels\' instruction set where they run below AVX-512', () => {
+  assert.equal(torchIsaCaps('avx512'), {});
+  assert.equal(torchIsaCaps(undefined), {});
+  const conv = 'import torch; torch.nn.functional.conv2d(torch.rand(2, 8, 16, 16), torch.rand(16, 8, 3, 3))';
+  const isas = (env: Record<string, string>) => {
+    const r = spawnSync('/usr/bin/python3', ['-c', conv], { encoding: 'utf8', env: { ...process.env, DNNL_VERBOSE: '1', ...env } });
+    assert.is(r.status, 0, r.stderr);
+    return new Set([...r.stdout.matchAll(/jit:(avx512[a-z_]*|avx2|sse41|uni)/g)].map((m) => m[1]));
+  };
+  const avx2 = isas(torchIsaCaps('avx2'));
+  assert.ok(avx2.has('avx2') && ![...avx2].some((i) => i.startsWith('avx512')), `oneDNN ran ${[...avx2].join(', ')} with the AVX2 caps`);
+  const generic = isas(torchIsaCaps('generic'));
+  assert.ok(![...generic].some((i) => i === 'avx2' || i.startsWith('avx512')), `oneDNN ran ${[...generic].join(', ')} with the portable caps`);
 });
 
 test.run();
