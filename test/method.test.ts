@@ -107,6 +107,28 @@ T('merge in stages with fine-tuning between; distillation fine-tunes from the or
   assert.is(bad.status, 1);
 });
 
+T('fine-tuning with Cutout: other weights than without from the same seed; reproduce keys and reports it', () => {
+  const base = ['finetune', orig, '--epochs', '1', '--limit', '400', '--lr', '0.05'];
+  json([...base, '--out', join(dir, 'ft-plain.safetensors')]);
+  json([...base, '--cutout', '8', '--out', join(dir, 'ft-cut.safetensors')]);
+  json([...base, '--out', join(dir, 'ft-plain2.safetensors')]);
+  const first = (file: string) => Array.from(loadCheckpoint(file).state.values()[Symbol.iterator]().next().value!.data as Float32Array);
+  assert.equal(first(join(dir, 'ft-plain2.safetensors')), first(join(dir, 'ft-plain.safetensors')), 'the same seed without Cutout: the same weights');
+  assert.not.equal(first(join(dir, 'ft-cut.safetensors')), first(join(dir, 'ft-plain.safetensors')), 'Cutout changes the training images');
+  const bad = run([...base, '--cutout', '-2', '--out', join(dir, 'ft-bad.safetensors')]);
+  assert.is(bad.status, 1);
+  assert.match(bad.stderr, /--cutout/);
+  // reproduce: a fine-tuning with Cutout is another work file than one without, and the report says so
+  const out = join(dir, 'rep-cut');
+  const args = ['reproduce', 'lenet', '--checkpoint', orig, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '400', '--merge', 'mean', '--out', out];
+  const plain = json(args);
+  const cut = json([...args, '--finetune-cutout', '8']);
+  assert.is(plain.finetune.cutout, undefined);
+  assert.is(cut.finetune.cutout, 8);
+  assert.is.not(cut.results[0].accuracy.finetuned, plain.results[0].accuracy.finetuned);
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /Cutout 8×8\./);
+});
+
 T('reproduce reports every rule asked for, side by side, with the pruning baseline', () => {
   const out = join(dir, 'rep');
   const r = json(['reproduce', 'lenet', '--checkpoint', orig, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '0', '--merge', 'mean,fitted,compensate', '--out', out]);

@@ -137,6 +137,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--no-recalibrate', 'measure and fine-tune the merged and pruned models with the batch-norm statistics compressing left')
   .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')})`, ruleList, ['mean', 'scaled', 'lstsq'])
   .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels')
+  .option('--finetune-cutout <n>', 'fine-tuning: Cutout, a random n×n square of each training image blanked (default 0: none)', int('--finetune-cutout', 0, 1e4))
   .option('--multiple-of <m>', 'round each layer\'s units to a multiple of m (8 or 16: what runtimes such as onnxruntime run fastest); to the nearest at a ratio, down for a budget', int('--multiple-of', 1, 4096))
   )).action(async (model: string, o) => {
     const device = useBackend(o.backend);
@@ -147,7 +148,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
         recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
-        distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
+        finetuneCutout: o.finetuneCutout, distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
       if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json, ${out}/report.html (open it in a browser)`);
@@ -282,6 +283,7 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
   .option('--lr <x>', 'learning rate (default: per network)', num('--lr', 1e-9, 100))
   .option('--distill <original>', 'also learn the softened outputs of this checkpoint (the original the model was compressed from)')
   .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
+  .option('--cutout <n>', 'Cutout: blank a random n×n square of each training image (default 0: none; a network trained with it can be fine-tuned the same way)', int('--cutout', 0, 1e4))
   .option('--format <f>', 'write --out as a neuronmerge checkpoint (safetensors, every epoch) or as ONNX (at the end; default where --out ends in .onnx)', oneOf('--format', ['safetensors', 'onnx'])))
   .action(async (file: string, o) => {
     const device = useBackend(o.backend);
@@ -294,7 +296,7 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
     const before = accuracyOf(model, data).accuracy;
     const t = performance.now();
     const history = await finetuneModel(model, arch, data, {
-      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, checkpoint: onnx ? undefined : o.out, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
+      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, cutout: o.cutout, checkpoint: onnx ? undefined : o.out, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
       distill: teacher ? { teacher, temperature: o.temperature, weight: o.distillWeight } : undefined,
     });
     const after = accuracyOf(model, data).accuracy;

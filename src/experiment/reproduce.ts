@@ -73,6 +73,8 @@ export interface ReproduceOptions {
   rules?: MergeRule[];
   /** fine-tune the merged and the pruned models learning the original's softened outputs too */
   distill?: { temperature?: number; weight?: number };
+  /** Cutout in fine-tuning's training images: an n x n square blanked (default 0: none) */
+  finetuneCutout?: number;
   /** fine-tuning's schedule (default cosine) and one-cycle's warm-up share */
   schedule?: 'cosine' | 'onecycle';
   warmup?: number;
@@ -248,12 +250,12 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   // row's per-layer ratios and the rule)
   const ftLr = o.finetuneLr ?? task.settings.finetune.lr;
   if (!(ftLr > 0)) throw new Error(`reproduce: the fine-tuning learning rate must be positive, got ${ftLr}`);
-  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15, ...(o.weightDecay !== undefined && o.weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay: o.weightDecay } : {}) };
+  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15, ...(o.weightDecay !== undefined && o.weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay: o.weightDecay } : {}), ...(o.finetuneCutout ? { cutout: o.finetuneCutout } : {}) };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
     if (ck) log(`reproduce ${which}: fine-tuning ${label}${ck.exists ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
     await finetuneModel(model, a, task, {
-      epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay, distill,
+      epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay, distill, cutout: o.finetuneCutout,
       ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume: ck.exists ? ck.file : undefined } : {}),
     });
     return accuracyOf(model, task).accuracy;
@@ -361,7 +363,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
     recalibrated: calibration ? calibration.shape[0] : null,
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
-    finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', weightDecay: o.weightDecay ?? FINETUNE_WEIGHT_DECAY, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null },
+    finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', weightDecay: o.weightDecay ?? FINETUNE_WEIGHT_DECAY, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...(o.finetuneCutout ? { cutout: o.finetuneCutout } : {}) },
     notes: [...notes],
     model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),

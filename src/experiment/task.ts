@@ -140,6 +140,9 @@ export interface FinetuneOptions {
   weightDecay?: number;
   /** learn from the original's softened outputs as well as the labels */
   distill?: DistillOptions;
+  /** Cutout: blank a random n x n square of each training image (default 0: none); a network trained
+   *  with it can be fine-tuned on the same augmentation */
+  cutout?: number;
   seed?: number;
   limit?: number;
   /** write a checkpoint here after every epoch (resumable) */
@@ -170,7 +173,9 @@ export function distillationStep(teacher: Sequential, temperature: number, weigh
 export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions = {}): Promise<EpochRecord[]> {
   const epochs = o.epochs ?? t.settings.finetune.epochs;
   if (epochs === 0) return [];
-  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit });
+  const cutout = o.cutout ?? 0;
+  if (!(Number.isInteger(cutout) && cutout >= 0)) throw new Error(`fine-tuning's cutout must be a whole number of pixels, 0 or more, got ${cutout}`);
+  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout });
   const lr = o.lr ?? t.settings.finetune.lr;
   const steps = epochs * loader.length;
   const schedule = (o.schedule ?? 'cosine') === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? 0.15) : cosineLr(lr, steps);

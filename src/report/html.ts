@@ -235,7 +235,7 @@ export function reportHtml(r: Report, charts: { accuracy: string; units: string 
     ['original', `${pct(r.original.accuracy)} test accuracy, ${r.original.params.toLocaleString('en')} parameters, ${r.original.epochs} epochs`],
     ['batch norms re-estimated on', r.recalibrated ? `${r.recalibrated} training images` : 'not re-estimated'],
     ...(r.multipleOf ? [['units per layer', `rounded to multiples of ${r.multipleOf}`]] : []),
-    ...(r.finetune ? [['fine-tuning', `${r.finetune.epochs} epoch${r.finetune.epochs === 1 ? '' : 's'}, ${r.finetune.schedule}${r.finetune.distill ? `, distilled (T ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}`]] : []),
+    ...(r.finetune ? [['fine-tuning', `${r.finetune.epochs} epoch${r.finetune.epochs === 1 ? '' : 's'}, ${r.finetune.schedule}${r.finetune.distill ? `, distilled (T ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}${r.finetune.cutout ? `, Cutout ${r.finetune.cutout}` : ''}`]] : []),
   ];
   const first = r.results[0];
   return `<!doctype html>

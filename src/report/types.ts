@@ -38,7 +38,7 @@ export interface Report {
   /** each layer's units rounded to a multiple of this (merged and pruned alike) */
   multipleOf?: number;
   /** how the compressed models were fine-tuned */
-  finetune?: { epochs: number; lr?: number; schedule: string; weightDecay?: number; distill: { temperature: number; weight: number } | null };
+  finetune?: { epochs: number; lr?: number; schedule: string; weightDecay?: number; distill: { temperature: number; weight: number } | null; cutout?: number };
   /** where a merging rule could not apply as asked (a scaling rule before a sigmoid) */
   notes?: string[];
   /** the model family (lenet5, dbn, vgg16), or the network's name for a sequential one (mlp) */
