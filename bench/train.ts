@@ -62,7 +62,8 @@ export function* trainingSteps(batch: number): Generator<{ name: string; step: (
 export async function benchTrain(args: BenchArgs): Promise<void> {
   const batch = 128;
   const threads = nativeAddon()?.threads() ?? 1;
-  const caps = torchIsaCaps(nativeAddon()?.isa());
+  const isa = nativeAddon()?.isa();
+  const caps = torchIsaCaps(isa);
   const capped = Object.entries(caps).map(([k, v]) => `${k}=${v}`).join(' ');
   if (!args.json) console.log(`# ${machineLine()}`);
   if (!args.json) console.log(`# training step (forward, backward, SGD momentum update), batch ${batch}, backend ${kernelBackend('gemm', 'float32')}, ${threads} threads, malloc reuse ${mallocReuseOn() ? 'on' : 'off'}${process.env.GLIBC_TUNABLES ? `, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}; PyTorch with the same threads (glibc's defaults)${capped ? `, capped to the same instruction set (${capped})` : ''}`);
@@ -73,7 +74,7 @@ export async function benchTrain(args: BenchArgs): Promise<void> {
     const ratio = t.ms ? ms / t.ms : null;
     emit(
       args,
-      { model: name, batch, impl: 'neuronmerge', isa: nativeAddon()?.isa() ?? 'js', torch_caps: capped || null, threads, ms_per_step: ms, images_per_s: (batch * 1000) / ms, torch_ms_per_step: t.ms, ratio_vs_torch: ratio },
+      { model: name, batch, impl: 'neuronmerge', isa: isa ?? 'js', torch_caps: capped || null, threads, ms_per_step: ms, images_per_s: (batch * 1000) / ms, torch_ms_per_step: t.ms, ratio_vs_torch: ratio },
       `train ${name.padEnd(7)} batch ${batch}: ${fmt(ms, 1).padStart(8)} ms/step ${fmt((batch * 1000) / ms, 0).padStart(6)} img/s   PyTorch ${t.ms ? fmt(t.ms, 1) + ' ms' : `skipped (${t.why})`}   ${ratio ? 'ours/PyTorch ' + fmt(ratio, 2) : ''}`,
     );
   }

@@ -250,7 +250,9 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   // row's per-layer ratios and the rule)
   const ftLr = o.finetuneLr ?? task.settings.finetune.lr;
   if (!(ftLr > 0)) throw new Error(`reproduce: the fine-tuning learning rate must be positive, got ${ftLr}`);
-  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15, ...(o.weightDecay !== undefined && o.weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay: o.weightDecay } : {}), ...(o.finetuneCutout ? { cutout: o.finetuneCutout } : {}) };
+  // Cutout in fine-tuning, recorded only where set (keys and reports of runs without it unchanged)
+  const cutoutEntry = o.finetuneCutout ? { cutout: o.finetuneCutout } : {};
+  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15, ...(o.weightDecay !== undefined && o.weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay: o.weightDecay } : {}), ...cutoutEntry };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
     if (ck) log(`reproduce ${which}: fine-tuning ${label}${ck.exists ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
@@ -363,7 +365,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
     recalibrated: calibration ? calibration.shape[0] : null,
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
-    finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', weightDecay: o.weightDecay ?? FINETUNE_WEIGHT_DECAY, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...(o.finetuneCutout ? { cutout: o.finetuneCutout } : {}) },
+    finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', weightDecay: o.weightDecay ?? FINETUNE_WEIGHT_DECAY, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...cutoutEntry },
     notes: [...notes],
     model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),

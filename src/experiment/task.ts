@@ -173,9 +173,8 @@ export function distillationStep(teacher: Sequential, temperature: number, weigh
 export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions = {}): Promise<EpochRecord[]> {
   const epochs = o.epochs ?? t.settings.finetune.epochs;
   if (epochs === 0) return [];
-  const cutout = o.cutout ?? 0;
-  if (!(Number.isInteger(cutout) && cutout >= 0)) throw new Error(`fine-tuning's cutout must be a whole number of pixels, 0 or more, got ${cutout}`);
-  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout });
+  // the loader checks the cutout (a whole number of pixels, 0 or more) when it is made
+  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout: o.cutout });
   const lr = o.lr ?? t.settings.finetune.lr;
   const steps = epochs * loader.length;
   const schedule = (o.schedule ?? 'cosine') === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? 0.15) : cosineLr(lr, steps);
