@@ -64,6 +64,8 @@ Isa current = detect();
 
 /** A of at most this many rows with B stored by rows goes to the dot-product kernel (rows_kernel.h) */
 constexpr int ROWS_MAX_M = 4;
+/** ... and C of at most this many columns (B stored by rows) goes to it transposed */
+constexpr int ROWS_T_MAX_N = 16;
 
 void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const ConvB* cb) {
   switch (current) {
@@ -206,6 +208,33 @@ void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* 
     T = std::min(T, std::max(1, N / 64));
     if (T <= 1) rows(0, N);
     else parallel_for(T, [&](int t) { rows(static_cast<int>(static_cast<int64_t>(N) * t / T) & ~3, t == T - 1 ? N : static_cast<int>(static_cast<int64_t>(N) * (t + 1) / T) & ~3); }, T);
+    return;
+  }
+  // few columns of C, many rows, B stored by rows (a classifier of 10 classes at batch 128): C
+  // transposed, B's N rows against A's M rows, through the same dot-product kernel, then copied back;
+  // the packed GEMM's 16- or 32-column panels would hold 10 (DBN's 2000 -> 10 at batch 128, Zen 5, 2
+  // threads: see docs/performance.md)
+  if (!cb && !ta && tb && N <= ROWS_T_MAX_N && M > N && K >= 16) {
+    thread_local std::vector<float> ctv;
+    ctv.resize(static_cast<size_t>(N) * M);
+    float* const ct = ctv.data();  // the caller's buffer (the pool's threads have their own ctv)
+    auto cols = [&](int m0, int m1) {
+      switch (current) {
+        case Isa::Avx512: srows_avx512(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M); break;
+        case Isa::Avx2: srows_avx2(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M); break;
+        default: srows_generic(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M);
+      }
+      for (int i = m0; i < m1; i++) {
+        float* row = C + static_cast<int64_t>(i) * ldc;
+        for (int j = 0; j < N; j++) {
+          const float v = ct[static_cast<int64_t>(j) * M + i];
+          row[j] = beta == 0.f ? v : v + beta * row[j];
+        }
+      }
+    };
+    T = std::min(T, std::max(1, M / 32));
+    if (T <= 1) cols(0, M);
+    else parallel_for(T, [&](int t) { cols(static_cast<int>(static_cast<int64_t>(M) * t / T) & ~3, t == T - 1 ? M : static_cast<int>(static_cast<int64_t>(M) * (t + 1) / T) & ~3); }, T);
     return;
   }
   if (T <= 1) {

@@ -75,6 +75,34 @@ S('gemm with at most 4 rows times B stored by rows (a linear layer at batch 1 to
   }
 });
 
+S('gemm with at most 16 columns, more rows and B stored by rows (a 10-class classifier at batch 128): the dot-product kernel transposed on every build, 1 and 2 threads', () => {
+  const a = need();
+  const prevIsa = a.isa(), prevThreads = a.threads();
+  try {
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      for (const threads of [1, 2]) {
+        a.setThreads(threads);
+        // N = 17 is past the limit (the packed GEMM); M = 130 and 301 split between the threads at
+        // ragged points; K = 15 is below the dot-product kernel's minimum
+        for (const [M, N, K] of [[5, 1, 16], [17, 10, 33], [128, 10, 2000], [130, 16, 500], [301, 7, 250], [64, 17, 300], [40, 3, 15]]) {
+          const alpha = N === 16 ? -0.5 : 1, beta = N === 7 ? 0.25 : N === 1 ? 1 : 0;
+          const lda = K + (M % 2), ldb = K + 1, ldc = N + 2;
+          const A = f32(M * lda), B = f32(N * ldb), C = f32(M * ldc);
+          const C2 = C.slice();
+          a.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, 0, ldc);
+          jsKernels.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C2, 0, ldc);
+          assertClose(C, C2, 3e-7 * K + 1e-6, `columns ${isa} threads=${threads} ${M}x${N}x${K} alpha=${alpha} beta=${beta}`);
+          for (let i = 0; i < M; i++) assert.is(C[i * ldc + N], C2[i * ldc + N], 'C outside the product');
+        }
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setThreads(prevThreads);
+  }
+});
+
 S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offsets, edge sizes', () => {
   const a = need();
   const prevIsa = a.isa(), prevThreads = a.threads();
