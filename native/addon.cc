@@ -347,6 +347,23 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value BiasActivate(const Napi::CallbackInfo& info) {
+  Args a{info, "biasActivate"};
+  a.count(5);
+  int64_t ly, lb;
+  float* y = a.f32(0, "y", &ly);
+  const int64_t rows = a.integer(1, "rows"), cols = a.integer(2, "cols");
+  const float* bias = a.f32(3, "bias", &lb);
+  const std::string name = a.str(4, "op");
+  const int act = name == "none" ? 0 : name == "relu" ? 1 : name == "sigmoid" ? 2 : name == "tanh" ? 3 : -1;
+  if (act < 0) fail(a.env(), "biasActivate: unknown op '" + name + "' (none, relu, sigmoid or tanh)");
+  if (static_cast<double>(rows) * cols > static_cast<double>(kMaxDim)) fail(a.env(), "biasActivate: rows*cols is larger than 2^31 elements");
+  a.exact("y", ly, rows * cols);
+  if (lb != 0 && lb != cols) fail(a.env(), "biasActivate: bias has " + std::to_string(lb) + " elements, expected 0 or cols = " + std::to_string(cols));
+  nm::bias_activate(y, rows, cols, lb ? bias : nullptr, act);
+  return info.Env().Undefined();
+}
+
 Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   Args a{info, "sgdUpdate"};
   a.count(7);
@@ -808,6 +825,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("biasActivate", Napi::Function::New(env, BiasActivate));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("permute", Napi::Function::New(env, Permute));
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));

@@ -9,6 +9,7 @@
 #define NM_WG_NAME conv_wgrad_avx2
 #include "conv_direct_kernel.h"
 #define NM_SIG_NAME sigmoid_avx2
+#define NM_BA_NAME bias_act_avx2
 #include "sigmoid_kernel.h"
 #define NM_SGD_NAME sgd_range_avx2
 #include "sgd_kernel.h"
@@ -23,6 +24,7 @@ namespace nm {
 void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*) { abort(); }
 void conv_wgrad_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, float*) { abort(); }
 void sigmoid_avx2(const float*, float*, int64_t) { abort(); }
+void bias_act_avx2(float*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int) { abort(); }
 void sgd_range_avx2(float*, const float*, float*, int64_t, int64_t, double, double, double, bool) { abort(); }
 void wino_in_avx2(int, const float*, int64_t, int, float*, int64_t) { abort(); }
 void wino_out_avx2(int, const float*, int64_t, int, float*, int64_t) { abort(); }

@@ -4,6 +4,7 @@
 #define NM_WG_NAME conv_wgrad_generic
 #include "conv_direct_kernel.h"
 #define NM_SIG_NAME sigmoid_generic
+#define NM_BA_NAME bias_act_generic
 #include "sigmoid_kernel.h"
 #define NM_SGD_NAME sgd_range_generic
 #include "sgd_kernel.h"

@@ -1,5 +1,6 @@
 // Elementwise and reduction loops (the same semantics as src/backend/js.ts), split across the pool
 // when large.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -11,7 +12,11 @@
 
 namespace nm {
 
+void sigmoid_avx512(const float* x, float* out, int64_t n);
 void sigmoid_avx2(const float* x, float* out, int64_t n);
+void bias_act_avx512(float* y, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1, const float* bias, int act);
+void bias_act_avx2(float* y, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1, const float* bias, int act);
+void bias_act_generic(float* y, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1, const float* bias, int act);
 void sigmoid_generic(const float* x, float* out, int64_t n);
 void sgd_range_avx512(float* p, const float* g, float* v, int64_t s, int64_t e, double lr, double mu, double wd, bool nesterov);
 void sgd_range_avx2(float* p, const float* g, float* v, int64_t s, int64_t e, double lr, double mu, double wd, bool nesterov);
@@ -33,9 +38,10 @@ BinaryOp binary_op(const char* s) {
 
 namespace {
 
+// from `least` elements (64K: memory-bound loops) the threads share the range
 template <typename F>
-void chunked(int64_t n, F f) {
-  const int T = n > (1 << 16) ? num_threads() : 1;
+void chunked(int64_t n, F f, int64_t least = int64_t{1} << 16) {
+  const int T = n > least ? num_threads() : 1;
   parallel_for(T, [&](int t) { f(n * t / T, n * (t + 1) / T); }, T);
 }
 
@@ -49,7 +55,8 @@ void unary_range(UnaryOp op, const float* x, float* out, int64_t s, int64_t e, f
     case U_RELU: for (int64_t i = s; i < e; i++) out[i] = x[i] > 0.f || x[i] != x[i] ? x[i] : 0.f; break;  // NaN passes through
     case U_SIGMOID:
       // vectors (sigmoid_kernel.h); in place is fine (each vector is read before it is written)
-      if (use_avx2_loops()) sigmoid_avx2(x + s, out + s, e - s);
+      if (gemm_isa() == Isa::Avx512) sigmoid_avx512(x + s, out + s, e - s);
+      else if (use_avx2_loops()) sigmoid_avx2(x + s, out + s, e - s);
       else sigmoid_generic(x + s, out + s, e - s);
       break;
     case U_TANH: for (int64_t i = s; i < e; i++) out[i] = std::tanh(x[i]); break;
@@ -107,7 +114,8 @@ inline void binary_row(BinaryOp op, const float* a, int64_t sa, const float* b, 
 }  // namespace
 
 void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1) {
-  chunked(n, [&](int64_t s, int64_t e) { unary_range(op, x, out, s, e, p0, p1); });
+  // the sigmoid's polynomial and tanh's libm call: worth a second thread from 8K elements
+  chunked(n, [&](int64_t s, int64_t e) { unary_range(op, x, out, s, e, p0, p1); }, op == U_SIGMOID || op == U_TANH ? int64_t{1} << 13 : int64_t{1} << 16);
 }
 
 void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1) {
@@ -169,6 +177,25 @@ void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, cons
         idx[d] = 0;
       }
     }
+  }, T);
+}
+
+void bias_activate(float* y, int64_t rows, int64_t cols, const float* bias, int act) {
+  if (rows <= 0 || cols <= 0) return;
+  auto f = gemm_isa() == Isa::Avx512 ? bias_act_avx512 : use_avx2_loops() ? bias_act_avx2 : bias_act_generic;
+  // the sigmoid's polynomial is worth a second thread from 8K elements (a DBN layer of 500 at batch
+  // 16), the add and the ReLU from 64K (memory-bound, as the other loops here)
+  const int64_t total = rows * cols;
+  const int T = inside_parallel() || total < (act >= 2 ? (int64_t{1} << 13) : (int64_t{1} << 16)) ? 1 : num_threads();
+  if (T <= 1) {
+    f(y, cols, 0, rows, 0, cols, bias, act);
+    return;
+  }
+  // rows between the threads; one row (batch 1): its columns, in whole vectors
+  const int vw = vector_floats();
+  parallel_for(T, [&](int t) {
+    if (rows >= T) f(y, cols, rows * t / T, rows * (t + 1) / T, 0, cols, bias, act);
+    else f(y, cols, 0, rows, std::min(cols, cols * t / T / vw * vw), t == T - 1 ? cols : std::min(cols, cols * (t + 1) / T / vw * vw), bias, act);
   }, T);
 }
 

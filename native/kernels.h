@@ -37,6 +37,9 @@ enum BinaryOp { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_RELUGRAD, B_SIGMOIDG
 UnaryOp unary_op(const char* name);
 BinaryOp binary_op(const char* name);
 void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1);
+// y (rows, cols) in place: y + bias (per column, none where null), then act: 0 none, 1 ReLU, 2 sigmoid,
+// 3 tanh (see the TypeScript interface, biasActivate)
+void bias_activate(float* y, int64_t rows, int64_t cols, const float* bias, int act);
 // out (shape) = op(a, b), a and b read through strides over shape (0 on broadcast axes)
 void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1);
 // one SGD step in place (see the TypeScript interface, sgdUpdate): arithmetic in double, as the

@@ -702,6 +702,47 @@ S('unary, binary (broadcast strides), permute and reduce against the reference',
   }
 });
 
+S('biasActivate: the bias add and ReLU, sigmoid or tanh in one pass, against the reference on every build, 1 and 2 threads, one row split by columns', () => {
+  const a = need();
+  const prevIsa = a.isa(), prevThreads = a.threads();
+  try {
+    for (const isa of isas(a)) {
+      a.setIsa(isa as 'avx2');
+      // one row of 20,000 (the threads split its columns), 128 rows of 500 (the rows), ragged tails
+      for (const [rows, cols] of [[1, 500], [1, 20000], [128, 500], [37, 33], [3, 7]]) {
+        const y = f32(rows * cols, -9, 9);
+        y[0] = NaN;
+        y[1] = -0;
+        const bias = f32(cols);
+        for (const op of ['none', 'relu', 'sigmoid', 'tanh'] as const)
+          for (const b of [bias, new Float32Array(0)]) {
+            const ref = y.slice();
+            jsKernels.biasActivate(ref, rows, cols, b, op);
+            const outs: Float32Array[] = [];
+            for (const threads of [1, 2]) {
+              a.setThreads(threads);
+              const o = y.slice();
+              a.biasActivate(o, rows, cols, b, op);
+              outs.push(o);
+            }
+            const what = `${isa} ${rows}x${cols} ${op} bias ${b.length ? 'yes' : 'no'}`;
+            assert.ok(Number.isNaN(outs[0][0]), `${what}: NaN stays NaN`);
+            assertClose(outs[0].subarray(1), ref.subarray(1), op === 'sigmoid' || op === 'tanh' ? 2e-7 : 0, what);
+            assert.equal(Array.from(outs[1]), Array.from(outs[0]), `${what}: the same bits on 1 and 2 threads`);
+            if (op === 'none' && !b.length) assert.ok(Object.is(outs[0][1], -0), `${what}: nothing added`);
+          }
+      }
+    }
+  } finally {
+    a.setIsa(prevIsa as 'avx2');
+    a.setThreads(prevThreads);
+  }
+  assertThrows(() => a.biasActivate(new Float32Array(6), 2, 4, new Float32Array(0), 'relu'), /biasActivate: y has 6 elements, expected 8/);
+  assertThrows(() => a.biasActivate(new Float32Array(8), 2, 4, new Float32Array(3), 'relu'), /biasActivate: bias has 3 elements, expected 0 or cols = 4/);
+  assertThrows(() => a.biasActivate(new Float32Array(8), 2, 4, new Float32Array(4), 'gelu' as 'relu'), /biasActivate: unknown op 'gelu'/);
+  assertThrows(() => jsKernels.biasActivate(new Float32Array(8), 2, 4, new Float32Array(3), 'relu'), /biasActivate: bias has 3 elements, expected 0 or cols = 4/);
+});
+
 S('sgdUpdate: the same bits as the TypeScript loop on every build (momentum, Nesterov, weight decay, none), threaded sizes', () => {
   const a = need();
   const prevIsa = a.isa();

@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import {
   Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, mlpArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
   ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession, Sigmoid, nativeAddon, nativeLoadError,
+  linear, linearActivate, sigmoid, tanh,
 } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
@@ -41,6 +42,32 @@ N('Linear: y = x·Wᵀ + b, and its gradients, against loops', () => {
     gx.push(s);
   }
   assertClose(x.grad!.data, gx, 1e-6, 'dx');
+});
+
+N('linearActivate: act(x·Wᵀ + b) in one pass equals linear then the activation, on both backends, at every batch path; inference only', () => {
+  for (const backend of ['native', 'js'] as const) {
+    setBackend(backend === 'native' ? null : 'js');
+    try {
+      // batch 1 and 3 (bias copied ahead of the product), 50 and 300 (added after it; 300 x 500
+      // shares the pass between threads), 10 outputs (the transposed product), no bias
+      for (const [n, i, o] of [[1, 70, 500], [3, 33, 17], [50, 40, 10], [300, 64, 500]])
+        for (const withBias of [true, false])
+          for (const act of ['relu', 'sigmoid', 'tanh'] as const) {
+            const x = rand([n, i]), w = rand([o, i]), b = withBias ? rand([o]) : null;
+            const want = noGrad(() => ({ relu, sigmoid, tanh })[act](linear(x, w, b)));
+            const got = noGrad(() => linearActivate(x, w, b, act));
+            assert.equal(got.shape, [n, o]);
+            assertClose(got.data, want.data, 2e-7, `${backend} ${n}x${i} -> ${o} ${act} bias ${withBias}`);
+          }
+    } finally {
+      setBackend(null);
+    }
+  }
+  const x = rand([2, 3]), w = rand([4, 3]);
+  w.requiresGrad = true;
+  assertThrows(() => linearActivate(x, w, null, 'relu'), /linearActivate: inference only \(call it under noGrad\)/);
+  assertThrows(() => noGrad(() => linearActivate(x, w, null, 'gelu' as 'relu')), /linearActivate: activation must be none, relu, sigmoid, tanh, got 'gelu'/);
+  assertThrows(() => noGrad(() => linearActivate(x, rand([4, 2]), null, 'relu')), /linearActivate: input \[2,3\] has 3 features but weight \[4,2\] expects 2/);
 });
 
 N('Conv2d, MaxPool2d, Flatten, BatchNorm2d in train and eval; names of parameters and buffers', () => {

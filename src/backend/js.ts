@@ -2,7 +2,7 @@
 // reference the other backends are tested against and the fallback where they cannot load.
 
 import { gemmJs } from './js-gemm.js';
-import type { Backend, BinaryOp, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
+import type { Backend, BiasActivation, BinaryOp, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
 
 // x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols
 function im2colOne(
@@ -186,6 +186,14 @@ function unary(op: UnaryOp, x: FloatArray, out: FloatArray, p0: number, p1: numb
     case 'affine': for (let i = 0; i < n; i++) out[i] = x[i] * p0 + p1; break;
     default: throw new Error(`unary: unknown op '${op as string}'`);
   }
+}
+
+function biasActivate(y: FloatArray, rows: number, cols: number, bias: FloatArray, op: BiasActivation): void {
+  if (y.length !== rows * cols) throw new Error(`biasActivate: y has ${y.length} elements, expected rows*cols = ${rows * cols}`);
+  if (bias.length !== 0 && bias.length !== cols) throw new Error(`biasActivate: bias has ${bias.length} elements, expected 0 or cols = ${cols}`);
+  if (op !== 'none' && op !== 'relu' && op !== 'sigmoid' && op !== 'tanh') throw new Error(`biasActivate: unknown op '${op as string}' (none, relu, sigmoid or tanh)`);
+  if (bias.length) for (let r = 0, i = 0; r < rows; r++) for (let c = 0; c < cols; c++, i++) y[i] += bias[c];
+  if (op !== 'none') unary(op, y, y, 0, 0);
 }
 
 function binaryRow(
@@ -608,6 +616,7 @@ export const jsKernels: Kernels = {
   avgPool2d,
   avgPool2dBackward,
   unary,
+  biasActivate,
   binary,
   reduce,
   argmax,

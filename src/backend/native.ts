@@ -18,6 +18,7 @@ export interface NativeAddon {
   batchNormForward: Kernels['batchNormForward'];
   batchNormBackward: Kernels['batchNormBackward'];
   unary: Kernels['unary'];
+  biasActivate: Kernels['biasActivate'];
   sgdUpdate: Kernels['sgdUpdate'];
   convWeightGrad: Kernels['convWeightGrad'];
   binary: Kernels['binary'];
@@ -129,6 +130,7 @@ if (loaded) {
       batchNormForward: a.batchNormForward,
       batchNormBackward: a.batchNormBackward,
       unary: a.unary,
+      biasActivate: a.biasActivate,
       binary: a.binary,
       permute: a.permute,
       sgdUpdate: a.sgdUpdate,

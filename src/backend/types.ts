@@ -8,6 +8,9 @@
 export type DType = 'float32' | 'float64';
 export type FloatArray = Float32Array | Float64Array;
 
+/** the activations biasActivate applies after its add */
+export type BiasActivation = 'none' | 'relu' | 'sigmoid' | 'tanh';
+
 export type UnaryOp =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'relu' | 'sigmoid' | 'tanh'
   | 'square' | 'sign'
@@ -77,6 +80,11 @@ export interface Kernels {
 
   // out[i] = op(x[i]; p0, p1), x and out of equal length (may be the same array)
   unary(op: UnaryOp, x: FloatArray, out: FloatArray, p0: number, p1: number): void;
+
+  // y (rows, cols) in place: y[r][c] + bias[c] (no add where bias is empty), then the activation
+  // (the elementwise result of unary's relu, sigmoid or tanh; 'none': the add alone). A linear
+  // layer's output at inference in one pass
+  biasActivate(y: FloatArray, rows: number, cols: number, bias: FloatArray, op: BiasActivation): void;
 
   // out (outShape) = op(a, b) with NumPy broadcasting: aStrides/bStrides are the element strides of a
   // and b over outShape, 0 along broadcast axes

@@ -1,6 +1,6 @@
 // Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
 // the layout neuron merging works on. Every random initialisation takes an Rng.
-import { activateInPlace, avgPool2d, batchNorm, conv2d, conv2dFused, dropout, linear, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
+import { avgPool2d, batchNorm, conv2d, conv2dFused, dropout, linear, linearActivate, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
 import type { PackedWeights, Pair } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
 import { allocate, full, isGradEnabled, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
@@ -41,9 +41,10 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
   }
-  /** forward into a buffer from `into` (inference only: see Sequential) */
-  forwardInto(x: Tensor, into: (n: number) => FloatArray): Tensor {
-    return linear(x, this.weight, this.bias, into);
+  /** act(forward(x)), the bias and the activation in one pass, into a buffer from `into` where given
+   *  (inference only: see Sequential) */
+  forwardActivate(x: Tensor, act: 'relu' | 'sigmoid' | 'tanh', into?: (n: number) => FloatArray): Tensor {
+    return linearActivate(x, this.weight, this.bias, act, into);
   }
   override describe(): string {
     return `Linear(${this.weight.shape[1]}→${this.weight.shape[0]})`;
@@ -214,15 +215,15 @@ export class Sequential extends Module {
         continue;
       }
       const l = this.layers[i];
-      // a linear layer's output (a fresh array that only the activation after it reads) activated in
-      // place: one array fewer to allocate and collect (the DBN's forward at batch 1: 3 of its 8)
+      // a linear layer and the activation after it: the bias added and the activation applied in one
+      // pass over the product, in place (one array fewer to allocate and collect, one pass fewer;
+      // the DBN's forward at batch 1: 3 of its 8 arrays), into a pass buffer where another linear
+      // layer reads it next (a fresh array costs as much again; DBN at batch 1: 3 of its 4 outputs)
       const act = this.layers[i + 1];
-      // (into a pass buffer where another linear layer reads it next: a fresh array costs as much
-      // again; DBN at batch 1: 3 of its 4 outputs)
       if (infer && l instanceof Linear && l.constructor === Linear && (act instanceof ReLU || act instanceof Sigmoid || act instanceof Tanh)) {
         const next = this.layers[i + 2];
-        const y = next instanceof Linear && next.constructor === Linear ? l.forwardInto(h, (n) => this.passBuffer(n, h.dtype)) : l.forward(h);
-        h = activateInPlace(y, act instanceof ReLU ? 'relu' : act instanceof Sigmoid ? 'sigmoid' : 'tanh');
+        const into = next instanceof Linear && next.constructor === Linear ? (n: number) => this.passBuffer(n, h.dtype) : undefined;
+        h = l.forwardActivate(h, act instanceof ReLU ? 'relu' : act instanceof Sigmoid ? 'sigmoid' : 'tanh', into);
         i += 2;
         continue;
       }

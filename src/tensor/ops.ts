@@ -2,7 +2,7 @@
 // the shapes in a one-line comment. Backward closures run under noGrad and use these same ops.
 
 import { kernel } from '../backend/registry.js';
-import type { BinaryOp, DType, FloatArray, UnaryOp } from '../backend/types.js';
+import type { BiasActivation, BinaryOp, DType, FloatArray, UnaryOp } from '../backend/types.js';
 import { Rng } from './rng.js';
 import { allocate, isGradEnabled, shapeStr, sizeOf, Tensor } from './tensor.js';
 import type { GradNode } from './tensor.js';
@@ -487,36 +487,57 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 // x (N,in), w (out,in), b (out) or null -> (N,out): y = x·wᵀ + b, straight through the GEMM (no
 // transposed copy); weights are stored one row per output unit, the layout merging works on
-/** x (N, in) times wᵀ plus b. into: where the output goes (inference: a buffer the caller reuses;
- *  refused where a gradient could be wanted) */
-export function linear(x: Tensor, w: Tensor, b: Tensor | null = null, into?: (n: number) => FloatArray): Tensor {
-  checkTensor('linear', x);
-  checkTensor('linear', w, 'weight');
-  if (x.ndim !== 2) throw new Error(`linear: input must be (N,in), got shape ${shapeStr(x.shape)}`);
-  if (w.ndim !== 2) throw new Error(`linear: weight must be (out,in), got shape ${shapeStr(w.shape)}`);
+/** act(x (N, in) times wᵀ plus b) for inference (no gradient: refused where one could be wanted): the
+ *  bias and the activation in one pass over the output (biasActivate), where linear and an
+ *  activation make two. into: as for linear */
+export function linearActivate(x: Tensor, w: Tensor, b: Tensor | null, act: BiasActivation, into?: (n: number) => FloatArray): Tensor {
+  if (isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad)) throw new Error('linearActivate: inference only (call it under noGrad)');
+  const { N, O, out } = linearProduct('linearActivate', x, w, b, into, act);
+  return new Tensor(out, [N, O]);
+}
+
+// the checks and the forward of linear and linearActivate: out = act(x·wᵀ + b)
+function linearProduct(fn: string, x: Tensor, w: Tensor, b: Tensor | null, into: ((n: number) => FloatArray) | undefined, act: BiasActivation) {
+  checkTensor(fn, x);
+  checkTensor(fn, w, 'weight');
+  if (x.ndim !== 2) throw new Error(`${fn}: input must be (N,in), got shape ${shapeStr(x.shape)}`);
+  if (w.ndim !== 2) throw new Error(`${fn}: weight must be (out,in), got shape ${shapeStr(w.shape)}`);
   const [N, I] = x.shape;
   const [O, I2] = w.shape;
-  if (I !== I2) throw new Error(`linear: input ${shapeStr(x.shape)} has ${I} features but weight ${shapeStr(w.shape)} expects ${I2}`);
-  const dtype = sameDtype('linear', x, w);
+  if (I !== I2) throw new Error(`${fn}: input ${shapeStr(x.shape)} has ${I} features but weight ${shapeStr(w.shape)} expects ${I2}`);
+  const dtype = sameDtype(fn, x, w);
   if (b !== null) {
-    checkTensor('linear', b, 'bias');
-    if (b.ndim !== 1 || b.shape[0] !== O) throw new Error(`linear: bias must have shape [${O}], got ${shapeStr(b.shape)}`);
-    sameDtype('linear', x, b);
+    checkTensor(fn, b, 'bias');
+    if (b.ndim !== 1 || b.shape[0] !== O) throw new Error(`${fn}: bias must have shape [${O}], got ${shapeStr(b.shape)}`);
+    sameDtype(fn, x, b);
   }
+  if (!BIAS_ACTIVATIONS.includes(act)) throw new Error(`${fn}: activation must be ${BIAS_ACTIVATIONS.join(', ')}, got '${act as string}'`);
   const gemm = kernel('gemm', dtype);
-  if (into && isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad)) throw new Error('linear: an output buffer is for inference only (call it under noGrad)');
+  if (into && isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad)) throw new Error(`${fn}: an output buffer is for inference only (call it under noGrad)`);
   const out = into ? into(N * O) : allocate(dtype, N * O);
-  if (out.length !== N * O || (dtype === 'float64') !== out instanceof Float64Array) throw new Error(`linear: the output buffer holds ${out.length} ${out instanceof Float64Array ? 'float64' : 'float32'} values, the output needs ${N * O} ${dtype}`);
+  if (out.length !== N * O || (dtype === 'float64') !== out instanceof Float64Array) throw new Error(`${fn}: the output buffer holds ${out.length} ${out instanceof Float64Array ? 'float64' : 'float32'} values, the output needs ${N * O} ${dtype}`);
+  const none = allocate(dtype, 0);
   if (b && N <= 4) {
     // a few rows (batch 1 to 4): the bias copied into the output first and the product added to it
     // (beta 1): one kernel call where the add would be a second (DBN forward at batch 1, Zen 5, one
     // process alternating: 107 -> 99 us, merged at 0.5 51 -> 45; LeNet-5 78 -> 73, merged 47 -> 41)
     for (let n = 0; n < N; n++) out.set(b.data, n * O);
     gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 1, out, 0, O);
+    if (act !== 'none') kernel('biasActivate', dtype)(out, N, O, none, act);
   } else {
     gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 0, out, 0, O);
-    if (b) kernel('binary', dtype)('add', out, [O, 1], b.data, [0, 1], out, [N, O], 0, 0);
+    if (b || act !== 'none') kernel('biasActivate', dtype)(out, N, O, b ? b.data : none, act);
   }
+  return { N, I, O, dtype, out };
+}
+
+const BIAS_ACTIVATIONS: readonly BiasActivation[] = ['none', 'relu', 'sigmoid', 'tanh'];
+
+/** x (N, in) times wᵀ plus b. into: where the output goes (inference: a buffer the caller reuses;
+ *  refused where a gradient could be wanted) */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null, into?: (n: number) => FloatArray): Tensor {
+  const { N, I, O, dtype, out } = linearProduct('linear', x, w, b, into, 'none');
+  const gemm = kernel('gemm', dtype);
   const inputs = b ? [x, w, b] : [x, w];
   return make(out, [N, O], 'linear', inputs, (g) => {
     const res: (Tensor | null)[] = [null, null];
