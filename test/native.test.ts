@@ -335,6 +335,9 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
       // convolution; rows of 1 (tiles across rows), 3, 5, 4, 6 vectors, channel blocks with
       // remainders, padding, odd pooled sizes
       [3, 3, 10, 21, 13, 3, 1, 1, 2], [1, 3, 6, 38, 5, 3, 1, 0, 1], [2, 1, 12, 32, 14, 3, 1, 1, 1], [2, 2, 9, 40, 7, 4, 1, 2, 1],
+      // rows of 24 and 30 (with 16-float vectors: padded to 32, a part vector per row), LeNet-5's
+      // merged first layer pooled, one unpooled with padding
+      [3, 1, 28, 28, 10, 5, 1, 0, 2], [2, 3, 12, 30, 9, 3, 1, 1, 1],
       // one image of at most 32 taps: its blocks of output channels split between the threads (29
       // channels: a short last block), pooled (with 16-float vectors the narrow kernel below)
       [1, 3, 16, 16, 29, 3, 1, 1, 2],
