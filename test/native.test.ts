@@ -464,9 +464,9 @@ S('convForward with the weights transformed by winogradWeights: the same bits on
   const prevIsa = a.isa(), prevMode = a.winograd();
   const none = new Float32Array(0);
   try {
-    // [N, C, H, W, OC, pad, pool, mode]: F(4x4) at 8x8 and 16x16 (auto: 64 tiles, C*OC 4096), F(2x2)
-    // on 2x2 maps (on), an odd map with a part tile (on), and a shape auto leaves to other kernels
-    const cases = [[16, 64, 8, 8, 64, 1, 2, 'auto'], [4, 64, 16, 16, 64, 1, 1, 'auto'], [8, 32, 2, 2, 40, 1, 1, 'on'], [2, 24, 7, 7, 20, 1, 1, 'on'], [1, 8, 5, 5, 12, 1, 1, 'auto']] as const;
+    // [N, C, H, W, OC, pad, pool, mode]: F(4x4) at 8x8 and 16x16 (auto: 64 tiles, C*OC 4096 and 8192),
+    // F(2x2) on 2x2 maps (on), an odd map with a part tile (on), and a shape auto leaves to other kernels
+    const cases = [[16, 64, 8, 8, 64, 1, 2, 'auto'], [4, 64, 16, 16, 128, 1, 1, 'auto'], [8, 32, 2, 2, 40, 1, 1, 'on'], [2, 24, 7, 7, 20, 1, 1, 'on'], [1, 8, 5, 5, 12, 1, 1, 'auto']] as const;
     for (const isa of isas(a)) {
       a.setIsa(isa as 'avx2');
       for (const [N, C, H, W, OC, pad, pool, mode] of cases) {

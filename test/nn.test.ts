@@ -335,8 +335,8 @@ N('InferenceSession: the output of model.forward in eval mode, the convolutions\
 N('InferenceSession: the weights transformed for Winograd once, at the first run that takes it; the same bits as model.forward', () => {
   const r = new Rng(14);
   const arr = (n: number) => Float32Array.from({ length: n }, () => r.uniform(-1, 1));
-  // 64 -> 64 channels on 32x32 and 16x16 maps at batch 16: F(4x4) where auto measured it faster
-  const m = buildModel(vgg16Arch([16, 64, 64, 64, 32, 32, 32, 16, 16, 16, 16, 16, 16], 10), 5);
+  // 64 -> 96 and 96 -> 96 channels on 16x16 maps at batch 16: F(4x4) where auto measured it faster
+  const m = buildModel(vgg16Arch([16, 64, 96, 96, 32, 32, 32, 16, 16, 16, 16, 16, 16], 10), 5);
   m.eval();
   const s = new InferenceSession(m);
   assert.is(s.winogradLayers, 0, 'nothing transformed before a run');
@@ -350,8 +350,8 @@ N('InferenceSession: the weights transformed for Winograd once, at the first run
   assert.ok(s.run(x).data.every((v, i) => Object.is(v, want.data[i])), 'a second run');
   assert.is(s.winogradLayers, n);
   // the copy: weights changed in place are not seen by this session; a new one sees them
-  // (a 64 -> 64 layer on 16x16 maps: one the session transformed)
-  const conv = m.layers.find((l) => l instanceof Conv2d && l.weight.shape[0] === 64 && l.weight.shape[1] === 64) as Conv2d;
+  // (the 96 -> 96 layer on 16x16 maps: one the session transformed)
+  const conv = m.layers.find((l) => l instanceof Conv2d && l.weight.shape[0] === 96 && l.weight.shape[1] === 96) as Conv2d;
   conv.weight.data.set(arr(conv.weight.size));
   assert.ok(s.run(x).data.every((v, i) => Object.is(v, want.data[i])), 'in-place change: the transformed copy');
   const fresh = noGrad(() => m.forward(x));

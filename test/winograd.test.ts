@@ -237,7 +237,10 @@ SN('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles
   restoring(a, () => {
     a.setWinograd('auto');
     const tile = (N: number, C: number, K: number, S: number, P: number, H: number, OC: number) => a.winogradTile(N, C, K, K, S, S, P, P, Math.floor((H + 2 * P - K) / S) + 1, Math.floor((H + 2 * P - K) / S) + 1, OC);
-    assert.is(tile(128, 64, 3, 1, 1, 32, 64), 4, 'VGG-16 conv2 at batch 128');
+    // C * OC = 4096 with an image per thread: the direct kernel where it runs 16-float rows
+    const direct16 = a.isa() === 'avx512';
+    assert.is(tile(128, 64, 3, 1, 1, 32, 64), direct16 ? 0 : 4, 'VGG-16 conv2 at batch 128');
+    assert.is(tile(128, 64, 3, 1, 1, 16, 64), direct16 ? 0 : 4, '64 -> 64 channels at 16x16, batch 128');
     assert.is(tile(128, 128, 3, 1, 1, 16, 128), 4, 'VGG-16 conv4 at batch 128');
     assert.is(tile(128, 128, 3, 1, 1, 8, 256), 4, 'VGG-16 conv5 at batch 128 (8x8)');
     assert.is(tile(128, 512, 3, 1, 1, 4, 512), 4, '4x4 maps at batch 128: 128 tiles');
