@@ -46,7 +46,9 @@ S('the addon loads and serves the float32 kernels; float64 stays on TypeScript',
   console.log(`  (micro-kernels here: ${isas(a).join(', ')}; in use: ${a.isa()}; threads ${a.threads()})`);
 });
 
-S('gemm with at most 4 rows times B stored by rows (a linear layer at batch 1 to 4): the dot-product kernel on every build, 1 and 2 threads, ragged K and N', () => {
+/** C = alpha A·Bᵀ + beta C (B stored by rows) against the reference for each [M, N, K, alpha, beta],
+ *  with padded leading dimensions, on every build, 1 and 2 threads; C's padding never written */
+function gemmByRows(what: string, cases: number[][]): void {
   const a = need();
   const prevIsa = a.isa(), prevThreads = a.threads();
   try {
@@ -54,46 +56,14 @@ S('gemm with at most 4 rows times B stored by rows (a linear layer at batch 1 to
       a.setIsa(isa as 'avx2');
       for (const threads of [1, 2]) {
         a.setThreads(threads);
-        // M = 5 is past the dot-product kernel's limit: the packed GEMM takes it, and must agree too
-        for (const M of [1, 2, 3, 4, 5])
-          for (const [N, K] of [[1, 16], [3, 17], [4, 31], [5, 33], [130, 784], [2001, 500], [67, 2000]]) {
-            const alpha = M === 2 ? -0.5 : 1, beta = M === 3 ? 0.25 : 0;
-            const lda = K + (M % 2), ldb = K + (N % 3), ldc = N + 1;
-            const A = f32(M * lda), B = f32(N * ldb), C = f32(M * ldc);
-            const C2 = C.slice();
-            a.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, 0, ldc);
-            jsKernels.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C2, 0, ldc);
-            assertClose(C, C2, 3e-7 * K + 1e-6, `rows ${isa} threads=${threads} ${M}x${N}x${K} alpha=${alpha} beta=${beta}`);
-            // the padding between rows of C is never written
-            for (let i = 0; i < M; i++) assert.is(C[i * ldc + N], C2[i * ldc + N], 'C outside the product');
-          }
-      }
-    }
-  } finally {
-    a.setIsa(prevIsa as 'avx2');
-    a.setThreads(prevThreads);
-  }
-});
-
-S('gemm with at most 16 columns, more rows and B stored by rows (a 10-class classifier at batch 128): the dot-product kernel transposed on every build, 1 and 2 threads', () => {
-  const a = need();
-  const prevIsa = a.isa(), prevThreads = a.threads();
-  try {
-    for (const isa of isas(a)) {
-      a.setIsa(isa as 'avx2');
-      for (const threads of [1, 2]) {
-        a.setThreads(threads);
-        // N = 17 is past the limit (the packed GEMM); M = 130 and 301 split between the threads at
-        // ragged points; K = 15 is below the dot-product kernel's minimum
-        for (const [M, N, K] of [[5, 1, 16], [17, 10, 33], [128, 10, 2000], [130, 16, 500], [301, 7, 250], [64, 17, 300], [40, 3, 15]]) {
-          const alpha = N === 16 ? -0.5 : 1, beta = N === 7 ? 0.25 : N === 1 ? 1 : 0;
-          const lda = K + (M % 2), ldb = K + 1, ldc = N + 2;
+        for (const [M, N, K, alpha, beta] of cases) {
+          const lda = K + (M % 2), ldb = K + 1 + (N % 2), ldc = N + 1 + (K % 2);
           const A = f32(M * lda), B = f32(N * ldb), C = f32(M * ldc);
           const C2 = C.slice();
           a.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, 0, ldc);
           jsKernels.gemm(false, true, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C2, 0, ldc);
-          assertClose(C, C2, 3e-7 * K + 1e-6, `columns ${isa} threads=${threads} ${M}x${N}x${K} alpha=${alpha} beta=${beta}`);
-          for (let i = 0; i < M; i++) assert.is(C[i * ldc + N], C2[i * ldc + N], 'C outside the product');
+          assertClose(C, C2, 3e-7 * K + 1e-6, `${what} ${isa} threads=${threads} ${M}x${N}x${K} alpha=${alpha} beta=${beta}`);
+          for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) assert.is(C[i * ldc + j], C2[i * ldc + j], 'C outside the product');
         }
       }
     }
@@ -101,6 +71,20 @@ S('gemm with at most 16 columns, more rows and B stored by rows (a 10-class clas
     a.setIsa(prevIsa as 'avx2');
     a.setThreads(prevThreads);
   }
+}
+
+S('gemm with at most 4 rows times B stored by rows (a linear layer at batch 1 to 4): the dot-product kernel on every build, 1 and 2 threads, ragged K and N', () => {
+  // M = 5 is past the dot-product kernel's limit: the packed GEMM takes it, and must agree too
+  const cases: number[][] = [];
+  for (const M of [1, 2, 3, 4, 5])
+    for (const [N, K] of [[1, 16], [3, 17], [4, 31], [5, 33], [130, 784], [2001, 500], [67, 2000]]) cases.push([M, N, K, M === 2 ? -0.5 : 1, M === 3 ? 0.25 : 0]);
+  gemmByRows('rows', cases);
+});
+
+S('gemm with at most 16 columns, more rows and B stored by rows (a 10-class classifier at batch 128): the dot-product kernel transposed on every build, 1 and 2 threads', () => {
+  // N = 17 is past the limit (the packed GEMM); M = 130 and 301 split between the threads at ragged
+  // points; K = 15 is below the dot-product kernel's minimum
+  gemmByRows('columns', [[5, 1, 16, 1, 1], [17, 10, 33, 1, 0], [128, 10, 2000, 1, 0], [130, 16, 500, -0.5, 0], [301, 7, 250, 1, 0.25], [64, 17, 300, 1, 0], [40, 3, 15, 1, 0]]);
 });
 
 S('gemm: every micro-kernel, 1 and 2 threads, all transposes, alpha, beta, offsets, edge sizes', () => {
