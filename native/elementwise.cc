@@ -38,9 +38,13 @@ BinaryOp binary_op(const char* s) {
 
 namespace {
 
-// from `least` elements (64K: memory-bound loops) the threads share the range
+// elements from which the threads share a loop: memory-bound loops from 64K, the sigmoid's polynomial
+// and tanh's libm call from 8K (a DBN layer of 500 at batch 16)
+constexpr int64_t SHARE_LIGHT = int64_t{1} << 16, SHARE_HEAVY = int64_t{1} << 13;
+
+// from `least` elements the threads share the range
 template <typename F>
-void chunked(int64_t n, F f, int64_t least = int64_t{1} << 16) {
+void chunked(int64_t n, F f, int64_t least = SHARE_LIGHT) {
   const int T = n > least ? num_threads() : 1;
   parallel_for(T, [&](int t) { f(n * t / T, n * (t + 1) / T); }, T);
 }
@@ -114,8 +118,7 @@ inline void binary_row(BinaryOp op, const float* a, int64_t sa, const float* b, 
 }  // namespace
 
 void unary(UnaryOp op, const float* x, float* out, int64_t n, float p0, float p1) {
-  // the sigmoid's polynomial and tanh's libm call: worth a second thread from 8K elements
-  chunked(n, [&](int64_t s, int64_t e) { unary_range(op, x, out, s, e, p0, p1); }, op == U_SIGMOID || op == U_TANH ? int64_t{1} << 13 : int64_t{1} << 16);
+  chunked(n, [&](int64_t s, int64_t e) { unary_range(op, x, out, s, e, p0, p1); }, op == U_SIGMOID || op == U_TANH ? SHARE_HEAVY : SHARE_LIGHT);
 }
 
 void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, const int64_t* bs, float* out, const int64_t* shape, int nd, float p0, float p1) {
@@ -183,10 +186,8 @@ void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, cons
 void bias_activate(float* y, int64_t rows, int64_t cols, const float* bias, int act) {
   if (rows <= 0 || cols <= 0) return;
   auto f = gemm_isa() == Isa::Avx512 ? bias_act_avx512 : use_avx2_loops() ? bias_act_avx2 : bias_act_generic;
-  // the sigmoid's polynomial is worth a second thread from 8K elements (a DBN layer of 500 at batch
-  // 16), the add and the ReLU from 64K (memory-bound, as the other loops here)
   const int64_t total = rows * cols;
-  const int T = inside_parallel() || total < (act >= 2 ? (int64_t{1} << 13) : (int64_t{1} << 16)) ? 1 : num_threads();
+  const int T = inside_parallel() || total < (act >= 2 ? SHARE_HEAVY : SHARE_LIGHT) ? 1 : num_threads();
   if (T <= 1) {
     f(y, cols, 0, rows, 0, cols, bias, act);
     return;

@@ -67,6 +67,15 @@ constexpr int ROWS_MAX_M = 4;
 /** ... and C of at most this many columns (B stored by rows) goes to it transposed */
 constexpr int ROWS_T_MAX_N = 16;
 
+// the dot-product kernel of this instruction set (rows_kernel.h): columns [n0, n1) of C
+void srows(int M, int n0, int n1, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  switch (current) {
+    case Isa::Avx512: srows_avx512(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+    case Isa::Avx2: srows_avx2(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+    default: srows_generic(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+}
+
 void serial(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const ConvB* cb) {
   switch (current) {
     case Isa::Avx512: sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, cb); break;
@@ -198,13 +207,7 @@ void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* 
   if (inside_parallel()) T = 1;  // called from pool work (k-means blocks, say): stay on this thread
   // a few rows times B stored by rows (a linear layer at batch 1 to 4): dot products straight from B
   if (rows_path) {
-    auto rows = [&](int n0, int n1) {
-      switch (current) {
-        case Isa::Avx512: srows_avx512(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
-        case Isa::Avx2: srows_avx2(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
-        default: srows_generic(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      }
-    };
+    auto rows = [&](int n0, int n1) { srows(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc); };
     T = std::min(T, std::max(1, N / 64));
     if (T <= 1) rows(0, N);
     else parallel_for(T, [&](int t) { rows(static_cast<int>(static_cast<int64_t>(N) * t / T) & ~3, t == T - 1 ? N : static_cast<int>(static_cast<int64_t>(N) * (t + 1) / T) & ~3); }, T);
@@ -219,11 +222,7 @@ void gemm_core(bool ta, bool tb, int M, int N, int K, float alpha, const float* 
     ctv.resize(static_cast<size_t>(N) * M);
     float* const ct = ctv.data();  // the caller's buffer (the pool's threads have their own ctv)
     auto cols = [&](int m0, int m1) {
-      switch (current) {
-        case Isa::Avx512: srows_avx512(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M); break;
-        case Isa::Avx2: srows_avx2(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M); break;
-        default: srows_generic(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M);
-      }
+      srows(N, m0, m1, K, alpha, B, ldb, A, lda, 0.f, ct, M);
       for (int i = m0; i < m1; i++) {
         float* row = C + static_cast<int64_t>(i) * ldc;
         for (int j = 0; j < N; j++) {

@@ -226,16 +226,6 @@ export function sigmoid(x: Tensor): Tensor {
 export function tanh(x: Tensor): Tensor {
   return unaryOp('tanh', 'tanh', x, (g, out) => rawBinary('tanhGrad', g, out));
 }
-/**
- * relu, sigmoid or tanh of x written over x, for inference on an activation nothing else holds (a
- * linear layer's fresh output): no new array, no autograd (refused where a gradient could be wanted)
- */
-export function activateInPlace(x: Tensor, op: 'relu' | 'sigmoid' | 'tanh'): Tensor {
-  checkTensor('activateInPlace', x);
-  if (isGradEnabled() && x.requiresGrad) throw new Error('activateInPlace: inference only (call it under noGrad)');
-  kernel('unary', x.dtype)(op, x.data, x.data, 0, 0);
-  return x;
-}
 /** x * a + b for numbers a, b */
 export function affine(x: Tensor, a: number, b: number): Tensor {
   return unaryOp('affine', 'affine', x, (g) => rawUnary('affine', g, a, 0), a, b);
@@ -516,17 +506,16 @@ function linearProduct(fn: string, x: Tensor, w: Tensor, b: Tensor | null, into:
   if (into && isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad)) throw new Error(`${fn}: an output buffer is for inference only (call it under noGrad)`);
   const out = into ? into(N * O) : allocate(dtype, N * O);
   if (out.length !== N * O || (dtype === 'float64') !== out instanceof Float64Array) throw new Error(`${fn}: the output buffer holds ${out.length} ${out instanceof Float64Array ? 'float64' : 'float32'} values, the output needs ${N * O} ${dtype}`);
-  const none = allocate(dtype, 0);
   if (b && N <= 4) {
     // a few rows (batch 1 to 4): the bias copied into the output first and the product added to it
     // (beta 1): one kernel call where the add would be a second (DBN forward at batch 1, Zen 5, one
     // process alternating: 107 -> 99 us, merged at 0.5 51 -> 45; LeNet-5 78 -> 73, merged 47 -> 41)
     for (let n = 0; n < N; n++) out.set(b.data, n * O);
     gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 1, out, 0, O);
-    if (act !== 'none') kernel('biasActivate', dtype)(out, N, O, none, act);
+    if (act !== 'none') kernel('biasActivate', dtype)(out, N, O, allocate(dtype, 0), act);
   } else {
     gemm(false, true, N, O, I, 1, x.data, 0, I, w.data, 0, I, 0, out, 0, O);
-    if (b || act !== 'none') kernel('biasActivate', dtype)(out, N, O, b ? b.data : none, act);
+    if (b || act !== 'none') kernel('biasActivate', dtype)(out, N, O, b ? b.data : allocate(dtype, 0), act);
   }
   return { N, I, O, dtype, out };
 }
