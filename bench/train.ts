@@ -50,7 +50,7 @@ export function* trainingSteps(batch: number): Generator<{ name: string; step: (
       name,
       // as fit takes a step: the forward's arrays reused by the backward pass
       step: () => {
-        opt.zeroGrad();
+        opt.zeroGrad({ reuse: true });
         const { result: logits, buffers } = trackAllocations(() => model.forward(x));
         crossEntropy(logits, y).backward(undefined, { spent: { buffers, keep: [logits] } });
         opt.step();

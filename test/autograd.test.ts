@@ -2,7 +2,7 @@
 // and that gradcheck does catch a wrong backward.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, buildModel, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, mul, noGrad, relu, reshape, Rng, setGradientPool, SGD, sum, tanh, tensor, Tensor, trackAllocations, vgg16Arch } from '../src/index.js';
+import { add, batchNorm, buildModel, conv2d, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, maxPool2d, mul, nativeAddon, noGrad, releaseArrays, relu, reshape, Rng, setBackend, setGradientPool, SGD, sum, tanh, tensor, Tensor, trackAllocations, vgg16Arch } from '../src/index.js';
 import { spawnSync } from 'node:child_process';
 import { rand } from './helpers.js';
 
@@ -242,8 +242,8 @@ A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with 
     for (let step = 0; step < 3; step++) {
       const x = tensor(Float32Array.from({ length: 4 * 3 * 32 * 32 }, () => rng.uniform(-1, 1)), [4, 3, 32, 32]);
       const y = Int32Array.from({ length: 4 }, () => rng.int(10));
-      opt.zeroGrad();
-      // as fit does with the pool: the forward's arrays reused as the pass goes
+      // as fit does with the pool: last step's gradients and the forward's arrays reused
+      opt.zeroGrad({ reuse: on });
       if (on) {
         const { result, buffers } = trackAllocations(() => model.forward(x));
         crossEntropy(result, y).backward(undefined, { spent: { buffers, keep: [result] } });
@@ -258,6 +258,86 @@ A('gradient pool: three SGD steps of a narrow VGG-16 give the same weights with 
   const off = run(false), on = run(true);
   assert.is(on.length, off.length);
   for (let i = 0; i < off.length; i++) assert.ok(off[i].every((v, j) => Object.is(v, on[i][j])), `parameter ${i} differs with the pool`);
+});
+
+A('releaseArrays: a handed-back array goes to one op once; views, small arrays and arrays past the cap stay out', () => {
+  withPool(true, () => {
+    setGradientPool(0);
+    setGradientPool(256 * 2 ** 20);
+    const rng = new Rng(15);
+    const x = bigLeaf(rng);
+    const a = new Float32Array(BIG).fill(5);
+    releaseArrays([a, a]);
+    releaseArrays([a]);
+    assert.is(gradientPool().arrays, 1, 'the same array twice is held once');
+    const y = mul(x.detach(), 2), z = mul(x.detach(), 3);
+    assert.is(y.data, a, 'the next op of its length takes it');
+    assert.ok(z.data !== a, 'and only one op');
+    assert.equal(Array.from(y.data.subarray(0, 3)), Array.from(x.data.subarray(0, 3)).map((v) => Math.fround(v * 2)), 'cleared and written by the op');
+    releaseArrays([new Float32Array(2 * BIG).subarray(0, BIG), new Float32Array(100)]);
+    assert.is(gradientPool().arrays, 0, 'a view and a small array are not taken');
+    setGradientPool(BIG * 4 - 4);
+    releaseArrays([new Float32Array(BIG)]);
+    assert.is(gradientPool().arrays, 0, 'past the cap');
+  });
+});
+
+A("an optimizer's zeroGrad({ reuse: true }) hands its gradients to the pool; plain zeroGrad keeps them out", () => {
+  withPool(true, () => {
+    for (const reuse of [false, true]) {
+      setGradientPool(0);
+      setGradientPool(256 * 2 ** 20);
+      const rng = new Rng(17);
+      const w = bigLeaf(rng), b = bigLeaf(rng, 10);
+      const opt = new SGD([w, b], { lr: 0.1 });
+      sum(mul(add(w, 1), 2)).backward(undefined, { retainGraph: true });
+      sum(b).backward();
+      const held = [w.grad!.data, b.grad!.data];
+      opt.step();
+      opt.zeroGrad({ reuse });
+      assert.is(w.grad, null);
+      assert.is(b.grad, null);
+      assert.is(gradientPool().arrays, reuse ? 1 : 0, `reuse ${reuse}: the large gradient only`);
+      assert.is(mul(w.detach(), 1).data === held[0], reuse);
+    }
+  });
+});
+
+A("ops that leave their pooled output uncleared write every element: conv2d, batchNorm, maxPool2d with a NaN-filled pool, every backend", () => {
+  // each geometry (arrays of at least the pool's 4096 elements): input, weight, stride, padding; 3x3 padded at 8x8 takes the input gradient as a
+  // convolution (its output array uncleared), at 2x2 through col2im; 5x5 unpadded (LeNet-5), stride 2
+  const cases: [number[], number[], number, number][] = [[[4, 32, 8, 8], [16, 32, 3, 3], 1, 1], [[128, 24, 2, 2], [24, 24, 3, 3], 1, 1], [[16, 3, 12, 12], [10, 3, 5, 5], 1, 0], [[16, 5, 9, 9], [8, 5, 3, 3], 2, 1]];
+  const backends = nativeAddon() ? ['native', 'js'] : ['js'];
+  for (const backend of backends) {
+    setBackend(backend === 'native' ? null : 'js');
+    try {
+      for (const [xs, ws, stride, padding] of cases) {
+        const run = (poison: boolean): { out: number[]; grads: number[][]; taken: number } => withPool(true, () => {
+          setGradientPool(0);
+          setGradientPool(256 * 2 ** 20);
+          const rng = new Rng(19);
+          const leaf = (shape: number[]) => tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.uniform(-1, 1)), shape, { requiresGrad: true });
+          const x = leaf(xs), w = leaf(ws), gamma = leaf([ws[0]]), beta = leaf([ws[0]]);
+          const state = { runningMean: tensor(new Float32Array(ws[0])), runningVar: tensor(new Float32Array(ws[0]).fill(1)) };
+          const conv = (): Tensor => conv2d(x, w, null, { stride, padding });
+          // the pool filled with NaN arrays of every length the ops below allocate (four of each)
+          const lens = new Set([x.size, w.size, conv().size, maxPool2d(conv(), 2).size]);
+          if (poison) for (const n of lens) releaseArrays(Array.from({ length: 4 }, () => new Float32Array(n).fill(NaN)));
+          const before = gradientPool().arrays;
+          const h = maxPool2d(batchNorm(conv(), gamma, beta, state, true, 0.1, 1e-5, true), 2);
+          sum(mul(h, h)).backward();
+          return { out: Array.from(h.data), grads: [x, w, gamma, beta].map((t) => Array.from(t.grad!.data)), taken: before - gradientPool().arrays };
+        });
+        const clean = run(false), poisoned = run(true);
+        const what = `${backend} x ${xs} w ${ws} stride ${stride}`;
+        assert.ok(poisoned.taken > 0, `${what}: the ops took ${poisoned.taken} arrays from the pool (net of what the pass returned)`);
+        assert.ok(clean.out.every((v, j) => Object.is(v, poisoned.out[j])), `${what}: the output`);
+        for (let i = 0; i < clean.grads.length; i++) assert.ok(clean.grads[i].every((v, j) => Object.is(v, poisoned.grads[i][j])), `${what}: gradient ${i}`);
+      }
+    } finally {
+      setBackend(null);
+    }
+  }
 });
 
 A("spent activations: reused once the pass is done with them; the same gradients, the kept output intact", () => {

@@ -1,7 +1,8 @@
 // Optimizers (SGD with momentum, Nesterov and weight decay; Adam) and learning-rate schedules (step,
 // cosine, one-cycle). Optimizer state is plain tensors by parameter index, so checkpoints can hold it.
 import { kernel } from '../backend/registry.js';
-import { shapeStr, Tensor } from '../tensor/tensor.js';
+import { releaseArrays, shapeStr, Tensor } from '../tensor/tensor.js';
+import type { FloatArray } from '../backend/types.js';
 
 /** the momentum buffer where there is none (SGD without momentum) */
 const NO_SLOT = new Float32Array(0);
@@ -44,8 +45,18 @@ export abstract class Optimizer {
     });
   }
 
-  zeroGrad(): void {
-    for (const p of this.params) p.grad = null;
+  /**
+   * Drops every parameter's gradient. With reuse, their arrays go back to the pool the next backward
+   * pass allocates from (releaseArrays): for a training loop that reads no gradient after step(),
+   * and keeps none; a gradient tensor still held then changes under its holder.
+   */
+  zeroGrad(opts: { reuse?: boolean } = {}): void {
+    const spent = opts.reuse ? new Set<FloatArray>() : null;
+    for (const p of this.params) {
+      if (spent && p.grad) spent.add(p.grad.data);
+      p.grad = null;
+    }
+    if (spent) releaseArrays(spent);
   }
 
   get steps(): number {

@@ -1,4 +1,4 @@
-export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf, setGradientPool, gradientPool, trackAllocations } from './tensor.js';
+export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf, setGradientPool, gradientPool, releaseArrays, trackAllocations } from './tensor.js';
 export type { BackwardOptions, CreateOptions, GradNode } from './tensor.js';
 export * as ops from './ops.js';
 export {

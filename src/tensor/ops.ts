@@ -731,7 +731,7 @@ export function conv2dFused(x: Tensor, w: Tensor, opts: ConvOptions, ep: ConvEpi
   const pool = ep.pool ?? 1;
   const OH = pool === 2 ? Math.floor(g.OH / 2) : g.OH, OW = pool === 2 ? Math.floor(g.OW / 2) : g.OW;
   const n = g.N * g.OC * OH * OW;
-  const out = into ? into(n) : allocate(x.dtype, n);
+  const out = into ? into(n) : allocate(x.dtype, n, false);
   if (out.length !== n || (x.dtype === 'float64') !== out instanceof Float64Array) throw new Error(`conv2dFused: the output buffer holds ${out.length} ${out instanceof Float64Array ? 'float64' : 'float32'} values, the output needs ${n} ${x.dtype}`);
   convolve(x, w, g, ep, out);
   return new Tensor(out, [g.N, g.OC, OH, OW]);
@@ -762,25 +762,28 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = geo;
   const dtype = x.dtype;
   const L = OH * OW, CKK = C * KH * KW;
-  const out = allocate(dtype, N * OC * L);
+  // convForward writes every output element: an array from the pool is not cleared first
+  const out = allocate(dtype, N * OC * L, false);
   convolve(x, w, geo, b ? { shift: b.data } : {}, out);
   const inputs = b ? [x, w, b] : [x, w];
   return make(out, [N, OC, OH, OW], 'conv2d', inputs, (g) => {
-    const gx = x.requiresGrad ? allocate(dtype, x.size) : null;
-    const gw = w.requiresGrad ? allocate(dtype, w.size) : null;
     // gx[n,c,h,w] = sum over o, kh, kw of w[o,c,kh,kw] g[n,o,h+PH-kh,w+PW-kw]: with kh' = KH-1-kh, a
     // stride-1 convolution of g padded by KH-1-PH (output H x W exactly, since OH = H + 2PH - KH + 1).
     // Measured against GEMM + col2im (conv2d forward + backward, batch 128, 2 threads, interleaved):
     // 1.1-1.2x on VGG-16's 32x32 layer and LeNet-5's conv2, 1.0-1.1x on the 16x16 to 4x4 ones, but
     // 0.87x on 2x2 maps (a 2x2 image padded by 1 is mostly padding to pack): those keep col2im
-    const byConv = gx !== null && SH === 1 && SW === 1 && PH <= KH - 1 && PW <= KW - 1 && H * W >= 16;
+    const byConv = x.requiresGrad && SH === 1 && SW === 1 && PH <= KH - 1 && PW <= KW - 1 && H * W >= 16;
+    // cleared only where a kernel adds into it: col2im's scatter, the GEMM's accumulation over chunks
+    const gx = x.requiresGrad ? allocate(dtype, x.size, !byConv) : null;
+    const gw = w.requiresGrad ? allocate(dtype, w.size, false) : null;
     if (byConv) {
       const empty = allocate(dtype, 0);
-      kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, dtype, OC, C, KH, KW), C, empty, empty, false, 1, gx, 0);
+      kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, dtype, OC, C, KH, KW), C, empty, empty, false, 1, gx!, 0);
     }
     // the weight gradient straight from the images where the backend has that kernel (native: stride
     // 1, rows of whole vectors), else below through im2col and gemm
     const wDone = gw !== null && kernel('convWeightGrad', dtype)(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, g.data, 0, OC, gw);
+    if (gw && !wDone) gw.fill(0);
     // the weight gradient, and the input gradient where it is not a convolution: per chunk of images
     if ((gw && !wDone) || (gx && !byConv)) {
       const G = convChunkImages(N, CKK, L, OC);
@@ -846,7 +849,7 @@ function poolSetup(op: string, x: Tensor, kernelSize: Pair, opts: PoolOptions) {
 // x (N,C,H,W) -> (N,C,OH,OW); stride defaults to the kernel size
 export function maxPool2d(x: Tensor, kernelSize: Pair, opts: PoolOptions = {}): Tensor {
   const { N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = poolSetup('maxPool2d', x, kernelSize, opts);
-  const out = allocate(x.dtype, N * C * OH * OW);
+  const out = allocate(x.dtype, N * C * OH * OW, false);
   // the positions of the maxima only where a backward pass can follow (an empty array otherwise)
   const arg = new Int32Array(isGradEnabled() && x.requiresGrad ? out.length : 0);
   kernel('maxPool2d', x.dtype)(x.data, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, out, arg);
@@ -1048,12 +1051,13 @@ export function batchNorm(
   if (training && N * S <= 1) throw new Error(`batchNorm: training needs more than one value per channel, got input ${shapeStr(x.shape)}`);
   if (!(momentum >= 0 && momentum <= 1)) throw new Error(`batchNorm: momentum must be in [0, 1], got ${momentum}`);
   if (!(eps > 0)) throw new Error(`batchNorm: eps must be positive, got ${eps}`);
-  const y = allocate(x.dtype, x.size);
+  // the kernels write every element of y and gx: arrays from the pool are not cleared first
+  const y = allocate(x.dtype, x.size, false);
   const m = allocate(x.dtype, C);
   const is = allocate(x.dtype, C);
   kernel('batchNormForward', x.dtype)(x.data, N, C, S, gamma.data, beta.data, state.runningMean.data, state.runningVar.data, training, momentum, eps, y, m, is, relu);
   return make(y, x.shape, relu ? 'batchNormRelu' : 'batchNorm', [x, gamma, beta], (g) => {
-    const gx = allocate(x.dtype, x.size);
+    const gx = allocate(x.dtype, x.size, false);
     const gg = allocate(x.dtype, C);
     const gb = allocate(x.dtype, C);
     kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb, relu ? y : allocate(x.dtype, 0));

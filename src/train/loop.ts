@@ -195,7 +195,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
         const where = o.checkpoint && existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written';
         throw new TrainingDiverged(`training stopped: the loss became ${lv} at epoch ${epoch + 1}, batch ${b + 1} (step ${state.step + 1}); try a lower learning rate. ${where}.`);
       }
-      o.optimizer.zeroGrad();
+      o.optimizer.zeroGrad({ reuse: true });
       loss.backward(undefined, { spent: { buffers, keep: [logits] } });
       o.optimizer.step();
       state = { epoch, batch: b + 1, step: state.step + 1 };
