@@ -379,6 +379,22 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// flipConvWeights(w, OC, C, kk, out): w (OC, C, kk) -> out (C, OC, kk), each kernel's taps reversed
+Napi::Value FlipConvWeights(const Napi::CallbackInfo& info) {
+  Args a{info, "flipConvWeights"};
+  a.count(5);
+  int64_t lw, lo;
+  const float* w = a.f32(0, "w", &lw);
+  const int64_t OC = a.integer(1, "OC"), C = a.integer(2, "C"), kk = a.integer(3, "kk");
+  float* out = a.f32(4, "out", &lo);
+  const double n = static_cast<double>(OC) * static_cast<double>(C) * static_cast<double>(kk);
+  if (n > static_cast<double>(kMaxDim)) fail(a.env(), "flipConvWeights: OC * C * kk is larger than 2^31 elements");
+  a.exact("w", lw, OC * C * kk);
+  a.exact("out", lo, OC * C * kk);
+  nm::flip_conv_weights(w, OC, C, kk, out);
+  return info.Env().Undefined();
+}
+
 // the largest offset a strided walk over shape reaches (+1), or 0 for an empty shape
 int64_t reach(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
   int64_t r = 0;
@@ -829,6 +845,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("permute", Napi::Function::New(env, Permute));
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
+  exports.Set("flipConvWeights", Napi::Function::New(env, FlipConvWeights));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
   exports.Set("packConvWeights", Napi::Function::New(env, PackConvWeights));

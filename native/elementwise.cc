@@ -206,6 +206,20 @@ void sgd_update(float* p, const float* g, float* v, int64_t n, double lr, double
   chunked(n, [&](int64_t s, int64_t e) { f(p, g, v, s, e, lr, mu, wd, nesterov); });
 }
 
+void flip_conv_weights(const float* w, int64_t OC, int64_t C, int64_t kk, float* out) {
+  // in the destination's order, the output's rows (input channels) shared among the threads
+  chunked(OC * C * kk, [&](int64_t s, int64_t e) {
+    const int64_t c0 = s / (OC * kk), c1 = e / (OC * kk);
+    for (int64_t c = c0; c < c1; c++) {
+      float* __restrict dst = out + c * OC * kk;
+      for (int64_t o = 0; o < OC; o++, dst += kk) {
+        const float* __restrict src = w + (o * C + c) * kk + kk - 1;
+        for (int64_t q = 0; q < kk; q++) dst[q] = src[-q];
+      }
+    }
+  });
+}
+
 void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out) {
   if (nd == 0) {
     out[0] = x[0];

@@ -45,6 +45,8 @@ void binary(BinaryOp op, const float* a, const int64_t* as, const float* b, cons
 // one SGD step in place (see the TypeScript interface, sgdUpdate): arithmetic in double, as the
 // TypeScript loop, so that both give the same bits; v unused where mu is 0
 void sgd_update(float* p, const float* g, float* v, int64_t n, double lr, double mu, double wd, bool nesterov);
+// w (OC, C, kk) -> out (C, OC, kk), each kernel's kk taps reversed (a stride-1 input gradient's weights)
+void flip_conv_weights(const float* w, int64_t OC, int64_t C, int64_t kk, float* out);
 // x (shape) -> out (shape permuted by perm)
 void permute(const float* x, const int64_t* shape, const int* perm, int nd, float* out);
 // sum (op 0) or max (op 1) of x (shape) into out through outStrides (0 on reduced axes)

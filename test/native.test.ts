@@ -730,6 +730,33 @@ S('biasActivate: the bias add and ReLU, sigmoid or tanh in one pass, against the
   assertThrows(() => jsKernels.biasActivate(new Float32Array(8), 2, 4, new Float32Array(3), 'relu'), /biasActivate: bias has 3 elements, expected 0 or cols = 4/);
 });
 
+S('flipConvWeights: each kernel turned and the channels swapped, as the TypeScript loop, on 1 and 2 threads; argument checks', () => {
+  const a = need();
+  const threads = a.threads();
+  try {
+    // 512 x 512 x 3 x 3 splits between the threads (from 64K elements); 7 x 1 x 1 and 3 x 5 x 5 do not
+    for (const [OC, C, kk] of [[512, 512, 9], [64, 27, 9], [7, 1, 1], [3, 5, 25], [50, 20, 25]]) {
+      const w = f32(OC * C * kk);
+      const want = new Float32Array(w.length);
+      jsKernels.flipConvWeights(w, OC, C, kk, want);
+      // the definition: out[c][o][q] = w[o][c][kk - 1 - q]
+      for (const [o, c, q] of [[0, 0, 0], [OC - 1, C - 1, kk - 1], [OC >> 1, C >> 1, kk >> 1]]) assert.is(want[(c * OC + o) * kk + q], w[(o * C + c) * kk + kk - 1 - q]);
+      for (const t of [1, 2]) {
+        a.setThreads(t);
+        const got = new Float32Array(w.length).fill(NaN);
+        a.flipConvWeights(w, OC, C, kk, got);
+        assert.ok(got.every((v, i) => Object.is(v, want[i])), `${OC}x${C}x${kk}, ${t} threads`);
+      }
+    }
+  } finally {
+    a.setThreads(threads);
+  }
+  assertThrows(() => a.flipConvWeights(new Float32Array(18), 2, 1, 9, new Float32Array(17)), /flipConvWeights: out has 17 elements, expected 18/);
+  assertThrows(() => a.flipConvWeights(new Float32Array(17), 2, 1, 9, new Float32Array(18)), /flipConvWeights: w has 17 elements, expected 18/);
+  assertThrows(() => a.flipConvWeights(new Float32Array(18), 2, 1.5, 9, new Float32Array(18)), /flipConvWeights: C must be an integer/);
+  assertThrows(() => jsKernels.flipConvWeights(new Float32Array(18), 2, 1, 9, new Float32Array(17)), /flipConvWeights: w has 18 and out 17 elements, OC \* C \* kk is 18/);
+});
+
 S('sgdUpdate: the same bits as the TypeScript loop on every build (momentum, Nesterov, weight decay, none), threaded sizes', () => {
   const a = need();
   const prevIsa = a.isa();

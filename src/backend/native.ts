@@ -20,6 +20,7 @@ export interface NativeAddon {
   unary: Kernels['unary'];
   biasActivate: Kernels['biasActivate'];
   sgdUpdate: Kernels['sgdUpdate'];
+  flipConvWeights: Kernels['flipConvWeights'];
   convWeightGrad: Kernels['convWeightGrad'];
   binary: Kernels['binary'];
   permute: Kernels['permute'];
@@ -134,6 +135,7 @@ if (loaded) {
       binary: a.binary,
       permute: a.permute,
       sgdUpdate: a.sgdUpdate,
+      flipConvWeights: a.flipConvWeights,
       convEpilogue: a.convEpilogue,
       convForward: a.convForward,
       packConvWeights: a.packConvWeights,

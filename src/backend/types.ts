@@ -99,6 +99,10 @@ export interface Kernels {
   // gives the same bits)
   sgdUpdate(p: FloatArray, g: FloatArray, v: FloatArray, lr: number, mu: number, wd: number, nesterov: boolean): void;
 
+  // w (OC, C, kk) -> out (C, OC, kk) with each kernel's kk taps in reverse order: the weights of the
+  // convolution that carries a stride-1 convolution's output gradient back to its input
+  flipConvWeights(w: FloatArray, OC: number, C: number, kk: number, out: FloatArray): void;
+
   // x (shape) -> out: reduce over the axes where outStrides is 0 (out has the kept axes, in order)
   reduce(op: ReduceOp, x: FloatArray, shape: number[], outStrides: number[], out: FloatArray): void;
 
