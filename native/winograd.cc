@@ -92,7 +92,8 @@ void set_winograd_mode(int m) { mode = m < 0 ? -1 : m > 0 ? 1 : 0; }
 
 namespace {
 
-int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
+// min_cc: the least C * OC that takes Winograd at batch >= threads
+int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC, int64_t min_cc = 4096) {
   if (mode == 0 || KH != 3 || KW != 3 || SH != 1 || SW != 1 || PH > 2 || PW > 2 || OH < 1 || OW < 1) return 0;
   const int m = OH >= 4 && OW >= 4 ? 4 : 2;
   if (mode == 1) return m;
@@ -115,7 +116,7 @@ int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int 
   // 3-channel first layer 6x); and tiles enough to pay for transforming the weights: F(4x4) from 64
   // tiles (VGG-16's 4x4 layers at 64 images 0.8x the time, at 32 images 1.3x), F(2x2), with fewer
   // multiplications saved a tile, from 128 (2x2 layers at 128 images 0.9x, at 64 images 1.2x)
-  if (cc < 4096 || tiles < (m == 4 ? 64 : 128)) return 0;
+  if (cc < min_cc || tiles < (m == 4 ? 64 : 128)) return 0;
   return m;
 }
 
@@ -293,11 +294,18 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
   }
 }
 
-// the forward's rule. conv2d's backward (input and weight gradients) at batch 128 on 2 threads
-// (Zen 5) took 0.43-0.84x its time without Winograd on VGG-16's 3x3 layers past the first; the weight
-// gradient alone of the 32x32 layer 45.8 ms against the direct kernel's 54.8 ms
+// the forward's rule, with fewer channels at batch >= threads. conv2d's backward (input and weight
+// gradients) at batch 128 on 2 threads (Zen 5) took 0.43-0.84x its time without Winograd on VGG-16's
+// 3x3 layers past the first; the weight gradient alone of the 32x32 layer 45.8 ms against the direct
+// kernel's 54.8 ms. Narrower layers (merged ones), weight gradient at batch 128, 2 threads, Zen 5:
+// on maps of at least 1024 pixels, which the direct kernel takes, Winograd from C * OC = 2048 (32 ->
+// 64 channels 21.9-27.7 against 28.5-31.2 ms, 48 -> 48 23.2 against 32.4, 56 -> 64 32.2 against 49.1;
+// 32 -> 32 and 24 -> 24 lose, 15-18 against 10-17); on smaller maps, against im2col and the GEMM,
+// from 512 (32 -> 64 at 16x16 4.9 against 8.5 ms, 26 -> 26 2.6 against 3.9, 16 -> 32 at 8x8 0.66
+// against 1.59, 32 -> 32 at 4x4 0.45 against 0.79; 16 -> 16 at 16x16 loses, 2.2 against 2.0)
 int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
-  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
+  const int64_t min_cc = static_cast<int64_t>(OH) * OW >= 1024 ? 2048 : 512;
+  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC, min_cc);
 }
 
 void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw) {

@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { conv2d, nativeAddon, nativeLoadError, Rng, tensor, winogradConv3x3, winogradMatrices } from '../src/index.js';
-import type { NativeAddon } from '../src/index.js';
+import type { FloatArray, NativeAddon } from '../src/index.js';
 import { needs } from './helpers.js';
 
 const S = suite('winograd');
@@ -229,6 +229,26 @@ SN('conv2d: the input gradient (a convolution with the flipped kernels) and the 
       // |g|, |x|, |w| <= 1: the input gradient sums OC*9 products, the weight gradient N*H*H
       assert.ok(worst <= 1e-5 * (k === 0 ? OC * 9 : N * H * H), `${H}x${H}: ${k === 0 ? 'input' : 'weight'} gradient: max difference ${worst}`);
     }
+  });
+});
+
+SN("the weight gradient takes Winograd's transforms from fewer channels than the forward: C * OC from 2048 on maps the direct kernel takes, from 512 below", () => {
+  const a = nativeAddon()!;
+  // [C, OC, map, takes Winograd]: at batch 128, where the forward's rule (C * OC >= 4096) says no
+  const cases: [number, number, number, boolean][] = [[32, 64, 16, true], [32, 64, 32, true], [26, 26, 8, true], [32, 32, 32, false], [16, 16, 16, false]];
+  for (const [C, OC, H, takes] of cases) restoring(a, () => {
+    const N = 128;
+    const x0 = f32(N * C * H * H), w0 = f32(OC * C * 9), g = f32(N * OC * H * H);
+    const grad = (mode: 'auto' | 'on' | 'off') => {
+      a.setWinograd(mode);
+      const w = tensor(w0, [OC, C, 3, 3], { requiresGrad: true });
+      conv2d(tensor(x0, [N, C, H, H]), w, null, { padding: 1 }).backward(tensor(g, [N, OC, H, H]));
+      return w.grad!.data;
+    };
+    const auto = grad('auto'), on = grad('on'), off = grad('off');
+    const same = (p: FloatArray, q: FloatArray) => p.every((v, i) => Object.is(v, q[i]));
+    assert.ok(!same(on, off), `${C} -> ${OC} at ${H}x${H}: the two paths round differently`);
+    assert.ok(same(auto, takes ? on : off), `${C} -> ${OC} at ${H}x${H}: ${takes ? 'Winograd' : 'not Winograd'} by the rule`);
   });
 });
 
