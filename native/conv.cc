@@ -228,9 +228,10 @@ bool conv_weight_grad_direct(int KW, int SH, int SW, int OH, int OW, int OC, int
 // Zen 5, 0.86x the 8-float build's time, its merged form 0.92x)
 bool direct_forward_avx512(int OW) { return gemm_isa() == Isa::Avx512 && (OW % 16 == 0 || (OW > 16 && OW % 16 >= 8)); }
 
-// the 8-float build on AVX-512 machines too: the 16-float one measured 1.4-1.6x slower (batch 128,
-// 2 threads, Zen 5: 32 -> 32 channels at 32x32 20.1 against 13.2 ms), its per-tile lane sums twice as
-// long over rows of only 2 vectors
+// the 8-float build on AVX-512 machines too: the 16-float one measured 1.5-1.7x slower (batch 128,
+// 2 threads, Zen 5, accumulators carried across images in both: 26 -> 64 channels at 32x32 36.2
+// against 21.7 ms, 32 -> 32 21.4 against 13.8), each of its shifted input loads split across two
+// cache lines
 void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw) {
   if (use_avx2_loops()) conv_wgrad_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, g, OC, gw);
   else conv_wgrad_generic(x, N, C, H, W, KH, KW, PH, PW, OH, OW, g, OC, gw);

@@ -513,12 +513,17 @@ S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel wid
     }
     return gw;
   };
+  const prevWinograd = a.winograd();
+  // the direct kernel itself, also where Winograd's transforms would take the weight gradient
+  a.setWinograd('off');
   try {
     // [N, C, H, W, OC, KH, KW, PH, PW]: 32x32 maps (3x3, 1x1, 5x5 with padding 2, 6 wide), a first
     // layer of 24x24 outputs (25 taps), 16x16 with few channels, rectangular, OC not a multiple of
-    // the channel block, one image (2 threads on channel blocks)
+    // the channel block, one image (2 threads on channel blocks); 120 -> 64 channels, whose
+    // accumulators on one thread (16 blocks x 120 channels x 3 rows x 12 vectors) pass the kernel's
+    // 2 MB and go in two groups of input channels
     const cases = [[3, 2, 32, 32, 5, 3, 3, 1, 1], [2, 4, 32, 32, 13, 1, 1, 0, 0], [2, 3, 32, 32, 7, 5, 5, 2, 2], [2, 2, 33, 37, 3, 2, 6, 0, 0],
-      [3, 1, 28, 28, 20, 5, 5, 0, 0], [2, 5, 16, 16, 9, 3, 3, 1, 1], [2, 3, 16, 64, 6, 3, 3, 1, 1], [1, 3, 32, 32, 11, 3, 3, 1, 1]];
+      [3, 1, 28, 28, 20, 5, 5, 0, 0], [2, 5, 16, 16, 9, 3, 3, 1, 1], [2, 3, 16, 64, 6, 3, 3, 1, 1], [1, 3, 32, 32, 11, 3, 3, 1, 1], [1, 120, 32, 32, 64, 3, 3, 1, 1]];
     for (const [isa, threads] of [...isas(a).map((i) => [i, 2] as const), [prevIsa, 1] as const]) {
       a.setIsa(isa as 'avx2');
       a.setThreads(threads);
@@ -535,6 +540,7 @@ S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel wid
   } finally {
     a.setIsa(prevIsa as 'avx2');
     a.setThreads(prevThreads);
+    a.setWinograd(prevWinograd);
   }
   // not applicable: stride 2, rows not of whole vectors, a kernel 7 wide, small maps of many channels
   for (const [C, H, W, OC, K, KW, S, P] of [[2, 32, 32, 4, 3, 3, 2, 1], [2, 30, 30, 4, 3, 3, 1, 0], [2, 32, 38, 4, 3, 7, 1, 0], [64, 8, 8, 64, 3, 3, 1, 1]]) {
