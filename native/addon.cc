@@ -308,7 +308,7 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
 
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   Args a{info, "batchNormBackward"};
-  a.count(13);
+  if (info.Length() != 13 && info.Length() != 14) fail(a.env(), "batchNormBackward: expected 13 or 14 arguments, got " + std::to_string(info.Length()));
   int64_t lx, lg, lgam, lm, lis, lgx, lgg, lgb, ly;
   const float* x = a.f32(0, "x", &lx);
   const float* g = a.f32(1, "g", &lg);
@@ -327,7 +327,14 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   if (ly != 0) a.exact("y", ly, N * C * S);
   for (auto [n, l] : {std::pair<const char*, int64_t>{"x", lx}, {"g", lg}, {"gx", lgx}}) a.exact(n, l, N * C * S);
   for (auto [n, l] : {std::pair<const char*, int64_t>{"gamma", lgam}, {"mean", lm}, {"invstd", lis}, {"ggamma", lgg}, {"gbeta", lgb}}) a.exact(n, l, C);
-  nm::batchnorm_backward(x, g, N, C, S, gamma, mean, is, training, gx, gg, gb, ly ? y : nullptr);
+  // beta (with y): the ReLU's mask from x by the forward's arithmetic, y not read
+  const float* beta = nullptr;
+  if (info.Length() == 14 && !info[13].IsUndefined()) {
+    int64_t lbeta;
+    beta = a.f32(13, "beta", &lbeta);
+    a.exact("beta", lbeta, C);
+  }
+  nm::batchnorm_backward(x, g, N, C, S, gamma, mean, is, training, gx, gg, gb, ly ? y : nullptr, ly ? beta : nullptr);
   return info.Env().Undefined();
 }
 

@@ -30,7 +30,9 @@ void maxpool2d_backward(const float* gout, const int32_t* argmax, int64_t n, flo
 // relu: y = max(y, 0) (a fused ReLU)
 void batchnorm_forward(const float* x, int N, int C, int64_t S, const float* gamma, const float* beta, float* rmean, float* rvar, bool training, float momentum, float eps, float* y, float* mean, float* invstd, bool relu);
 // y: the output of a fused ReLU forward (g counts only where y > 0), or null
-void batchnorm_backward(const float* x, const float* g, int N, int C, int64_t S, const float* gamma, const float* mean, const float* invstd, bool training, float* gx, float* ggamma, float* gbeta, const float* y);
+// y: a fused ReLU's output (g counts where y > 0); beta (with y): that mask from x by the forward's
+// arithmetic instead (y not read)
+void batchnorm_backward(const float* x, const float* g, int N, int C, int64_t S, const float* gamma, const float* mean, const float* invstd, bool training, float* gx, float* ggamma, float* gbeta, const float* y, const float* beta = nullptr);
 
 enum UnaryOp { U_NEG, U_EXP, U_LOG, U_SQRT, U_ABS, U_RELU, U_SIGMOID, U_TANH, U_SQUARE, U_SIGN, U_POWS, U_CLAMP, U_AFFINE, U_BAD };
 enum BinaryOp { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_RELUGRAD, B_SIGMOIDGRAD, B_TANHGRAD, B_CLAMPGRAD, B_GE, B_EQ, B_BAD };

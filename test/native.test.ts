@@ -590,6 +590,16 @@ S('batch norm forward and backward (with and without the fused ReLU), training a
       assertClose(gg1, gg2, 2e-5 * Math.sqrt(N * S2), 'bn ggamma');
       assertClose(gb1, gb2, 2e-5 * Math.sqrt(N * S2), 'bn gbeta');
       if (relu) {
+        // with beta, the mask from x by the forward's arithmetic: the same bits as reading the
+        // native forward's y (which it then does not read: a y of NaN changes nothing)
+        const gx4 = new Float32Array(x.length), gg4 = new Float32Array(C), gb4 = new Float32Array(C);
+        const gx5 = new Float32Array(x.length), gg5 = new Float32Array(C), gb5 = new Float32Array(C);
+        a.batchNormBackward(x, g, N, C, S2, gamma, m1, s1, training, gx4, gg4, gb4, y1);
+        a.batchNormBackward(x, g, N, C, S2, gamma, m1, s1, training, gx5, gg5, gb5, new Float32Array(x.length).fill(NaN), beta);
+        for (const [p, q, what] of [[gx4, gx5, 'gx'], [gg4, gg5, 'ggamma'], [gb4, gb5, 'gbeta']] as const) assert.ok(p.every((v, i) => Object.is(v, q[i])), `mask from x: ${what}, ${N},${C},${S2} training ${training}`);
+        assertThrows(() => a.batchNormBackward(x, g, N, C, S2, gamma, m1, s1, training, gx5, gg5, gb5, y1, new Float32Array(C + 1)), /batchNormBackward: beta has \d+ elements, expected \d+/);
+      }
+      if (relu) {
         // the same as the plain backward of the gradient zeroed where the output is not positive
         const gm = g.map((v, i) => (y2[i] > 0 ? v : 0)), gx3 = new Float32Array(x.length), gg3 = new Float32Array(C), gb3 = new Float32Array(C);
         a.batchNormBackward(x, gm, N, C, S2, gamma, m2, s2, training, gx3, gg3, gb3, new Float32Array(0));

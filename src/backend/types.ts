@@ -184,11 +184,13 @@ export interface Kernels {
 
   // g (N,C,S) -> gx (N,C,S), ggamma (C), gbeta (C) (all written, not accumulated); mean/invstd as the
   // forward wrote them. training: the statistics depend on x; eval: they are constants. y: the output of a
-  // forward with relu (g then counts only where y > 0), or empty (no ReLU)
+  // forward with relu (g then counts only where y > 0), or empty (no ReLU). beta (optional, with y):
+  // the forward's beta, from which a backend may tell where y > 0 from x instead of reading y (native:
+  // the forward's own arithmetic, the same mask)
   batchNormBackward(
     x: FloatArray, g: FloatArray, N: number, C: number, S: number, gamma: FloatArray,
     mean: FloatArray, invstd: FloatArray, training: boolean, gx: FloatArray, ggamma: FloatArray, gbeta: FloatArray,
-    y: FloatArray,
+    y: FloatArray, beta?: FloatArray,
   ): void;
 
   // X (n,d), Y (m,d) -> out (n,m): squared Euclidean distances between rows

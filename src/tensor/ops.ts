@@ -1058,7 +1058,8 @@ export function batchNorm(
     const gx = allocate(x.dtype, x.size, false);
     const gg = allocate(x.dtype, C);
     const gb = allocate(x.dtype, C);
-    kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb, relu ? y : allocate(x.dtype, 0));
+    if (relu) kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb, y, beta.data);
+    else kernel('batchNormBackward', x.dtype)(x.data, g.data, N, C, S, gamma.data, m, is, training, gx, gg, gb, allocate(x.dtype, 0));
     return [new Tensor(gx, x.shape), new Tensor(gg, [C]), new Tensor(gb, [C])];
   });
 }
