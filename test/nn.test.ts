@@ -7,6 +7,7 @@ import {
   ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession, Sigmoid, nativeAddon, nativeLoadError,
   linear, linearActivate, sigmoid, tanh,
 } from '../src/index.js';
+import type { FloatArray } from '../src/index.js';
 import { assertClose, assertThrows } from './helpers.js';
 
 const N = suite('nn');
@@ -357,6 +358,40 @@ N('InferenceSession: the weights transformed for Winograd once, at the first run
   const fresh = noGrad(() => m.forward(x));
   assert.ok(new InferenceSession(m).run(x).data.every((v, i) => Object.is(v, fresh.data[i])), 'a new session');
   assert.ok(fresh.data.some((v, i) => v !== want.data[i]));
+});
+
+N("InferenceSession: each batch norm folded into its convolution once, at the first run: the bits of a fresh fold, close to model.forward; a statistic swapped for another array noticed", () => {
+  if (!nativeAddon()) assert.unreachable(`the native addon did not load: ${nativeLoadError()}`);
+  const r = new Rng(16);
+  const arr = (n: number) => Float32Array.from({ length: n }, () => r.uniform(-1, 1));
+  const m = buildModel(vgg16Arch([8, 8, 12, 12, 20, 20, 20, 24, 24, 24, 40, 40, 40], 10), 7);
+  const bns = m.layers.filter((l): l is BatchNorm2d => l instanceof BatchNorm2d);
+  for (const l of bns) {
+    l.runningMean.data.set(arr(l.weight.size).map((v) => v * 0.3));
+    l.runningVar.data.set(arr(l.weight.size).map((v) => 1 + 0.5 * v));
+  }
+  m.eval();
+  const s = new InferenceSession(m);
+  const same = (p: FloatArray, q: FloatArray) => p.every((v, i) => Object.is(v, q[i]));
+  for (const n of [1, 4]) {
+    const x = tensor(arr(n * 3 * 32 * 32), [n, 3, 32, 32]);
+    const first = s.run(x).data.slice();
+    assertClose(first, noGrad(() => m.forward(x)).data, 2e-5, `batch ${n}: model.forward`);
+    // later runs read the fold of the first: the bits of a session that folds afresh
+    assert.ok(same(s.run(x).data, first), `batch ${n}: a second run`);
+    assert.ok(same(new InferenceSession(m).run(x).data, first), `batch ${n}: a new session`);
+  }
+  const x = tensor(arr(3 * 32 * 32), [1, 3, 32, 32]);
+  const before = s.run(x).data.slice();
+  // in place: the session's fold, as for its weights
+  const bn = bns[bns.length - 1];
+  bn.runningVar.data.set(bn.runningVar.data.map((v) => v * 4));
+  assert.ok(same(s.run(x).data, before), 'statistics changed in place: the fold of the first run');
+  // swapped for another array (as loading a checkpoint into new tensors would): folded again
+  bn.runningVar = tensor(bn.runningVar.data.slice());
+  const now = s.run(x).data.slice();
+  assert.ok(same(now, new InferenceSession(m).run(x).data), 'a swapped array: folded again, the bits of a new session');
+  assert.ok(now.some((v, i) => v !== before[i]), 'the new statistics changed the output');
 });
 
 N('batch norm + ReLU fused (Sequential, training and eval with a graph): the same bits as the two layers, forward and backward, on both backends', () => {

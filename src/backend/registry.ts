@@ -7,7 +7,9 @@ import { jsBackend } from './js.js';
 import type { Backend, DType, KernelName, Kernels } from './types.js';
 
 const backends = new Map<string, Backend>([[jsBackend.name, jsBackend]]);
-const cache = new Map<string, { fn: Function; backend: string }>();
+// resolved kernels by dtype, then name (no key string built per call: a forward at batch 1 looks up
+// a few dozen kernels)
+const cache = new Map<DType, Map<string, { fn: Function; backend: string }>>();
 /** NEURONMERGE_BACKEND=js|native|webgpu forces a backend as soon as it is registered */
 const envBackend = (typeof process !== 'undefined' && process.env.NEURONMERGE_BACKEND) || null;
 let forced: string | null = envBackend === 'js' ? 'js' : null;
@@ -43,8 +45,8 @@ export function getForcedBackend(): string | null {
 }
 
 function resolve<K extends KernelName>(name: K, dtype: DType): { fn: Function; backend: string } {
-  const key = name + ':' + dtype;
-  let hit = cache.get(key);
+  let byName = cache.get(dtype);
+  let hit = byName?.get(name);
   if (hit) return hit;
   // webgpu runs whole models (src/train/gpu.ts); the CPU kernels stay the best available ones
   if (envBackend && envBackend !== 'webgpu' && forced === null && !backends.has(envBackend)) {
@@ -60,7 +62,8 @@ function resolve<K extends KernelName>(name: K, dtype: DType): { fn: Function; b
     const fn = b.kernels[name];
     if (fn && b.dtypes.includes(dtype)) {
       hit = { fn: fn as Function, backend: b.name };
-      cache.set(key, hit);
+      if (!byName) cache.set(dtype, (byName = new Map()));
+      byName.set(name, hit);
       return hit;
     }
   }

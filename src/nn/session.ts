@@ -3,8 +3,10 @@
 // pixels in all, VGG-16's 4x4 and 2x2 maps at batch 1, where a forward otherwise reads every weight
 // from where it lies, a broadcast at a time, for one image); and, at the first run that takes
 // Winograd's algorithm for a layer, that layer's weights transformed for it (a forward otherwise
-// transforms them each call: VGG-16 at batch 128 0.90x the time, its merged half-width form 0.95x).
-// The counterpart of onnxruntime's InferenceSession, which lays its weights out when it is created.
+// transforms them each call: VGG-16 at batch 128 0.90x the time, its merged half-width form 0.95x);
+// and at the first run each batch norm folded with its convolution's bias into the convolution's
+// scale and shift, once. The counterpart of onnxruntime's InferenceSession, which lays its weights
+// out when it is created.
 import { noGrad, type Tensor } from '../tensor/tensor.js';
 import { packConvWeights } from '../tensor/ops.js';
 import type { PackedWeights } from '../tensor/ops.js';
@@ -18,7 +20,8 @@ export class InferenceSession {
    * tile size a layer takes): a session run after those weights changed in place computes with the
    * copy. Make a new session after training the model or loading weights into it (loadStateDict
    * writes in place). A layer replaced, or a weight tensor swapped for another, is noticed: that layer
-   * then reads its weights as they lie.
+   * then reads its weights as they lie. The same holds for the batch norms folded at the first run:
+   * statistics changed in place are not seen, a tensor swapped for another is.
    */
   constructor(readonly model: Sequential) {
     if (!(model instanceof Sequential)) throw new Error('InferenceSession: the model must be a Sequential');
