@@ -4,7 +4,7 @@
 // ONNX and run by onnxruntime-node (2 intra-op threads, all graph optimisations) and by neuronmerge, at
 // batch 1 and 128 (neuronmerge through an InferenceSession, as onnxruntime through its own), in one run: each model's time in both, their ratio, and each runtime's measured
 // speedup from merging beside the FLOPs ratio. Rounds alternate the two runtimes (the machine's speed
-// drifts); the figures are the medians of the rounds.
+// drifts), each timing 50 ms after the last (see SETTLE_MS); the figures are the medians of the rounds.
 import { cpus } from 'node:os';
 import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, mergeSites, modelStats, nativeAddon, ratioForBudget, Rng, roundUnits, tensor, toOnnx, unitsAfter, vgg16Arch } from '../src/index.js';
 import type { Arch, Sequential } from '../src/index.js';
@@ -13,8 +13,16 @@ import type { BenchArgs } from './util.js';
 
 const ROUNDS = 5;
 
-/** ms per call: calls repeated for about `ms` milliseconds (at least 2) after one warm-up */
+// onnxruntime's worker threads spin for a while after its last call, on the same two cores: the
+// merged half-width VGG-16 at batch 1 through neuronmerge read 913-928 us right after onnxruntime's
+// runs and 710-776 us 20 ms or more later (Zen 5, 2 threads). Each timing therefore starts
+// SETTLE_MS after the previous one ended (neuronmerge's own helpers spin at most 0.5 ms)
+const SETTLE_MS = 50;
+
+/** ms per call: calls repeated for about `ms` milliseconds (at least 2) after one warm-up, once the
+ *  other runtime's threads have gone quiet */
 async function timeIt(fn: () => unknown, ms: number): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   await fn();
   let n = 0;
   const t0 = performance.now();
