@@ -692,12 +692,18 @@ struct BnAffine {
   float operator()(float x) const { return x * scale + shift; }
 };
 
-// sum of e[i] and of e[i] * (x[i] - m), e[i] = g[i], or where y is given (the output of a fused
-// ReLU) g[i] where y[i] > 0, else 0; FromX: where the affine map of x[i] is above 0 (y not read)
+// the gradient a batch norm's backward sees at i: g[i]; with a fused ReLU g[i] where its output is
+// above 0, else 0, told by the output y (Y) or by the affine map of x (FromX: y not read)
 enum class Mask { None, Y, FromX };
 template <Mask K>
+inline float masked(const float* g, const float* x, const float* y, const BnAffine& af, int64_t i) {
+  return K == Mask::Y ? keep_if_positive(g[i], y[i]) : K == Mask::FromX ? keep_if_positive(g[i], af(x[i])) : g[i];
+}
+
+// sum of e[i] and of e[i] * (x[i] - m), e[i] the masked gradient
+template <Mask K>
 inline void sums_g_gx(const float* g, const float* x, const float* y, const BnAffine& af, int64_t n, float m, float& sg, float& sgx) {
-  auto e = [&](int64_t i) { return K == Mask::Y ? keep_if_positive(g[i], y[i]) : K == Mask::FromX ? keep_if_positive(g[i], af(x[i])) : g[i]; };
+  auto e = [&](int64_t i) { return masked<K>(g, x, y, af, i); };
   if (n < kChains8) {
     float s = 0, t = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -726,6 +732,36 @@ inline void sums_g_gx(const float* g, const float* x, const float* y, const BnAf
   }
   sg = s;
   sgx = t;
+}
+
+// one image's gx of a channel: k * (e - a - (x - m) * is * b) in training, k * e in eval
+template <Mask K>
+inline void gx_row(const float* g, const float* x, const float* y, const BnAffine& af, int64_t n, bool training, float k, float a, float b, float m, float is, float* gx) {
+  if (training)
+    for (int64_t i = 0; i < n; i++) gx[i] = k * (masked<K>(g, x, y, af, i) - a - (x[i] - m) * is * b);
+  else
+    for (int64_t i = 0; i < n; i++) gx[i] = k * masked<K>(g, x, y, af, i);
+}
+
+// the channel's two passes for one mask
+template <Mask K>
+inline void bn_backward_channel(const float* x, const float* g, const float* y, int N, int C, int64_t S, int c, const BnAffine& af, float gamma, float mu, float is, bool training, double M, float* gx, float* ggamma, float* gbeta) {
+  double sg = 0, sgx = 0;
+  for (int n = 0; n < N; n++) {
+    const int64_t base = (static_cast<int64_t>(n) * C + c) * S;
+    float a, b;
+    sums_g_gx<K>(g + base, x + base, y ? y + base : nullptr, af, S, mu, a, b);
+    sg += a;
+    sgx += static_cast<double>(b) * is;
+  }
+  ggamma[c] = static_cast<float>(sgx);
+  gbeta[c] = static_cast<float>(sg);
+  const float k = gamma * is;
+  const float a = static_cast<float>(sg / M), b = static_cast<float>(sgx / M);
+  for (int n = 0; n < N; n++) {
+    const int64_t base = (static_cast<int64_t>(n) * C + c) * S;
+    gx_row<K>(g + base, x + base, y ? y + base : nullptr, af, S, training, k, a, b, mu, is, gx + base);
+  }
 }
 }  // namespace
 
@@ -776,36 +812,9 @@ void batchnorm_backward(const float* x, const float* g, int N, int C, int64_t S,
   auto channel = [&](int c) {
     const float mu = mean[c], is = invstd[c];
     const BnAffine af(gamma[c], from_x ? beta[c] : 0.f, mu, is);
-    double sg = 0, sgx = 0;
-    for (int n = 0; n < N; n++) {
-      const int64_t base = (static_cast<int64_t>(n) * C + c) * S;
-      float a, b;
-      if (from_x) sums_g_gx<Mask::FromX>(g + base, x + base, nullptr, af, S, mu, a, b);
-      else if (y) sums_g_gx<Mask::Y>(g + base, x + base, y + base, af, S, mu, a, b);
-      else sums_g_gx<Mask::None>(g + base, x + base, nullptr, af, S, mu, a, b);
-      sg += a;
-      sgx += static_cast<double>(b) * is;
-    }
-    ggamma[c] = static_cast<float>(sgx);
-    gbeta[c] = static_cast<float>(sg);
-    const float k = gamma[c] * is;
-    const float a = static_cast<float>(sg / M), b = static_cast<float>(sgx / M);
-    for (int n = 0; n < N; n++) {
-      const int64_t base = (static_cast<int64_t>(n) * C + c) * S;
-      const float* yb = y ? y + base : nullptr;
-      if (training && from_x)
-        for (int64_t i = 0; i < S; i++) gx[base + i] = k * (keep_if_positive(g[base + i], af(x[base + i])) - a - (x[base + i] - mu) * is * b);
-      else if (from_x)
-        for (int64_t i = 0; i < S; i++) gx[base + i] = k * keep_if_positive(g[base + i], af(x[base + i]));
-      else if (training && yb)
-        for (int64_t i = 0; i < S; i++) gx[base + i] = k * (keep_if_positive(g[base + i], yb[i]) - a - (x[base + i] - mu) * is * b);
-      else if (training)
-        for (int64_t i = 0; i < S; i++) gx[base + i] = k * (g[base + i] - a - (x[base + i] - mu) * is * b);
-      else if (yb)
-        for (int64_t i = 0; i < S; i++) gx[base + i] = k * keep_if_positive(g[base + i], yb[i]);
-      else
-        for (int64_t i = 0; i < S; i++) gx[base + i] = k * g[base + i];
-    }
+    if (from_x) bn_backward_channel<Mask::FromX>(x, g, nullptr, N, C, S, c, af, gamma[c], mu, is, training, M, gx, ggamma, gbeta);
+    else if (y) bn_backward_channel<Mask::Y>(x, g, y, N, C, S, c, af, gamma[c], mu, is, training, M, gx, ggamma, gbeta);
+    else bn_backward_channel<Mask::None>(x, g, nullptr, N, C, S, c, af, gamma[c], mu, is, training, M, gx, ggamma, gbeta);
   };
   const int T = static_cast<double>(N) * C * S > (1 << 15) ? std::min(num_threads(), C) : 1;
   parallel_for(T, [&](int t) {

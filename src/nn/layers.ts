@@ -305,13 +305,14 @@ function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number
     const f = pw?.folded;
     if (f && f.eps === bn.eps && f.from.every((a, k) => a === from[k])) ({ scale, shift } = f);
     else {
-      ({ scale, shift } = pw ? { scale: allocate(x.dtype, OC), shift: allocate(x.dtype, OC) } : epilogueBuffer(x.dtype, OC));
+      const dst = pw ? { scale: allocate(x.dtype, OC), shift: allocate(x.dtype, OC) } : epilogueBuffer(x.dtype, OC);
       for (let c = 0; c < OC; c++) {
         const sc = g[c] / Math.sqrt(v[c] + bn.eps);
-        scale![c] = sc;
-        shift![c] = be[c] + ((b ? b[c] : 0) - mu[c]) * sc;
+        dst.scale[c] = sc;
+        dst.shift[c] = be[c] + ((b ? b[c] : 0) - mu[c]) * sc;
       }
-      if (pw) pw.folded = { from, eps: bn.eps, scale: scale!, shift: shift! };
+      if (pw) pw.folded = { from, eps: bn.eps, ...dst };
+      ({ scale, shift } = dst);
     }
   }
   const used = j - i;
