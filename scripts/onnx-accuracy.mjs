@@ -14,10 +14,20 @@ if (!file) {
   console.error('usage: node scripts/onnx-accuracy.mjs MODEL.onnx [--data PATH] [--dataset NAME]');
   process.exit(2);
 }
-const bytes = readFileSync(file);
-const { arch } = fromOnnx(bytes, file, { dataset: opt('--dataset') });
-const task = await loadTask(arch, { path: opt('--data'), dataset: opt('--dataset') });
-const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2 });
+// a missing or broken file, or data that cannot be had, is one line naming it, not a stack trace
+const fail = (e) => {
+  console.error(`onnx-accuracy: ${e.code === 'ENOENT' ? `${file}: no such file` : e.message.split('\n')[0]}`);
+  process.exit(1);
+};
+let bytes, arch, task, session;
+try {
+  bytes = readFileSync(file);
+  ({ arch } = fromOnnx(bytes, file, { dataset: opt('--dataset') }));
+  task = await loadTask(arch, { path: opt('--data'), dataset: opt('--dataset') });
+  session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2 });
+} catch (e) {
+  fail(e);
+}
 const [input] = session.inputNames, [output] = session.outputNames;
 const x = task.ev.x, y = task.ev.y, per = x.size / y.length, C = arch.classes;
 let right = 0;

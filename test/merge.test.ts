@@ -478,11 +478,12 @@ M('a merged LeNet-5 fine-tunes: its loss falls', async () => {
   assert.ok(r.history[2].loss < r.history[0].loss, `loss ${r.history.map((h) => h.loss.toFixed(4)).join(' -> ')}`);
 });
 
-M('roundUnits: the nearest multiple, or the one below; never below the multiple nor above the layer; whole and narrow layers left alone', () => {
+M('roundUnits: the nearest multiple, or the one below; never above the layer; whole and narrow layers, and a budget\'s k below the multiple, left alone', () => {
   assert.is(roundUnits(10, 20, 8), 8);
   assert.is(roundUnits(13, 50, 8), 16);
   assert.is(roundUnits(13, 50, 8, true), 8);
-  assert.is(roundUnits(3, 50, 8, true), 8, 'at least one multiple');
+  assert.is(roundUnits(3, 50, 8), 8, 'to the nearest, at least one multiple');
+  assert.is(roundUnits(3, 50, 8, true), 3, 'down (a budget): a k below the multiple is left, neither rounded up past the budget nor to no unit');
   assert.is(roundUnits(134, 135, 8), 128, 'the nearest multiple above n is capped to the one below it');
   assert.is(roundUnits(135, 135, 8), 135, 'a layer kept whole stays whole');
   assert.is(roundUnits(3, 6, 8), 3, 'a layer narrower than the multiple keeps its k');

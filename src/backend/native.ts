@@ -44,6 +44,8 @@ export interface NativeAddon {
   // the tile size m (2 or 4) convForward takes for that geometry in the current mode, 0: not Winograd
   winogradTile(N: number, C: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number, OC: number): number;
   setMallocReuse(on: boolean): boolean;
+  watchInterrupts(): boolean;
+  interruptSignal(): number;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -148,6 +150,26 @@ if (loaded) {
     },
   };
   registerBackend(nativeBackend);
+}
+
+let watching = false;
+
+/**
+ * From now on SIGINT (Ctrl-C) and SIGTERM only ask this process to stop: a long loop polls
+ * interruptRequested() between steps, saves what it has and ends (a second signal a second or more
+ * later ends the process at once). Needs the native addon (a synchronous loop gives JavaScript's own
+ * signal listeners no turn); returns whether it took.
+ */
+export function watchInterrupts(): boolean {
+  if (!watching && addon && typeof addon.watchInterrupts === 'function') watching = addon.watchInterrupts();
+  return watching;
+}
+
+/** the signal that asked this process to stop ('SIGINT', 'SIGTERM'), or null: none, or not watching */
+export function interruptRequested(): 'SIGINT' | 'SIGTERM' | null {
+  if (!watching) return null;
+  const s = addon!.interruptSignal();
+  return s === 2 ? 'SIGINT' : s === 15 ? 'SIGTERM' : null;
 }
 
 /** the loaded addon, or null (see nativeLoadError) */

@@ -9,6 +9,7 @@ import '../backend/native.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { datasetStatus, fetchDataset, listDatasets, loadDataset, summarizeDataset } from '../../datasets/catalog.js';
 import { setBackend } from '../backend/registry.js';
@@ -17,7 +18,7 @@ import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { archFor, network, NETWORK_NAMES, NETWORKS, PAPER_NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
-import { accuracyOf, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
+import { accuracyOf, describeKind, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
 import { compressCheckpoint, explainCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
 import { reproduce } from '../experiment/reproduce.js';
@@ -25,7 +26,11 @@ import { exportCheckpoint, formatFor, writeOnnx } from '../experiment/export.js'
 import { networkOf } from '../experiment/networks.js';
 import { reportTable } from '../report/markdown.js';
 import { environmentError } from '../runtime/env.js';
-import { checkOutputFile } from '../runtime/files.js';
+import { checkOutputFile, lockOutputs } from '../runtime/files.js';
+import { watchInterrupts } from '../backend/native.js';
+import { loadCheckpoint, unfinished } from '../train/checkpoint.js';
+import { TrainingInterrupted } from '../train/loop.js';
+import { modelName } from '../models/index.js';
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
@@ -99,6 +104,8 @@ const variant = (c: Command) => c
 const hasVariant = (o: { widths?: number[]; widthScale?: number; activation?: string; dataset?: string }) => o.widths !== undefined || o.widthScale !== undefined || o.activation !== undefined || o.dataset !== undefined;
 
 const pct = (x: number) => (100 * x).toFixed(2) + '%';
+/** "1 epoch", "3 epochs" */
+const plural = (n: number, word: string) => `${n.toLocaleString('en')} ${word}${n === 1 ? '' : 's'}`;
 const log = (l: string) => process.stderr.write(l + '\n');
 /** the command as typed, after `neuronmerge` */
 const typed = () => process.argv.slice(2).map((a) => (/^[\w./,:=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
@@ -143,6 +150,8 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
     const device = useBackend(o.backend);
     if (model !== 'all' && !(NETWORK_NAMES as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (${NETWORK_NAMES.join(', ')} or all)`);
     if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths, --width-scale, --activation and --dataset name one model; run the models one by one');
+    lockOutputs([{ option: '--out', path: o.out }, ...(o.checkpoint ? [{ option: '--checkpoint', path: o.checkpoint }] : [])]);
+    watchInterrupts();
     const one = async (m: NetworkName, out: string, data: { dataDir?: string; data?: string }) => {
       const r = await reproduce(m, {
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
@@ -184,6 +193,8 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
     if (o.resume && !o.checkpoint) log(`train ${m}: checkpoints go to ${o.resume} (the file resumed from)`);
     if (o.checkpointEvery && !checkpoint) throw new Error('--checkpoint-every: give --checkpoint FILE too');
     if (checkpoint) checkOutputFile(checkpoint, o.checkpoint ? '--checkpoint' : '--resume');
+    if (checkpoint) lockOutputs([{ option: o.checkpoint ? '--checkpoint' : '--resume', path: checkpoint }]);
+    watchInterrupts();
     const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, labelSmoothing: o.labelSmoothing, cutout: o.cutout, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
     if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, checkpoint: checkpoint ?? null }));
     else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${checkpoint ? `; checkpoint ${checkpoint}` : ''}`);
@@ -193,18 +204,21 @@ variant(common(program.command('info').argument('<what>', 'a checkpoint or ONNX 
   .action((what: string, o) => {
     let arch: Arch;
     let model;
-    let kind = 'original';
+ let kind = 'original';
+    let state = 'original';
     if ((NETWORK_NAMES as readonly string[]).includes(what)) {
       arch = archFor(what as NetworkName, o);
       model = buildModel(arch, 0);
     } else {
       if (hasVariant(o)) throw new Error('--widths and --width-scale describe a model by name, not a checkpoint');
-      ({ model, arch, kind } = modelFromCheckpoint(what));
+      const f = modelFromCheckpoint(what);
+      ({ model, arch, kind } = f);
+      state = describeKind(f);
     }
     const s = modelStats(model, inputShape(arch));
-    if (o.json) console.log(JSON.stringify({ arch, kind, ...s }));
+    if (o.json) console.log(JSON.stringify({ arch, kind, state, ...s }));
     else {
-      console.log(`${arch.model} (${kind}): ${s.params.toLocaleString('en')} parameters, ${s.flops.toLocaleString('en')} FLOPs per input, ${s.bytes.toLocaleString('en')} bytes`);
+      console.log(`${modelName(arch)} (${state}): ${s.params.toLocaleString('en')} parameters, ${s.flops.toLocaleString('en')} FLOPs per input, ${s.bytes.toLocaleString('en')} bytes`);
       for (const l of s.layers) console.log(`  ${String(l.index).padStart(3)} ${l.layer.padEnd(26)} units ${String(l.units).padStart(5)}  params ${String(l.params).padStart(9)}  FLOPs ${l.flops}`);
     }
   });
@@ -212,13 +226,14 @@ variant(common(program.command('info').argument('<what>', 'a checkpoint or ONNX 
 withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').description('test accuracy and loss of a checkpoint on its dataset'))
   .action(async (file: string, o) => {
     useBackend(o.backend);
-    const { model, arch, kind } = modelFromCheckpoint(file, o.dataset);
+    const f = modelFromCheckpoint(file, o.dataset);
+    const { model, arch, kind } = f;
     const task = await loadTask(arch, dataOpts(o));
     const t = performance.now();
     const r = accuracyOf(model, task);
     const params = model.numParameters();
     if (o.json) console.log(JSON.stringify({ checkpoint: file, arch, kind, dataset: task.settings.dataset, images: task.test.count, ...r, params, seconds: (performance.now() - t) / 1000 }));
-    else console.log(`${file}: ${arch.model} (${kind}) on the ${task.settings.dataset} test set (${task.test.count} images): accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}; ${params.toLocaleString('en')} parameters`);
+    else console.log(`${file}: ${modelName(arch)} (${describeKind(f)}) on the ${task.settings.dataTitle} test set (${task.test.count} images): accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}; ${params.toLocaleString('en')} parameters`);
   });
 
 /** the page a merge or an explanation writes: --report FILE, none with --no-report, else beside `file`
@@ -229,10 +244,12 @@ const pageFor = (o: { report?: string | false }, file: string, ext: string): str
 /** units before and after, parameters, FLOPs, and (unless --no-eval) accuracy before and after */
 async function compressCommand(file: string, o: Record<string, any>, what: 'merge' | 'prune') {
   const device = useBackend(o.backend);
+  const page = what === 'merge' ? pageFor(o, o.out, '.html') : undefined;
+  lockOutputs([{ option: '--out', path: o.out }, ...(page ? [{ option: '--report', path: page }] : [])]);
   const res = await compressCheckpoint(file, what, {
     out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, allocate: o.allocate, calibration: o.calibration, method: o.method, rule: o.merge, minSimilarity: o.minSimilarity,
     mode: o.mode, seed: o.seed, nInit: o.nInit, multipleOf: o.multipleOf, repair: o.repair === true ? 500 : o.repair, recalibrate: recalibration(o.recalibrate), stages: o.stages, stageEpochs: o.stageEpochs,
-    eval: o.eval, data: dataOpts(o), log, device, report: what === 'merge' ? pageFor(o, o.out, '.html') : undefined, command: typed(), format: o.format,
+    eval: o.eval, data: dataOpts(o), log, device, report: page, command: typed(), format: o.format,
   });
   if (o.json) return console.log(JSON.stringify(res));
   for (const n of res.notes) console.log(`note: ${n}`);
@@ -246,10 +263,10 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
 }
 
 /** the options merge and prune share */
-const compressing = (c: Command) => c
+const compressing = (c: Command, what: 'merge' | 'prune') => c
   .option('--budget <f>', 'keep at most this fraction of the parameters', num('--budget', 1e-9, 1))
   .option('--allocate <how>', 'how a --budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer)', oneOf('--allocate', ['uniform', 'sensitivity']))
-  .option('--calibration <n>', 'seeded training images --allocate sensitivity measures on (and --merge fitted or lstsq fits on)', int('--calibration', 1, 1e6), 1000)
+  .option('--calibration <n>', `seeded training images --allocate sensitivity measures on${what === 'merge' ? ' (and --merge fitted, lstsq or refit fits on)' : ''}`, int('--calibration', 1, 1e6), 1000)
   .option('--recalibrate [n]', `after compressing, re-estimate every batch norm's statistics on n seeded training images (default: on, ${RECALIBRATE_IMAGES}, for models with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'keep the batch norms\' statistics as compressing left them')
   .option('--multiple-of <m>', 'round each layer\'s units to a multiple of m (8 or 16: what runtimes such as onnxruntime run fastest); to the nearest with --ratio, down with --budget', int('--multiple-of', 1, 4096))
@@ -262,19 +279,19 @@ compressing(withData(program.command('merge').argument('<checkpoint>', 'a traine
   .requiredOption('--out <file>', 'where to write the merged checkpoint')
   .option('--ratio <r>', 'merge ratio: each layer keeps round((1 - r) n) units; or one ratio per mergeable layer, comma-separated', layerRatios('--ratio'))
   .option('--threshold <d>', 'cut each layer\'s dendrogram at this distance (ward, average or complete)', num('--threshold', 0, 1e30))
-  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale), medoid (keep the most representative member), compensate (keep the units L1 pruning keeps, fold each other unit into its most similar kept one), fitted (the same, each unit fitted to its kept one on calibration activations) lstsq (each other unit rebuilt from all kept units by least squares on calibration activations) or refit (layer by layer, every unit of the original rebuilt from the kept units as the merged network computes them)', oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--merge <rule>', 'mean (the paper\'s: average the members), scaled (by direction, the next layer reads each member\'s scale), medoid (keep the most representative member), compensate (keep the units L1 pruning keeps, fold each other unit into its most similar kept one), fitted (the same, each unit fitted to its kept one on calibration activations), lstsq (each other unit rebuilt from all kept units by least squares on calibration activations) or refit (layer by layer, every unit of the original rebuilt from the kept units as the merged network computes them)', oneOf('--merge', [...MERGE_RULES]), 'mean')
   .option('--min-similarity <c>', '--merge medoid: members whose cosine to their representative is below c are dropped, not merged', num('--min-similarity', -1, 1))
   .option('--method <m>', 'kmeans, ward, average or complete', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
   .option('--mode <m>', 'all (cluster every layer of the original) or sequential (layer by layer as merged)', oneOf('--mode', ['all', 'sequential']), 'all')
   .option('--n-init <n>', 'k-means restarts', int('--n-init', 1, 1000), 3)
   .option('--repair [n]', 'after merging, restore each merged unit\'s output mean and spread to its members\' on n training images (default 500; not part of the paper\'s method)', int('--repair', 1, 1e6))
   .option('--report <file>', 'the page of what merging did to each layer (default: --out with .html for its extension)')
-  .option('--no-report', 'write no page'))
+  .option('--no-report', 'write no page'), 'merge')
   .action((file: string, o) => compressCommand(file, o, 'merge'));
 
 compressing(withData(program.command('prune').argument('<checkpoint>', 'a trained checkpoint').description('the baseline: remove the units with the smallest L1 norm in every hidden layer'))
   .requiredOption('--out <file>', 'where to write the pruned checkpoint')
-  .option('--ratio <r>', 'each layer keeps round((1 - r) n) units; or one ratio per prunable layer, comma-separated', layerRatios('--ratio')))
+  .option('--ratio <r>', 'each layer keeps round((1 - r) n) units; or one ratio per prunable layer, comma-separated', layerRatios('--ratio')), 'prune')
   .action((file: string, o) => compressCommand(file, o, 'prune'));
 
 tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged or pruned) checkpoint').description('fine-tune: SGD with momentum, weight decay and a cosine or one-cycle schedule, optionally distilling from the original'))
@@ -287,32 +304,51 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
   .option('--format <f>', 'write --out as a neuronmerge checkpoint (safetensors, every epoch) or as ONNX (at the end; default where --out ends in .onnx)', oneOf('--format', ['safetensors', 'onnx'])))
   .action(async (file: string, o) => {
     const device = useBackend(o.backend);
-    checkOutputFile(o.out, '--out', [file]);
+    checkOutputFile(o.out, '--out', [file, ...(o.distill ? [{ option: '--distill', path: o.distill }] : [])]);
+    lockOutputs([{ option: '--out', path: o.out }]);
     const onnx = formatFor(o.out, o.format) === 'onnx';
     const { model, arch } = modelFromCheckpoint(file, o.dataset);
     const teacher = o.distill ? teacherFor(o.distill, arch) : undefined;
     const data = await loadTask(arch, dataOpts(o));
     const epochs: number = o.epochs ?? data.settings.finetune.epochs;
+    // a fine-tuning cut short (Ctrl-C, a crash) left its checkpoint in --out: the same command resumes it
+    const resume = !onnx && existsSync(o.out) ? unfinishedFinetuning(o.out, epochs) : undefined;
     const before = accuracyOf(model, data).accuracy;
     const t = performance.now();
+    watchInterrupts();
     const history = await finetuneModel(model, arch, data, {
-      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, cutout: o.cutout, checkpoint: onnx ? undefined : o.out, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
+      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, cutout: o.cutout, checkpoint: onnx ? undefined : o.out, resume, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
       distill: teacher ? { teacher, temperature: o.temperature, weight: o.distillWeight } : undefined,
     });
     const after = accuracyOf(model, data).accuracy;
     const seconds = (performance.now() - t) / 1000;
     if (onnx) writeOnnx(o.out, { model, arch, kind: 'finetuned' }, { normalization: networkOf(arch).normalization === 'channel' ? data.norm : undefined });
     if (o.json) console.log(JSON.stringify({ checkpoint: o.out, from: file, arch, accuracy: { before, after }, seconds, history }));
-    else console.log(`fine-tuned ${file} → ${o.out}${teacher ? ` (distilled from ${o.distill})` : ''}: test accuracy ${pct(before)} → ${pct(after)} (${epochs} epochs, ${seconds.toFixed(0)} s)`);
+    else console.log(`fine-tuned ${file} → ${o.out}${teacher ? ` (distilled from ${o.distill})` : ''}: test accuracy ${pct(before)} → ${pct(after)} (${plural(epochs, 'epoch')}${resume ? ', resumed' : ''}, ${seconds.toFixed(0)} s)`);
   });
+
+/** --out of finetune where it holds a fine-tuning cut short: the file to resume (its epochs must be
+ * those asked for); undefined where it holds anything else, which the run then replaces */
+function unfinishedFinetuning(out: string, epochs: number): string | undefined {
+  let c;
+  try {
+    c = loadCheckpoint(out);
+  } catch {
+    return undefined;
+  }
+  if (c.kind !== 'finetuned' || !unfinished(c.train)) return undefined;
+  if (c.train!.epochs !== epochs) throw new Error(`--out ${out}: holds a fine-tuning of ${plural(c.train!.epochs!, 'epoch')} cut short after epoch ${c.train!.epoch}; give --epochs ${c.train!.epochs} to resume it, or another --out`);
+  return out;
+}
 
 withData(program.command('export').argument('<checkpoint>', 'a checkpoint (original, merged, pruned or fine-tuned)').description('write a checkpoint as ONNX (opset 13, batch axis dynamic) for other runtimes'))
   .requiredOption('--out <file>', 'the ONNX file to write')
   .option('--fold-batch-norm', 'fold each batch norm into the convolution or linear layer before it (default: kept as BatchNormalization)')
   .action(async (file: string, o) => {
+    lockOutputs([{ option: '--out', path: o.out }]);
     const r = await exportCheckpoint(file, o.out, { foldBatchNorm: o.foldBatchNorm, data: dataOpts(o) });
     if (o.json) return console.log(JSON.stringify(r));
-    console.log(`${file} (${r.arch.model}, ${r.kind}) → ${r.out}: ONNX opset 13, ${r.bytes.toLocaleString('en')} bytes${r.foldBatchNorm ? ', batch norms folded' : ''}`);
+    console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: ONNX opset 13, ${r.bytes.toLocaleString('en')} bytes${r.foldBatchNorm ? ', batch norms folded' : ''}`);
     console.log(`input: ${r.input}; output: batch × ${r.arch.classes}, the logits`);
   });
 
@@ -326,7 +362,9 @@ withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoi
   .option('--no-report', 'write no page')
   .action(async (file: string, o) => {
     useBackend(o.backend);
-    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, method: o.method, data: dataOpts(o), report: pageFor(o, file, '.explain.html'), command: typed() });
+    const page = pageFor(o, file, '.explain.html');
+    if (page) lockOutputs([{ option: '--report', path: page }]);
+    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, method: o.method, data: dataOpts(o), report: page, command: typed() });
     if (o.json) return console.log(JSON.stringify(r));
     console.log(`merging ${file} at ratio ${o.ratio} by the ${o.merge} rule (${o.method === 'kmeans' ? 'k-means' : `${o.method} linkage`} on each unit's incoming weights and bias${o.merge === 'mean' ? '' : ' by direction where the next layer allows'}, batch norm folded)`);
     console.log('  layer                        units → clusters   sizes min/median/max  singletons  spread  output moved');
@@ -334,7 +372,7 @@ withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoi
     console.log('spread: mean distance of a unit to its cluster centre over the mean unit norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged');
     if (r.clusters) {
       console.log(`\nclusters of ${r.layers[r.layer!].layer} (largest first; unit indices):`);
-      for (const [g, members] of r.clusters.entries()) console.log(`  ${String(g).padStart(4)}: ${members.length} units: ${members.slice(0, 24).join(' ')}${members.length > 24 ? ' …' : ''}`);
+      for (const [g, members] of r.clusters.entries()) console.log(`  ${String(g).padStart(4)}: ${plural(members.length, 'unit')}: ${members.slice(0, 24).join(' ')}${members.length > 24 ? ' …' : ''}`);
     }
     if (r.report) console.log(`\nthe page: ${r.report} (open it in a browser)`);
   });
@@ -384,7 +422,18 @@ const fail = (message: string) => {
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
 const envError = environmentError();
 if (envError) fail(envError);
+{
+  const threads = process.env.NEURONMERGE_THREADS;
+  const cores = availableParallelism();
+  if (threads && Number(threads) > cores) log(`neuronmerge: note: NEURONMERGE_THREADS=${threads} is more threads than the ${cores} cores here; the kernels run slower when threads wait for cores (leave it unset to use ${cores})`);
+}
 program.parseAsync(process.argv).catch((e: Error) => {
+  // stopped by Ctrl-C or SIGTERM between two steps: where it stopped and how to go on, and the usual
+  // status of a process ended by that signal
+  if (e instanceof TrainingInterrupted) {
+    process.stderr.write(`neuronmerge: ${e.message}\n`);
+    process.exit(e.signal === 'SIGINT' ? 130 : 143);
+  }
   if (e instanceof CommanderError) {
     // --help and --version end here too, with exit code 0
     if (e.exitCode === 0) process.exit(0);

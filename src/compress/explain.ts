@@ -33,6 +33,9 @@ export interface UnitMap {
   y: number[];
   group: number[];
   explained: [number, number];
+  /** the rules that keep units (medoid, compensate, fitted, lstsq, refit): the unit each group keeps,
+   * which the page marks instead of a mean */
+  kept?: number[];
 }
 
 /**
@@ -137,7 +140,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
       sizes: { min: sizes[0], median: sizes[Math.floor((k - 1) / 2)], max: sizes[k - 1], singletons: sizes.filter((c) => c === 1).length },
       spread: dist / Math.max(1e-30, norm),
       outputShift: Math.sqrt(dz / Math.max(1e-30, zz)),
-      map: pcaMap(X, n, d, lab),
+      map: { ...pcaMap(X, n, d, lab), ...(apply(q).representatives ? { kept: Array.from(apply(q).representatives!) } : {}) },
     };
   });
 }

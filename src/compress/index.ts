@@ -2,7 +2,7 @@ export { kmeans } from './kmeans.js';
 export type { KMeansOptions, KMeansResult } from './kmeans.js';
 export { agglomerative, dendrogram } from './agglomerative.js';
 export type { Linkage, Merge, AgglomerativeResult } from './agglomerative.js';
-export { mergeSites, foldedUnits, unitVectors, unitsAfter, roundUnits, setIdentityNorm, isUnit, nonHomogeneousAfter, directions } from './sites.js';
+export { mergeSites, foldedUnits, unitVectors, unitsAfter, roundUnits, roundingLeft, roundingNotes, setIdentityNorm, isUnit, nonHomogeneousAfter, directions } from './sites.js';
 export type { MergeSite } from './sites.js';
 export { clusterUnits, applyMerge, mergeModel, archOf, paramsWithUnits, ratioForBudget, scalesAt, MERGE_RULES, compensationGroups, siteActivations, groupUnits, keepsL1, readsActivations } from './merge.js';
 export type { ApplyOptions, ClusterMethod, ClusterOptions, MergeOptions, MergeReport, MergeRule, SiteActivations } from './merge.js';

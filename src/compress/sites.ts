@@ -86,14 +86,33 @@ export function unitsAfter(n: number, ratio: number): number {
 
 /**
  * k rounded to a multiple of m (runtimes such as onnxruntime run convolutions of 8 or 16 channels a
- * block much faster than odd widths): the nearest multiple, or with `down` the one below (a budget
- * stays met); never below m, never above n; a layer kept whole, or narrower than m, is left as it is
+ * block much faster than odd widths): the nearest multiple (never below m), or with `down` the one
+ * below, so that a budget stays met; never above n. Left as it is: a layer kept whole, one of no more
+ * than m units, and with `down` a k below m (rounding it up would break the budget, down would leave
+ * no unit); roundingLeft says which and why.
  */
 export function roundUnits(k: number, n: number, m: number, down = false): number {
   if (!Number.isInteger(m) || m < 1) throw new Error(`a multiple of units must be a positive integer, got ${m}`);
-  if (k >= n || n <= m) return Math.min(n, k);
+  if (roundingLeft(k, n, m, down) !== null || k >= n) return Math.min(n, k);
   const r = Math.max(m, (down ? Math.floor(k / m) : Math.round(k / m)) * m);
   return r > n ? n - (n % m) : r;
+}
+
+/** why roundUnits leaves k as it is (words for a note), or null where it rounds it (or the layer is
+ * kept whole) */
+export function roundingLeft(k: number, n: number, m: number, down = false): string | null {
+  if (k >= n || m === 1) return null;
+  if (n <= m) return `it has ${n} units, no more than ${m}`;
+  if (down && k < m) return `${k} units are fewer than ${m}, and a budget is not rounded up`;
+  return null;
+}
+
+/** a note per layer that --multiple-of left unrounded, naming the layer, its units and why */
+export function roundingNotes(layers: string[], ks: number[], n: number[], m: number, down: boolean): string[] {
+  return layers.flatMap((layer, i) => {
+    const why = roundingLeft(ks[i], n[i], m, down);
+    return why === null ? [] : [`${layer} keeps ${ks[i]} of ${n[i]} units, not a multiple of ${m}: ${why}`];
+  });
 }
 
 /** make a batch norm the identity in eval mode that expects outputs of mean mu and spread sd */

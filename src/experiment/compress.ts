@@ -3,15 +3,15 @@
 import { explainMerge, firstFilters } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, paramsWithUnits, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
+import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
 import type { ClusterMethod, MergeReport, MergeRule } from '../compress/merge.js';
 import { pruneModel } from '../compress/prune.js';
-import { mergeSites, roundUnits, unitsAfter } from '../compress/sites.js';
+import { mergeSites, roundingNotes, roundUnits, unitsAfter } from '../compress/sites.js';
 import { BatchNorm } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { compare, modelStats } from '../compress/stats.js';
-import { inputShape } from '../models/index.js';
+import { inputShape, modelName } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
@@ -123,18 +123,25 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   if (what === 'prune' && o.rule && o.rule !== 'mean') throw new Error(`prune: --merge ${o.rule} is a merging rule; pruning keeps units by their L1 norm`);
   checkOutputFile(o.out, '--out', [file]);
   if (o.report !== undefined && what !== 'merge') throw new Error(`${what}: --report shows a merge; run merge for it`);
-  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file, o.out]);
+  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file, { option: '--out', path: o.out }]);
   const started = performance.now();
   const log = o.log ?? (() => {});
-  const { model, arch } = modelFromCheckpoint(file, o.data?.dataset);
+  const { model, arch, normalization: recorded } = modelFromCheckpoint(file, o.data?.dataset);
   const input = inputShape(arch);
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
   const format = formatFor(o.out, o.format);
   // an ONNX file of a network whose input is standardised records the training set's statistics
-  const needData = evaluate || o.report !== undefined || (format === 'onnx' && networkOf(arch).normalization === 'channel') || o.repair !== undefined || recalImages !== null || o.allocate === 'sensitivity' || readsActivations(o.rule) || (stages > 1 && (o.stageEpochs ?? 1) > 0);
-  const data = needData ? await loadTask(arch, o.data) : null;
+  // an ONNX file of a network whose input is standardised records the training set's statistics (from
+  // the checkpoint where it holds them)
+  const why = [
+    evaluate && 'measuring the test accuracy (--no-eval skips it)', o.report !== undefined && 'the page (--no-report skips it)',
+    recalImages !== null && 're-estimating the batch norms (--no-recalibrate skips it)', o.repair !== undefined && '--repair',
+    o.allocate === 'sensitivity' && '--allocate sensitivity', readsActivations(o.rule) && `--merge ${o.rule}`, stages > 1 && (o.stageEpochs ?? 1) > 0 && 'fine-tuning between --stages',
+    format === 'onnx' && networkOf(arch).normalization === 'channel' && !recorded && 'the input statistics an ONNX file records (the checkpoint holds none)',
+  ].filter(Boolean) as string[];
+  const data = why.length ? await loadFor(arch, o.data, `${what}: ${why[0]}`) : null;
   const calib = o.repair === undefined ? undefined : calibrationInputs(data!, o.repair);
   const accBefore = data && evaluate ? accuracyOf(model, data).accuracy : null;
   const seed = o.seed ?? 0;
@@ -160,12 +167,13 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     ks = allocate(model, o.budget, sens).ks;
     allocation = 'sensitivity';
   }
+  let roundingNote: string[] = [];
   if (o.multipleOf !== undefined) {
     if (!ks) throw new Error(`${what}: --multiple-of needs --ratio or --budget (a threshold decides the units only as it merges)`);
-    ks = ks.map((k, i) => roundUnits(k, n[i], o.multipleOf!, o.budget !== undefined));
-    // a layer rounded up to m units can break a budget
-    const kept = paramsWithUnits(model, ks);
-    if (o.budget !== undefined && kept > o.budget * before.params) throw new Error(`${what}: --multiple-of ${o.multipleOf} keeps ${kept.toLocaleString('en')} parameters, more than --budget ${o.budget} allows (${Math.floor(o.budget * before.params).toLocaleString('en')}); give a smaller multiple or a larger budget`);
+    const down = o.budget !== undefined;
+    roundingNote = roundingNotes(names, ks, n, o.multipleOf, down);
+    ks = ks.map((k, i) => roundUnits(k, n[i], o.multipleOf!, down));
+    // with a budget no layer is rounded up (roundUnits), so the budget stays met
   }
   const calibration = recalImages === null ? null : recalibrationSample(data!, recalImages, seed);
   let repair: number[] | null = null;
@@ -181,10 +189,13 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const ratios = target ? target.map((k, i) => 1 - k / now[i]) : undefined;
     if (what === 'merge') {
       const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity, calibration: fitOn, reestimate: calibration ?? undefined });
-      if (s === 1) notes.push(...rep.notes);
+      if (s === 1) notes.push(...rep.notes, ...roundingNote);
       merged = rep;
       repair = rep.repair ?? null;
-    } else pruneModel(current, { ratio: ratios! });
+    } else {
+      pruneModel(current, { ratio: ratios! });
+      if (s === 1) notes.push(...roundingNote);
+    }
     if (calibration) recalibrateBatchNorm(current, calibration);
     currentArch = archOf(current, arch);
     if (s < stages && (o.stageEpochs ?? 1) > 0) {
@@ -197,15 +208,16 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const c = compare(before, after);
   const accAfter = data && evaluate ? accuracyOf(current, data).accuracy : null;
   const kind = what === 'merge' ? 'merged' : 'pruned';
-  if (format === 'onnx') writeOnnx(o.out, { model: current, arch: currentArch, kind }, { normalization: data && networkOf(arch).normalization === 'channel' ? data.norm : undefined });
-  else saveCheckpoint(o.out, { arch: currentArch, model: current, kind });
+  const normalization = networkOf(arch).normalization === 'channel' ? recorded ?? data?.norm ?? null : null;
+  if (format === 'onnx') writeOnnx(o.out, { model: current, arch: currentArch, kind }, { normalization: normalization ?? undefined });
+  else saveCheckpoint(o.out, { arch: currentArch, model: current, kind, normalization });
   const widths = mergeSites(current).map((x) => x.units);
   const units = names.map((layer, i) => ({ layer, before: n[i], after: widths[i] }));
   if (o.report !== undefined) {
     log(`merge: explaining each layer for ${o.report}`);
     const one = stages === 1 && merged !== null;
     await writeCompressionHtml(o.report, {
-      title: `${arch.model} merged by the ${rule} rule: ${(100 * c.compressionRatio).toFixed(2)}% of the parameters removed`,
+      title: `${modelName(arch)} merged by the ${rule} rule: ${(100 * c.compressionRatio).toFixed(2)}% of the parameters removed`,
       command: o.command ?? `merge ${file} --out ${o.out}`, checkpoint: file, out: o.out, model: arch.model, data: dataTitle(data!), rule, method: o.method ?? 'kmeans', seed,
       machine: machineDescription(), seconds: (performance.now() - started) / 1000, allocation: ALLOCATION_TEXT[allocation], units, params: c.params, flops: c.flops,
       accuracy: { before: accBefore, after: accAfter }, recalibrated: calibration ? calibration.shape[0] : null,
@@ -226,6 +238,16 @@ const ALLOCATION_TEXT: Record<CompressResult['allocation'], string> = {
   ratio: 'the units per layer from --ratio', threshold: 'the units per layer from a distance threshold',
   uniform: 'a budget spread as one ratio in every layer', sensitivity: 'a budget spread by each layer\'s measured sensitivity',
 };
+
+/** a task's data, where `why` needs it: a dataset that cannot be had is an error that says what asked
+ * for it (and how to do without) */
+async function loadFor(arch: Arch, data: TaskLoadOptions | undefined, why: string): Promise<TaskData> {
+  try {
+    return await loadTask(arch, data);
+  } catch (e) {
+    throw new Error(`${why} needs the dataset: ${(e as Error).message}`);
+  }
+}
 
 /** the dataset and where it was read */
 const dataTitle = (d: TaskData) => `${d.settings.dataTitle}, ${d.test.count} test images (${sourceOf(d)})`;
@@ -267,7 +289,7 @@ export async function explainCheckpoint(file: string, o: { ratio: number; layer?
     const input = inputShape(arch);
     const c = compare(modelStats(model, input), modelStats(merged, input));
     await writeCompressionHtml(o.report, {
-      title: `${arch.model} merged at ratio ${o.ratio} by the ${rule} rule, layer by layer`,
+      title: `${modelName(arch)} merged at ratio ${o.ratio} by the ${rule} rule, layer by layer`,
       command: o.command ?? `explain ${file} --ratio ${o.ratio}`, checkpoint: file, model: arch.model, data: dataTitle(data), rule, method: o.method ?? 'kmeans', seed,
       machine: machineDescription(), seconds: (performance.now() - started) / 1000, allocation: ALLOCATION_TEXT.ratio, units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
       params: c.params, flops: c.flops, accuracy: { before: null, after: null }, recalibrated: null, notes: rep.notes, explain: layers, filters: firstFilters(model, merged, rep.sites[0].labels),

@@ -2,7 +2,7 @@
 // file: what `neuronmerge export` and `--format onnx` do.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { inputShape } from '../models/index.js';
+import { inputShape, modelName } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { toOnnx } from '../onnx/export.js';
@@ -53,18 +53,19 @@ export function writeOnnx(out: string, m: { model: Sequential; arch: Arch; kind:
     metadata['neuronmerge.mean'] = JSON.stringify(o.normalization.mean);
     metadata['neuronmerge.std'] = JSON.stringify(o.normalization.std);
   }
-  const bytes = toOnnx(m.model, inputShape(m.arch), { foldBatchNorm: o.foldBatchNorm, name: `${m.arch.model} (${m.kind})`, version: version(), metadata, doc: `${m.arch.model} (${m.kind}) from neuronmerge; input ${input}; output batch × classes, the logits` });
+  const bytes = toOnnx(m.model, inputShape(m.arch), { foldBatchNorm: o.foldBatchNorm, name: `${modelName(m.arch)} (${m.kind})`, version: version(), metadata, doc: `${modelName(m.arch)} (${m.kind}) from neuronmerge; input ${input}; output batch × classes, the logits` });
   writeFileAtomic(out, bytes);
   return { out, bytes: bytes.length, foldBatchNorm: o.foldBatchNorm === true, input };
 }
 
 /** `neuronmerge export`: a checkpoint as ONNX; for networks whose input is standardised per channel
- * (VGG-16 on CIFAR-10) the training set's mean and standard deviation are read from the dataset and
- * recorded in the file */
+ * (VGG-16 on CIFAR-10) the training set's mean and standard deviation, as the checkpoint records them
+ * (read from the dataset for a checkpoint that does not), are recorded in the file */
 export async function exportCheckpoint(file: string, out: string, o: { foldBatchNorm?: boolean; data?: TaskLoadOptions } = {}): Promise<OnnxExport & { from: string; arch: Arch; kind: CheckpointKind }> {
   checkOutputFile(out, '--out', [file]);
   const c = modelFromCheckpoint(file, o.data?.dataset);
   c.model.eval();
-  const normalization = networkOf(c.arch).normalization === 'channel' ? (await loadTask(c.arch, o.data)).norm : undefined;
+  // recorded in the checkpoint since training; read from the dataset for files written before that
+  const normalization = networkOf(c.arch).normalization === 'channel' ? c.normalization ?? (await loadTask(c.arch, o.data)).norm : undefined;
   return { ...writeOnnx(out, c, { ...o, normalization }), from: file, arch: c.arch, kind: c.kind };
 }

@@ -16,7 +16,7 @@ import type { EpochRecord } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
 import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
-import { calibrationInputs, loadTask, trainLoader } from './task.js';
+import { calibrationInputs, loadTask, recordedNormalization, trainLoader } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 
 export interface RecipeOptions {
@@ -68,7 +68,7 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   const schedule = d.schedule === 'onecycle' ? oneCycleLr(lr, epochs * loader.length, d.warmup ?? 0.15, 25, 1e4) : cosineLr(lr, epochs * loader.length);
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
-    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing,
+    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t),
   }).history;
   let history: EpochRecord[];
   if (o.device === 'webgpu') {

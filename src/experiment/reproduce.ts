@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import { allocate, layerSensitivity } from '../compress/allocate.js';
 import type { Sensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, paramsWithUnits, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
-import { mergeSites, roundUnits, unitsAfter } from '../compress/sites.js';
+import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
+import { mergeSites, roundingNotes, roundUnits, unitsAfter } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
 import { BatchNorm } from '../nn/layers.js';
 import { pruneModel } from '../compress/prune.js';
@@ -28,7 +28,7 @@ import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, cloneModel, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
+import { accuracyOf, recordedNormalization, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, cloneModel, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 
 export interface ReproduceOptions {
@@ -100,30 +100,6 @@ function measuredSpeedup(original: Sequential, merged: Sequential, x: Tensor, re
   const ratios: number[] = [];
   for (let round = 0; round < 5; round++) ratios.push(inferenceMs(original, x, reps) / inferenceMs(merged, x, reps));
   return ratios.sort((a, b) => a - b)[2];
-}
-
-/**
- * --multiple-of with --budgets, before any training: the units each layer can keep after rounding
- * depend on the architecture alone. A uniform budget is checked exactly (its ratio, then the rounding
- * the rows apply); a budget spread by sensitivity at its least (every layer at the smallest rounded
- * width), so that a budget no allocation can meet fails now, not after the original is trained.
- */
-function checkRoundedBudgets(which: NetworkName, o: ReproduceOptions, quick: boolean): void {
-  const cfg = NETWORKS[which];
-  const arch = o.arch ?? (quick ? cfg.quick.arch : undefined) ?? (o.checkpoint && existsSync(o.checkpoint) ? loadCheckpoint(o.checkpoint).arch : cfg.arch());
-  const model = buildModel(arch, 0);
-  const sites = mergeSites(model);
-  const m = o.multipleOf!;
-  const params = model.numParameters();
-  for (const fraction of o.budgets ?? []) {
-    const uniform = (o.allocate ?? 'uniform') === 'uniform';
-    const r = uniform ? ratioForBudget(model, fraction) : 0;
-    const units = sites.map((s) => roundUnits(uniform ? unitsAfter(s.units, r) : 1, s.units, m, true));
-    const kept = paramsWithUnits(model, units);
-    if (kept > fraction * params) {
-      throw new Error(`reproduce: --multiple-of ${m} keeps ${kept.toLocaleString('en')} parameters ${uniform ? 'at' : 'at least (every layer at its smallest rounded width) at'} the budget ${fraction}, more than it allows (${Math.floor(fraction * params).toLocaleString('en')}); give a smaller multiple or a larger budget`);
-    }
-  }
 }
 
 async function original(which: NetworkName, o: ReproduceOptions, epochs: number, log: (l: string) => void): Promise<{ model: Sequential; arch: Arch; task?: TaskData }> {
@@ -211,6 +187,9 @@ class WorkFolder {
   }
 }
 
+/** the files a reproduction writes into its --out folder */
+const REPORT_FILES = ['report.json', 'report.md', 'report.html', 'accuracy.svg', 'units.svg'];
+
 export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): Promise<Report> {
   const cfg = NETWORKS[which];
   if (!cfg) throw new Error(`reproduce: unknown model '${which}'`);
@@ -224,12 +203,18 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
   // outputs checked before any work: an hour of training must not end on a path that cannot be written
   if (o.out) checkOutputDir(o.out, '--out');
-  if (o.checkpoint) checkOutputFile(o.checkpoint, '--checkpoint');
+  // the original is never one of the files the run writes into --out
+  if (o.checkpoint) checkOutputFile(o.checkpoint, '--checkpoint', o.out ? REPORT_FILES.map((f) => ({ option: '--out', path: join(o.out!, f) })) : []);
   const epochs = o.epochs ?? (quick ? cfg.quick.epochs : cfg.train.epochs);
   const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : cfg.finetune.epochs);
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
-  if (o.multipleOf !== undefined && (o.budgets ?? []).length > 0) checkRoundedBudgets(which, o, quick);
-  const base = await original(which, o, epochs, log);
+  // without --checkpoint the original is kept in the work folder (named by what it depends on), so that
+  // a run stopped while training it resumes it rather than training it again
+  const kept = o.checkpoint === undefined && o.out !== undefined
+    ? { ...o, checkpoint: join(o.out, 'work', `original-${keyOf({ which, arch: o.arch ?? (quick ? cfg.quick.arch : null), epochs, seed, limit, quick, dataset: o.data?.dataset ?? null })}.safetensors`) }
+    : o;
+  if (kept !== o) log(`reproduce ${which}: the original's checkpoints go to ${kept.checkpoint}`);
+  const base = await original(which, kept, epochs, log);
   const arch = base.arch;
   const task = base.task ?? (await loadTask(arch, o.data));
   const input = task.input;
@@ -291,14 +276,24 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       return 1 - roundUnits(unitsAfter(s.units, r), s.units, o.multipleOf!, budget !== undefined) / s.units;
     });
     const label = `${budget ? `budget ${budget.fraction}` : `ratio ${point.ratio}`}${o.multipleOf ? `, units in multiples of ${o.multipleOf}` : ''}`;
-    const row = `${budget ? `budget-${budget.fraction}` : `ratio-${point.ratio}`}${o.multipleOf ? `-x${o.multipleOf}` : ''}`;
-    if (budget && o.multipleOf !== undefined) {
-      // a layer rounded up to the multiple can break the budget
-      const kept = paramsWithUnits(base.model, mergeSites(base.model).map((s, i) => unitsAfter(s.units, (ratio as number[])[i])));
-      if (kept > budget.fraction * before.params) throw new Error(`reproduce: --multiple-of ${o.multipleOf} keeps ${kept.toLocaleString('en')} parameters, more than the budget ${budget.fraction} allows; give a smaller multiple or a larger budget`);
+    if (o.multipleOf !== undefined) {
+      const sites = mergeSites(base.model);
+      const ks = sites.map((s, i) => unitsAfter(s.units, typeof point.ratio === 'number' ? point.ratio : point.ratio[i]));
+      roundingNotes(sites.map((s) => base.model.layers[s.index].describe()), ks, sites.map((s) => s.units), o.multipleOf, budget !== undefined).forEach((n) => notes.add(`${label}: ${n}`));
     }
+    const row = `${budget ? `budget-${budget.fraction}` : `ratio-${point.ratio}`}${o.multipleOf ? `-x${o.multipleOf}` : ''}`;
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
     let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;
+    // the compressed models as fine-tuning left them (weights only), one per rule and the pruned twin,
+    // for eval, export and the user
+    const kept: Record<string, string> = {};
+    const keep = (name: string, model: Sequential, a: Arch, kind: 'merged' | 'pruned') => {
+      if (!o.out) return;
+      const file = join('models', `${row}-${name}.safetensors`);
+      mkdirSync(join(o.out, 'models'), { recursive: true });
+      saveCheckpoint(join(o.out, file), { arch: a, model, kind: ftEpochs > 0 ? 'finetuned' : kind, normalization: recordedNormalization(task) });
+      kept[name] = file;
+    };
     for (const rule of rules) {
       log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
@@ -314,6 +309,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       const ft = await finetune(m, archOf(m, arch), `${row}-${rule}`, ratio);
       log(`reproduce ${which}: merged (${rule}) ${(100 * acc).toFixed(2)}%, after fine-tuning ${(100 * ft).toFixed(2)}%`);
       merges.push({ rule, merged: acc, finetuned: ft });
+      keep(rule, m, archOf(m, arch), 'merged');
     }
     const { model: merged, rep } = first!;
     const acts = readsActivations(rules[0]) ? siteActivations(base.model, fitOn()) : null;
@@ -340,14 +336,9 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = await finetune(pruned, pArch, `${row}-pruned`, ratio);
-    // the compressed models as fine-tuning left them (weights only), for eval, export and the user
-    let models: RatioResult['models'];
-    if (o.out) {
-      models = { merged: join('models', `${row}-${rules[0]}.safetensors`), pruned: join('models', `${row}-pruned.safetensors`) };
-      mkdirSync(join(o.out, 'models'), { recursive: true });
-      saveCheckpoint(join(o.out, models.merged), { arch: mArch, model: merged, kind: ftEpochs > 0 ? 'finetuned' : 'merged' });
-      saveCheckpoint(join(o.out, models.pruned), { arch: pArch, model: pruned, kind: ftEpochs > 0 ? 'finetuned' : 'pruned' });
-    }
+    keep(rules[0], merged, mArch, 'merged');
+    keep('pruned', pruned, pArch, 'pruned');
+    const models: RatioResult['models'] = o.out ? { merged: kept[rules[0]], pruned: kept.pruned, rules: Object.fromEntries(rules.map((r) => [r, kept[r]])) } : undefined;
     results.push({
       ratio: budget ? null : (point.ratio as number),
       ...(budget ? { budget } : {}),
@@ -367,7 +358,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
     finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', weightDecay: o.weightDecay ?? FINETUNE_WEIGHT_DECAY, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...cutoutEntry },
     notes: [...notes],
-    model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${cfg.dataTitle} (${sourceOf(task)})`, quick, seed,
+    model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${task.settings.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),
     seconds: (performance.now() - t0) / 1000,
     original: {

@@ -2,14 +2,14 @@
 // a checkpoint is all a command needs: the dataset, the normalised test set, fine-tuning, evaluation.
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 import { loadDataset } from '../../datasets/catalog.js';
 import type { ImageSet, LoadOptions } from '../../datasets/catalog.js';
 import { BatchLoader, channelStats, toTensor, UNIT } from '../../datasets/loader.js';
 import type { Augment, Normalization } from '../../datasets/loader.js';
 import { getForcedBackend } from '../backend/registry.js';
 import { nativeAddon } from '../backend/native.js';
-import { buildModel, inputShape } from '../models/index.js';
+import { buildModel, inputShape, modelName } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { InferenceSession } from '../nn/session.js';
@@ -17,7 +17,8 @@ import { SGD, cosineLr, oneCycleLr } from '../optim/index.js';
 import { Rng } from '../tensor/rng.js';
 import { distillationLoss } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkArchHolds, CHECKPOINT_KINDS, loadCheckpoint } from '../train/checkpoint.js';
+import { checkArchHolds, checkFinite, CHECKPOINT_KINDS, loadCheckpoint, unfinished } from '../train/checkpoint.js';
+import type { InputNormalization, TrainState } from '../train/checkpoint.js';
 import { fromOnnx } from '../onnx/import.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
@@ -54,6 +55,12 @@ export async function loadTask(arch: Arch, data: TaskLoadOptions = {}): Promise<
   const { train, test } = await loadDataset(settings.dataset, data);
   const norm = settings.normalization === 'channel' ? channelStats(train) : UNIT;
   return { settings, input: inputShape(arch), train, test, norm, ev: toTensor(test, norm, undefined, settings.flat) };
+}
+
+/** what a checkpoint records of a task's input standardisation: the channel statistics where the
+ * network standardises by them (VGG-16 on CIFAR-10), nothing where pixels are only scaled */
+export function recordedNormalization(t: TaskData): InputNormalization | null {
+  return t.settings.normalization === 'channel' ? t.norm : null;
 }
 
 /** the augmentation a network trains with (random crop after 4-pixel padding and flip where its
@@ -190,7 +197,7 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   }
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: wd }), epochs,
-    schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true,
+    schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true, normalization: recordedNormalization(t),
   }).history;
   // the GPU trainer's checkpoints hold weights only; a run to resume exactly stays on the CPU
   if (o.device !== 'webgpu' || o.resume) return onCpu();
@@ -201,13 +208,28 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: wd, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), onCpu, o.log);
 }
 
+/** a model read from a file: its architecture, what the file holds, the input's standardisation where
+ * recorded, and (a checkpoint written while training) where its training stood */
+export interface ModelFile {
+  model: Sequential;
+  arch: Arch;
+  kind: CheckpointKind;
+  normalization: InputNormalization | null;
+  train: TrainState | null;
+}
+
 /** a model, its architecture and what the file holds, from a checkpoint file */
-export function modelFromCheckpoint(path: string, dataset?: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
+export function modelFromCheckpoint(path: string, dataset?: string): ModelFile {
   const m = readModel(path);
   return { ...m, arch: withDataset(m.arch, dataset) };
 }
 
-function readModel(path: string): { model: Sequential; arch: Arch; kind: CheckpointKind } {
+/** what a checkpoint holds, in words: "finetuned", or "finetuned, unfinished: epoch 1 of 3" */
+export function describeKind(m: { kind: CheckpointKind; train: TrainState | null }): string {
+  return unfinished(m.train) ? `${m.kind}, unfinished: epoch ${m.train!.epoch} of ${m.train!.epochs} done${m.train!.batch ? ` and ${m.train!.batch} steps of the next` : ''}` : m.kind;
+}
+
+function readModel(path: string): ModelFile {
   if (/\.onnx$/i.test(path)) {
     let bytes: Uint8Array;
     try {
@@ -217,19 +239,20 @@ function readModel(path: string): { model: Sequential; arch: Arch; kind: Checkpo
     }
     // a model made elsewhere counts as an original; one neuronmerge exported says what it holds
     const m = fromOnnx(bytes, path);
-    return { model: m.model, arch: m.arch, kind: CHECKPOINT_KINDS.includes(m.kind as CheckpointKind) ? (m.kind as CheckpointKind) : 'original' };
+    checkFinite(path, m.model.stateDict());
+    return { model: m.model, arch: m.arch, kind: CHECKPOINT_KINDS.includes(m.kind as CheckpointKind) ? (m.kind as CheckpointKind) : 'original', normalization: m.normalization, train: null };
   }
   const c = loadCheckpoint(path);
   checkArchHolds(path, c);
   const model = buildModel(c.arch, 0);
   model.loadStateDict(c.state, `${path}: checkpoint`);
-  return { model, arch: c.arch, kind: c.kind };
+  return { model, arch: c.arch, kind: c.kind, normalization: c.normalization, train: c.train };
 }
 
 /** the original a compressed model learns from: a checkpoint of the same network and classes */
 export function teacherFor(path: string, student: Arch): Sequential {
   const { model, arch } = modelFromCheckpoint(path);
-  if (arch.model !== student.model) throw new Error(`--distill ${path}: the teacher is a ${arch.model}, the model being fine-tuned a ${student.model}`);
+  if (arch.model !== student.model) throw new Error(`--distill ${path}: the teacher is a ${modelName(arch)}, the model being fine-tuned a ${modelName(student)}`);
   if (arch.classes !== student.classes) throw new Error(`--distill ${path}: the teacher has ${arch.classes} classes, the model being fine-tuned ${student.classes}`);
   return model;
 }
@@ -249,8 +272,10 @@ export function machineDescription(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; ${kernels}`;
 }
 
-/** where a task's images were read, relative to the working folder unless that climbs out of it */
+/** where a task's images were read (the folder, or CIFAR-10's archive, that holds both splits),
+ * relative to the working folder unless that climbs out of it */
 export function sourceOf(t: TaskData): string {
-  const rel = relative(process.cwd(), t.train.source);
-  return rel.startsWith('..') ? t.train.source : rel;
+  const src = t.train.source === t.test.source ? t.train.source : dirname(t.train.source);
+  const rel = relative(process.cwd(), src);
+  return rel === '' ? '.' : rel.startsWith('..') ? src : rel;
 }

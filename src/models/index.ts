@@ -79,6 +79,13 @@ export function shapesThrough(layers: LayerSpec[], input: number[], what = 'sequ
   return out;
 }
 
+/** what to call a model in messages and pages: lenet5, vgg16 or dbn by name; a `sequential` stack of
+ * fully connected layers an mlp, any other one (an imported ONNX model) a sequential model */
+export function modelName(arch: Arch): string {
+  if (arch.model !== 'sequential') return arch.model;
+  return arch.input.length === 1 && arch.layers.every((l) => l.op !== 'conv' && l.op !== 'maxpool' && l.op !== 'avgpool') ? 'mlp' : 'imported model';
+}
+
 export const VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512];
 /** where VGG-16 pools: after these conv indices (0-based) */
 export const VGG16_POOL_AFTER = [1, 3, 6, 9, 12];

@@ -47,7 +47,7 @@ function values(t: TensorP, file: string): Float64Array | Float32Array {
 }
 
 /** read an ONNX model: its architecture (a `sequential` one) and the model with its weights */
-export function fromOnnx(bytes: Uint8Array, file: string, o: { dataset?: string } = {}): { arch: Arch; model: Sequential; kind: string | null } {
+export function fromOnnx(bytes: Uint8Array, file: string, o: { dataset?: string } = {}): { arch: Arch; model: Sequential; kind: string | null; normalization: { mean: number[]; std: number[] } | null } {
   let proto: InstanceType<typeof onnx.ModelProto>;
   try {
     proto = onnx.ModelProto.decode(bytes);
@@ -226,6 +226,16 @@ export function fromOnnx(bytes: Uint8Array, file: string, o: { dataset?: string 
     }
   });
   // a file neuronmerge wrote says what it holds (merged, pruned, …)
-  const kind = (proto.metadataProps ?? []).find((p) => p.key === 'neuronmerge.kind')?.value ?? null;
-  return { arch, model, kind };
+  const meta = (key: string) => (proto.metadataProps ?? []).find((p) => p.key === key)?.value ?? null;
+  const kind = meta('neuronmerge.kind');
+  // the input's standardisation, where neuronmerge recorded it (a list per channel each)
+  let normalization: { mean: number[]; std: number[] } | null = null;
+  try {
+    const mean = JSON.parse(meta('neuronmerge.mean') ?? 'null'), std = JSON.parse(meta('neuronmerge.std') ?? 'null');
+    const ok = (xs: unknown) => Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
+    if (ok(mean) && ok(std) && mean.length === std.length && std.every((x: number) => x > 0)) normalization = { mean, std };
+  } catch {
+    /* not recorded as neuronmerge writes it: read from the dataset where needed */
+  }
+  return { arch, model, kind, normalization };
 }

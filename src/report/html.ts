@@ -48,10 +48,19 @@ export function unitMapSvg(m: UnitMap, title: string): string {
   const py = (y: number) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
   const f = (v: number) => v.toFixed(1);
   const dots = xs.map((x, i) => `<circle class="unit" data-unit="${i}" data-group="${m.group[i]}" cx="${f(px(x))}" cy="${f(py(ys[i]))}" r="3.5" fill="${hue(m.group[i])}" fill-opacity="0.75"><title>unit ${i}, cluster ${m.group[i]}</title></circle>`);
-  const crosses = centroids(m).filter((c) => c.size > 1).map((c) => {
-    const cx = px(c.x), cy = py(c.y);
-    return `<path class="merged" data-group="${c.group}" d="M${f(cx - 5)},${f(cy - 5)}L${f(cx + 5)},${f(cy + 5)}M${f(cx - 5)},${f(cy + 5)}L${f(cx + 5)},${f(cy - 5)}" stroke="${hue(c.group)}" stroke-width="2.2"><title>cluster ${c.group}: ${c.size} units merged</title></path>`;
-  });
+  // a rule that keeps a unit of each group (medoid, and the rules that keep L1 pruning's units) has it
+  // ringed; the averaging rules' merged unit is a cross at the mean of its members
+  const sizes = new Map<number, number>();
+  m.group.forEach((g) => sizes.set(g, (sizes.get(g) ?? 0) + 1));
+  const crosses = m.kept
+    ? m.kept.map((u) => `<circle class="kept" data-unit="${u}" data-group="${m.group[u]}" cx="${f(px(xs[u]))}" cy="${f(py(ys[u]))}" r="7" fill="none" stroke="${hue(m.group[u])}" stroke-width="2"><title>unit ${u} kept for its group of ${sizes.get(m.group[u])}</title></circle>`)
+    : centroids(m).filter((c) => c.size > 1).map((c) => {
+      const cx = px(c.x), cy = py(c.y);
+      return `<path class="merged" data-group="${c.group}" d="M${f(cx - 5)},${f(cy - 5)}L${f(cx + 5)},${f(cy + 5)}M${f(cx - 5)},${f(cy + 5)}L${f(cx + 5)},${f(cy - 5)}" stroke="${hue(c.group)}" stroke-width="2.2"><title>cluster ${c.group}: ${c.size} units merged</title></path>`;
+    });
+  const legend = m.kept
+    ? `<circle cx="${L + 160}" cy="28" r="6" fill="none" stroke="#777" stroke-width="2"/><text x="${L + 170}" y="31">a kept unit</text>`
+    : `<path d="M${L + 160},24L${L + 168},32M${L + 160},32L${L + 168},24" stroke="#777" stroke-width="2.2"/><text x="${L + 173}" y="31">a merged unit</text>`;
   const ticks = (lo: number, hi: number) => [0, 0.5, 1].map((t) => lo + t * (hi - lo));
   const xt = ticks(x0, x1).map((v) => `<text x="${f(px(v))}" y="${H - B + 14}" text-anchor="middle">${v.toPrecision(2)}</text>`);
   const yt = ticks(y0, y1).map((v) => `<text x="${L - 4}" y="${f(py(v) + 3)}" text-anchor="end">${v.toPrecision(2)}</text>`);
@@ -59,7 +68,7 @@ export function unitMapSvg(m: UnitMap, title: string): string {
     `<svg class="unit-map" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="10" font-family="sans-serif">`,
     `<text x="${W / 2}" y="14" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
     `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#999"/>`,
-    `<g class="legend"><circle cx="${L + 6}" cy="28" r="3.5" fill="#777"/><text x="${L + 13}" y="31">a unit (colour: its cluster)</text><path d="M${L + 160},24L${L + 168},32M${L + 160},32L${L + 168},24" stroke="#777" stroke-width="2.2"/><text x="${L + 173}" y="31">a merged unit</text></g>`,
+    `<g class="legend"><circle cx="${L + 6}" cy="28" r="3.5" fill="#777"/><text x="${L + 13}" y="31">a unit (colour: its ${m.kept ? 'group' : 'cluster'})</text>${legend}</g>`,
     ...xt, ...yt,
     `<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">first principal component (${(100 * m.explained[0]).toFixed(0)}% of the variance)</text>`,
     `<text transform="translate(11,${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">second (${(100 * m.explained[1]).toFixed(0)}%)</text>`,
@@ -171,18 +180,39 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.maps{displa
 .cluster{display:flex;align-items:center;gap:4px;margin:4px 0}.cluster svg{border:1px solid #bbb}.arrow{margin:0 6px}
 .cluster svg.merged{border:2px solid #222}.trees svg{display:block;margin:6px 0}`;
 
-const table = (h: string[], rs: string[][], cls = '') => `<table${cls ? ` class="${cls}"` : ''}><tr>${h.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>${rs.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
+/** a table; `h` of empty names only: no header row (a list of facts) */
+const table = (h: string[], rs: string[][], cls = '') => `<table${cls ? ` class="${cls}"` : ''}>${h.some((c) => c !== '') ? `<tr>${h.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>` : ''}${rs.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
 
 /** what merging did to each layer: the table, the unit maps, the dendrograms (agglomerative methods)
  * and the first convolution's filters */
-function layersHtml(explain: LayerExplanation[], filters: FilterView | null | undefined, heading: string, method: string): string {
+/** how a rule grouped the units and what stands for each group, in words for the pages */
+export function ruleText(rule: string, method: string): { grouping: string; map: string } {
+  const clusters = method === 'kmeans' ? 'k-means clusters' : `${method} linkage clusters`;
+  switch (rule) {
+    case 'compensate': case 'fitted': case 'lstsq': case 'refit': {
+      const what = rule === 'compensate' ? 'every other unit folded into its most similar kept one (by cosine)'
+        : rule === 'fitted' ? 'every other unit folded into its most similar kept one, fitted on calibration activations'
+          : rule === 'lstsq' ? 'every other unit rebuilt from all the kept units by least squares on calibration activations'
+            : 'layer by layer, every unit of the original rebuilt from the kept units as the merged network computes them';
+      return {
+        grouping: `no clustering: the units L1 pruning keeps stay, ${what}`,
+        map: 'coloured by the kept unit each one is grouped with; a ring marks a kept unit (the units L1 pruning keeps: no k-means ran, nothing is averaged)',
+      };
+    }
+    case 'medoid': return { grouping: `${clusters}, each replaced by its most representative member`, map: 'coloured by cluster; a ring marks the member each cluster keeps' };
+    case 'scaled': return { grouping: `${clusters} by direction, each merged into one unit whose scale the next layer reads per member`, map: 'coloured by cluster; a cross marks where a merged unit sits (the mean of its members\' directions)' };
+    default: return { grouping: `${clusters}, each merged into the mean of its members`, map: 'coloured by cluster; a cross marks where a merged unit sits (the mean of its members)' };
+  }
+}
+
+function layersHtml(explain: LayerExplanation[], filters: FilterView | null | undefined, heading: string, method: string, rule = 'mean'): string {
   const rows = explain.map((e) => [e.layer, `${e.units} → ${e.clusters}`, `${e.sizes.min} / ${e.sizes.median} / ${e.sizes.max}`, String(e.sizes.singletons), `${(100 * e.spread).toFixed(1)}%`, `${(100 * e.outputShift).toFixed(1)}%`]);
   const maps = explain.map((e) => unitMapSvg(e.map, `${e.layer}: ${e.units} → ${e.clusters}`));
   const trees = explain.filter((e) => e.tree && e.tree.length > 0).map((e) => dendrogramSvg(e.tree!, e.map.group, `${e.layer}: ${e.units} → ${e.clusters}`, method));
   const firsts = filters ? filtersHtml(filters) : '';
   return `<h2>${esc(heading)}</h2>
 ${table(['layer', 'units → clusters', 'sizes min / median / max', 'singletons', 'spread', 'next output moved'], rows, 'layers')}
-<p>Each map shows one layer's units in the plane of their first two principal components (of the vectors they are clustered by: incoming weights and bias, batch norm folded), coloured by cluster; a cross marks where a merged unit sits (the mean of its members). Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged.</p>
+<p>Each map shows one layer's units in the plane of their first two principal components (of their incoming weights and bias, batch norm folded), ${esc(ruleText(rule, method).map)}. Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged.</p>
 <div class="maps">${maps.join('\n')}</div>
 ${trees.length ? `<h2>Dendrograms</h2>
 <p>How ${esc(method)} linkage joined each layer's units, closest first: a link's height is the distance at which its two parts joined. The dashed line is the cut that leaves the clusters merged; the links below it are coloured as in the maps above.</p>
@@ -198,7 +228,7 @@ export function compressionHtml(v: CompressionView, charts: { units: string }): 
   const removed = 1 - v.params.after / v.params.before;
   const facts: string[][] = [
     ['command', `neuronmerge ${v.command}`], ['checkpoint', v.checkpoint], ...(v.out ? [['merged checkpoint', v.out]] : []), ['model', v.model], ['data', v.data],
-    ['merging', `${v.rule} rule, ${v.method === 'kmeans' ? 'k-means' : `${v.method} linkage`} clusters; ${v.allocation}`], ['seed', String(v.seed)], ['machine', v.machine], ['time', `${v.seconds.toFixed(1)} s`],
+    ['merging', `${v.rule} rule: ${ruleText(v.rule, v.method).grouping}; ${v.allocation}`], ['seed', String(v.seed)], ['machine', v.machine], ['time', `${v.seconds.toFixed(1)} s`],
     ['parameters', `${v.params.before.toLocaleString('en')} → ${v.params.after.toLocaleString('en')} (${pct(removed)} removed)`],
     ['FLOPs per image', `${v.flops.before.toLocaleString('en')} → ${v.flops.after.toLocaleString('en')} (${(v.flops.before / Math.max(1, v.flops.after)).toFixed(2)}× fewer)`],
     ...(v.accuracy.before !== null ? [['test accuracy', `${pct(v.accuracy.before)} → ${v.accuracy.after === null ? 'not measured' : pct(v.accuracy.after)} (before fine-tuning)`]] : []),
@@ -214,7 +244,7 @@ ${v.notes.length ? `<p>${v.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</p
 <h2>Units per layer</h2>
 <figure>${charts.units}<figcaption>Units per layer before and after merging.</figcaption></figure>
 ${units}
-${layersHtml(v.explain, v.filters, `What merging did to each layer (${v.rule} rule)`, v.method)}
+${layersHtml(v.explain, v.filters, `What merging did to each layer (${v.rule} rule)`, v.method, v.rule)}
 </body></html>
 `;
 }
@@ -222,7 +252,7 @@ ${layersHtml(v.explain, v.filters, `What merging did to each layer (${v.rule} ru
 /** report.html's text; `charts` are the accuracy and units plots as SVG */
 export function reportHtml(r: Report, charts: { accuracy: string; units: string }): string {
   const rules = r.results[0]?.merges?.map((m) => m.rule) ?? ['mean'];
-  const head = ['compression', 'parameters kept', 'removed', 'FLOPs ratio', 'measured speedup', ...rules.flatMap((m) => [`merged (${m})`, `${m} + fine-tune`]), 'pruned', 'pruned + fine-tune'];
+  const head = ['ratio', 'parameters kept', 'removed', 'FLOPs ratio', 'measured speedup', ...rules.flatMap((m) => [`merged (${m})`, `${m} + fine-tune`]), 'pruned', 'pruned + fine-tune'];
   const rows = r.results.map((x) => {
     const merged = rules.flatMap((m) => {
       const v = x.merges?.find((y) => y.rule === m) ?? { merged: x.accuracy.merged, finetuned: x.accuracy.finetuned };
@@ -246,9 +276,9 @@ ${table(['', ''], facts, 'facts')}
 <h2>Results</h2>
 ${table(head, rows, 'results')}
 ${r.notes?.length ? `<p>${r.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</p>` : ''}
-<figure>${charts.accuracy}<figcaption>Test accuracy against the share of parameters removed, for each merging rule and for L1 pruning, before (dashed) and after fine-tuning; the grey line is the original.</figcaption></figure>
-<figure>${charts.units}<figcaption>Units per layer, before and after each compression.</figcaption></figure>
-${first ? layersHtml(first.explain, first.filters, `What merging did to each layer (${rowLabel(first)}, ${rules[0]} rule)`, 'ward') : ''}
+<figure>${charts.accuracy}<figcaption>Test accuracy against the share of parameters removed, for each merging rule and for L1 pruning: before fine-tuning (left) and after (right, its axis zoomed to the data); the grey line is the original.</figcaption></figure>
+<figure>${charts.units}<figcaption>Units per layer, before and after each compression (a logarithmic axis, so that small layers show).</figcaption></figure>
+${first ? layersHtml(first.explain, first.filters, `What merging did to each layer (${rowLabel(first)}, ${rules[0]} rule)`, 'kmeans', rules[0]) : ''}
 </body></html>
 `;
 }

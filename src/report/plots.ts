@@ -23,19 +23,31 @@ export function accuracySpec(r: Report): Spec {
     row(x, 'pruned (L1)', 'before fine-tuning', x.accuracy.pruned),
     row(x, 'pruned (L1)', 'after fine-tuning', x.accuracy.prunedFinetuned),
   ]);
+  // before and after fine-tuning side by side: after it the methods lie within a point or two of each
+  // other, so its axis is zoomed to the data (the original's line included) instead of 0–100%
+  const panel = (stage: string, zoom: boolean) => {
+    const vs = values.filter((v) => v.stage === stage);
+    const ys = [...vs.map((v) => v.accuracy), r.original.accuracy];
+    const lo = Math.min(...ys), hi = Math.max(...ys), pad = Math.max(0.002, (hi - lo) * 0.08);
+    const scale = zoom ? { domain: [Math.max(0, lo - pad), Math.min(1, hi + pad)], zero: false } : { domain: [0, 1] };
+    return {
+      title: { text: stage, fontSize: 12 },
+      width: 300, height: 240,
+      layer: [
+        { data: { values: vs }, mark: { type: 'line', point: true }, encoding: {
+          x: { field: 'compression', type: 'quantitative', title: 'parameters removed', scale: { zero: false }, axis: { format: '%', titlePadding: 8 } },
+          y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale, axis: { format: zoom ? '.1%' : '%', titlePadding: 10 } },
+          color: { field: 'method', type: 'nominal', title: 'method', sort: methods, scale: { domain: methods } },
+          tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio or budget' }, { field: 'accuracy', format: '.2%' }],
+        } },
+        { data: { values: [{ accuracy: r.original.accuracy }] }, mark: { type: 'rule', color: 'gray' }, encoding: { y: { field: 'accuracy', type: 'quantitative' } } },
+      ],
+    };
+  };
   return {
     title: `${r.model}: test accuracy against compression (original ${(100 * r.original.accuracy).toFixed(2)}%, grey line)`,
-    width: 420, height: 260,
-    layer: [
-      { data: { values }, mark: { type: 'line', point: true }, encoding: {
-        x: { field: 'compression', type: 'quantitative', title: 'parameters removed (1 - after / before)', axis: { format: '%' } },
-        y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', axis: { format: '%' } },
-        color: { field: 'method', type: 'nominal', title: 'method', sort: methods },
-        strokeDash: { field: 'stage', type: 'nominal', title: 'stage', sort: ['after fine-tuning', 'before fine-tuning'], legend: { symbolType: 'stroke', encode: { symbols: { update: { stroke: { value: '#333' }, strokeWidth: { value: 2 } } } } } },
-        tooltip: [{ field: 'method' }, { field: 'stage' }, { field: 'ratio', title: 'merge ratio or budget' }, { field: 'accuracy', format: '.2%' }],
-      } },
-      { data: { values: [{ accuracy: r.original.accuracy }] }, mark: { type: 'rule', color: 'gray' }, encoding: { y: { field: 'accuracy', type: 'quantitative' } } },
-    ],
+    hconcat: [panel('before fine-tuning', false), panel('after fine-tuning', true)],
+    resolve: { scale: { y: 'independent' } },
   };
 }
 
@@ -65,7 +77,8 @@ function unitBars(title: string, values: { layer: string; units: number; version
     encoding: {
       x: { field: 'layer', type: 'nominal', title: null, sort: null },
       xOffset: { field: 'version', sort: null },
-      y: { field: 'units', type: 'quantitative', title: 'units' },
+      // a logarithmic axis: a 2000-unit layer beside a 10-unit one leaves the small one visible
+      y: { field: 'units', type: 'quantitative', title: 'units (log scale)', scale: { type: 'symlog' }, axis: { titlePadding: 10, values: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].filter((v) => v <= 2 * Math.max(...values.map((x) => x.units))) } },
       color: { field: 'version', type: 'nominal', title: null, sort: null },
       tooltip: [{ field: 'layer' }, { field: 'version' }, { field: 'units' }],
     },

@@ -22,7 +22,7 @@ export interface RatioResult {
   merges?: { rule: string; merged: number; finetuned: number }[];
   /** the merged (first rule) and pruned models after fine-tuning, as checkpoints relative to the
    * report's folder */
-  models?: { merged: string; pruned: string };
+  models?: { merged: string; pruned: string; rules?: Record<string, string> };
   speedup: { flops: number; measured: number };
   /** what merging did to each layer (the teaching view) */
   explain: LayerExplanation[];

@@ -1,21 +1,60 @@
 // Files a run writes: written whole or not at all, and output paths checked before any work starts, so
 // an hour of training never ends on a path that cannot be written, and a bad path never costs a good file.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+
+/** the stats of `path` without following a link, or null where nothing is there */
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where writing `path` really lands: the path itself, or, for a symbolic link, the file it points to
+ * (followed link by link, a dangling link's target included), so that a link is written through and
+ * never replaced by a file.
+ */
+export function writeTarget(path: string): string {
+  let p = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    const st = lstatOrNull(p);
+    if (!st?.isSymbolicLink()) return p;
+    p = resolve(dirname(p), readlinkSync(p));
+  }
+  throw new Error(`${path}: too many levels of symbolic links`);
+}
+
+/** why `path` (as writeTarget resolves it) cannot be replaced by a written file, or null where it can:
+ * only a regular file or nothing may stand there */
+function notWritable(path: string): string | null {
+  const st = lstatOrNull(writeTarget(path));
+  if (!st || st.isFile()) return null;
+  if (st.isDirectory()) return 'is a folder; give a file name';
+  const what = st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
+  return `is ${what}, not a regular file; give a file name`;
+}
 
 /** write `data` (or its chunks, in order) to `path` through a temporary file beside it, renamed into
  * place once complete; an error names `path` and leaves the previous file as it was */
 export function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[]): void {
-  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
+  // a link is written through to its target; a device, pipe or folder is never replaced
+  const target = writeTarget(path);
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   let fd = -1;
   try {
-    mkdirSync(dirname(resolve(path)), { recursive: true });
+    const why = notWritable(path);
+    if (why) throw new Error(why);
+    mkdirSync(dirname(target), { recursive: true });
     fd = openSync(tmp, 'w');
     for (const chunk of typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Array.isArray(data) ? data : [data]) writeSync(fd, chunk);
     fsyncSync(fd);
     closeSync(fd);
     fd = -1;
-    renameSync(tmp, path);
+    renameSync(tmp, target);
   } catch (e) {
     if (fd >= 0) closeSync(fd);
     try {
@@ -54,22 +93,30 @@ function canCreateIn(dir: string): boolean {
   }
 }
 
-const same = (a: string, b: string) => {
-  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
-  return real(a) === real(b);
-};
+const real = (p: string) => (existsSync(p) ? realpathSync(p) : writeTarget(p));
+const same = (a: string, b: string) => real(a) === real(b);
+
+/** a file a command reads: the positional input (a bare path) or one named by its option */
+export type InputFile = string | { option: string; path: string };
 
 /**
- * An output file named by option `option` (e.g. `--out`) as the user gave it: not a folder, not one of
- * `inputs`, and in a folder where a file can be made (missing folders are made when it is written).
- * Throws an error naming the option and the path as given.
+ * An output file named by option `option` (e.g. `--out`) as the user gave it: a regular file or
+ * nothing (a link is written through to its target; a folder, device or pipe is refused), none of the
+ * files the command reads (`inputs`: the positional one, or others named by their option), and in a
+ * folder where a file can be made (missing folders are made when it is written). Throws an error
+ * naming the option and the path as given.
  */
-export function checkOutputFile(path: string, option: string, inputs: string[] = []): void {
+export function checkOutputFile(path: string, option: string, inputs: InputFile[] = []): void {
   const what = `${option} ${path}`;
   if (path === '') throw new Error(`${option}: the path is empty`);
-  if (existsSync(path) && statSync(path).isDirectory()) throw new Error(`${what}: is a folder; give a file name`);
-  for (const i of inputs) if (same(path, i)) throw new Error(`${what}: is also the input; write to another file so that the input is kept`);
-  const dir = existingAncestor(dirname(resolve(path)), what);
+  const why = notWritable(path);
+  if (why) throw new Error(`${what}: ${why}`);
+  for (const i of inputs) {
+    if (typeof i === 'string') {
+      if (same(path, i)) throw new Error(`${what}: is also the input; write to another file so that the input is kept`);
+    } else if (same(path, i.path)) throw new Error(`${what}: is also ${i.option} ${i.path}; write to another file so that ${i.option === '--out' ? 'the two do not overwrite each other' : 'it is kept'}`);
+  }
+  const dir = existingAncestor(dirname(writeTarget(path)), what);
   if (!canCreateIn(dir)) throw new Error(`${what}: cannot write in ${dir}`);
 }
 
@@ -80,4 +127,85 @@ export function checkOutputDir(path: string, option: string): void {
   if (existsSync(path) && !statSync(path).isDirectory()) throw new Error(`${what}: is a file, not a folder`);
   const dir = existingAncestor(path, what);
   if (!canCreateIn(dir)) throw new Error(`${what}: cannot write in ${dir}`);
+}
+
+/** the lock file of an output: hidden, beside the file (or folder) it guards */
+const lockOf = (path: string) => {
+  const target = writeTarget(path);
+  return join(dirname(target), `.${basename(target)}.lock`);
+};
+const held = new Set<string>();
+let cleanupInstalled = false;
+
+/** whether a process with this id runs on this machine */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims outputs (files or a folder) for this process until it exits, so that two runs never write the
+ * same outputs at once (a model from one and its page from the other): a hidden `.NAME.lock` beside
+ * each holds this process's id. A second run is refused with an error naming the option, the path and
+ * the process that holds it; a lock whose process has died is taken over. Paths whose folder cannot be
+ * made are left to the output checks to report.
+ */
+export function lockOutputs(outputs: { option: string; path: string }[]): void {
+  for (const { option, path } of outputs) {
+    if (path === '') continue;
+    const lock = lockOf(path);
+    if (held.has(lock)) continue;
+    for (let tries = 0; ; tries++) {
+      try {
+        mkdirSync(dirname(lock), { recursive: true });
+      } catch {
+        break; // the output's folder cannot be made: the output checks say why
+      }
+      try {
+        const fd = openSync(lock, 'wx');
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        held.add(lock);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') break;
+        let pid = NaN;
+        try {
+          pid = Number(readFileSync(lock, 'utf8').trim());
+        } catch {
+          /* removed meanwhile: try again */
+        }
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) && tries < 3) {
+          throw new Error(`${option} ${path}: another neuronmerge run (process ${pid}) is writing it; wait for that run to end or write elsewhere`);
+        }
+        if (tries >= 3) throw new Error(`${option} ${path}: cannot take its lock ${lock}`);
+        // a lock left by a run that died: taken over
+        try {
+          unlinkSync(lock);
+        } catch {
+          /* another run took it over first */
+        }
+      }
+    }
+  }
+  if (!cleanupInstalled) {
+    cleanupInstalled = true;
+    process.on('exit', releaseOutputs);
+  }
+}
+
+/** gives up every output this process has claimed */
+export function releaseOutputs(): void {
+  for (const lock of held) {
+    try {
+      if (readFileSync(lock, 'utf8').trim() === String(process.pid)) unlinkSync(lock);
+    } catch {
+      /* gone already */
+    }
+  }
+  held.clear();
 }

@@ -116,6 +116,9 @@ function require8(fd: number, out: Buffer): void {
 export interface TrainState {
   /** the epoch and batch the next step will run */
   epoch: number;
+  /** the epochs the run was asked for: a file with `epoch` below it is a run cut short (files written
+   * before this was recorded leave it out) */
+  epochs?: number;
   batch: number;
   /** optimizer steps taken */
   step: number;
@@ -138,10 +141,44 @@ export interface Checkpoint {
   train: TrainState | null;
   optimizer: (OptimizerState & { type: string; lr: number }) | null;
   rngs: RngState[];
+  /** what the model's input was standardised by (per channel, pixel/255 units), where recorded */
+  normalization: InputNormalization | null;
+}
+
+/** per-channel mean and standard deviation the input is standardised by (pixel/255 units) */
+export interface InputNormalization {
+  mean: number[];
+  std: number[];
+}
+
+/** whether a training state stops before the epochs it was asked for */
+export const unfinished = (t: TrainState | null): boolean => t !== null && t.epochs !== undefined && t.epoch < t.epochs;
+
+/**
+ * Throws unless every number of every tensor is finite, naming the file, the first tensor and the
+ * index that is not: a model with a NaN or an infinity in it computes nothing meaningful, and every
+ * figure made from it would mislead.
+ */
+export function checkFinite(path: string, tensors: Iterable<[string, Tensor]>): void {
+  for (const [name, t] of tensors) {
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i])) throw new CheckpointError(`${path}: tensor '${name}' holds ${d[i]} at index ${i}; a model with non-finite weights cannot be used`);
+    }
+  }
+}
+
+function parseNormalization(path: string, v: unknown): InputNormalization {
+  const n = v as InputNormalization;
+  const ok = (xs: unknown, positive: boolean) => Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  if (!n || typeof n !== 'object' || !ok(n.mean, false) || !ok(n.std, true) || n.mean.length !== n.std.length) {
+    throw new CheckpointError(`${path}: metadata field 'normalization' must hold per-channel 'mean' and positive 'std' lists of one length`);
+  }
+  return { mean: n.mean, std: n.std };
 }
 
 /** model (+ optimizer, training position, generator states) -> one safetensors file */
-export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[] }): void {
+export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[]; normalization?: InputNormalization | null }): void {
   const tensors = new Map<string, Tensor>();
   for (const [k, t] of c.model.stateDict()) tensors.set('model.' + k, t);
   const meta: Record<string, string> = { format: 'neuronmerge-checkpoint', version: '1', kind: c.kind ?? 'original', arch: JSON.stringify(c.arch) };
@@ -154,6 +191,7 @@ export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kin
   }
   if (c.train) meta.train = JSON.stringify(c.train);
   if (c.rngs) meta.rngs = JSON.stringify(c.rngs);
+  if (c.normalization) meta.normalization = JSON.stringify({ mean: c.normalization.mean, std: c.normalization.std });
   writeSafetensors(path, tensors, meta);
 }
 
@@ -209,5 +247,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   }
   const train = metadata.train ? (parse('train') as TrainState) : null;
   const rngs = metadata.rngs ? (parse('rngs') as RngState[]) : [];
-  return { arch, kind, state, train, optimizer, rngs };
+  const normalization = metadata.normalization ? parseNormalization(path, parse('normalization')) : null;
+  checkFinite(path, tensors);
+  return { arch, kind, state, train, optimizer, rngs, normalization };
 }

@@ -1,6 +1,7 @@
 // The training loop: epochs of seeded mini-batches, a progress bar on a terminal (plain lines in logs),
 // evaluation, checkpoints that resume exactly, and a clear stop when the loss stops being finite.
-import { appendFileSync, existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { BatchLoader } from '../../datasets/loader.js';
 import type { Arch } from '../models/index.js';
 import { Dropout } from '../nn/layers.js';
@@ -9,8 +10,18 @@ import type { Optimizer, Schedule } from '../optim/index.js';
 import { argmax, crossEntropy, slice } from '../tensor/ops.js';
 import type { Rng } from '../tensor/rng.js';
 import { noGrad, Tensor, trackAllocations } from '../tensor/tensor.js';
+import { interruptRequested } from '../backend/native.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import type { CheckpointKind, TrainState } from './checkpoint.js';
+import type { CheckpointKind, InputNormalization, TrainState } from './checkpoint.js';
+
+/** a run stopped by Ctrl-C or SIGTERM between two steps (see watchInterrupts), after saving its
+ * checkpoint where it had one; the message says where it stopped and how to go on */
+export class TrainingInterrupted extends Error {
+  constructor(message: string, readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(message);
+    this.name = 'TrainingInterrupted';
+  }
+}
 
 export class TrainingDiverged extends Error {
   constructor(message: string) {
@@ -98,6 +109,9 @@ export interface FitOptions {
   checkpointKind?: CheckpointKind;
   /** continue from this checkpoint (model, optimizer, position, generators) */
   resume?: string;
+  /** recorded in the checkpoint: what the inputs are standardised by, so that what reads the model
+   * later (export, ONNX output) needs no dataset for it */
+  normalization?: InputNormalization | null;
   /** stop after this many optimizer steps in total (tests, budgets) */
   maxSteps?: number;
   /** the loss of a batch from the model's logits (default: cross-entropy with the labels); distillation
@@ -134,6 +148,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
   const say = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const tty = o.progress !== false && process.stderr.isTTY;
   const quiet = o.progress === false;
+  if (toFile) mkdirSync(dirname(toFile), { recursive: true });
   const record = (l: string) => {
     if (toFile) appendFileSync(toFile, `${new Date().toISOString()} ${l}\n`);
   };
@@ -165,8 +180,15 @@ export function fit(model: Module, o: FitOptions): FitResult {
   };
   const save = () => {
     if (!o.checkpoint) return;
+    // a step that left a weight non-finite is not saved over the last good checkpoint
+    for (const [name, t] of model.stateDict()) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (!Number.isFinite(d[i])) throw new TrainingDiverged(`training stopped: weight '${name}' became ${d[i]} at step ${state.step}; ${existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written'}.`);
+      }
+    }
     state = { ...state, ...spent() };
-    saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, extra: { history } }, rngs: rngs.map((r) => r.getState()) });
+    saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, epochs: o.epochs, extra: { history } }, rngs: rngs.map((r) => r.getState()), normalization: o.normalization });
   };
   const nb = o.loader.length;
   if (o.resume) {
@@ -175,7 +197,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
     const left = perStep === null ? '' : `; about ${duration(perStep * Math.max(0, total - state.step))} left at ${perStep.toFixed(2)} s a step`;
     // a checkpoint written without its times (an older file) says so rather than 0 s
     const spentSoFar = state.seconds === undefined ? 'time spent before not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time and ${duration(state.seconds)} so far`;
-    if (state.epoch >= o.epochs) log(`${o.resume}: all ${o.epochs} epochs done before (${state.seconds === undefined ? 'time not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time`}); reusing it`);
+    if (state.epoch >= o.epochs) log(`${o.resume}: ${o.epochs === 1 ? 'its 1 epoch' : `all ${o.epochs} epochs`} done before (${state.seconds === undefined ? 'time not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time`}); reusing it`);
     else log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${spentSoFar}${left}`);
   }
   model.train();
@@ -204,6 +226,15 @@ export function fit(model: Module, o: FitOptions): FitResult {
       const pred = noGrad(() => argmax(logits.detach(), 1));
       for (let i = 0; i < y.length; i++) if (pred.data[i] === y[i]) correct++;
       if (o.checkpointEvery && state.step % o.checkpointEvery === 0) save();
+      const signal = interruptRequested();
+      if (signal) {
+        save();
+        const at = `epoch ${epoch + 1} of ${o.epochs}, batch ${b + 1} of ${nb} (step ${state.step} of ${o.epochs * nb})`;
+        const msg = `interrupted (${signal}) at ${at}; ${o.checkpoint ? `${o.checkpoint} holds that point: the same command resumes it` : 'nothing was saved'}`;
+        if (tty) process.stderr.write('\n');
+        record(msg);
+        throw new TrainingInterrupted(msg, signal);
+      }
       if (!quiet || toFile) {
         const el = (performance.now() - t0) / 1000;
         const line = `epoch ${epoch + 1}/${o.epochs} ${bar((b + 1) / nb)} ${b + 1}/${nb} loss ${(lossSum / seen).toFixed(4)} acc ${(correct / seen).toFixed(4)} ${(seen / el).toFixed(0)} img/s`;
