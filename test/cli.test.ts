@@ -187,7 +187,7 @@ C('reproduce reuses a finished checkpoint, resumes a cut-short one, and rejects 
   assert.is(JSON.parse(r2.stdout).original.accuracy, JSON.parse(r1.stdout).original.accuracy);
   assert.type(JSON.parse(r2.stdout).results[0].accuracy.repaired, 'number');
   assert.is(JSON.parse(r1.stdout).results[0].accuracy.repaired, undefined);
-  assert.match(readFileSync(join(d, 'o2', 'report.md'), 'utf8'), /\| merged \(mean\) \| mean \+ repair \| mean \+ fine-tune \| merged \(scaled\) \| scaled \+ fine-tune \|/);
+  assert.match(readFileSync(join(d, 'o2', 'report.md'), 'utf8'), /\| merged \(mean\) \| mean \+ repair \| mean \+ fine-tune \| merged \(refit\) \| refit \+ fine-tune \|/);
   const dbn = join(d, 'dbn.safetensors');
   json(run('train', 'dbn', '--epochs', '1', '--limit', '200', '--checkpoint', dbn, '--json'));
   const bad = run('reproduce', 'lenet', '--checkpoint', dbn);

@@ -181,7 +181,7 @@ C('--version prints the package version; reproduce names the command as typed in
   assert.is(md.split('\n')[0], `# neuronmerge reproduce lenet --checkpoint ${orig} --finetune-epochs 0 --ratios 0.5 --out ${out}`);
   assert.is(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).command, `reproduce lenet --checkpoint ${orig} --finetune-epochs 0 --ratios 0.5 --out ${out}`);
   assert.equal(readdirSync(out).sort(), ['accuracy.svg', 'models', 'report.html', 'report.json', 'report.md', 'units.svg']);
-  assert.equal(readdirSync(join(out, 'models')).sort(), ['ratio-0.5-lstsq.safetensors', 'ratio-0.5-mean.safetensors', 'ratio-0.5-pruned.safetensors', 'ratio-0.5-scaled.safetensors'], 'no fine-tuning: no work folder, the compressed models, one per rule');
+  assert.equal(readdirSync(join(out, 'models')).sort(), ['ratio-0.5-mean.safetensors', 'ratio-0.5-pruned.safetensors', 'ratio-0.5-refit.safetensors'], 'no fine-tuning: no work folder, the compressed models, one per rule (LeNet-5\'s: mean and refit)');
 });
 
 C.run();

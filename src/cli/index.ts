@@ -18,7 +18,7 @@ import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import { archFor, network, NETWORK_NAMES, NETWORKS, PAPER_NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
-import { accuracyOf, describeKind, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
+import { accuracyOf, describeKind, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
 import { compressCheckpoint, explainCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
 import { reproduce } from '../experiment/reproduce.js';
@@ -121,9 +121,9 @@ const ruleList = (v: string) => v.split(',').map((x) => {
 
 /** the fine-tuning options finetune and reproduce share */
 const tuning = (c: Command) => c
-  .option('--schedule <s>', 'learning rate over the run: cosine (from the rate down to 0) or onecycle (a warm-up, then cosine down)', oneOf('--schedule', ['cosine', 'onecycle']), 'cosine')
-  .option('--warmup <f>', 'onecycle: the share of the steps spent warming up', num('--warmup', 0, 0.9), 0.15)
-  .option('--weight-decay <x>', 'fine-tuning\'s weight decay (SGD)', num('--weight-decay', 0, 1), FINETUNE_WEIGHT_DECAY)
+  .option('--schedule <s>', 'learning rate over the run: cosine (from the rate down to 0) or onecycle (a warm-up, then cosine down) (default: the network\'s)', oneOf('--schedule', ['cosine', 'onecycle']))
+  .option('--warmup <f>', 'onecycle: the share of the steps spent warming up (default 0.15)', num('--warmup', 0, 0.9))
+  .option('--weight-decay <x>', 'fine-tuning\'s weight decay (SGD; default: the network\'s)', num('--weight-decay', 0, 1))
   .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), 4)
   .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), 0.9);
 
@@ -131,7 +131,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--quick', 'a short run (minutes; VGG: an eighth-width VGG-16 on 10,000 images)')
   .option('--ratios <list>', 'merge ratios, comma-separated (default: the network\'s, or none where --budgets are given)', ratios)
   .option('--budgets <list>', 'also compress to each of these fractions of the parameters, comma-separated (a row each)', fractions)
-  .option('--allocate <how>', 'how a budget is spread: uniform (one ratio everywhere) or sensitivity (measured per layer with the first --merge rule)', oneOf('--allocate', ['uniform', 'sensitivity']), 'uniform')
+  .option('--allocate <how>', 'how a budget is spread: uniform (one ratio everywhere; the default) or sensitivity (measured per layer with the first --merge rule)', oneOf('--allocate', ['uniform', 'sensitivity']))
   .option('--out <dir>', 'folder for the reports (all: one subfolder per model) and, in its work/, the fine-tunings and measurements a rerun continues from', 'neuronmerge-out')
   .option('--epochs <n>', 'training epochs of the original', int('--epochs', 1, 10000))
   .option('--finetune-epochs <n>', 'fine-tuning epochs', int('--finetune-epochs', 0, 10000))
@@ -142,9 +142,11 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--repair [n]', 'also report the merged model after statistics repair on n training images (default 500; not the paper\'s method)', int('--repair', 1, 1e6))
   .option('--recalibrate [n]', `re-estimate the merged and the pruned models' batch norms on n seeded training images before measuring and fine-tuning them (default: on, ${RECALIBRATE_IMAGES}, for networks with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'measure and fine-tune the merged and pruned models with the batch-norm statistics compressing left')
-  .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')})`, ruleList, ['mean', 'scaled', 'lstsq'])
-  .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels')
-  .option('--finetune-cutout <n>', 'fine-tuning: Cutout, a random n×n square of each training image blanked (default 0: none)', int('--finetune-cutout', 0, 1e4))
+  .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')}; default: the network's, the paper's mean and the best of the others)`, ruleList)
+  .option('--paper', 'the paper\'s setting: the mean rule and plain fine-tuning (the network\'s epochs, cosine, no distillation) instead of the best measured recipe')
+  .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels (default: as the network\'s recipe says)')
+  .option('--no-distill', 'fine-tune on the labels alone')
+  .option('--finetune-cutout <n>', 'fine-tuning: Cutout, a random n×n square of each training image blanked (default: the network\'s; 0: none)', int('--finetune-cutout', 0, 1e4))
   .option('--multiple-of <m>', 'round each layer\'s units to a multiple of m (8 or 16: what runtimes such as onnxruntime run fastest); to the nearest at a ratio, down for a budget', int('--multiple-of', 1, 4096))
   )).action(async (model: string, o) => {
     const device = useBackend(o.backend);
@@ -157,7 +159,8 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
         device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
         recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
-        finetuneCutout: o.finetuneCutout, distill: o.distill ? { temperature: o.temperature, weight: o.distillWeight } : undefined,
+        finetuneCutout: o.finetuneCutout, paper: o.paper, distill: o.distill === undefined ? undefined : o.distill && { temperature: o.temperature, weight: o.distillWeight },
+        distillTemperature: o.temperature, distillWeight: o.distillWeight,
         command: model === 'all' ? `reproduce ${m}` : typed(),
       });
       if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json, ${out}/report.html (open it in a browser)`);

@@ -69,10 +69,18 @@ export interface ReproduceOptions {
    * images, before their accuracy is measured and before fine-tuning (the same for both); default
    * 5120 for networks with batch norm; false: never */
   recalibrate?: number | false;
-  /** the merging rules to reproduce, each beside the others (default: mean, the paper's; scaled; lstsq) */
+  /** the merging rules to reproduce, each beside the others (default: the network's, ./networks.ts: the
+   * paper's mean and the best measured of the others; with `paper`, the mean alone) */
   rules?: MergeRule[];
-  /** fine-tune the merged and the pruned models learning the original's softened outputs too */
-  distill?: { temperature?: number; weight?: number };
+  /** the paper's setting: the mean rule and the network's plain fine-tuning (no distillation, the
+   * paper's epochs and schedule) instead of the best measured recipe */
+  paper?: boolean;
+  /** fine-tune the merged and the pruned models learning the original's softened outputs too (default:
+   * the network's recipe; false: never) */
+  distill?: { temperature?: number; weight?: number } | false;
+  /** distillation's temperature and weight where the recipe distills and `distill` gives none */
+  distillTemperature?: number;
+  distillWeight?: number;
   /** Cutout in fine-tuning's training images: an n x n square blanked (default 0: none) */
   finetuneCutout?: number;
   /** fine-tuning's schedule (default cosine) and one-cycle's warm-up share */
@@ -199,14 +207,19 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const seed = o.seed ?? 0;
   // budgets alone ask for their rows only; otherwise the network's ratios unless others are given
   const ratios = o.ratios ?? ((o.budgets ?? []).length > 0 ? [] : quick ? cfg.quick.ratios : cfg.ratios);
-  if (ratios.length === 0 && (o.budgets ?? []).length === 0) throw new Error('reproduce: no merge ratios given');
+  // the network's budget rows, where no ratios or budgets are asked for (not in --quick or --paper)
+  const ownBudgets = o.ratios === undefined && o.budgets === undefined && !quick && !o.paper ? cfg.budgets : undefined;
+  const budgets = o.budgets ?? ownBudgets?.fractions ?? [];
+  if (ratios.length === 0 && budgets.length === 0) throw new Error('reproduce: no merge ratios given');
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
   // outputs checked before any work: an hour of training must not end on a path that cannot be written
   if (o.out) checkOutputDir(o.out, '--out');
   // the original is never one of the files the run writes into --out
   if (o.checkpoint) checkOutputFile(o.checkpoint, '--checkpoint', o.out ? REPORT_FILES.map((f) => ({ option: '--out', path: join(o.out!, f) })) : []);
   const epochs = o.epochs ?? (quick ? cfg.quick.epochs : cfg.train.epochs);
-  const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : cfg.finetune.epochs);
+  // the fine-tuning recipe: the network's best measured, or with `paper` the paper's plain one
+  const recipe = o.paper ? cfg.paper.finetune : cfg.finetune;
+  const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : recipe.epochs);
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
   // without --checkpoint the original is kept in the work folder (named by what it depends on), so that
   // a run stopped while training it resumes it rather than training it again
@@ -225,24 +238,27 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const x128 = slice(task.ev.x, 0, 128);
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (base.model.layers.some((m) => m instanceof BatchNorm) ? RECALIBRATE_IMAGES : null);
   const calibration = recalImages ? recalibrationSample(task, recalImages, seed) : null;
-  const rules = o.rules ?? ['mean', 'scaled', 'lstsq'];
+  const rules = o.rules ?? (o.paper ? ['mean'] : cfg.rules);
   if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const results: RatioResult[] = [];
-  const distill = o.distill ? { teacher: base.model, temperature: o.distill.temperature ?? 4, weight: o.distill.weight ?? 0.9 } : undefined;
+  const askDistill = o.distill === undefined ? (recipe.distill ? { temperature: o.distillTemperature, weight: o.distillWeight } : undefined) : o.distill || undefined;
+  const distill = askDistill ? { teacher: base.model, temperature: askDistill.temperature ?? 4, weight: askDistill.weight ?? 0.9 } : undefined;
   const work = o.out ? new WorkFolder(join(o.out, 'work')) : null;
   const originalId = work ? fingerprint(base.model) : '';
   // what a fine-tuning's result depends on besides the model it starts from (named by the original, the
   // row's per-layer ratios and the rule)
-  const ftLr = o.finetuneLr ?? task.settings.finetune.lr;
+  const ftLr = o.finetuneLr ?? recipe.lr;
   if (!(ftLr > 0)) throw new Error(`reproduce: the fine-tuning learning rate must be positive, got ${ftLr}`);
   // Cutout in fine-tuning, recorded only where set (keys and reports of runs without it unchanged)
-  const cutoutEntry = o.finetuneCutout ? { cutout: o.finetuneCutout } : {};
-  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule: o.schedule ?? 'cosine', warmup: o.warmup ?? 0.15, ...(o.weightDecay !== undefined && o.weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay: o.weightDecay } : {}), ...cutoutEntry };
+  const cutout = o.finetuneCutout ?? recipe.cutout ?? 0;
+  const cutoutEntry = cutout ? { cutout } : {};
+  const schedule = o.schedule ?? recipe.schedule, warmup = o.warmup ?? recipe.warmup ?? 0.15, weightDecay = o.weightDecay ?? recipe.weightDecay;
+  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
     if (ck) log(`reproduce ${which}: fine-tuning ${label}${ck.exists ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
     await finetuneModel(model, a, task, {
-      epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay, distill, cutout: o.finetuneCutout,
+      epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule, warmup, weightDecay, distill, cutout,
       ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume: ck.exists ? ck.file : undefined } : {}),
     });
     return accuracyOf(model, task).accuracy;
@@ -253,17 +269,19 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   // the rows: one ratio in every layer, then each budget spread over the layers (uniformly, or by the
   // first rule's measured sensitivity; merged and pruned models take the same units per layer)
   const points: { ratio: number | number[]; budget?: RatioResult['budget'] }[] = ratios.map((r) => ({ ratio: r }));
-  for (const fraction of o.budgets ?? []) {
-    const allocateHow = o.allocate ?? 'uniform';
+  for (const fraction of budgets) {
+    const allocateHow = o.allocate ?? ownBudgets?.allocate ?? 'uniform';
+    // the rule whose sensitivity spreads the budget: the network's choice for its own rows, else the first
+    const by = ownBudgets?.by ?? rules[0];
     let per: number[];
     if (allocateHow === 'uniform') {
       const r = ratioForBudget(base.model, fraction);
       per = mergeSites(base.model).map(() => r);
     } else {
-      log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${rules[0]} rule, 1,000 training images)`);
+      log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${by} rule, 1,000 training images)`);
       const { x, y } = calibrationSet(task, 1000, seed + 7);
-      const measure = () => layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: rules[0], seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(rules[0]) ? fitOn() : undefined, log });
-      const sens = work ? work.sensitivity({ originalId, rule: rules[0], seed, limit, recalImages }, measure, log) : measure();
+      const measure = () => layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: by, seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(by) ? fitOn() : undefined, log });
+      const sens = work ? work.sensitivity({ originalId, rule: by, seed, limit, recalImages }, measure, log) : measure();
       per = allocate(base.model, fraction, sens).ratios;
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
@@ -356,7 +374,8 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
     recalibrated: calibration ? calibration.shape[0] : null,
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
-    finetune: { epochs: ftEpochs, lr: ftLr, schedule: o.schedule ?? 'cosine', weightDecay: o.weightDecay ?? FINETUNE_WEIGHT_DECAY, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...cutoutEntry },
+    ...(o.paper ? { paper: true } : {}),
+    finetune: { epochs: ftEpochs, lr: ftLr, schedule, weightDecay, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...cutoutEntry },
     notes: [...notes],
     model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${task.settings.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),

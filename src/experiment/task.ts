@@ -138,17 +138,17 @@ export interface FinetuneOptions {
   epochs?: number;
   /** default: the network's fine-tuning learning rate */
   lr?: number;
-  /** 'cosine' (default): from lr down to 0; 'onecycle': a linear warm-up over `warmup` of the steps,
-   * then cosine down */
+  /** 'cosine': from lr down to 0; 'onecycle': a linear warm-up over `warmup` of the steps, then cosine
+   * down (default: the network's recipe) */
   schedule?: 'cosine' | 'onecycle';
-  /** one-cycle's warm-up share of the steps (default 0.15) */
+  /** one-cycle's warm-up share of the steps (default: the recipe's, else 0.15) */
   warmup?: number;
-  /** SGD's weight decay (default 5e-4) */
+  /** SGD's weight decay (default: the network's recipe) */
   weightDecay?: number;
   /** learn from the original's softened outputs as well as the labels */
   distill?: DistillOptions;
-  /** Cutout: blank a random n x n square of each training image (default 0: none); a network trained
-   *  with it can be fine-tuned on the same augmentation */
+  /** Cutout: blank a random n x n square of each training image (default: the network's recipe, else
+   *  0: none); a network trained with it can be fine-tuned on the same augmentation */
   cutout?: number;
   seed?: number;
   limit?: number;
@@ -175,17 +175,19 @@ export function distillationStep(teacher: Sequential, temperature: number, weigh
   return (logits, x, y) => distillationLoss(logits, session.run(x), y, temperature, weight);
 }
 
-/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, weight decay 5e-4 (or o.weightDecay),
- * a cosine (or one-cycle) schedule, optionally distilling from the original */
+/** fine-tune a (merged or pruned) model: SGD with momentum 0.9, the network's recipe (epochs, rate,
+ * schedule, weight decay, Cutout: ./networks.ts) where `o` gives none, optionally distilling from the
+ * original */
 export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, o: FinetuneOptions = {}): Promise<EpochRecord[]> {
   const epochs = o.epochs ?? t.settings.finetune.epochs;
   if (epochs === 0) return [];
   // the loader checks the cutout (a whole number of pixels, 0 or more) when it is made
-  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout: o.cutout });
-  const lr = o.lr ?? t.settings.finetune.lr;
+  const r = t.settings.finetune;
+  const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout: o.cutout ?? r.cutout ?? 0 });
+  const lr = o.lr ?? r.lr;
   const steps = epochs * loader.length;
-  const schedule = (o.schedule ?? 'cosine') === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? 0.15) : cosineLr(lr, steps);
-  const wd = o.weightDecay ?? FINETUNE_WEIGHT_DECAY;
+  const schedule = (o.schedule ?? r.schedule) === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? r.warmup ?? 0.15) : cosineLr(lr, steps);
+  const wd = o.weightDecay ?? r.weightDecay;
   if (!(wd >= 0)) throw new Error(`weight decay must be 0 or more, got ${wd}`);
   const d = o.distill;
   let loss: ((logits: Tensor, x: Tensor, y: Int32Array) => Tensor) | undefined;

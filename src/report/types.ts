@@ -33,6 +33,8 @@ export interface RatioResult {
 export interface Report {
   /** the command as typed, after `neuronmerge` (`reproduce lenet --quick`) */
   command: string;
+  /** reproduce --paper: the paper's setting (the mean rule, plain fine-tuning) */
+  paper?: boolean;
   /** the training images the merged and pruned models' batch norms were re-estimated on (null: not done) */
   recalibrated: number | null;
   /** each layer's units rounded to a multiple of this (merged and pruned alike) */
