@@ -1,0 +1,38 @@
+// The trained originals shipped in models/: each evaluates to the accuracy models/README.md and the
+// README's results give it, and a reproduction takes it without training.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tempDir } from './helpers.js';
+
+const M = suite('models');
+const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+const table = readFileSync('models/README.md', 'utf8');
+const rows = [...table.matchAll(/^\| `([\w.-]+\.safetensors)` \| [^|]+ \| ([\d,]+) \| ([\d.]+)% \|/gm)].map((m) => ({ file: join('models', m[1]), params: Number(m[2].replace(/,/g, '')), accuracy: Number(m[3]) }));
+
+M('every shipped original evaluates to its listed accuracy and parameter count, the one its report and the README give', () => {
+  assert.is(rows.length, 2, 'models/README.md lists the LeNet-5 and DBN originals');
+  const readme = readFileSync('README.md', 'utf8');
+  for (const [r, report] of [[rows[0], 'lenet-default.json'], [rows[1], 'dbn-default.json']] as const) {
+    const e = JSON.parse(run('eval', r.file, '--json').stdout);
+    assert.is((100 * e.accuracy).toFixed(2), r.accuracy.toFixed(2), r.file);
+    assert.is(e.params, r.params, r.file);
+    assert.is(e.kind, 'original');
+    assert.is(JSON.parse(readFileSync(join('docs', 'results', report), 'utf8')).original.accuracy, e.accuracy, `${report} was made from ${r.file}`);
+    assert.ok(readme.includes(`Original ${r.accuracy.toFixed(2)}%`) || readme.includes(`Original\n${r.accuracy.toFixed(2)}%`) || readme.includes(`\n${r.accuracy.toFixed(2)}%. `), `README gives ${r.accuracy}%`);
+  }
+});
+
+M('reproduce --checkpoint models/lenet5.safetensors trains nothing', () => {
+  const out = tempDir('nm-models-');
+  const r = run('reproduce', 'lenet', '--checkpoint', rows[0].file, '--ratios', '0.5', '--merge', 'mean', '--finetune-epochs', '0', '--out', out, '--json');
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /reusing the trained lenet5 in models\/lenet5\.safetensors/);
+  assert.not.match(r.stderr, /epoch \d/);
+  assert.is((100 * JSON.parse(r.stdout).original.accuracy).toFixed(2), rows[0].accuracy.toFixed(2));
+});
+
+M.run();
