@@ -1,30 +1,17 @@
 // The command as a user meets it when something is wrong: each bad input gets one exact line on stderr
 // and exit code 1 before any work starts, nothing the user had is changed, and no partial file is left.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadCheckpoint, readSafetensors, stateSize, writeSafetensors } from '../src/index.js';
-import { needs, tempDir } from './helpers.js';
+import { needs, refusesWith, tempDir } from './helpers.js';
 
 const C = suite('command');
 const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
 const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-const hash = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-/** every file under `dir` with its hash: what a failed command must leave as it was */
-const snapshot = (dir: string) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => `${join(e.parentPath ?? e.path, e.name)} ${hash(join(e.parentPath ?? e.path, e.name))}`).sort();
-
-/** runs the command, expects exactly `message` (after `neuronmerge: `) and exit code 1, and that `dir` is unchanged */
-function refuses(args: string[], message: string, dir: string, env: Record<string, string> = {}) {
-  const before = snapshot(dir);
-  const r = run(args, env);
-  assert.is(r.stderr, `neuronmerge: ${message}\n`, args.join(' '));
-  assert.is(r.status, 1, args.join(' '));
-  assert.is(r.stdout, '', args.join(' '));
-  assert.equal(snapshot(dir), before, `${args.join(' ')}: files changed or left behind`);
-}
+const refuses = refusesWith(run);
 
 // a small trained LeNet-5 shared by the tests below
 const dir = tempDir('nm-cmd-');

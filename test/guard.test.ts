@@ -3,35 +3,20 @@
 // a dataset under another's name, a page describing a rule that did not run), or redo hours of work
 // after Ctrl-C. Each case runs the built command as a user would.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildModel, loadCheckpoint, readSafetensors, saveCheckpoint, Tensor, vgg16Arch, writeSafetensors } from '../src/index.js';
 import { accuracySpec, unitsSpec } from '../src/report/plots.js';
-import { needs, tempDir } from './helpers.js';
+import { needs, refusesWith, tempDir } from './helpers.js';
 
 const G = suite('guard');
 const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
 /** no download can succeed: datasets come only from the paths a test gives */
 const OFFLINE = { NEURONMERGE_MIRRORS: 'http://127.0.0.1:9/' };
 const run = (args: string[], env: Record<string, string> = {}, cwd?: string) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...OFFLINE, ...env }, cwd });
-const hash = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-const snapshot = (dir: string) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => {
-  const p = join(e.parentPath ?? e.path, e.name);
-  return `${p} ${e.isSymbolicLink() ? `-> ${readlinkSync(p)}` : hash(p)}`;
-}).sort();
-
-/** exactly `message` on stderr, exit code 1, nothing printed, and every file of `dir` as it was */
-function refuses(args: string[], message: string, dir: string, env: Record<string, string> = {}) {
-  const before = snapshot(dir);
-  const r = run(args, env);
-  assert.is(r.stderr, `neuronmerge: ${message}\n`, args.join(' '));
-  assert.is(r.status, 1, args.join(' '));
-  assert.is(r.stdout, '', args.join(' '));
-  assert.equal(snapshot(dir), before, `${args.join(' ')}: files changed or left behind`);
-}
+const refuses = refusesWith(run);
 
 // a small trained LeNet-5 and its merged form, shared by the tests below
 const dir = tempDir('nm-guard-');

@@ -1,7 +1,8 @@
 // Shared test helpers: seeded random tensors and closeness checks.
 import { spawnSync } from 'node:child_process';
 import type { SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Callback, Context, Test } from 'uvu';
@@ -100,4 +101,26 @@ export function runCli(...args: string[]): SpawnSyncReturns<string> {
 export function cliJson(r: SpawnSyncReturns<string>) {
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
+}
+
+/** every file and link under `dir`, a file with its content's hash, a link with its target: what a
+ * refused command must leave as it was */
+export function snapshot(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => {
+    const p = join(e.parentPath ?? e.path, e.name);
+    return `${p} ${e.isSymbolicLink() ? `-> ${readlinkSync(p)}` : createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+  }).sort();
+}
+
+/** a check that `run(args, env)` prints exactly `neuronmerge: message` on stderr, nothing on stdout,
+ * exits 1, and leaves every file under `dir` as it was */
+export function refusesWith(run: (args: string[], env?: Record<string, string>) => SpawnSyncReturns<string>) {
+  return (args: string[], message: string, dir: string, env: Record<string, string> = {}) => {
+    const before = snapshot(dir);
+    const r = run(args, env);
+    assert.is(r.stderr, `neuronmerge: ${message}\n`, args.join(' '));
+    assert.is(r.status, 1, args.join(' '));
+    assert.is(r.stdout, '', args.join(' '));
+    assert.equal(snapshot(dir), before, `${args.join(' ')}: files changed or left behind`);
+  };
 }
