@@ -105,7 +105,8 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
     const k = lab.reduce((m, v) => Math.max(m, v), -1) + 1;
     const raw = unitVectors(model, site);
     const { n, d } = raw;
-    const X = scalesAt(model, site, apply(q).rule) ? directions(raw.X, n, d).D : raw.X;
+    const how = apply(q);
+    const X = scalesAt(model, site, how.rule) ? directions(raw.X, n, d).D : raw.X;
     const vec = (u: number, j: number) => X[u * d + j];
     const centre = new Float64Array(k * d), count = new Int32Array(k);
     for (let u = 0; u < n; u++) {
@@ -128,7 +129,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
     const copy = buildModel(arch, 0);
     copy.loadStateDict(model.stateDict());
     copy.eval();
-    applyMerge(copy, mergeSites(copy)[q], lab, apply(q));
+    applyMerge(copy, mergeSites(copy)[q], lab, how);
     const z0 = forwardTo(model, x, site.next), z1 = forwardTo(copy, x, site.next);
     let dz = 0, zz = 0;
     for (let i = 0; i < z0.size; i++) {
@@ -140,7 +141,7 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
       sizes: { min: sizes[0], median: sizes[Math.floor((k - 1) / 2)], max: sizes[k - 1], singletons: sizes.filter((c) => c === 1).length },
       spread: dist / Math.max(1e-30, norm),
       outputShift: Math.sqrt(dz / Math.max(1e-30, zz)),
-      map: { ...pcaMap(X, n, d, lab), ...(apply(q).representatives ? { kept: Array.from(apply(q).representatives!) } : {}) },
+      map: { ...pcaMap(X, n, d, lab), ...(how.representatives ? { kept: Array.from(how.representatives) } : {}) },
     };
   });
 }

@@ -223,11 +223,11 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
   // without --checkpoint the original is kept in the work folder (named by what it depends on), so that
   // a run stopped while training it resumes it rather than training it again
-  const kept = o.checkpoint === undefined && o.out !== undefined
+  const withOriginal = o.checkpoint === undefined && o.out !== undefined
     ? { ...o, checkpoint: join(o.out, 'work', `original-${keyOf({ which, arch: o.arch ?? (quick ? cfg.quick.arch : null), epochs, seed, limit, quick, dataset: o.data?.dataset ?? null })}.safetensors`) }
     : o;
-  if (kept !== o) log(`reproduce ${which}: the original's checkpoints go to ${kept.checkpoint}`);
-  const base = await original(which, kept, epochs, log);
+  if (withOriginal !== o) log(`reproduce ${which}: the original's checkpoints go to ${withOriginal.checkpoint}`);
+  const base = await original(which, withOriginal, epochs, log);
   const arch = base.arch;
   const task = base.task ?? (await loadTask(arch, o.data));
   const input = task.input;

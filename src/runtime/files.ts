@@ -28,10 +28,10 @@ export function writeTarget(path: string): string {
   throw new Error(`${path}: too many levels of symbolic links`);
 }
 
-/** why `path` (as writeTarget resolves it) cannot be replaced by a written file, or null where it can:
- * only a regular file or nothing may stand there */
-function notWritable(path: string): string | null {
-  const st = lstatOrNull(writeTarget(path));
+/** why the file at `target` (a path as writeTarget resolved it) cannot be replaced by a written file,
+ * or null where it can: only a regular file or nothing may stand there */
+function notWritable(target: string): string | null {
+  const st = lstatOrNull(target);
   if (!st || st.isFile()) return null;
   if (st.isDirectory()) return 'is a folder; give a file name';
   const what = st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
@@ -46,7 +46,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Uint8A
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   let fd = -1;
   try {
-    const why = notWritable(path);
+    const why = notWritable(target);
     if (why) throw new Error(why);
     mkdirSync(dirname(target), { recursive: true });
     fd = openSync(tmp, 'w');
@@ -109,14 +109,15 @@ export type InputFile = string | { option: string; path: string };
 export function checkOutputFile(path: string, option: string, inputs: InputFile[] = []): void {
   const what = `${option} ${path}`;
   if (path === '') throw new Error(`${option}: the path is empty`);
-  const why = notWritable(path);
+  const target = writeTarget(path);
+  const why = notWritable(target);
   if (why) throw new Error(`${what}: ${why}`);
   for (const i of inputs) {
     if (typeof i === 'string') {
       if (same(path, i)) throw new Error(`${what}: is also the input; write to another file so that the input is kept`);
     } else if (same(path, i.path)) throw new Error(`${what}: is also ${i.option} ${i.path}; write to another file so that ${i.option === '--out' ? 'the two do not overwrite each other' : 'it is kept'}`);
   }
-  const dir = existingAncestor(dirname(writeTarget(path)), what);
+  const dir = existingAncestor(dirname(target), what);
   if (!canCreateIn(dir)) throw new Error(`${what}: cannot write in ${dir}`);
 }
 

@@ -160,12 +160,17 @@ export const unfinished = (t: TrainState | null): boolean => t !== null && t.epo
  * figure made from it would mislead.
  */
 export function checkFinite(path: string, tensors: Iterable<[string, Tensor]>): void {
+  const bad = firstNonFinite(tensors);
+  if (bad) throw new CheckpointError(`${path}: tensor '${bad.name}' holds ${bad.value} at index ${bad.index}; a model with non-finite weights cannot be used`);
+}
+
+/** the first NaN or infinity among the tensors (name, index, value), or null where all are finite */
+export function firstNonFinite(tensors: Iterable<[string, Tensor]>): { name: string; index: number; value: number } | null {
   for (const [name, t] of tensors) {
     const d = t.data;
-    for (let i = 0; i < d.length; i++) {
-      if (!Number.isFinite(d[i])) throw new CheckpointError(`${path}: tensor '${name}' holds ${d[i]} at index ${i}; a model with non-finite weights cannot be used`);
-    }
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return { name, index: i, value: d[i] };
   }
+  return null;
 }
 
 function parseNormalization(path: string, v: unknown): InputNormalization {

@@ -11,7 +11,7 @@ import { argmax, crossEntropy, slice } from '../tensor/ops.js';
 import type { Rng } from '../tensor/rng.js';
 import { noGrad, Tensor, trackAllocations } from '../tensor/tensor.js';
 import { interruptRequested } from '../backend/native.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { firstNonFinite, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { CheckpointKind, InputNormalization, TrainState } from './checkpoint.js';
 
 /** a run stopped by Ctrl-C or SIGTERM between two steps (see watchInterrupts), after saving its
@@ -181,12 +181,8 @@ export function fit(model: Module, o: FitOptions): FitResult {
   const save = () => {
     if (!o.checkpoint) return;
     // a step that left a weight non-finite is not saved over the last good checkpoint
-    for (const [name, t] of model.stateDict()) {
-      const d = t.data;
-      for (let i = 0; i < d.length; i++) {
-        if (!Number.isFinite(d[i])) throw new TrainingDiverged(`training stopped: weight '${name}' became ${d[i]} at step ${state.step}; ${existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written'}.`);
-      }
-    }
+    const bad = firstNonFinite(model.stateDict());
+    if (bad) throw new TrainingDiverged(`training stopped: weight '${bad.name}' became ${bad.value} at step ${state.step}; ${existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written'}.`);
     state = { ...state, ...spent() };
     saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, epochs: o.epochs, extra: { history } }, rngs: rngs.map((r) => r.getState()), normalization: o.normalization });
   };
