@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { agglomerative, writeCompressionHtml, writeReports } from '../src/index.js';
+import { agglomerative, explainCheckpoint, writeCompressionHtml, writeReports } from '../src/index.js';
 import type { CompressionView, Report } from '../src/index.js';
 import { needs, tempDir } from './helpers.js';
 import { CHROMIUM, screenshotPage } from './browser.js';
@@ -98,6 +98,63 @@ need('the merge page opens from disk with no error and draws its bars, maps and 
   assert.is(s.coloured, 2 * 3, 'below the cut: 6 units to 3 clusters');
   assert.is(s.dots, 12);
   assert.ok(s.treeBox && s.treeBox.width > 600, `the dendrogram is laid out: ${JSON.stringify(s.treeBox)}`);
+});
+
+need('the explain page: the slider redraws clusters, table and cut as the ratio\'s figures say; a click shows a cluster', async () => {
+  const dir = tempDir('nm-browser-');
+  const file = join(dir, 'lenet.explain.html');
+  const r = await explainCheckpoint(join('models', 'lenet5.safetensors'), { ratios: [0.2, 0.6, 0.9], rules: ['mean', 'refit'], method: 'ward', images: 64, layer: 0, report: file });
+  type Seen = { rows: string[][]; inCluster: number[]; groups: number[]; crosses: number[]; links: number[]; cut: string | null; where: string };
+  const look = (page: import('playwright-core').Page): Promise<Seen> => page.evaluate(() => {
+    const maps = [...document.querySelectorAll('svg.unit-map')];
+    return {
+      rows: [...document.querySelectorAll('table.clusters tr[data-layer]')].map((tr) => [...(tr as HTMLTableRowElement).cells].map((c) => c.textContent ?? '')),
+      inCluster: maps.map((m) => m.querySelectorAll('circle.in-cluster').length),
+      groups: maps.map((m) => new Set([...m.querySelectorAll('circle.in-cluster')].map((c) => (c as SVGElement).dataset.group)).size),
+      crosses: maps.map((m) => m.querySelectorAll('path.merged').length),
+      links: [...document.querySelectorAll('svg.dendrogram')].map((t) => t.querySelectorAll('path.link.merged').length),
+      cut: document.querySelector('svg.dendrogram line.cut')?.getAttribute('y1') ?? null,
+      where: document.getElementById('where')?.textContent ?? '',
+    };
+  });
+  const seen = await screenshotPage(playwright!, file, join(dir, 'explain.png'), async (page) => {
+    const states: Seen[] = [];
+    for (let i = 0; i < r.ratios.length; i++) {
+      await page.locator('#ratio').fill(String(i));
+      states.push(await look(page));
+    }
+    // the largest cluster of the first layer at the last ratio: click its first member
+    const members = r.ratios[2].clusters![0];
+    await page.locator(`svg.unit-map[data-layer="0"] circle.unit[data-unit="${members[0]}"]`).dispatchEvent('click');
+    const panel = {
+      members: await page.locator('#members .members').textContent(),
+      drawn: await page.locator('#members canvas.member').count(),
+      replacement: await page.locator('#members canvas.replacement').count(),
+    };
+    // a unit alone at the first ratio says so
+    await page.locator('#ratio').fill('0');
+    const alone = r.ratios[0].clusters!.find((c) => c.length === 1);
+    if (alone) await page.locator(`svg.unit-map[data-layer="0"] circle.unit[data-unit="${alone[0]}"]`).dispatchEvent('click');
+    return { states, panel, members, alone: alone ? await page.locator('#members p').first().textContent() : null, aloneUnit: alone?.[0] };
+  });
+  assert.equal(seen.errors, [], 'console errors');
+  assert.equal(seen.requests, [], 'requests beyond the file');
+  const { states, panel, members } = seen.value;
+  const pc = (x: number) => `${(100 * x).toFixed(1)}%`;
+  r.ratios.forEach((x, i) => {
+    const s = states[i];
+    assert.equal(s.rows, x.layers.map((l) => [l.layer, `${l.units} → ${l.clusters}`, `${l.sizes.min} / ${l.sizes.median} / ${l.sizes.max}`, String(l.sizes.singletons), pc(l.spread), pc(l.outputShift)]), `table at ${x.ratio}`);
+    assert.equal(s.inCluster, x.layers.map((l) => l.units - l.sizes.singletons), `units in clusters at ${x.ratio}`);
+    assert.equal(s.groups, x.layers.map((l) => l.clusters - l.sizes.singletons), `clusters drawn at ${x.ratio}`);
+    assert.equal(s.crosses, s.groups, 'a cross per merged unit');
+    assert.equal(s.links, x.layers.map((l) => l.units - l.clusters), `dendrogram links below the cut at ${x.ratio}`);
+    assert.match(s.where, new RegExp(`^ratio ${x.ratio}: ${(100 * x.removed).toFixed(1)}% of the parameters removed`));
+  });
+  assert.is.not(states[0].cut, states[2].cut, 'the cut moves');
+  assert.is(panel.members, members.join(' '));
+  assert.is(panel.drawn, Math.min(24, members.length));
+  assert.is(panel.replacement, 1);
+  if (seen.value.aloneUnit !== undefined) assert.match(seen.value.alone ?? '', new RegExp(`unit ${seen.value.aloneUnit} of Conv2d\\(1→20, 5x5\\) stays alone at ratio 0\\.2`));
 });
 
 B.run();

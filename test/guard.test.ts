@@ -296,7 +296,7 @@ G('messages name models and counts as a user reads them; help texts say what eac
   assert.is(run(['train', 'mlp', '--widths', '16', '--epochs', '1', '--limit', '200', '--checkpoint', mlp]).status, 0);
   assert.match(run(['info', mlp]).stdout, /^mlp \(original\): /);
   assert.match(run(['info', join(process.cwd(), 'test', 'fixtures', 'onnx', 'cnn.onnx')]).stdout, /^imported model \(original\): /);
-  const ex = run(['explain', orig, '--ratio', '0.75', '--layer', '0', '--no-report']);
+  const ex = run(['explain', orig, '--ratio', '0.75', '--layer', '0', '--rules', 'mean', '--no-report']);
   assert.match(ex.stdout, /\n\s+0: \d+ units?: /);
   assert.not.match(ex.stdout, /: 1 units/);
   const prune = run(['prune', '--help']).stdout;

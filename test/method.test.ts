@@ -142,7 +142,7 @@ T('reproduce reports every rule asked for, side by side, with the pruning baseli
   assert.match(md, /\| merged \(mean\) \| mean \+ fine-tune \| merged \(fitted\) \| fitted \+ fine-tune \| merged \(compensate\) \| compensate \+ fine-tune \| pruned \| pruned \+ fine-tune \|/);
   assert.match(readFileSync(join(out, 'accuracy.svg'), 'utf8'), /merged \(fitted\)/);
   // the teaching view of each rule: the same clusters as the merge, the output shift of that rule
-  const shifts = ['mean', 'compensate', 'fitted'].map((rule) => json(['explain', orig, '--ratio', '0.5', '--merge', rule]).layers.map((l: { outputShift: number }) => l.outputShift));
+  const shifts = ['mean', 'compensate', 'fitted'].map((rule) => json(['explain', orig, '--ratio', '0.5', '--merge', rule, '--rules', rule]).ratios[0].layers.map((l: { outputShift: number }) => l.outputShift));
   for (const s of shifts) assert.ok(s.length === 3 && s.every((v: number) => v > 0 && Number.isFinite(v)));
   assert.is.not(shifts[1][0], shifts[2][0], 'compensate and fitted fold the others in differently');
 });

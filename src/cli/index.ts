@@ -16,11 +16,13 @@ import { setBackend } from '../backend/registry.js';
 import { modelStats } from '../compress/stats.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
+import type { MergeRule } from '../compress/merge.js';
 import { archFor, network, NETWORK_NAMES, NETWORKS, PAPER_NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
 import { accuracyOf, describeKind, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
-import { compressCheckpoint, explainCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
+import { compressCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
+import { EXPLAIN_RATIOS, explainCheckpoint } from '../experiment/explain.js';
 import { reproduce } from '../experiment/reproduce.js';
 import { exportCheckpoint, formatFor, writeOnnx } from '../experiment/export.js';
 import { networkOf } from '../experiment/networks.js';
@@ -114,9 +116,9 @@ const typed = () => process.argv.slice(2).map((a) => (/^[\w./,:=@+-]+$/.test(a) 
  * norm), or off */
 const recalibration = (v: unknown): number | false | undefined => (v === true ? RECALIBRATE_IMAGES : (v as number | false | undefined));
 
-const ruleList = (v: string) => v.split(',').map((x) => {
-  if (!(MERGE_RULES as readonly string[]).includes(x)) throw new InvalidArgumentError(`--merge must list rules from ${MERGE_RULES.join(', ')}, got '${x}'`);
-  return x;
+const ruleList = (what: string) => (v: string) => v.split(',').map((x) => {
+  if (!(MERGE_RULES as readonly string[]).includes(x)) throw new InvalidArgumentError(`${what} must list rules from ${MERGE_RULES.join(', ')}, got '${x}'`);
+  return x as MergeRule;
 });
 
 /** the fine-tuning options finetune and reproduce share */
@@ -142,7 +144,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--repair [n]', 'also report the merged model after statistics repair on n training images (default 500; not the paper\'s method)', int('--repair', 1, 1e6))
   .option('--recalibrate [n]', `re-estimate the merged and the pruned models' batch norms on n seeded training images before measuring and fine-tuning them (default: on, ${RECALIBRATE_IMAGES}, for networks with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'measure and fine-tune the merged and pruned models with the batch-norm statistics compressing left')
-  .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')}; default: the network's, the paper's mean and the best of the others)`, ruleList)
+  .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')}; default: the network's, the paper's mean and the best of the others)`, ruleList('--merge'))
   .option('--paper', 'the paper\'s setting: the mean rule and plain fine-tuning (the network\'s epochs, cosine, no distillation) instead of the best measured recipe')
   .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels (default: as the network\'s recipe says)')
   .option('--no-distill', 'fine-tune on the labels alone')
@@ -355,28 +357,49 @@ withData(program.command('export').argument('<checkpoint>', 'a checkpoint (origi
     console.log(`input: ${r.input}; output: batch × ${r.arch.classes}, the logits`);
   });
 
-withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoint').description('the teaching view: the clusters merging finds in each layer, their sizes and spread, and how far each layer\'s output moves'))
-  .requiredOption('--ratio <r>', 'merge ratio', ratio('--ratio'))
-  .option('--layer <i>', 'list the clusters of this mergeable layer (0 = the first)', int('--layer', 0, 1000))
+withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoint').description('the teaching view: merging swept over ratios, with a page whose slider moves through them (clusters per layer, their sizes and spread, how far each layer\'s output moves, accuracy of every rule and of pruning)'))
+  .option('--ratios <list>', `merge ratios, comma-separated (default ${EXPLAIN_RATIOS.join(',')})`, ratios)
+  .option('--ratio <r>', 'one merge ratio (the same as --ratios r)', ratio('--ratio'))
+  .option('--layer <i>', 'list the clusters of this mergeable layer (0 = the first) at each ratio', int('--layer', 0, 1000))
   .option('--images <n>', 'test images to measure the output shift on', int('--images', 1, 10000), 256)
-  .option('--merge <rule>', `the merging rule (${MERGE_RULES.join(', ')})`, oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--merge <rule>', `the rule whose clusters the layers show (${MERGE_RULES.join(', ')})`, oneOf('--merge', [...MERGE_RULES]), 'mean')
+  .option('--rules <list>', 'the rules whose accuracy is measured at each ratio, comma-separated (default: all)', ruleList('--rules'))
   .option('--method <m>', 'kmeans, ward, average or complete (the page draws the dendrograms of the last three)', oneOf('--method', ['kmeans', 'ward', 'average', 'complete']), 'kmeans')
-  .option('--report <file>', 'the page of what merging does to each layer (default: the checkpoint with .explain.html for its extension)')
+  .option('--report <file>', 'the page (default: the checkpoint with .explain.html for its extension)')
   .option('--no-report', 'write no page')
   .action(async (file: string, o) => {
     useBackend(o.backend);
+    if (o.ratio !== undefined && o.ratios !== undefined) throw new Error('explain: give --ratio or --ratios, not both');
     const page = pageFor(o, file, '.explain.html');
     if (page) lockOutputs([{ option: '--report', path: page }]);
-    const r = await explainCheckpoint(file, { ratio: o.ratio, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, method: o.method, data: dataOpts(o), report: page, command: typed() });
+    const r = await explainCheckpoint(file, {
+      ratios: o.ratio !== undefined ? [o.ratio] : o.ratios, layer: o.layer, images: o.images, seed: o.seed, rule: o.merge, rules: o.rules, method: o.method,
+      data: dataOpts(o), report: page, command: typed(), log: o.json ? undefined : (l: string) => process.stderr.write(l + '\n'),
+    });
     if (o.json) return console.log(JSON.stringify(r));
-    console.log(`merging ${file} at ratio ${o.ratio} by the ${o.merge} rule (${o.method === 'kmeans' ? 'k-means' : `${o.method} linkage`} on each unit's incoming weights and bias${o.merge === 'mean' ? '' : ' by direction where the next layer allows'}, batch norm folded)`);
-    console.log('  layer                        units → clusters   sizes min/median/max  singletons  spread  output moved');
-    for (const e of r.layers) console.log(`  ${e.layer.padEnd(28)} ${String(e.units).padStart(5)} → ${String(e.clusters).padEnd(8)}   ${`${e.sizes.min}/${e.sizes.median}/${e.sizes.max}`.padEnd(20)}  ${String(e.sizes.singletons).padStart(10)}  ${(100 * e.spread).toFixed(1).padStart(5)}%  ${(100 * e.outputShift).toFixed(1).padStart(5)}%`);
-    console.log('spread: mean distance of a unit to its cluster centre over the mean unit norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged');
-    if (r.clusters) {
-      console.log(`\nclusters of ${r.layers[r.layer!].layer} (largest first; unit indices):`);
-      for (const [g, members] of r.clusters.entries()) console.log(`  ${String(g).padStart(4)}: ${plural(members.length, 'unit')}: ${members.slice(0, 24).join(' ')}${members.length > 24 ? ' …' : ''}`);
+    const how = `${o.method === 'kmeans' ? 'k-means' : `${o.method} linkage`} on each unit's incoming weights and bias${o.merge === 'mean' ? '' : ' by direction where the next layer allows'}, batch norm folded`;
+    console.log(`merging ${file} by the ${o.merge} rule (${how}); original ${pct(r.original.accuracy)}`);
+    console.log(`\ntest accuracy before fine-tuning${r.recalibrated ? `, batch norms re-estimated on ${r.recalibrated.toLocaleString('en')} training images` : ''}:`);
+    console.log(`  ratio  removed  ${r.rules.map((x) => x.padStart(8)).join(' ')}    pruned`);
+    for (const x of r.ratios) console.log(`  ${String(x.ratio).padEnd(5)}  ${(100 * x.removed).toFixed(1).padStart(6)}%  ${r.rules.map((m) => pct(x.accuracy[m]).padStart(8)).join(' ')}  ${pct(x.pruned).padStart(8)}`);
+    const one = r.ratios.length === 1 ? r.ratios[0] : null;
+    if (one) {
+      console.log(`\neach layer at ratio ${one.ratio}:`);
+      console.log('  layer                        units → clusters   sizes min/median/max  singletons  spread  output moved');
+      for (const e of one.layers) console.log(`  ${e.layer.padEnd(28)} ${String(e.units).padStart(5)} → ${String(e.clusters).padEnd(8)}   ${`${e.sizes.min}/${e.sizes.median}/${e.sizes.max}`.padEnd(20)}  ${String(e.sizes.singletons).padStart(10)}  ${(100 * e.spread).toFixed(1).padStart(5)}%  ${(100 * e.outputShift).toFixed(1).padStart(5)}%`);
+      console.log('spread: mean distance of a unit to its cluster centre over the mean unit norm; output moved: ‖Δz‖/‖z‖ of the next layer when this layer alone is merged');
+    } else {
+      console.log('\nclusters per layer (and how far the next layer\'s output moves when that layer alone is merged):');
+      console.log(`  ${'layer'.padEnd(28)} units  ${r.ratios.map((x) => String(x.ratio).padStart(12)).join('')}`);
+      r.ratios[0].layers.forEach((e, q) => console.log(`  ${e.layer.padEnd(28)} ${String(e.units).padStart(5)}  ${r.ratios.map((x) => `${x.layers[q].clusters} (${(100 * x.layers[q].outputShift).toFixed(0)}%)`.padStart(12)).join('')}`));
     }
+    if (r.layer !== undefined) {
+      for (const x of r.ratios) {
+        console.log(`\nclusters of ${x.layers[r.layer].layer} at ratio ${x.ratio} (largest first; unit indices):`);
+        for (const [g, members] of x.clusters!.entries()) console.log(`  ${String(g).padStart(4)}: ${plural(members.length, 'unit')}: ${members.slice(0, 24).join(' ')}${members.length > 24 ? ' …' : ''}`);
+      }
+    }
+    for (const n of r.notes) console.log(`note: ${n}`);
     if (r.report) console.log(`\nthe page: ${r.report} (open it in a browser)`);
   });
 

@@ -26,6 +26,19 @@ export interface LayerExplanation {
   map: UnitMap;
   /** agglomerative methods: the layer's whole dendrogram (merges in height order), cut at `clusters` */
   tree?: Merge[];
+  /** with `replacements`: the incoming weights (batch norm folded, no bias) of the unit that stands for
+   * each group when this layer alone is merged, row g for group g (clusters × fan-in) */
+  replacement?: Float32Array;
+}
+
+/** what explainMerge computes besides each layer's figures */
+export interface ExplainDetail {
+  /** the unit maps (default true; a sweep over ratios draws its maps once) */
+  map?: boolean;
+  /** each group's replacing unit */
+  replacements?: boolean;
+  /** the original's next-layer outputs on x, kept across calls on the same model and inputs */
+  reference?: Map<number, Tensor>;
 }
 
 export interface UnitMap {
@@ -96,7 +109,7 @@ function forwardTo(model: Sequential, x: Tensor, last: number): Tensor {
 
 /** explain the groups `labels[q]` of each mergeable layer q of `model` (unmerged), merged as `apply(q)`
  * says (default the mean), on inputs x */
-export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor, apply: (q: number) => ApplyOptions = () => ({})): LayerExplanation[] {
+export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[], x: Tensor, apply: (q: number) => ApplyOptions = () => ({}), detail: ExplainDetail = {}): LayerExplanation[] {
   const sites = mergeSites(model);
   if (labels.length !== sites.length) throw new Error(`explain: ${labels.length} groupings for ${sites.length} mergeable layers`);
   model.eval();
@@ -130,7 +143,9 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
     copy.loadStateDict(model.stateDict());
     copy.eval();
     applyMerge(copy, mergeSites(copy)[q], lab, how);
-    const z0 = forwardTo(model, x, site.next), z1 = forwardTo(copy, x, site.next);
+    const ref = detail.reference;
+    const z0 = ref?.get(q) ?? forwardTo(model, x, site.next), z1 = forwardTo(copy, x, site.next);
+    ref?.set(q, z0);
     let dz = 0, zz = 0;
     for (let i = 0; i < z0.size; i++) {
       dz += (z1.data[i] - z0.data[i]) ** 2;
@@ -141,7 +156,8 @@ export function explainMerge(model: Sequential, arch: Arch, labels: Int32Array[]
       sizes: { min: sizes[0], median: sizes[Math.floor((k - 1) / 2)], max: sizes[k - 1], singletons: sizes.filter((c) => c === 1).length },
       spread: dist / Math.max(1e-30, norm),
       outputShift: Math.sqrt(dz / Math.max(1e-30, zz)),
-      map: { ...pcaMap(X, n, d, lab), ...(how.representatives ? { kept: Array.from(how.representatives) } : {}) },
+      map: detail.map === false ? { x: [], y: [], group: Array.from(lab), explained: [0, 0] } : { ...pcaMap(X, n, d, lab), ...(how.representatives ? { kept: Array.from(how.representatives) } : {}) },
+      ...(detail.replacements ? { replacement: foldedUnits(copy, mergeSites(copy)[q]).w } : {}),
     };
   });
 }

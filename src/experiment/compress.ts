@@ -104,7 +104,7 @@ export interface CompressResult {
 export const RECALIBRATE_IMAGES = 5120;
 export { MERGE_RULES } from '../compress/merge.js';
 
-const hasBatchNorm = (m: Sequential) => m.layers.some((l) => l instanceof BatchNorm);
+export const hasBatchNorm = (m: Sequential) => m.layers.some((l) => l instanceof BatchNorm);
 
 /** kept units per mergeable layer at stage s of S, going geometrically from n to k */
 export function stageWidths(n: number[], k: number[], s: number, S: number): number[] {
@@ -250,7 +250,7 @@ async function loadFor(arch: Arch, data: TaskLoadOptions | undefined, why: strin
 }
 
 /** the dataset and where it was read */
-const dataTitle = (d: TaskData) => `${d.settings.dataTitle}, ${d.test.count} test images (${sourceOf(d)})`;
+export const dataTitle = (d: TaskData) => `${d.settings.dataTitle}, ${d.test.count} test images (${sourceOf(d)})`;
 
 /** each layer of `model` merged alone as `rep` grouped it, on the first `images` test images, with its
  * dendrogram where the method made one */
@@ -258,49 +258,4 @@ function explainLayers(model: Sequential, arch: Arch, rep: MergeReport, data: Ta
   const acts = fitOn ? siteActivations(model, fitOn) : null;
   const layers = explainMerge(model, arch, rep.sites.map((x) => x.labels), slice(data.ev.x, 0, Math.min(images, data.ev.x.shape[0])), (q) => ({ rule, representatives: rep.sites[q].representatives, activations: acts?.[q] }));
   return layers.map((l, q) => (rep.sites[q].tree ? { ...l, tree: rep.sites[q].tree } : l));
-}
-
-export interface ExplainResult {
-  checkpoint: string;
-  ratio: number;
-  layers: LayerExplanation[];
-  /** with `layer`: that layer's clusters, largest first, as unit indices */
-  layer?: number;
-  clusters?: number[][];
-  /** the page written (--report) */
-  report: string | null;
-}
-
-/** the teaching view of merging a checkpoint at one ratio: per layer, the clusters and how far merging
- * that layer alone moves the next layer's output on `images` test images */
-export async function explainCheckpoint(file: string, o: { ratio: number; layer?: number; images?: number; seed?: number; rule?: MergeRule; method?: ClusterMethod; data?: TaskLoadOptions; report?: string; command?: string }): Promise<ExplainResult> {
-  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file]);
-  const started = performance.now();
-  const { model, arch } = modelFromCheckpoint(file, o.data?.dataset);
-  const sites = mergeSites(model).length;
-  if (o.layer !== undefined && o.layer >= sites) throw new Error(`--layer ${o.layer}: the model has ${sites} mergeable layers (0 to ${sites - 1})`);
-  const data = await loadTask(arch, o.data);
-  const merged = cloneModel(model, arch);
-  const rule = o.rule ?? 'mean', seed = o.seed ?? 0;
-  const fitOn = readsActivations(rule) ? calibrationSample(data, 1000, seed + 3) : undefined;
-  const rep = mergeModel(merged, { ratio: o.ratio, seed, nInit: 3, rule, method: o.method, calibration: fitOn });
-  const layers = explainLayers(model, arch, rep, data, rule, fitOn, o.images);
-  if (o.report !== undefined) {
-    const input = inputShape(arch);
-    const c = compare(modelStats(model, input), modelStats(merged, input));
-    await writeCompressionHtml(o.report, {
-      title: `${modelName(arch)} merged at ratio ${o.ratio} by the ${rule} rule, layer by layer`,
-      command: o.command ?? `explain ${file} --ratio ${o.ratio}`, checkpoint: file, model: arch.model, data: dataTitle(data), rule, method: o.method ?? 'kmeans', seed,
-      machine: machineDescription(), seconds: (performance.now() - started) / 1000, allocation: ALLOCATION_TEXT.ratio, units: rep.sites.map((s) => ({ layer: s.layer, before: s.before, after: s.after })),
-      params: c.params, flops: c.flops, accuracy: { before: null, after: null }, recalibrated: null, notes: rep.notes, explain: layers, filters: firstFilters(model, merged, rep.sites[0].labels),
-    });
-  }
-  return { checkpoint: file, ratio: o.ratio, layers: layers.map(({ tree: _tree, ...l }) => l), report: o.report ?? null, ...(o.layer !== undefined ? { layer: o.layer, clusters: groupsOf(rep.sites[o.layer].labels) } : {}) };
-}
-
-/** members of each group, largest group first */
-export function groupsOf(labels: Int32Array): number[][] {
-  const m = new Map<number, number[]>();
-  labels.forEach((g, u) => (m.get(g) ?? m.set(g, []).get(g)!).push(u));
-  return [...m.values()].sort((a, b) => b.length - a.length || a[0] - b[0]);
 }

@@ -4,8 +4,10 @@ export { loadTask, trainLoader, calibrationInputs, calibrationSample, calibratio
 export type { TaskData, TaskLoadOptions, FinetuneOptions, DistillOptions } from './task.js';
 export { trainLenet, trainDbn, trainVgg, trainMlp, RECIPES } from './recipes.js';
 export type { RecipeOptions, RecipeResult } from './recipes.js';
-export { compressCheckpoint, explainCheckpoint, groupsOf, stageWidths, RECALIBRATE_IMAGES } from './compress.js';
-export type { CompressOptions, CompressResult, ExplainResult } from './compress.js';
+export { compressCheckpoint, stageWidths, RECALIBRATE_IMAGES } from './compress.js';
+export type { CompressOptions, CompressResult } from './compress.js';
+export { explainCheckpoint, explainRatios, groupsOf, EXPLAIN_RATIOS } from './explain.js';
+export type { ExplainOptions, ExplainRatio, ExplainResult, LayerFigures } from './explain.js';
 export { reproduce } from './reproduce.js';
 export type { ReproduceOptions } from './reproduce.js';
 export { exportCheckpoint, writeOnnx, formatFor } from './export.js';

@@ -2,6 +2,7 @@
 // models before and after fine-tuning, their size, FLOPs and measured speed, and what merging did to
 // each layer. Written by src/experiment/reproduce.ts, read by the writers in this folder.
 import type { FilterView, LayerExplanation } from '../compress/explain.js';
+import type { Merge } from '../compress/agglomerative.js';
 import type { BatchNormSpread } from '../compress/stats.js';
 import type { Arch } from '../models/index.js';
 
@@ -88,4 +89,59 @@ export interface CompressionView {
   notes: string[];
   explain: LayerExplanation[];
   filters?: FilterView | null;
+}
+
+/** what the explain page shows: merging swept over ratios (src/experiment/explain.ts) */
+export interface ExplainView {
+  title: string;
+  /** the command as typed, after `neuronmerge` */
+  command: string;
+  checkpoint: string;
+  model: string;
+  data: string;
+  /** the rule whose clusters the layers show, and the clustering method */
+  rule: string;
+  method: string;
+  seed: number;
+  machine: string;
+  seconds: number;
+  original: { accuracy: number; params: number };
+  /** the rules on the accuracy curve, in order */
+  rules: string[];
+  recalibrated: number | null;
+  /** test images the output shift is measured on */
+  images: number;
+  notes: string[];
+  /** per mergeable layer, what does not change with the ratio */
+  layers: {
+    layer: string;
+    units: number;
+    /** one unit's incoming weights: [channels, rows, columns] (a filter, or an image) or [inputs] */
+    shape: number[];
+    /** every unit's incoming weights, batch norm folded (units × fan-in) */
+    weights: Float32Array;
+    /** the units in the plane of their first two principal components */
+    map: { x: number[]; y: number[]; explained: [number, number] };
+    /** agglomerative methods: the dendrogram the ratios cut */
+    tree?: Merge[];
+  }[];
+  ratios: {
+    ratio: number;
+    params: number;
+    removed: number;
+    accuracy: Record<string, number>;
+    pruned: number;
+    layers: {
+      clusters: number;
+      sizes: { min: number; median: number; max: number; singletons: number };
+      spread: number;
+      outputShift: number;
+      /** each unit's group */
+      group: number[];
+      /** the rules that keep units: the unit each group keeps */
+      kept?: number[];
+      /** each group's replacing unit when this layer alone is merged (groups × fan-in) */
+      replacement: Float32Array;
+    }[];
+  }[];
 }
