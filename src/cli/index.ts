@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import '../backend/native.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { datasetStatus, fetchDataset, listDatasets, loadDataset, summarizeDataset } from '../../datasets/catalog.js';
@@ -23,7 +23,9 @@ import { accuracyOf, describeKind, finetuneModel, loadTask, modelFromCheckpoint,
 import { RECIPES } from '../experiment/recipes.js';
 import { compressCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
 import { EXPLAIN_RATIOS, explainCheckpoint } from '../experiment/explain.js';
-import { reproduce } from '../experiment/reproduce.js';
+import { reproduce, reproducePiece, reproducePlan } from '../experiment/reproduce.js';
+import type { ReproduceOptions, ReproducePiece } from '../experiment/reproduce.js';
+import { slurmScripts, submitStages } from '../experiment/slurm.js';
 import { exportCheckpoint, formatFor, writeOnnx } from '../experiment/export.js';
 import { networkOf } from '../experiment/networks.js';
 import { reportTable } from '../report/markdown.js';
@@ -110,7 +112,10 @@ const pct = (x: number) => (100 * x).toFixed(2) + '%';
 const plural = (n: number, word: string) => `${n.toLocaleString('en')} ${word}${n === 1 ? '' : 's'}`;
 const log = (l: string) => process.stderr.write(l + '\n');
 /** the command as typed, after `neuronmerge` */
-const typed = () => process.argv.slice(2).map((a) => (/^[\w./,:=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+const typed = (drop: string[] = []) => {
+  const args = process.argv.slice(2).filter((a, i, all) => !drop.includes(a) && !(drop.includes(all[i - 1]) && !a.startsWith('--')));
+  return args.map((a) => (/^[\w./,:=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+};
 
 /** `--recalibrate [n]` / `--no-recalibrate`: a number, the default (undefined: on for models with batch
  * norm), or off */
@@ -150,21 +155,54 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--no-distill', 'fine-tune on the labels alone')
   .option('--finetune-cutout <n>', 'fine-tuning: Cutout, a random n×n square of each training image blanked (default: the network\'s; 0: none)', int('--finetune-cutout', 0, 1e4))
   .option('--multiple-of <m>', 'round each layer\'s units to a multiple of m (8 or 16: what runtimes such as onnxruntime run fastest); to the nearest at a ratio, down for a budget', int('--multiple-of', 1, 4096))
+  .option('--plan', 'print the pieces this run splits into, as JSON (each with the command that runs it alone), and stop')
+  .option('--job <id>', 'run one piece of the plan alone (its results go to --out\'s work/; the run without --job then reuses them)')
+  .option('--job-index [n]', 'run the plan\'s n-th piece (from 0; default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)', int('--job-index', 0, 1e6))
   )).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     if (model !== 'all' && !(NETWORK_NAMES as readonly string[]).includes(model)) throw new Error(`unknown model '${model}' (${NETWORK_NAMES.join(', ')} or all)`);
     if (model === 'all' && (o.checkpoint || hasVariant(o))) throw new Error('reproduce all: --checkpoint, --widths, --width-scale, --activation and --dataset name one model; run the models one by one');
+    const pieceWise = o.plan || o.job !== undefined || o.jobIndex !== undefined;
+    if (model === 'all' && pieceWise) throw new Error('reproduce all: --plan, --job and --job-index take one model; plan the models one by one');
+    if ([o.plan, o.job !== undefined, o.jobIndex !== undefined].filter(Boolean).length > 1) throw new Error('reproduce: give one of --plan, --job and --job-index');
+    const settings = (m: NetworkName, out: string, data: { dataDir?: string; data?: string }): ReproduceOptions => ({
+      device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
+      checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
+      recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
+      finetuneCutout: o.finetuneCutout, paper: o.paper, distill: o.distill === undefined ? undefined : o.distill && { temperature: o.temperature, weight: o.distillWeight },
+      distillTemperature: o.temperature, distillWeight: o.distillWeight,
+      command: model === 'all' ? `reproduce ${m}` : typed(['--job', '--job-index']),
+    });
+    if (pieceWise) {
+      const opts = settings(model as NetworkName, resolve(o.out), o);
+      const plan = reproducePlan(model as NetworkName, opts);
+      if (o.plan) {
+        // each piece's command: this one as typed, less --plan, with the output folder made absolute
+        const typedArgs = process.argv.slice(2).filter((a) => a !== '--plan');
+        const args = typedArgs.map((a, k) => (typedArgs[k - 1] === '--out' ? resolve(o.out) : a.startsWith('--out=') ? `--out=${resolve(o.out)}` : a));
+        if (!typedArgs.some((a) => a === '--out' || a.startsWith('--out='))) args.push('--out', resolve(o.out));
+        return console.log(JSON.stringify({ jobs: plan.map((p) => ({ id: p.id, after: p.after, what: p.what, command: ['neuronmerge', ...args, '--job', p.id] })) }, null, 1));
+      }
+      let id = o.job as string | undefined;
+      if (o.jobIndex !== undefined) {
+        const from = o.jobIndex === true ? process.env.SLURM_ARRAY_TASK_ID ?? process.env.JOB_COMPLETION_INDEX : String(o.jobIndex);
+        const i = from === undefined || from.trim() === '' ? NaN : Number(from);
+        if (!Number.isInteger(i) || i < 0) throw new Error(`--job-index: ${o.jobIndex === true ? `neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX holds a piece's index (got ${from === undefined ? 'none' : `'${from}'`})` : 'not an index'}`);
+        if (i >= plan.length) throw new Error(`--job-index ${i}: the plan has ${plan.length} pieces (0 to ${plan.length - 1})`);
+        id = plan[i].id;
+      }
+      if (id === 'report') lockOutputs([{ option: '--out', path: o.out }]);
+      watchInterrupts();
+      const r = await reproducePiece(model as NetworkName, opts, id!);
+      if ('piece' in r) return console.log(o.json ? JSON.stringify(r) : `piece ${r.piece} done (${r.seconds.toFixed(0)} s)`);
+      if (o.json) console.log(JSON.stringify(r));
+      else console.log(`\n${reportTable(r)}\n\nreports: ${o.out}/report.md, ${o.out}/report.json, ${o.out}/report.html (open it in a browser)`);
+      return;
+    }
     lockOutputs([{ option: '--out', path: o.out }, ...(o.checkpoint ? [{ option: '--checkpoint', path: o.checkpoint }] : [])]);
     watchInterrupts();
     const one = async (m: NetworkName, out: string, data: { dataDir?: string; data?: string }) => {
-      const r = await reproduce(m, {
-        device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
-        checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
-        recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
-        finetuneCutout: o.finetuneCutout, paper: o.paper, distill: o.distill === undefined ? undefined : o.distill && { temperature: o.temperature, weight: o.distillWeight },
-        distillTemperature: o.temperature, distillWeight: o.distillWeight,
-        command: model === 'all' ? `reproduce ${m}` : typed(),
-      });
+      const r = await reproduce(m, settings(m, out, data));
       if (!o.json) console.log(`\n${r.model} on ${r.data.split(' (')[0]}${o.quick ? ' (--quick)' : ''}: original ${pct(r.original.accuracy)}, ${r.original.params.toLocaleString('en')} parameters; ${r.seconds.toFixed(0)} s\n\n${reportTable(r)}\n\nreports: ${out}/report.md, ${out}/report.json, ${out}/report.html (open it in a browser)`);
       return r;
     };
@@ -401,6 +439,49 @@ withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoi
     }
     for (const n of r.notes) console.log(`note: ${n}`);
     if (r.report) console.log(`\nthe page: ${r.report} (open it in a browser)`);
+  });
+
+program.command('slurm').argument('<args...>', 'reproduce, its model and options, and the options below anywhere among them')
+  .description('write (with --submit, submit) the Slurm batch scripts of a reproduction: the original, the sensitivity where a budget needs it, the fine-tunings as one job array, the report, each stage after the one before. --out must be on a file system every node sees')
+  .addHelpText('after', `
+Options (anywhere after slurm):
+  --submit             submit the scripts with sbatch, each stage with --dependency=afterok on the one before
+  --scripts <dir>      the folder for the scripts and, in logs/, the jobs' output (default: neuronmerge-slurm)
+  --partition <p>, --cpus-per-task <n>, --time <t>, --account <a>
+                       passed to every script as #SBATCH lines
+A piece that failed runs again, resuming its checkpoint, with: sbatch --array=INDEX DIR/N-finetune.sbatch`)
+  .allowUnknownOption()
+  .action((all: string[]) => {
+    const mine: Record<string, string | true> = {};
+    const rest: string[] = [];
+    const valued = ['--scripts', '--partition', '--cpus-per-task', '--time', '--account'];
+    for (let i = 0; i < all.length; i++) {
+      const [name, inline] = all[i].includes('=') ? [all[i].slice(0, all[i].indexOf('=')), all[i].slice(all[i].indexOf('=') + 1)] : [all[i], undefined];
+      if (name === '--submit') mine.submit = true;
+      else if (valued.includes(name)) {
+        const v = inline ?? all[++i];
+        if (v === undefined || v.startsWith('--')) throw new Error(`slurm: ${name} needs a value`);
+        mine[name.slice(2)] = v;
+      } else rest.push(all[i]);
+    }
+    if (rest[0] !== 'reproduce') throw new Error(`slurm: runs reproduce (neuronmerge slurm reproduce MODEL [options]), not '${rest[0] ?? ''}'`);
+    const cpus = mine['cpus-per-task'] === undefined ? undefined : int('--cpus-per-task', 1, 4096)(mine['cpus-per-task'] as string);
+    const cli = fileURLToPath(import.meta.url);
+    const r = spawnSync(process.execPath, [cli, ...rest, '--plan'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr.trim().replace(/^neuronmerge: /, ''));
+    const plan = (JSON.parse(r.stdout) as { jobs: (ReproducePiece & { command: string[] })[] }).jobs;
+    // every piece's command is the plan's, run by this node and this build
+    const base = [process.execPath, cli, ...plan[0].command.slice(1, -2)];
+    const dir = (mine.scripts as string | undefined) ?? 'neuronmerge-slurm';
+    const stages = slurmScripts(plan, (sel) => ('id' in sel ? [...base, '--job', sel.id] : 'index' in sel ? [...base, '--job-index'] : base), {
+      dir, cwd: process.cwd(), partition: mine.partition as string | undefined, cpusPerTask: cpus, time: mine.time as string | undefined, account: mine.account as string | undefined,
+    });
+    for (const s of stages) console.log(`${s.file}: ${s.array ? `${s.pieces.length} fine-tunings as array tasks ${s.array[0]}-${s.array[1]}` : `piece ${s.pieces[0]}`}`);
+    if (!mine.submit) return console.log('submit them in this order, each after the one before succeeded, or run again with --submit');
+    const ids = submitStages(stages);
+    const cmd = plan[0].command, at = cmd.lastIndexOf('--out');
+    const out = at >= 0 ? cmd[at + 1] : cmd.filter((a) => a.startsWith('--out=')).pop()!.slice(6);
+    console.log(`submitted: ${stages.map((s, i) => `${s.name} ${ids[i]}`).join(', ')}; the report: ${out}/report.html`);
   });
 
 program.command('bench').argument('[suites...]', 'gemm, conv, data, train, cluster, speedup (all by default)').option('--json', 'JSON lines').description('the benchmarks (from a source checkout: they need the dev dependencies)')

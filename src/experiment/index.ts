@@ -8,7 +8,9 @@ export { compressCheckpoint, stageWidths, RECALIBRATE_IMAGES } from './compress.
 export type { CompressOptions, CompressResult } from './compress.js';
 export { explainCheckpoint, explainRatios, groupsOf, EXPLAIN_RATIOS } from './explain.js';
 export type { ExplainOptions, ExplainRatio, ExplainResult, LayerFigures } from './explain.js';
-export { reproduce } from './reproduce.js';
-export type { ReproduceOptions } from './reproduce.js';
+export { reproduce, reproducePiece, reproducePlan } from './reproduce.js';
+export type { ReproduceOptions, ReproducePiece, PieceDone } from './reproduce.js';
+export { slurmScripts, submitStages } from './slurm.js';
+export type { SlurmOptions, SlurmStage, PieceSelector } from './slurm.js';
 export { exportCheckpoint, writeOnnx, formatFor } from './export.js';
 export type { ModelFormat, OnnxExport } from './export.js';

@@ -23,7 +23,7 @@ import { checkArchHolds, loadCheckpoint, saveCheckpoint } from '../train/checkpo
 import { evaluate } from '../train/loop.js';
 import { writeReports } from '../report/markdown.js';
 import type { RatioResult, Report } from '../report/types.js';
-import { checkOutputDir, checkOutputFile, writeFileAtomic } from '../runtime/files.js';
+import { checkOutputDir, checkOutputFile, claimFile, writeFileAtomic } from '../runtime/files.js';
 import { NETWORKS } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
@@ -151,6 +151,13 @@ function fingerprint(model: Sequential): string {
   return h.digest('hex');
 }
 
+/** whether a trained original's checkpoint is there, its training finished */
+function originalDone(file: string, epochs: number): boolean {
+  if (!existsSync(file)) return false;
+  const c = loadCheckpoint(file);
+  return c.kind === 'original' && (!c.train || c.train.epoch >= epochs);
+}
+
 /** a short name for everything that determines a piece of work, so that a rerun with the same settings
  * finds it and one with other settings does not */
 function keyOf(what: unknown): string {
@@ -174,10 +181,15 @@ class WorkFolder {
     return { file, exists: existsSync(file) };
   }
 
+  /** where the sensitivity measured with this key is kept */
+  sensitivityFile(key: unknown): string {
+    return join(this.dir, `sensitivity-${keyOf(key)}.json`);
+  }
+
   /** a sensitivity measured before with the same key, or a fresh one (then stored) */
   sensitivity(key: unknown, measure: () => Sensitivity, log: (l: string) => void): Sensitivity {
     mkdirSync(this.dir, { recursive: true });
-    const file = join(this.dir, `sensitivity-${keyOf(key)}.json`);
+    const file = this.sensitivityFile(key);
     if (existsSync(file)) {
       try {
         const s = JSON.parse(readFileSync(file, 'utf8')) as Sensitivity;
@@ -198,13 +210,26 @@ class WorkFolder {
 /** the files a reproduction writes into its --out folder */
 const REPORT_FILES = ['report.json', 'report.md', 'report.html', 'accuracy.svg', 'units.svg'];
 
-export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): Promise<Report> {
+/** one piece of a reproduction that runs alone (a process of its own, a job on a cluster), reading
+ * what the pieces `after` it left in the work folder */
+export interface ReproducePiece {
+  id: string;
+  after: string[];
+  /** what it does, in words */
+  what: string;
+}
+
+/** a piece run alone: which, and how long it took */
+export interface PieceDone {
+  piece: string;
+  seconds: number;
+}
+
+/** what a reproduction's rows and pieces follow from: the ratios, budgets, rules and fine-tuning */
+function rowsOf(which: NetworkName, o: ReproduceOptions) {
   const cfg = NETWORKS[which];
   if (!cfg) throw new Error(`reproduce: unknown model '${which}'`);
-  const t0 = performance.now();
   const quick = o.quick ?? false;
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const seed = o.seed ?? 0;
   // budgets alone ask for their rows only; otherwise the network's ratios unless others are given
   const ratios = o.ratios ?? ((o.budgets ?? []).length > 0 ? [] : quick ? cfg.quick.ratios : cfg.ratios);
   // the network's budget rows, where no ratios or budgets are asked for (not in --quick or --paper)
@@ -212,14 +237,65 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const budgets = o.budgets ?? ownBudgets?.fractions ?? [];
   if (ratios.length === 0 && budgets.length === 0) throw new Error('reproduce: no merge ratios given');
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`ratio ${r} is out of range: merge ratios must be in [0, 1)`);
+  const recipe = o.paper ? cfg.paper.finetune : cfg.finetune;
+  const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : recipe.epochs);
+  const rules = o.rules ?? (o.paper ? ['mean' as MergeRule] : cfg.rules);
+  if (rules.length === 0) throw new Error('reproduce: no merging rules given');
+  const allocateHow = o.allocate ?? ownBudgets?.allocate ?? 'uniform';
+  const suffix = o.multipleOf ? `-x${o.multipleOf}` : '';
+  const rows = [...ratios.map((r) => `ratio-${r}${suffix}`), ...budgets.map((b) => `budget-${b}${suffix}`)];
+  return { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow, rows };
+}
+
+/**
+ * The pieces `reproduce(which, o)` splits into, in an order that runs: the original; the layers'
+ * sensitivity where a budget is spread by it; each row's fine-tunings (one per rule, one for the pruned
+ * twin), side by side; the report, which finds every piece's result and writes the report files.
+ * `reproducePiece` runs one; `reproduce` afterwards reuses what they left.
+ */
+export function reproducePlan(which: NetworkName, o: ReproduceOptions = {}): ReproducePiece[] {
+  const { budgets, ftEpochs, rules, allocateHow, rows } = rowsOf(which, o);
+  if (!o.out) throw new Error('reproduce: the pieces of a run share its output folder; give one');
+  const pieces: ReproducePiece[] = [{ id: 'original', after: [], what: o.checkpoint ? `reuse or train the original in ${o.checkpoint}` : 'train the original' }];
+  const sensitivity = budgets.length > 0 && allocateHow === 'sensitivity';
+  if (sensitivity) pieces.push({ id: 'sensitivity', after: ['original'], what: 'measure each layer\'s sensitivity, to spread the budgets' });
+  if (ftEpochs > 0) {
+    for (const row of rows) {
+      const after = sensitivity && row.startsWith('budget-') ? ['original', 'sensitivity'] : ['original'];
+      for (const name of [...rules, 'pruned']) pieces.push({ id: `${row}-${name}`, after, what: `fine-tune the ${name === 'pruned' ? 'pruned twin' : `${name} merge`} at ${row.replace('-', ' ')}` });
+    }
+  }
+  pieces.push({ id: 'report', after: pieces.map((p) => p.id), what: 'merge, measure and write the report, reusing every piece\'s result' });
+  return pieces;
+}
+
+/** run one piece of `reproducePlan(which, o)` (the report piece is `reproduce` itself) */
+export async function reproducePiece(which: NetworkName, o: ReproduceOptions, piece: string): Promise<PieceDone | Report> {
+  const ids = reproducePlan(which, o).map((p) => p.id);
+  if (!ids.includes(piece)) throw new Error(`reproduce: this run has no piece '${piece}' (its pieces: ${ids.join(', ')})`);
+  return run(which, o, piece === 'report' ? undefined : piece);
+}
+
+export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): Promise<Report> {
+  return (await run(which, o)) as Report;
+}
+
+/** the reproduction, or with `job` one piece of it alone */
+async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promise<Report | PieceDone> {
+  const { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow } = rowsOf(which, o);
+  const t0 = performance.now();
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const seed = o.seed ?? 0;
+  const done = (): PieceDone => ({ piece: job!, seconds: (performance.now() - t0) / 1000 });
+  // a piece claims each file it writes; a second copy waits, then finds the result
+  const claim = (file: string) => claimFile(file, (who) => log(`reproduce ${which}: ${file} is being written by ${who}; waiting`));
+  // a fine-tuning piece's row (its id less the rule)
+  const jobRow = job && job !== 'original' && job !== 'sensitivity' ? job.slice(0, job.lastIndexOf('-')) : null;
   // outputs checked before any work: an hour of training must not end on a path that cannot be written
   if (o.out) checkOutputDir(o.out, '--out');
   // the original is never one of the files the run writes into --out
   if (o.checkpoint) checkOutputFile(o.checkpoint, '--checkpoint', o.out ? REPORT_FILES.map((f) => ({ option: '--out', path: join(o.out!, f) })) : []);
   const epochs = o.epochs ?? (quick ? cfg.quick.epochs : cfg.train.epochs);
-  // the fine-tuning recipe: the network's best measured, or with `paper` the paper's plain one
-  const recipe = o.paper ? cfg.paper.finetune : cfg.finetune;
-  const ftEpochs = o.finetuneEpochs ?? (quick ? cfg.quick.finetuneEpochs : recipe.epochs);
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
   // without --checkpoint the original is kept in the work folder (named by what it depends on), so that
   // a run stopped while training it resumes it rather than training it again
@@ -227,7 +303,11 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
     ? { ...o, checkpoint: join(o.out, 'work', `original-${keyOf({ which, arch: o.arch ?? (quick ? cfg.quick.arch : null), epochs, seed, limit, quick, dataset: o.data?.dataset ?? null })}.safetensors`) }
     : o;
   if (withOriginal !== o) log(`reproduce ${which}: the original's checkpoints go to ${withOriginal.checkpoint}`);
+  if (job && job !== 'original' && !originalDone(withOriginal.checkpoint!, epochs)) throw new Error(`reproduce: piece '${job}' needs the original trained first (piece 'original', ${withOriginal.checkpoint})`);
+  const releaseOriginal = withOriginal.checkpoint ? await claim(withOriginal.checkpoint) : () => {};
   const base = await original(which, withOriginal, epochs, log);
+  releaseOriginal();
+  if (job === 'original') return done();
   const arch = base.arch;
   const task = base.task ?? (await loadTask(arch, o.data));
   const input = task.input;
@@ -238,8 +318,6 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const x128 = slice(task.ev.x, 0, 128);
   const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (base.model.layers.some((m) => m instanceof BatchNorm) ? RECALIBRATE_IMAGES : null);
   const calibration = recalImages ? recalibrationSample(task, recalImages, seed) : null;
-  const rules = o.rules ?? (o.paper ? ['mean'] : cfg.rules);
-  if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const results: RatioResult[] = [];
   const askDistill = o.distill === undefined ? (recipe.distill ? { temperature: o.distillTemperature, weight: o.distillWeight } : undefined) : o.distill || undefined;
   const distill = askDistill ? { teacher: base.model, temperature: askDistill.temperature ?? 4, weight: askDistill.weight ?? 0.9 } : undefined;
@@ -256,11 +334,18 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
-    if (ck) log(`reproduce ${which}: fine-tuning ${label}${ck.exists ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
-    await finetuneModel(model, a, task, {
-      epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule, warmup, weightDecay, distill, cutout,
-      ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume: ck.exists ? ck.file : undefined } : {}),
-    });
+    const release = ck ? await claim(ck.file) : () => {};
+    try {
+      // another copy of this piece may have left it while this one waited
+      const resume = ck && existsSync(ck.file) ? ck.file : undefined;
+      if (ck) log(`reproduce ${which}: fine-tuning ${label}${resume ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
+      await finetuneModel(model, a, task, {
+        epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule, warmup, weightDecay, distill, cutout,
+        ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume } : {}),
+      });
+    } finally {
+      release();
+    }
     return accuracyOf(model, task).accuracy;
   };
   const notes = new Set<string>();
@@ -270,10 +355,11 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
   // first rule's measured sensitivity; merged and pruned models take the same units per layer)
   const points: { ratio: number | number[]; budget?: RatioResult['budget'] }[] = ratios.map((r) => ({ ratio: r }));
   for (const fraction of budgets) {
-    const allocateHow = o.allocate ?? ownBudgets?.allocate ?? 'uniform';
     // the rule whose sensitivity spreads the budget: the network's choice for its own rows, else the first
     const by = ownBudgets?.by ?? rules[0];
     let per: number[];
+    // a piece alone spreads only its own row's budget
+    if (jobRow !== null && jobRow !== `budget-${fraction}${o.multipleOf ? `-x${o.multipleOf}` : ''}`) continue;
     if (allocateHow === 'uniform') {
       const r = ratioForBudget(base.model, fraction);
       per = mergeSites(base.model).map(() => r);
@@ -281,11 +367,22 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${by} rule, 1,000 training images)`);
       const { x, y } = calibrationSet(task, 1000, seed + 7);
       const measure = () => layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: by, seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(by) ? fitOn() : undefined, log });
-      const sens = work ? work.sensitivity({ originalId, rule: by, seed, limit, recalImages }, measure, log) : measure();
+      const key = { originalId, rule: by, seed, limit, recalImages };
+      let sens: Sensitivity;
+      if (work) {
+        const release = await claim(work.sensitivityFile(key));
+        try {
+          sens = work.sensitivity(key, measure, log);
+        } finally {
+          release();
+        }
+      } else sens = measure();
+      if (job === 'sensitivity') return done();
       per = allocate(base.model, fraction, sens).ratios;
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
   }
+  if (job === 'sensitivity') return done();
   for (const point of points) {
     const { budget } = point;
     // --multiple-of: each layer's units rounded (down for a budget, so that it stays met)
@@ -300,6 +397,7 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       roundingNotes(sites.map((s) => base.model.layers[s.index].describe()), ks, sites.map((s) => s.units), o.multipleOf, budget !== undefined).forEach((n) => notes.add(`${label}: ${n}`));
     }
     const row = `${budget ? `budget-${budget.fraction}` : `ratio-${point.ratio}`}${o.multipleOf ? `-x${o.multipleOf}` : ''}`;
+    if (jobRow !== null && row !== jobRow) continue;
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
     let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;
     // the compressed models as fine-tuning left them (weights only), one per rule and the pruned twin,
@@ -312,12 +410,24 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
       saveCheckpoint(join(o.out, file), { arch: a, model, kind: ftEpochs > 0 ? 'finetuned' : kind, normalization: recordedNormalization(task) });
       kept[name] = file;
     };
+    if (job === `${row}-pruned`) {
+      const pruned = cloneModel(base.model, arch);
+      pruneModel(pruned, { ratio });
+      if (calibration) recalibrateBatchNorm(pruned, calibration);
+      await finetune(pruned, archOf(pruned, arch), `${row}-pruned`, ratio);
+      return done();
+    }
     for (const rule of rules) {
+      if (job && job !== `${row}-${rule}`) continue;
       log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
       const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: readsActivations(rule) ? fitOn() : undefined, reestimate: calibration ?? undefined });
       r.notes.forEach((n) => notes.add(n));
       if (calibration) recalibrateBatchNorm(m, calibration);
+      if (job) {
+        await finetune(m, archOf(m, arch), `${row}-${rule}`, ratio);
+        return done();
+      }
       const acc = accuracyOf(m, task).accuracy;
       if (!first) {
         first = { model: m, rep: r, arch: archOf(m, arch) };

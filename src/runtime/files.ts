@@ -3,6 +3,7 @@
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { hostname } from 'node:os';
 
 /** the stats of `path` without following a link, or null where nothing is there */
 function lstatOrNull(path: string): Stats | null {
@@ -209,4 +210,55 @@ export function releaseOutputs(): void {
     }
   }
   held.clear();
+}
+
+/**
+ * Claims one file a piece of work writes (a checkpoint, a measurement) until `release()` is called or
+ * the process ends, waiting while another process holds it: two copies of one piece, on one machine or
+ * on several sharing a folder, never write it at once, and the second finds the first's result. The
+ * claim is `.NAME.claim` beside the file, holding `host pid`; one whose process has died on this host
+ * is taken over. `waiting` is told once who holds it.
+ */
+export async function claimFile(path: string, waiting: (holder: string) => void = () => {}): Promise<() => void> {
+  const lock = join(dirname(path), `.${basename(path)}.claim`);
+  const me = `${hostname()} ${process.pid}`;
+  mkdirSync(dirname(lock), { recursive: true });
+  let told = false;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, me);
+      closeSync(fd);
+      const release = () => {
+        process.off('exit', release);
+        try {
+          if (readFileSync(lock, 'utf8') === me) unlinkSync(lock);
+        } catch {
+          /* gone already */
+        }
+      };
+      process.on('exit', release);
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${path}: cannot claim it (${(e as Error).message})`);
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(lock, 'utf8');
+    } catch {
+      continue; // released meanwhile
+    }
+    const [host, pid] = holder.split(' ');
+    if (host === hostname() && !(Number(pid) > 0 && alive(Number(pid)))) {
+      try {
+        unlinkSync(lock); // left by a process that died
+      } catch {
+        /* another one took it over first */
+      }
+      continue;
+    }
+    if (!told) waiting(`process ${pid} on ${host}`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
