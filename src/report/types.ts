@@ -61,23 +61,29 @@ export interface Report {
   results: RatioResult[];
 }
 
-/** what `merge` and `explain` show of one compression: the run's facts, units per layer, and what
- * merging did to each layer */
-export interface CompressionView {
+/** the facts a page of a merge starts with */
+export interface PageFacts {
   /** the page's heading */
   title: string;
   /** the command as typed, after `neuronmerge` */
   command: string;
   checkpoint: string;
-  /** the merged checkpoint written (merge only) */
-  out?: string;
   model: string;
   data: string;
+  /** the merging rule (the explain page: the one whose clusters the layers show) and clustering method */
   rule: string;
   method: string;
   seed: number;
   machine: string;
   seconds: number;
+}
+
+/** what `merge` shows of one compression: the run's facts, units per layer, and what merging did to
+ * each layer */
+export interface CompressionView extends PageFacts {
+  /** the page's heading */
+  /** the merged checkpoint written */
+  out?: string;
   /** how the units per layer were chosen, in words */
   allocation: string;
   units: { layer: string; before: number; after: number }[];
@@ -92,19 +98,7 @@ export interface CompressionView {
 }
 
 /** what the explain page shows: merging swept over ratios (src/experiment/explain.ts) */
-export interface ExplainView {
-  title: string;
-  /** the command as typed, after `neuronmerge` */
-  command: string;
-  checkpoint: string;
-  model: string;
-  data: string;
-  /** the rule whose clusters the layers show, and the clustering method */
-  rule: string;
-  method: string;
-  seed: number;
-  machine: string;
-  seconds: number;
+export interface ExplainView extends PageFacts {
   original: { accuracy: number; params: number };
   /** the rules on the accuracy curve, in order */
   rules: string[];
