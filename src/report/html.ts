@@ -1,8 +1,8 @@
 // report.html: one self-contained page (styles and charts inline, no script, nothing fetched) that
-// shows what a reproduction, a merge or an explanation did: the run's facts, the results, accuracy
+// shows what a reproduction or a merge did: the run's facts, the results, accuracy
 // against compression, units per layer, and for each merged layer a map of its units (their first two
 // principal components) coloured by cluster with each merged unit marked, its dendrogram with the cut
-// (agglomerative methods), and the first convolution's filters by cluster.
+// (agglomerative methods), and the first convolution's filters by cluster. The explain page is ./explain.ts.
 import type { Merge } from '../compress/agglomerative.js';
 import type { FilterView, LayerExplanation, UnitMap } from '../compress/explain.js';
 import { rowLabel } from './plots.js';
@@ -222,7 +222,7 @@ ${firsts ? `<h2>The first convolution's filters</h2>
 ${firsts}` : ''}`;
 }
 
-/** the page of `merge` and `explain`: the run's facts, the units each layer kept, and what merging did
+/** the page of `merge`: the run's facts, the units each layer kept, and what merging did
  * to each layer; `units` is the units-per-layer chart as SVG */
 export function compressionHtml(v: CompressionView, charts: { units: string }): string {
   const removed = 1 - v.params.after / v.params.before;

@@ -96,7 +96,7 @@ export async function writeReports(dir: string, r: Report): Promise<void> {
   writeFileAtomic(join(dir, 'report.html'), reportHtml(r, { accuracy, units }));
 }
 
-/** the page of a merge or an explanation, written to `file` (whole or not at all) */
+/** the page of a merge, written to `file` (whole or not at all) */
 export async function writeCompressionHtml(file: string, v: CompressionView): Promise<void> {
   writeFileAtomic(file, compressionHtml(v, { units: await renderSvg(compressionUnitsSpec(v)) }));
 }
