@@ -154,6 +154,18 @@ need('the explain page: the slider redraws clusters, table and cut as the ratio\
   assert.is(panel.members, members.join(' '));
   assert.is(panel.drawn, Math.min(24, members.length));
   assert.is(panel.replacement, 1);
+  // a rule that keeps units: a ring on each kept unit, and a click names the unit its cluster keeps
+  const kept = join(dir, 'lstsq.explain.html');
+  const k = await explainCheckpoint(join('models', 'lenet5.safetensors'), { ratios: [0.7], rule: 'lstsq', rules: ['lstsq'], images: 64, layer: 0, report: kept });
+  const big = k.ratios[0].clusters![0];
+  const ring = await screenshotPage(playwright!, kept, join(dir, 'lstsq.png'), async (page) => {
+    await page.locator(`svg.unit-map[data-layer="0"] circle.unit[data-unit="${big[0]}"]`).dispatchEvent('click');
+    return { rings: await page.locator('svg.unit-map[data-layer="0"] circle.kept').count(), label: await page.locator('#members canvas.replacement').locator('xpath=..').textContent() };
+  });
+  assert.equal(ring.errors, []);
+  assert.is(ring.value.rings, k.ratios[0].layers[0].clusters - k.ratios[0].layers[0].sizes.singletons);
+  const keeps = /^kept: unit (\d+)$/.exec(ring.value.label ?? '');
+  assert.ok(keeps && big.includes(Number(keeps[1])), `the kept unit is one of the cluster's: ${ring.value.label}`);
   if (seen.value.aloneUnit !== undefined) assert.match(seen.value.alone ?? '', new RegExp(`unit ${seen.value.aloneUnit} of Conv2d\\(1→20, 5x5\\) stays alone at ratio 0\\.2`));
 });
 
