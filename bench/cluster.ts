@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildModel, kmeans, mergeSites, unitVectors, vgg16Arch } from '../src/index.js';
+import { buildModel, kmeans, mergeSites, unitVectors, vgg16Arch } from '../src/internal.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
 import { envWithoutRerun } from '../src/runtime/hugepages.js';

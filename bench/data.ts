@@ -1,8 +1,8 @@
 // Data-loading benchmark: the time to assemble one training batch of 128 (MNIST; CIFAR-10 with crop and
 // flip), beside the time of one LeNet-5 training step (forward, backward) at batch 128 measured in the
 // same run with the engine's current backend. Target: loading under 5% of the step.
-import { add, BatchLoader, channelStats, conv2d, crossEntropy, kernelBackend, loadDataset, matmul, maxPool2d, normal, relu, reshape, Rng, zeros } from '../src/index.js';
-import type { ImageSet, Tensor } from '../src/index.js';
+import { add, BatchLoader, channelStats, conv2d, crossEntropy, kernelBackend, loadDataset, matmul, maxPool2d, normal, relu, reshape, Rng, zeros } from '../src/internal.js';
+import type { ImageSet, Tensor } from '../src/internal.js';
 import { emit, fmt, measureMs } from './util.js';
 import type { BenchArgs } from './util.js';
 

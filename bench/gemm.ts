@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conv2d, convChunkImages, gemmJs, gemmNaive, nativeAddon, nativeLoadError, Rng, tensor } from '../src/index.js';
-import type { Kernels } from '../src/index.js';
+import { conv2d, convChunkImages, gemmJs, gemmNaive, nativeAddon, nativeLoadError, Rng, tensor } from '../src/internal.js';
+import type { Kernels } from '../src/internal.js';
 import { emit, fmt, machineLine, measureMs, median, quantile, ratioSummary } from './util.js';
 import type { BenchArgs, RatioRow } from './util.js';
 

@@ -5,7 +5,7 @@
 // for NEURONMERGE_BENCH_ROUNDS rounds (default 5), each round's step time is tinybench's median of 3
 // steps after one settling step, the ratio is the median of the rounds' own ratios (this machine's
 // speed drifts by tens of percent over seconds). Minor page faults a step for each setting beside it.
-import { mallocReuseOn, nativeAddon, setMallocReuse } from '../src/index.js';
+import { mallocReuseOn, nativeAddon, setMallocReuse } from '../src/internal.js';
 import { trainingSteps } from './train.js';
 import { emit, fmt, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';

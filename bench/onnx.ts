@@ -6,8 +6,8 @@
 // speedup from merging beside the FLOPs ratio. Rounds alternate the two runtimes (the machine's speed
 // drifts), each timing 50 ms after the last (see SETTLE_MS); the figures are the medians of the rounds.
 import { cpus } from 'node:os';
-import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, mergeSites, modelStats, nativeAddon, ratioForBudget, Rng, roundUnits, tensor, toOnnx, unitsAfter, vgg16Arch } from '../src/index.js';
-import type { Arch, Sequential } from '../src/index.js';
+import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, mergeSites, modelStats, nativeAddon, ratioForBudget, Rng, roundUnits, tensor, toOnnx, unitsAfter, vgg16Arch } from '../src/internal.js';
+import type { Arch, Sequential } from '../src/internal.js';
 import { emit, fmt, median } from './util.js';
 import type { BenchArgs } from './util.js';
 

@@ -1,8 +1,8 @@
 // Speedup benchmark: inference time of the original and the merged DBN, LeNet-5 and VGG-16 (every
 // hidden layer merged at ratio 0.5) at batch 1 and 128, the measured speedup (the median of 7 rounds'
 // ratios, each round timing both models back to back) beside the FLOPs ratio.
-import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, modelStats, Rng, tensor, vgg16Arch } from '../src/index.js';
-import type { Arch } from '../src/index.js';
+import { buildModel, compare, dbnArch, InferenceSession, lenet5Arch, mergeModel, modelStats, Rng, tensor, vgg16Arch } from '../src/internal.js';
+import type { Arch } from '../src/internal.js';
 import { emit, fmt, machineLine, measureMs, median } from './util.js';
 import type { BenchArgs } from './util.js';
 

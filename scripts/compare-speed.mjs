@@ -5,7 +5,7 @@
 // beside the ratio of their FLOPs:
 //   node scripts/compare-speed.mjs ORIGINAL.safetensors COMPRESSED.safetensors [--batch 1,128] [--rounds 7]
 import '../dist/src/runtime/rerun.js';
-import { compare, InferenceSession, inputShape, modelFromCheckpoint, modelStats, nativeAddon, Rng, tensor } from '../dist/src/index.js';
+import { compare, InferenceSession, inputShape, modelFromCheckpoint, modelStats, nativeAddon, Rng, tensor } from '../dist/src/internal.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);

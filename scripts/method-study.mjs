@@ -10,7 +10,7 @@ import '../dist/src/runtime/rerun.js';
 import '../dist/src/backend/native.js';
 import {
   accuracyOf, archOf, BatchNorm, readsActivations, calibrationSample, recalibrationSample, cloneModel, loadTask, mergeModel, mergeSites, modelFromCheckpoint, pruneModel, recalibrateBatchNorm,
-} from '../dist/src/index.js';
+} from '../dist/src/internal.js';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);

@@ -5,7 +5,7 @@
 // so that a figure neuronmerge reports for a model can be checked in another runtime.
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { fromOnnx, loadTask } from '../dist/src/index.js';
+import { fromOnnx, loadTask } from '../dist/src/internal.js';
 
 const args = process.argv.slice(2);
 const file = args.find((a, i) => !a.startsWith('--') && !['--data', '--dataset'].includes(args[i - 1]));

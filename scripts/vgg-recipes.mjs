@@ -5,7 +5,7 @@
 //   node scripts/vgg-recipes.mjs --data DIR [--width-scale 0.25] [--epochs 10] [--only NAME,...]
 import '../dist/src/runtime/rerun.js';
 import '../dist/src/backend/native.js';
-import { archFor, buildModel, cosineLr, fit, loadTask, oneCycleLr, SGD, trainLoader } from '../dist/src/index.js';
+import { archFor, buildModel, cosineLr, fit, loadTask, oneCycleLr, SGD, trainLoader } from '../dist/src/internal.js';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);

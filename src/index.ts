@@ -1,14 +1,19 @@
-// neuronmerge: the public API, from one entry.
-export * from './tensor/index.js';
-export * from './backend/index.js';
-export * from '../datasets/index.js';
-export * from './nn/index.js';
-export * from './optim/index.js';
-export * from './models/index.js';
-export * from './train/index.js';
-export * from './onnx/index.js';
-export * from './compress/index.js';
-export * from './report/index.js';
-export * from './experiment/index.js';
-export { writeFileAtomic, checkOutputFile, checkOutputDir } from './runtime/files.js';
-export { ENVIRONMENT, environmentError } from './runtime/env.js';
+// neuronmerge: the public API, the names the README's API section and examples use. Every other name
+// (kernels, helpers, the report's pieces) is in 'neuronmerge/internal' (./internal.ts), for the tests,
+// the benchmarks and the scripts; it may change between versions.
+export {
+  Tensor, tensor, zeros, ones, noGrad, matmul, conv2d, linear, linearActivate, relu, sigmoid, tanh, Rng,
+  Sequential, Linear, Conv2d, BatchNorm, ReLU, Sigmoid, Tanh, MaxPool2d, Flatten, Dropout, buildModel,
+  lenet5Arch, dbnArch, vgg16Arch, mlpArch, inputShape, SGD, Adam, fit, evaluate, saveCheckpoint,
+  loadCheckpoint, InferenceSession, distillationLoss, distillationStep, loadDataset, BatchLoader,
+  fetchDataset, loadTask, accuracyOf, trainLenet, trainDbn, trainVgg, trainMlp, finetuneModel, cloneModel,
+  modelFromCheckpoint, kmeans, agglomerative, dendrogram, clusterUnits, applyMerge, mergeModel, mergeSites,
+  foldedUnits, pruneModel, explainMerge, recalibrateBatchNorm, layerSensitivity, allocate, modelStats,
+  compare, archOf, MERGE_RULES, compressCheckpoint, explainCheckpoint, reproduce, reproducePlan,
+  reproducePiece, exportCheckpoint, writeReports, toOnnx, fromOnnx, gradientPool, setGradientPool,
+  releaseArrays, trackAllocations,
+} from './internal.js';
+export type {
+  Arch, MergeRule, MergeOptions, MergeReport, ClusterMethod, TaskData, CompressOptions, CompressResult,
+  ExplainOptions, ExplainResult, ReproduceOptions, ReproducePiece, Report,
+} from './internal.js';

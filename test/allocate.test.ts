@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import {
   allocate, applyMerge, buildModel, clusterUnits, crossEntropy, layerSensitivity, lenet5Arch, mergeModel, mergeSites, modelStats, noGrad, paramsWithUnits,
   recalibrateBatchNorm, Rng, tensor, unitsAfter, vgg16Arch, inputShape, BatchNorm,
-} from '../src/index.js';
-import type { Arch, Sensitivity, Sequential } from '../src/index.js';
+} from '../src/internal.js';
+import type { Arch, Sensitivity, Sequential } from '../src/internal.js';
 import { assertThrows } from './helpers.js';
 
 const A = suite('allocate');

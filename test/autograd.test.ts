@@ -2,7 +2,7 @@
 // and that gradcheck does catch a wrong backward.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, batchNorm, buildModel, conv2d, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, maxPool2d, mul, nativeAddon, noGrad, releaseArrays, relu, reshape, Rng, setBackend, setGradientPool, SGD, sum, tanh, tensor, Tensor, trackAllocations, vgg16Arch } from '../src/index.js';
+import { add, batchNorm, buildModel, conv2d, crossEntropy, gradcheck, gradientPool, isGradEnabled, matmul, maxPool2d, mul, nativeAddon, noGrad, releaseArrays, relu, reshape, Rng, setBackend, setGradientPool, SGD, sum, tanh, tensor, Tensor, trackAllocations, vgg16Arch } from '../src/internal.js';
 import { spawnSync } from 'node:child_process';
 import { rand } from './helpers.js';
 

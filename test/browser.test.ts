@@ -7,8 +7,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { agglomerative, explainCheckpoint, writeCompressionHtml, writeReports } from '../src/index.js';
-import type { CompressionView, Report } from '../src/index.js';
+import { agglomerative, explainCheckpoint, writeCompressionHtml, writeReports } from '../src/internal.js';
+import type { CompressionView, Report } from '../src/internal.js';
 import { needs, tempDir } from './helpers.js';
 import { CHROMIUM, screenshotPage } from './browser.js';
 

@@ -2,7 +2,7 @@
 // linkage; each linkage's merge heights on a small example checked by hand.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { agglomerative, dendrogram, kmeans, Rng } from '../src/index.js';
+import { agglomerative, dendrogram, kmeans, Rng } from '../src/internal.js';
 import { assertThrows } from './helpers.js';
 
 const C = suite('cluster');

@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlink
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadCheckpoint, readSafetensors, stateSize, writeSafetensors } from '../src/index.js';
+import { loadCheckpoint, readSafetensors, stateSize, writeSafetensors } from '../src/internal.js';
 import { needs, refusesWith, tempDir } from './helpers.js';
 
 const C = suite('command');

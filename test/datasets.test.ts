@@ -9,8 +9,8 @@ import * as assert from 'uvu/assert';
 import {
   BatchLoader, channelStats, classCounts, encodeIdx, loadDataset, parseCifarBatch, parseIdx, readCifarArchive, readCifarFolder,
   Rng, splitValidation, summarizeDataset, toTensor,
-} from '../src/index.js';
-import type { ImageSet } from '../src/index.js';
+} from '../src/internal.js';
+import type { ImageSet } from '../src/internal.js';
 import { assertThrows, needs, tempDir } from './helpers.js';
 
 const D = suite('datasets');

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildModel, mergeModel, NETWORK_NAMES, NETWORKS } from '../src/index.js';
+import { buildModel, mergeModel, NETWORK_NAMES, NETWORKS } from '../src/internal.js';
 import { tempDir } from './helpers.js';
 
 const D = suite('defaults');

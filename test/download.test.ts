@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { classCounts, datasetStatus, fetchDataset, fetchFile, loadDataset } from '../src/index.js';
+import { classCounts, datasetStatus, fetchDataset, fetchFile, loadDataset } from '../src/internal.js';
 import { needs, tempDir } from './helpers.js';
 
 const SHARED_MNIST = join(process.cwd(), '..', 'shared', 'datasets', 'mnist');

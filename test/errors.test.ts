@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import {
   add, avgPool2d, batchNorm, cat, conv2d, crossEntropy, dropout, matmul, max, maxPool2d, mean, mul, normal, ones, permute,
   reshape, Rng, slice, softmax, sum, take, tensor, Tensor, transpose, zeros, setBackend, clamp, uniform,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { assertThrows } from './helpers.js';
 
 const E = suite('errors');

@@ -7,11 +7,11 @@ import * as assert from 'uvu/assert';
 import {
   accuracyOf, buildModel, cloneModel, clusterUnits, dbnArch, explainCheckpoint, explainMerge, explainRatios, foldedUnits, loadTask, mergeModel, mergeSites,
   modelFromCheckpoint, pruneModel, Rng, tensor, unitsAfter, weightDrawing,
-} from '../src/index.js';
-import type { Linear } from '../src/index.js';
+} from '../src/internal.js';
+import type { Linear } from '../src/internal.js';
 import { tempDir } from './helpers.js';
 import { slice } from '../src/tensor/ops.js';
-import type { Tensor } from '../src/index.js';
+import type { Tensor } from '../src/internal.js';
 
 const sliceFirst = (x: Tensor, n: number) => slice(x, 0, n);
 

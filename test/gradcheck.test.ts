@@ -6,7 +6,7 @@ import {
   abs, add, affine, avgPool2d, batchNorm, cast, cat, clamp, conv2d, crossEntropy, distillationLoss, div, dropout, exp, gradcheck, log,
   logSoftmax, tensor, linear, matmul, max, maximum, maxPool2d, mean, mul, neg, permute, pow, relu, reshape, Rng, sigmoid, slice,
   softmax, sqrt, square, sub, sum, take, tanh, Tensor, transpose, setConvChunk,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { distinct, rand, randShape } from './helpers.js';
 
 const G = suite('gradcheck');

@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSyn
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildModel, loadCheckpoint, readSafetensors, saveCheckpoint, Tensor, vgg16Arch, writeSafetensors } from '../src/index.js';
+import { buildModel, loadCheckpoint, readSafetensors, saveCheckpoint, Tensor, vgg16Arch, writeSafetensors } from '../src/internal.js';
 import { accuracySpec, unitsSpec } from '../src/report/plots.js';
 import { needs, refusesWith, tempDir } from './helpers.js';
 

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Callback, Context, Test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Rng, Tensor, tensor } from '../src/index.js';
-import type { DType } from '../src/index.js';
+import { Rng, Tensor, tensor } from '../src/internal.js';
+import type { DType } from '../src/internal.js';
 
 const made: string[] = [];
 

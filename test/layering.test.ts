@@ -94,7 +94,8 @@ L('the check sees real imports (a broken graph would pass the tests above vacuou
   assert.ok(g.get('src/experiment/task.ts')!.includes('datasets/catalog.ts'));
   // a side-effect import and a multi-line one
   assert.ok(g.get('src/cli/index.ts')!.includes('src/runtime/rerun.ts'));
-  assert.ok(g.get('src/index.ts')!.includes('src/experiment/index.ts'));
+  assert.ok(g.get('src/internal.ts')!.includes('src/experiment/index.ts'));
+  assert.equal([...new Set(g.get('src/index.ts'))], ['src/internal.ts'], 'the public entry picks its names from the internal one');
   assert.ok(g.size > 50, `${g.size} files`);
 });
 

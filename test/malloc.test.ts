@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { nativeAddon } from '../src/index.js';
+import { nativeAddon } from '../src/internal.js';
 import { HUGEPAGE_TUNABLES } from '../src/runtime/hugepages.js';
 import { needs, tempDir } from './helpers.js';
 
@@ -84,7 +84,7 @@ MU('the command and the benchmarks (rerun.js first) turn it on, with or without 
 });
 
 MU('setMallocReuse switches both ways and reports it', async () => {
-  const m = await import('../src/index.js');
+  const m = await import('../src/internal.js');
   const before = m.mallocReuseOn();
   try {
     assert.is(m.setMallocReuse(true), true);

@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import {
   applyMerge, applyPrune, archOf, l1Keep, pruneModel, BatchLoader, BatchNorm, buildModel, unitMoments, dbnArch, fit, lenet5Arch, loadDataset, mergeModel, mergeSites, noGrad, paramsWithUnits, ratioForBudget, Rng, SGD, tensor, vgg16Arch,
   widthsOf, roundUnits, mlpArch, recalibrateBatchNorm,
-} from '../src/index.js';
-import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/index.js';
+} from '../src/internal.js';
+import type { Arch, Linear, Conv2d, Sequential, Tensor } from '../src/internal.js';
 import { assertThrows } from './helpers.js';
 
 const M = suite('merge');

@@ -9,8 +9,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   buildModel, compressCheckpoint, lenet5Arch, loadCheckpoint, mergeSites, noGrad, Rng, saveCheckpoint, stageWidths, tensor,
-} from '../src/index.js';
-import type { Conv2d, Linear, Sequential } from '../src/index.js';
+} from '../src/internal.js';
+import type { Conv2d, Linear, Sequential } from '../src/internal.js';
 import { tempDir } from './helpers.js';
 
 const T = suite('method');

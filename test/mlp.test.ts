@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildModel, Linear, mlpArch, Rng, Sigmoid, Tanh, ReLU, widthsOf } from '../src/index.js';
+import { buildModel, Linear, mlpArch, Rng, Sigmoid, Tanh, ReLU, widthsOf } from '../src/internal.js';
 import { cliJson, runCli, tempDir } from './helpers.js';
 
 const M = suite('mlp');

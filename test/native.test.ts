@@ -5,8 +5,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   conv2d, crossEntropy, jsKernels, maxPool2d, nativeAddon, nativeLoadError, relu, Rng, setBackend, sum, batchNorm, tensor, kernelBackend,
-} from '../src/index.js';
-import type { FloatArray, NativeAddon, Tensor } from '../src/index.js';
+} from '../src/internal.js';
+import type { FloatArray, NativeAddon, Tensor } from '../src/internal.js';
 import { assertClose, assertThrows } from './helpers.js';
 
 const S = suite('native');

@@ -6,8 +6,8 @@ import {
   Adam, BatchNorm2d, buildModel, Conv2d, conv2d, cosineLr, dbnArch, mlpArch, Dropout, Flatten, lenet5Arch, Linear, loadDataset, MaxPool2d, oneCycleLr, RBM,
   ReLU, Rng, Sequential, SGD, stepLr, sum, tensor, toTensor, vgg16Arch, slice, noGrad, conv2dFused, mergeModel, setBackend, batchNorm, relu, maxPool2d, InferenceSession, Sigmoid, nativeAddon, nativeLoadError,
   linear, linearActivate, sigmoid, tanh,
-} from '../src/index.js';
-import type { FloatArray } from '../src/index.js';
+} from '../src/internal.js';
+import type { FloatArray } from '../src/internal.js';
 import { assertClose, assertThrows } from './helpers.js';
 
 const N = suite('nn');

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracyOf, buildModel, dbnArch, fromOnnx, inputShape, lenet5Arch, loadTask, mergeModel, noGrad, ONNX_OPSET, slice, toOnnx, vgg16Arch, Linear, Sequential, Tanh, Rng, saveCheckpoint } from '../src/index.js';
-import type { Arch, Module, Tensor } from '../src/index.js';
+import { accuracyOf, buildModel, dbnArch, fromOnnx, inputShape, lenet5Arch, loadTask, mergeModel, noGrad, ONNX_OPSET, slice, toOnnx, vgg16Arch, Linear, Sequential, Tanh, Rng, saveCheckpoint } from '../src/internal.js';
+import type { Arch, Module, Tensor } from '../src/internal.js';
 import { cliJson, needs, runCli, tempDir } from './helpers.js';
 
 const { onnx } = onnxProto;

@@ -1,8 +1,8 @@
 // The L1 pruning baseline and the accounting.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildModel, compare, l1Keep, lenet5Arch, mergeModel, mergeSites, modelStats, noGrad, pruneModel, Rng, tensor, vgg16Arch } from '../src/index.js';
-import type { Linear, Conv2d, Sequential } from '../src/index.js';
+import { buildModel, compare, l1Keep, lenet5Arch, mergeModel, mergeSites, modelStats, noGrad, pruneModel, Rng, tensor, vgg16Arch } from '../src/internal.js';
+import type { Linear, Conv2d, Sequential } from '../src/internal.js';
 
 const P = suite('prune-stats');
 

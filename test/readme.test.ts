@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ENVIRONMENT } from '../src/index.js';
+import { ENVIRONMENT } from '../src/internal.js';
 
 const R = suite('readme');
 const readme = readFileSync('README.md', 'utf8');

@@ -3,8 +3,8 @@
 // a second pass finds nothing stale; through the command, merged and pruned models both get it.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BatchNorm2d, BatchNorm1d, calibrationSample, Conv2d, Flatten, Linear, MaxPool2d, networkOf, ReLU, recalibrateBatchNorm, recalibrationSample, Rng, Sequential, Tensor, noGrad, UNIT, vgg16Arch, lenet5Arch } from '../src/index.js';
-import type { TaskData } from '../src/index.js';
+import { BatchNorm2d, BatchNorm1d, calibrationSample, Conv2d, Flatten, Linear, MaxPool2d, networkOf, ReLU, recalibrateBatchNorm, recalibrationSample, Rng, Sequential, Tensor, noGrad, UNIT, vgg16Arch, lenet5Arch } from '../src/internal.js';
+import type { TaskData } from '../src/internal.js';
 import { assertClose } from './helpers.js';
 
 const R = suite('recalibrate');

@@ -2,7 +2,7 @@
 // into the sigmoid network, then fine-tuning) learn real MNIST digits.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dbnArch, lenet5Arch, trainDbn, trainLenet } from '../src/index.js';
+import { dbnArch, lenet5Arch, trainDbn, trainLenet } from '../src/internal.js';
 
 const R = suite('recipes');
 

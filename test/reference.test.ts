@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import {
   add, argmax, avgPool2d, batchNorm, cat, conv2d, div, gemmJs, gemmNaive, max, maximum, maxPool2d, mul, noGrad,
   permute, pow, relu, Rng, setConvChunk, softmax, sub, sum, tensor, Tensor, zeros, ones, matmul,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { assertClose, rand, randShape } from './helpers.js';
 
 const R = suite('reference');

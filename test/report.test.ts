@@ -4,8 +4,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracySpec, agglomerative, compressionHtml, compressionUnitsSpec, unitsSpec, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/index.js';
-import type { CompressionView, Report } from '../src/index.js';
+import { accuracySpec, agglomerative, compressionHtml, compressionUnitsSpec, unitsSpec, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/internal.js';
+import type { CompressionView, Report } from '../src/internal.js';
 import { tempDir } from './helpers.js';
 
 const R = suite('report');

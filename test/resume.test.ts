@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadCheckpoint } from '../src/index.js';
+import { loadCheckpoint } from '../src/internal.js';
 import { reproduce } from '../src/experiment/reproduce.js';
 import type { ReproduceOptions } from '../src/experiment/reproduce.js';
 import type { Report } from '../src/report/types.js';

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { archOf, buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, saveCheckpoint } from '../src/index.js';
+import { archOf, buildModel, compare, dbnArch, lenet5Arch, mergeModel, modelStats, saveCheckpoint } from '../src/internal.js';
 import { tempDir } from './helpers.js';
 
 const S = suite('scripts');

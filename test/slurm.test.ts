@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadCheckpoint } from '../src/index.js';
+import { loadCheckpoint } from '../src/internal.js';
 import { needs, tempDir } from './helpers.js';
 
 const S = suite('slurm');

@@ -1,7 +1,7 @@
 // Creation, conversion and the seeded generator.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { arange, full, kernelBackend, normal, ones, Rng, tensor, uniform, zeros, listBackends } from '../src/index.js';
+import { arange, full, kernelBackend, normal, ones, Rng, tensor, uniform, zeros, listBackends } from '../src/internal.js';
 
 const T = suite('tensor');
 

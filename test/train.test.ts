@@ -2,7 +2,7 @@
 // training accuracy in seconds, seeded, and the same seed gives the same weights.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, argmax, crossEntropy, matmul, noGrad, normal, relu, Rng, tensor, Tensor, zeros } from '../src/index.js';
+import { add, argmax, crossEntropy, matmul, noGrad, normal, relu, Rng, tensor, Tensor, zeros } from '../src/internal.js';
 
 const T = suite('train');
 

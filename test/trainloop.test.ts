@@ -9,8 +9,8 @@ import {
   BatchLoader, BatchNorm2d, buildModel, Conv2d, cosineLr, Dropout, fit, Flatten, lenet5Arch, Linear, loadCheckpoint, loadDataset, MaxPool2d, ReLU,
   Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor, crossEntropy,
   distillationLoss, distillationStep, noGrad,
-} from '../src/index.js';
-import type { Arch, ImageSet, Module, Tensor } from '../src/index.js';
+} from '../src/internal.js';
+import type { Arch, ImageSet, Module, Tensor } from '../src/internal.js';
 import { assertThrows, tempDir } from './helpers.js';
 
 const T = suite('trainloop');

@@ -4,8 +4,8 @@
 // of the kernel by shape.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conv2d, nativeAddon, nativeLoadError, Rng, tensor, winogradConv3x3, winogradMatrices } from '../src/index.js';
-import type { FloatArray, NativeAddon } from '../src/index.js';
+import { conv2d, nativeAddon, nativeLoadError, Rng, tensor, winogradConv3x3, winogradMatrices } from '../src/internal.js';
+import type { FloatArray, NativeAddon } from '../src/internal.js';
 import { needs } from './helpers.js';
 
 const S = suite('winograd');
