@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { tempDir } from './helpers.js';
 
 const F = suite('fallback');
-const entry = join(process.cwd(), 'dist', 'src', 'index.js');
+const entry = join(process.cwd(), 'dist', 'src', 'internal.js');
 const script = `
   const nm = await import(${JSON.stringify(entry)});
   const y = nm.matmul(nm.tensor([[1, 2]]), nm.tensor([[3], [4]]));

@@ -14,7 +14,7 @@ const M = suite('malloc');
 const glibc = Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime);
 const usable = nativeAddon() !== null && glibc;
 const MU = needs(M, usable ? null : 'needs the native addon and glibc');
-const index = join(process.cwd(), 'dist', 'src', 'index.js');
+const index = join(process.cwd(), 'dist', 'src', 'internal.js');
 const rerun = join(process.cwd(), 'dist', 'src', 'runtime', 'rerun.js');
 const dir = tempDir('nm-malloc-');
 
