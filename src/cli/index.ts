@@ -17,7 +17,7 @@ import { modelStats } from '../compress/stats.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { MergeRule } from '../compress/merge.js';
-import { archFor, network, NETWORK_NAMES, NETWORKS, PAPER_NETWORKS } from '../experiment/networks.js';
+import { archFor, DISTILL_DEFAULTS, network, NETWORK_NAMES, networkOf, NETWORKS, ONE_CYCLE_WARMUP, PAPER_NETWORKS } from '../experiment/networks.js';
 import type { NetworkName } from '../experiment/networks.js';
 import { accuracyOf, describeKind, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
@@ -27,7 +27,6 @@ import { reproduce, reproducePiece, reproducePlan } from '../experiment/reproduc
 import type { ReproduceOptions, ReproducePiece } from '../experiment/reproduce.js';
 import { slurmScripts, submitStages } from '../experiment/slurm.js';
 import { exportCheckpoint, formatFor, writeOnnx } from '../experiment/export.js';
-import { networkOf } from '../experiment/networks.js';
 import { reportTable } from '../report/markdown.js';
 import { environmentError } from '../runtime/env.js';
 import { checkOutputFile, lockOutputs } from '../runtime/files.js';
@@ -129,10 +128,10 @@ const ruleList = (what: string) => (v: string) => v.split(',').map((x) => {
 /** the fine-tuning options finetune and reproduce share */
 const tuning = (c: Command) => c
   .option('--schedule <s>', 'learning rate over the run: cosine (from the rate down to 0) or onecycle (a warm-up, then cosine down) (default: the network\'s)', oneOf('--schedule', ['cosine', 'onecycle']))
-  .option('--warmup <f>', 'onecycle: the share of the steps spent warming up (default 0.15)', num('--warmup', 0, 0.9))
+  .option('--warmup <f>', `onecycle: the share of the steps spent warming up (default ${ONE_CYCLE_WARMUP})`, num('--warmup', 0, 0.9))
   .option('--weight-decay <x>', 'fine-tuning\'s weight decay (SGD; default: the network\'s)', num('--weight-decay', 0, 1))
-  .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), 4)
-  .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), 0.9);
+  .option('--temperature <t>', 'distillation: softmax temperature', num('--temperature', 0.01, 100), DISTILL_DEFAULTS.temperature)
+  .option('--distill-weight <a>', 'distillation: weight of the teacher\'s softened outputs (the labels get 1 - a)', num('--distill-weight', 0, 1), DISTILL_DEFAULTS.weight);
 
 tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, lenet, vgg, mlp or all (the paper\'s three)').description('train (or reuse a checkpoint), merge, fine-tune and compare with the pruning baseline; writes report.json, report.md and plots'))
   .option('--quick', 'a short run (minutes; VGG: an eighth-width VGG-16 on 10,000 images)')

@@ -11,6 +11,10 @@ export type NetworkName = 'lenet' | 'dbn' | 'vgg' | 'mlp';
 export const NETWORK_NAMES: readonly NetworkName[] = ['lenet', 'dbn', 'vgg', 'mlp'];
 /** the paper's networks: what `reproduce all` runs */
 export const PAPER_NETWORKS: readonly NetworkName[] = ['lenet', 'dbn', 'vgg'];
+/** one-cycle's warm-up share of the steps where a recipe names none */
+export const ONE_CYCLE_WARMUP = 0.15;
+/** distillation's temperature and weight of the teacher's term where none are given */
+export const DISTILL_DEFAULTS = { temperature: 4, weight: 0.9 } as const;
 
 export interface TrainDefaults {
   epochs: number;

@@ -24,7 +24,7 @@ import { evaluate } from '../train/loop.js';
 import { writeReports } from '../report/markdown.js';
 import type { RatioResult, Report } from '../report/types.js';
 import { checkOutputDir, checkOutputFile, claimFile, writeFileAtomic } from '../runtime/files.js';
-import { NETWORKS } from './networks.js';
+import { DISTILL_DEFAULTS, NETWORKS, ONE_CYCLE_WARMUP } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
 import { RECALIBRATE_IMAGES } from './compress.js';
@@ -320,7 +320,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const calibration = recalImages ? recalibrationSample(task, recalImages, seed) : null;
   const results: RatioResult[] = [];
   const askDistill = o.distill === undefined ? (recipe.distill ? { temperature: o.distillTemperature, weight: o.distillWeight } : undefined) : o.distill || undefined;
-  const distill = askDistill ? { teacher: base.model, temperature: askDistill.temperature ?? 4, weight: askDistill.weight ?? 0.9 } : undefined;
+  const distill = askDistill ? { teacher: base.model, temperature: askDistill.temperature ?? DISTILL_DEFAULTS.temperature, weight: askDistill.weight ?? DISTILL_DEFAULTS.weight } : undefined;
   const work = o.out ? new WorkFolder(join(o.out, 'work')) : null;
   const originalId = work ? fingerprint(base.model) : '';
   // what a fine-tuning's result depends on besides the model it starts from (named by the original, the
@@ -330,7 +330,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   // Cutout in fine-tuning, recorded only where set (keys and reports of runs without it unchanged)
   const cutout = o.finetuneCutout ?? recipe.cutout ?? 0;
   const cutoutEntry = cutout ? { cutout } : {};
-  const schedule = o.schedule ?? recipe.schedule, warmup = o.warmup ?? recipe.warmup ?? 0.15, weightDecay = o.weightDecay ?? recipe.weightDecay;
+  const schedule = o.schedule ?? recipe.schedule, warmup = o.warmup ?? recipe.warmup ?? ONE_CYCLE_WARMUP, weightDecay = o.weightDecay ?? recipe.weightDecay;
   const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;

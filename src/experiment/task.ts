@@ -24,7 +24,7 @@ import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
 import type { EpochRecord } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
-import { networkOf, withDataset } from './networks.js';
+import { DISTILL_DEFAULTS, networkOf, ONE_CYCLE_WARMUP, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
 
 export interface TaskData {
@@ -141,7 +141,7 @@ export interface FinetuneOptions {
   /** 'cosine': from lr down to 0; 'onecycle': a linear warm-up over `warmup` of the steps, then cosine
    * down (default: the network's recipe) */
   schedule?: 'cosine' | 'onecycle';
-  /** one-cycle's warm-up share of the steps (default: the recipe's, else 0.15) */
+  /** one-cycle's warm-up share of the steps (default: the recipe's, else ONE_CYCLE_WARMUP) */
   warmup?: number;
   /** SGD's weight decay (default: the network's recipe) */
   weightDecay?: number;
@@ -186,13 +186,13 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout: o.cutout ?? r.cutout ?? 0 });
   const lr = o.lr ?? r.lr;
   const steps = epochs * loader.length;
-  const schedule = (o.schedule ?? r.schedule) === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? r.warmup ?? 0.15) : cosineLr(lr, steps);
+  const schedule = (o.schedule ?? r.schedule) === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? r.warmup ?? ONE_CYCLE_WARMUP) : cosineLr(lr, steps);
   const wd = o.weightDecay ?? r.weightDecay;
   if (!(wd >= 0)) throw new Error(`weight decay must be 0 or more, got ${wd}`);
   const d = o.distill;
   let loss: ((logits: Tensor, x: Tensor, y: Int32Array) => Tensor) | undefined;
   if (d) {
-    const T = d.temperature ?? 4, w = d.weight ?? 0.9;
+    const T = d.temperature ?? DISTILL_DEFAULTS.temperature, w = d.weight ?? DISTILL_DEFAULTS.weight;
     if (!(T > 0)) throw new Error(`distillation temperature must be positive, got ${T}`);
     if (!(w >= 0 && w <= 1)) throw new Error(`distillation weight must be in [0, 1], got ${w}`);
     loss = distillationStep(d.teacher, T, w);
