@@ -29,6 +29,9 @@ export interface TrainDefaults {
   warmup?: number;
   /** DBN: RBM pretraining epochs per layer */
   pretrainEpochs?: number;
+  /** DBN: each RBM's contrastive divergence (CD-1): learning rate, weight decay, batch, and its
+   * momentum (the first for `switchAt` epochs, then the second) */
+  rbm?: { lr: number; weightDecay: number; batch: number; momentum: [number, number]; switchAt: number };
   /** label smoothing of the loss (0 or absent: none) */
   labelSmoothing?: number;
   /** Cutout's square side in pixels while training (0 or absent: none; not in fine-tuning) */
@@ -108,7 +111,10 @@ export const NETWORKS: Record<NetworkName, NetworkSettings> = {
   dbn: {
     name: 'dbn', family: 'dbn', title: 'DBN 784-500-500-2000-10', arch: () => dbnArch(),
     dataset: 'mnist', dataTitle: 'MNIST', normalization: 'unit', flat: true, batch: 100, evalBatch: 500, augment: false,
-    train: { epochs: 30, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-5, schedule: 'cosine', pretrainEpochs: 10 },
+    train: {
+      epochs: 30, lr: 0.1, momentum: 0.9, nesterov: false, weightDecay: 1e-5, schedule: 'cosine', pretrainEpochs: 10,
+      rbm: { lr: 0.05, weightDecay: 2e-4, batch: 100, momentum: [0.5, 0.9], switchAt: 5 },
+    },
     // docs/method.md, "The weight decay": 30 epochs at lr 0.3, weight decay 1e-4, distillation
     finetune: { epochs: 30, lr: 0.3, schedule: 'cosine', weightDecay: 1e-4, distill: true },
     // scaled is the mean through sigmoid units (they are not positively homogeneous)

@@ -87,13 +87,18 @@ function archOrDefault(name: NetworkName, o: RecipeOptions): Arch {
   return arch;
 }
 
-/** LeNet-5 on MNIST: SGD with momentum 0.9, weight decay 5e-4, cosine schedule (pixels scaled to [0,1]) */
-export async function trainLenet(o: RecipeOptions = {}): Promise<RecipeResult> {
-  const t0 = performance.now();
-  const arch = archOrDefault('lenet', o);
-  const t = await loadTask(arch, o.data);
-  return supervised('lenet', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
+/** a network trained by the supervised phase alone, from its initialisation */
+function plainRecipe(name: NetworkName): (o?: RecipeOptions) => Promise<RecipeResult> {
+  return async (o: RecipeOptions = {}) => {
+    const t0 = performance.now();
+    const arch = archOrDefault(name, o);
+    const t = await loadTask(arch, o.data);
+    return supervised(name, buildModel(arch, o.seed ?? 0), arch, t, o, t0);
+  };
 }
+
+/** LeNet-5 on MNIST: SGD with momentum 0.9, weight decay 5e-4, cosine schedule (pixels scaled to [0,1]) */
+export const trainLenet = plainRecipe('lenet');
 
 /**
  * The DBN on MNIST: greedy layer-wise RBM pretraining (CD-1, momentum 0.5 then 0.9, weight decay
@@ -109,18 +114,19 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
   let v: Tensor = calibrationInputs(t, o.limit ?? t.train.count);
   const n = v.shape[0];
   // resuming: the checkpoint holds the pretrained and partly fine-tuned weights already
-  const pe = o.resume ? 0 : o.pretrainEpochs ?? NETWORKS.dbn.train.pretrainEpochs ?? 10;
+  const d = NETWORKS.dbn.train, r = d.rbm!;
+  const pe = o.resume ? 0 : o.pretrainEpochs ?? d.pretrainEpochs ?? 10;
   const rng = new Rng((o.seed ?? 0) + 1);
   const linears = model.layers.filter((l): l is Linear => l instanceof Linear);
   let nv = arch.inFeatures;
   for (let li = 0; pe > 0 && li < arch.widths.length; li++) {
     const nh = arch.widths[li];
-    const rbm = new RBM(nv, nh, { rng, lr: 0.05, weightDecay: 2e-4 });
-    const bs = 100;
+    const rbm = new RBM(nv, nh, { rng, lr: r.lr, weightDecay: r.weightDecay });
+    const bs = r.batch;
     for (let e = 0; e < pe; e++) {
       const order = rng.permutation(Math.floor(n / bs));
       let err = 0;
-      for (const b of order) err += rbm.step(slice(v, b * bs, (b + 1) * bs), e < 5 ? 0.5 : 0.9);
+      for (const b of order) err += rbm.step(slice(v, b * bs, (b + 1) * bs), e < r.switchAt ? r.momentum[0] : r.momentum[1]);
       if (o.progress !== false) log(`rbm ${li + 1}/${arch.widths.length} (${nv}-${nh}) epoch ${e + 1}/${pe}: reconstruction error ${(err / order.length).toFixed(5)}`);
     }
     linears[li].weight.data.set(rbm.W.data);
@@ -133,21 +139,11 @@ export async function trainDbn(o: RecipeOptions = {}): Promise<RecipeResult> {
 
 /** VGG-16 on CIFAR-10: random crop (pad 4) and flip; SGD with Nesterov momentum 0.9, weight decay 5e-4,
  * a one-cycle schedule peaking at 0.1 after 15% of the steps, 40 epochs (./networks.ts) */
-export async function trainVgg(o: RecipeOptions = {}): Promise<RecipeResult> {
-  const t0 = performance.now();
-  const arch = archOrDefault('vgg', o);
-  const t = await loadTask(arch, o.data);
-  return supervised('vgg', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
-}
+export const trainVgg = plainRecipe('vgg');
 
 /** an MLP (any widths and activation; ./networks.ts) on flat images: SGD with momentum 0.9, weight decay
  * 1e-4, cosine schedule from 0.05, 20 epochs */
-export async function trainMlp(o: RecipeOptions = {}): Promise<RecipeResult> {
-  const t0 = performance.now();
-  const arch = archOrDefault('mlp', o);
-  const t = await loadTask(arch, o.data);
-  return supervised('mlp', buildModel(arch, o.seed ?? 0), arch, t, o, t0);
-}
+export const trainMlp = plainRecipe('mlp');
 
 /** the recipe of each network, by its command-line name */
 export const RECIPES: Record<NetworkName, (o?: RecipeOptions) => Promise<RecipeResult>> = { lenet: trainLenet, dbn: trainDbn, vgg: trainVgg, mlp: trainMlp };
