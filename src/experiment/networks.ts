@@ -6,6 +6,8 @@ import type { DatasetName } from '../../datasets/catalog.js';
 import { dbnArch, inputShape, lenet5Arch, mlpArch, vgg16Arch, VGG16_WIDTHS, widthsOf } from '../models/index.js';
 import type { Activation, Arch } from '../models/index.js';
 import type { MergeRule } from '../compress/merge.js';
+import { cosineLr, oneCycleLr } from '../optim/index.js';
+import type { Schedule } from '../optim/index.js';
 
 export type NetworkName = 'lenet' | 'dbn' | 'vgg' | 'mlp';
 export const NETWORK_NAMES: readonly NetworkName[] = ['lenet', 'dbn', 'vgg', 'mlp'];
@@ -13,6 +15,11 @@ export const NETWORK_NAMES: readonly NetworkName[] = ['lenet', 'dbn', 'vgg', 'ml
 export const PAPER_NETWORKS: readonly NetworkName[] = ['lenet', 'dbn', 'vgg'];
 /** one-cycle's warm-up share of the steps where a recipe names none */
 export const ONE_CYCLE_WARMUP = 0.15;
+/** the learning rate over `steps` steps from `lr`: cosine to 0, or one-cycle (a linear warm-up from
+ * lr/25 over `warmup` of the steps, then cosine down to lr/1e4) */
+export function scheduleOf(kind: 'cosine' | 'onecycle', lr: number, steps: number, warmup = ONE_CYCLE_WARMUP): Schedule {
+  return kind === 'onecycle' ? oneCycleLr(lr, steps, warmup, 25, 1e4) : cosineLr(lr, steps);
+}
 /** distillation's temperature and weight of the teacher's term where none are given */
 export const DISTILL_DEFAULTS = { temperature: 4, weight: 0.9 } as const;
 

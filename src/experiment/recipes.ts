@@ -7,14 +7,14 @@ import type { Arch } from '../models/index.js';
 import { Linear } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { RBM } from '../nn/rbm.js';
-import { SGD, cosineLr, oneCycleLr } from '../optim/index.js';
+import { SGD } from '../optim/index.js';
 import { slice } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { evaluate, fit } from '../train/loop.js';
 import type { EpochRecord } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
-import { NETWORKS, ONE_CYCLE_WARMUP } from './networks.js';
+import { NETWORKS, scheduleOf } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { calibrationInputs, loadTask, recordedNormalization, trainLoader } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
@@ -65,7 +65,7 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   const loader = trainLoader(t, { seed: o.seed ?? 0, limit: o.limit, batchSize: o.batchSize, cutout: o.cutout ?? d.cutout ?? 0 });
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
-  const schedule = d.schedule === 'onecycle' ? oneCycleLr(lr, epochs * loader.length, d.warmup ?? ONE_CYCLE_WARMUP, 25, 1e4) : cosineLr(lr, epochs * loader.length);
+  const schedule = scheduleOf(d.schedule, lr, epochs * loader.length, d.warmup);
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
     checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t),

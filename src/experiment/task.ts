@@ -13,7 +13,7 @@ import { buildModel, inputShape, modelName } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { InferenceSession } from '../nn/session.js';
-import { SGD, cosineLr, oneCycleLr } from '../optim/index.js';
+import { SGD } from '../optim/index.js';
 import { Rng } from '../tensor/rng.js';
 import { distillationLoss } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -24,7 +24,7 @@ import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
 import type { EpochRecord } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
-import { DISTILL_DEFAULTS, networkOf, ONE_CYCLE_WARMUP, withDataset } from './networks.js';
+import { DISTILL_DEFAULTS, networkOf, scheduleOf, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
 
 export interface TaskData {
@@ -141,7 +141,7 @@ export interface FinetuneOptions {
   /** 'cosine': from lr down to 0; 'onecycle': a linear warm-up over `warmup` of the steps, then cosine
    * down (default: the network's recipe) */
   schedule?: 'cosine' | 'onecycle';
-  /** one-cycle's warm-up share of the steps (default: the recipe's, else ONE_CYCLE_WARMUP) */
+  /** one-cycle's warm-up share of the steps (default: the recipe's, else networks.ts's ONE_CYCLE_WARMUP) */
   warmup?: number;
   /** SGD's weight decay (default: the network's recipe) */
   weightDecay?: number;
@@ -186,7 +186,7 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   const loader = trainLoader(t, { seed: (o.seed ?? 0) + 1, limit: o.limit, cutout: o.cutout ?? r.cutout ?? 0 });
   const lr = o.lr ?? r.lr;
   const steps = epochs * loader.length;
-  const schedule = (o.schedule ?? r.schedule) === 'onecycle' ? oneCycleLr(lr, steps, o.warmup ?? r.warmup ?? ONE_CYCLE_WARMUP) : cosineLr(lr, steps);
+  const schedule = scheduleOf(o.schedule ?? r.schedule, lr, steps, o.warmup ?? r.warmup);
   const wd = o.weightDecay ?? r.weightDecay;
   if (!(wd >= 0)) throw new Error(`weight decay must be 0 or more, got ${wd}`);
   const d = o.distill;
