@@ -40,11 +40,13 @@ C('reproduce lenet on tiny settings writes report.json and report.md with consis
   assert.is(ex.length, 3);
   assert.is(ex[0].clusters, 10);
   assert.ok(ex.every((e: { outputShift: number; spread: number }) => e.outputShift > 0 && e.outputShift < 2 && e.spread > 0 && e.spread < 1.5));
-  for (const f of ['accuracy.svg', 'units.svg']) {
-    const svg = readFileSync(join(out, f), 'utf8');
-    assert.match(svg, /^<svg /, f);
-    assert.ok(svg.length > 2000, `${f} looks empty`);
-  }
+  const marks = (f: string, what: string) => (readFileSync(join(out, f), 'utf8').match(new RegExp(`aria-roledescription="${what}"`, 'g')) ?? []).length;
+  const rules = rep.results[0].merges.length;
+  // a line per rule and for pruning, before and after fine-tuning, a point per ratio on each
+  assert.is(marks('accuracy.svg', 'line mark'), 2 * (rules + 1));
+  assert.is(marks('accuracy.svg', 'point'), 2 * (rules + 1) * rep.results.length);
+  // a bar per layer for the original and for each ratio
+  assert.is(marks('units.svg', 'bar'), rep.results[0].units.length * (1 + rep.results.length));
   assert.match(readFileSync(join(out, 'units.svg'), 'utf8'), /merged at 0\.8/);
 });
 
