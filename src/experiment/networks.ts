@@ -3,7 +3,7 @@
 // variant of a reproduction and the merge ratios it reports. Everything else (the recipes, the tasks
 // a checkpoint is evaluated on, the reproduction, the command) reads its settings from here.
 import type { DatasetName } from '../../datasets/catalog.js';
-import { dbnArch, inputShape, lenet5Arch, mlpArch, vgg16Arch, VGG16_WIDTHS, widthsOf } from '../models/index.js';
+import { dbnArch, inputShape, lenet5Arch, MLP_WIDTHS, mlpArch, vgg16Arch, VGG16_WIDTHS, widthsOf } from '../models/index.js';
 import type { Activation, Arch } from '../models/index.js';
 import type { MergeRule } from '../compress/merge.js';
 import { cosineLr, oneCycleLr } from '../optim/index.js';
@@ -213,7 +213,7 @@ export function network(name: string): NetworkSettings {
 export function archFor(name: NetworkName, o: { widths?: number[]; widthScale?: number; activation?: Activation; dataset?: string } = {}): Arch {
   if (o.activation !== undefined && name !== 'mlp') throw new Error(`--activation: ${name} has its own activations; only mlp takes one`);
   if (name === 'mlp') {
-    let widths = o.widths ?? [300, 100];
+    let widths = o.widths ?? [...MLP_WIDTHS];
     if (o.widthScale !== undefined) widths = widths.map((w) => Math.max(1, Math.round(w * o.widthScale!)));
     return mlpArch(widths, o.activation ?? 'relu', o.dataset ?? 'mnist');
   }

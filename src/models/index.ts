@@ -107,7 +107,10 @@ export const ACTIVATIONS: readonly Activation[] = ['relu', 'sigmoid', 'tanh'];
 
 /** a multilayer perceptron: flat inputs, a linear layer and the activation per hidden width, then the
  * classes (a `sequential` architecture) */
-export function mlpArch(widths: number[] = [300, 100], activation: Activation = 'relu', dataset = 'mnist', inFeatures = 784, classes = 10): Arch {
+/** the MLP's hidden widths unless others are given */
+export const MLP_WIDTHS: readonly number[] = [300, 100];
+
+export function mlpArch(widths: number[] = [...MLP_WIDTHS], activation: Activation = 'relu', dataset = 'mnist', inFeatures = 784, classes = 10): Arch {
   checkWidths('mlp', widths, Math.max(1, widths.length));
   if (!ACTIVATIONS.includes(activation)) throw new Error(`mlp: activation must be ${ACTIVATIONS.join(', ')}, got '${activation}'`);
   const layers: LayerSpec[] = [];
