@@ -110,11 +110,13 @@ export async function explainCheckpoint(file: string, o: ExplainOptions = {}): P
   const page = o.report !== undefined;
   const out: ExplainRatio[] = [];
   const shown: { layers: LayerExplanation[]; rep: MergeReport }[] = [];
+  // the rule the layers show is merged at every ratio, measured or not
+  const merged = [...new Set([rule, ...rules])];
   for (const [j, ratio] of ratios.entries()) {
-    log(`explain: ratio ${ratio} (${j + 1} of ${ratios.length}): ${[...new Set([rule, ...rules])].join(', ')} and L1 pruning`);
+    log(`explain: ratio ${ratio} (${j + 1} of ${ratios.length}): ${merged.join(', ')} and L1 pruning`);
     const accuracy: Record<string, number> = {};
     let params = 0, rep: MergeReport | null = null;
-    for (const r of new Set([rule, ...rules])) {
+    for (const r of merged) {
       const m = cloneModel(model, arch);
       const got = mergeModel(m, { ratio, seed, nInit: 3, rule: r, method, calibration: readsActivations(r) ? fitOn() : undefined, reestimate: calibration ?? undefined });
       got.notes.forEach((n) => notes.add(n));

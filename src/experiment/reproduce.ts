@@ -174,11 +174,11 @@ function keyOf(what: unknown): string {
 class WorkFolder {
   constructor(readonly dir: string) {}
 
-  /** the checkpoint of one fine-tuning, and whether a run before this one left it */
-  finetuning(label: string, key: unknown): { file: string; exists: boolean } {
+  /** the checkpoint of one fine-tuning (a run before this one, or another copy of its piece, may have
+   * left it: look once it is claimed) */
+  finetuning(label: string, key: unknown): string {
     mkdirSync(this.dir, { recursive: true });
-    const file = join(this.dir, `${label.replace(/[^\w.-]+/g, '-')}-${keyOf(key)}.safetensors`);
-    return { file, exists: existsSync(file) };
+    return join(this.dir, `${label.replace(/[^\w.-]+/g, '-')}-${keyOf(key)}.safetensors`);
   }
 
   /** where the sensitivity measured with this key is kept */
@@ -225,6 +225,10 @@ export interface PieceDone {
   seconds: number;
 }
 
+/** a row's name (in its pieces' ids and its files): `ratio-R` or `budget-F`, `-xM` with --multiple-of */
+const rowName = (row: { ratio: number } | { budget: number }, multipleOf?: number) =>
+  `${'budget' in row ? `budget-${row.budget}` : `ratio-${row.ratio}`}${multipleOf ? `-x${multipleOf}` : ''}`;
+
 /** what a reproduction's rows and pieces follow from: the ratios, budgets, rules and fine-tuning */
 function rowsOf(which: NetworkName, o: ReproduceOptions) {
   const cfg = NETWORKS[which];
@@ -242,8 +246,7 @@ function rowsOf(which: NetworkName, o: ReproduceOptions) {
   const rules = o.rules ?? (o.paper ? ['mean' as MergeRule] : cfg.rules);
   if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const allocateHow = o.allocate ?? ownBudgets?.allocate ?? 'uniform';
-  const suffix = o.multipleOf ? `-x${o.multipleOf}` : '';
-  const rows = [...ratios.map((r) => `ratio-${r}${suffix}`), ...budgets.map((b) => `budget-${b}${suffix}`)];
+  const rows = [...ratios.map((r) => rowName({ ratio: r }, o.multipleOf)), ...budgets.map((b) => rowName({ budget: b }, o.multipleOf))];
   return { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow, rows };
 }
 
@@ -334,14 +337,13 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
   const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
     const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
-    const release = ck ? await claim(ck.file) : () => {};
+    const release = ck ? await claim(ck) : () => {};
     try {
-      // another copy of this piece may have left it while this one waited
-      const resume = ck && existsSync(ck.file) ? ck.file : undefined;
-      if (ck) log(`reproduce ${which}: fine-tuning ${label}${resume ? ', continuing from' : ', checkpoints in'} ${ck.file}`);
+      const resume = ck && existsSync(ck) ? ck : undefined;
+      if (ck) log(`reproduce ${which}: fine-tuning ${label}${resume ? ', continuing from' : ', checkpoints in'} ${ck}`);
       await finetuneModel(model, a, task, {
         epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule, warmup, weightDecay, distill, cutout,
-        ...(ck ? { checkpoint: ck.file, checkpointEvery: o.checkpointEvery, resume } : {}),
+        ...(ck ? { checkpoint: ck, checkpointEvery: o.checkpointEvery, resume } : {}),
       });
     } finally {
       release();
@@ -359,7 +361,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     const by = ownBudgets?.by ?? rules[0];
     let per: number[];
     // a piece alone spreads only its own row's budget
-    if (jobRow !== null && jobRow !== `budget-${fraction}${o.multipleOf ? `-x${o.multipleOf}` : ''}`) continue;
+    if (jobRow !== null && jobRow !== rowName({ budget: fraction }, o.multipleOf)) continue;
     if (allocateHow === 'uniform') {
       const r = ratioForBudget(base.model, fraction);
       per = mergeSites(base.model).map(() => r);
@@ -382,7 +384,6 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
   }
-  if (job === 'sensitivity') return done();
   for (const point of points) {
     const { budget } = point;
     // --multiple-of: each layer's units rounded (down for a budget, so that it stays met)
@@ -396,7 +397,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       const ks = sites.map((s, i) => unitsAfter(s.units, typeof point.ratio === 'number' ? point.ratio : point.ratio[i]));
       roundingNotes(sites.map((s) => base.model.layers[s.index].describe()), ks, sites.map((s) => s.units), o.multipleOf, budget !== undefined).forEach((n) => notes.add(`${label}: ${n}`));
     }
-    const row = `${budget ? `budget-${budget.fraction}` : `ratio-${point.ratio}`}${o.multipleOf ? `-x${o.multipleOf}` : ''}`;
+    const row = rowName(budget ? { budget: budget.fraction } : { ratio: point.ratio as number }, o.multipleOf);
     if (jobRow !== null && row !== jobRow) continue;
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
     let first: { model: Sequential; rep: MergeReport; arch: Arch } | null = null;

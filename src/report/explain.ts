@@ -5,7 +5,7 @@
 // cut, and clicking a unit shows its cluster's members' incoming weights beside the unit that replaced
 // them (or the unit a kept-unit rule keeps).
 import type { ExplainView } from './types.js';
-import { cutHeight, dendrogramLayout, esc, ruleText } from './html.js';
+import { cutHeight, dendrogramLayout, esc, paddedSpan, ruleText } from './html.js';
 import { writeFileAtomic } from '../runtime/files.js';
 
 /** most incoming weights the page embeds per layer (all units together); larger layers show a part */
@@ -71,8 +71,8 @@ const f1 = (v: number) => v.toFixed(1);
 const RULE_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22'];
 
 /** the accuracy curve: a line per rule and one for pruning against the ratio, the original as a grey
- * line, and the marker the slider moves */
-function curveSvg(v: ExplainView): string {
+ * line, and the marker the slider moves (to `x[i]` at the i-th ratio) */
+function curveSvg(v: ExplainView): { svg: string; x: number[] } {
   const W = 640, H = 300, L = 50, R = 150, T = 20, B = 42;
   const rs = v.ratios.map((r) => r.ratio);
   const x0 = rs[0], x1 = rs.length > 1 ? rs[rs.length - 1] : rs[0] + 0.1;
@@ -88,7 +88,7 @@ function curveSvg(v: ExplainView): string {
   });
   const yt = [0, 0.25, 0.5, 0.75, 1].map((t) => `<line x1="${L - 3}" x2="${W - R}" y1="${f1(py(t))}" y2="${f1(py(t))}" stroke="#eee"/><text x="${L - 5}" y="${f1(py(t) + 3)}" text-anchor="end">${100 * t}%</text>`);
   const xt = rs.map((r) => `<text x="${f1(px(r))}" y="${H - B + 14}" text-anchor="middle">${r}</text>`);
-  return [
+  const svg = [
     `<svg class="curve" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-size="10" font-family="sans-serif">`,
     ...yt, ...xt,
     `<line x1="${L}" x2="${W - R}" y1="${f1(py(v.original.accuracy))}" y2="${f1(py(v.original.accuracy))}" stroke="#999" stroke-width="1"/><text x="${L + 4}" y="${f1(py(v.original.accuracy) - 4)}" fill="#777">original ${pct(v.original.accuracy)}</text>`,
@@ -98,17 +98,14 @@ function curveSvg(v: ExplainView): string {
     ...lines,
     '</svg>',
   ].join('\n');
+  return { svg, x: rs.map((r) => +px(r).toFixed(1)) };
 }
 
 /** a layer's map: a dot per unit at its place in the plane of the first two principal components; the
  * script colours them and draws the merged units */
 function mapSvg(l: ExplainView['layers'][number], q: number): { svg: string; x: number[]; y: number[] } {
   const W = 340, H = 300, L = 40, R = 10, T = 26, B = 34;
-  const span = (v: number[]) => {
-    const lo = Math.min(...v), hi = Math.max(...v), pad = (hi - lo || 1) * 0.05;
-    return [lo - pad, hi + pad];
-  };
-  const [x0, x1] = span(l.map.x), [y0, y1] = span(l.map.y);
+  const [x0, x1] = paddedSpan(l.map.x), [y0, y1] = paddedSpan(l.map.y);
   const X = l.map.x.map((x) => +(L + ((x - x0) / (x1 - x0)) * (W - L - R)).toFixed(1));
   const Y = l.map.y.map((y) => +(H - B - ((y - y0) / (y1 - y0)) * (H - T - B)).toFixed(1));
   const r = l.units > 400 ? 2.2 : 3.5;
@@ -333,10 +330,10 @@ export function explainHtml(v: ExplainView): string {
   const drawings = v.layers.map((l) => weightDrawing(l.shape, l.units));
   const maps = v.layers.map((l, q) => mapSvg(l, q));
   const trees = v.layers.map((l, q) => (l.tree && l.tree.length ? treeSvg(l, q, v.ratios.map((r) => r.layers[q].clusters)) : null));
-  const rs = v.ratios.map((r) => r.ratio), x0 = rs[0], x1 = n > 1 ? rs[n - 1] : rs[0] + 0.1;
+  const curve = curveSvg(v);
   const data = {
     rules: v.rules,
-    curveX: rs.map((r) => +(50 + ((r - x0) / (x1 - x0 || 1)) * (640 - 50 - 150)).toFixed(1)),
+    curveX: curve.x,
     drawn: 'Each unit\'s incoming weights, batch norm folded (the bias is not drawn), on one scale for the cluster: ' + (drawings.some((d) => d.kind === 'bars') ? 'bars up (blue) for positive weights, down (red) for negative; ' : '') + 'in tiles, mid-grey is 0.',
     layers: v.layers.map((l, q) => {
       const d = drawings[q];
@@ -380,7 +377,7 @@ export function explainHtml(v: ExplainView): string {
 ${v.notes.length ? `<p class="note">${v.notes.map((t) => `Note: ${esc(t)}.`).join('<br>')}</p>` : ''}
 <div id="control"><label for="ratio">merge ratio</label> <input type="range" id="ratio" min="0" max="${n - 1}" step="1" value="${start}"><span id="where"></span><div class="note" id="accuracies"></div></div>
 <h2>Accuracy against the ratio</h2>
-<figure>${curveSvg(v)}<figcaption>Test accuracy of the model merged at each ratio, by each rule, and of L1 pruning to the same units, all before fine-tuning${v.recalibrated ? ', batch norms re-estimated' : ''}; the red line is the slider's ratio.</figcaption></figure>
+<figure>${curve.svg}<figcaption>Test accuracy of the model merged at each ratio, by each rule, and of L1 pruning to the same units, all before fine-tuning${v.recalibrated ? ', batch norms re-estimated' : ''}; the red line is the slider's ratio.</figcaption></figure>
 <h2>The clusters of each layer</h2>
 <table class="clusters">${row(['layer', 'units → clusters', 'sizes min / median / max', 'singletons', 'spread', 'next output moved'], 'th')}${v.layers.map((l, q) => `<tr data-layer="${q}"><td>${esc(l.layer)}</td><td></td><td></td><td></td><td></td><td></td></tr>`).join('')}</table>
 <p class="note">Spread: a unit's mean distance to its cluster's centre relative to the units' mean norm. Next output moved: ‖Δz‖/‖z‖ of the next layer's output on ${v.images} test images when this layer alone is merged.</p>

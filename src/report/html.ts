@@ -33,17 +33,19 @@ export function centroids(m: UnitMap): { x: number; y: number; group: number; si
   return [...acc.entries()].sort((p, q) => p[0] - q[0]).map(([group, a]) => ({ x: a.x / a.size, y: a.y / a.size, group, size: a.size }));
 }
 
+/** the range of `v` widened by 5% each side (a unit where all are equal), for a plot's axis */
+export function paddedSpan(v: number[]): [number, number] {
+  const lo = Math.min(...v), hi = Math.max(...v);
+  const pad = (hi - lo || 1) * 0.05;
+  return [lo - pad, hi + pad];
+}
+
 /** a scatter of one layer's units: a dot per unit coloured by its cluster, a cross per merged unit at
  * the mean of its members, both axes labelled with the variance they hold */
 export function unitMapSvg(m: UnitMap, title: string): string {
   const W = 360, H = 310, L = 44, R = 10, T = 38, B = 40;
   const xs = m.x, ys = m.y;
-  const span = (v: number[]) => {
-    const lo = Math.min(...v), hi = Math.max(...v);
-    const pad = (hi - lo || 1) * 0.05;
-    return [lo - pad, hi + pad];
-  };
-  const [x0, x1] = span(xs), [y0, y1] = span(ys);
+  const [x0, x1] = paddedSpan(xs), [y0, y1] = paddedSpan(ys);
   const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const py = (y: number) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
   const f = (v: number) => v.toFixed(1);
