@@ -277,7 +277,7 @@ async function benchConv(args: BenchArgs, haveNative: boolean, ob: OpenBlas | nu
     const offMs = await measureMs(`${l.name} no-winograd`, step, { iterations: 3 });
     addon.setWinograd(mode);
     const ms = await measureMs(l.name, step, { iterations: 3 });
-    const tile = addon.winogradTile(batch, l.C, 3, 3, 1, 1, 1, 1, l.H, l.H, l.OC);
+    const tile = addon.winogradTile({ N: batch, C: l.C, H: l.H, W: l.H, OC: l.OC, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, OH: l.H, OW: l.H });
     const gemm = convGemms(l, batch);
     // multiply-adds x 2 of the forward and the backward products the layer needs, for the whole batch
     const flop = gemm.shapes.length * 2 * batch * l.OC * l.C * 9 * l.H * l.H;

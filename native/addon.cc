@@ -101,6 +101,43 @@ struct Args {
                       std::to_string(off) + ") needs " + std::to_string(last) + " elements, the array has " + std::to_string(len));
   }
 
+  Napi::Object object(size_t i, const char* name) const {
+    if (!info[i].IsObject() || info[i].IsArray() || info[i].IsTypedArray()) type_fail(env(), std::string(fn) + ": " + name + " must be an object");
+    return info[i].As<Napi::Object>();
+  }
+
+  // an integer field of object `obj` (argument `name`), in [lo, hi]; `fallback` where it is absent
+  // (INT64_MIN: required)
+  int64_t field(const Napi::Object& obj, const char* name, const char* key, int64_t lo, int64_t hi = kMaxDim, int64_t fallback = INT64_MIN) const {
+    const Napi::Value v = obj.Get(key);
+    const std::string at = std::string(fn) + ": " + name + "." + key;
+    if (v.IsUndefined() && fallback != INT64_MIN) return fallback;
+    if (!v.IsNumber()) type_fail(env(), at + " must be a number");
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+      fail(env(), at + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.ToString().Utf8Value());
+    return static_cast<int64_t>(d);
+  }
+
+  bool flag(const Napi::Object& obj, const char* name, const char* key) const {
+    const Napi::Value v = obj.Get(key);
+    if (v.IsUndefined()) return false;
+    if (!v.IsBoolean()) type_fail(env(), std::string(fn) + ": " + name + "." + key + " must be a boolean");
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // a Float32Array field of object `obj`, or null (len 0) where it is absent
+  float* f32field(const Napi::Object& obj, const char* name, const char* key, int64_t* len) const {
+    const Napi::Value v = obj.Get(key);
+    *len = 0;
+    if (v.IsUndefined()) return nullptr;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      type_fail(env(), std::string(fn) + ": " + name + "." + key + " must be a Float32Array");
+    auto arr = v.As<Napi::Float32Array>();
+    *len = static_cast<int64_t>(arr.ElementLength());
+    return arr.Data();
+  }
+
   void exact(const char* name, int64_t len, int64_t need) const {
     if (len != need) fail(env(), std::string(fn) + ": " + name + " has " + std::to_string(len) + " elements, expected " + std::to_string(need));
   }
@@ -187,12 +224,14 @@ Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
 
 // ------------------------------------------------------------------ convolution, pooling, batch norm
 
-struct Geometry {
-  int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
-};
+using nm::ConvGeometry;
 
-Geometry geometry(const Args& a, size_t i) {
-  Geometry g;
+// the positional sizes C, H, W, KH, KW, SH, SW, PH, PW, OH, OW from argument i on (im2col, col2im,
+// pooling: one image, one output channel)
+ConvGeometry geometry(const Args& a, size_t i) {
+  ConvGeometry g;
+  g.N = 1;
+  g.OC = 1;
   g.C = static_cast<int>(a.integer(i, "C", 1));
   g.H = static_cast<int>(a.integer(i + 1, "H", 1));
   g.W = static_cast<int>(a.integer(i + 2, "W", 1));
@@ -216,7 +255,7 @@ Napi::Value Im2col(const Napi::CallbackInfo& info) {
   const float* x = a.f32(0, "x", &lx);
   const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
   const int64_t G = a.integer(2, "G", 1);
-  Geometry g = geometry(a, 3);
+  ConvGeometry g = geometry(a, 3);
   float* cols = a.f32(14, "cols", &lc);
   const int64_t cOff = a.integer(15, "colsOff", 0, INT64_MAX / 4);
   const int64_t ld = a.integer(16, "ldCols", 1);
@@ -236,7 +275,7 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
   const int64_t cOff = a.integer(1, "colsOff", 0, INT64_MAX / 4);
   const int64_t ld = a.integer(2, "ldCols", 1);
   const int64_t G = a.integer(3, "G", 1);
-  Geometry g = geometry(a, 4);
+  ConvGeometry g = geometry(a, 4);
   float* dx = a.f32(15, "dx", &lx);
   const int64_t xOff = a.integer(16, "dxOff", 0, INT64_MAX / 4);
   const int64_t image = static_cast<int64_t>(g.C) * g.H * g.W;
@@ -253,7 +292,7 @@ Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
   int64_t lx, lo, la;
   const float* x = a.f32(0, "x", &lx);
   const int N = static_cast<int>(a.integer(1, "N", 1));
-  Geometry g = geometry(a, 2);
+  ConvGeometry g = geometry(a, 2);
   float* out = a.f32(13, "out", &lo);
   int32_t* arg = a.i32(14, "argmax", &la);
   const int64_t nin = static_cast<int64_t>(N) * g.C * g.H * g.W, nout = static_cast<int64_t>(N) * g.C * g.OH * g.OW;
@@ -521,76 +560,105 @@ Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// the images of a convolution kernel's arguments 0-13 (x, xOff, N, the geometry) and its output
-// channels (argument ocAt), with their sizes checked: the input, the per-output-channel tensor
-// (`what`: output, output gradient) and the weight fit 2^31 elements, and x holds N images from xOff
-struct ConvInput {
-  const float* xp;  // the first image
-  Geometry g;
-  int64_t N, OC, CKK, L, image;
-};
+// a convolution's geometry object (argument i: { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW }),
+// each field an integer in range, the output no larger than the padded input gives, and the input,
+// the output (`what`: output, output gradient) and the weight each within 2^31 elements
+ConvGeometry conv_geometry(const Args& a, size_t i, const char* what) {
+  const Napi::Object o = a.object(i, "geometry");
+  ConvGeometry g;
+  g.N = static_cast<int>(a.field(o, "geometry", "N", 1));
+  g.C = static_cast<int>(a.field(o, "geometry", "C", 1));
+  g.H = static_cast<int>(a.field(o, "geometry", "H", 1));
+  g.W = static_cast<int>(a.field(o, "geometry", "W", 1));
+  g.OC = static_cast<int>(a.field(o, "geometry", "OC", 1));
+  g.KH = static_cast<int>(a.field(o, "geometry", "KH", 1));
+  g.KW = static_cast<int>(a.field(o, "geometry", "KW", 1));
+  g.SH = static_cast<int>(a.field(o, "geometry", "SH", 1));
+  g.SW = static_cast<int>(a.field(o, "geometry", "SW", 1));
+  g.PH = static_cast<int>(a.field(o, "geometry", "PH", 0));
+  g.PW = static_cast<int>(a.field(o, "geometry", "PW", 0));
+  g.OH = static_cast<int>(a.field(o, "geometry", "OH", 1));
+  g.OW = static_cast<int>(a.field(o, "geometry", "OW", 1));
+  const double N = g.N, L = static_cast<double>(g.pixels());
+  if (N * static_cast<double>(g.image()) > static_cast<double>(kMaxDim) || N * g.OC * L > static_cast<double>(kMaxDim) || static_cast<double>(g.OC) * g.C * g.KH * g.KW > static_cast<double>(kMaxDim))
+    fail(a.env(), std::string(a.fn) + ": the input, " + what + " or weight is larger than 2^31 elements");
+  // the output size the geometry gives (stride, padding): an OH or OW beyond it would read outside
+  // the padded image
+  if (g.H + 2 * g.PH < g.KH || g.W + 2 * g.PW < g.KW || g.OH > (g.H + 2 * g.PH - g.KH) / g.SH + 1 || g.OW > (g.W + 2 * g.PW - g.KW) / g.SW + 1)
+    fail(a.env(), std::string(a.fn) + ": geometry's OH x OW " + std::to_string(g.OH) + "x" + std::to_string(g.OW) + " is larger than the input " + std::to_string(g.H) + "x" + std::to_string(g.W) + ", padding " + std::to_string(g.PH) + "," + std::to_string(g.PW) + " and kernel " + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " give");
+  return g;
+}
 
-ConvInput conv_input(const Args& a, size_t ocAt, const char* what) {
-  ConvInput c;
+// the first of x's N images (argument 0, from the offset at argument 1), checked to lie inside x
+const float* conv_images(const Args& a, const ConvGeometry& g) {
   int64_t lx;
   const float* x = a.f32(0, "x", &lx);
   const int64_t xOff = a.integer(1, "xOff", 0, INT64_MAX / 4);
-  c.N = a.integer(2, "N", 1);
-  c.g = geometry(a, 3);
-  c.OC = a.integer(ocAt, "OC", 1);
-  c.CKK = static_cast<int64_t>(c.g.C) * c.g.KH * c.g.KW;
-  c.L = static_cast<int64_t>(c.g.OH) * c.g.OW;
-  c.image = static_cast<int64_t>(c.g.C) * c.g.H * c.g.W;
-  if (static_cast<double>(c.N) * c.image > static_cast<double>(kMaxDim) || static_cast<double>(c.N) * c.OC * c.L > static_cast<double>(kMaxDim) || static_cast<double>(c.OC) * c.CKK > static_cast<double>(kMaxDim))
-    fail(a.env(), std::string(a.fn) + ": the input, " + what + " or weight is larger than 2^31 elements");
-  a.matrix("x", lx, xOff, 1, c.N * c.image, c.N * c.image);
-  c.xp = x + xOff;
-  return c;
+  const int64_t n = g.N * g.image();
+  a.matrix("x", lx, xOff, 1, n, n);
+  return x + xOff;
 }
 
+// the epilogue object (argument i: { scale?, shift?, relu?, pool? }); scale and shift have 0 or C
+// entries (C named cName in the message)
+nm::ConvEpilogue epilogue_object(const Args& a, size_t i, int64_t C, const char* cName) {
+  const Napi::Object o = a.object(i, "epilogue");
+  nm::ConvEpilogue e;
+  int64_t ls, lt;
+  e.scale = a.f32field(o, "epilogue", "scale", &ls);
+  e.shift = a.f32field(o, "epilogue", "shift", &lt);
+  e.relu = a.flag(o, "epilogue", "relu");
+  e.pool = static_cast<int>(a.field(o, "epilogue", "pool", 1, 2, 1));
+  for (auto [name, len] : {std::pair<const char*, int64_t>{"scale", ls}, {"shift", lt}})
+    if (len != 0 && len != C) fail(a.env(), std::string(a.fn) + ": epilogue." + name + " has " + std::to_string(len) + " elements, expected 0 or " + cName + " = " + std::to_string(C));
+  if (!ls) e.scale = nullptr;
+  if (!lt) e.shift = nullptr;
+  return e;
+}
+
+// convForward(x, xOff, geometry, w, epilogue, out, outOff[, prepared]): prepared = { packed?, width?,
+// winograd?, tile?, winogradWidth? }, the weights laid out by packConvWeights (with the vector width
+// they were packed for) and transformed by winogradWeights (with their tile and vector width), each
+// read where this call takes that path and the width is the kernels' now
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   Args a{info, "convForward"};
-  // 22 arguments, or 24: then the weights packed by packConvWeights too and the vector width they were
-  // packed for (read where the geometry takes them and the width is the kernels' now), or 27: then
-  // also the weights transformed by winogradWeights, their tile size and vector width (read where
-  // this call takes Winograd with that tile and the width is the kernels' now)
-  if (info.Length() != 24 && info.Length() != 27) a.count(22);
-  const ConvInput c = conv_input(a, 15, "output");
-  const Geometry& g = c.g;
+  if (info.Length() != 8) a.count(7);
+  const ConvGeometry g = conv_geometry(a, 2, "output");
+  const float* xp = conv_images(a, g);
   int64_t lw, lo;
-  const float* w = a.f32(14, "w", &lw);
-  const EpilogueArgs e = epilogue_args(a, 16, c.OC, "OC");
-  float* out = a.f32(20, "out", &lo);
-  const int64_t outOff = a.integer(21, "outOff", 0, INT64_MAX / 4);
-  const int64_t POL = e.pool == 2 ? static_cast<int64_t>(g.OH / 2) * (g.OW / 2) : c.L;
-  a.exact("w", lw, c.OC * c.CKK);
-  const int64_t m = c.N * c.OC * POL;
+  const float* w = a.f32(3, "w", &lw);
+  const nm::ConvEpilogue e = epilogue_object(a, 4, g.OC, "OC");
+  float* out = a.f32(5, "out", &lo);
+  const int64_t outOff = a.integer(6, "outOff", 0, INT64_MAX / 4);
+  const int64_t L = g.pixels(), CKK = g.taps(), image = g.N * g.image();
+  const int64_t POL = e.pool == 2 ? static_cast<int64_t>(g.OH / 2) * (g.OW / 2) : L;
+  a.exact("w", lw, static_cast<int64_t>(g.OC) * CKK);
+  const int64_t m = g.N * g.OC * POL;
   if (m > 0) a.matrix("out", lo, outOff, 1, m, m);
-  if (m == 0) return info.Env().Undefined();  // (CKK >= 1: geometry() takes C, KH, KW >= 1)
+  if (m == 0) return info.Env().Undefined();  // (CKK >= 1: the geometry has C, KH, KW >= 1)
   float* o = out + outOff;
-  if ((o < c.xp + c.N * c.image && c.xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
-  const float* wp = nullptr;
-  int vw = 0;
-  if (info.Length() >= 24) {
-    int64_t lp;
-    wp = a.f32(22, "packed", &lp);
-    vw = static_cast<int>(a.integer(23, "packedWidth", 1, 64));
-    a.exact("packed", lp, (c.OC + vw - 1) / vw * vw * c.CKK);
-    if (o < wp + lp && wp < o + m) fail(a.env(), "convForward: out overlaps packed");
+  if ((o < xp + image && xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
+  nm::PreparedConvWeights p;
+  if (info.Length() == 8 && !info[7].IsUndefined()) {
+    const Napi::Object po = a.object(7, "prepared");
+    int64_t lp, lu;
+    p.packed = a.f32field(po, "prepared", "packed", &lp);
+    if (p.packed) {
+      p.packed_width = static_cast<int>(a.field(po, "prepared", "width", 1, 64));
+      a.exact("prepared.packed", lp, (g.OC + p.packed_width - 1) / p.packed_width * p.packed_width * CKK);
+      if (o < p.packed + lp && p.packed < o + m) fail(a.env(), "convForward: out overlaps prepared.packed");
+    }
+    p.winograd = a.f32field(po, "prepared", "winograd", &lu);
+    if (p.winograd) {
+      p.winograd_tile = static_cast<int>(a.field(po, "prepared", "tile", 2, 4));
+      if (p.winograd_tile == 3) fail(a.env(), "convForward: prepared.tile must be 2 or 4, got 3");
+      p.winograd_width = static_cast<int>(a.field(po, "prepared", "winogradWidth", 1, 64));
+      if (g.KH != 3 || g.KW != 3) fail(a.env(), "convForward: prepared.winograd given for a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " kernel (3x3 only)");
+      a.exact("prepared.winograd", lu, nm::winograd_weights_size(p.winograd_tile, g.OC, g.C));
+      if (o < p.winograd + lu && p.winograd < o + m) fail(a.env(), "convForward: out overlaps prepared.winograd");
+    }
   }
-  const float* wu = nullptr;
-  int um = 0, uw = 0;
-  if (info.Length() == 27) {
-    int64_t lu;
-    wu = a.f32(24, "winograd", &lu);
-    um = static_cast<int>(a.integer(25, "winogradTile", 2, 4));
-    if (um != 2 && um != 4) fail(a.env(), "convForward: winogradTile must be 2 or 4, got " + std::to_string(um));
-    uw = static_cast<int>(a.integer(26, "winogradWidth", 1, 64));
-    if (g.KH != 3 || g.KW != 3) fail(a.env(), "convForward: winograd weights given for a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " kernel (3x3 only)");
-    a.exact("winograd", lu, nm::winograd_weights_size(um, static_cast<int>(c.OC), g.C));
-    if (o < wu + lu && wu < o + m) fail(a.env(), "convForward: out overlaps winograd");
-  }
-  nm::conv_forward(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, w, static_cast<int>(c.OC), e.scale, e.shift, e.relu, static_cast<int>(e.pool), o, wp, vw, wu, um, uw);
+  nm::conv_forward(xp, g, w, e, o, p);
   return info.Env().Undefined();
 }
 
@@ -634,30 +702,26 @@ Napi::Value WinogradWeights(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// convWeightGrad(x, xOff, geometry, g, gOff, gw): see the TypeScript interface
 Napi::Value ConvWeightGrad(const Napi::CallbackInfo& info) {
   Args a{info, "convWeightGrad"};
-  a.count(18);
-  const ConvInput c = conv_input(a, 16, "output gradient");
-  const Geometry& g = c.g;
+  a.count(6);
+  const ConvGeometry geo = conv_geometry(a, 2, "output gradient");
+  const float* xp = conv_images(a, geo);
   int64_t lg, lw;
-  const float* gy = a.f32(14, "g", &lg);
-  const int64_t gOff = a.integer(15, "gOff", 0, INT64_MAX / 4);
-  float* gw = a.f32(17, "gw", &lw);
-  const int64_t gn = c.N * c.OC * c.L;
+  const float* gy = a.f32(3, "g", &lg);
+  const int64_t gOff = a.integer(4, "gOff", 0, INT64_MAX / 4);
+  float* gw = a.f32(5, "gw", &lw);
+  const int64_t gn = geo.N * geo.OC * geo.pixels(), image = geo.N * geo.image();
   a.matrix("g", lg, gOff, 1, gn, gn);
-  a.exact("gw", lw, c.OC * c.CKK);
-  // the output size the geometry gives (stride, padding): a caller's OH or OW beyond it would read
-  // outside the padded image
-  if (g.OH > (g.H + 2 * g.PH - g.KH) / g.SH + 1 || g.OW > (g.W + 2 * g.PW - g.KW) / g.SW + 1 || g.H + 2 * g.PH < g.KH || g.W + 2 * g.PW < g.KW)
-    fail(a.env(), "convWeightGrad: OH x OW is larger than the input, padding and kernel give");
-  // Winograd's transforms where convForward would take them for this geometry, else the direct kernel
-  // where it measured faster than im2col + GEMM, else none (false)
-  const int wm = nm::winograd_wgrad_tile(static_cast<int>(c.N), g.C, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, static_cast<int>(c.OC));
-  if (!wm && !nm::conv_weight_grad_direct(g.KW, g.SH, g.SW, g.OH, g.OW, static_cast<int>(c.OC), static_cast<int>(c.CKK))) return Napi::Boolean::New(info.Env(), false);
+  a.exact("gw", lw, static_cast<int64_t>(geo.OC) * geo.taps());
+  // Winograd's transforms, or the direct kernel, or none (false: the caller takes im2col + GEMM)
+  const nm::WeightGradChoice c = nm::choose_weight_grad_algorithm(geo, nm::ConvTarget::now());
+  if (c.algorithm == nm::WeightGradAlgorithm::Im2colGemm) return Napi::Boolean::New(info.Env(), false);
   const float* gp = gy + gOff;
-  if ((gw < c.xp + c.N * c.image && c.xp < gw + lw) || (gw < gp + gn && gp < gw + lw)) fail(a.env(), "convWeightGrad: gw overlaps x or g");
-  if (wm) nm::conv_winograd_wgrad(wm, c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(c.OC), gw);
-  else nm::conv_weight_grad(c.xp, static_cast<int>(c.N), g.C, g.H, g.W, g.KH, g.KW, g.PH, g.PW, g.OH, g.OW, gp, static_cast<int>(c.OC), gw);
+  if ((gw < xp + image && xp < gw + lw) || (gw < gp + gn && gp < gw + lw)) fail(a.env(), "convWeightGrad: gw overlaps x or g");
+  if (c.algorithm == nm::WeightGradAlgorithm::Winograd) nm::conv_winograd_wgrad(c.tile, xp, geo, gp, gw);
+  else nm::conv_weight_grad(xp, geo, gp, gw);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -798,15 +862,50 @@ Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// winogradTile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC): the tile size m (2 or 4) convForward takes
-// for that convolution in the current mode, or 0 where it does not take Winograd's
+// winogradTile(geometry): the tile size m (2 or 4) convForward takes for that convolution in the
+// current mode, or 0 where it does not take Winograd's
 Napi::Value WinogradTile(const Napi::CallbackInfo& info) {
   Args a{info, "winogradTile"};
-  a.count(11);
-  static const char* names[] = {"N", "C", "KH", "KW", "SH", "SW", "PH", "PW", "OH", "OW", "OC"};
-  int v[11];
-  for (int i = 0; i < 11; i++) v[i] = static_cast<int>(a.integer(i, names[i], 0, 1 << 30));
-  return Napi::Number::New(info.Env(), nm::winograd_tile(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]));
+  a.count(1);
+  return Napi::Number::New(info.Env(), nm::winograd_tile(conv_geometry(a, 0, "output"), nm::ConvTarget::now()));
+}
+
+// convAlgorithm(geometry, target): the algorithms convForward and convWeightGrad take for this geometry,
+// target = { pool?, packed?, isa?, threads?, winograd? } (isa 'avx512', 'avx2' or 'generic'; winograd
+// 'auto', 'on' or 'off'; each absent: the one in effect now) -> { forward, tile, width, weightGrad,
+// weightGradTile }
+Napi::Value ConvAlgorithmOf(const Napi::CallbackInfo& info) {
+  Args a{info, "convAlgorithm"};
+  a.count(2);
+  const ConvGeometry g = conv_geometry(a, 0, "output");
+  const Napi::Object o = a.object(1, "target");
+  nm::ConvTarget t = nm::ConvTarget::now();
+  const Napi::Value isa = o.Get("isa"), wm = o.Get("winograd");
+  if (!isa.IsUndefined()) {
+    const std::string s = isa.IsString() ? isa.As<Napi::String>().Utf8Value() : "";
+    if (s == "avx512") t.isa = nm::Isa::Avx512;
+    else if (s == "avx2") t.isa = nm::Isa::Avx2;
+    else if (s == "generic") t.isa = nm::Isa::Generic;
+    else fail(a.env(), "convAlgorithm: target.isa must be 'avx512', 'avx2' or 'generic'");
+  }
+  if (!wm.IsUndefined()) {
+    const std::string s = wm.IsString() ? wm.As<Napi::String>().Utf8Value() : "";
+    if (s == "auto") t.winograd = -1;
+    else if (s == "on") t.winograd = 1;
+    else if (s == "off") t.winograd = 0;
+    else fail(a.env(), "convAlgorithm: target.winograd must be 'auto', 'on' or 'off'");
+  }
+  t.threads = static_cast<int>(a.field(o, "target", "threads", 1, 1024, t.threads));
+  const int pool = static_cast<int>(a.field(o, "target", "pool", 1, 2, 1));
+  const nm::ConvChoice c = nm::choose_conv_algorithm(g, pool, a.flag(o, "target", "packed"), t);
+  const nm::WeightGradChoice wg = nm::choose_weight_grad_algorithm(g, t);
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("forward", Napi::String::New(info.Env(), nm::conv_algorithm_name(c.algorithm)));
+  r.Set("tile", Napi::Number::New(info.Env(), c.tile));
+  r.Set("width", Napi::Number::New(info.Env(), c.width));
+  r.Set("weightGrad", Napi::String::New(info.Env(), wg.algorithm == nm::WeightGradAlgorithm::Winograd ? "winograd" : wg.algorithm == nm::WeightGradAlgorithm::Direct ? "direct" : "im2col-gemm"));
+  r.Set("weightGradTile", Napi::Number::New(info.Env(), wg.tile));
+  return r;
 }
 
 Napi::Value WinogradMode(const Napi::CallbackInfo& info) {
@@ -895,6 +994,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flipConvWeights", Napi::Function::New(env, FlipConvWeights));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
+  exports.Set("convAlgorithm", Napi::Function::New(env, ConvAlgorithmOf));
   exports.Set("packConvWeights", Napi::Function::New(env, PackConvWeights));
   exports.Set("winogradWeights", Napi::Function::New(env, WinogradWeights));
   exports.Set("convWeightGrad", Napi::Function::New(env, ConvWeightGrad));

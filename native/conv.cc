@@ -206,45 +206,65 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
   }, T);
 }
 
-void conv_direct_avx512(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
-void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
-void conv_direct_generic(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*);
-void conv_wgrad_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, float*);
-void conv_wgrad_generic(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, float*);
+void conv_direct_avx512(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out);
+void conv_direct_avx2(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out);
+void conv_direct_generic(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out);
+void conv_wgrad_avx2(const float* x, const ConvGeometry& g, const float* gy, float* gw);
+void conv_wgrad_generic(const float* x, const ConvGeometry& g, const float* gy, float* gw);
 
-// Against im2col + GEMM (batch 128, 2 threads, interleaved): 1.2x on VGG-16's 32x32 64-channel
-// layer, 2-2.3x on first layers (3 or 1 input channels: VGG-16's conv1, LeNet-5's conv1), 1.3x on a
-// 16x16 layer of 32 channels, but 0.7x on 16x16 layers of 128 channels and 0.3-0.5x on 8x8 maps
-// (too few pixels per tile for its 12 lane sums, and the output gradient of a channel block out of
-// L1): those keep the GEMM
-bool conv_weight_grad_direct(int KW, int SH, int SW, int OH, int OW, int OC, int CKK) {
-  if (SH != 1 || SW != 1 || KW < 1 || KW > 6 || OW % (use_avx2_loops() ? 8 : 4) != 0) return false;
-  const int64_t L = static_cast<int64_t>(OH) * OW;
-  return L >= 1024 || (L >= 256 && (CKK <= 32 || OC <= 32));
+ConvTarget ConvTarget::now() { return {gemm_isa(), num_threads(), winograd_mode()}; }
+int ConvTarget::vector_floats() const { return isa == Isa::Avx512 ? 16 : isa == Isa::Avx2 ? 8 : 4; }
+bool ConvTarget::avx2_loops() const { return isa != Isa::Generic && have_avx2_kernel(); }
+
+const char* conv_algorithm_name(ConvAlgorithm a) {
+  switch (a) {
+    case ConvAlgorithm::Packed: return "packed";
+    case ConvAlgorithm::NarrowCopies: return "narrow-copies";
+    case ConvAlgorithm::Direct: return "direct";
+    case ConvAlgorithm::Winograd: return "winograd";
+    case ConvAlgorithm::Dot: return "dot";
+    case ConvAlgorithm::NarrowGemm: return "narrow-gemm";
+    case ConvAlgorithm::GemmPerImage: return "gemm-per-image";
+    case ConvAlgorithm::Im2colGemm: return "im2col-gemm";
+    case ConvAlgorithm::ImplicitGemm: return "implicit-gemm";
+  }
+  return "?";
+}
+
+// the direct weight gradient: stride 1, KW <= 6, output rows of whole vectors; maps of 1024 pixels or
+// more, or 256 with few channels (smaller maps: too few pixels a tile for its lane sums)
+bool conv_weight_grad_direct(const ConvGeometry& g, const ConvTarget& t) {
+  if (!g.unit_stride() || g.KW < 1 || g.KW > 6 || g.OW % (t.avx2_loops() ? 8 : 4) != 0) return false;
+  const int64_t L = g.pixels();
+  return L >= 1024 || (L >= 256 && (g.taps() <= 32 || g.OC <= 32));
+}
+
+WeightGradChoice choose_weight_grad_algorithm(const ConvGeometry& g, const ConvTarget& t) {
+  if (const int m = winograd_wgrad_tile(g, t)) return {WeightGradAlgorithm::Winograd, m};
+  if (conv_weight_grad_direct(g, t)) return {WeightGradAlgorithm::Direct};
+  return {WeightGradAlgorithm::Im2colGemm};
 }
 
 // 16-float vectors for rows of whole vectors, and for rows past 16 that fill at least half of their
-// last vector (padded to it: LeNet-5's 24-pixel first layer, rows of 32, at batch 128 on 2 threads,
-// Zen 5, 0.86x the 8-float build's time, its merged form 0.92x)
-bool direct_forward_avx512(int OW) { return gemm_isa() == Isa::Avx512 && (OW % 16 == 0 || (OW > 16 && OW % 16 >= 8)); }
+// last vector (padded to it)
+bool direct_forward_avx512(int OW, const ConvTarget& t) { return t.isa == Isa::Avx512 && (OW % 16 == 0 || (OW > 16 && OW % 16 >= 8)); }
 
-// the 8-float build on AVX-512 machines too: the 16-float one measured 1.5-1.7x slower (batch 128,
-// 2 threads, Zen 5, accumulators carried across images in both: 26 -> 64 channels at 32x32 36.2
-// against 21.7 ms, 32 -> 32 21.4 against 13.8), each of its shifted input loads split across two
-// cache lines
-void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw) {
-  if (use_avx2_loops()) conv_wgrad_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, g, OC, gw);
-  else conv_wgrad_generic(x, N, C, H, W, KH, KW, PH, PW, OH, OW, g, OC, gw);
+// the 8-float build on AVX-512 machines too (the 16-float one's shifted input loads split across two
+// cache lines)
+void conv_weight_grad(const float* x, const ConvGeometry& g, const float* gy, float* gw) {
+  if (use_avx2_loops()) conv_wgrad_avx2(x, g, gy, gw);
+  else conv_wgrad_generic(x, g, gy, gw);
 }
 
 namespace {
 
-// see conv_forward: each image through narrow_conv_rows and the epilogue; one image's output channels
-// split between the threads, or several images split between them
-void conv_narrow(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
+// see choose_conv_algorithm: each image's kernel-column copies through narrow_conv_rows and the
+// epilogue; one image's output channels split between the threads, or several images split between them
+void conv_narrow(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out) {
+  const int N = g.N, C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW, PH = g.PH, PW = g.PW, OH = g.OH, OW = g.OW, OC = g.OC;
   const int L = OH * OW, RH = OH + KH - 1;
   const int64_t SP = static_cast<int64_t>(RH) * OW, plane = static_cast<int64_t>(H) * W;
-  const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
+  const int64_t POL = e.pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
   const int mr = narrow_tile_rows(L, true), tiles = (OC + mr - 1) / mr;
   const int T = 2.0 * N * OC * L * C * KH * KW < 1e6 ? 1 : std::min(num_threads(), N > 1 ? N : tiles);
   // rows shorter than 16 pixels (8x8 maps) copy through a table of each copy's source offsets in a
@@ -290,7 +310,7 @@ void conv_narrow(const float* x, int N, int C, int H, int W, int KH, int KW, int
     }
     tmp.resize(static_cast<size_t>(m1 - m0) * L);
     narrow_conv_rows(m0, m1, L, C, KH, KW, w, S.data(), SP, OW, tmp.data());
-    conv_epilogue(tmp.data(), false, 1, m1 - m0, OH, OW, scale ? scale + m0 : nullptr, shift ? shift + m0 : nullptr, relu, pool, out + static_cast<int64_t>(n) * OC * POL + m0 * POL);
+    conv_epilogue(tmp.data(), false, 1, m1 - m0, OH, OW, e.scale ? e.scale + m0 : nullptr, e.shift ? e.shift + m0 : nullptr, e.relu, e.pool, out + static_cast<int64_t>(n) * OC * POL + m0 * POL);
   };
   parallel_for(T, [&](int t) {
     if (N > 1) {
@@ -304,189 +324,174 @@ void conv_narrow(const float* x, int N, int C, int H, int W, int KH, int KW, int
 
 }  // namespace
 
-bool narrow_conv_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC) {
-  const int64_t L = static_cast<int64_t>(OH) * OW;
-  // 16 pixels or fewer (4x4 maps) keep im2col and the narrow kernel: aligned single-vector rows of B,
-  // 0.84-0.89x the time on 256 and 512 channels at batch 1 (on 128 or fewer 1.1x slower); at most 32
-  // taps (first layers) keep the direct kernel (its channel blocks at batch 1: 1.06-1.09x faster)
-  if (SH != 1 || SW != 1 || C * KH * KW <= 32 || OC < 16 || L <= 16) return false;
-  // each thread's copies within about its L2 (1 MiB: VGG-16's 128-channel 16x16 layer takes 0.4)
-  if (static_cast<int64_t>(C) * KW * (OH + KH - 1) * OW * 4 > (int64_t{1} << 20)) return false;
-  if (N == 1) return L <= (gemm_isa() == Isa::Avx512 ? 256 : 64);
-  // several images: only where the direct kernel cannot take 16-float vectors (rows not a multiple
-  // of 16): LeNet-5's conv2 (20 -> 50 channels, 5x5, 8x8 output) at batch 128 1.30 against 2.05 ms,
-  // its merged form (10 -> 25) 0.44 against 0.56; with 8-float vectors (AVX2 code) 1.13-1.28x slower
-  // than the direct kernel, and beside the AVX-512 direct kernel (16x16, 32x32 maps) level
-  // (only in the direct kernel's place: rows of 8 or more, an image per thread)
-  return L <= 256 && OW >= 8 && N >= num_threads() && gemm_isa() == Isa::Avx512 && !direct_forward_avx512(OW);
+bool narrow_conv_takes(const ConvGeometry& g, const ConvTarget& t) {
+  const int64_t L = g.pixels();
+  // 16 pixels or fewer keep im2col and the narrow kernel; at most 32 taps (first layers) keep the
+  // direct kernel
+  if (!g.unit_stride() || g.taps() <= 32 || g.OC < 16 || L <= 16) return false;
+  // each thread's copies within about its L2 (1 MiB)
+  if (static_cast<int64_t>(g.C) * g.KW * (g.OH + g.KH - 1) * g.OW * 4 > (int64_t{1} << 20)) return false;
+  if (g.N == 1) return L <= (t.isa == Isa::Avx512 ? 256 : 64);
+  // several images: only in the direct kernel's place where it cannot take 16-float vectors (rows of
+  // 8 or more that are not a multiple of 16), an image per thread
+  return L <= 256 && g.OW >= 8 && g.N >= t.threads && t.isa == Isa::Avx512 && !direct_forward_avx512(g.OW, t);
 }
 
-bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC) {
-  // fewer images than threads (batch 1): the direct kernel splits the image's blocks of output
-  // channels between the threads. On maps past the narrow kernel's (32x32 with 16-float vectors, 16x16
-  // and up with 8) and few channels, where Winograd's transforms and GEMMs run on too little to keep
-  // their micro-kernels busy. Zen 5, 2 threads, alternating in one process: with 16-float vectors at
-  // 32x32 16 -> 16 channels 0.028 against 0.070 ms (Winograd), 24 -> 24 0.044 against 0.18, 32 -> 32
-  // 0.073 against 0.134, 48 -> 48 0.18 against 0.24, but 64 -> 64 0.27 against 0.26; with 8-float
-  // vectors 32 -> 32 at 16x16 0.040 against 0.069, at 32x32 0.129 against 0.151, 48 -> 48 0.24
-  // against 0.23
-  if (N >= num_threads() || KH != 3 || KW != 3 || SH != 1 || SW != 1 || OW < 8 || OC < 16 || C <= 3) return false;
-  const int64_t L = static_cast<int64_t>(OH) * OW, cc = static_cast<int64_t>(C) * OC;
-  if (direct_forward_avx512(OW)) return L > 256 && cc < 4096;
-  return gemm_isa() == Isa::Avx2 && L > 64 && cc <= 2048;
+bool direct_one_image_takes(const ConvGeometry& g, const ConvTarget& t) {
+  // fewer images than threads: the direct kernel splits the image's blocks of output channels
+  // between the threads, on maps past the narrow kernel's with few channels (where Winograd's
+  // transforms and the GEMMs run on too little to keep their micro-kernels busy)
+  if (g.N >= t.threads || g.KH != 3 || g.KW != 3 || !g.unit_stride() || g.OW < 8 || g.OC < 16 || g.C <= 3) return false;
+  const int64_t L = g.pixels(), cc = static_cast<int64_t>(g.C) * g.OC;
+  if (direct_forward_avx512(g.OW, t)) return L > 256 && cc < 4096;
+  return t.isa == Isa::Avx2 && L > 64 && cc <= 2048;
 }
 
-bool packed_conv_takes(int N, int C, int KH, int KW, int OH, int OW) {
-  // at most 16 pixels: VGG-16's 4x4 and 2x2 maps at batch 1 (merged half-width model, Zen 5, 2
-  // threads: 2x2 layers 48 -> 38 us, 4x4 0.8-0.9x the time); its 8x8 maps took 1.3-1.9x longer this
-  // way (an im2col matrix 9 times the image, against the narrow kernel's 3 kernel-column copies)
-  const int64_t R = static_cast<int64_t>(N) * OH * OW;
-  return R >= 1 && R <= 16 && C * KH * KW >= 16;
+// at most 16 pixels in all: an im2col matrix of at most 16 columns times the packed weights
+bool packed_conv_takes(const ConvGeometry& g) {
+  const int64_t R = static_cast<int64_t>(g.N) * g.pixels();
+  return R >= 1 && R <= 16 && g.taps() >= 16;
 }
 
-void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp, int wp_vw, const float* wu, int wu_m, int wu_vw) {
-  const int64_t L = static_cast<int64_t>(OH) * OW;
-  const int CKK = C * KH * KW;
-  // weights packed ahead (an inference session: pack_weights' blocks of a vector of output channels)
-  // and few pixels in all: the im2col matrix times them by packed_kernel.h, one contiguous stream of
-  // weight vectors where the narrow kernel broadcasts from 8 rows at once
-  if (wp && wp_vw == vector_floats() && packed_conv_takes(N, C, KH, KW, OH, OW)) {
-    const int R = static_cast<int>(N * L);
-    thread_local std::vector<float> cols, tmpc;
-    cols.resize(static_cast<size_t>(CKK) * R);
-    tmpc.resize(static_cast<size_t>(OC) * R);
-    im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), R);
-    sgemm_packed(R, CKK, OC, wp, cols.data(), R, tmpc.data());
-    conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
-    return;
-  }
-  // one image at stride 1 (batch 1): the narrow kernel (weights read where they lie, as below) with
-  // the image's kernel-column copies in place of im2col (KW copies where im2col makes KH * KW), each
-  // thread making its own (no wait between copying and multiplying; they stay in its L2) and running
-  // the epilogue on its own channels. Zen 5, 2 threads, alternating in one process: against im2col
-  // and the narrow kernel 1.2-1.7x on VGG-16's 8x8 layers; with 16-float vectors also 1.1-1.8x
-  // Winograd on 16x16 maps of 32 to 128 channels (on 32x32 maps from 1.7x to 0.6x between runs:
-  // those keep Winograd); with 8-float vectors (AVX2 code) Winograd and the direct kernel stay ahead
-  // on maps over 64 pixels
-  // (unless Winograd is forced on: tests, benchmarks); several images (below) only where Winograd
-  // does not take them
-  const bool narrow = narrow_conv_takes(N, C, KH, KW, SH, SW, OH, OW, OC);
-  if (narrow && N == 1 && winograd_mode() != 1) {
-    conv_narrow(x, 1, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    return;
-  }
-  if (winograd_mode() != 1 && direct_one_image_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) {
-    if (direct_forward_avx512(OW)) conv_direct_avx512(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    else conv_direct_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    return;
-  }
-  if (const int m = winograd_tile(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC)) {
-    conv_winograd(m, x, N, C, H, W, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out, wu && wu_m == m && wu_vw == vector_floats() ? wu : nullptr);
-    return;
-  }
-  if (narrow) {
-    conv_narrow(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    return;
-  }
-  // stride 1 and output rows of at least 8 pixels, with an image per thread at least (or few taps per
-  // output, where the GEMM gains nothing from the threads): the direct convolution, in 16-float
-  // vectors where the CPU has AVX-512 and rows are whole vectors (batch 128, 2 threads, Zen 5: 1.45-1.74x
-  // the 8-float build, 336-357 GFLOP/s on 16- to 64-channel layers at 32x32 and 16x16)
-  // (conv_direct_kernel.h). No B panels to pack, whose cost per element is spread over only OC/6
-  // micro-tiles: measured 1.2-1.5x the implicit-im2col GEMM for LeNet-5's conv2 and VGG-16's merged
-  // (32- and 64-channel) layers, 1.0-1.2x for the wide ones, at batch 128 on 2 threads
-  if (SH == 1 && SW == 1 && OW >= 8 && (CKK <= 32 || N >= num_threads())) {
-    if (direct_forward_avx512(OW)) conv_direct_avx512(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    else if (use_avx2_loops()) conv_direct_avx2(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    else conv_direct_generic(x, N, C, H, W, KH, KW, PH, PW, OH, OW, w, OC, scale, shift, relu, pool, out);
-    return;
-  }
-  const int64_t POL = pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
-  // at most 4 output pixels in all (batch 1 on VGG-16's 2x2 maps): the product has 4 columns, so
-  // packing the weights (OC x CKK, 9.4 MB for 512 channels) would cost more than the multiplications;
-  // instead the im2col matrix transposed (N*L rows) times the weights by rows through the dot-product
-  // kernel, which streams them once
-  if (static_cast<int64_t>(N) * L <= 4 && CKK >= 16) {
-    const int R = static_cast<int>(N * L), KK = KH * KW;
-    const int64_t plane = static_cast<int64_t>(H) * W;
-    thread_local std::vector<float> colsT, outT, tmpc;
-    colsT.resize(static_cast<size_t>(CKK) * R);
-    outT.resize(static_cast<size_t>(OC) * R);
-    tmpc.resize(static_cast<size_t>(OC) * R);
-    // the im2col matrix already transposed: a row of CKK per output pixel, written in order, each
-    // kernel offset's input offset (or -1: padding) from the offset table
-    const std::vector<int32_t> table = offset_table(H, W, KH, KW, SH, SW, PH, PW, OH, OW);
-    for (int r = 0; r < R; r++) {
-      const int n = r / static_cast<int>(L), l = r % static_cast<int>(L);
-      const float* img = x + n * C * plane;
-      float* o = colsT.data() + static_cast<size_t>(r) * CKK;
-      for (int c = 0; c < C; c++, o += KK, img += plane)
-        for (int k = 0; k < KK; k++) {
-          const int32_t t = table[static_cast<size_t>(k) * L + l];
-          o[k] = t >= 0 ? img[t] : 0.f;
-        }
+// The rules in order, first match wins. The measurements behind each threshold are in
+// docs/performance.md ("How a convolution chooses its algorithm").
+ConvChoice choose_conv_algorithm(const ConvGeometry& g, int pool, bool packed, const ConvTarget& t) {
+  const int64_t L = g.pixels(), R = static_cast<int64_t>(g.N) * L;
+  const int CKK = g.taps();
+  const int direct_width = direct_forward_avx512(g.OW, t) ? 16 : t.avx2_loops() ? 8 : 4;
+  // weights packed ahead and few pixels in all: one contiguous stream of weight vectors
+  if (packed && packed_conv_takes(g)) return {ConvAlgorithm::Packed};
+  // one image at stride 1: kernel-column copies in place of im2col (KW copies, not KH * KW), each
+  // thread its own (unless Winograd is forced on: tests, benchmarks)
+  const bool narrow = narrow_conv_takes(g, t);
+  if (narrow && g.N == 1 && t.winograd != 1) return {ConvAlgorithm::NarrowCopies};
+  if (t.winograd != 1 && direct_one_image_takes(g, t)) return {ConvAlgorithm::Direct, 0, direct_width};
+  if (const int m = winograd_tile(g, t)) return {ConvAlgorithm::Winograd, m};
+  if (narrow) return {ConvAlgorithm::NarrowCopies};
+  // stride 1, output rows of at least 8 pixels, an image per thread (or few taps an output, where the
+  // GEMM gains nothing from the threads): no B panels to pack
+  if (g.unit_stride() && g.OW >= 8 && (CKK <= 32 || g.N >= t.threads)) return {ConvAlgorithm::Direct, 0, direct_width};
+  // at most 4 output pixels in all: packing the weights would cost more than the products; the
+  // transposed im2col matrix times the weights streams them once
+  if (R <= 4 && CKK >= 16) return {ConvAlgorithm::Dot};
+  // up to 4 vectors of output pixels in all: the weights read once, where they lie
+  if (R <= 4 * t.vector_floats() && CKK >= 16 && g.OC >= 16) return {ConvAlgorithm::NarrowGemm};
+  // a large map whose GEMM alone is worth the threads: one image at a time, epilogue in place
+  if (pool == 1 && L >= 128 && 2.0 * g.OC * L * CKK >= 1e7) return {ConvAlgorithm::GemmPerImage};
+  // small maps at stride 1 with work enough: plain copies for B's panels beat the implicit packing
+  // that crosses image rows and the padding
+  if (g.unit_stride() && 2.0 * g.OC * CKK * L >= 1e7) return {ConvAlgorithm::Im2colGemm};
+  return {ConvAlgorithm::ImplicitGemm};
+}
+
+void conv_forward(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out, const PreparedConvWeights& p) {
+  const int N = g.N, C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW, SH = g.SH, SW = g.SW, PH = g.PH, PW = g.PW, OH = g.OH, OW = g.OW, OC = g.OC;
+  const int64_t L = g.pixels();
+  const int CKK = g.taps();
+  const ConvTarget t = ConvTarget::now();
+  const ConvChoice choice = choose_conv_algorithm(g, e.pool, p.packed && p.packed_width == t.vector_floats(), t);
+  switch (choice.algorithm) {
+    case ConvAlgorithm::Packed: {
+      const int R = static_cast<int>(N * L);
+      thread_local std::vector<float> cols, tmpc;
+      cols.resize(static_cast<size_t>(CKK) * R);
+      tmpc.resize(static_cast<size_t>(OC) * R);
+      im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), R);
+      sgemm_packed(R, CKK, OC, p.packed, cols.data(), R, tmpc.data());
+      conv_epilogue(tmpc.data(), true, N, OC, OH, OW, e.scale, e.shift, e.relu, e.pool, out);
+      return;
     }
-    sgemm(false, true, R, OC, CKK, 1.f, colsT.data(), CKK, w, CKK, 0.f, outT.data(), OC);
-    for (int r = 0; r < R; r++)
-      for (int o = 0; o < OC; o++) tmpc[static_cast<size_t>(o) * R + r] = outT[static_cast<size_t>(r) * OC + o];
-    conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
-    return;
-  }
-  // up to 4 vectors of output pixels in all (VGG-16's 4x4 maps at batch 1, or a few images): the
-  // weights read where they lie, once, by the narrow kernel; packing them (up to 9.4 MB, read, written
-  // and read again) is what a batch-1 forward of these layers spends its time on
-  if (static_cast<int64_t>(N) * L <= narrow_max_n() && CKK >= 16 && OC >= 16) {
-    const int R = static_cast<int>(N * L), vw = vector_floats(), ld = (R + vw - 1) / vw * vw;
-    thread_local std::vector<float> cols, tmpc;
-    cols.resize(static_cast<size_t>(CKK) * ld);
-    tmpc.resize(static_cast<size_t>(OC) * R);
-    im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), ld);
-    if (ld > R)
-      for (int k = 0; k < CKK; k++) std::fill(cols.begin() + static_cast<int64_t>(k) * ld + R, cols.begin() + static_cast<int64_t>(k + 1) * ld, 0.f);
-    sgemm_narrow(OC, R, CKK, w, CKK, cols.data(), ld, tmpc.data(), R);
-    conv_epilogue(tmpc.data(), true, N, OC, OH, OW, scale, shift, relu, pool, out);
-    return;
-  }
-  ConvB cb{x, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW};
-  const bool plain = !scale && !shift && !relu && pool == 1;
-  // a large map whose GEMM alone is worth the threads: one image at a time, straight into out, the
-  // epilogue in place while the image's output is in cache
-  if (pool == 1 && L >= 128 && 2.0 * OC * L * CKK >= 1e7) {
-    for (int i = 0; i < N; i++) {
-      cb.j0 = i * L;
-      float* o = out + static_cast<int64_t>(i) * OC * L;
-      sgemm_conv(OC, static_cast<int>(L), CKK, 1.f, w, CKK, cb, 0.f, o, L);
-      if (!plain) conv_epilogue(o, false, 1, OC, OH, OW, scale, shift, relu, 1, o);
+    case ConvAlgorithm::NarrowCopies:
+      conv_narrow(x, g, w, e, out);
+      return;
+    case ConvAlgorithm::Direct:
+      if (choice.width == 16) conv_direct_avx512(x, g, w, e, out);
+      else if (choice.width == 8) conv_direct_avx2(x, g, w, e, out);
+      else conv_direct_generic(x, g, w, e, out);
+      return;
+    case ConvAlgorithm::Winograd: {
+      const int m = choice.tile;
+      const bool ready = p.winograd && p.winograd_tile == m && p.winograd_width == t.vector_floats();
+      conv_winograd(m, x, g, w, e, out, ready ? p.winograd : nullptr);
+      return;
     }
-    return;
+    case ConvAlgorithm::Dot: {
+      const int R = static_cast<int>(N * L), KK = KH * KW;
+      const int64_t plane = static_cast<int64_t>(H) * W;
+      thread_local std::vector<float> colsT, outT, tmpc;
+      colsT.resize(static_cast<size_t>(CKK) * R);
+      outT.resize(static_cast<size_t>(OC) * R);
+      tmpc.resize(static_cast<size_t>(OC) * R);
+      // the im2col matrix already transposed: a row of CKK per output pixel, written in order, each
+      // kernel offset's input offset (or -1: padding) from the offset table
+      const std::vector<int32_t> table = offset_table(H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+      for (int r = 0; r < R; r++) {
+        const int n = r / static_cast<int>(L), l = r % static_cast<int>(L);
+        const float* img = x + n * C * plane;
+        float* o = colsT.data() + static_cast<size_t>(r) * CKK;
+        for (int c = 0; c < C; c++, o += KK, img += plane)
+          for (int k = 0; k < KK; k++) {
+            const int32_t tt = table[static_cast<size_t>(k) * L + l];
+            o[k] = tt >= 0 ? img[tt] : 0.f;
+          }
+      }
+      sgemm(false, true, R, OC, CKK, 1.f, colsT.data(), CKK, w, CKK, 0.f, outT.data(), OC);
+      for (int r = 0; r < R; r++)
+        for (int o = 0; o < OC; o++) tmpc[static_cast<size_t>(o) * R + r] = outT[static_cast<size_t>(r) * OC + o];
+      conv_epilogue(tmpc.data(), true, N, OC, OH, OW, e.scale, e.shift, e.relu, e.pool, out);
+      return;
+    }
+    case ConvAlgorithm::NarrowGemm: {
+      const int R = static_cast<int>(N * L), vw = vector_floats(), ld = (R + vw - 1) / vw * vw;
+      thread_local std::vector<float> cols, tmpc;
+      cols.resize(static_cast<size_t>(CKK) * ld);
+      tmpc.resize(static_cast<size_t>(OC) * R);
+      im2col(x, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), ld);
+      if (ld > R)
+        for (int k = 0; k < CKK; k++) std::fill(cols.begin() + static_cast<int64_t>(k) * ld + R, cols.begin() + static_cast<int64_t>(k + 1) * ld, 0.f);
+      sgemm_narrow(OC, R, CKK, w, CKK, cols.data(), ld, tmpc.data(), R);
+      conv_epilogue(tmpc.data(), true, N, OC, OH, OW, e.scale, e.shift, e.relu, e.pool, out);
+      return;
+    }
+    case ConvAlgorithm::GemmPerImage: {
+      ConvB cb{g, x};
+      for (int i = 0; i < N; i++) {
+        cb.j0 = i * L;
+        float* o = out + static_cast<int64_t>(i) * OC * L;
+        sgemm_conv(OC, static_cast<int>(L), CKK, 1.f, w, CKK, cb, 0.f, o, L);
+        if (!e.plain()) conv_epilogue(o, false, 1, OC, OH, OW, e.scale, e.shift, e.relu, 1, o);
+      }
+      return;
+    }
+    case ConvAlgorithm::Im2colGemm:
+    case ConvAlgorithm::ImplicitGemm:
+      break;
   }
-  // else G images side by side (one wide GEMM) into a channel-major buffer of about 4 MB, then the
+  // G images side by side (one wide GEMM) into a channel-major buffer of about 4 MB, then the
   // epilogue reorders them into out
+  const int64_t POL = e.pool == 2 ? static_cast<int64_t>(OH / 2) * (OW / 2) : L;
   const int G = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(N, (int64_t{1} << 20) / std::max<int64_t>(1, OC * L))));
   thread_local std::vector<float> tmp;
   if (tmp.size() < static_cast<size_t>(OC) * G * L) tmp.resize(static_cast<size_t>(OC) * G * L);
-  if (SH == 1 && SW == 1 && 2.0 * OC * CKK * L >= 1e7) {
-    // small maps at stride 1 (VGG-16's 4x4 and 2x2 layers, and their input gradients): the im2col
-    // matrix of at most 16 MB of images, then the plain GEMM. Its B panels are plain copies, where the
-    // implicit packing's vectors cross image rows and the padding on every one: 1.08-1.22x on those
-    // layers at batch 128, 2 threads, interleaved (the same bits); below 1e7 FLOPs an image (a 64 ->
-    // 128 channel 4x4 layer, 0.96x) the implicit packing stays
+  if (choice.algorithm == ConvAlgorithm::Im2colGemm) {
+    // the im2col matrix of at most 16 MB of images, then the plain GEMM
     const int GE = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(G, (int64_t{1} << 22) / (static_cast<int64_t>(CKK) * L))));
     thread_local std::vector<float> cols;
     if (cols.size() < static_cast<size_t>(CKK) * GE * L) cols.resize(static_cast<size_t>(CKK) * GE * L);
     for (int n0 = 0; n0 < N; n0 += GE) {
-      const int g = std::min(GE, N - n0);
-      im2col(x + static_cast<int64_t>(n0) * C * H * W, g, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), static_cast<int64_t>(g) * L);
-      sgemm(false, false, OC, static_cast<int>(g * L), CKK, 1.f, w, CKK, cols.data(), static_cast<int64_t>(g) * L, 0.f, tmp.data(), static_cast<int64_t>(g) * L);
-      conv_epilogue(tmp.data(), true, g, OC, OH, OW, scale, shift, relu, pool, out + static_cast<int64_t>(n0) * OC * POL);
+      const int k = std::min(GE, N - n0);
+      im2col(x + static_cast<int64_t>(n0) * C * H * W, k, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, cols.data(), static_cast<int64_t>(k) * L);
+      sgemm(false, false, OC, static_cast<int>(k * L), CKK, 1.f, w, CKK, cols.data(), static_cast<int64_t>(k) * L, 0.f, tmp.data(), static_cast<int64_t>(k) * L);
+      conv_epilogue(tmp.data(), true, k, OC, OH, OW, e.scale, e.shift, e.relu, e.pool, out + static_cast<int64_t>(n0) * OC * POL);
     }
     return;
   }
+  ConvB cb{g, x};
   for (int n0 = 0; n0 < N; n0 += G) {
-    const int g = std::min(G, N - n0);
+    const int k = std::min(G, N - n0);
     cb.j0 = static_cast<int64_t>(n0) * L;
-    sgemm_conv(OC, static_cast<int>(g * L), CKK, 1.f, w, CKK, cb, 0.f, tmp.data(), g * L);
-    conv_epilogue(tmp.data(), true, g, OC, OH, OW, scale, shift, relu, pool, out + static_cast<int64_t>(n0) * OC * POL);
+    sgemm_conv(OC, static_cast<int>(k * L), CKK, 1.f, w, CKK, cb, 0.f, tmp.data(), k * L);
+    conv_epilogue(tmp.data(), true, k, OC, OH, OW, e.scale, e.shift, e.relu, e.pool, out + static_cast<int64_t>(n0) * OC * POL);
   }
 }
 

@@ -21,8 +21,8 @@
 #include "winograd_kernel.h"
 #else
 namespace nm {
-void conv_direct_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*) { abort(); }
-void conv_wgrad_avx2(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, float*) { abort(); }
+void conv_direct_avx2(const float*, const ConvGeometry&, const float*, const ConvEpilogue&, float*) { abort(); }
+void conv_wgrad_avx2(const float*, const ConvGeometry&, const float*, float*) { abort(); }
 void sigmoid_avx2(const float*, float*, int64_t) { abort(); }
 void bias_act_avx2(float*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int) { abort(); }
 void sgd_range_avx2(float*, const float*, float*, int64_t, int64_t, double, double, double, bool) { abort(); }

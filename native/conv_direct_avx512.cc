@@ -15,7 +15,7 @@
 #include "sigmoid_kernel.h"
 #else
 namespace nm {
-void conv_direct_avx512(const float*, int, int, int, int, int, int, int, int, int, int, const float*, int, const float*, const float*, bool, int, float*) { abort(); }
+void conv_direct_avx512(const float*, const ConvGeometry&, const float*, const ConvEpilogue&, float*) { abort(); }
 void sgd_range_avx512(float*, const float*, float*, int64_t, int64_t, double, double, double, bool) { abort(); }
 void sigmoid_avx512(const float*, float*, int64_t) { abort(); }
 void bias_act_avx512(float*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int) { abort(); }

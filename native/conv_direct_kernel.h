@@ -109,7 +109,11 @@ inline void pad_image(const float* img, int C, int H, int W, int PH, int PW, int
 
 namespace nm {
 
-void NM_CD_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out) {
+void NM_CD_NAME(const float* x, const ConvGeometry& geo, const float* w, const ConvEpilogue& e, float* out) {
+  const int N = geo.N, C = geo.C, H = geo.H, W = geo.W, KH = geo.KH, KW = geo.KW, PH = geo.PH, PW = geo.PW, OH = geo.OH, OW = geo.OW, OC = geo.OC;
+  const float *scale = e.scale, *shift = e.shift;
+  const bool relu = e.relu;
+  const int pool = e.pool;
   DirectGeom g;
   g.C = C;
   g.KH = KH;
@@ -227,7 +231,8 @@ constexpr int64_t WG_PARTIAL_BYTES = int64_t{2} << 20;
 
 namespace nm {
 
-void NM_WG_NAME(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw) {
+void NM_WG_NAME(const float* x, const ConvGeometry& geo, const float* g, float* gw) {
+  const int N = geo.N, C = geo.C, H = geo.H, W = geo.W, KH = geo.KH, KW = geo.KW, PH = geo.PH, PW = geo.PW, OH = geo.OH, OW = geo.OW, OC = geo.OC;
   const int OB = WG_ACC / KW;
   const WgradFn tile = wgrad_tiles[KW - 1];
   const int Hp = OH + KH - 1, Wp = OW + KW - 1;

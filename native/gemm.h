@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "conv_types.h"
+
 namespace nm {
 
 enum class Isa { Generic = 0, Avx2 = 1, Avx512 = 2 };
@@ -14,6 +16,8 @@ bool set_gemm_isa(Isa isa);
 /** whether the AVX2+FMA builds of the other vector loops (direct convolution, sigmoid) may run: the
  *  micro-kernel in use is AVX2 or AVX-512 (CPUs with AVX-512 have AVX2) and the AVX2 unit was built */
 bool use_avx2_loops();
+/** whether the AVX2+FMA unit was built (the compiler took -mavx2 -mfma) */
+bool have_avx2_kernel();
 
 /** parallel SGEMM on the pool (threads = 0: all); beta = 0 never reads C */
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads = 0);
@@ -23,9 +27,8 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
  * p = (c, kh, kw) of C*KH*KW, column j = (image, oh, ow) of G*OH*OW, read straight from x while the
  * GEMM packs its panels (implicit im2col). p0 and j0 shift the origin (a sub-block of the matrix).
  */
-struct ConvB {
+struct ConvB : ConvGeometry {
   const float* x;
-  int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
   int p0 = 0;
   int64_t j0 = 0;
 };

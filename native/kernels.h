@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "conv_types.h"
+
 namespace nm {
 
 /** sum of p[0..n) accumulated in Acc over 8 independent chains (a single running sum is bound by the
@@ -62,16 +64,16 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
 // channel's scale and shift (ident: neither given, values untouched by a plain max-pool); m: W + 1 floats
 void epilogue_rows(const float* src, int64_t ldx, int H, int W, float s, float t, bool ident, bool relu, int pool, float* dst, float* m);
 
-// Winograd F(m x m, 3 x 3) (winograd.cc): the tile size m (2 or 4) it would use for this convolution,
-// or 0 where it does not run (not 3x3 at stride 1, or a shape where it measured slower); mode -1:
-// chosen by shape, 0: never, 1: wherever the geometry allows (tests, benchmarks)
-int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC);
+// Winograd F(m x m, 3 x 3) (winograd.cc): the tile size m (2 or 4) conv_forward takes for this
+// convolution on target t, or 0 where it does not (not 3x3 at stride 1, or a shape where another
+// algorithm goes first); t.winograd -1: chosen by shape, 0: never, 1: wherever the geometry allows
+int winograd_tile(const ConvGeometry& g, const ConvTarget& t);
 int winograd_mode();
 void set_winograd_mode(int mode);
-// x (N,C,H,W), w (OC,C,3,3), stride 1, padding PH, PW <= 2 -> out (N,OC,OH/pool,OW/pool) with the epilogue
+// x (N,C,H,W), w (OC,C,3,3), stride 1, padding <= 2 -> out (N,OC,OH/pool,OW/pool) with the epilogue.
 // U: the weights already transformed by winograd_weights for this m at the kernels' vector width now
 // (an inference session's copy), or null: transformed here, each call
-void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* U = nullptr);
+void conv_winograd(int m, const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out, const float* U = nullptr);
 // the weights (OC, C, 3, 3) transformed for conv_winograd's F(m x m, 3 x 3) by the kernels of the
 // vector width now (vector_floats()): U of winograd_weights_size(m, OC, C) floats
 int64_t winograd_weights_size(int m, int OC, int C);
@@ -79,33 +81,26 @@ void winograd_weights(int m, const float* w, int OC, int C, float* U);
 
 // the weight gradient of that convolution by the same transforms: gw (OC,C,3,3) written (not
 // accumulated) from x and the output gradient gy (N,OC,OH,OW); winograd_wgrad_tile as winograd_tile
-int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC);
-void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw);
+int winograd_wgrad_tile(const ConvGeometry& g, const ConvTarget& t);
+void conv_winograd_wgrad(int m, const float* x, const ConvGeometry& g, const float* gy, float* gw);
 
-// whether conv_forward's direct convolution runs its AVX-512 build for output rows of OW pixels
-bool direct_forward_avx512(int OW);
+// the rules choose_conv_algorithm (conv_types.h) applies: the direct convolution in 16-float vectors
+// for rows of OW pixels; the narrow kernel on kernel-column copies; the direct kernel's channel
+// blocks split for fewer images than threads; packed weights for at most 16 pixels in all
+bool direct_forward_avx512(int OW, const ConvTarget& t);
+bool narrow_conv_takes(const ConvGeometry& g, const ConvTarget& t);
+bool direct_one_image_takes(const ConvGeometry& g, const ConvTarget& t);
+bool packed_conv_takes(const ConvGeometry& g);
 
-// whether conv_forward takes the narrow kernel on kernel-column copies (conv.cc) for this convolution
-// (for several images: where Winograd does not)
-bool narrow_conv_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
-// fewer images than threads on the direct kernel (its channel blocks split): see conv.cc
-bool direct_one_image_takes(int N, int C, int KH, int KW, int SH, int SW, int OH, int OW, int OC);
-
-// convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool); the GEMM
-// reads B (the im2col matrix) straight from x
-// wp, wp_vw: the weights packed by pack_weights and the vector width they were packed for; wu, wu_m,
-// wu_vw: transformed by winograd_weights for F(wu_m x wu_m, 3 x 3) at vector width wu_vw. Each read
-// only where this call takes that path (and the width is the kernels' now)
-void conv_forward(const float* x, int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* wp = nullptr, int wp_vw = 0, const float* wu = nullptr, int wu_m = 0, int wu_vw = 0);
-// whether conv_forward reads packed weights (wp) for this convolution: at most 16 output pixels in all
-bool packed_conv_takes(int N, int C, int KH, int KW, int OH, int OW);
+// convolution forward + epilogue: x (N,C,H,W), w (OC, C*KH*KW) -> out (N,OC,OH/pool,OW/pool) by the
+// algorithm choose_conv_algorithm gives for the target now; p: weights prepared ahead, or none
+void conv_forward(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out, const PreparedConvWeights& p = {});
 
 // the weight gradient of a stride-1 convolution, gw (OC, C, KH, KW) written (not accumulated), from
-// x (N,C,H,W) and the output gradient g (N,OC,OH,OW), directly (conv_direct_kernel.h); only where
-// conv_weight_grad_direct says so (stride 1, KW <= 6, output rows of whole vectors, and a shape where
-// it measured faster than im2col + GEMM)
-bool conv_weight_grad_direct(int KW, int SH, int SW, int OH, int OW, int OC, int CKK);
-void conv_weight_grad(const float* x, int N, int C, int H, int W, int KH, int KW, int PH, int PW, int OH, int OW, const float* g, int OC, float* gw);
+// x (N,C,H,W) and the output gradient gy (N,OC,OH,OW), directly (conv_direct_kernel.h); only where
+// conv_weight_grad_direct says so (stride 1, KW <= 6, output rows of whole vectors, maps large enough)
+bool conv_weight_grad_direct(const ConvGeometry& g, const ConvTarget& t);
+void conv_weight_grad(const float* x, const ConvGeometry& g, const float* gy, float* gw);
 
 // out (n,m) = squared Euclidean distances between rows of X (n,d) and Y (m,d)
 void pairwise_sqdist(const float* X, int n, const float* Y, int m, int d, float* out);

@@ -93,48 +93,34 @@ void set_winograd_mode(int m) { mode = m < 0 ? -1 : m > 0 ? 1 : 0; }
 namespace {
 
 // min_cc: the least C * OC that takes Winograd at batch >= threads
-int tile_rule(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC, int64_t min_cc = 4096) {
-  if (mode == 0 || KH != 3 || KW != 3 || SH != 1 || SW != 1 || PH > 2 || PW > 2 || OH < 1 || OW < 1) return 0;
-  const int m = OH >= 4 && OW >= 4 ? 4 : 2;
-  if (mode == 1) return m;
-  const int64_t tiles = static_cast<int64_t>(N) * ((OH + m - 1) / m) * ((OW + m - 1) / m);
-  const int64_t cc = static_cast<int64_t>(C) * OC;
-  if (C < 16 || OC < 16) return 0;
-  // fewer images than threads (batch 1; where the narrow kernel and the direct kernel's split channel
-  // blocks do not take it, see winograd_tile): the GEMM paths run at a fraction of their peak on a
-  // single map; the 36 products of Winograd's transform keep both threads busy. Forward at batch 1, 2
-  // threads, Zen 5: 32 -> 32 channels at 32x32 (64 tiles) 0.116 against the GEMM's 0.244 ms, 64 -> 64
-  // at 16x16 (16 tiles) 0.130 against 0.178,
-  // 128 -> 128 at 16x16 0.361 against 0.476, but 32 -> 64 at 16x16 0.102 against 0.082, and any 8x8
-  // map (4 tiles) 2-4x slower than the narrow kernel: the weights' transform (C * OC * 36 floats a
-  // call) outweighs the products saved on too few tiles
-  if (N < num_threads()) return tiles >= 16 && tiles * cc >= 65536 ? m : 0;
-  // where it measured faster than the direct convolution and the GEMM (forward, batch 128, 2 threads,
-  // Zen 5): channels enough for the GEMMs (K = C, M = OC) to keep their micro-kernels busy, C * OC at
-  // least 4096 (64 -> 64 channels at 32x32 23.2 against the AVX-512 direct kernel's 27.0 ms, at 16x16
-  // 6.1 against 7.1; but 32 -> 64 at 16x16 4.4 against 3.5, 32 -> 32 at 32x32 10.9 against 7.1, a
-  // 3-channel first layer 6x); and tiles enough to pay for transforming the weights: F(4x4) from 64
-  // tiles (VGG-16's 4x4 layers at 64 images 0.8x the time, at 32 images 1.3x), F(2x2), with fewer
-  // multiplications saved a tile, from 128 (2x2 layers at 128 images 0.9x, at 64 images 1.2x)
+int tile_rule(const ConvGeometry& g, const ConvTarget& t, int64_t min_cc = 4096) {
+  if (t.winograd == 0 || g.KH != 3 || g.KW != 3 || !g.unit_stride() || g.PH > 2 || g.PW > 2 || g.OH < 1 || g.OW < 1) return 0;
+  const int m = g.OH >= 4 && g.OW >= 4 ? 4 : 2;
+  if (t.winograd == 1) return m;
+  const int64_t tiles = static_cast<int64_t>(g.N) * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
+  const int64_t cc = static_cast<int64_t>(g.C) * g.OC;
+  if (g.C < 16 || g.OC < 16) return 0;
+  // fewer images than threads (where the narrow kernel and the direct kernel's split channel blocks
+  // do not take it, see winograd_tile): its transform's products keep the threads busy on a single
+  // map, given tiles enough to pay for transforming the weights each call
+  if (g.N < t.threads) return tiles >= 16 && tiles * cc >= 65536 ? m : 0;
+  // channels enough for the GEMMs (K = C, M = OC) to keep their micro-kernels busy, and tiles enough
+  // to pay for transforming the weights: F(4x4) from 64, F(2x2) (fewer products saved a tile) from 128
   if (cc < min_cc || tiles < (m == 4 ? 64 : 128)) return 0;
   return m;
 }
 
 }  // namespace
 
-int winograd_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
+int winograd_tile(const ConvGeometry& g, const ConvTarget& t) {
   // chosen by shape: conv_forward's batch-1 narrow kernel and its direct kernel for one image go
   // first where they take the layer
-  if (mode == -1 && N == 1 && narrow_conv_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) return 0;
-  if (mode == -1 && direct_one_image_takes(N, C, KH, KW, SH, SW, OH, OW, OC)) return 0;
-  // a forward or input gradient of C * OC = 4096 with an image per thread goes to the direct kernel
-  // where it runs 16-float rows (the weight gradient keeps the rule). 64 -> 64 channels, in-process
-  // A/B, Zen 5, 2 threads: batch 128 at 32x32 28.5 against Winograd's 33.1 ms, pooled 28.9 against
-  // 30.3, at 16x16 7.1 against 8.4; through an inference session (Winograd's weights transformed
-  // ahead) pooled at 32x32 27.8 against 30.2, at 16x16 7.3 against 8.9; 64 -> 128 at 8x8 keeps
-  // Winograd (4.1 against 4.2)
-  if (mode == -1 && N >= num_threads() && static_cast<int64_t>(C) * OC == 4096 && direct_forward_avx512(OW)) return 0;
-  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
+  if (t.winograd == -1 && g.N == 1 && narrow_conv_takes(g, t)) return 0;
+  if (t.winograd == -1 && direct_one_image_takes(g, t)) return 0;
+  // C * OC = 4096 with an image per thread goes to the direct kernel where it runs 16-float rows (the
+  // weight gradient keeps the rule)
+  if (t.winograd == -1 && g.N >= t.threads && static_cast<int64_t>(g.C) * g.OC == 4096 && direct_forward_avx512(g.OW, t)) return 0;
+  return tile_rule(g, t);
 }
 
 namespace {
@@ -248,7 +234,11 @@ int64_t winograd_weights_size(int m, int OC, int C) { return static_cast<int64_t
 
 void winograd_weights(int m, const float* w, int OC, int C, float* U) { transform_weights(m, transforms().weights, w, OC, C, U); }
 
-void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* w, int OC, const float* scale, const float* shift, bool relu, int pool, float* out, const float* Upre) {
+void conv_winograd(int m, const float* x, const ConvGeometry& geo, const float* w, const ConvEpilogue& e, float* out, const float* Upre) {
+  const int N = geo.N, C = geo.C, H = geo.H, W = geo.W, PH = geo.PH, PW = geo.PW, OH = geo.OH, OW = geo.OW, OC = geo.OC;
+  const float *scale = e.scale, *shift = e.shift;
+  const bool relu = e.relu;
+  const int pool = e.pool;
   const Tiles tl(m, OH, OW);
   const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
   const int POH = pool == 2 ? OH / 2 : OH, POW = pool == 2 ? OW / 2 : OW;
@@ -294,21 +284,15 @@ void conv_winograd(int m, const float* x, int N, int C, int H, int W, int PH, in
   }
 }
 
-// the forward's rule, with fewer channels at batch >= threads. conv2d's backward (input and weight
-// gradients) at batch 128 on 2 threads (Zen 5) took 0.43-0.84x its time without Winograd on VGG-16's
-// 3x3 layers past the first; the weight gradient alone of the 32x32 layer 45.8 ms against the direct
-// kernel's 54.8 ms. Narrower layers (merged ones), weight gradient at batch 128, 2 threads, Zen 5:
-// on maps of at least 1024 pixels, which the direct kernel takes, Winograd from C * OC = 2048 (32 ->
-// 64 channels 21.9-27.7 against 28.5-31.2 ms, 48 -> 48 23.2 against 32.4, 56 -> 64 32.2 against 49.1;
-// 32 -> 32 and 24 -> 24 lose, 15-18 against 10-17); on smaller maps, against im2col and the GEMM,
-// from 512 (32 -> 64 at 16x16 4.9 against 8.5 ms, 26 -> 26 2.6 against 3.9, 16 -> 32 at 8x8 0.66
-// against 1.59, 32 -> 32 at 4x4 0.45 against 0.79; 16 -> 16 at 16x16 loses, 2.2 against 2.0)
-int winograd_wgrad_tile(int N, int C, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int OC) {
-  const int64_t min_cc = static_cast<int64_t>(OH) * OW >= 1024 ? 2048 : 512;
-  return tile_rule(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC, min_cc);
+// the forward's rule, with fewer channels at batch >= threads: from C * OC = 2048 on maps of at least
+// 1024 pixels (which the direct kernel takes otherwise), from 512 on smaller ones
+int winograd_wgrad_tile(const ConvGeometry& g, const ConvTarget& t) {
+  const int64_t min_cc = g.pixels() >= 1024 ? 2048 : 512;
+  return tile_rule(g, t, min_cc);
 }
 
-void conv_winograd_wgrad(int m, const float* x, int N, int C, int H, int W, int PH, int PW, int OH, int OW, const float* gy, int OC, float* gw) {
+void conv_winograd_wgrad(int m, const float* x, const ConvGeometry& geo, const float* gy, float* gw) {
+  const int N = geo.N, C = geo.C, H = geo.H, W = geo.W, PH = geo.PH, PW = geo.PW, OH = geo.OH, OW = geo.OW, OC = geo.OC;
   const Tiles tl(m, OH, OW);
   const int AA = tl.AA, TW = tl.TW, TH = tl.TH, PB = tl.PB;
   const Transforms tf = transforms();

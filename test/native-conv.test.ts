@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { conv2d, jsKernels, maxPool2d, relu, Rng } from '../src/internal.js';
 import type { FloatArray } from '../src/internal.js';
 import { assertClose, assertThrows } from './helpers.js';
-import { need, isas, randomFloats } from './native-shared.js';
+import { ep, geo, need, isas, outGeo, randomFloats } from './native-shared.js';
 
 const S = suite('native-conv');
 const rng = new Rng(31);
@@ -177,8 +177,8 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
         const m = N * OC * (pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : OH * OW);
         for (const [scale, shift, relu] of [[new Float32Array(0), new Float32Array(0), false], [f32(OC), f32(OC), true], [new Float32Array(0), f32(OC), false]] as const) {
           const o1 = new Float32Array(m + 1), o2 = new Float32Array(m + 1);
-          a.convForward(x, 2, N, C, H, W, K, K, st, st, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o1, 1);
-          jsKernels.convForward(x, 2, N, C, H, W, K, K, st, st, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o2, 1);
+          a.convForward(x, 2, geo(N, C, H, W, K, K, st, st, pad, pad, OH, OW, OC), w, ep(scale, shift, relu, pool), o1, 1);
+          jsKernels.convForward(x, 2, geo(N, C, H, W, K, K, st, st, pad, pad, OH, OW, OC), w, ep(scale, shift, relu, pool), o2, 1);
           assert.is(o1[0], 0, 'wrote before its offset');
           assertClose(o1, o2, 3e-7 * C * K * K + 1e-6, `${N}x${C}x${H}x${W} -> ${OC} k${K} s${st} p${pad} pool${pool} scale=${scale.length} ${isa} threads=${threads}`);
         }
@@ -195,16 +195,16 @@ S('convolution forward (implicit im2col in the GEMM, every path: per image, chun
   for (const N of [2, 1]) {
     const x = f32(N * 2 * 20 * 20), w = f32(3 * 2 * 9);
     const o1 = new Float32Array(N * 3 * 4 * 8), o2 = new Float32Array(N * 3 * 4 * 8);
-    a.convForward(x, 0, N, 2, 20, 20, 3, 3, 1, 1, 1, 1, 4, 8, w, 3, new Float32Array(0), new Float32Array(0), false, 1, o1, 0);
-    jsKernels.convForward(x, 0, N, 2, 20, 20, 3, 3, 1, 1, 1, 1, 4, 8, w, 3, new Float32Array(0), new Float32Array(0), false, 1, o2, 0);
+    a.convForward(x, 0, geo(N, 2, 20, 20, 3, 3, 1, 1, 1, 1, 4, 8, 3), w, ep(new Float32Array(0), new Float32Array(0), false, 1), o1, 0);
+    jsKernels.convForward(x, 0, geo(N, 2, 20, 20, 3, 3, 1, 1, 1, 1, 4, 8, 3), w, ep(new Float32Array(0), new Float32Array(0), false, 1), o2, 0);
     assertClose(o1, o2, 1e-5, `truncated output, ${N} images`);
   }
   const x = f32(2 * 3 * 6 * 6), w = f32(4 * 27), out = new Float32Array(2 * 4 * 16);
-  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w.subarray(1), 4, new Float32Array(0), new Float32Array(0), false, 1, out, 0), /convForward: w has 107 elements, expected 108/);
-  assertThrows(() => a.convForward(x, 1, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, out, 0), /convForward: x .* needs 217 elements/);
-  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, out.subarray(1), 0), /convForward: out .* needs 128 elements/);
-  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, f32(3), new Float32Array(0), false, 1, out, 0), /convForward: scale has 3 elements, expected 0 or OC = 4/);
-  assertThrows(() => a.convForward(x, 0, 2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, w, 4, new Float32Array(0), new Float32Array(0), false, 1, x, 0), /convForward: out overlaps x or w/);
+  assertThrows(() => a.convForward(x, 0, geo(2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, 4), w.subarray(1), ep(new Float32Array(0), new Float32Array(0), false, 1), out, 0), /convForward: w has 107 elements, expected 108/);
+  assertThrows(() => a.convForward(x, 1, geo(2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, 4), w, ep(new Float32Array(0), new Float32Array(0), false, 1), out, 0), /convForward: x .* needs 217 elements/);
+  assertThrows(() => a.convForward(x, 0, geo(2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, 4), w, ep(new Float32Array(0), new Float32Array(0), false, 1), out.subarray(1), 0), /convForward: out .* needs 128 elements/);
+  assertThrows(() => a.convForward(x, 0, geo(2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, 4), w, ep(f32(3), new Float32Array(0), false, 1), out, 0), /convForward: epilogue.scale has 3 elements, expected 0 or OC = 4/);
+  assertThrows(() => a.convForward(x, 0, geo(2, 3, 6, 6, 3, 3, 1, 1, 0, 0, 4, 4, 4), w, ep(new Float32Array(0), new Float32Array(0), false, 1), x, 0), /convForward: out overlaps x or w/);
 });
 
 S('convForward with packed weights (packConvWeights): the same output on every build, read only where it fits', () => {
@@ -231,8 +231,8 @@ S('convForward with packed weights (packConvWeights): the same output on every b
         const label = `${N}x${C}x${H}x${W} -> ${OC} k${K} pool${pool} ${isa} threads=${threads}`;
         for (const [scale, shift, relu] of [[none, none, false], [f32(OC), f32(OC), true]] as const) {
           const o1 = new Float32Array(m), o2 = new Float32Array(m);
-          a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o1, 0, packed, width);
-          jsKernels.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, relu, pool, o2, 0);
+          a.convForward(x, 0, geo(N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, OC), w, ep(scale, shift, relu, pool), o1, 0, { packed: packed, width: width });
+          jsKernels.convForward(x, 0, geo(N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, OC), w, ep(scale, shift, relu, pool), o2, 0);
           assertClose(o1, o2, 3e-7 * CKK + 1e-6, label);
         }
         // the packed copy is what the path reads: weights packed from other values give other outputs
@@ -240,10 +240,10 @@ S('convForward with packed weights (packConvWeights): the same output on every b
         // the kernels' is never read
         const other = a.packConvWeights(f32(OC * CKK), OC, CKK)!.packed;
         const plain = new Float32Array(m), viaOther = new Float32Array(m), wrongWidth = new Float32Array(m);
-        a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, none, none, false, pool, plain, 0);
-        a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, none, none, false, pool, viaOther, 0, other, width);
+        a.convForward(x, 0, geo(N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, OC), w, ep(none, none, false, pool), plain, 0);
+        a.convForward(x, 0, geo(N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, OC), w, ep(none, none, false, pool), viaOther, 0, { packed: other, width: width });
         const w2 = width === 4 ? 8 : 4;
-        a.convForward(x, 0, N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, w, OC, none, none, false, pool, wrongWidth, 0, new Float32Array(Math.ceil(OC / w2) * w2 * CKK).fill(NaN), w2);
+        a.convForward(x, 0, geo(N, C, H, W, K, K, 1, 1, pad, pad, OH, OW, OC), w, ep(none, none, false, pool), wrongWidth, 0, { packed: new Float32Array(Math.ceil(OC / w2) * w2 * CKK).fill(NaN), width: w2 });
         assert.equal(wrongWidth, plain, `${label}: packed for another width, not read`);
         const read = N * OH * OW <= 16;
         assert.is(viaOther.some((v, i) => v !== plain[i]), read, `${label}: packed weights ${read ? '' : 'not '}read`);
@@ -255,7 +255,7 @@ S('convForward with packed weights (packConvWeights): the same output on every b
   }
   const w = f32(4 * 27), out = new Float32Array(64);
   const { packed, width } = a.packConvWeights(w, 4, 27)!;
-  assertThrows(() => a.convForward(f32(48), 0, 1, 3, 4, 4, 3, 3, 1, 1, 1, 1, 4, 4, w, 4, none, none, false, 1, out, 0, packed.subarray(1), width), /convForward: packed has \d+ elements, expected \d+/);
+  assertThrows(() => a.convForward(f32(48), 0, geo(1, 3, 4, 4, 3, 3, 1, 1, 1, 1, 4, 4, 4), w, ep(none, none, false, 1), out, 0, { packed: packed.subarray(1), width: width }), /convForward: prepared.packed has \d+ elements, expected \d+/);
   assertThrows(() => a.packConvWeights(w, 4, 26), /packConvWeights: w has 108 elements, expected 104/);
 });
 
@@ -274,17 +274,17 @@ S('convForward with the weights transformed by winogradWeights: the same bits on
         const OH = H + 2 * pad - 2, OW = W + 2 * pad - 2, CKK = C * 9;
         const x = f32(N * C * H * W), w = f32(OC * CKK), scale = f32(OC), shift = f32(OC);
         const m = N * OC * (pool === 2 ? (OH / 2) * (OW / 2) : OH * OW);
-        const tile = a.winogradTile(N, C, 3, 3, 1, 1, pad, pad, OH, OW, OC);
+        const tile = a.winogradTile(outGeo(N, C, 3, 3, 1, 1, pad, pad, OH, OW, OC));
         const label = `${N}x${C}x${H}x${W} -> ${OC} pool${pool} ${mode} ${isa} tile ${tile}`;
         assert.is(tile === 0, mode === 'auto' && C === 8, `${label}: takes Winograd`);
         const { packed, width } = a.packConvWeights(w, OC, CKK)!;
         const plain = new Float32Array(m), viaU = new Float32Array(m), other = new Float32Array(m), wrongTile = new Float32Array(m), wrongWidth = new Float32Array(m);
-        a.convForward(x, 0, N, C, H, W, 3, 3, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, true, pool, plain, 0);
+        a.convForward(x, 0, geo(N, C, H, W, 3, 3, 1, 1, pad, pad, OH, OW, OC), w, ep(scale, shift, true, pool), plain, 0);
         for (const m2 of [2, 4]) {
           const u = a.winogradWeights(w, OC, C, m2)!;
           assert.is(u.tile, m2);
           assert.is(u.width, width, `${label}: transformed at the kernels' width`);
-          const run = (o: Float32Array, weights: FloatArray, t: number, uw: number) => a.convForward(x, 0, N, C, H, W, 3, 3, 1, 1, pad, pad, OH, OW, w, OC, scale, shift, true, pool, o, 0, packed, width, weights, t, uw);
+          const run = (o: Float32Array, weights: FloatArray, t: number, uw: number) => a.convForward(x, 0, geo(N, C, H, W, 3, 3, 1, 1, pad, pad, OH, OW, OC), w, ep(scale, shift, true, pool), o, 0, { packed: packed, width: width, winograd: weights, tile: t, winogradWidth: uw });
           if (m2 === tile) {
             run(viaU, u.weights, m2, u.width);
             assert.ok(viaU.every((v, i) => Object.is(v, plain[i])), `${label}: the transformed copy gives the same bits`);
@@ -309,10 +309,10 @@ S('convForward with the weights transformed by winogradWeights: the same bits on
   const w = f32(4 * 27), out = new Float32Array(64);
   const { packed, width } = a.packConvWeights(w, 4, 27)!;
   const u = a.winogradWeights(w, 4, 3, 4)!;
-  const call = (weights: FloatArray, t: number, kw = 3) => a.convForward(f32(48), 0, 1, 3, 4, 4, 3, kw, 1, 1, 1, (kw - 1) / 2, 4, 4, w.subarray(0, 4 * 3 * 3 * kw), 4, none, none, false, 1, out, 0, packed.subarray(0, Math.ceil(4 / width) * width * 9 * kw), width, weights, t, u.width);
-  assertThrows(() => call(u.weights.subarray(1), 4), /convForward: winograd has \d+ elements, expected \d+/);
-  assertThrows(() => call(u.weights, 3), /convForward: winogradTile must be 2 or 4, got 3/);
-  assertThrows(() => call(u.weights, 4, 1), /convForward: winograd weights given for a 3x1 kernel \(3x3 only\)/);
+  const call = (weights: FloatArray, t: number, kw = 3) => a.convForward(f32(48), 0, geo(1, 3, 4, 4, 3, kw, 1, 1, 1, (kw - 1) / 2, 4, 4, 4), w.subarray(0, 4 * 3 * 3 * kw), ep(none, none, false, 1), out, 0, { packed: packed.subarray(0, Math.ceil(4 / width) * width * 9 * kw), width: width, winograd: weights, tile: t, winogradWidth: u.width });
+  assertThrows(() => call(u.weights.subarray(1), 4), /convForward: prepared.winograd has \d+ elements, expected \d+/);
+  assertThrows(() => call(u.weights, 3), /convForward: prepared.tile must be 2 or 4, got 3/);
+  assertThrows(() => call(u.weights, 4, 1), /convForward: prepared.winograd given for a 3x1 kernel \(3x3 only\)/);
   assertThrows(() => a.winogradWeights(w, 4, 3, 3), /winogradWeights: m must be 2 or 4, got 3/);
   assertThrows(() => a.winogradWeights(w, 4, 2, 4), /winogradWeights: w has 108 elements, expected 72/);
 });
@@ -347,7 +347,7 @@ S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel wid
         const OH = H + 2 * PH - KH + 1, OW = W + 2 * PW - KW + 1;
         const x = f32(N * C * H * W + 3), g = f32(N * OC * OH * OW + 2);
         const gw = f32(OC * C * KH * KW);  // garbage: must be overwritten
-        const done = a.convWeightGrad(x, 3, N, C, H, W, KH, KW, 1, 1, PH, PW, OH, OW, g, 2, OC, gw);
+        const done = a.convWeightGrad(x, 3, geo(N, C, H, W, KH, KW, 1, 1, PH, PW, OH, OW, OC), g, 2, gw);
         assert.ok(done, `${isa}: direct for ${[N, C, H, W, OC, KH, KW, PH, PW]}`);
         const ref = reference(x.subarray(3), N, C, H, W, KH, KW, PH, PW, OH, OW, g.subarray(2), OC);
         assertClose(gw, ref, 2e-5, `${isa} ${threads}t: gw ${[N, C, H, W, OC, KH, KW, PH, PW]}`);
@@ -362,17 +362,17 @@ S('convWeightGrad (the direct weight gradient) against im2col + gemm: kernel wid
   for (const [C, H, W, OC, K, KW, S, P] of [[2, 32, 32, 4, 3, 3, 2, 1], [2, 30, 30, 4, 3, 3, 1, 0], [2, 32, 38, 4, 3, 7, 1, 0], [64, 8, 8, 64, 3, 3, 1, 1]]) {
     const OH = Math.floor((H + 2 * P - K) / S) + 1, OW = Math.floor((W + 2 * P - KW) / S) + 1;
     const gw = new Float32Array(OC * C * K * KW).fill(7);
-    const done = a.convWeightGrad(f32(2 * C * H * W), 0, 2, C, H, W, K, KW, S, S, P, P, OH, OW, f32(2 * OC * OH * OW), 0, OC, gw);
+    const done = a.convWeightGrad(f32(2 * C * H * W), 0, geo(2, C, H, W, K, KW, S, S, P, P, OH, OW, OC), f32(2 * OC * OH * OW), 0, gw);
     assert.is(done, false, `not direct: ${[C, H, W, OC, K, KW, S, P]}`);
     assert.ok(gw.every((v) => v === 7), 'gw untouched');
-    assert.is(jsKernels.convWeightGrad(f32(1), 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, f32(1), 0, 1, gw), false, 'the TypeScript backend has none');
+    assert.is(jsKernels.convWeightGrad(f32(1), 0, geo(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1), f32(1), 0, gw), false, 'the TypeScript backend has none');
   }
   const x = f32(2 * 2 * 32 * 32), g = f32(2 * 3 * 32 * 32);
-  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g, 0, 3, new Float32Array(53)), /convWeightGrad: gw has 53 elements, expected 54/);
-  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g.subarray(1), 0, 3, new Float32Array(54)), /convWeightGrad: g \(1x6144, ld 6144, offset 0\) needs 6144 elements, the array has 6143/);
-  assertThrows(() => a.convWeightGrad(x, 1, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g, 0, 3, new Float32Array(54)), /convWeightGrad: x \(1x4096, ld 4096, offset 1\) needs 4097 elements/);
-  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 33, 32, f32(2 * 3 * 33 * 32), 0, 3, new Float32Array(54)), /convWeightGrad: OH x OW is larger than the input, padding and kernel give/);
-  assertThrows(() => a.convWeightGrad(x, 0, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, g, 0, 3, g.subarray(0, 54)), /convWeightGrad: gw overlaps x or g/);
+  assertThrows(() => a.convWeightGrad(x, 0, geo(2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, 3), g, 0, new Float32Array(53)), /convWeightGrad: gw has 53 elements, expected 54/);
+  assertThrows(() => a.convWeightGrad(x, 0, geo(2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, 3), g.subarray(1), 0, new Float32Array(54)), /convWeightGrad: g \(1x6144, ld 6144, offset 0\) needs 6144 elements, the array has 6143/);
+  assertThrows(() => a.convWeightGrad(x, 1, geo(2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, 3), g, 0, new Float32Array(54)), /convWeightGrad: x \(1x4096, ld 4096, offset 1\) needs 4097 elements/);
+  assertThrows(() => a.convWeightGrad(x, 0, geo(2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 33, 32, 3), f32(2 * 3 * 33 * 32), 0, new Float32Array(54)), /convWeightGrad: geometry's OH x OW 33x32 is larger than the input 32x32, padding 1,1 and kernel 3x3 give/);
+  assertThrows(() => a.convWeightGrad(x, 0, geo(2, 2, 32, 32, 3, 3, 1, 1, 1, 1, 32, 32, 3), g, 0, g.subarray(0, 54)), /convWeightGrad: gw overlaps x or g/);
 });
 
 S.run();

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { conv2d, nativeAddon, nativeLoadError, Rng, tensor, winogradConv3x3, winogradMatrices } from '../src/internal.js';
 import type { FloatArray, NativeAddon } from '../src/internal.js';
 import { needs } from './helpers.js';
+import { ep, geo, outGeo } from './native-shared.js';
 
 const S = suite('winograd');
 const rng = new Rng(41);
@@ -102,10 +103,10 @@ SN('native: every VGG-16 3x3 shape within the stated tolerance of the float64 co
       for (const [C, OC, H, W] of shapes) {
         const N = 2, x = f32(N * C * H * W), w = f32(OC * C * 9);
         const { y, mag, OH, OW } = direct(x, N, C, H, W, 1, 1, w, OC);
-        const m = a.winogradTile(N, C, 3, 3, 1, 1, 1, 1, OH, OW, OC);
+        const m = a.winogradTile(outGeo(N, C, 3, 3, 1, 1, 1, 1, OH, OW, OC));
         assert.is(m, OH >= 4 && OW >= 4 ? 4 : 2, `${isa} ${C}->${OC} ${H}x${W}: tile`);
         const out = new Float32Array(y.length);
-        a.convForward(x, 0, N, C, H, W, 3, 3, 1, 1, 1, 1, OH, OW, w, OC, empty, empty, false, 1, out, 0);
+        a.convForward(x, 0, geo(N, C, H, W, 3, 3, 1, 1, 1, 1, OH, OW, OC), w, ep(empty, empty, false, 1), out, 0);
         let worst = 0;
         for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(out[i] - y[i]) / mag[i]);
         assert.ok(worst <= tolerance(m), `${isa} ${C}->${OC} ${H}x${W}: error ${worst} of sum|wx| (bound ${tolerance(m)})`);
@@ -158,9 +159,9 @@ SN("native: the weight gradient by Winograd's transforms on every VGG-16 3x3 sha
       for (const [C, OC, H, W] of shapes) {
         const N = 2, x = f32(N * C * H * W), g = f32(N * OC * H * W);
         const { gw, mag } = directWgrad(x, N, C, H, W, 1, g, OC);
-        const m = a.winogradTile(N, C, 3, 3, 1, 1, 1, 1, H, W, OC);
+        const m = a.winogradTile(outGeo(N, C, 3, 3, 1, 1, 1, 1, H, W, OC));
         const out = new Float32Array(gw.length).fill(Number.NaN);
-        assert.ok(a.convWeightGrad(x, 0, N, C, H, W, 3, 3, 1, 1, 1, 1, H, W, g, 0, OC, out), 'taken');
+        assert.ok(a.convWeightGrad(x, 0, geo(N, C, H, W, 3, 3, 1, 1, 1, 1, H, W, OC), g, 0, out), 'taken');
         let worst = 0;
         for (let i = 0; i < gw.length; i++) {
           // on the scale of the kernel's largest tap: a corner tap of a padded 2x2 map sums 1 product an
@@ -190,7 +191,7 @@ SN('native: the epilogue (scale, shift, ReLU, 2x2 pool, odd sizes) as the direct
             const outs = (['on', 'off'] as const).map((mode) => {
               a.setWinograd(mode);
               const o = new Float32Array(len);
-              a.convForward(x, 0, N, C, H, W, 3, 3, 1, 1, PH, PH, OH, OW, w, OC, sc, sh, relu, pool, o, 0);
+              a.convForward(x, 0, geo(N, C, H, W, 3, 3, 1, 1, PH, PH, OH, OW, OC), w, ep(sc, sh, relu, pool), o, 0);
               return o;
             });
             let worst = 0, big = 0;
@@ -256,7 +257,7 @@ SN('the kernel is chosen by shape: 3x3 at stride 1 only, with channels and tiles
   const a = nativeAddon()!;
   restoring(a, () => {
     a.setWinograd('auto');
-    const tile = (N: number, C: number, K: number, S: number, P: number, H: number, OC: number) => a.winogradTile(N, C, K, K, S, S, P, P, Math.floor((H + 2 * P - K) / S) + 1, Math.floor((H + 2 * P - K) / S) + 1, OC);
+    const tile = (N: number, C: number, K: number, S: number, P: number, H: number, OC: number) => a.winogradTile(outGeo(N, C, K, K, S, S, P, P, Math.floor((H + 2 * P - K) / S) + 1, Math.floor((H + 2 * P - K) / S) + 1, OC));
     // C * OC = 4096 with an image per thread: the direct kernel where it runs 16-float rows
     const direct16 = a.isa() === 'avx512';
     assert.is(tile(128, 64, 3, 1, 1, 32, 64), direct16 ? 0 : 4, 'VGG-16 conv2 at batch 128');

@@ -2,6 +2,6 @@ export { registerBackend, unregisterBackend, listBackends, setBackend, getForced
 export { jsBackend, jsKernels } from './js.js';
 export { gemmJs, gemmNaive } from './js-gemm.js';
 export { winogradConv3x3, winogradMatrices } from './winograd.js';
-export type { Backend, Kernels, KernelName, DType, FloatArray, UnaryOp, BinaryOp, ReduceOp, BiasActivation } from './types.js';
+export type { Backend, Kernels, KernelName, DType, FloatArray, UnaryOp, BinaryOp, ReduceOp, BiasActivation, ConvGeometry, Epilogue, PreparedConvWeights, ConvTarget, ConvAlgorithmChoice } from './types.js';
 export { nativeAddon, nativeLoadError, setMallocReuse, mallocReuseOn } from './native.js';
 export type { NativeAddon } from './native.js';

@@ -2,7 +2,7 @@
 // reference the other backends are tested against and the fallback where they cannot load.
 
 import { gemmJs } from './js-gemm.js';
-import type { Backend, BiasActivation, BinaryOp, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
+import type { Backend, BiasActivation, BinaryOp, ConvGeometry, Epilogue, FloatArray, Kernels, ReduceOp, UnaryOp } from './types.js';
 
 // x (C,H,W) at xOff -> cols (C*KH*KW, OH*OW) at colsOff, row stride ldCols
 function im2colOne(
@@ -341,12 +341,11 @@ function convEpilogue(
 }
 
 // the reference: im2col of a few images at a time, one GEMM, the epilogue
-function convForward(
-  x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
-  KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
-  w: FloatArray, OC: number, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
-  out: FloatArray, outOff: number,
-): void {
+function convForward(x: FloatArray, xOff: number, geometry: ConvGeometry, w: FloatArray, epilogue: Epilogue, out: FloatArray, outOff: number): void {
+  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = geometry;
+  const pool = epilogue.pool ?? 1, relu = epilogue.relu ?? false;
+  const none = x instanceof Float64Array ? new Float64Array(0) : new Float32Array(0);
+  const scale = epilogue.scale ?? none, shift = epilogue.shift ?? none;
   const L = OH * OW, CKK = C * KH * KW;
   const POL = pool === 2 ? Math.floor(OH / 2) * Math.floor(OW / 2) : L;
   const G = Math.max(1, Math.min(N, Math.floor((1 << 20) / Math.max(1, CKK * L))));
@@ -637,6 +636,7 @@ export const jsKernels: Kernels = {
   convForward,
   packConvWeights: () => null,
   winogradTile: () => 0,
+  convAlgorithm: () => ({ forward: 'im2col-gemm', tile: 0, width: 0, weightGrad: 'im2col-gemm', weightGradTile: 0 }),
   winogradWeights: () => null,
   convWeightGrad,
   softmax,

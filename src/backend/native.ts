@@ -41,8 +41,8 @@ export interface NativeAddon {
   // the geometry allows (on), never (off); NEURONMERGE_WINOGRAD=0|1 sets it at load
   setWinograd(mode: 'auto' | 'on' | 'off'): void;
   winograd(): 'auto' | 'on' | 'off';
-  // the tile size m (2 or 4) convForward takes for that geometry in the current mode, 0: not Winograd
-  winogradTile(N: number, C: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number, OC: number): number;
+  winogradTile: Kernels['winogradTile'];
+  convAlgorithm: Kernels['convAlgorithm'];
   setMallocReuse(on: boolean): boolean;
   watchInterrupts(): boolean;
   interruptSignal(): number;
@@ -142,6 +142,7 @@ if (loaded) {
       convForward: a.convForward,
       packConvWeights: a.packConvWeights,
       winogradTile: a.winogradTile,
+      convAlgorithm: a.convAlgorithm,
       winogradWeights: a.winogradWeights,
       convWeightGrad: a.convWeightGrad,
       reduce: a.reduce,

@@ -29,6 +29,55 @@ export type BinaryOp =
 
 export type ReduceOp = 'sum' | 'max';
 
+/** N images of C x H x W through OC kernels of KH x KW at stride SH, SW and zero padding PH, PW:
+ *  outputs of OH x OW. One object for every convolution kernel, TypeScript and native alike. */
+export interface ConvGeometry {
+  N: number; C: number; H: number; W: number; OC: number; KH: number; KW: number;
+  SH: number; SW: number; PH: number; PW: number; OH: number; OW: number;
+}
+
+/** per output channel c after a convolution's products: y = scale[c] * x + shift[c] (absent or empty:
+ *  1 and 0), then max(y, 0) where relu, then where pool is 2 the maximum of each 2x2 window (stride 2,
+ *  floor: an odd last row or column is dropped; first of equals, a NaN wins, as maxPool2d) */
+export interface Epilogue {
+  scale?: FloatArray;
+  shift?: FloatArray;
+  relu?: boolean;
+  pool?: 1 | 2;
+}
+
+/** a convolution's weights laid out ahead: packed by packConvWeights for vector width `width`, and
+ *  transformed by winogradWeights for F(tile x tile, 3 x 3) at vector width `winogradWidth` */
+export interface PreparedConvWeights {
+  packed?: FloatArray;
+  width?: number;
+  winograd?: FloatArray;
+  tile?: number;
+  winogradWidth?: number;
+}
+
+/** what a convolution's choice of algorithm depends on besides its geometry */
+export interface ConvTarget {
+  /** the epilogue's pooling (default 1) */
+  pool?: 1 | 2;
+  /** weights packed ahead at the target's vector width (an inference session) */
+  packed?: boolean;
+  isa?: 'avx512' | 'avx2' | 'generic';
+  threads?: number;
+  winograd?: 'auto' | 'on' | 'off';
+}
+
+/** forward: packed, narrow-copies, direct (width: floats a vector), winograd (tile: m), dot,
+ *  narrow-gemm, gemm-per-image, im2col-gemm or implicit-gemm; weightGrad: winograd, direct or
+ *  im2col-gemm (the caller's) */
+export interface ConvAlgorithmChoice {
+  forward: string;
+  tile: number;
+  width: number;
+  weightGrad: string;
+  weightGradTile: number;
+}
+
 export interface Kernels {
   // C (M,N) = alpha * op(A) * op(B) + beta * C; op(A) (M,K), op(B) (K,N); beta = 0 never reads C.
   gemm(
@@ -110,17 +159,11 @@ export interface Kernels {
   argmax(x: FloatArray, outer: number, dim: number, inner: number, out: Int32Array): void;
 
   // The weight gradient of a convolution without the im2col matrix: gw (OC, C, KH, KW) = the sum over
-  // the N images and the output pixels of g (N, OC, OH, OW, at gOff) times the input window (x at
-  // xOff), written, not accumulated. Returns false, touching nothing, where this backend has no such
-  // kernel for the geometry (the TypeScript backend never has; the native one where convForward takes
-  // Winograd's transforms, 3x3 at stride 1 with channels and tiles enough, and a direct kernel for
-  // stride 1, KW <= 6, output rows of whole vectors, maps of 1024 pixels or more, or of 256 with few
-  // channels); the caller then goes through im2col and gemm
-  convWeightGrad(
-    x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
-    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
-    g: FloatArray, gOff: number, OC: number, gw: FloatArray,
-  ): boolean;
+  // the images and output pixels of g (N, OC, OH, OW, at gOff) times the input window (x at xOff),
+  // written, not accumulated. Returns false, touching nothing, where this backend has no such kernel
+  // for the geometry (the TypeScript backend never has; the native one where convAlgorithm's
+  // weightGrad is 'im2col-gemm'); the caller then goes through im2col and gemm
+  convWeightGrad(x: FloatArray, xOff: number, geometry: ConvGeometry, g: FloatArray, gOff: number, gw: FloatArray): boolean;
 
   // x (shape) -> out (shape permuted by perm): out[..., i_perm[k], ...] = x[..., i_k, ...]
   permute(x: FloatArray, shape: number[], perm: number[], out: FloatArray): void;
@@ -136,24 +179,22 @@ export interface Kernels {
     scale: FloatArray, shift: FloatArray, relu: boolean, pool: number, out: FloatArray, outOff: number,
   ): void;
 
-  // The forward convolution of N images x (N,C,H,W) from xOff with w (OC, C*KH*KW), then the
-  // epilogue above (scale, shift, relu, pool) per output channel: out (N, OC, OH/pool, OW/pool) from
-  // outOff. The native kernel mostly stores no im2col matrix (a direct convolution, or a GEMM that packs B from the images; small maps: a matrix of at most 16 MB).
-  // packed, width: the same weights laid out by packConvWeights (read instead of w where the kernel
-  // has a path for them, and width is its vector width now; ignored elsewhere). winograd, tile,
-  // winogradWidth (with packed): the weights transformed by winogradWeights (read where this call
-  // takes Winograd's F(tile x tile, 3 x 3) and winogradWidth is the vector width now)
+  // The forward convolution of the geometry's N images x (N,C,H,W) from xOff with w (OC, C*KH*KW),
+  // then the epilogue per output channel: out (N, OC, OH/pool, OW/pool) from outOff. prepared: the
+  // same weights laid out ahead by packConvWeights and winogradWeights (an inference session's
+  // copies), each read where the call takes that path and its width is the kernels' now
   convForward(
-    x: FloatArray, xOff: number, N: number, C: number, H: number, W: number,
-    KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number,
-    w: FloatArray, OC: number, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
-    out: FloatArray, outOff: number, packed?: FloatArray, width?: number,
-    winograd?: FloatArray, tile?: number, winogradWidth?: number,
+    x: FloatArray, xOff: number, geometry: ConvGeometry, w: FloatArray, epilogue: Epilogue,
+    out: FloatArray, outOff: number, prepared?: PreparedConvWeights,
   ): void;
 
   // the tile m (2 or 4) of Winograd's F(m x m, 3 x 3) that convForward takes for this geometry now,
   // 0 where it does not take Winograd (the TypeScript backend never does)
-  winogradTile(N: number, C: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, OH: number, OW: number, OC: number): number;
+  winogradTile(geometry: ConvGeometry): number;
+
+  // the algorithms convForward and convWeightGrad take for this geometry on a target (each of its
+  // fields absent: the one in effect now); the TypeScript backend always takes im2col and a GEMM
+  convAlgorithm(geometry: ConvGeometry, target: ConvTarget): ConvAlgorithmChoice;
 
   // w (OC, C, 3, 3) transformed once for convForward's Winograd path with tile m, by the kernels of
   // the vector width now: { weights, tile, width }, or null (TypeScript)

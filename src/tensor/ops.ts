@@ -2,7 +2,7 @@
 // the shapes in a one-line comment. Backward closures run under noGrad and use these same ops.
 
 import { kernel } from '../backend/registry.js';
-import type { BiasActivation, BinaryOp, DType, FloatArray, UnaryOp } from '../backend/types.js';
+import type { BiasActivation, BinaryOp, ConvAlgorithmChoice, ConvGeometry, ConvTarget, DType, Epilogue, FloatArray, UnaryOp } from '../backend/types.js';
 import { Rng } from './rng.js';
 import { allocate, isGradEnabled, shapeStr, sizeOf, Tensor } from './tensor.js';
 import type { GradNode } from './tensor.js';
@@ -622,17 +622,9 @@ function scratch(dtype: DType, slot: number, n: number): FloatArray {
   return buf.length === n ? buf : (buf.subarray(0, n) as FloatArray);
 }
 
-/** what convolve() applies per output channel after the GEMM (see the convEpilogue kernel) */
-export interface ConvEpilogue {
-  /** multiplies channel c (empty: 1) */
-  scale?: FloatArray;
-  /** then adds (empty: 0); a convolution's bias, or bias and batch norm folded together */
-  shift?: FloatArray;
-  relu?: boolean;
-  /** 2: then a 2x2 max-pool, stride 2 */
-  pool?: 1 | 2;
-  /** the weights as packConvWeights laid them out (an inference session's copy), read where the
-   *  kernel has a path for them */
+/** what convolve() applies per output channel after the products (the backend's Epilogue), and the
+ *  weights an inference session laid out ahead, read where the kernel has a path for them */
+export interface ConvEpilogue extends Epilogue {
   packed?: PackedWeights;
 }
 
@@ -662,12 +654,12 @@ export function packConvWeights(w: Tensor): PackedWeights | null {
 /** the session's Winograd transform of w for this geometry (made the first time), or null where the
  *  convolution does not take Winograd */
 function winogradCopy(p: PackedWeights, w: Tensor, g: ConvGeometry): { weights: FloatArray; tile: number; width: number } | null {
-  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
+  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW } = g;
   if (KH !== 3 || KW !== 3 || SH !== 1 || SW !== 1 || !p.winograd || !p.tileFor) return null;
   const key = `${N},${H},${W},${PH},${PW}`;
   let m = p.tileFor.get(key);
   if (m === undefined) {
-    m = kernel('winogradTile', w.dtype)(N, C, KH, KW, SH, SW, PH, PW, OH, OW, OC);
+    m = kernel('winogradTile', w.dtype)(g);
     p.tileFor.set(key, m);
   }
   if (!m) return null;
@@ -679,11 +671,6 @@ function winogradCopy(p: PackedWeights, w: Tensor, g: ConvGeometry): { weights: 
     p.winograd.set(m, u);
   }
   return u;
-}
-
-interface ConvGeometry {
-  N: number; C: number; H: number; W: number; OC: number; KH: number; KW: number;
-  SH: number; SW: number; PH: number; PW: number; OH: number; OW: number;
 }
 
 function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions): ConvGeometry {
@@ -713,15 +700,22 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
  * most 16 MB; TypeScript: im2col, GEMM, epilogue).
  */
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
-  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW } = g;
-  const empty = EMPTY[x.dtype];
   const f = kernel('convForward', x.dtype);
+  const epilogue: Epilogue = { scale: ep.scale, shift: ep.shift, relu: ep.relu, pool: ep.pool };
   // packed weights only where they are still this weight's (the session packed this very array)
   const p = ep.packed && ep.packed.from === w.data ? ep.packed : null;
-  const u = p ? winogradCopy(p, w, g) : null;
-  if (p && u) f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0, p.packed, p.width, u.weights, u.tile, u.width);
-  else if (p) f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0, p.packed, p.width);
-  else f(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, w.data, OC, ep.scale ?? empty, ep.shift ?? empty, ep.relu ?? false, ep.pool ?? 1, out, 0);
+  if (!p) return f(x.data, 0, g, w.data, epilogue, out, 0);
+  const u = winogradCopy(p, w, g);
+  f(x.data, 0, g, w.data, epilogue, out, 0, { packed: p.packed, width: p.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) });
+}
+
+/**
+ * The algorithms the backend in use takes for a convolution of this geometry (forward and weight
+ * gradient), on a target whose fields default to the machine's now: the one place the choice is made
+ * (native: choose_conv_algorithm in native/conv.cc; TypeScript: always im2col and a GEMM).
+ */
+export function chooseConvAlgorithm(geometry: ConvGeometry, target: ConvTarget = {}, dtype: DType = 'float32'): ConvAlgorithmChoice {
+  return kernel('convAlgorithm', dtype)(geometry, target);
 }
 
 /**
@@ -776,18 +770,19 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     // 0.87x on 2x2 maps (a 2x2 image padded by 1 is mostly padding to pack): those keep col2im,
     // unless the convolution takes Winograd's algorithm there (native, 512 channels at batch 128:
     // 6.9 ms against 10.1 for the GEMM and col2im)
+    // the input gradient as a convolution: N images of OC x OH x OW through C kernels, padding K-1-P
+    const back: ConvGeometry = { N, C: OC, H: OH, W: OW, OC: C, KH, KW, SH: 1, SW: 1, PH: KH - 1 - PH, PW: KW - 1 - PW, OH: H, OW: W };
     const byConv = x.requiresGrad && SH === 1 && SW === 1 && PH <= KH - 1 && PW <= KW - 1
-      && (H * W >= 16 || kernel('winogradTile', dtype)(N, OC, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, C) > 0);
+      && (H * W >= 16 || kernel('winogradTile', dtype)(back) > 0);
     // cleared only where a kernel adds into it: col2im's scatter, the GEMM's accumulation over chunks
     const gx = x.requiresGrad ? allocate(dtype, x.size, !byConv) : null;
     const gw = w.requiresGrad ? allocate(dtype, w.size, false) : null;
     if (byConv) {
-      const empty = EMPTY[dtype];
-      kernel('convForward', dtype)(g.data, 0, N, OC, OH, OW, KH, KW, 1, 1, KH - 1 - PH, KW - 1 - PW, H, W, flipWeights(w.data, dtype, OC, C, KH, KW), C, empty, empty, false, 1, gx!, 0);
+      kernel('convForward', dtype)(g.data, 0, back, flipWeights(w.data, dtype, OC, C, KH, KW), {}, gx!, 0);
     }
     // the weight gradient straight from the images where the backend has that kernel (native: stride
     // 1, rows of whole vectors), else below through im2col and gemm
-    const wDone = gw !== null && kernel('convWeightGrad', dtype)(x.data, 0, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, g.data, 0, OC, gw);
+    const wDone = gw !== null && kernel('convWeightGrad', dtype)(x.data, 0, geo, g.data, 0, gw);
     if (gw && !wDone) gw.fill(0);
     // the weight gradient, and the input gradient where it is not a convolution: per chunk of images
     if ((gw && !wDone) || (gx && !byConv)) {
