@@ -8,8 +8,8 @@ export {
   loadCheckpoint, InferenceSession, distillationLoss, distillationStep, loadDataset, BatchLoader,
   fetchDataset, loadTask, accuracyOf, trainLenet, trainDbn, trainVgg, trainMlp, finetuneModel, cloneModel,
   modelFromCheckpoint, kmeans, agglomerative, dendrogram, clusterUnits, applyMerge, mergeModel, mergeSites,
-  foldedUnits, pruneModel, explainMerge, recalibrateBatchNorm, layerSensitivity, allocate, modelStats,
-  compare, archOf, MERGE_RULES, compressCheckpoint, explainCheckpoint, reproduce, reproducePlan,
+  foldedUnits, OptionError, pruneModel, explainMerge, recalibrateBatchNorm, layerSensitivity, allocate, modelStats,
+  compare, archOf, compressCheckpoint, explainCheckpoint, reproduce, reproducePlan,
   reproducePiece, exportCheckpoint, writeReports, toOnnx, fromOnnx, gradientPool, setGradientPool,
   releaseArrays, trackAllocations,
 } from './internal.js';

@@ -13,3 +13,4 @@ export * from './report/index.js';
 export * from './experiment/index.js';
 export { writeFileAtomic, checkOutputFile, checkOutputDir } from './runtime/files.js';
 export { ENVIRONMENT, environmentError } from './runtime/env.js';
+export { OptionError, quote, wordOptions } from './runtime/errors.js';

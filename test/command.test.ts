@@ -64,8 +64,8 @@ C('checkpoints record what they hold; reproduce --checkpoint takes only an origi
   assert.is(run(['finetune', m, '--epochs', '1', '--limit', '100', '--out', f]).status, 0);
   assert.is(loadCheckpoint(f).kind, 'finetuned');
   assert.is(JSON.parse(run(['info', f, '--json']).stdout).kind, 'finetuned');
-  refuses(['reproduce', 'lenet', '--checkpoint', m, '--out', join(dir, 'rep')], `${m}: checkpoint holds a merged model; reproduce --checkpoint takes a trained original (neuronmerge train lenet --checkpoint FILE)`, dir);
-  refuses(['reproduce', 'lenet', '--checkpoint', f, '--out', join(dir, 'rep')], `${f}: checkpoint holds a finetuned model; reproduce --checkpoint takes a trained original (neuronmerge train lenet --checkpoint FILE)`, dir);
+  refuses(['reproduce', 'lenet', '--checkpoint', m, '--out', join(dir, 'rep')], `${m}: checkpoint holds a merged model; reproduce's --checkpoint takes a trained original (as training lenet writes it)`, dir);
+  refuses(['reproduce', 'lenet', '--checkpoint', f, '--out', join(dir, 'rep')], `${f}: checkpoint holds a finetuned model; reproduce's --checkpoint takes a trained original (as training lenet writes it)`, dir);
 });
 
 C('a checkpoint whose metadata lies is refused before anything is allocated; a folder is named as one', () => {

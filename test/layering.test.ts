@@ -99,4 +99,21 @@ L('the check sees real imports (a broken graph would pass the tests above vacuou
   assert.ok(g.size > 50, `${g.size} files`);
 });
 
+// a flag inside a string: a quote, then anything but a quote, then --word
+const FLAG = /['"`][^'"`\n]*?(?<![-\w])--[a-z][a-z-]+/;
+
+/** the lines of library code (outside src/cli) whose strings name a command-line flag; comments and
+ *  the Slurm scripts' own sbatch options (#SBATCH, --parsable, --dependency) aside */
+function flagLines(): string[] {
+  return files('src').filter((f) => !f.startsWith('src/cli/')).flatMap((f) => readFileSync(join(root, f), 'utf8').split('\n').map((line, i) => ({ f, line, i }))
+    .filter(({ line }) => !/^\s*(\/\/|\*|\/\*)/.test(line) && FLAG.test(line) && !/#SBATCH --|'--parsable'/.test(line))
+    .map(({ f, i, line }) => `${f}:${i + 1}: ${line.trim().slice(0, 120)}`));
+}
+
+L('the library names no command-line flag: an error names the option as {name}, and the command words it', () => {
+  assert.equal(flagLines(), []);
+  // the check finds a flag where there is one
+  assert.ok(FLAG.test("throw new Error('merge: give --ratio');") && FLAG.test('`${what}: --multiple-of needs`') && !FLAG.test("const x = a--b;"));
+});
+
 L.run();

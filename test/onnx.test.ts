@@ -216,7 +216,7 @@ I('bad files: one line naming the node and its operator, or the field at fault',
     t.rawData = t.rawData!.subarray(0, 12);
   }), /^f\.onnx: initializer '[^']+' holds 12 bytes, its shape \[10, 32\] needs 1280/);
   // an input of no known dataset
-  bad(edit((m) => (m.graph!.input![0].type!.tensorType!.shape!.dim![2].dimValue = 30)), /^f\.onnx: no dataset known for inputs of 1 × 30 × 28; give --dataset/);
+  bad(edit((m) => (m.graph!.input![0].type!.tensorType!.shape!.dim![2].dimValue = 30)), /^f\.onnx: no dataset known for inputs of 1 × 30 × 28; give dataset$/);
 });
 
 needs(I, ort ? null : 'onnxruntime-node is not installed (npm ci)')('a PyTorch CNN merged at 0.5 by one command and exported: onnxruntime\'s test accuracy is the one neuronmerge reported', async () => {

@@ -25,10 +25,13 @@ R('the library example is examples/merge-lenet.mjs and prints what the README sa
   const lines = r.stdout.trim().split('\n');
   // the unit counts and parameters are exact; the accuracies depend on the CPU's summation order
   assert.equal(lines.slice(0, 4), shown.trim().split('\n').slice(0, 4));
-  const acc = /test accuracy: original ([\d.]+)%, merged ([\d.]+)%/.exec(lines[4]);
-  assert.ok(acc && Number(acc[1]) > 85 && Number(acc[2]) > 20, lines[4]);
-  const ft = /fine-tuning on the same 5,000 digits: ([\d.]+)%/.exec(lines[5]);
-  assert.ok(ft && Number(ft[1]) > Number(acc![2]), lines[5]);
+  // each accuracy within a point and a half of the README's (another CPU's summation order moves the
+  // trained weights a little; a broken merge or fine-tuning moves them by tens of points)
+  const figures = (text: string) => [...text.matchAll(/([\d.]+)%/g)].slice(-3).map((m) => Number(m[1]));
+  const got = figures(lines.slice(4, 6).join('\n')), want = figures(shown.trim().split('\n').slice(4, 6).join('\n'));
+  assert.is(got.length, 3, lines.slice(4).join('\n'));
+  got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= 1.5, `${['original', 'merged', 'fine-tuned'][i]} ${g}% against the README's ${want[i]}%`));
+  assert.ok(got[2] > got[1] + 10, 'fine-tuning recovers what merging lost');
 });
 
 R.run();

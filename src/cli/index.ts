@@ -21,7 +21,8 @@ import { archFor, DISTILL_DEFAULTS, network, NETWORK_NAMES, networkOf, NETWORKS,
 import type { NetworkName } from '../experiment/networks.js';
 import { accuracyOf, describeKind, finetuneModel, loadTask, modelFromCheckpoint, teacherFor } from '../experiment/task.js';
 import { RECIPES } from '../experiment/recipes.js';
-import { compressCheckpoint, MERGE_RULES, RECALIBRATE_IMAGES } from '../experiment/compress.js';
+import { compressCheckpoint, MERGE_RULES } from '../experiment/compress.js';
+import { RECALIBRATE_IMAGES } from '../experiment/pipeline.js';
 import { EXPLAIN_RATIOS, explainCheckpoint } from '../experiment/explain.js';
 import { reproduce, reproducePiece, reproducePlan } from '../experiment/reproduce.js';
 import type { ReproduceOptions, ReproducePiece } from '../experiment/reproduce.js';
@@ -34,6 +35,7 @@ import { watchInterrupts } from '../backend/native.js';
 import { loadCheckpoint, unfinished } from '../train/checkpoint.js';
 import { TrainingInterrupted } from '../train/loop.js';
 import { modelName } from '../models/index.js';
+import { OptionError } from '../runtime/errors.js';
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
@@ -520,6 +522,12 @@ common(data.command('fetch').argument('<name>', 'mnist, fashion-mnist or cifar10
   console.log(o.json ? JSON.stringify(paths) : paths.join('\n'));
 });
 
+/** the flag of a library option named in an OptionError ({multipleOf} -> --multiple-of; off: --no-…) */
+const OPTION_FLAGS: Record<string, string> = { rule: 'merge' };
+const flagOf = (option: string, off: boolean): string => {
+  const kebab = OPTION_FLAGS[option] ?? option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return off ? `--no-${kebab}` : `--${kebab}`;
+};
 const fail = (message: string) => {
   process.stderr.write(`neuronmerge: ${message.split('\n')[0]}\n`);
   process.exit(1);
@@ -546,5 +554,5 @@ program.parseAsync(process.argv).catch((e: Error) => {
     // an option's own check says what is wrong with it; commander's preamble would say it twice
     fail(e.code === 'commander.invalidArgument' ? e.message.replace(/^error: .*? is invalid\. /, '') : e.message.replace(/^error: /, ''));
   }
-  fail(e.message);
+  fail(e instanceof OptionError ? e.worded(flagOf) : e.message);
 });

@@ -7,7 +7,8 @@
 import type { Sequential } from '../nn/layers.js';
 import { BatchNorm } from '../nn/layers.js';
 import { crossEntropy, slice } from '../tensor/ops.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 import { applyMerge, groupUnits, paramsWithUnits, readsActivations, siteActivations } from './merge.js';
 import type { ApplyOptions, ClusterOptions } from './merge.js';
 import { applyPrune, l1Keep } from './prune.js';

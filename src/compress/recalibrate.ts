@@ -8,7 +8,8 @@
 import { BatchNorm } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
 import { slice } from '../tensor/ops.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 
 /** adds the per-channel (axis 1) sums and sums of squares of a (N, C, ...) tensor to `sum` and `sq`
  * (float64); returns how many values each channel had */

@@ -6,7 +6,8 @@
 // affine change of the unit's weights and bias: z' = (z − μ_merged)·σ_target/σ_merged + μ_target.
 // The idea is REPAIR (Jordan et al., 2022, for interpolating two networks) applied within one network.
 import type { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 import { mergeSites, setIdentityNorm } from './sites.js';
 import { channelSums } from './recalibrate.js';
 

@@ -3,7 +3,8 @@
 // and in total; compression ratio = 1 - params_after / params_before.
 import { BatchNorm, Conv2d, Linear } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
-import { noGrad, Tensor, zeros } from '../tensor/tensor.js';
+import { Tensor, zeros } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 
 export interface LayerStats {
   index: number;

@@ -16,9 +16,11 @@ import type { Arch } from '../models/index.js';
 import { slice } from '../tensor/ops.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { checkOutputFile } from '../runtime/files.js';
+import { OptionError } from '../runtime/errors.js';
 import { writeCompressionHtml } from '../report/markdown.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { accuracyOf, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint, sourceOf } from './task.js';
+import { accuracyOf, calibrationInputs, cloneModel, finetuneModel, loadTask, machineDescription, modelFromCheckpoint, sourceOf } from './task.js';
+import { budgetWidths, CompressionSamples, compressModel, measureSensitivity, recalibrationImages, roundToMultiple, unitsAt } from './pipeline.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
 import { formatFor, writeOnnx } from './export.js';
 import type { ModelFormat } from './export.js';
@@ -100,11 +102,7 @@ export interface CompressResult {
   format: ModelFormat;
 }
 
-/** the default number of images batch norms are re-estimated on after compressing */
-export const RECALIBRATE_IMAGES = 5120;
 export { MERGE_RULES } from '../compress/merge.js';
-
-export const hasBatchNorm = (m: Sequential) => m.layers.some((l) => l instanceof BatchNorm);
 
 /** kept units per mergeable layer at stage s of S, going geometrically from n to k */
 export function stageWidths(n: number[], k: number[], s: number, S: number): number[] {
@@ -115,30 +113,30 @@ export function stageWidths(n: number[], k: number[], s: number, S: number): num
  * checkpoint's hidden layers and write the result */
 export async function compressCheckpoint(file: string, what: 'merge' | 'prune', o: CompressOptions): Promise<CompressResult> {
   const given = [o.ratio, o.threshold, o.budget].filter((v) => v !== undefined).length;
-  if (what === 'merge' && given !== 1) throw new Error('merge: give exactly one of --ratio, --threshold and --budget');
-  if (what === 'prune' && (o.threshold !== undefined || [o.ratio, o.budget].filter((v) => v !== undefined).length !== 1)) throw new Error('prune: give exactly one of --ratio and --budget');
-  if (o.allocate === 'sensitivity' && o.budget === undefined) throw new Error(`${what}: --allocate sensitivity spreads a --budget; give one`);
+  if (what === 'merge' && given !== 1) throw new OptionError('merge: give exactly one of {ratio}, {threshold} and {budget}');
+  if (what === 'prune' && (o.threshold !== undefined || [o.ratio, o.budget].filter((v) => v !== undefined).length !== 1)) throw new OptionError('prune: give exactly one of {ratio} and {budget}');
+  if (o.allocate === 'sensitivity' && o.budget === undefined) throw new OptionError(`${what}: {allocate} sensitivity spreads a {budget}; give one`);
   const stages = o.stages ?? 1;
-  if (stages > 1 && o.threshold !== undefined) throw new Error('merge: --stages needs --ratio or --budget (a threshold decides the units only as it merges)');
-  if (what === 'prune' && o.rule && o.rule !== 'mean') throw new Error(`prune: --merge ${o.rule} is a merging rule; pruning keeps units by their L1 norm`);
-  checkOutputFile(o.out, '--out', [file]);
-  if (o.report !== undefined && what !== 'merge') throw new Error(`${what}: --report shows a merge; run merge for it`);
-  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file, { option: '--out', path: o.out }]);
+  if (stages > 1 && o.threshold !== undefined) throw new OptionError('merge: {stages} needs {ratio} or {budget} (a threshold decides the units only as it merges)');
+  if (what === 'prune' && o.rule && o.rule !== 'mean') throw new OptionError(`prune: {rule} ${o.rule} is a merging rule; pruning keeps units by their L1 norm`);
+  checkOutputFile(o.out, '{out}', [file]);
+  if (o.report !== undefined && what !== 'merge') throw new OptionError(`${what}: {report} shows a merge; run merge for it`);
+  if (o.report !== undefined) checkOutputFile(o.report, '{report}', [file, { option: '{out}', path: o.out }]);
   const started = performance.now();
   const log = o.log ?? (() => {});
   const { model, arch, normalization: recorded } = modelFromCheckpoint(file, o.data?.dataset);
   const input = inputShape(arch);
   const before = modelStats(model, input);
   const evaluate = o.eval !== false;
-  const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (hasBatchNorm(model) ? RECALIBRATE_IMAGES : null);
+  const recalImages = recalibrationImages(model, o.recalibrate);
   const format = formatFor(o.out, o.format);
   // an ONNX file of a network whose input is standardised records the training set's statistics
   // an ONNX file of a network whose input is standardised records the training set's statistics (from
   // the checkpoint where it holds them)
   const why = [
-    evaluate && 'measuring the test accuracy (--no-eval skips it)', o.report !== undefined && 'the page (--no-report skips it)',
-    recalImages !== null && 're-estimating the batch norms (--no-recalibrate skips it)', o.repair !== undefined && '--repair',
-    o.allocate === 'sensitivity' && '--allocate sensitivity', readsActivations(o.rule) && `--merge ${o.rule}`, stages > 1 && (o.stageEpochs ?? 1) > 0 && 'fine-tuning between --stages',
+    evaluate && 'measuring the test accuracy ({eval:false} skips it)', o.report !== undefined && 'the page ({report:false} skips it)',
+    recalImages !== null && 're-estimating the batch norms ({recalibrate:false} skips it)', o.repair !== undefined && '{repair}',
+    o.allocate === 'sensitivity' && '{allocate} sensitivity', readsActivations(o.rule) && `{rule} ${o.rule}`, stages > 1 && (o.stageEpochs ?? 1) > 0 && 'fine-tuning between {stages}',
     format === 'onnx' && networkOf(arch).normalization === 'channel' && !recorded && 'the input statistics an ONNX file records (the checkpoint holds none)',
   ].filter(Boolean) as string[];
   const data = why.length ? await loadFor(arch, o.data, `${what}: ${why[0]}`) : null;
@@ -149,33 +147,26 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const n = sites.map((s) => s.units);
   const names = sites.map((s) => model.layers[s.index].describe());
   const rule = o.rule ?? 'mean';
-  const fitOn = readsActivations(rule) ? calibrationSample(data!, o.calibration ?? 1000, seed + 3) : undefined;
+  const samples = data ? new CompressionSamples(data, seed, o.calibration) : null;
+  const fitOn = samples?.fitFor(rule);
   // the units each layer keeps (a threshold decides them while merging)
   let ks: number[] | null = null;
   let allocation: CompressResult['allocation'] = o.threshold !== undefined ? 'threshold' : o.ratio !== undefined ? 'ratio' : o.allocate ?? 'uniform';
-  if (o.ratio !== undefined) {
-    const ratios = typeof o.ratio === 'number' ? sites.map(() => o.ratio as number) : o.ratio;
-    if (ratios.length !== sites.length) throw new Error(`${what}: ${ratios.length} ratios for ${sites.length} ${what === 'merge' ? 'mergeable' : 'prunable'} layers`);
-    ks = sites.map((s, i) => unitsAfter(s.units, ratios[i]));
-  } else if (o.budget !== undefined && allocation === 'uniform') {
-    const r = ratioForBudget(model, o.budget);
-    ks = sites.map((s) => unitsAfter(s.units, r));
-  } else if (o.budget !== undefined) {
-    const { x, y } = calibrationSet(data!, o.calibration ?? 1000, seed + 7);
-    log(`${what}: measuring each layer's sensitivity on ${x.shape[0]} training images`);
-    const sens = layerSensitivity(model, { what, x, y, clone: (m) => cloneModel(m, arch), rule, method: o.method, seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: recalImages !== null, calibration: fitOn, log });
-    ks = allocate(model, o.budget, sens).ks;
+  if (o.ratio !== undefined) ks = unitsAt(model, o.ratio, what);
+  else if (o.budget !== undefined && allocation === 'uniform') ks = budgetWidths(model, o.budget).ks;
+  else if (o.budget !== undefined) {
+    log(`${what}: measuring each layer's sensitivity on ${samples!.sensitivity().x.shape[0]} training images`);
+    const sens = measureSensitivity(model, arch, samples!, { what, rule, method: o.method, seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: recalImages !== null, log });
+    ks = budgetWidths(model, o.budget, sens).ks;
     allocation = 'sensitivity';
   }
   let roundingNote: string[] = [];
   if (o.multipleOf !== undefined) {
-    if (!ks) throw new Error(`${what}: --multiple-of needs --ratio or --budget (a threshold decides the units only as it merges)`);
-    const down = o.budget !== undefined;
-    roundingNote = roundingNotes(names, ks, n, o.multipleOf, down);
-    ks = ks.map((k, i) => roundUnits(k, n[i], o.multipleOf!, down));
-    // with a budget no layer is rounded up (roundUnits), so the budget stays met
+    if (!ks) throw new OptionError(`${what}: {multipleOf} needs {ratio} or {budget} (a threshold decides the units only as it merges)`);
+    // with a budget no layer is rounded up, so the budget stays met
+    ({ ks, notes: roundingNote } = roundToMultiple(model, ks, o.multipleOf, o.budget !== undefined));
   }
-  const calibration = recalImages === null ? null : recalibrationSample(data!, recalImages, seed);
+  const calibration = samples?.recalibration(recalImages) ?? null;
   let repair: number[] | null = null;
   const notes: string[] = [];
   // the page compares each layer with the original's
@@ -187,16 +178,12 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const now = mergeSites(current).map((x) => x.units);
     const target = ks ? stageWidths(n, ks, s, stages) : null;
     const ratios = target ? target.map((k, i) => 1 - k / now[i]) : undefined;
-    if (what === 'merge') {
-      const rep = mergeModel(current, { ratio: ratios, threshold: ratios ? undefined : o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, rule, minSimilarity: o.minSimilarity, calibration: fitOn, reestimate: calibration ?? undefined });
-      if (s === 1) notes.push(...rep.notes, ...roundingNote);
+    const rep = compressModel(current, what === 'merge' ? rule : 'prune', { ratio: ratios, threshold: o.threshold, method: o.method, mode: o.mode, seed: seed + 100 * (s - 1), nInit: o.nInit, repair: s === stages ? calib : undefined, minSimilarity: o.minSimilarity, fit: fitOn, recalibration: calibration });
+    if (s === 1) notes.push(...(rep?.notes ?? []), ...roundingNote);
+    if (rep) {
       merged = rep;
       repair = rep.repair ?? null;
-    } else {
-      pruneModel(current, { ratio: ratios! });
-      if (s === 1) notes.push(...roundingNote);
     }
-    if (calibration) recalibrateBatchNorm(current, calibration);
     currentArch = archOf(current, arch);
     if (s < stages && (o.stageEpochs ?? 1) > 0) {
       log(`${what}: stage ${s} of ${stages} (${mergeSites(current).map((x) => x.units).join('-')} units); fine-tuning ${o.stageEpochs ?? 1} epoch(s)`);
@@ -218,7 +205,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
     const one = stages === 1 && merged !== null;
     await writeCompressionHtml(o.report, {
       title: `${modelName(arch)} merged by the ${rule} rule: ${(100 * c.compressionRatio).toFixed(2)}% of the parameters removed`,
-      command: o.command ?? `merge ${file} --out ${o.out}`, checkpoint: file, out: o.out, model: arch.model, data: dataTitle(data!), rule, method: o.method ?? 'kmeans', seed,
+      command: o.command ?? `compressCheckpoint(${JSON.stringify(file)}, 'merge', { out: ${JSON.stringify(o.out)} })`, checkpoint: file, out: o.out, model: arch.model, data: dataTitle(data!), rule, method: o.method ?? 'kmeans', seed,
       machine: machineDescription(), seconds: (performance.now() - started) / 1000, allocation: ALLOCATION_TEXT[allocation], units, params: c.params, flops: c.flops,
       accuracy: { before: accBefore, after: accAfter }, recalibrated: calibration ? calibration.shape[0] : null,
       notes: one ? notes : [...notes, `merged in ${stages} stages: each layer's view needs a one-step merge`],
@@ -235,7 +222,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
 }
 
 const ALLOCATION_TEXT: Record<CompressResult['allocation'], string> = {
-  ratio: 'the units per layer from --ratio', threshold: 'the units per layer from a distance threshold',
+  ratio: 'the units per layer from a ratio', threshold: 'the units per layer from a distance threshold',
   uniform: 'a budget spread as one ratio in every layer', sensitivity: 'a budget spread by each layer\'s measured sensitivity',
 };
 
@@ -245,7 +232,7 @@ async function loadFor(arch: Arch, data: TaskLoadOptions | undefined, why: strin
   try {
     return await loadTask(arch, data);
   } catch (e) {
-    throw new Error(`${why} needs the dataset: ${(e as Error).message}`);
+    throw new OptionError(`${why} needs the dataset: ${(e as Error).message}`);
   }
 }
 

@@ -17,7 +17,8 @@ import type { ExplainView } from '../report/types.js';
 import { checkOutputFile } from '../runtime/files.js';
 import { slice } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { dataTitle, hasBatchNorm, RECALIBRATE_IMAGES } from './compress.js';
+import { dataTitle } from './compress.js';
+import { hasBatchNorm, RECALIBRATE_IMAGES } from './pipeline.js';
 import { accuracyOf, calibrationSample, cloneModel, loadTask, machineDescription, modelFromCheckpoint, recalibrationSample } from './task.js';
 import type { TaskLoadOptions } from './task.js';
 
@@ -89,7 +90,7 @@ export async function explainCheckpoint(file: string, o: ExplainOptions = {}): P
   const rule = o.rule ?? 'mean', seed = o.seed ?? 0, method = o.method ?? 'kmeans';
   const rules = o.rules ?? [...MERGE_RULES];
   if (rules.length === 0) throw new Error('explain: no merging rules given');
-  if (o.report !== undefined) checkOutputFile(o.report, '--report', [file]);
+  if (o.report !== undefined) checkOutputFile(o.report, '{report}', [file]);
   const log = o.log ?? (() => {});
   const started = performance.now();
   const { model, arch } = modelFromCheckpoint(file, o.data?.dataset);

@@ -11,13 +11,14 @@ import type { CheckpointKind } from '../train/checkpoint.js';
 import { networkOf } from './networks.js';
 import { loadTask, modelFromCheckpoint } from './task.js';
 import type { TaskLoadOptions } from './task.js';
+import { OptionError, quote } from '../runtime/errors.js';
 
 /** how a model's output is written: a neuronmerge checkpoint or an ONNX file */
 export type ModelFormat = 'safetensors' | 'onnx';
 
 /** the format asked for, else the one the file name says (.onnx), else a checkpoint */
 export function formatFor(out: string, asked?: string): ModelFormat {
-  if (asked !== undefined && asked !== 'safetensors' && asked !== 'onnx') throw new Error(`--format must be safetensors or onnx, got '${asked}'`);
+  if (asked !== undefined && asked !== 'safetensors' && asked !== 'onnx') throw new OptionError(`{format} must be safetensors or onnx, got '${quote(asked)}'`);
   return (asked as ModelFormat | undefined) ?? (/\.onnx$/i.test(out) ? 'onnx' : 'safetensors');
 }
 
@@ -62,7 +63,7 @@ export function writeOnnx(out: string, m: { model: Sequential; arch: Arch; kind:
  * (VGG-16 on CIFAR-10) the training set's mean and standard deviation, as the checkpoint records them
  * (read from the dataset for a checkpoint that does not), are recorded in the file */
 export async function exportCheckpoint(file: string, out: string, o: { foldBatchNorm?: boolean; data?: TaskLoadOptions } = {}): Promise<OnnxExport & { from: string; arch: Arch; kind: CheckpointKind }> {
-  checkOutputFile(out, '--out', [file]);
+  checkOutputFile(out, '{out}', [file]);
   const c = modelFromCheckpoint(file, o.data?.dataset);
   c.model.eval();
   // recorded in the checkpoint since training; read from the dataset for files written before that

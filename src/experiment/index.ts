@@ -4,7 +4,8 @@ export { loadTask, trainLoader, calibrationInputs, calibrationSample, calibratio
 export type { TaskData, TaskLoadOptions, FinetuneOptions, DistillOptions } from './task.js';
 export { trainLenet, trainDbn, trainVgg, trainMlp, RECIPES } from './recipes.js';
 export type { RecipeOptions, RecipeResult } from './recipes.js';
-export { compressCheckpoint, stageWidths, RECALIBRATE_IMAGES } from './compress.js';
+export { compressCheckpoint, stageWidths } from './compress.js';
+export { RECALIBRATE_IMAGES } from './pipeline.js';
 export type { CompressOptions, CompressResult } from './compress.js';
 export { explainCheckpoint, explainRatios, groupsOf, EXPLAIN_RATIOS } from './explain.js';
 export type { ExplainOptions, ExplainRatio, ExplainResult, LayerFigures } from './explain.js';

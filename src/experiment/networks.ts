@@ -8,6 +8,7 @@ import type { Activation, Arch } from '../models/index.js';
 import type { MergeRule } from '../compress/merge.js';
 import { cosineLr, oneCycleLr } from '../optim/index.js';
 import type { Schedule } from '../optim/index.js';
+import { OptionError } from '../runtime/errors.js';
 
 export type NetworkName = 'lenet' | 'dbn' | 'vgg' | 'mlp';
 export const NETWORK_NAMES: readonly NetworkName[] = ['lenet', 'dbn', 'vgg', 'mlp'];
@@ -211,7 +212,7 @@ export function network(name: string): NetworkSettings {
  * convolutions and optionally the fc) or `widthScale` (every width times a factor, at least 1).
  */
 export function archFor(name: NetworkName, o: { widths?: number[]; widthScale?: number; activation?: Activation; dataset?: string } = {}): Arch {
-  if (o.activation !== undefined && name !== 'mlp') throw new Error(`--activation: ${name} has its own activations; only mlp takes one`);
+  if (o.activation !== undefined && name !== 'mlp') throw new OptionError(`{activation}: ${name} has its own activations; only mlp takes one`);
   if (name === 'mlp') {
     let widths = o.widths ?? [...MLP_WIDTHS];
     if (o.widthScale !== undefined) widths = widths.map((w) => Math.max(1, Math.round(w * o.widthScale!)));
@@ -225,7 +226,7 @@ function paperArch(name: NetworkName, o: { widths?: number[]; widthScale?: numbe
   let widths: number[] = base.model === 'vgg16' ? [...base.widths, base.fc] : [...base.widths];
   if (o.widths) {
     const ok = base.model === 'lenet5' ? [3] : base.model === 'vgg16' ? [13, 14] : [o.widths.length];
-    if (!ok.includes(o.widths.length)) throw new Error(`--widths: ${name} takes ${ok.join(' or ')} widths, got ${o.widths.length}`);
+    if (!ok.includes(o.widths.length)) throw new OptionError(`{widths}: ${name} takes ${ok.join(' or ')} widths, got ${o.widths.length}`);
     widths = base.model === 'vgg16' && o.widths.length === 13 ? [...o.widths, base.fc] : o.widths;
   }
   if (o.widthScale !== undefined) widths = widths.map((w) => Math.max(1, Math.round(w * o.widthScale!)));

@@ -18,6 +18,7 @@ import { NETWORKS, scheduleOf } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { calibrationInputs, loadTask, recordedNormalization, trainLoader } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
+import { OptionError } from '../runtime/errors.js';
 
 export interface RecipeOptions {
   epochs?: number;
@@ -72,7 +73,7 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   }).history;
   let history: EpochRecord[];
   if (o.device === 'webgpu') {
-    if (o.resume) throw new Error('--resume is not supported with the WebGPU backend yet (its checkpoints hold no optimizer state)');
+    if (o.resume) throw new OptionError('{resume} is not supported with the WebGPU backend (its checkpoints hold no optimizer state)');
     if (labelSmoothing > 0) throw new Error('label smoothing is not supported with the WebGPU backend yet (its loss runs on the GPU); train on the CPU or without it');
     history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
   } else history = onCpu();

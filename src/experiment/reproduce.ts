@@ -5,19 +5,17 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
-import { allocate, layerSensitivity } from '../compress/allocate.js';
 import type { Sensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
-import { mergeSites, roundingNotes, roundUnits, unitsAfter } from '../compress/sites.js';
+import { archOf, readsActivations, siteActivations } from '../compress/merge.js';
+import { mergeSites } from '../compress/sites.js';
 import type { MergeReport, MergeRule } from '../compress/merge.js';
 import { BatchNorm } from '../nn/layers.js';
-import { pruneModel } from '../compress/prune.js';
 import { explainMerge, firstFilters } from '../compress/explain.js';
-import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { buildModel, widthsOf } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 import { slice } from '../tensor/ops.js';
 import { checkArchHolds, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/loop.js';
@@ -27,9 +25,10 @@ import { checkOutputDir, checkOutputFile, claimFile, writeFileAtomic } from '../
 import { DISTILL_DEFAULTS, NETWORKS, ONE_CYCLE_WARMUP } from './networks.js';
 import type { NetworkName } from './networks.js';
 import { RECIPES } from './recipes.js';
-import { RECALIBRATE_IMAGES } from './compress.js';
-import { accuracyOf, recordedNormalization, calibrationInputs, calibrationSample, calibrationSet, recalibrationSample, cloneModel, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
+import { budgetWidths, CompressionSamples, compressModel, measureSensitivity, recalibrationImages, roundToMultiple, unitsAt } from './pipeline.js';
+import { accuracyOf, recordedNormalization, calibrationInputs, cloneModel, FINETUNE_WEIGHT_DECAY, finetuneModel, loadTask, machineDescription, sourceOf } from './task.js';
 import type { TaskData, TaskLoadOptions } from './task.js';
+import { OptionError, quote } from '../runtime/errors.js';
 
 export interface ReproduceOptions {
   quick?: boolean;
@@ -60,7 +59,7 @@ export interface ReproduceOptions {
   checkpoint?: string;
   /** steps between checkpoints within an epoch while training the original and while fine-tuning */
   checkpointEvery?: number;
-  /** the command as typed, for the report's title (default: `reproduce <model>`) */
+  /** the command as typed, for the report's title (default: the call, `reproduce("lenet")`) */
   command?: string;
   /** also report the merged model's accuracy after statistics repair on this many training images
    * (src/compress/repair.ts; not part of the paper's method) */
@@ -121,7 +120,7 @@ async function original(which: NetworkName, o: ReproduceOptions, epochs: number,
     const c = loadCheckpoint(o.checkpoint);
     checkArchHolds(o.checkpoint, c);
     if (c.arch.model !== cfg.family) throw new Error(`${o.checkpoint}: checkpoint holds a ${c.arch.model}, not a ${cfg.family}`);
-    if (c.kind !== 'original') throw new Error(`${o.checkpoint}: checkpoint holds a ${c.kind} model; reproduce --checkpoint takes a trained original (neuronmerge train ${which} --checkpoint FILE)`);
+    if (c.kind !== 'original') throw new OptionError(`${quote(o.checkpoint)}: checkpoint holds a ${c.kind} model; reproduce's {checkpoint} takes a trained original (as training ${which} writes it)`);
     if (!c.train || c.train.epoch >= epochs) {
       log(`reproduce ${which}: reusing the trained ${c.arch.model} in ${o.checkpoint}`);
       const model = buildModel(c.arch, 0);
@@ -295,9 +294,9 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   // a fine-tuning piece's row (its id less the rule)
   const jobRow = job && job !== 'original' && job !== 'sensitivity' ? job.slice(0, job.lastIndexOf('-')) : null;
   // outputs checked before any work: an hour of training must not end on a path that cannot be written
-  if (o.out) checkOutputDir(o.out, '--out');
+  if (o.out) checkOutputDir(o.out, '{out}');
   // the original is never one of the files the run writes into --out
-  if (o.checkpoint) checkOutputFile(o.checkpoint, '--checkpoint', o.out ? REPORT_FILES.map((f) => ({ option: '--out', path: join(o.out!, f) })) : []);
+  if (o.checkpoint) checkOutputFile(o.checkpoint, '{checkpoint}', o.out ? REPORT_FILES.map((f) => ({ option: '{out}', path: join(o.out!, f) })) : []);
   const epochs = o.epochs ?? (quick ? cfg.quick.epochs : cfg.train.epochs);
   const limit = o.limit ?? (quick ? cfg.quick.limit : undefined);
   // without --checkpoint the original is kept in the work folder (named by what it depends on), so that
@@ -319,8 +318,9 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   log(`reproduce ${which}: original test accuracy ${(100 * accOriginal).toFixed(2)}%`);
   const before = modelStats(base.model, input);
   const x128 = slice(task.ev.x, 0, 128);
-  const recalImages = o.recalibrate === false ? null : o.recalibrate ?? (base.model.layers.some((m) => m instanceof BatchNorm) ? RECALIBRATE_IMAGES : null);
-  const calibration = recalImages ? recalibrationSample(task, recalImages, seed) : null;
+  const recalImages = recalibrationImages(base.model, o.recalibrate);
+  const samples = new CompressionSamples(task, seed);
+  const calibration = samples.recalibration(recalImages);
   const results: RatioResult[] = [];
   const askDistill = o.distill === undefined ? (recipe.distill ? { temperature: o.distillTemperature, weight: o.distillWeight } : undefined) : o.distill || undefined;
   const distill = askDistill ? { teacher: base.model, temperature: askDistill.temperature ?? DISTILL_DEFAULTS.temperature, weight: askDistill.weight ?? DISTILL_DEFAULTS.weight } : undefined;
@@ -351,8 +351,6 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     return accuracyOf(model, task).accuracy;
   };
   const notes = new Set<string>();
-  let fitted: Tensor | null = null;
-  const fitOn = () => (fitted ??= calibrationSample(task, 1000, seed + 3));
   // the rows: one ratio in every layer, then each budget spread over the layers (uniformly, or by the
   // first rule's measured sensitivity; merged and pruned models take the same units per layer)
   const points: { ratio: number | number[]; budget?: RatioResult['budget'] }[] = ratios.map((r) => ({ ratio: r }));
@@ -362,13 +360,10 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     let per: number[];
     // a piece alone spreads only its own row's budget
     if (jobRow !== null && jobRow !== rowName({ budget: fraction }, o.multipleOf)) continue;
-    if (allocateHow === 'uniform') {
-      const r = ratioForBudget(base.model, fraction);
-      per = mergeSites(base.model).map(() => r);
-    } else {
+    if (allocateHow === 'uniform') per = budgetWidths(base.model, fraction).ratios;
+    else {
       log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${by} rule, 1,000 training images)`);
-      const { x, y } = calibrationSet(task, 1000, seed + 7);
-      const measure = () => layerSensitivity(base.model, { x, y, clone: (m) => cloneModel(m, arch), rule: by, seed, nInit: 3, recalibrate: calibration !== null, calibration: readsActivations(by) ? fitOn() : undefined, log });
+      const measure = () => measureSensitivity(base.model, arch, samples, { rule: by, seed, nInit: 3, recalibrate: calibration !== null, log });
       const key = { originalId, rule: by, seed, limit, recalImages };
       let sens: Sensitivity;
       if (work) {
@@ -380,23 +375,17 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
         }
       } else sens = measure();
       if (job === 'sensitivity') return done();
-      per = allocate(base.model, fraction, sens).ratios;
+      per = budgetWidths(base.model, fraction, sens).ratios;
     }
     points.push({ ratio: per, budget: { fraction, allocate: allocateHow, ratios: per } });
   }
   for (const point of points) {
     const { budget } = point;
-    // --multiple-of: each layer's units rounded (down for a budget, so that it stays met)
-    const ratio = o.multipleOf === undefined ? point.ratio : mergeSites(base.model).map((s, i) => {
-      const r = typeof point.ratio === 'number' ? point.ratio : point.ratio[i];
-      return 1 - roundUnits(unitsAfter(s.units, r), s.units, o.multipleOf!, budget !== undefined) / s.units;
-    });
+    // a multiple of units: each layer's units rounded (down for a budget, so that it stays met)
+    const rounded = o.multipleOf === undefined ? null : roundToMultiple(base.model, unitsAt(base.model, point.ratio), o.multipleOf, budget !== undefined);
+    const ratio = rounded ? rounded.ratios : point.ratio;
     const label = `${budget ? `budget ${budget.fraction}` : `ratio ${point.ratio}`}${o.multipleOf ? `, units in multiples of ${o.multipleOf}` : ''}`;
-    if (o.multipleOf !== undefined) {
-      const sites = mergeSites(base.model);
-      const ks = sites.map((s, i) => unitsAfter(s.units, typeof point.ratio === 'number' ? point.ratio : point.ratio[i]));
-      roundingNotes(sites.map((s) => base.model.layers[s.index].describe()), ks, sites.map((s) => s.units), o.multipleOf, budget !== undefined).forEach((n) => notes.add(`${label}: ${n}`));
-    }
+    rounded?.notes.forEach((n) => notes.add(`${label}: ${n}`));
     const row = rowName(budget ? { budget: budget.fraction } : { ratio: point.ratio as number }, o.multipleOf);
     if (jobRow !== null && row !== jobRow) continue;
     const merges: { rule: string; merged: number; finetuned: number }[] = [];
@@ -413,8 +402,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     };
     if (job === `${row}-pruned`) {
       const pruned = cloneModel(base.model, arch);
-      pruneModel(pruned, { ratio });
-      if (calibration) recalibrateBatchNorm(pruned, calibration);
+      compressModel(pruned, 'prune', { ratio, seed, recalibration: calibration });
       await finetune(pruned, archOf(pruned, arch), `${row}-pruned`, ratio);
       return done();
     }
@@ -422,9 +410,8 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       if (job && job !== `${row}-${rule}`) continue;
       log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
-      const r = mergeModel(m, { ratio, seed, nInit: 3, rule, calibration: readsActivations(rule) ? fitOn() : undefined, reestimate: calibration ?? undefined });
+      const r = compressModel(m, rule, { ratio, seed, nInit: 3, fit: samples.fitFor(rule), recalibration: calibration })!;
       r.notes.forEach((n) => notes.add(n));
-      if (calibration) recalibrateBatchNorm(m, calibration);
       if (job) {
         await finetune(m, archOf(m, arch), `${row}-${rule}`, ratio);
         return done();
@@ -441,7 +428,8 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       keep(rule, m, archOf(m, arch), 'merged');
     }
     const { model: merged, rep } = first!;
-    const acts = readsActivations(rules[0]) ? siteActivations(base.model, fitOn()) : null;
+    const fitFirst = samples.fitFor(rules[0]);
+    const acts = fitFirst ? siteActivations(base.model, fitFirst) : null;
     const explain = explainMerge(base.model, arch, rep.sites.map((x) => x.labels), slice(task.ev.x, 0, 256), (q) => ({ rule: rules[0], representatives: rep.sites[q].representatives, activations: acts?.[q] }));
     const filters = firstFilters(base.model, merged, rep.sites[0].labels); // before fine-tuning moves them
     const mArch = archOf(merged, arch);
@@ -451,7 +439,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     let accRepaired: number | undefined;
     if (o.repair) {
       const rep2 = cloneModel(base.model, arch);
-      mergeModel(rep2, { ratio, seed, nInit: 3, rule: rules[0], repair: calibrationInputs(task, o.repair) });
+      compressModel(rep2, rules[0], { ratio, seed, nInit: 3, repair: calibrationInputs(task, o.repair), recalibration: null });
       accRepaired = accuracyOf(rep2, task).accuracy;
       log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
     }
@@ -460,8 +448,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     merges[0].finetuned = accFt;
     log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ${label}`);
     const pruned = cloneModel(base.model, arch);
-    pruneModel(pruned, { ratio });
-    if (calibration) recalibrateBatchNorm(pruned, calibration);
+    compressModel(pruned, 'prune', { ratio, seed, recalibration: calibration });
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
     const accPrunedFt = await finetune(pruned, pArch, `${row}-pruned`, ratio);
@@ -482,7 +469,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     });
   }
   const report: Report = {
-    command: o.command ?? `reproduce ${which}${quick ? ' --quick' : ''}`,
+    command: o.command ?? `reproduce(${JSON.stringify(which)}${quick ? ', { quick: true }' : ''})`,
     recalibrated: calibration ? calibration.shape[0] : null,
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
     ...(o.paper ? { paper: true } : {}),

@@ -26,6 +26,7 @@ import type { EpochRecord } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
 import { DISTILL_DEFAULTS, networkOf, scheduleOf, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
+import { OptionError, quote } from '../runtime/errors.js';
 
 export interface TaskData {
   settings: NetworkSettings;
@@ -254,8 +255,8 @@ function readModel(path: string): ModelFile {
 /** the original a compressed model learns from: a checkpoint of the same network and classes */
 export function teacherFor(path: string, student: Arch): Sequential {
   const { model, arch } = modelFromCheckpoint(path);
-  if (arch.model !== student.model) throw new Error(`--distill ${path}: the teacher is a ${modelName(arch)}, the model being fine-tuned a ${modelName(student)}`);
-  if (arch.classes !== student.classes) throw new Error(`--distill ${path}: the teacher has ${arch.classes} classes, the model being fine-tuned ${student.classes}`);
+  if (arch.model !== student.model) throw new OptionError(`{distill} ${quote(path)}: the teacher is a ${modelName(arch)}, the model being fine-tuned a ${modelName(student)}`);
+  if (arch.classes !== student.classes) throw new OptionError(`{distill} ${quote(path)}: the teacher has ${arch.classes} classes, the model being fine-tuned ${student.classes}`);
   return model;
 }
 

@@ -1,9 +1,12 @@
 // Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
 // the layout neuron merging works on. Every random initialisation takes an Rng.
 import { avgPool2d, batchNorm, conv2d, conv2dFused, dropout, linear, linearActivate, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
-import type { PackedWeights, Pair } from '../tensor/ops.js';
+import type { Pair } from '../tensor/ops.js';
+import type { ConvWeightCache } from './session.js';
 import { Rng } from '../tensor/rng.js';
-import { allocate, full, isGradEnabled, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
+import { full, normal, shapeStr, Tensor, uniform, zeros } from '../tensor/tensor.js';
+import { isGradEnabled } from '../tensor/autograd.js';
+import { allocate } from '../tensor/pool.js';
 import type { DType, FloatArray } from '../backend/types.js';
 import { Module } from './module.js';
 
@@ -195,7 +198,7 @@ export class Sequential extends Module {
    * forward, with the convolutions' weights packed ahead where `packed` has them (InferenceSession;
    * used only on the fused inference path)
    */
-  forwardWith(x: Tensor, packed: ReadonlyMap<Conv2d, PackedWeights> | null): Tensor {
+  forwardWith(x: Tensor, packed: ReadonlyMap<Conv2d, ConvWeightCache> | null): Tensor {
     // inference (eval mode, no gradient wanted): a convolution with the batch norm, ReLU and 2x2
     // max-pool after it runs as one fused op (see fusedConv); otherwise a batch norm followed by a
     // ReLU runs as one op (batchNorm with relu: one pass each way, no tensor between them).
@@ -272,7 +275,7 @@ function epilogueBuffer(dtype: DType, n: number): { scale: FloatArray; shift: Fl
  * applied with the ReLU and the pool while each chunk's output is in cache. The same function of the
  * input as the layers one by one, up to float rounding. null where layers[i] does not start such a run.
  */
-function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number, n: number, dtype: DType) => FloatArray, packed: ReadonlyMap<Conv2d, PackedWeights> | null): { out: Tensor; used: number } | null {
+function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number, n: number, dtype: DType) => FloatArray, packed: ReadonlyMap<Conv2d, ConvWeightCache> | null): { out: Tensor; used: number } | null {
   const conv = layers[i];
   if (!(conv instanceof Conv2d) || x.ndim !== 4 || x.dtype !== conv.weight.dtype) return null;
   let j = i + 1;
@@ -316,7 +319,7 @@ function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number
     }
   }
   const used = j - i;
-  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool, packed: pw }, (n) => output(used, n, x.dtype)), used };
+  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool, prepared: pw ? (g) => pw.prepared(conv.weight.data, g) : undefined }, (n) => output(used, n, x.dtype)), used };
 }
 
 function samePair(p: Pair | undefined, v: number): boolean {

@@ -3,7 +3,8 @@
 // weight is (hidden, visible), the layout of the Linear layer it initialises.
 import { linear, sigmoid } from '../tensor/ops.js';
 import { Rng } from '../tensor/rng.js';
-import { noGrad, normal, Tensor, zeros } from '../tensor/tensor.js';
+import { normal, Tensor, zeros } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 
 export interface RbmOptions {
   lr?: number;

@@ -7,13 +7,73 @@
 // and at the first run each batch norm folded with its convolution's bias into the convolution's
 // scale and shift, once. The counterpart of onnxruntime's InferenceSession, which lays its weights
 // out when it is created.
-import { noGrad, type Tensor } from '../tensor/tensor.js';
-import { packConvWeights } from '../tensor/ops.js';
-import type { PackedWeights } from '../tensor/ops.js';
+import { kernel } from '../backend/registry.js';
+import type { ConvGeometry, FloatArray, PreparedConvWeights } from '../backend/types.js';
+import { type Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/autograd.js';
 import { Conv2d, Sequential } from './layers.js';
 
+/**
+ * One convolution's weights as a session laid them out: packed by the backend's packConvWeights when
+ * the session is made, transformed for Winograd's algorithm at the first run that takes each tile
+ * size (with the tile each input geometry took), and the batch norm after it folded with its bias
+ * into a scale and shift at the first run; each with the arrays it came from, so that a weight or a
+ * statistic swapped for another tensor is noticed.
+ */
+export class ConvWeightCache {
+  private readonly winograd = new Map<number, { weights: FloatArray; tile: number; width: number }>();
+  private readonly tileFor = new Map<string, number>();
+  /** the fold of the batch norm after the convolution (and its bias), made at the first run */
+  folded?: { from: (FloatArray | undefined)[]; eps: number; scale: FloatArray; shift: FloatArray };
+
+  private constructor(readonly weight: Tensor, private readonly packed: FloatArray, private readonly width: number) {}
+
+  /** the cache of w (OC, C, KH, KW) with its packed copy, or null where the backend reads weights
+   *  only as they lie (TypeScript) */
+  static of(w: Tensor): ConvWeightCache | null {
+    if (w.ndim !== 4) throw new Error(`ConvWeightCache: the weight must be (OC, C, KH, KW), got [${w.shape.join(',')}]`);
+    const p = kernel('packConvWeights', w.dtype)(w.data, w.shape[0], w.size / w.shape[0]);
+    return p ? new ConvWeightCache(w, p.packed, p.width) : null;
+  }
+
+  /** convolutions for which a Winograd copy was made */
+  get hasWinograd(): boolean {
+    return this.winograd.size > 0;
+  }
+
+  /** the laid-out copies for a convolution of this geometry with weights w, or null where w is not the
+   *  array this cache copied (a weight swapped for another tensor since: read as it lies) */
+  prepared(w: FloatArray, g: ConvGeometry): PreparedConvWeights | null {
+    if (w !== this.weight.data) return null;
+    const u = this.winogradCopy(g);
+    return { packed: this.packed, width: this.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) };
+  }
+
+  /** the Winograd transform for this geometry (made the first time), or null where the convolution
+   *  does not take Winograd */
+  private winogradCopy(g: ConvGeometry): { weights: FloatArray; tile: number; width: number } | null {
+    const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW } = g;
+    if (KH !== 3 || KW !== 3 || SH !== 1 || SW !== 1) return null;
+    const key = `${N},${H},${W},${PH},${PW}`;
+    let m = this.tileFor.get(key);
+    if (m === undefined) {
+      m = kernel('winogradTile', this.weight.dtype)(g);
+      this.tileFor.set(key, m);
+    }
+    if (!m) return null;
+    let u = this.winograd.get(m);
+    if (!u) {
+      const t = kernel('winogradWeights', this.weight.dtype)(this.weight.data, OC, C, m);
+      if (!t) return null;
+      u = t;
+      this.winograd.set(m, u);
+    }
+    return u;
+  }
+}
+
 export class InferenceSession {
-  private readonly packed = new Map<Conv2d, PackedWeights>();
+  private readonly packed = new Map<Conv2d, ConvWeightCache>();
   /**
    * The model's convolution weights are copied when the session is made (into the backend's layout;
    * about their size again), and for Winograd at its first run (16/9 or 36/9 of their size for each
@@ -27,7 +87,7 @@ export class InferenceSession {
     if (!(model instanceof Sequential)) throw new Error('InferenceSession: the model must be a Sequential');
     for (const m of model.layers) {
       if (!(m instanceof Conv2d)) continue;
-      const p = packConvWeights(m.weight);
+      const p = ConvWeightCache.of(m.weight);
       if (p) this.packed.set(m, p);
     }
   }
@@ -39,7 +99,7 @@ export class InferenceSession {
    *  algorithm: made at the first run whose geometry takes it (native; 0 before any run) */
   get winogradLayers(): number {
     let n = 0;
-    for (const p of this.packed.values()) if (p.winograd?.size) n++;
+    for (const p of this.packed.values()) if (p.hasWinograd) n++;
     return n;
   }
   /** the model's output for x, as model.forward(x) in eval mode under noGrad */

@@ -8,6 +8,7 @@ import onnxProto from 'onnx-proto';
 import { buildModel, shapesThrough } from '../models/index.js';
 import type { Arch, LayerSpec } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
+import { OptionError, quote } from '../runtime/errors.js';
 
 const { onnx } = onnxProto;
 type Node = InstanceType<typeof onnx.NodeProto>;
@@ -68,7 +69,7 @@ export function fromOnnx(bytes: Uint8Array, file: string, o: { dataset?: string 
     return v;
   });
   const dataset = o.dataset ?? DATASET_BY_INPUT[input.join()];
-  if (!dataset) throw new Error(`${file}: no dataset known for inputs of ${input.join(' × ')}; give --dataset`);
+  if (!dataset) throw new OptionError(`${quote(file)}: no dataset known for inputs of ${input.join(' × ')}; give {dataset}`);
 
   const specs: LayerSpec[] = [], weights: Weights = {}, where: string[] = [];
   let current = dataInputs[0].name ?? '';

@@ -1,7 +1,8 @@
 // Optimizers (SGD with momentum, Nesterov and weight decay; Adam) and learning-rate schedules (step,
 // cosine, one-cycle). Optimizer state is plain tensors by parameter index, so checkpoints can hold it.
 import { kernel } from '../backend/registry.js';
-import { releaseArrays, shapeStr, Tensor } from '../tensor/tensor.js';
+import { shapeStr, Tensor } from '../tensor/tensor.js';
+import { releaseArrays } from '../tensor/pool.js';
 import type { FloatArray } from '../backend/types.js';
 
 /** the momentum buffer where there is none (SGD without momentum) */

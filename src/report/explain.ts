@@ -388,7 +388,7 @@ ${v.notes.length ? `<p class="note">${v.notes.map((t) => `Note: ${esc(t)}.`).joi
 ${parts.length ? `<p class="note">Weights drawn for the largest layers: ${esc(parts.join('; '))}.</p>` : ''}
 ${trees.some(Boolean) ? `<h2>Dendrograms</h2>
 <p class="note">How ${esc(v.method)} linkage joined each layer's units, closest first: a link's height is the distance at which its two parts joined. The dashed line is the slider's cut; the links below it are coloured as in the maps.</p>
-${trees.filter(Boolean).map((t) => t!.svg).join('\n')}` : `<p class="note">${esc(v.method === 'kmeans' ? 'k-means draws no dendrogram: its clusters at one ratio need not nest in those at the next. An agglomerative method (explain --method ward) draws each layer\'s tree and the cut the slider moves.' : '')}</p>`}
+${trees.filter(Boolean).map((t) => t!.svg).join('\n')}` : `<p class="note">${esc(v.method === 'kmeans' ? 'k-means draws no dendrogram: its clusters at one ratio need not nest in those at the next. An agglomerative method (ward, average or complete linkage) draws each layer\'s tree and the cut the slider moves.' : '')}</p>`}
 <script type="application/json" id="data">${json}</script>
 <script>${SCRIPT}</script>
 </body></html>

@@ -4,6 +4,7 @@ import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readF
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { hostname } from 'node:os';
+import { OptionError, quote } from './errors.js';
 
 /** the stats of `path` without following a link, or null where nothing is there */
 function lstatOrNull(path: string): Stats | null {
@@ -73,11 +74,11 @@ function existingAncestor(path: string, what: string): string {
   let p = resolve(path);
   for (;;) {
     if (existsSync(p)) {
-      if (!statSync(p).isDirectory()) throw new Error(`${what}: ${p} is a file, not a folder`);
+      if (!statSync(p).isDirectory()) throw new OptionError(`${what}: ${quote(p)} is a file, not a folder`);
       return p;
     }
     const up = dirname(p);
-    if (up === p) throw new Error(`${what}: no part of the path exists`);
+    if (up === p) throw new OptionError(`${what}: no part of the path exists`);
     p = up;
   }
 }
@@ -101,34 +102,34 @@ const same = (a: string, b: string) => real(a) === real(b);
 export type InputFile = string | { option: string; path: string };
 
 /**
- * An output file named by option `option` (e.g. `--out`) as the user gave it: a regular file or
+ * An output file named by option `option` (`{out}`: see OptionError) as the user gave it: a regular file or
  * nothing (a link is written through to its target; a folder, device or pipe is refused), none of the
  * files the command reads (`inputs`: the positional one, or others named by their option), and in a
  * folder where a file can be made (missing folders are made when it is written). Throws an error
  * naming the option and the path as given.
  */
 export function checkOutputFile(path: string, option: string, inputs: InputFile[] = []): void {
-  const what = `${option} ${path}`;
-  if (path === '') throw new Error(`${option}: the path is empty`);
+  const what = `${option} ${quote(path)}`;
+  if (path === '') throw new OptionError(`${option}: the path is empty`);
   const target = writeTarget(path);
   const why = notWritable(target);
-  if (why) throw new Error(`${what}: ${why}`);
+  if (why) throw new OptionError(`${what}: ${why}`);
   for (const i of inputs) {
     if (typeof i === 'string') {
-      if (same(path, i)) throw new Error(`${what}: is also the input; write to another file so that the input is kept`);
-    } else if (same(path, i.path)) throw new Error(`${what}: is also ${i.option} ${i.path}; write to another file so that ${i.option === '--out' ? 'the two do not overwrite each other' : 'it is kept'}`);
+      if (same(path, i)) throw new OptionError(`${what}: is also the input; write to another file so that the input is kept`);
+    } else if (same(path, i.path)) throw new OptionError(`${what}: is also ${i.option} ${quote(i.path)}; write to another file so that ${i.option === '{out}' ? 'the two do not overwrite each other' : 'it is kept'}`);
   }
   const dir = existingAncestor(dirname(target), what);
-  if (!canCreateIn(dir)) throw new Error(`${what}: cannot write in ${dir}`);
+  if (!canCreateIn(dir)) throw new OptionError(`${what}: cannot write in ${quote(dir)}`);
 }
 
 /** an output folder named by `option`: not a file, and one that exists or can be made, and written in */
 export function checkOutputDir(path: string, option: string): void {
-  const what = `${option} ${path}`;
-  if (path === '') throw new Error(`${option}: the path is empty`);
-  if (existsSync(path) && !statSync(path).isDirectory()) throw new Error(`${what}: is a file, not a folder`);
+  const what = `${option} ${quote(path)}`;
+  if (path === '') throw new OptionError(`${option}: the path is empty`);
+  if (existsSync(path) && !statSync(path).isDirectory()) throw new OptionError(`${what}: is a file, not a folder`);
   const dir = existingAncestor(path, what);
-  if (!canCreateIn(dir)) throw new Error(`${what}: cannot write in ${dir}`);
+  if (!canCreateIn(dir)) throw new OptionError(`${what}: cannot write in ${quote(dir)}`);
 }
 
 /** the lock file of an output: hidden, beside the file (or folder) it guards */

@@ -5,7 +5,8 @@
 
 import { mul, sum } from './ops.js';
 import { Rng } from './rng.js';
-import { noGrad, shapeStr, Tensor } from './tensor.js';
+import { shapeStr, Tensor } from './tensor.js';
+import { noGrad } from './autograd.js';
 
 export interface GradcheckOptions {
   eps?: number;

@@ -1,5 +1,8 @@
-export { Tensor, noGrad, isGradEnabled, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf, setGradientPool, gradientPool, releaseArrays, trackAllocations } from './tensor.js';
-export type { BackwardOptions, CreateOptions, GradNode } from './tensor.js';
+export { Tensor, tensor, zeros, ones, full, zerosLike, arange, uniform, normal, shapeStr, sizeOf } from './tensor.js';
+export type { CreateOptions } from './tensor.js';
+export { noGrad, isGradEnabled } from './autograd.js';
+export type { BackwardOptions, GradNode } from './autograd.js';
+export { setGradientPool, gradientPool, releaseArrays, trackAllocations } from './pool.js';
 export * as ops from './ops.js';
 export {
   add, sub, mul, div, pow, maximum, neg, exp, log, sqrt, abs, square, clamp, relu, sigmoid, tanh, affine,

@@ -2,10 +2,12 @@
 // the shapes in a one-line comment. Backward closures run under noGrad and use these same ops.
 
 import { kernel } from '../backend/registry.js';
-import type { BiasActivation, BinaryOp, ConvAlgorithmChoice, ConvGeometry, ConvTarget, DType, Epilogue, FloatArray, UnaryOp } from '../backend/types.js';
+import type { BiasActivation, BinaryOp, ConvAlgorithmChoice, ConvGeometry, ConvTarget, DType, Epilogue, FloatArray, PreparedConvWeights, UnaryOp } from '../backend/types.js';
 import { Rng } from './rng.js';
-import { allocate, isGradEnabled, shapeStr, sizeOf, Tensor } from './tensor.js';
-import type { GradNode } from './tensor.js';
+import { shapeStr, sizeOf, Tensor } from './tensor.js';
+import { isGradEnabled } from './autograd.js';
+import { allocate } from './pool.js';
+import type { GradNode } from './autograd.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -622,55 +624,11 @@ function scratch(dtype: DType, slot: number, n: number): FloatArray {
   return buf.length === n ? buf : (buf.subarray(0, n) as FloatArray);
 }
 
-/** what convolve() applies per output channel after the products (the backend's Epilogue), and the
- *  weights an inference session laid out ahead, read where the kernel has a path for them */
+/** what convolve() applies per output channel after the products (the backend's Epilogue), and where
+ *  an inference session laid the weights out ahead, a function that gives them for a geometry (null:
+ *  read the weights as they lie) */
 export interface ConvEpilogue extends Epilogue {
-  packed?: PackedWeights;
-}
-
-/**
- * A convolution's weights laid out once by the backend's packConvWeights, and the array they came
- * from; and, made at the first call that takes Winograd with each tile size, the weights transformed
- * for it (3x3 kernels: 16/9 or 36/9 times their size), with the tile each input geometry took.
- */
-export interface PackedWeights {
-  packed: FloatArray;
-  width: number;
-  from: FloatArray;
-  winograd?: Map<number, { weights: FloatArray; tile: number; width: number }>;
-  tileFor?: Map<string, number>;
-  /** the epilogue a session folded from the batch norm after the convolution (and its bias), at its
-   *  first run: scale and shift, with the arrays and eps they came from */
-  folded?: { from: (FloatArray | undefined)[]; eps: number; scale: FloatArray; shift: FloatArray };
-}
-
-/** w (OC, C, KH, KW) laid out for convForward's packed path by the backend that runs it, or null */
-export function packConvWeights(w: Tensor): PackedWeights | null {
-  if (w.ndim !== 4) throw new Error(`packConvWeights: the weight must be (OC, C, KH, KW), got ${shapeStr(w.shape)}`);
-  const p = kernel('packConvWeights', w.dtype)(w.data, w.shape[0], w.size / w.shape[0]);
-  return p ? { ...p, from: w.data, winograd: new Map(), tileFor: new Map() } : null;
-}
-
-/** the session's Winograd transform of w for this geometry (made the first time), or null where the
- *  convolution does not take Winograd */
-function winogradCopy(p: PackedWeights, w: Tensor, g: ConvGeometry): { weights: FloatArray; tile: number; width: number } | null {
-  const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW } = g;
-  if (KH !== 3 || KW !== 3 || SH !== 1 || SW !== 1 || !p.winograd || !p.tileFor) return null;
-  const key = `${N},${H},${W},${PH},${PW}`;
-  let m = p.tileFor.get(key);
-  if (m === undefined) {
-    m = kernel('winogradTile', w.dtype)(g);
-    p.tileFor.set(key, m);
-  }
-  if (!m) return null;
-  let u = p.winograd.get(m);
-  if (!u) {
-    const t = kernel('winogradWeights', w.dtype)(w.data, OC, C, m);
-    if (!t) return null;
-    u = t;
-    p.winograd.set(m, u);
-  }
-  return u;
+  prepared?: (geometry: ConvGeometry) => PreparedConvWeights | null;
 }
 
 function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions): ConvGeometry {
@@ -700,13 +658,8 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
  * most 16 MB; TypeScript: im2col, GEMM, epilogue).
  */
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
-  const f = kernel('convForward', x.dtype);
   const epilogue: Epilogue = { scale: ep.scale, shift: ep.shift, relu: ep.relu, pool: ep.pool };
-  // packed weights only where they are still this weight's (the session packed this very array)
-  const p = ep.packed && ep.packed.from === w.data ? ep.packed : null;
-  if (!p) return f(x.data, 0, g, w.data, epilogue, out, 0);
-  const u = winogradCopy(p, w, g);
-  f(x.data, 0, g, w.data, epilogue, out, 0, { packed: p.packed, width: p.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) });
+  kernel('convForward', x.dtype)(x.data, 0, g, w.data, epilogue, out, 0, ep.prepared?.(g) ?? undefined);
 }
 
 /**
