@@ -126,18 +126,6 @@ struct Args {
     return v.As<Napi::Boolean>().Value();
   }
 
-  // a Float32Array field of object `obj`, or null (len 0) where it is absent
-  float* f32field(const Napi::Object& obj, const char* name, const char* key, int64_t* len) const {
-    const Napi::Value v = obj.Get(key);
-    *len = 0;
-    if (v.IsUndefined()) return nullptr;
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      type_fail(env(), std::string(fn) + ": " + name + "." + key + " must be a Float32Array");
-    auto arr = v.As<Napi::Float32Array>();
-    *len = static_cast<int64_t>(arr.ElementLength());
-    return arr.Data();
-  }
-
   void exact(const char* name, int64_t len, int64_t need) const {
     if (len != need) fail(env(), std::string(fn) + ": " + name + " has " + std::to_string(len) + " elements, expected " + std::to_string(need));
   }
@@ -520,14 +508,15 @@ struct EpilogueArgs {
   bool relu;
   int64_t pool;
 };
-EpilogueArgs epilogue_args(const Args& a, size_t i, int64_t C, const char* cName) {
+// (prefixed: "epilogue." where the caller's interface holds them in an object)
+EpilogueArgs epilogue_args(const Args& a, size_t i, int64_t C, const char* cName, bool prefixed = false) {
   int64_t ls, lt;
   EpilogueArgs e;
-  e.scale = a.f32(i, "scale", &ls);
-  e.shift = a.f32(i + 1, "shift", &lt);
-  e.relu = a.boolean(i + 2, "relu");
-  e.pool = a.integer(i + 3, "pool", 1, 2);
-  for (auto [name, len] : {std::pair<const char*, int64_t>{"scale", ls}, {"shift", lt}})
+  e.scale = a.f32(i, prefixed ? "epilogue.scale" : "scale", &ls);
+  e.shift = a.f32(i + 1, prefixed ? "epilogue.shift" : "shift", &lt);
+  e.relu = a.boolean(i + 2, prefixed ? "epilogue.relu" : "relu");
+  e.pool = a.integer(i + 3, prefixed ? "epilogue.pool" : "pool", 1, 2);
+  for (auto [name, len] : {std::pair<const char*, int64_t>{prefixed ? "epilogue.scale" : "scale", ls}, {prefixed ? "epilogue.shift" : "shift", lt}})
     if (len != 0 && len != C) fail(a.env(), std::string(a.fn) + ": " + name + " has " + std::to_string(len) + " elements, expected 0 or " + cName + " = " + std::to_string(C));
   if (!ls) e.scale = nullptr;
   if (!lt) e.shift = nullptr;
@@ -560,25 +549,27 @@ Napi::Value ConvEpilogue(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// a convolution's geometry object (argument i: { N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW }),
-// each field an integer in range, the output no larger than the padded input gives, and the input,
-// the output (`what`: output, output gradient) and the weight each within 2^31 elements
+// a convolution's geometry (argument i): a Float64Array of its 13 sizes in the order of
+// nm::ConvGeometry (N, C, H, W, OC, KH, KW, SH, SW, PH, PW, OH, OW), written by the TypeScript side from
+// its ConvGeometry object (src/backend/native.ts: a typed array crosses N-API in one step, 13 named
+// properties took 3-4 us a call). Each an integer in range, the output no larger than the padded input
+// gives, and the input, the output (`what`: output, output gradient) and the weight each within 2^31
+// elements
 ConvGeometry conv_geometry(const Args& a, size_t i, const char* what) {
-  const Napi::Object o = a.object(i, "geometry");
-  ConvGeometry g;
-  g.N = static_cast<int>(a.field(o, "geometry", "N", 1));
-  g.C = static_cast<int>(a.field(o, "geometry", "C", 1));
-  g.H = static_cast<int>(a.field(o, "geometry", "H", 1));
-  g.W = static_cast<int>(a.field(o, "geometry", "W", 1));
-  g.OC = static_cast<int>(a.field(o, "geometry", "OC", 1));
-  g.KH = static_cast<int>(a.field(o, "geometry", "KH", 1));
-  g.KW = static_cast<int>(a.field(o, "geometry", "KW", 1));
-  g.SH = static_cast<int>(a.field(o, "geometry", "SH", 1));
-  g.SW = static_cast<int>(a.field(o, "geometry", "SW", 1));
-  g.PH = static_cast<int>(a.field(o, "geometry", "PH", 0));
-  g.PW = static_cast<int>(a.field(o, "geometry", "PW", 0));
-  g.OH = static_cast<int>(a.field(o, "geometry", "OH", 1));
-  g.OW = static_cast<int>(a.field(o, "geometry", "OW", 1));
+  if (!a.info[i].IsTypedArray() || a.info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    type_fail(a.env(), std::string(a.fn) + ": geometry must be a Float64Array of 13 sizes");
+  auto arr = a.info[i].As<Napi::Float64Array>();
+  if (arr.ElementLength() != 13) fail(a.env(), std::string(a.fn) + ": geometry has " + std::to_string(arr.ElementLength()) + " sizes, expected 13");
+  static const char* names[13] = {"N", "C", "H", "W", "OC", "KH", "KW", "SH", "SW", "PH", "PW", "OH", "OW"};
+  int v[13];
+  for (int k = 0; k < 13; k++) {
+    const double d = arr[k];
+    const double lo = (k == 9 || k == 10) ? 0 : 1;  // padding may be 0
+    if (!std::isfinite(d) || d != std::floor(d) || d < lo || d > static_cast<double>(kMaxDim))
+      fail(a.env(), std::string(a.fn) + ": geometry." + names[k] + " must be an integer in [" + std::to_string(static_cast<int>(lo)) + ", " + std::to_string(kMaxDim) + "], got " + (std::isnan(d) ? std::string("none") : Napi::Number::New(a.env(), d).ToString().Utf8Value()));
+    v[k] = static_cast<int>(d);
+  }
+  ConvGeometry g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
   const double N = g.N, L = static_cast<double>(g.pixels());
   if (N * static_cast<double>(g.image()) > static_cast<double>(kMaxDim) || N * g.OC * L > static_cast<double>(kMaxDim) || static_cast<double>(g.OC) * g.C * g.KH * g.KW > static_cast<double>(kMaxDim))
     fail(a.env(), std::string(a.fn) + ": the input, " + what + " or weight is larger than 2^31 elements");
@@ -599,37 +590,26 @@ const float* conv_images(const Args& a, const ConvGeometry& g) {
   return x + xOff;
 }
 
-// the epilogue object (argument i: { scale?, shift?, relu?, pool? }); scale and shift have 0 or C
-// entries (C named cName in the message)
-nm::ConvEpilogue epilogue_object(const Args& a, size_t i, int64_t C, const char* cName) {
-  const Napi::Object o = a.object(i, "epilogue");
-  nm::ConvEpilogue e;
-  int64_t ls, lt;
-  e.scale = a.f32field(o, "epilogue", "scale", &ls);
-  e.shift = a.f32field(o, "epilogue", "shift", &lt);
-  e.relu = a.flag(o, "epilogue", "relu");
-  e.pool = static_cast<int>(a.field(o, "epilogue", "pool", 1, 2, 1));
-  for (auto [name, len] : {std::pair<const char*, int64_t>{"scale", ls}, {"shift", lt}})
-    if (len != 0 && len != C) fail(a.env(), std::string(a.fn) + ": epilogue." + name + " has " + std::to_string(len) + " elements, expected 0 or " + cName + " = " + std::to_string(C));
-  if (!ls) e.scale = nullptr;
-  if (!lt) e.shift = nullptr;
-  return e;
-}
-
-// convForward(x, xOff, geometry, w, epilogue, out, outOff[, prepared]): prepared = { packed?, width?,
-// winograd?, tile?, winogradWidth? }, the weights laid out by packConvWeights (with the vector width
-// they were packed for) and transformed by winogradWeights (with their tile and vector width), each
-// read where this call takes that path and the width is the kernels' now
+// convForward(x, xOff, geometry, w, scale, shift, relu, pool, out, outOff, packed, packedWidth,
+// winograd, winogradTile, winogradWidth): the Kernels interface's convForward with its epilogue and
+// prepared-weights objects spread into arguments (src/backend/native.ts). packed and winograd: the
+// weights laid out by packConvWeights (for packedWidth) and transformed by winogradWeights (tile,
+// winogradWidth), or empty; each read where this call takes that path and the width is the kernels' now
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   Args a{info, "convForward"};
-  if (info.Length() != 8) a.count(7);
+  a.count(15);
   const ConvGeometry g = conv_geometry(a, 2, "output");
   const float* xp = conv_images(a, g);
   int64_t lw, lo;
   const float* w = a.f32(3, "w", &lw);
-  const nm::ConvEpilogue e = epilogue_object(a, 4, g.OC, "OC");
-  float* out = a.f32(5, "out", &lo);
-  const int64_t outOff = a.integer(6, "outOff", 0, INT64_MAX / 4);
+  const EpilogueArgs ea = epilogue_args(a, 4, g.OC, "OC", true);
+  nm::ConvEpilogue e;
+  e.scale = ea.scale;
+  e.shift = ea.shift;
+  e.relu = ea.relu;
+  e.pool = static_cast<int>(ea.pool);
+  float* out = a.f32(8, "out", &lo);
+  const int64_t outOff = a.integer(9, "outOff", 0, INT64_MAX / 4);
   const int64_t L = g.pixels(), CKK = g.taps(), image = g.N * g.image();
   const int64_t POL = e.pool == 2 ? static_cast<int64_t>(g.OH / 2) * (g.OW / 2) : L;
   a.exact("w", lw, static_cast<int64_t>(g.OC) * CKK);
@@ -639,24 +619,23 @@ Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   float* o = out + outOff;
   if ((o < xp + image && xp < o + m) || (o < w + lw && w < o + m)) fail(a.env(), "convForward: out overlaps x or w");
   nm::PreparedConvWeights p;
-  if (info.Length() == 8 && !info[7].IsUndefined()) {
-    const Napi::Object po = a.object(7, "prepared");
-    int64_t lp, lu;
-    p.packed = a.f32field(po, "prepared", "packed", &lp);
-    if (p.packed) {
-      p.packed_width = static_cast<int>(a.field(po, "prepared", "width", 1, 64));
-      a.exact("prepared.packed", lp, (g.OC + p.packed_width - 1) / p.packed_width * p.packed_width * CKK);
-      if (o < p.packed + lp && p.packed < o + m) fail(a.env(), "convForward: out overlaps prepared.packed");
-    }
-    p.winograd = a.f32field(po, "prepared", "winograd", &lu);
-    if (p.winograd) {
-      p.winograd_tile = static_cast<int>(a.field(po, "prepared", "tile", 2, 4));
-      if (p.winograd_tile == 3) fail(a.env(), "convForward: prepared.tile must be 2 or 4, got 3");
-      p.winograd_width = static_cast<int>(a.field(po, "prepared", "winogradWidth", 1, 64));
-      if (g.KH != 3 || g.KW != 3) fail(a.env(), "convForward: prepared.winograd given for a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " kernel (3x3 only)");
-      a.exact("prepared.winograd", lu, nm::winograd_weights_size(p.winograd_tile, g.OC, g.C));
-      if (o < p.winograd + lu && p.winograd < o + m) fail(a.env(), "convForward: out overlaps prepared.winograd");
-    }
+  int64_t lp, lu;
+  float* packed = a.f32(10, "prepared.packed", &lp);
+  if (lp > 0) {
+    p.packed = packed;
+    p.packed_width = static_cast<int>(a.integer(11, "prepared.width", 1, 64));
+    a.exact("prepared.packed", lp, (g.OC + p.packed_width - 1) / p.packed_width * p.packed_width * CKK);
+    if (o < p.packed + lp && p.packed < o + m) fail(a.env(), "convForward: out overlaps prepared.packed");
+  }
+  float* wino = a.f32(12, "prepared.winograd", &lu);
+  if (lu > 0) {
+    p.winograd = wino;
+    p.winograd_tile = static_cast<int>(a.integer(13, "prepared.tile", 2, 4));
+    if (p.winograd_tile == 3) fail(a.env(), "convForward: prepared.tile must be 2 or 4, got 3");
+    p.winograd_width = static_cast<int>(a.integer(14, "prepared.winogradWidth", 1, 64));
+    if (g.KH != 3 || g.KW != 3) fail(a.env(), "convForward: prepared.winograd given for a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " kernel (3x3 only)");
+    a.exact("prepared.winograd", lu, nm::winograd_weights_size(p.winograd_tile, g.OC, g.C));
+    if (o < p.winograd + lu && p.winograd < o + m) fail(a.env(), "convForward: out overlaps prepared.winograd");
   }
   nm::conv_forward(xp, g, w, e, o, p);
   return info.Env().Undefined();

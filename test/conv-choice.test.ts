@@ -103,7 +103,7 @@ SN('a bad target or geometry names the field at fault', () => {
   assert.throws(() => chooseConvAlgorithm(g, { threads: 0 }), /convAlgorithm: target.threads must be an integer in \[1, 1024\], got 0/);
   assert.throws(() => chooseConvAlgorithm({ ...g, KH: 0 }), /convAlgorithm: geometry.KH must be an integer in \[1, /);
   assert.throws(() => chooseConvAlgorithm({ ...g, OH: 9 }), /convAlgorithm: geometry's OH x OW 9x8 is larger than the input 8x8, padding 1,1 and kernel 3x3 give/);
-  assert.throws(() => chooseConvAlgorithm({ ...g, N: undefined as unknown as number }), /convAlgorithm: geometry.N must be a number/);
+  assert.throws(() => chooseConvAlgorithm({ ...g, N: undefined as unknown as number }), /convAlgorithm: geometry.N must be an integer in \[1, \d+\], got none/);
 });
 
 S.run();

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerBackend } from './registry.js';
-import type { Backend, Kernels } from './types.js';
+import type { Backend, ConvAlgorithmChoice, ConvGeometry, ConvTarget, FloatArray, Kernels } from './types.js';
 
 export interface NativeAddon {
   gemm: Kernels['gemm'];
@@ -56,6 +56,44 @@ function candidates(): string[] {
   return [join(root, 'build', 'Release', 'neuronmerge.node'), join(root, 'build', 'Debug', 'neuronmerge.node')];
 }
 
+/** the convolution entries as the compiled addon exports them: the geometry as a Float64Array of its
+ *  13 sizes, the epilogue and the prepared weights spread into arguments (a typed array and
+ *  positional arguments cross N-API in a fraction of the time named properties take) */
+interface RawConv {
+  convForward(
+    x: FloatArray, xOff: number, geometry: Float64Array, w: FloatArray, scale: FloatArray, shift: FloatArray, relu: boolean, pool: number,
+    out: FloatArray, outOff: number, packed: FloatArray, packedWidth: number, winograd: FloatArray, winogradTile: number, winogradWidth: number,
+  ): void;
+  convWeightGrad(x: FloatArray, xOff: number, geometry: Float64Array, g: FloatArray, gOff: number, gw: FloatArray): boolean;
+  winogradTile(geometry: Float64Array): number;
+  convAlgorithm(geometry: Float64Array, target: ConvTarget): ConvAlgorithmChoice;
+}
+type RawAddon = Omit<NativeAddon, keyof RawConv> & RawConv;
+
+/** the geometry's sizes in nm::ConvGeometry's order, into one scratch array (each call reads it
+ *  before returning) */
+const GEO = new Float64Array(13);
+function sizes(g: ConvGeometry): Float64Array {
+  GEO[0] = g.N; GEO[1] = g.C; GEO[2] = g.H; GEO[3] = g.W; GEO[4] = g.OC; GEO[5] = g.KH; GEO[6] = g.KW;
+  GEO[7] = g.SH; GEO[8] = g.SW; GEO[9] = g.PH; GEO[10] = g.PW; GEO[11] = g.OH; GEO[12] = g.OW;
+  return GEO;
+}
+const NONE = new Float32Array(0);
+
+/** the raw addon with its convolution entries taking the Kernels interface's objects */
+function withConvObjects(raw: RawAddon): NativeAddon {
+  return {
+    ...raw,
+    convForward: (x, xOff, g, w, e, out, outOff, p) => raw.convForward(
+      x, xOff, sizes(g), w, e.scale ?? NONE, e.shift ?? NONE, e.relu ?? false, e.pool ?? 1, out, outOff,
+      p?.packed ?? NONE, p?.width ?? 0, p?.winograd ?? NONE, p?.tile ?? 0, p?.winogradWidth ?? 0,
+    ),
+    convWeightGrad: (x, xOff, g, gy, gOff, gw) => raw.convWeightGrad(x, xOff, sizes(g), gy, gOff, gw),
+    winogradTile: (g) => raw.winogradTile(sizes(g)),
+    convAlgorithm: (g, t) => raw.convAlgorithm(sizes(g), t),
+  };
+}
+
 let addon: NativeAddon | null = null;
 let loadError: string | null = null;
 
@@ -72,7 +110,7 @@ function load(): void {
       continue;
     }
     try {
-      addon = req(p) as NativeAddon;
+      addon = withConvObjects(req(p) as RawAddon);
       return;
     } catch (e) {
       tried.push(`${p}: ${(e as Error).message.split('\n')[0]}`);

@@ -319,7 +319,7 @@ function fusedConv(layers: Module[], i: number, x: Tensor, output: (used: number
     }
   }
   const used = j - i;
-  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool, prepared: pw ? (g) => pw.prepared(conv.weight.data, g) : undefined }, (n) => output(used, n, x.dtype)), used };
+  return { out: conv2dFused(x, conv.weight, { stride: conv.stride, padding: conv.padding }, { scale, shift, relu, pool, prepared: pw?.prepared }, (n) => output(used, n, x.dtype)), used };
 }
 
 function samePair(p: Pair | undefined, v: number): boolean {

@@ -42,12 +42,17 @@ export class ConvWeightCache {
   }
 
   /** the laid-out copies for a convolution of this geometry with weights w, or null where w is not the
-   *  array this cache copied (a weight swapped for another tensor since: read as it lies) */
-  prepared(w: FloatArray, g: ConvGeometry): PreparedConvWeights | null {
+   *  array this cache copied (a weight swapped for another tensor since: read as it lies). A bound
+   *  function, handed to conv2dFused as it is; its results made once per tile */
+  readonly prepared = (g: ConvGeometry, w: FloatArray): PreparedConvWeights | null => {
     if (w !== this.weight.data) return null;
     const u = this.winogradCopy(g);
-    return { packed: this.packed, width: this.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) };
-  }
+    const key = u ? u.tile : 0;
+    let p = this.preparedFor.get(key);
+    if (!p) this.preparedFor.set(key, (p = { packed: this.packed, width: this.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) }));
+    return p;
+  };
+  private readonly preparedFor = new Map<number, PreparedConvWeights>();
 
   /** the Winograd transform for this geometry (made the first time), or null where the convolution
    *  does not take Winograd */

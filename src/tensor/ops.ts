@@ -625,10 +625,10 @@ function scratch(dtype: DType, slot: number, n: number): FloatArray {
 }
 
 /** what convolve() applies per output channel after the products (the backend's Epilogue), and where
- *  an inference session laid the weights out ahead, a function that gives them for a geometry (null:
- *  read the weights as they lie) */
+ *  an inference session laid the weights out ahead, a function that gives them for a geometry and the
+ *  weights the call reads (null: read the weights as they lie) */
 export interface ConvEpilogue extends Epilogue {
-  prepared?: (geometry: ConvGeometry) => PreparedConvWeights | null;
+  prepared?: (geometry: ConvGeometry, w: FloatArray) => PreparedConvWeights | null;
 }
 
 function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions): ConvGeometry {
@@ -659,7 +659,7 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
  */
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
   const epilogue: Epilogue = { scale: ep.scale, shift: ep.shift, relu: ep.relu, pool: ep.pool };
-  kernel('convForward', x.dtype)(x.data, 0, g, w.data, epilogue, out, 0, ep.prepared?.(g) ?? undefined);
+  kernel('convForward', x.dtype)(x.data, 0, g, w.data, epilogue, out, 0, ep.prepared?.(g, w.data) ?? undefined);
 }
 
 /**
