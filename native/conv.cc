@@ -536,8 +536,7 @@ void maxpool2d(const float* x, int N, int C, int H, int W, int KH, int KW, int S
         continue;
       }
       // selects, not branches (which comparisons of activations mispredict), 4 windows at a time in
-      // vectors where GCC's vector extensions are there: the kernel 9-11 -> 2.3-2.6 ms at
-      // 128x64x32x32 with argmax (the op, with its allocations, 20 -> 7 ms)
+      // vectors where GCC's vector extensions are there
       int ow = 0;
 #if defined(__GNUC__) && !defined(__clang__)
       typedef float v4f __attribute__((vector_size(16)));
@@ -639,9 +638,8 @@ void maxpool2d_backward(const float* gout, const int32_t* argmax, int64_t n, flo
 
 // The batch norm's per-channel sums, each over 8 independent chains where an image plane has at least
 // kChains8 pixels: a single running sum is bound by the add latency (3-4 cycles an element); in float,
-// as before, and added in double per image plane. Batch norm forward + backward at 128x64x32x32, 2
-// threads: 17.2 -> 11.7 ms; at 8x8 planes the 8 chains measured 15% slower (4.0 -> 4.6 ms at
-// 128x256x8x8), so small planes keep the single sum.
+// added in double per image plane. Small planes (8x8) keep the single sum, where the chains measured
+// slower (docs/performance.md).
 namespace {
 constexpr int64_t kChains8 = 256;
 inline float sum8(const float* p, int64_t n) {
@@ -811,8 +809,8 @@ void batchnorm_forward(const float* x, int N, int C, int64_t S, const float* gam
 
 void batchnorm_backward(const float* x, const float* g, int N, int C, int64_t S, const float* gamma, const float* mean, const float* invstd, bool training, float* gx, float* ggamma, float* gbeta, const float* y, const float* beta) {
   const double M = static_cast<double>(N) * S;
-  // with beta, the fused ReLU's mask comes from x: one array fewer read twice (VGG-16's 32x32 layers at
-  // batch 128: x, g and y of a channel 1.5 MB together, past a Zen 5's 1 MB L2)
+  // with beta, the fused ReLU's mask comes from x: one array fewer read twice (x, g and y of a channel
+  // of a large map together pass a core's L2)
   const bool from_x = y && beta;
   auto channel = [&](int c) {
     const float mu = mean[c], is = invstd[c];
