@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bf16.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "threadpool.h"
@@ -412,6 +413,20 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   a.exact("g", lg, lp);
   if (mu != 0) a.exact("v", lv, lp);
   nm::sgd_update(p, g, v, lp, lr, mu, wd, nesterov);
+  return info.Env().Undefined();
+}
+
+// roundBf16(x, out): out = x rounded to the nearest bfloat16 (ties to even; native/bf16.h), as float32;
+// out may be x
+Napi::Value RoundBf16(const Napi::CallbackInfo& info) {
+  Args a{info, "roundBf16"};
+  a.count(2);
+  int64_t lx, lo;
+  const float* x = a.f32(0, "x", &lx);
+  float* out = a.f32(1, "out", &lo);
+  a.exact("out", lo, lx);
+  if (out != x && out < x + lx && x < out + lo) fail(a.env(), "roundBf16: out overlaps x (allowed only as the same array)");
+  nm::round_bf16(x, out, lx);
   return info.Env().Undefined();
 }
 
@@ -970,6 +985,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("permute", Napi::Function::New(env, Permute));
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate));
+  exports.Set("roundBf16", Napi::Function::New(env, RoundBf16));
   exports.Set("flipConvWeights", Napi::Function::New(env, FlipConvWeights));
   exports.Set("convEpilogue", Napi::Function::New(env, ConvEpilogue));
   exports.Set("convForward", Napi::Function::New(env, ConvForward));

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bf16.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "threadpool.h"
@@ -316,4 +317,10 @@ void reduce(int op, const float* x, const int64_t* shape, const int64_t* os, int
   }
 }
 
+}  // namespace nm
+
+namespace nm {
+void round_bf16(const float* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = bf16_round(x[i]);
+}
 }  // namespace nm

@@ -611,6 +611,23 @@ function sgdUpdate(p: FloatArray, g: FloatArray, v: FloatArray, lr: number, mu: 
   }
 }
 
+// the bfloat16 rounding on a float32's bits (native/bf16.h does the same): round to nearest, ties to
+// even; a NaN keeps its sign and upper payload with the quiet bit set
+const BITS = new Uint32Array(1), FLOAT = new Float32Array(BITS.buffer);
+export function bf16Round(v: number): number {
+  FLOAT[0] = v;
+  let u = BITS[0];
+  if ((u & 0x7fffffff) > 0x7f800000) u = (u | 0x00400000) & 0xffff0000;
+  else u = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  BITS[0] = u >>> 0;
+  return FLOAT[0];
+}
+
+function roundBf16(x: FloatArray, out: FloatArray): void {
+  if (out.length !== x.length) throw new Error(`roundBf16: out has ${out.length} elements, x has ${x.length}`);
+  for (let i = 0; i < x.length; i++) out[i] = bf16Round(x[i]);
+}
+
 // no direct weight gradient here: conv2d's backward goes through im2col and gemm
 function convWeightGrad(): boolean {
   return false;
@@ -631,6 +648,7 @@ export const jsKernels: Kernels = {
   argmax,
   permute,
   sgdUpdate,
+  roundBf16,
   flipConvWeights,
   convEpilogue,
   convForward,

@@ -20,6 +20,7 @@ export interface NativeAddon {
   unary: Kernels['unary'];
   biasActivate: Kernels['biasActivate'];
   sgdUpdate: Kernels['sgdUpdate'];
+  roundBf16: Kernels['roundBf16'];
   flipConvWeights: Kernels['flipConvWeights'];
   convWeightGrad: Kernels['convWeightGrad'];
   binary: Kernels['binary'];
@@ -175,6 +176,7 @@ if (loaded) {
       binary: a.binary,
       permute: a.permute,
       sgdUpdate: a.sgdUpdate,
+      roundBf16: a.roundBf16,
       flipConvWeights: a.flipConvWeights,
       convEpilogue: a.convEpilogue,
       convForward: a.convForward,

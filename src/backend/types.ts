@@ -148,6 +148,11 @@ export interface Kernels {
   // gives the same bits)
   sgdUpdate(p: FloatArray, g: FloatArray, v: FloatArray, lr: number, mu: number, wd: number, nesterov: boolean): void;
 
+  // out = x rounded to the nearest bfloat16 (ties to even), kept as float32 (the low 16 bits zero);
+  // a NaN stays a quiet NaN, an infinity an infinity, a value past the largest bfloat16 becomes an
+  // infinity, subnormals round as any value. float64: rounded to float32 first. out may be x
+  roundBf16(x: FloatArray, out: FloatArray): void;
+
   // w (OC, C, kk) -> out (C, OC, kk) with each kernel's kk taps in reverse order: the weights of the
   // convolution that carries a stride-1 convolution's output gradient back to its input
   flipConvWeights(w: FloatArray, OC: number, C: number, kk: number, out: FloatArray): void;

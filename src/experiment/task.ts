@@ -27,6 +27,7 @@ import { fitGpu, onGpuOr } from '../train/gpu.js';
 import { DISTILL_DEFAULTS, networkOf, scheduleOf, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
 import { OptionError, quote } from '../runtime/errors.js';
+import type { Precision } from '../nn/session.js';
 
 export interface TaskData {
   settings: NetworkSettings;
@@ -117,8 +118,8 @@ export function calibrationSet(t: TaskData, n: number, seed: number): { x: Tenso
   return { x: r.x, y: r.y };
 }
 
-export function accuracyOf(model: Sequential, t: TaskData): { accuracy: number; loss: number } {
-  const r = evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch);
+export function accuracyOf(model: Sequential, t: TaskData, precision: Precision = 'float32'): { accuracy: number; loss: number } {
+  const r = evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch, precision);
   return { accuracy: r.accuracy, loss: r.loss };
 }
 

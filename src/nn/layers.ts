@@ -198,7 +198,7 @@ export class Sequential extends Module {
    * forward, with the convolutions' weights packed ahead where `packed` has them (InferenceSession;
    * used only on the fused inference path)
    */
-  forwardWith(x: Tensor, packed: ReadonlyMap<Conv2d, ConvWeightCache> | null): Tensor {
+  forwardWith(x: Tensor, packed: ReadonlyMap<Conv2d, ConvWeightCache> | null, roundInput?: (x: Tensor) => Tensor): Tensor {
     // inference (eval mode, no gradient wanted): a convolution with the batch norm, ReLU and 2x2
     // max-pool after it runs as one fused op (see fusedConv); otherwise a batch norm followed by a
     // ReLU runs as one op (batchNorm with relu: one pass each way, no tensor between them).
@@ -211,6 +211,8 @@ export class Sequential extends Module {
     const infer = fuse && !this.training && !isGradEnabled();
     let h = x;
     for (let i = 0; i < this.layers.length; ) {
+      // (an inference session in bfloat16: what a convolution or a linear layer reads, rounded)
+      if (roundInput && (this.layers[i] instanceof Conv2d || this.layers[i] instanceof Linear)) h = roundInput(h);
       const f = infer ? fusedConv(this.layers, i, h, (used, n, dtype) => (this.layers[i + used] instanceof Conv2d ? this.passBuffer(n, dtype) : allocate(dtype, n)), packed) : null;
       if (f) {
         h = f.out;

@@ -9,9 +9,17 @@
 // out when it is created.
 import { kernel } from '../backend/registry.js';
 import type { ConvGeometry, FloatArray, PreparedConvWeights } from '../backend/types.js';
-import { type Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Conv2d, Sequential } from './layers.js';
+import { roundBf16 } from '../tensor/ops.js';
+import { Conv2d, Linear, Sequential } from './layers.js';
+
+/** the operands' precision of an inference session */
+export type Precision = 'float32' | 'bf16';
+export interface InferenceOptions {
+  /** 'bf16': weights and activations rounded to bfloat16 where they enter a product (default float32) */
+  precision?: Precision;
+}
 
 /**
  * One convolution's weights as a session laid them out: packed by the backend's packConvWeights when
@@ -88,14 +96,27 @@ export class InferenceSession {
    * then reads its weights as they lie. The same holds for the batch norms folded at the first run:
    * statistics changed in place are not seen, a tensor swapped for another is.
    */
-  constructor(readonly model: Sequential) {
+  constructor(readonly model: Sequential, opts: InferenceOptions = {}) {
     if (!(model instanceof Sequential)) throw new Error('InferenceSession: the model must be a Sequential');
+    const precision = opts.precision ?? 'float32';
+    if (precision !== 'float32' && precision !== 'bf16') throw new Error(`InferenceSession: precision must be 'float32' or 'bf16', got '${String(precision)}'`);
+    this.precision = precision;
     for (const m of model.layers) {
+      if (!(m instanceof Conv2d) && !(m instanceof Linear)) continue;
+      // bfloat16: the weights rounded once, into the session's own copy (the model's stay float32)
+      const w = precision === 'bf16' ? roundBf16(m.weight) : m.weight;
+      if (precision === 'bf16') this.rounded.set(m.weight, w.data);
       if (!(m instanceof Conv2d)) continue;
-      const p = ConvWeightCache.of(m.weight);
+      const p = ConvWeightCache.of(w);
       if (p) this.packed.set(m, p);
     }
   }
+  /** the operands' precision: float32, or bfloat16 (weights and each convolution's and linear
+   *  layer's input rounded to bfloat16, products accumulated, biases, batch norms and the rest in
+   *  float32) */
+  readonly precision: Precision;
+  /** bfloat16: each weight's rounded copy */
+  private readonly rounded = new Map<Tensor, FloatArray>();
   /** the number of convolutions whose weights the session laid out (0 on the TypeScript backend) */
   get packedLayers(): number {
     return this.packed.size;
@@ -110,6 +131,18 @@ export class InferenceSession {
   /** the model's output for x, as model.forward(x) in eval mode under noGrad */
   run(x: Tensor): Tensor {
     if (this.model.training) throw new Error('InferenceSession.run: the model is in training mode; call model.eval() first');
-    return noGrad(() => this.model.forwardWith(x, this.packed));
+    if (this.precision === 'float32') return noGrad(() => this.model.forwardWith(x, this.packed));
+    // the rounded weights in place of the model's for this call (nothing else runs meanwhile), put back
+    // however it ends
+    const swapped: [Tensor, FloatArray][] = [];
+    try {
+      for (const [t, r] of this.rounded) {
+        swapped.push([t, t.data]);
+        t.data = r;
+      }
+      return noGrad(() => this.model.forwardWith(x, this.packed, roundBf16));
+    } finally {
+      for (const [t, d] of swapped) t.data = d;
+    }
   }
 }

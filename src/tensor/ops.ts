@@ -662,6 +662,15 @@ function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: 
   kernel('convForward', x.dtype)(x.data, 0, g, w.data, epilogue, out, 0, ep.prepared?.(g, w.data) ?? undefined);
 }
 
+/** x rounded to the nearest bfloat16 values (ties to even), kept as float32: what a bfloat16 operand
+ *  holds. No gradient (inference). */
+export function roundBf16(x: Tensor): Tensor {
+  checkTensor('roundBf16', x);
+  const out = allocate(x.dtype, x.size, false);
+  kernel('roundBf16', x.dtype)(x.data, out);
+  return new Tensor(out, x.shape);
+}
+
 /**
  * The algorithms the backend in use takes for a convolution of this geometry (forward and weight
  * gradient), on a target whose fields default to the machine's now: the one place the choice is made

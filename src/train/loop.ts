@@ -4,7 +4,9 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BatchLoader } from '../../datasets/loader.js';
 import type { Arch } from '../models/index.js';
-import { Dropout } from '../nn/layers.js';
+import { Dropout, Sequential } from '../nn/layers.js';
+import { InferenceSession } from '../nn/session.js';
+import type { Precision } from '../nn/session.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
 import { argmax, crossEntropy, slice } from '../tensor/ops.js';
@@ -41,9 +43,16 @@ export interface EvalResult {
 }
 
 /** loss and accuracy of a model on (x, y), in eval mode and without autograd, in batches */
-export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 500): EvalResult {
+export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 500, precision: Precision = 'float32'): EvalResult {
   const was = model.training;
   model.eval();
+  // bfloat16: through an inference session that rounds the operands (a Sequential only)
+  let forward = (b: Tensor) => model.forward(b);
+  if (precision !== 'float32') {
+    if (!(model instanceof Sequential)) throw new Error(`evaluate: precision ${precision} needs a Sequential model`);
+    const session = new InferenceSession(model, { precision });
+    forward = (b) => session.run(b);
+  }
   let loss = 0, correct = 0;
   const N = x.shape[0];
   let hits: number[] = [], seen: number[] = [];
@@ -51,7 +60,7 @@ export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 50
     noGrad(() => {
       for (let s = 0; s < N; s += batchSize) {
         const e = Math.min(N, s + batchSize);
-        const logits = model.forward(slice(x, s, e));
+        const logits = forward(slice(x, s, e));
         const yy = y.subarray(s, e);
         loss += crossEntropy(logits, yy).item() * (e - s);
         const pred = argmax(logits, 1);
