@@ -2,12 +2,10 @@
 // that return their figures (the command only prints them).
 import { explainMerge, firstFilters } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
-import { allocate, layerSensitivity } from '../compress/allocate.js';
-import { archOf, mergeModel, ratioForBudget, readsActivations, siteActivations } from '../compress/merge.js';
+import { allocate } from '../compress/allocate.js';
+import { archOf, readsActivations, siteActivations } from '../compress/merge.js';
 import type { ClusterMethod, MergeReport, MergeRule } from '../compress/merge.js';
-import { pruneModel } from '../compress/prune.js';
-import { mergeSites, roundingNotes, roundUnits, unitsAfter } from '../compress/sites.js';
-import { BatchNorm } from '../nn/layers.js';
+import { mergeSites } from '../compress/sites.js';
 import type { Sequential } from '../nn/layers.js';
 import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { compare, modelStats } from '../compress/stats.js';

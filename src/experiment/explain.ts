@@ -4,10 +4,8 @@
 // moves the next layer's output. The page (report/explain.ts) moves through the ratios with a slider.
 import { explainMerge } from '../compress/explain.js';
 import type { LayerExplanation } from '../compress/explain.js';
-import { MERGE_RULES, mergeModel, readsActivations, siteActivations } from '../compress/merge.js';
+import { MERGE_RULES, siteActivations } from '../compress/merge.js';
 import type { ClusterMethod, MergeReport, MergeRule } from '../compress/merge.js';
-import { pruneModel } from '../compress/prune.js';
-import { recalibrateBatchNorm } from '../compress/recalibrate.js';
 import { foldedUnits, mergeSites } from '../compress/sites.js';
 import { modelStats } from '../compress/stats.js';
 import { inputShape, modelName } from '../models/index.js';
@@ -18,8 +16,8 @@ import { checkOutputFile } from '../runtime/files.js';
 import { slice } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { dataTitle } from './compress.js';
-import { hasBatchNorm, RECALIBRATE_IMAGES } from './pipeline.js';
-import { accuracyOf, calibrationSample, cloneModel, loadTask, machineDescription, modelFromCheckpoint, recalibrationSample } from './task.js';
+import { CompressionSamples, compressModel, recalibrationImages } from './pipeline.js';
+import { accuracyOf, cloneModel, loadTask, machineDescription, modelFromCheckpoint } from './task.js';
 import type { TaskLoadOptions } from './task.js';
 
 /** the ratios explain sweeps unless given others */
@@ -101,10 +99,10 @@ export async function explainCheckpoint(file: string, o: ExplainOptions = {}): P
   const input = inputShape(arch);
   const before = modelStats(model, input).params;
   const accOriginal = accuracyOf(model, data).accuracy;
-  const calibration = hasBatchNorm(model) ? recalibrationSample(data, RECALIBRATE_IMAGES, seed) : null;
-  let fitted: Tensor | null = null;
-  const fitOn = () => (fitted ??= calibrationSample(data, 1000, seed + 3));
-  const acts = readsActivations(rule) ? siteActivations(model, fitOn()) : null;
+  const samples = new CompressionSamples(data, seed);
+  const calibration = samples.recalibration(recalibrationImages(model, undefined));
+  const fitRule = samples.fitFor(rule);
+  const acts = fitRule ? siteActivations(model, fitRule) : null;
   const x = slice(data.ev.x, 0, Math.min(o.images ?? 256, data.ev.x.shape[0]));
   const reference = new Map<number, Tensor>();
   const notes = new Set<string>();
@@ -119,9 +117,8 @@ export async function explainCheckpoint(file: string, o: ExplainOptions = {}): P
     let params = 0, rep: MergeReport | null = null;
     for (const r of merged) {
       const m = cloneModel(model, arch);
-      const got = mergeModel(m, { ratio, seed, nInit: 3, rule: r, method, calibration: readsActivations(r) ? fitOn() : undefined, reestimate: calibration ?? undefined });
+      const got = compressModel(m, r, { ratio, seed, nInit: 3, method, fit: samples.fitFor(r), recalibration: calibration })!;
       got.notes.forEach((n) => notes.add(n));
-      if (calibration) recalibrateBatchNorm(m, calibration);
       if (rules.includes(r)) accuracy[r] = accuracyOf(m, data).accuracy;
       if (r === rule) {
         rep = got;
@@ -129,8 +126,7 @@ export async function explainCheckpoint(file: string, o: ExplainOptions = {}): P
       }
     }
     const pruned = cloneModel(model, arch);
-    pruneModel(pruned, { ratio });
-    if (calibration) recalibrateBatchNorm(pruned, calibration);
+    compressModel(pruned, 'prune', { ratio, seed, recalibration: calibration });
     const accPruned = accuracyOf(pruned, data).accuracy;
     const layers = explainMerge(model, arch, rep!.sites.map((s) => s.labels), x, (q) => ({ rule, representatives: rep!.sites[q].representatives, activations: acts?.[q] }), { map: j === 0, replacements: page, reference });
     shown.push({ layers, rep: rep! });
