@@ -1,4 +1,5 @@
 // Shared benchmark plumbing: tinybench measurement, and output as a table line or one JSON object per line.
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Bench } from 'tinybench';
 import { nativeAddon, nativeLoadError } from '../src/backend/native.js';
@@ -84,7 +85,19 @@ export function fmt(x: number, digits = 2): string {
 
 /** the machine and the kernels a benchmark ran on, for its first line: the CPU, its cores, and the
  *  native kernels' instruction set and threads (or why they did not load) */
+/** the CPU's bfloat16 features as /proc/cpuinfo names them (avx512_bf16, amx_bf16, amx_tile), [] where
+ *  it has none or the file is not there */
+export function bf16Features(): string[] {
+  try {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+    return ['avx512_bf16', 'amx_bf16', 'amx_tile'].filter((f) => flags.has(f));
+  } catch {
+    return [];
+  }
+}
+
 export function machineLine(): string {
   const nat = nativeAddon();
-  return `${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} cores; native kernels: ${nat ? `${nat.isa()}, ${nat.threads()} threads` : `not loaded (${nativeLoadError()})`}`;
+  const bf16 = bf16Features();
+  return `${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} cores; native kernels: ${nat ? `${nat.isa()}, ${nat.threads()} threads` : `not loaded (${nativeLoadError()})`}; bfloat16: ${bf16.length ? bf16.join(', ') : 'none'}`;
 }
