@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   accuracyOf, bf16Round, buildModel, cloneModel, Conv2d, InferenceSession, jsKernels, lenet5Arch, Linear, loadTask, mergeModel, modelFromCheckpoint,
-  nativeAddon, nativeLoadError, noGrad, Rng, roundBf16, Tensor,
+  mul, nativeAddon, nativeLoadError, noGrad, Rng, roundBf16, sum, Tensor, withProductPrecision,
 } from '../src/internal.js';
 import type { Sequential } from '../src/internal.js';
 import { assertClose, needs } from './helpers.js';
@@ -115,6 +115,33 @@ B('LeNet-5 and its merged form evaluated in bfloat16: within 0.1 points of float
     console.log(`  ${name}: float32 ${(100 * a32).toFixed(2)}%, bfloat16 ${(100 * a16).toFixed(2)}%`);
     assert.ok(Math.abs(a16 - a32) <= 0.001, `${name}: ${a16} against ${a32}`);
   }
+});
+
+B('training in bfloat16: a linear layer\'s gradients are the products of the rounded operands and the rounded output gradient; the master weights stay float32', () => {
+  const rng = new Rng(11);
+  const f = (n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+  const layer = new Linear(5, 3, { rng: new Rng(2) });
+  const w0 = layer.weight.data.slice();
+  const x = new Tensor(f(4 * 5), [4, 5]), c = new Tensor(f(4 * 3), [4, 3]);
+  const y = withProductPrecision('bf16', () => layer.forward(x));
+  withProductPrecision('bf16', () => sum(mul(y, c)).backward());
+  const r = (t: Tensor) => roundBf16(t).data;
+  const xr = r(x), wr = r(layer.weight), cr = r(c);
+  // y = xr · wrᵀ + b (the bias in float32); gw = crᵀ · xr
+  const want = new Float32Array(4 * 3), gw = new Float32Array(3 * 5);
+  for (let n = 0; n < 4; n++) for (let o = 0; o < 3; o++) {
+    let s = layer.bias!.data[o];
+    for (let i = 0; i < 5; i++) s += xr[n * 5 + i] * wr[o * 5 + i];
+    want[n * 3 + o] = s;
+    for (let i = 0; i < 5; i++) gw[o * 5 + i] += cr[n * 3 + o] * xr[n * 5 + i];
+  }
+  assertClose(y.data, want, 1e-6, 'the forward of rounded operands');
+  assertClose(layer.weight.grad!.data, gw, 1e-6, 'the weight gradient of rounded operands');
+  assert.equal(layer.weight.data, w0, 'the master weights untouched by the forward');
+  // float32 outside: the same layer, no rounding
+  const y32 = layer.forward(x);
+  assert.ok(y32.data.some((v, i) => v !== y.data[i]), 'float32 differs');
+  assert.throws(() => withProductPrecision('fp16' as 'bf16', () => 0), /withProductPrecision: precision must be 'float32' or 'bf16', got 'fp16'/);
 });
 
 B.run();

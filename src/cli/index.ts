@@ -230,6 +230,7 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
   .option('--lr <x>', 'learning rate', num('--lr', 1e-9, 100))
   .option('--label-smoothing <x>', 'label smoothing of the loss, in [0, 1) (default: the network\'s recipe)', num('--label-smoothing', 0, 0.999))
   .option('--cutout <n>', 'Cutout: blank a random square of n×n pixels in each training image (0: none; default: the recipe\'s)', int('--cutout', 0, 1e4))
+  .option('--precision <p>', 'the operands of the products: float32, or bf16 (inputs, weights and gradients rounded to bfloat16; float32 accumulation and master weights)', oneOf('--precision', ['float32', 'bf16']), 'float32')
   ).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     const m = network(model).name;
@@ -239,7 +240,7 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
     if (checkpoint) checkOutputFile(checkpoint, o.checkpoint ? '--checkpoint' : '--resume');
     if (checkpoint) lockOutputs([{ option: o.checkpoint ? '--checkpoint' : '--resume', path: checkpoint }]);
     watchInterrupts();
-    const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, labelSmoothing: o.labelSmoothing, cutout: o.cutout, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
+    const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, labelSmoothing: o.labelSmoothing, precision: o.precision, cutout: o.cutout, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
     if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, checkpoint: checkpoint ?? null }));
     else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${checkpoint ? `; checkpoint ${checkpoint}` : ''}`);
   });

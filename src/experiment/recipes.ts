@@ -39,6 +39,8 @@ export interface RecipeOptions {
   arch?: Arch;
   /** label smoothing of the loss (default: the network's, see ./networks.ts) */
   labelSmoothing?: number;
+  /** the products' operands in training: float32 (default) or bf16 (see fit) */
+  precision?: 'float32' | 'bf16';
   /** Cutout's square side in pixels (default: the network's) */
   cutout?: number;
   /** 'webgpu' trains on the GPU (src/train/gpu.ts); the CPU kernels otherwise */
@@ -69,12 +71,13 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   const schedule = scheduleOf(d.schedule, lr, epochs * loader.length, d.warmup);
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
-    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t),
+    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t), precision: o.precision,
   }).history;
   let history: EpochRecord[];
   if (o.device === 'webgpu') {
     if (o.resume) throw new OptionError('{resume} is not supported with the WebGPU backend (its checkpoints hold no optimizer state)');
     if (labelSmoothing > 0) throw new Error('label smoothing is not supported with the WebGPU backend yet (its loss runs on the GPU); train on the CPU or without it');
+    if (o.precision === 'bf16') throw new OptionError('{precision} bf16 is not supported with the WebGPU backend; train on the CPU');
     history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
   } else history = onCpu();
   const last = history[history.length - 1];

@@ -1,6 +1,6 @@
 // Layers. Shapes in the one-line comments. Weights are stored one row (or filter) per output unit,
 // the layout neuron merging works on. Every random initialisation takes an Rng.
-import { avgPool2d, batchNorm, conv2d, conv2dFused, dropout, linear, linearActivate, maxPool2d, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
+import { avgPool2d, batchNorm, bf16Gradient, bf16Operand, conv2d, conv2dFused, dropout, linear, linearActivate, maxPool2d, productPrecision, relu, reshape, sigmoid, tanh } from '../tensor/ops.js';
 import type { Pair } from '../tensor/ops.js';
 import type { ConvWeightCache } from './session.js';
 import { Rng } from '../tensor/rng.js';
@@ -42,6 +42,8 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? null : this.param('bias', zeros([outFeatures]));
   }
   forward(x: Tensor): Tensor {
+    // training in bfloat16 (withProductPrecision): both operands and the output gradient rounded
+    if (productPrecision() === 'bf16' && isGradEnabled()) return bf16Gradient(linear(bf16Operand(x), bf16Operand(this.weight), this.bias));
     return linear(x, this.weight, this.bias);
   }
   /** act(forward(x)), the bias and the activation in one pass, into a buffer from `into` where given
@@ -80,6 +82,7 @@ export class Conv2d extends Module {
     this.padding = opts.padding ?? 0;
   }
   forward(x: Tensor): Tensor {
+    if (productPrecision() === 'bf16' && isGradEnabled()) return bf16Gradient(conv2d(bf16Operand(x), bf16Operand(this.weight), this.bias, { stride: this.stride, padding: this.padding }));
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
   }
   override describe(): string {

@@ -6,7 +6,7 @@ export { setGradientPool, gradientPool, releaseArrays, trackAllocations } from '
 export * as ops from './ops.js';
 export {
   add, sub, mul, div, pow, maximum, neg, exp, log, sqrt, abs, square, clamp, relu, sigmoid, tanh, affine,
-  sum, mean, max, argmax, reshape, permute, transpose, slice, take, cat, matmul, linear, linearActivate, conv2d, conv2dFused, chooseConvAlgorithm, roundBf16, maxPool2d, avgPool2d,
+  sum, mean, max, argmax, reshape, permute, transpose, slice, take, cat, matmul, linear, linearActivate, conv2d, conv2dFused, chooseConvAlgorithm, roundBf16, bf16Operand, bf16Gradient, withProductPrecision, productPrecision, maxPool2d, avgPool2d,
   softmax, logSoftmax, crossEntropy, distillationLoss, dropout, batchNorm, cast, broadcastShapes, setConvChunk, convChunkImages,
 } from './ops.js';
 export type { ConvOptions, ConvEpilogue, PoolOptions, BatchNormState, Pair } from './ops.js';

@@ -662,6 +662,48 @@ function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: 
   kernel('convForward', x.dtype)(x.data, 0, g, w.data, epilogue, out, 0, ep.prepared?.(g, w.data) ?? undefined);
 }
 
+let products: 'float32' | 'bf16' = 'float32';
+
+/** the operands' precision the layers' products take while a gradient is recorded (training) */
+export function productPrecision(): 'float32' | 'bf16' {
+  return products;
+}
+
+/** run fn with the layers' products in precision p (bf16: Conv2d and Linear round their input, their
+ *  weight and the gradient reaching their output to bfloat16; float32 accumulation and master weights) */
+export function withProductPrecision<T>(p: 'float32' | 'bf16', fn: () => T): T {
+  if (p !== 'float32' && p !== 'bf16') throw new Error(`withProductPrecision: precision must be 'float32' or 'bf16', got '${String(p)}'`);
+  const prev = products;
+  products = p;
+  try {
+    return fn();
+  } finally {
+    products = prev;
+  }
+}
+
+/** x rounded to bfloat16 as an operand of a product in training: the forward rounds, the gradient
+ *  passes through unchanged to x (the float32 master copy where x is a weight) */
+export function bf16Operand(x: Tensor): Tensor {
+  checkTensor('bf16Operand', x);
+  const out = allocate(x.dtype, x.size, false);
+  kernel('roundBf16', x.dtype)(x.data, out);
+  return make(out, x.shape, 'bf16Operand', [x], (g) => [g]);
+}
+
+/** x unchanged, its gradient rounded to bfloat16 on the way back: the output gradient a product's
+ *  backward multiplies by is then a bfloat16 operand too */
+export function bf16Gradient(x: Tensor): Tensor {
+  checkTensor('bf16Gradient', x);
+  const out = allocate(x.dtype, x.size, false);
+  out.set(x.data);
+  return make(out, x.shape, 'bf16Gradient', [x], (g) => {
+    const gr = allocate(g.dtype, g.size, false);
+    kernel('roundBf16', g.dtype)(g.data, gr);
+    return [new Tensor(gr, g.shape)];
+  });
+}
+
 /** x rounded to the nearest bfloat16 values (ties to even), kept as float32: what a bfloat16 operand
  *  holds. No gradient (inference). */
 export function roundBf16(x: Tensor): Tensor {

@@ -9,7 +9,7 @@ import { InferenceSession } from '../nn/session.js';
 import type { Precision } from '../nn/session.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
-import { argmax, crossEntropy, slice } from '../tensor/ops.js';
+import { argmax, crossEntropy, slice, withProductPrecision } from '../tensor/ops.js';
 import type { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -133,6 +133,10 @@ export interface FitOptions {
   /** progress output: a bar on a terminal, lines otherwise; false for silence */
   progress?: boolean;
   log?: (line: string) => void;
+  /** the products' operands: float32 (default), or bf16 (inputs, weights and output gradients of
+   *  every convolution and linear layer rounded to bfloat16; float32 accumulation, master weights,
+   *  optimizer state, batch-norm statistics and loss). Evaluation runs in float32 */
+  precision?: 'float32' | 'bf16';
 }
 
 export interface FitResult {
@@ -217,7 +221,8 @@ export function fit(model: Module, o: FitOptions): FitResult {
       const { x, y } = o.loader.batch(epoch, b);
       // the forward's arrays, which the backward pass reuses once it is done with them (nothing
       // but the logits is read after it)
-      const { result: logits, buffers } = trackAllocations(() => model.forward(x));
+      const precision = o.precision ?? 'float32';
+      const { result: logits, buffers } = trackAllocations(() => withProductPrecision(precision, () => model.forward(x)));
       const loss = o.loss ? o.loss(logits, x, y) : crossEntropy(logits, y, o.labelSmoothing ?? 0);
       const lv = loss.item();
       if (!Number.isFinite(lv)) {
@@ -225,7 +230,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
         throw new TrainingDiverged(`training stopped: the loss became ${lv} at epoch ${epoch + 1}, batch ${b + 1} (step ${state.step + 1}); try a lower learning rate. ${where}.`);
       }
       o.optimizer.zeroGrad({ reuse: true });
-      loss.backward(undefined, { spent: { buffers, keep: [logits] } });
+      withProductPrecision(precision, () => loss.backward(undefined, { spent: { buffers, keep: [logits] } }));
       o.optimizer.step();
       state = { epoch, batch: b + 1, step: state.step + 1 };
       lossSum += lv * y.length;
