@@ -348,6 +348,7 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
   .option('--distill <original>', 'also learn the softened outputs of this checkpoint (the original the model was compressed from)')
   .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
   .option('--cutout <n>', 'Cutout: blank a random n×n square of each training image (default 0: none; a network trained with it can be fine-tuned the same way)', int('--cutout', 0, 1e4))
+  .option('--precision <p>', 'the operands of the products: float32, or bf16 (inputs, weights and gradients rounded to bfloat16; float32 accumulation and master weights)', oneOf('--precision', ['float32', 'bf16']), 'float32')
   .option('--format <f>', 'write --out as a neuronmerge checkpoint (safetensors, every epoch) or as ONNX (at the end; default where --out ends in .onnx)', oneOf('--format', ['safetensors', 'onnx'])))
   .action(async (file: string, o) => {
     const device = useBackend(o.backend);
@@ -364,7 +365,7 @@ tuning(withData(program.command('finetune').argument('<checkpoint>', 'a (merged 
     const t = performance.now();
     watchInterrupts();
     const history = await finetuneModel(model, arch, data, {
-      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, cutout: o.cutout, checkpoint: onnx ? undefined : o.out, resume, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
+      device, epochs, lr: o.lr, seed: o.seed, limit: o.limit, cutout: o.cutout, precision: o.precision, checkpoint: onnx ? undefined : o.out, resume, log, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
       distill: teacher ? { teacher, temperature: o.temperature, weight: o.distillWeight } : undefined,
     });
     const after = accuracyOf(model, data).accuracy;

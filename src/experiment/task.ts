@@ -152,6 +152,8 @@ export interface FinetuneOptions {
   /** Cutout: blank a random n x n square of each training image (default: the network's recipe, else
    *  0: none); a network trained with it can be fine-tuned on the same augmentation */
   cutout?: number;
+  /** the products' operands: float32 (default) or bf16 (see fit) */
+  precision?: 'float32' | 'bf16';
   seed?: number;
   limit?: number;
   /** write a checkpoint here after every epoch (resumable) */
@@ -201,10 +203,11 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
   }
   const onCpu = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: wd }), epochs,
-    schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true, normalization: recordedNormalization(t),
+    schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true, normalization: recordedNormalization(t), precision: o.precision,
   }).history;
   // the GPU trainer's checkpoints hold weights only; a run to resume exactly stays on the CPU
   if (o.device !== 'webgpu' || o.resume) return onCpu();
+  if (o.precision === 'bf16') throw new OptionError('{precision} bf16 is not supported with the WebGPU backend; fine-tune on the CPU');
   if (d) {
     (o.log ?? ((l: string) => process.stderr.write(l + '\n')))('fine-tuning with distillation runs on the CPU (the GPU trainer has only the cross-entropy loss)');
     return onCpu();
