@@ -366,7 +366,7 @@ ConvChoice choose_conv_algorithm(const ConvGeometry& g, int pool, bool packed, c
   const bool narrow = narrow_conv_takes(g, t);
   if (narrow && g.N == 1 && t.winograd != 1) return {ConvAlgorithm::NarrowCopies};
   if (t.winograd != 1 && direct_one_image_takes(g, t)) return {ConvAlgorithm::Direct, 0, direct_width};
-  if (const int m = winograd_tile(g, t)) return {ConvAlgorithm::Winograd, m};
+  if (const int m = winograd_forward_tile(g, t)) return {ConvAlgorithm::Winograd, m};
   if (narrow) return {ConvAlgorithm::NarrowCopies};
   // stride 1, output rows of at least 8 pixels, an image per thread (or few taps an output, where the
   // GEMM gains nothing from the threads): no B panels to pack
@@ -382,6 +382,11 @@ ConvChoice choose_conv_algorithm(const ConvGeometry& g, int pool, bool packed, c
   // that crosses image rows and the padding
   if (g.unit_stride() && 2.0 * g.OC * CKK * L >= 1e7) return {ConvAlgorithm::Im2colGemm};
   return {ConvAlgorithm::ImplicitGemm};
+}
+
+int winograd_tile(const ConvGeometry& g, const ConvTarget& t) {
+  const ConvChoice c = choose_conv_algorithm(g, 1, false, t);
+  return c.algorithm == ConvAlgorithm::Winograd ? c.tile : 0;
 }
 
 void conv_forward(const float* x, const ConvGeometry& g, const float* w, const ConvEpilogue& e, float* out, const PreparedConvWeights& p) {

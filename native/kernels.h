@@ -64,10 +64,14 @@ void conv_epilogue(const float* x, bool channel_major, int G, int C, int H, int 
 // channel's scale and shift (ident: neither given, values untouched by a plain max-pool); m: W + 1 floats
 void epilogue_rows(const float* src, int64_t ldx, int H, int W, float s, float t, bool ident, bool relu, int pool, float* dst, float* m);
 
-// Winograd F(m x m, 3 x 3) (winograd.cc): the tile size m (2 or 4) conv_forward takes for this
-// convolution on target t, or 0 where it does not (not 3x3 at stride 1, or a shape where another
-// algorithm goes first); t.winograd -1: chosen by shape, 0: never, 1: wherever the geometry allows
+// Winograd F(m x m, 3 x 3): the tile size m (2 or 4) conv_forward takes for this convolution on
+// target t, or 0 where it does not (not 3x3 at stride 1, or a shape where another algorithm goes
+// first): choose_conv_algorithm's answer. t.winograd -1: chosen by shape, 0: never, 1: wherever the
+// geometry allows
 int winograd_tile(const ConvGeometry& g, const ConvTarget& t);
+// Winograd's own rule (winograd.cc), which choose_conv_algorithm applies where the rules before it
+// have not taken the convolution: the tile, or 0 where Winograd measured slower
+int winograd_forward_tile(const ConvGeometry& g, const ConvTarget& t);
 int winograd_mode();
 void set_winograd_mode(int mode);
 // x (N,C,H,W), w (OC,C,3,3), stride 1, padding <= 2 -> out (N,OC,OH/pool,OW/pool) with the epilogue.

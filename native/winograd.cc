@@ -101,7 +101,7 @@ int tile_rule(const ConvGeometry& g, const ConvTarget& t, int64_t min_cc = 4096)
   const int64_t cc = static_cast<int64_t>(g.C) * g.OC;
   if (g.C < 16 || g.OC < 16) return 0;
   // fewer images than threads (where the narrow kernel and the direct kernel's split channel blocks
-  // do not take it, see winograd_tile): its transform's products keep the threads busy on a single
+  // do not take it, see choose_conv_algorithm): its transform's products keep the threads busy on a single
   // map, given tiles enough to pay for transforming the weights each call
   if (g.N < t.threads) return tiles >= 16 && tiles * cc >= 65536 ? m : 0;
   // channels enough for the GEMMs (K = C, M = OC) to keep their micro-kernels busy, and tiles enough
@@ -112,11 +112,7 @@ int tile_rule(const ConvGeometry& g, const ConvTarget& t, int64_t min_cc = 4096)
 
 }  // namespace
 
-int winograd_tile(const ConvGeometry& g, const ConvTarget& t) {
-  // chosen by shape: conv_forward's batch-1 narrow kernel and its direct kernel for one image go
-  // first where they take the layer
-  if (t.winograd == -1 && g.N == 1 && narrow_conv_takes(g, t)) return 0;
-  if (t.winograd == -1 && direct_one_image_takes(g, t)) return 0;
+int winograd_forward_tile(const ConvGeometry& g, const ConvTarget& t) {
   // C * OC = 4096 with an image per thread goes to the direct kernel where it runs 16-float rows (the
   // weight gradient keeps the rule)
   if (t.winograd == -1 && g.N >= t.threads && static_cast<int64_t>(g.C) * g.OC == 4096 && direct_forward_avx512(g.OW, t)) return 0;

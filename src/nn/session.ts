@@ -29,8 +29,10 @@ export interface InferenceOptions {
  * statistic swapped for another tensor is noticed.
  */
 export class ConvWeightCache {
+  /** the Winograd transform for each tile size, made once */
   private readonly winograd = new Map<number, { weights: FloatArray; tile: number; width: number }>();
-  private readonly tileFor = new Map<string, number>();
+  /** what a convolution of each input geometry reads (N, H, W and padding: the rest is the weight's) */
+  private readonly preparedFor = new Map<string, PreparedConvWeights>();
   /** the fold of the batch norm after the convolution (and its bias), made at the first run */
   folded?: { from: (FloatArray | undefined)[]; eps: number; scale: FloatArray; shift: FloatArray };
 
@@ -51,32 +53,28 @@ export class ConvWeightCache {
 
   /** the laid-out copies for a convolution of this geometry with weights w, or null where w is not the
    *  array this cache copied (a weight swapped for another tensor since: read as it lies). A bound
-   *  function, handed to conv2dFused as it is; its results made once per tile */
+   *  function, handed to conv2dFused as it is; made once per input geometry */
   readonly prepared = (g: ConvGeometry, w: FloatArray): PreparedConvWeights | null => {
     if (w !== this.weight.data) return null;
-    const u = this.winogradCopy(g);
-    const key = u ? u.tile : 0;
+    const key = `${g.N},${g.H},${g.W},${g.PH},${g.PW}`;
     let p = this.preparedFor.get(key);
-    if (!p) this.preparedFor.set(key, (p = { packed: this.packed, width: this.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) }));
+    if (!p) {
+      const u = this.winogradCopy(g);
+      p = { packed: this.packed, width: this.width, ...(u ? { winograd: u.weights, tile: u.tile, winogradWidth: u.width } : {}) };
+      this.preparedFor.set(key, p);
+    }
     return p;
   };
-  private readonly preparedFor = new Map<number, PreparedConvWeights>();
 
-  /** the Winograd transform for this geometry (made the first time), or null where the convolution
-   *  does not take Winograd */
+  /** the Winograd transform for the tile this geometry takes (made the first time that tile is
+   *  asked for), or null where the convolution does not take Winograd */
   private winogradCopy(g: ConvGeometry): { weights: FloatArray; tile: number; width: number } | null {
-    const { N, C, H, W, OC, KH, KW, SH, SW, PH, PW } = g;
-    if (KH !== 3 || KW !== 3 || SH !== 1 || SW !== 1) return null;
-    const key = `${N},${H},${W},${PH},${PW}`;
-    let m = this.tileFor.get(key);
-    if (m === undefined) {
-      m = kernel('winogradTile', this.weight.dtype)(g);
-      this.tileFor.set(key, m);
-    }
+    if (g.KH !== 3 || g.KW !== 3 || g.SH !== 1 || g.SW !== 1) return null;
+    const m = kernel('winogradTile', this.weight.dtype)(g);
     if (!m) return null;
     let u = this.winograd.get(m);
     if (!u) {
-      const t = kernel('winogradWeights', this.weight.dtype)(this.weight.data, OC, C, m);
+      const t = kernel('winogradWeights', this.weight.dtype)(this.weight.data, g.OC, g.C, m);
       if (!t) return null;
       u = t;
       this.winograd.set(m, u);

@@ -658,8 +658,7 @@ function convGeometry(x: Tensor, w: Tensor, b: Tensor | null, opts: ConvOptions)
  * most 16 MB; TypeScript: im2col, GEMM, epilogue).
  */
 function convolve(x: Tensor, w: Tensor, g: ConvGeometry, ep: ConvEpilogue, out: FloatArray): void {
-  const epilogue: Epilogue = { scale: ep.scale, shift: ep.shift, relu: ep.relu, pool: ep.pool };
-  kernel('convForward', x.dtype)(x.data, 0, g, w.data, epilogue, out, 0, ep.prepared?.(g, w.data) ?? undefined);
+  kernel('convForward', x.dtype)(x.data, 0, g, w.data, ep, out, 0, ep.prepared?.(g, w.data) ?? undefined);
 }
 
 let products: 'float32' | 'bf16' = 'float32';
@@ -695,9 +694,8 @@ export function bf16Operand(x: Tensor): Tensor {
  *  backward multiplies by is then a bfloat16 operand too */
 export function bf16Gradient(x: Tensor): Tensor {
   checkTensor('bf16Gradient', x);
-  const out = allocate(x.dtype, x.size, false);
-  out.set(x.data);
-  return make(out, x.shape, 'bf16Gradient', [x], (g) => {
+  // x's own storage, as reshape's: the forward is the identity
+  return make(x.data, x.shape, 'bf16Gradient', [x], (g) => {
     const gr = allocate(g.dtype, g.size, false);
     kernel('roundBf16', g.dtype)(g.data, gr);
     return [new Tensor(gr, g.shape)];
