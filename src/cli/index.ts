@@ -79,6 +79,11 @@ const intList = (v: string) => v.split(',').map((s) => {
   if (s.trim() === '' || !Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`--widths must be positive integers separated by commas, got '${s}'`);
   return x;
 });
+const seedList = (v: string) => v.split(',').map((s) => {
+  const x = Number(s);
+  if (s.trim() === '' || !Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`--finetune-seeds must be whole numbers 0 or more separated by commas, got '${s}'`);
+  return x;
+});
 const oneOf = (what: string, xs: string[]) => (v: string) => {
   if (!xs.includes(v)) throw new InvalidArgumentError(`${what} must be ${xs.join(', ')}, got '${v}'`);
   return v;
@@ -144,6 +149,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--epochs <n>', 'training epochs of the original', int('--epochs', 1, 10000))
   .option('--finetune-epochs <n>', 'fine-tuning epochs', int('--finetune-epochs', 0, 10000))
   .option('--finetune-lr <x>', 'fine-tuning\'s learning rate (default: the network\'s)', num('--finetune-lr', 1e-9, 100))
+  .option('--finetune-seeds <list>', 'fine-tune every merged and pruned model once per seed, comma-separated (0,1,2); the report gives each seed\'s accuracy, the mean and the standard deviation (default: once, with --seed)', seedList)
   .option('--limit <n>', 'train on the first n images only', int('--limit', 1, 1e9))
   .option('--checkpoint <file>', 'the trained original: reused if it exists (resumed if cut short), written every epoch otherwise')
   .option('--checkpoint-every <n>', 'also write the original\'s checkpoint and each fine-tuning\'s every n training steps', int('--checkpoint-every', 1, 1e9))
@@ -167,7 +173,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
     if (model === 'all' && pieceWise) throw new Error('reproduce all: --plan, --job and --job-index take one model; plan the models one by one');
     if ([o.plan, o.job !== undefined, o.jobIndex !== undefined].filter(Boolean).length > 1) throw new Error('reproduce: give one of --plan, --job and --job-index');
     const settings = (m: NetworkName, out: string, data: { dataDir?: string; data?: string }): ReproduceOptions => ({
-      device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, limit: o.limit,
+      device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, finetuneSeeds: o.finetuneSeeds, limit: o.limit,
       checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
       recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
       finetuneCutout: o.finetuneCutout, paper: o.paper, distill: o.distill === undefined ? undefined : o.distill && { temperature: o.temperature, weight: o.distillWeight },

@@ -18,7 +18,7 @@ import { slice } from '../tensor/ops.js';
 import { checkArchHolds, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/loop.js';
 import { writeReports } from '../report/markdown.js';
-import type { RatioResult, Report } from '../report/types.js';
+import type { FinetuneSeeds, RatioResult, Report } from '../report/types.js';
 import { checkOutputDir, checkOutputFile, claimFile, writeFileAtomic } from '../runtime/files.js';
 import { DISTILL_DEFAULTS, NETWORKS, ONE_CYCLE_WARMUP } from './networks.js';
 import type { NetworkName } from './networks.js';
@@ -36,6 +36,10 @@ export interface ReproduceOptions {
   finetuneEpochs?: number;
   /** fine-tuning's learning rate (default: the network's) */
   finetuneLr?: number;
+  /** fine-tune every compressed model (each rule's merge and the pruned twin) once per seed, from the
+   * same compressed weights; the accuracies after fine-tuning are then the seeds' mean, each seed's and
+   * the standard deviation beside it (default: once, with `seed`) */
+  finetuneSeeds?: number[];
   /** use only the first n training images (tiny runs, tests) */
   limit?: number;
   /** one merge ratio in every layer, a row each (default: the network's, unless `budgets` are given) */
@@ -87,6 +91,21 @@ export interface ReproduceOptions {
   weightDecay?: number;
   /** 'webgpu': train and fine-tune on the GPU */
   device?: 'cpu' | 'webgpu';
+}
+
+/** a compressed model's accuracy after fine-tuning: the mean over the seeds, each seed's beside it
+ * where there are several */
+interface SeedAccuracies {
+  mean: number;
+  seeds?: FinetuneSeeds;
+}
+
+function seedAccuracies(seeds: number[], each: number[]): SeedAccuracies {
+  const mean = each.reduce((a, b) => a + b, 0) / each.length;
+  if (each.length < 2) return { mean };
+  // the sample standard deviation (n − 1): what a further seed would scatter by
+  const std = Math.sqrt(each.reduce((a, b) => a + (b - mean) ** 2, 0) / (each.length - 1));
+  return { mean, seeds: { seeds, accuracy: each, std, min: Math.min(...each), max: Math.max(...each) } };
 }
 
 function inferenceMs(model: Sequential, x: Tensor, reps: number): number {
@@ -244,7 +263,16 @@ function rowsOf(which: NetworkName, o: ReproduceOptions) {
   if (rules.length === 0) throw new Error('reproduce: no merging rules given');
   const allocateHow = o.allocate ?? ownBudgets?.allocate ?? 'uniform';
   const rows = [...ratios.map((r) => rowName({ ratio: r }, o.multipleOf)), ...budgets.map((b) => rowName({ budget: b }, o.multipleOf))];
-  return { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow, rows };
+  const seed = o.seed ?? 0;
+  const ftSeeds = o.finetuneSeeds ?? [seed];
+  if (ftSeeds.length === 0) throw new OptionError('reproduce: {finetuneSeeds} lists no seed');
+  for (const s of ftSeeds) if (!(Number.isInteger(s) && s >= 0)) throw new OptionError(`reproduce: {finetuneSeeds} must list whole numbers 0 or more, got ${s}`);
+  if (new Set(ftSeeds).size !== ftSeeds.length) throw new OptionError(`reproduce: {finetuneSeeds} lists a seed twice (${ftSeeds.join(', ')})`);
+  if (ftSeeds.length > 1 && ftEpochs === 0) throw new OptionError('reproduce: {finetuneSeeds} asks for several fine-tunings, but {finetuneEpochs} is 0');
+  // a fine-tuning's name carries its seed where it is not the run's one seed (so that a run without
+  // seeds finds the fine-tunings it made before)
+  const seedTag = (s: number) => (ftSeeds.length === 1 && s === seed ? '' : `-seed${s}`);
+  return { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow, rows, ftSeeds, seedTag };
 }
 
 /**
@@ -254,7 +282,7 @@ function rowsOf(which: NetworkName, o: ReproduceOptions) {
  * `reproducePiece` runs one; `reproduce` afterwards reuses what they left.
  */
 export function reproducePlan(which: NetworkName, o: ReproduceOptions = {}): ReproducePiece[] {
-  const { budgets, ftEpochs, rules, allocateHow, rows } = rowsOf(which, o);
+  const { budgets, ftEpochs, rules, allocateHow, rows, ftSeeds, seedTag } = rowsOf(which, o);
   if (!o.out) throw new Error('reproduce: the pieces of a run share its output folder; give one');
   const pieces: ReproducePiece[] = [{ id: 'original', after: [], what: o.checkpoint ? `reuse or train the original in ${o.checkpoint}` : 'train the original' }];
   const sensitivity = budgets.length > 0 && allocateHow === 'sensitivity';
@@ -262,7 +290,9 @@ export function reproducePlan(which: NetworkName, o: ReproduceOptions = {}): Rep
   if (ftEpochs > 0) {
     for (const row of rows) {
       const after = sensitivity && row.startsWith('budget-') ? ['original', 'sensitivity'] : ['original'];
-      for (const name of [...rules, 'pruned']) pieces.push({ id: `${row}-${name}`, after, what: `fine-tune the ${name === 'pruned' ? 'pruned twin' : `${name} merge`} at ${row.replace('-', ' ')}` });
+      for (const name of [...rules, 'pruned']) {
+        for (const s of ftSeeds) pieces.push({ id: `${row}-${name}${seedTag(s)}`, after, what: `fine-tune the ${name === 'pruned' ? 'pruned twin' : `${name} merge`} at ${row.replace('-', ' ')}${seedTag(s) ? ` with seed ${s}` : ''}` });
+      }
     }
   }
   pieces.push({ id: 'report', after: pieces.map((p) => p.id), what: 'merge, measure and write the report, reusing every piece\'s result' });
@@ -282,15 +312,15 @@ export async function reproduce(which: NetworkName, o: ReproduceOptions = {}): P
 
 /** the reproduction, or with `job` one piece of it alone */
 async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promise<Report | PieceDone> {
-  const { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow } = rowsOf(which, o);
+  const { cfg, quick, ratios, ownBudgets, budgets, recipe, ftEpochs, rules, allocateHow, ftSeeds, seedTag } = rowsOf(which, o);
   const t0 = performance.now();
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
   const done = (): PieceDone => ({ piece: job!, seconds: (performance.now() - t0) / 1000 });
   // a piece claims each file it writes; a second copy waits, then finds the result
   const claim = (file: string) => claimFile(file, (who) => log(`reproduce ${which}: ${file} is being written by ${who}; waiting`));
-  // a fine-tuning piece's row (its id less the rule)
-  const jobRow = job && job !== 'original' && job !== 'sensitivity' ? job.slice(0, job.lastIndexOf('-')) : null;
+  // a fine-tuning piece's row (its id less the rule and the seed)
+  const jobRow = job && job !== 'original' && job !== 'sensitivity' ? job.replace(/-seed\d+$/, '').replace(/-[^-]+$/, '') : null;
   // outputs checked before any work: an hour of training must not end on a path that cannot be written
   if (o.out) checkOutputDir(o.out, '{out}');
   // the original is never one of the files the run writes into --out
@@ -333,14 +363,15 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const cutoutEntry = cutout ? { cutout } : {};
   const schedule = o.schedule ?? recipe.schedule, warmup = o.warmup ?? recipe.warmup ?? ONE_CYCLE_WARMUP, weightDecay = o.weightDecay ?? recipe.weightDecay;
   const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
-  const finetune = async (model: Sequential, a: Arch, label: string, ratio: number | number[]) => {
-    const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a) }) : null;
+  const finetuneOnce = async (model: Sequential, a: Arch, name: string, ratio: number | number[], ftSeed: number) => {
+    const label = `${name}${seedTag(ftSeed)}`;
+    const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, seed: ftSeed, label, ratio, widths: widthsOf(a) }) : null;
     const release = ck ? await claim(ck) : () => {};
     try {
       const resume = ck && existsSync(ck) ? ck : undefined;
       if (ck) log(`reproduce ${which}: fine-tuning ${label}${resume ? ', continuing from' : ', checkpoints in'} ${ck}`);
       await finetuneModel(model, a, task, {
-        epochs: ftEpochs, lr: ftLr, seed, limit, log, device: o.device, schedule, warmup, weightDecay, distill, cutout,
+        epochs: ftEpochs, lr: ftLr, seed: ftSeed, limit, log, device: o.device, schedule, warmup, weightDecay, distill, cutout,
         ...(ck ? { checkpoint: ck, checkpointEvery: o.checkpointEvery, resume } : {}),
       });
     } finally {
@@ -348,6 +379,19 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     }
     return accuracyOf(model, task).accuracy;
   };
+  // fine-tune a compressed model once per seed, each from the same weights (`model` itself takes the
+  // first seed's and is the one kept); its accuracy is the seeds' mean
+  const finetune = async (model: Sequential, a: Arch, name: string, ratio: number | number[]): Promise<SeedAccuracies> => {
+    const copies = ftSeeds.slice(1).map(() => cloneModel(model, a));
+    const each: number[] = [];
+    for (let i = 0; i < ftSeeds.length; i++) {
+      each.push(await finetuneOnce(i === 0 ? model : copies[i - 1], a, name, ratio, ftSeeds[i]));
+      if (ftSeeds.length > 1) log(`reproduce ${which}: ${name} with seed ${ftSeeds[i]}: ${(100 * each[i]).toFixed(2)}%`);
+    }
+    return seedAccuracies(ftSeeds, each);
+  };
+  // one piece: one seed's fine-tuning of a compressed model
+  const jobSeed = (name: string, row: string) => ftSeeds.find((s) => job === `${row}-${name}${seedTag(s)}`);
   const notes = new Set<string>();
   // the rows: one ratio in every layer, then each budget spread over the layers (uniformly, or by the
   // first rule's measured sensitivity; merged and pruned models take the same units per layer)
@@ -398,20 +442,22 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       saveCheckpoint(join(o.out, file), { arch: a, model, kind: ftEpochs > 0 ? 'finetuned' : kind, normalization: recordedNormalization(task) });
       kept[name] = file;
     };
-    if (job === `${row}-pruned`) {
+    const prunedSeed = jobSeed('pruned', row);
+    if (prunedSeed !== undefined) {
       const pruned = cloneModel(base.model, arch);
       compressModel(pruned, 'prune', { ratio, seed, recalibration: calibration });
-      await finetune(pruned, archOf(pruned, arch), `${row}-pruned`, ratio);
+      await finetuneOnce(pruned, archOf(pruned, arch), `${row}-pruned`, ratio, prunedSeed);
       return done();
     }
     for (const rule of rules) {
-      if (job && job !== `${row}-${rule}`) continue;
+      const ruleSeed = job ? jobSeed(rule, row) : undefined;
+      if (job && ruleSeed === undefined) continue;
       log(`reproduce ${which}: merging every hidden layer at ${label} (${rule})`);
       const m = cloneModel(base.model, arch);
       const r = compressModel(m, rule, { ratio, seed, nInit: 3, fit: samples.fitFor(rule), recalibration: calibration })!;
       r.notes.forEach((n) => notes.add(n));
-      if (job) {
-        await finetune(m, archOf(m, arch), `${row}-${rule}`, ratio);
+      if (ruleSeed !== undefined) {
+        await finetuneOnce(m, archOf(m, arch), `${row}-${rule}`, ratio, ruleSeed);
         return done();
       }
       const acc = accuracyOf(m, task).accuracy;
@@ -421,8 +467,8 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
         continue; // fine-tuned after its speed is measured
       }
       const ft = await finetune(m, archOf(m, arch), `${row}-${rule}`, ratio);
-      log(`reproduce ${which}: merged (${rule}) ${(100 * acc).toFixed(2)}%, after fine-tuning ${(100 * ft).toFixed(2)}%`);
-      merges.push({ rule, merged: acc, finetuned: ft });
+      log(`reproduce ${which}: merged (${rule}) ${(100 * acc).toFixed(2)}%, after fine-tuning ${(100 * ft.mean).toFixed(2)}%${ft.seeds ? ` (mean of ${ft.seeds.seeds.length} seeds)` : ''}`);
+      merges.push({ rule, merged: acc, finetuned: ft.mean, ...(ft.seeds ? { seeds: ft.seeds } : {}) });
       keep(rule, m, archOf(m, arch), 'merged');
     }
     const { model: merged, rep } = first!;
@@ -442,14 +488,16 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       log(`reproduce ${which}: merged ${(100 * accMerged).toFixed(2)}%, with statistics repair ${(100 * accRepaired).toFixed(2)}%`);
     }
     const speedup = measuredSpeedup(base.model, merged, x128, cfg.speedReps);
-    const accFt = await finetune(merged, mArch, `${row}-${rules[0]}`, ratio);
-    merges[0].finetuned = accFt;
-    log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%; pruning baseline (L1 norm) at ${label}`);
+    const ftMerged = await finetune(merged, mArch, `${row}-${rules[0]}`, ratio);
+    const accFt = ftMerged.mean;
+    merges[0] = { ...merges[0], finetuned: accFt, ...(ftMerged.seeds ? { seeds: ftMerged.seeds } : {}) };
+    log(`reproduce ${which}: merged (${rules[0]}) ${(100 * accMerged).toFixed(2)}%, after fine-tuning ${(100 * accFt).toFixed(2)}%${ftMerged.seeds ? ` (mean of ${ftSeeds.length} seeds)` : ''}; pruning baseline (L1 norm) at ${label}`);
     const pruned = cloneModel(base.model, arch);
     compressModel(pruned, 'prune', { ratio, seed, recalibration: calibration });
     const pArch = archOf(pruned, arch);
     const accPruned = accuracyOf(pruned, task).accuracy;
-    const accPrunedFt = await finetune(pruned, pArch, `${row}-pruned`, ratio);
+    const ftPruned = await finetune(pruned, pArch, `${row}-pruned`, ratio);
+    const accPrunedFt = ftPruned.mean;
     keep(rules[0], merged, mArch, 'merged');
     keep('pruned', pruned, pArch, 'pruned');
     const models: RatioResult['models'] = o.out ? { merged: kept[rules[0]], pruned: kept.pruned, rules: Object.fromEntries(rules.map((r) => [r, kept[r]])) } : undefined;
@@ -460,6 +508,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, bytes: c.bytes,
       accuracy: { original: accOriginal, merged: accMerged, finetuned: accFt, pruned: accPruned, prunedFinetuned: accPrunedFt, ...(accRepaired !== undefined ? { repaired: accRepaired } : {}) },
       merges,
+      ...(ftMerged.seeds && ftPruned.seeds ? { seeds: { finetuned: ftMerged.seeds, prunedFinetuned: ftPruned.seeds } } : {}),
       speedup: { flops: c.flopsRatio, measured: speedup },
       explain,
       filters,
@@ -476,6 +525,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     model: cfg.family === 'sequential' ? cfg.name : cfg.family, data: `${task.settings.dataTitle} (${sourceOf(task)})`, quick, seed,
     machine: machineDescription(),
     seconds: (performance.now() - t0) / 1000,
+    ...(o.finetuneSeeds ? { finetuneSeeds: ftSeeds } : {}),
     original: {
       accuracy: accOriginal, params: before.params, flops: before.flops, epochs, arch,
       perClass: evOriginal.perClass.map((accuracy, c) => ({ name: task.test.classes[c] ?? String(c), accuracy })), batchNorm: batchNormSpread(base.model),

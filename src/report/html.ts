@@ -7,8 +7,8 @@ import type { Merge } from '../compress/agglomerative.js';
 import type { FilterView, LayerExplanation, UnitMap } from '../compress/explain.js';
 import { rowLabel } from './plots.js';
 import type { CompressionView, Report } from './types.js';
+import { pct, tunedPct } from './format.js';
 
-const pct = (x: number) => (100 * x).toFixed(2) + '%';
 
 /** text for HTML (element content and attribute values) */
 export function esc(s: string): string {
@@ -257,13 +257,14 @@ export function reportHtml(r: Report, charts: { accuracy: string; units: string 
   const head = ['ratio', 'parameters kept', 'removed', 'FLOPs ratio', 'measured speedup', ...rules.flatMap((m) => [`merged (${m})`, `${m} + fine-tune`]), 'pruned', 'pruned + fine-tune'];
   const rows = r.results.map((x) => {
     const merged = rules.flatMap((m) => {
-      const v = x.merges?.find((y) => y.rule === m) ?? { merged: x.accuracy.merged, finetuned: x.accuracy.finetuned };
-      return [pct(v.merged), pct(v.finetuned)];
+      const v = x.merges?.find((y) => y.rule === m) ?? { merged: x.accuracy.merged, finetuned: x.accuracy.finetuned, seeds: x.seeds?.finetuned };
+      return [pct(v.merged), tunedPct(v.finetuned, v.seeds)];
     });
-    return [rowLabel(x), x.params.after.toLocaleString('en'), pct(x.compressionRatio), `${x.speedup.flops.toFixed(2)}×`, `${x.speedup.measured.toFixed(2)}×`, ...merged, pct(x.accuracy.pruned), pct(x.accuracy.prunedFinetuned)];
+    return [rowLabel(x), x.params.after.toLocaleString('en'), pct(x.compressionRatio), `${x.speedup.flops.toFixed(2)}×`, `${x.speedup.measured.toFixed(2)}×`, ...merged, pct(x.accuracy.pruned), tunedPct(x.accuracy.prunedFinetuned, x.seeds?.prunedFinetuned)];
   });
   const facts: string[][] = [
-    ['command', `neuronmerge ${r.command}`], ['data', r.data], ['seed', String(r.seed)], ['machine', r.machine], ['time', `${r.seconds.toFixed(0)} s`],
+    ['command', `neuronmerge ${r.command}`], ['data', r.data], ['seed', String(r.seed)],
+    ...(r.finetuneSeeds && r.finetuneSeeds.length > 1 ? [['fine-tuning seeds', `${r.finetuneSeeds.join(', ')}: after fine-tuning, the mean ± the standard deviation (points)`]] : []), ['machine', r.machine], ['time', `${r.seconds.toFixed(0)} s`],
     ['original', `${pct(r.original.accuracy)} test accuracy, ${r.original.params.toLocaleString('en')} parameters, ${r.original.epochs} epochs`],
     ['batch norms re-estimated on', r.recalibrated ? `${r.recalibrated} training images` : 'not re-estimated'],
     ...(r.multipleOf ? [['units per layer', `rounded to multiples of ${r.multipleOf}`]] : []),

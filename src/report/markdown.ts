@@ -7,9 +7,9 @@ import { compressionHtml, reportHtml } from './html.js';
 import { accuracySpec, compressionUnitsSpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
 
 export { rowLabel };
-import type { CompressionView, Report } from './types.js';
+import type { CompressionView, FinetuneSeeds, Report } from './types.js';
+import { pct, tunedPct } from './format.js';
 
-const pct = (x: number) => (100 * x).toFixed(2) + '%';
 
 const RULE_TEXT: Record<string, string> = {
   mean: 'mean (the paper\'s: each cluster becomes its members\' average, the next layer sums their outgoing weights)',
@@ -33,16 +33,32 @@ export function reportTable(r: Report): string {
   const mergedCells = (x: Report['results'][number]) => many
     ? rules.map((m, i) => {
       const v = x.merges!.find((y) => y.rule === m)!;
-      return ` ${pct(v.merged)} |${i === 0 ? repCell(x) : ''} ${pct(v.finetuned)} |`;
+      return ` ${pct(v.merged)} |${i === 0 ? repCell(x) : ''} ${tunedPct(v.finetuned, v.seeds)} |`;
     }).join('')
-    : ` ${pct(x.accuracy.merged)} |${repCell(x)} ${pct(x.accuracy.finetuned)} |`;
+    : ` ${pct(x.accuracy.merged)} |${repCell(x)} ${tunedPct(x.accuracy.finetuned, x.seeds?.finetuned)} |`;
   const cols = (mergedCols.match(/\|/g) ?? []).length;
   const lines = [
     `| ratio | params (after / before) | compression | FLOPs ratio | measured speedup (batch 128) | original |${mergedCols} pruned | pruned + fine-tune |`,
     `|---|---|---|---|---|---|${'---|'.repeat(cols)}---|---|`,
-    ...r.results.map((x) => `| ${rowLabel(x)} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} |${mergedCells(x)} ${pct(x.accuracy.pruned)} | ${pct(x.accuracy.prunedFinetuned)} |`),
+    ...r.results.map((x) => `| ${rowLabel(x)} | ${x.params.after.toLocaleString('en')} / ${x.params.before.toLocaleString('en')} | ${pct(x.compressionRatio)} | ${x.speedup.flops.toFixed(2)}× | ${x.speedup.measured.toFixed(2)}× | ${pct(x.accuracy.original)} |${mergedCells(x)} ${pct(x.accuracy.pruned)} | ${tunedPct(x.accuracy.prunedFinetuned, x.seeds?.prunedFinetuned)} |`),
   ];
   return lines.join('\n');
+}
+
+/** each seed's accuracy after fine-tuning, a row per compressed model */
+function seedsMarkdown(r: Report): string {
+  const seeds = r.finetuneSeeds!;
+  const line = (row: string, model: string, f?: FinetuneSeeds) => (f ? [`| ${row} | ${model} | ${f.accuracy.map(pct).join(' | ')} | ${pct(f.accuracy.reduce((a, b) => a + b, 0) / f.accuracy.length)} | ${(100 * f.std).toFixed(2)} | ${(100 * (f.max - f.min)).toFixed(2)} |`] : []);
+  return [
+    '## Fine-tuning seeds', '',
+    `Every compressed model was fine-tuned ${seeds.length} times from the same weights, with seeds ${seeds.join(', ')} (the order of the training images, their crops, flips and Cutout); the tables above show the mean ± the standard deviation (points).`, '',
+    `| row | model | ${seeds.map((s) => `seed ${s}`).join(' | ')} | mean | standard deviation | highest − lowest |`,
+    `|---|---|${'---|'.repeat(seeds.length + 3)}`,
+    ...r.results.flatMap((x) => [
+      ...(x.merges ?? []).flatMap((m) => line(rowLabel(x), `merged (${m.rule})`, m.seeds)),
+      ...line(rowLabel(x), 'pruned (L1)', x.seeds?.prunedFinetuned),
+    ]),
+  ].join('\n');
 }
 
 /** report.md's text */
@@ -61,6 +77,7 @@ export function reportMarkdown(r: Report): string {
     ...(r.notes?.length ? [...r.notes.map((n) => `Note: ${n}.`), ''] : []),
     `Original (${r.model}): ${pct(r.original.accuracy)} test accuracy after ${r.original.epochs} epochs, ${r.original.params.toLocaleString('en')} parameters, ${r.original.flops.toLocaleString('en')} FLOPs per image.`, '',
     reportTable(r), '',
+    ...(r.finetuneSeeds && r.finetuneSeeds.length > 1 ? [seedsMarkdown(r), ''] : []),
     '## The original', '',
     `Test accuracy per class: ${r.original.perClass.map((c) => `${c.name} ${pct(c.accuracy)}`).join(', ')}.`, '',
     ...(r.original.batchNorm.length ? [

@@ -6,6 +6,16 @@ import type { Merge } from '../compress/agglomerative.js';
 import type { BatchNormSpread } from '../compress/stats.js';
 import type { Arch } from '../models/index.js';
 
+/** one compressed model fine-tuned once per seed from the same weights: each seed's test accuracy,
+ * their sample standard deviation, the lowest and the highest */
+export interface FinetuneSeeds {
+  seeds: number[];
+  accuracy: number[];
+  std: number;
+  min: number;
+  max: number;
+}
+
 export interface RatioResult {
   /** the merge ratio of every layer (null for a budget's row: each layer has its own) */
   ratio: number | null;
@@ -17,10 +27,14 @@ export interface RatioResult {
   compressionRatio: number;
   flops: { before: number; after: number };
   bytes: { before: number; after: number };
-  /** merged and finetuned: the first merging rule's (the paper's mean unless asked otherwise) */
+  /** merged and finetuned: the first merging rule's (the paper's mean unless asked otherwise); after
+   * fine-tuning with several seeds, finetuned and prunedFinetuned are their means */
   accuracy: { original: number; merged: number; finetuned: number; pruned: number; prunedFinetuned: number; repaired?: number };
-  /** every merging rule reproduced, in the order asked, before and after fine-tuning */
-  merges?: { rule: string; merged: number; finetuned: number }[];
+  /** every merging rule reproduced, in the order asked, before and after fine-tuning (the seeds' mean,
+   * and each seed's where there are several) */
+  merges?: { rule: string; merged: number; finetuned: number; seeds?: FinetuneSeeds }[];
+  /** fine-tuned with several seeds: the first rule's merged model's and the pruned twin's */
+  seeds?: { finetuned: FinetuneSeeds; prunedFinetuned: FinetuneSeeds };
   /** the merged (first rule) and pruned models after fine-tuning, as checkpoints relative to the
    * report's folder */
   models?: { merged: string; pruned: string; rules?: Record<string, string> };
@@ -49,6 +63,8 @@ export interface Report {
   data: string;
   quick: boolean;
   seed: number;
+  /** the seeds each compressed model was fine-tuned with, where several were asked for */
+  finetuneSeeds?: number[];
   machine: string;
   seconds: number;
   original: {
