@@ -111,7 +111,7 @@ B('LeNet-5 and its merged form evaluated in bfloat16: within 0.1 points of float
   const merged = cloneModel(model, arch);
   mergeModel(merged, { ratio: 0.5, seed: 0 });
   for (const [name, m] of [['original', model], ['merged', merged]] as const) {
-    const a32 = accuracyOf(m, task).accuracy, a16 = accuracyOf(m, task, 'bf16').accuracy;
+    const a32 = accuracyOf(m, task).accuracy, a16 = accuracyOf(m, task, { precision: 'bf16' }).accuracy;
     console.log(`  ${name}: float32 ${(100 * a32).toFixed(2)}%, bfloat16 ${(100 * a16).toFixed(2)}%`);
     assert.ok(Math.abs(a16 - a32) <= 0.001, `${name}: ${a16} against ${a32}`);
   }

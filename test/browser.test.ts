@@ -46,7 +46,8 @@ need('report.html opens from disk with no error and draws every chart', async ()
   const seen = await screenshotPage(playwright!, join(dir, 'report.html'), png, async (page) => ({
     dots: await page.locator('svg.unit-map circle.unit').count(),
     crosses: await page.locator('svg.unit-map path.merged').count(),
-    lines: await page.locator('path[aria-roledescription="line mark"]').count(),
+    lines: await page.locator('figure.accuracy path[aria-roledescription="line mark"]').count(),
+    dropLines: await page.locator('figure.drop path[aria-roledescription="line mark"]').count(),
     filters: await page.locator('.cluster svg.filter').count(),
     merged: await page.locator('.cluster svg.filter.merged').count(),
     rows: await page.locator('table.results tr').count(),
@@ -58,6 +59,7 @@ need('report.html opens from disk with no error and draws every chart', async ()
   assert.is(v.dots, map.x.length, 'a dot per unit');
   assert.is(v.crosses, 2, 'a cross per merged unit (clusters of two)');
   assert.is(v.lines, 6, 'two rules and pruning, before and after fine-tuning');
+  assert.is(v.dropLines, 3, 'two rules and pruning, their change from the original');
   assert.is(v.filters, 6, 'two clusters: two members and the merged filter each');
   assert.is(v.merged, 2);
   assert.is(v.rows, 1 + report.results.length);

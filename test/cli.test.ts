@@ -72,6 +72,10 @@ C('train, eval, merge, finetune, prune and explain chain through checkpoints', (
   const e = json(run('eval', a, '--json'));
   assert.is(e.accuracy, t.testAccuracy);
   assert.is(e.images, 10000);
+  // with mirror images: other figures, said so
+  const flip = json(run('eval', a, '--tta', 'flip', '--json'));
+  assert.is(flip.tta, 'flip');
+  assert.is.not(flip.loss, e.loss);
   const mg = json(run('merge', a, '--ratio', '0.5', '--out', m, '--json'));
   assert.equal(mg.units.map((u: { after: number }) => u.after), [10, 25, 250]);
   assert.equal(mg.arch.widths, [10, 25, 250]);

@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { accuracySpec, agglomerative, compressionHtml, compressionUnitsSpec, unitsSpec, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/internal.js';
+import { accuracySpec, dropSpec, agglomerative, compressionHtml, compressionUnitsSpec, unitsSpec, cutHeight, dendrogramLayout, dendrogramSvg, filterSvg, filtersHtml, pcaMap, renderSvg, reportHtml, reportMarkdown, Rng, saveCheckpoint, buildModel, lenet5Arch, writeFileAtomic, writeReports } from '../src/internal.js';
 import type { CompressionView, Report } from '../src/internal.js';
 import { tempDir } from './helpers.js';
 
@@ -39,14 +39,53 @@ R('accuracy.svg: a line per method and stage through the report\'s points, a pan
   for (const t of ['method', 'merged', 'pruned (L1)', 'before fine-tuning', 'after fine-tuning']) assert.ok(texts.includes(t), `text '${t}' missing`);
 });
 
-R('report.md is titled by the command as typed; writeReports leaves the five files and nothing else', async () => {
+R('drop.svg: each method\'s change from the original in points at its share removed, ± one standard deviation over seeds, the published points labelled', async () => {
+  const seeds = (a: number[]) => {
+    const m = a.reduce((x, y) => x + y, 0) / a.length;
+    return { seeds: [0, 1, 2], accuracy: a, std: Math.sqrt(a.reduce((x, y) => x + (y - m) ** 2, 0) / 2), min: Math.min(...a), max: Math.max(...a) };
+  };
+  const r: Report = {
+    ...report,
+    results: report.results.map((x, i) => {
+      const merged = seeds([0.97 - 0.02 * i, 0.975 - 0.02 * i, 0.98 - 0.02 * i]), pruned = seeds([0.95 - 0.05 * i, 0.96 - 0.05 * i, 0.958 - 0.05 * i]);
+      const mean = (f: typeof merged) => f.accuracy.reduce((a, b) => a + b, 0) / 3;
+      return { ...x, accuracy: { ...x.accuracy, finetuned: mean(merged), prunedFinetuned: mean(pruned) }, merges: [{ rule: 'refit', merged: x.accuracy.merged, finetuned: mean(merged), seeds: merged }], seeds: { finetuned: merged, prunedFinetuned: pruned } };
+    }),
+    published: [{ method: 'CHIP (Sui et al., NeurIPS 2021)', removed: 0.873, drop: -0.0078 }, { method: 'DECORE (Alwani et al., CVPR 2022)', removed: 0.966, drop: -0.0152 }],
+  };
+  const svg = await renderSvg(dropSpec(r));
+  const marks = [...svg.matchAll(/aria-label="([^"]*)"[^>]*aria-roledescription="([^"]*)"/g)].map((m) => ({ label: m[1], kind: m[2] }));
+  const num = (label: string, field: string) => Number(new RegExp(`${field}: (−?[0-9.]+)`).exec(label)![1].replace('−', '-'));
+  for (const [i, x] of r.results.entries()) {
+    for (const [method, tuned, f] of [['merged \\(refit\\)', x.accuracy.finetuned, x.seeds!.finetuned], ['pruned \\(L1\\)', x.accuracy.prunedFinetuned, x.seeds!.prunedFinetuned]] as const) {
+      const points = marks.filter((m) => m.kind === 'point' && new RegExp(`method: ${method};`).test(m.label) && Math.abs(num(m.label, 'removed') - 100 * x.compressionRatio) < 0.01);
+      assert.is(points.length, 1, `${method} at row ${i}`);
+      assert.ok(Math.abs(num(points[0].label, 'change \\(points\\)') - 100 * (tuned - x.accuracy.original)) < 0.006, points[0].label);
+      // the bar from mean − std to mean + std
+      const bar = marks.find((m) => m.kind === 'rule mark' && new RegExp(`this run: ${method}$`).test(m.label) && Math.abs(num(m.label, 'parameters removed') - 100 * x.compressionRatio) < 1e-4);
+      assert.ok(bar, `${method} at row ${i}: no bar`);
+      assert.ok(Math.abs(num(bar!.label, 'hi') - 100 * (tuned - x.accuracy.original + f.std)) < 0.006, bar!.label);
+    }
+  }
+  for (const p of r.published!) {
+    const diamond = marks.find((m) => m.kind === 'point' && m.label.includes(`method: ${p.method};`));
+    assert.ok(diamond, p.method);
+    assert.ok(Math.abs(num(diamond!.label, 'change from its own original \\(points\\)') - 100 * p.drop) < 0.006, diamond!.label);
+    assert.ok(marks.some((m) => m.kind === 'text mark' && m.label.endsWith(`method: ${p.method}`)), `${p.method}: no label`);
+  }
+  // without published points or seeds: no diamonds, no bars
+  const plain = [...(await renderSvg(dropSpec(report))).matchAll(/aria-roledescription="(rule mark|text mark)"/g)];
+  assert.is(plain.length, 1, 'the zero line alone');
+});
+
+R('report.md is titled by the command as typed; writeReports leaves the six files and nothing else', async () => {
   const md = reportMarkdown(report);
   assert.is(md.split('\n')[0], '# neuronmerge reproduce lenet --ratios 0.5,0.8');
   assert.match(md, /Test accuracy per class: cat 87\.50%, dog 50\.00%\./);
   assert.match(md, /\| Conv2d\(3→64, 3x3\) \| 64 \| 0\.00100 \| 0\.500 \| 2\.00 \| 3 \|/);
   const d = tempDir('nm-report-');
   await writeReports(d, report);
-  assert.equal(readdirSync(d).sort(), ['accuracy.svg', 'report.html', 'report.json', 'report.md', 'units.svg']);
+  assert.equal(readdirSync(d).sort(), ['accuracy.svg', 'drop.svg', 'report.html', 'report.json', 'report.md', 'units.svg']);
   const json = JSON.parse(readFileSync(join(d, 'report.json'), 'utf8'));
   assert.is(json.command, report.command);
   assert.is(json.compressionRatio, report.results[0].compressionRatio);
@@ -120,7 +159,7 @@ H('the page: self-contained, the results table holds the report\'s figures, each
       explain: [{ layer: 'Conv2d(1→20, 5x5)', units: 5, clusters: 3, sizes: { min: 1, median: 2, max: 2, singletons: 1 }, spread: 0.2, outputShift: 0.1, map }],
     })),
   };
-  const html = reportHtml(r, { accuracy: await renderSvg(accuracySpec(r)), units: '<svg></svg>' });
+  const html = reportHtml(r, { accuracy: await renderSvg(accuracySpec(r)), drop: '<svg></svg>', units: '<svg></svg>' });
   assert.not.match(html, /<script|src=|href=|url\(|@import/, 'nothing is fetched');
   // the results table: a row per result, its cells the report's numbers
   const results = /<table class="results">([\s\S]*?)<\/table>/.exec(html)![1];

@@ -185,6 +185,39 @@ T('evaluate: LeNet-5 trained on 2,048 digits scores well on 1,000 held-out ones;
   assert.is(model.training, true);
 });
 
+T('evaluate with test-time flips: the mean of each image\'s and its mirror\'s probabilities, by hand; vectors refused', () => {
+  const net = smallNet(11);
+  const rng = new Rng(4);
+  const N = 40, C = 1, H = 28, W = 28;
+  const x = tensor(Float32Array.from({ length: N * C * H * W }, () => rng.uniform(0, 1)), [N, C, H, W]);
+  const y = Int32Array.from({ length: N }, () => Math.floor(rng.uniform(0, 10)));
+  const flipped = new Float32Array(N * C * H * W);
+  for (let n = 0; n < N; n++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) flipped[(n * H + i) * W + j] = x.data[(n * H + i) * W + (W - 1 - j)];
+  net.eval();
+  const probs = (t: Tensor) => {
+    const z = noGrad(() => net.forward(t)).data;
+    return Array.from({ length: N }, (_, n) => {
+      const row = Array.from(z.subarray(n * 10, n * 10 + 10)), m = Math.max(...row), e = row.map((v) => Math.exp(v - m)), s = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / s);
+    });
+  };
+  const a = probs(x), b = probs(tensor(flipped, [N, C, H, W]));
+  let correct = 0, loss = 0;
+  for (let n = 0; n < N; n++) {
+    const p = a[n].map((v, c) => 0.5 * (v + b[n][c]));
+    if (p.indexOf(Math.max(...p)) === y[n]) correct++;
+    loss -= Math.log(p[y[n]]);
+  }
+  net.train(true);
+  const r = evaluate(net, x, y, 16, { tta: 'flip' });
+  assert.is(r.accuracy, correct / N);
+  assert.ok(Math.abs(r.loss - loss / N) < 1e-5, `${r.loss} vs ${loss / N}`);
+  assert.ok(net.training, 'train mode restored');
+  const plain = evaluate(net, x, y, 16);
+  assert.ok(Math.abs(plain.loss - r.loss) > 1e-4, 'the mirror images change the figures');
+  assertThrows(() => evaluate(net, tensor(new Float32Array(4 * 784), [4, 784]), y.subarray(0, 4), 16, { tta: 'flip' }), /test-time flips mirror images \(N, C, H, W\); these inputs have shape \[4, 784\]/);
+});
+
 T('distillationStep: the loss from the teacher forward in eval mode, the same bits; the teacher put in eval mode', () => {
   const teacher = smallNet(3) as Sequential, student = smallNet(4) as Sequential;
   teacher.train();

@@ -276,6 +276,7 @@ variant(common(program.command('info').argument('<what>', 'a checkpoint or ONNX 
 
 withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').description('test accuracy and loss of a checkpoint on its dataset'))
   .option('--precision <p>', 'the operands of the products: float32, or bf16 (weights and activations rounded to bfloat16, float32 accumulation)', oneOf('--precision', ['float32', 'bf16']), 'float32')
+  .option('--tta <how>', 'test-time augmentation: flip (each image and its mirror image, their class probabilities averaged; images only)', oneOf('--tta', ['flip']))
   .action(async (file: string, o) => {
     useBackend(o.backend);
     const f = modelFromCheckpoint(file, o.dataset);
@@ -283,10 +284,11 @@ withData(program.command('eval').argument('<checkpoint>', 'a checkpoint file').d
     const task = await loadTask(arch, dataOpts(o));
     const t = performance.now();
     const precision = o.precision as 'float32' | 'bf16';
-    const r = accuracyOf(model, task, precision);
+    const tta = o.tta as 'flip' | undefined;
+    const r = accuracyOf(model, task, { precision, tta });
     const params = model.numParameters();
-    if (o.json) console.log(JSON.stringify({ checkpoint: file, arch, kind, dataset: task.settings.dataset, images: task.test.count, precision, ...r, params, seconds: (performance.now() - t) / 1000 }));
-    else console.log(`${file}: ${modelName(arch)} (${describeKind(f)}) on the ${task.settings.dataTitle} test set (${task.test.count} images)${precision === 'bf16' ? ' in bfloat16' : ''}: accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}; ${params.toLocaleString('en')} parameters`);
+    if (o.json) console.log(JSON.stringify({ checkpoint: file, arch, kind, dataset: task.settings.dataset, images: task.test.count, precision, ...(tta ? { tta } : {}), ...r, params, seconds: (performance.now() - t) / 1000 }));
+    else console.log(`${file}: ${modelName(arch)} (${describeKind(f)}) on the ${task.settings.dataTitle} test set (${task.test.count} images)${precision === 'bf16' ? ' in bfloat16' : ''}${tta ? ', each image and its mirror image' : ''}: accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}; ${params.toLocaleString('en')} parameters`);
   });
 
 /** the page a merge or an explanation writes: --report FILE, none with --no-report, else beside `file`

@@ -224,7 +224,7 @@ class WorkFolder {
 }
 
 /** the files a reproduction writes into its --out folder */
-const REPORT_FILES = ['report.json', 'report.md', 'report.html', 'accuracy.svg', 'units.svg'];
+const REPORT_FILES = ['report.json', 'report.md', 'report.html', 'accuracy.svg', 'drop.svg', 'units.svg'];
 
 /** one piece of a reproduction that runs alone (a process of its own, a job on a cluster), reading
  * what the pieces `after` it left in the work folder */
@@ -531,6 +531,8 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
       perClass: evOriginal.perClass.map((accuracy, c) => ({ name: task.test.classes[c] ?? String(c), accuracy })), batchNorm: batchNormSpread(base.model),
     },
     results,
+    // the literature's points, where this is the network they compressed (its widths, its data)
+    ...(cfg.published && JSON.stringify(arch) === JSON.stringify(cfg.arch()) && (o.data?.dataset ?? cfg.dataset) === cfg.dataset ? { published: cfg.published } : {}),
   };
   if (o.out) await writeReports(o.out, report);
   return report;

@@ -22,12 +22,11 @@ import type { InputNormalization, TrainState } from '../train/checkpoint.js';
 import { fromOnnx } from '../onnx/import.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
-import type { EpochRecord } from '../train/loop.js';
+import type { EpochRecord, EvalOptions } from '../train/loop.js';
 import { fitGpu, onGpuOr } from '../train/gpu.js';
 import { DISTILL_DEFAULTS, networkOf, scheduleOf, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
 import { OptionError, quote } from '../runtime/errors.js';
-import type { Precision } from '../nn/session.js';
 
 export interface TaskData {
   settings: NetworkSettings;
@@ -118,8 +117,8 @@ export function calibrationSet(t: TaskData, n: number, seed: number): { x: Tenso
   return { x: r.x, y: r.y };
 }
 
-export function accuracyOf(model: Sequential, t: TaskData, precision: Precision = 'float32'): { accuracy: number; loss: number } {
-  const r = evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch, precision);
+export function accuracyOf(model: Sequential, t: TaskData, o: EvalOptions = {}): { accuracy: number; loss: number } {
+  const r = evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch, o);
   return { accuracy: r.accuracy, loss: r.loss };
 }
 

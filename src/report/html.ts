@@ -251,8 +251,8 @@ ${layersHtml(v.explain, v.filters, `What merging did to each layer (${v.rule} ru
 `;
 }
 
-/** report.html's text; `charts` are the accuracy and units plots as SVG */
-export function reportHtml(r: Report, charts: { accuracy: string; units: string }): string {
+/** report.html's text; `charts` are the accuracy, accuracy-change and units plots as SVG */
+export function reportHtml(r: Report, charts: { accuracy: string; drop: string; units: string }): string {
   const rules = r.results[0]?.merges?.map((m) => m.rule) ?? ['mean'];
   const head = ['ratio', 'parameters kept', 'removed', 'FLOPs ratio', 'measured speedup', ...rules.flatMap((m) => [`merged (${m})`, `${m} + fine-tune`]), 'pruned', 'pruned + fine-tune'];
   const rows = r.results.map((x) => {
@@ -279,7 +279,8 @@ ${table(['', ''], facts, 'facts')}
 <h2>Results</h2>
 ${table(head, rows, 'results')}
 ${r.notes?.length ? `<p>${r.notes.map((n) => `Note: ${esc(n)}.`).join('<br>')}</p>` : ''}
-<figure>${charts.accuracy}<figcaption>Test accuracy against the share of parameters removed, for each merging rule and for L1 pruning: before fine-tuning (left) and after (right, its axis zoomed to the data); the grey line is the original.</figcaption></figure>
+<figure class="accuracy">${charts.accuracy}<figcaption>Test accuracy against the share of parameters removed, for each merging rule and for L1 pruning: before fine-tuning (left) and after (right, its axis zoomed to the data); the grey line is the original.</figcaption></figure>
+<figure class="drop">${charts.drop}<figcaption>The accuracy each compression kept after fine-tuning, in points from the original, against the share of parameters removed${r.results.some((x) => x.seeds) ? '; bars: ± one standard deviation over the fine-tuning seeds' : ''}${r.published?.length ? '; diamonds: published compressions of the same network, each from its own original' : ''}.</figcaption></figure>
 <figure>${charts.units}<figcaption>Units per layer, before and after each compression (a logarithmic axis, so that small layers show).</figcaption></figure>
 ${first ? layersHtml(first.explain, first.filters, `What merging did to each layer (${rowLabel(first)}, ${rules[0]} rule)`, 'kmeans', rules[0]) : ''}
 </body></html>

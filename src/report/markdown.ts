@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../runtime/files.js';
 import { compressionHtml, reportHtml } from './html.js';
-import { accuracySpec, compressionUnitsSpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
+import { accuracySpec, compressionUnitsSpec, dropSpec, renderSvg, rowLabel, unitsSpec } from './plots.js';
 
 export { rowLabel };
 import type { CompressionView, FinetuneSeeds, Report } from './types.js';
@@ -90,11 +90,13 @@ export function reportMarkdown(r: Report): string {
     'Spread: a unit\'s mean distance to its cluster\'s centre (incoming weights and bias, batch norm folded), relative to the units\' mean norm. Output moved: how much the next layer\'s output changed on 256 test inputs, ‖Δz‖/‖z‖, when this layer alone is merged.', '',
     explain, '',
     '![accuracy against compression](accuracy.svg)', '',
+    '![accuracy change from the original after fine-tuning against compression](drop.svg)', '',
+    ...(r.published?.length ? [`Published compressions of the same network, each from its own original: ${r.published.map((p) => `${p.method} ${(100 * p.drop).toFixed(2)} points at ${(100 * p.removed).toFixed(1)}% removed`).join('; ')}.`, ''] : []),
     '![units per layer](units.svg)', '',
   ].join('\n');
 }
 
-/** report.json, report.md, report.html, accuracy.svg and units.svg in `dir` (made if missing) */
+/** report.json, report.md, report.html, accuracy.svg, drop.svg and units.svg in `dir` (made if missing) */
 export async function writeReports(dir: string, r: Report): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const json = {
@@ -107,10 +109,11 @@ export async function writeReports(dir: string, r: Report): Promise<void> {
   };
   writeFileAtomic(join(dir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
   writeFileAtomic(join(dir, 'report.md'), reportMarkdown(r));
-  const accuracy = await renderSvg(accuracySpec(r)), units = await renderSvg(unitsSpec(r));
+  const accuracy = await renderSvg(accuracySpec(r)), drop = await renderSvg(dropSpec(r)), units = await renderSvg(unitsSpec(r));
   writeFileAtomic(join(dir, 'accuracy.svg'), accuracy);
+  writeFileAtomic(join(dir, 'drop.svg'), drop);
   writeFileAtomic(join(dir, 'units.svg'), units);
-  writeFileAtomic(join(dir, 'report.html'), reportHtml(r, { accuracy, units }));
+  writeFileAtomic(join(dir, 'report.html'), reportHtml(r, { accuracy, drop, units }));
 }
 
 /** the page of a merge, written to `file` (whole or not at all) */

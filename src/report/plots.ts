@@ -51,6 +51,48 @@ export function accuracySpec(r: Report): Spec {
   };
 }
 
+/**
+ * The accuracy each compression lost (or gained) after fine-tuning, in points from its original, against
+ * the share of parameters removed: each merging rule and L1 pruning as a line (a bar of ± one standard
+ * deviation where several fine-tuning seeds were run), the published compressions of the same network
+ * as labelled diamonds, each from its own original.
+ */
+export function dropSpec(r: Report): Spec {
+  type Point = { compression: number; drop: number; lo: number; hi: number; method: string; ratio: string; accuracy: number };
+  const point = (x: Report['results'][number], method: string, accuracy: number, std = 0): Point => {
+    const drop = 100 * (accuracy - x.accuracy.original);
+    return { compression: x.compressionRatio, drop, lo: drop - 100 * std, hi: drop + 100 * std, method, ratio: rowLabel(x), accuracy };
+  };
+  const values = r.results.flatMap((x) => [
+    ...(x.merges && x.merges.length > 0 ? x.merges.map((m) => point(x, `merged (${m.rule})`, m.finetuned, m.seeds?.std)) : [point(x, 'merged', x.accuracy.finetuned, x.seeds?.finetuned.std)]),
+    point(x, 'pruned (L1)', x.accuracy.prunedFinetuned, x.seeds?.prunedFinetuned.std),
+  ]);
+  const methods = [...new Set(values.map((v) => v.method))];
+  const published = (r.published ?? []).map((p) => ({ compression: p.removed, drop: 100 * p.drop, method: p.method }));
+  const xs = [...values.map((v) => v.compression), ...published.map((p) => p.compression)];
+  const ys = [0, ...values.flatMap((v) => [v.lo, v.hi]), ...published.map((p) => p.drop)];
+  const xPad = Math.max(0.01, (Math.max(...xs) - Math.min(...xs)) * 0.08), yPad = Math.max(0.1, (Math.max(...ys) - Math.min(...ys)) * 0.1);
+  const x = { field: 'compression', type: 'quantitative', title: 'parameters removed', scale: { domain: [Math.max(0, Math.min(...xs) - xPad), Math.min(1, Math.max(...xs) + xPad)], zero: false }, axis: { format: '%', titlePadding: 8 } };
+  const y = { field: 'drop', type: 'quantitative', title: 'accuracy change after fine-tuning (points)', scale: { domain: [Math.min(...ys) - yPad, Math.max(...ys) + yPad], zero: false }, axis: { titlePadding: 10 } };
+  const color = { field: 'method', type: 'nominal', title: 'this run', sort: methods, scale: { domain: methods } };
+  return {
+    title: `${r.model}: accuracy change from the original against compression (original ${(100 * r.original.accuracy).toFixed(2)}%)`,
+    width: 480, height: 300,
+    layer: [
+      { data: { values: [{ drop: 0 }] }, mark: { type: 'rule', color: 'gray' }, encoding: { y: { field: 'drop', type: 'quantitative' } } },
+      { data: { values }, mark: { type: 'line', point: true }, encoding: {
+        x, y, color,
+        tooltip: [{ field: 'method' }, { field: 'ratio', title: 'merge ratio or budget' }, { field: 'compression', title: 'removed', format: '.2%' }, { field: 'accuracy', title: 'accuracy', format: '.2%' }, { field: 'drop', title: 'change (points)', format: '+.2f' }],
+      } },
+      { data: { values: values.filter((v) => v.hi > v.lo) }, mark: { type: 'rule' }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
+      ...(published.length ? [
+        { data: { values: published }, mark: { type: 'point', shape: 'diamond', filled: true, size: 70, color: '#333' }, encoding: { x, y, tooltip: [{ field: 'method' }, { field: 'compression', title: 'removed', format: '.1%' }, { field: 'drop', title: 'change from its own original (points)', format: '+.2f' }] } },
+        { data: { values: published }, mark: { type: 'text', align: 'right', dx: -7, dy: -7, fontSize: 10, color: '#333' }, encoding: { x, y, text: { field: 'method' } } },
+      ] : []),
+    ],
+  };
+}
+
 export function unitsSpec(r: Report): Spec {
   const values = r.results.flatMap((x) => x.units.flatMap((u, i) => [
     ...(x === r.results[0] ? [{ layer: `${i + 1}: ${u.layer}`, units: u.before, version: 'original' }] : []),

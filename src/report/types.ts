@@ -16,6 +16,16 @@ export interface FinetuneSeeds {
   max: number;
 }
 
+/** a published compression of the same network on the same data, for comparison: the share of the
+ * parameters it removed and its accuracy change after fine-tuning, from its own original */
+export interface PublishedPoint {
+  /** the method and its paper */
+  method: string;
+  removed: number;
+  /** accuracy after compression and fine-tuning minus its own original's (a fraction; negative: lost) */
+  drop: number;
+}
+
 export interface RatioResult {
   /** the merge ratio of every layer (null for a budget's row: each layer has its own) */
   ratio: number | null;
@@ -75,6 +85,9 @@ export interface Report {
     batchNorm: BatchNormSpread[];
   };
   results: RatioResult[];
+  /** published compressions of the same network and data, drawn beside the results (drop from their
+   * own original against the share removed) */
+  published?: PublishedPoint[];
 }
 
 /** the facts a page of a merge starts with */

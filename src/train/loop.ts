@@ -9,7 +9,7 @@ import { InferenceSession } from '../nn/session.js';
 import type { Precision } from '../nn/session.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, Schedule } from '../optim/index.js';
-import { argmax, crossEntropy, slice, withProductPrecision } from '../tensor/ops.js';
+import { argmax, crossEntropy, slice, softmax, withProductPrecision } from '../tensor/ops.js';
 import type { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -42,8 +42,30 @@ export interface EvalResult {
   perClass: number[];
 }
 
+export interface EvalOptions {
+  /** the products' operands: float32, or rounded to bfloat16 (a Sequential only) */
+  precision?: Precision;
+  /** test-time augmentation: 'flip' averages the class probabilities of each image and its mirror image
+   * (left to right); images only */
+  tta?: 'flip';
+}
+
+/** each image of a batch (N, C, H, W) mirrored left to right */
+function mirrored(x: Tensor): Tensor {
+  const [N, C, H, W] = x.shape;
+  const src = x.data, out = new Float32Array(N * C * H * W);
+  for (let row = 0; row < N * C * H; row++) {
+    const o = row * W;
+    for (let j = 0; j < W; j++) out[o + j] = src[o + W - 1 - j];
+  }
+  return new Tensor(out, x.shape);
+}
+
 /** loss and accuracy of a model on (x, y), in eval mode and without autograd, in batches */
-export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 500, precision: Precision = 'float32'): EvalResult {
+export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 500, o: EvalOptions = {}): EvalResult {
+  const precision = o.precision ?? 'float32';
+  if (o.tta !== undefined && o.tta !== 'flip') throw new Error(`evaluate: test-time augmentation '${o.tta}' is not one there is (flip)`);
+  if (o.tta === 'flip' && x.shape.length !== 4) throw new Error(`evaluate: test-time flips mirror images (N, C, H, W); these inputs have shape [${x.shape.join(', ')}]`);
   const was = model.training;
   model.eval();
   // bfloat16: through an inference session that rounds the operands (a Sequential only)
@@ -60,17 +82,38 @@ export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 50
     noGrad(() => {
       for (let s = 0; s < N; s += batchSize) {
         const e = Math.min(N, s + batchSize);
-        const logits = forward(slice(x, s, e));
+        const batch = slice(x, s, e);
         const yy = y.subarray(s, e);
-        loss += crossEntropy(logits, yy).item() * (e - s);
-        const pred = argmax(logits, 1);
+        let pred: ArrayLike<number>;
+        let classes: number;
+        if (o.tta === 'flip') {
+          // the mean of the two views' class probabilities; the loss is that mean's cross-entropy
+          const a = softmax(forward(batch), 1), b = softmax(forward(mirrored(batch)), 1);
+          classes = a.shape[1];
+          const p = new Int32Array(e - s);
+          for (let i = 0; i < e - s; i++) {
+            let best = 0, bestP = -1;
+            for (let c = 0; c < classes; c++) {
+              const v = 0.5 * (a.data[i * classes + c] + b.data[i * classes + c]);
+              if (v > bestP) [best, bestP] = [c, v];
+            }
+            p[i] = best;
+            loss -= Math.log(Math.max(1e-30, 0.5 * (a.data[i * classes + yy[i]] + b.data[i * classes + yy[i]])));
+          }
+          pred = p;
+        } else {
+          const logits = forward(batch);
+          classes = logits.shape[1];
+          loss += crossEntropy(logits, yy).item() * (e - s);
+          pred = argmax(logits, 1).data;
+        }
         if (hits.length === 0) {
-          hits = new Array(logits.shape[1]).fill(0);
-          seen = new Array(logits.shape[1]).fill(0);
+          hits = new Array(classes).fill(0);
+          seen = new Array(classes).fill(0);
         }
         for (let i = 0; i < e - s; i++) {
           seen[yy[i]]++;
-          if (pred.data[i] === yy[i]) {
+          if (pred[i] === yy[i]) {
             correct++;
             hits[yy[i]]++;
           }
