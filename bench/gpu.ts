@@ -7,7 +7,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../src/backend/native.js';
-import { kernel } from '../src/backend/registry.js';
+import { kernel, setBackend } from '../src/backend/registry.js';
+import { startWebGpuKernels, stopWebGpuKernels } from '../src/backend/webgpu-kernels.js';
+import { SGD } from '../src/optim/index.js';
+import { crossEntropy } from '../src/tensor/ops.js';
 import { webgpu } from '../src/backend/webgpu.js';
 import { buildModel, vgg16Arch, VGG16_WIDTHS } from '../src/models/index.js';
 import { Rng } from '../src/tensor/rng.js';
@@ -105,4 +108,30 @@ export async function benchGpu(args: BenchArgs): Promise<void> {
   const epoch = (ms * Math.ceil(50000 / batch)) / 1000;
   emit(args, { bench: 'gpu-vgg16', widthScale: vggScale, batch, data, ms_per_step: ms, epoch_s_estimate: epoch, torch_ms_per_step: tm ?? null, ratio_vs_torch: tm ? ms / tm : null },
     `VGG-16${vggScale === 1 ? '' : ` (widths ×${vggScale})`} training step, batch ${batch}, ${data} (loading included): ${fmt(ms, 1)} ms (an epoch of 50,000 images ≈ ${fmt(epoch, 0)} s)${tm ? `   PyTorch-CUDA ${fmt(tm, 1)} ms, ratio ${fmt(ms / tm, 2)}` : ''}`);
+  // the same steps through the kernel interface and the autograd: the WebGPU kernels forced (each call
+  // an upload and a read back), then the native CPU kernels
+  const viaKernels = (backend: string | null) => {
+    setBackend(backend);
+    try {
+      const model = buildModel(arch, 1);
+      const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+      const step = (i: number) => {
+        const b = batchAt(i);
+        opt.zeroGrad();
+        crossEntropy(model.forward(b.x), b.y).backward();
+        opt.step();
+      };
+      step(0);
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) step(i + 1);
+      return (performance.now() - t0) / steps;
+    } finally {
+      setBackend(null);
+    }
+  };
+  startWebGpuKernels();
+  const kms = viaKernels('webgpu'), cms = viaKernels(null);
+  emit(args, { bench: 'gpu-vgg16-kernels', widthScale: vggScale, batch, ms_per_step: kms, resident_ms_per_step: ms, ratio_vs_resident: kms / ms, cpu_ms_per_step: cms, ratio_vs_cpu: kms / cms },
+    `the same step through the kernel interface on the WebGPU kernels: ${fmt(kms, 1)} ms, ${fmt(kms / ms, 2)}× the GPU-resident trainer's; native CPU kernels ${fmt(cms, 1)} ms, ratio ${fmt(kms / cms, 2)}`);
+  await stopWebGpuKernels();
 }

@@ -248,7 +248,7 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
 C('--backend webgpu where no adapter can be had: trains on the CPU with a message', () => {
   const none = spawnSync(process.execPath, [bin, 'train', 'lenet', '--backend', 'webgpu', '--epochs', '1', '--limit', '500', '--json'], { encoding: 'utf8', env: { ...process.env, NEURONMERGE_WEBGPU_FLAGS: 'backend=d3d12' } });
   assert.is(none.status, 0, none.stderr);
-  assert.match(none.stderr, /WebGPU is unavailable \(no WebGPU adapter: flags 'backend=d3d12': no adapter\); training on the CPU instead/);
+  assert.match(none.stderr, /WebGPU is unavailable \(no WebGPU adapter: flags 'backend=d3d12': no adapter\); the CPU kernels run instead/);
   // one epoch on 500 digits: well above chance (10%)
   assert.ok(JSON.parse(none.stdout).testAccuracy > 0.5, none.stdout);
 });
@@ -268,6 +268,24 @@ needs(C, adapter)('--backend webgpu on an adapter: trains there, and the checkpo
   assert.match(r.stderr, /img\/s, WebGPU\)/);
   const t = JSON.parse(r.stdout);
   assert.is(json(run('eval', c, '--json')).accuracy, t.testAccuracy);
+});
+
+needs(C, adapter)('--backend webgpu runs every op through the WebGPU kernels: eval as the CPU, label smoothing and an exact resume', () => {
+  const d = tempDir('nm-gpu-');
+  const c = join(d, 'l.safetensors');
+  const args = ['dbn', '--widths', '16,8', '--epochs', '2', '--limit', '300', '--label-smoothing', '0.1', '--checkpoint', c, '--json'];
+  const first = spawnSync(process.execPath, [bin, 'train', ...args.map((a) => (a === '2' ? '1' : a)), '--backend', 'webgpu'], { encoding: 'utf8' });
+  assert.is(first.status, 0, first.stderr);
+  assert.match(first.stderr, /WebGPU: /);
+  const resumed = spawnSync(process.execPath, [bin, 'train', ...args, '--resume', c, '--backend', 'webgpu'], { encoding: 'utf8' });
+  assert.is(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming .*: epoch 2 of 2, batch 0 of \d+ done/);
+  const whole = spawnSync(process.execPath, [bin, 'train', ...args.map((a) => (a === c ? join(d, 'w.safetensors') : a)), '--backend', 'webgpu'], { encoding: 'utf8' });
+  assert.is(whole.status, 0, whole.stderr);
+  assert.is(JSON.parse(resumed.stdout).testAccuracy, JSON.parse(whole.stdout).testAccuracy, 'resumed and unbroken runs agree');
+  const onGpu = json(run('eval', c, '--json', '--backend', 'webgpu')), onCpu = json(run('eval', c, '--json'));
+  assert.ok(Math.abs(onGpu.accuracy - onCpu.accuracy) <= 2e-4, `${onGpu.accuracy} vs ${onCpu.accuracy}`);
+  assert.ok(Math.abs(onGpu.loss - onCpu.loss) < 1e-4, `${onGpu.loss} vs ${onCpu.loss}`);
 });
 
 C('errors: unknown model, ratio out of range, missing data, wrong checkpoint: one line, non-zero exit', () => {

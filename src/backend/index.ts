@@ -5,3 +5,4 @@ export { winogradConv3x3, winogradMatrices } from './winograd.js';
 export type { Backend, Kernels, KernelName, DType, FloatArray, UnaryOp, BinaryOp, ReduceOp, BiasActivation, ConvGeometry, Epilogue, PreparedConvWeights, ConvTarget, ConvAlgorithmChoice } from './types.js';
 export { nativeAddon, nativeLoadError, setMallocReuse, mallocReuseOn } from './native.js';
 export type { NativeAddon } from './native.js';
+export { startWebGpuKernels, stopWebGpuKernels } from './webgpu-kernels.js';

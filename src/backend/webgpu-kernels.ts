@@ -23,8 +23,8 @@ import { BINARY_BODY, UNARY_BODY } from './wgsl.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
-/** how long a kernel call waits for the GPU thread before it gives up (NEURONMERGE_WEBGPU_TIMEOUT, s) */
-const timeoutSeconds = () => Number(process.env.NEURONMERGE_WEBGPU_TIMEOUT ?? 600);
+/** how long a kernel call waits for the GPU thread before it gives up, in seconds */
+const TIMEOUT_SECONDS = 600;
 
 /** the GPU thread and the synchronous calls into it */
 class GpuThread {
@@ -57,9 +57,9 @@ class GpuThread {
 
   /** block until the thread's next answer, and return it */
   private wait(what: string): any {
-    const deadline = Date.now() + timeoutSeconds() * 1000;
+    const deadline = Date.now() + TIMEOUT_SECONDS * 1000;
     while (Atomics.load(this.flag, 0) === this.answered) {
-      if (Date.now() > deadline) throw new Error(`WebGPU: the GPU thread did not answer ${what} within ${timeoutSeconds()} s (NEURONMERGE_WEBGPU_TIMEOUT)`);
+      if (Date.now() > deadline) throw new Error(`WebGPU: the GPU thread did not answer ${what} within ${TIMEOUT_SECONDS} s`);
       Atomics.wait(this.flag, 0, this.answered, 1000);
     }
     this.answered++;

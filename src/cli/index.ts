@@ -13,6 +13,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { datasetStatus, fetchDataset, listDatasets, loadDataset, summarizeDataset } from '../../datasets/catalog.js';
 import { setBackend } from '../backend/registry.js';
+import { startWebGpuKernels } from '../backend/webgpu-kernels.js';
+import { WebGpuUnavailable } from '../backend/webgpu.js';
 import { modelStats } from '../compress/stats.js';
 import { buildModel, inputShape } from '../models/index.js';
 import type { Arch } from '../models/index.js';
@@ -92,7 +94,7 @@ const oneOf = (what: string, xs: string[]) => (v: string) => {
 function common(c: Command): Command {
   return c.option('--json', 'print JSON instead of text')
     .option('--seed <n>', 'seed of every random choice', int('--seed', 0, 2 ** 31 - 1), 0)
-    .option('--backend <name>', 'js or native CPU kernels (default: the best available), or webgpu: train and fine-tune on the GPU', oneOf('--backend', ['js', 'native', 'webgpu']))
+    .option('--backend <name>', 'js or native CPU kernels (default: the best available), or webgpu: every op on the GPU', oneOf('--backend', ['js', 'native', 'webgpu']))
     .option('--data-dir <dir>', 'dataset cache folder (default: NEURONMERGE_DATA or ~/.cache/neuronmerge)');
 }
 /** commands that read a dataset also take it from a given folder or archive */
@@ -100,9 +102,21 @@ const withData = (c: Command) => common(c).option('--data <path>', 'read the dat
   .option('--dataset <name>', 'the dataset the model reads, where not its own: mnist, fashion-mnist or cifar10 (the model\'s input must fit its images)', oneOf('--dataset', ['mnist', 'fashion-mnist', 'cifar10']));
 const dataOpts = (o: { dataDir?: string; data?: string; dataset?: string }) => ({ dataDir: o.dataDir, path: o.data, dataset: o.dataset });
 
-/** --backend: js or native select the CPU kernels; webgpu trains on the GPU */
+/** --backend: js or native select the CPU kernels; webgpu starts the WebGPU kernels and runs every op
+ * on them (training, where it can, on the GPU-resident trainer); no adapter: the CPU, said so */
 function useBackend(name?: string): 'cpu' | 'webgpu' {
-  if (name === 'webgpu' || (!name && process.env.NEURONMERGE_BACKEND === 'webgpu')) return 'webgpu';
+  if (name === 'webgpu' || (!name && process.env.NEURONMERGE_BACKEND === 'webgpu')) {
+    try {
+      const info = startWebGpuKernels();
+      setBackend('webgpu');
+      log(`WebGPU: ${info.description} (${info.backend}${info.software ? ', a software adapter: slow' : ''})`);
+      return 'webgpu';
+    } catch (e) {
+      if (!(e instanceof WebGpuUnavailable)) throw e;
+      log(`WebGPU is unavailable (${e.message}); the CPU kernels run instead`);
+      return 'cpu';
+    }
+  }
   if (name) setBackend(name);
   return 'cpu';
 }

@@ -69,17 +69,17 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
   const schedule = scheduleOf(d.schedule, lr, epochs * loader.length, d.warmup);
-  const onCpu = () => fit(model, {
+  const throughKernels = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
     checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t), precision: o.precision,
   }).history;
   let history: EpochRecord[];
-  if (o.device === 'webgpu') {
-    if (o.resume) throw new OptionError('{resume} is not supported with the WebGPU backend (its checkpoints hold no optimizer state)');
-    if (labelSmoothing > 0) throw new Error('label smoothing is not supported with the WebGPU backend yet (its loss runs on the GPU); train on the CPU or without it');
-    if (o.precision === 'bf16') throw new OptionError('{precision} bf16 is not supported with the WebGPU backend; train on the CPU');
-    history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), onCpu, o.log);
-  } else history = onCpu();
+  // the GPU-resident trainer (src/train/gpu.ts) keeps weights, gradients and momentum on the GPU but
+  // has only the plain recipe; a resume, label smoothing or bfloat16 runs through the kernel interface
+  // (on the GPU where the WebGPU kernels are started and forced, src/backend/webgpu-kernels.ts)
+  if (o.device === 'webgpu' && !o.resume && labelSmoothing === 0 && o.precision !== 'bf16') {
+    history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), throughKernels, o.log);
+  } else history = throughKernels();
   const last = history[history.length - 1];
   const acc = last && last.evalAccuracy !== null ? last.evalAccuracy : evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch).accuracy;
   return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: t.norm, data: { train: loader.indices.length, test: t.test.count, classCounts: classCounts(t.test) }, task: t };

@@ -200,18 +200,15 @@ export async function finetuneModel(model: Sequential, arch: Arch, t: TaskData, 
     if (!(w >= 0 && w <= 1)) throw new Error(`distillation weight must be in [0, 1], got ${w}`);
     loss = distillationStep(d.teacher, T, w);
   }
-  const onCpu = () => fit(model, {
+  const throughKernels = () => fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: wd }), epochs,
     schedule, loss, checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, checkpointKind: 'finetuned', log: o.log, progress: o.progress ?? true, normalization: recordedNormalization(t), precision: o.precision,
   }).history;
-  // the GPU trainer's checkpoints hold weights only; a run to resume exactly stays on the CPU
-  if (o.device !== 'webgpu' || o.resume) return onCpu();
-  if (o.precision === 'bf16') throw new OptionError('{precision} bf16 is not supported with the WebGPU backend; fine-tune on the CPU');
-  if (d) {
-    (o.log ?? ((l: string) => process.stderr.write(l + '\n')))('fine-tuning with distillation runs on the CPU (the GPU trainer has only the cross-entropy loss)');
-    return onCpu();
-  }
-  return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: wd, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), onCpu, o.log);
+  // the GPU-resident trainer has the plain recipe only (its checkpoints hold weights alone, its loss is
+  // the cross-entropy): a resume, bfloat16 or distillation runs through the kernel interface (on the
+  // GPU where the WebGPU kernels are started and forced)
+  if (o.device !== 'webgpu' || o.resume || o.precision === 'bf16' || d) return throughKernels();
+  return onGpuOr(() => fitGpu(model, t.input, { arch, loader, epochs, lr, momentum: 0.9, weightDecay: wd, schedule, checkpoint: o.checkpoint, checkpointKind: 'finetuned', log: o.log, progress: o.progress }), throughKernels, o.log);
 }
 
 /** a model read from a file: its architecture, what the file holds, the input's standardisation where

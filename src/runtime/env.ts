@@ -17,7 +17,7 @@ const oneOf = (...xs: string[]) => (v: string) => (xs.includes(v) ? null : `must
 
 export const ENVIRONMENT: EnvVar[] = [
   { name: 'NEURONMERGE_THREADS', accepts: 'an integer 1–1024', meaning: 'threads of the native kernels (default: the cores; more than the cores draws a note)', check: (v) => (/^\d+$/.test(v) && +v >= 1 && +v <= 1024 ? null : 'must be an integer from 1 to 1024') },
-  { name: 'NEURONMERGE_BACKEND', accepts: 'js, native, webgpu', meaning: 'the kernels: TypeScript, the native addon, or the GPU for training (default: native where built)', check: oneOf('js', 'native', 'webgpu') },
+  { name: 'NEURONMERGE_BACKEND', accepts: 'js, native, webgpu', meaning: 'the kernels: TypeScript, the native addon, or WebGPU (every op on the GPU) (default: native where built)', check: oneOf('js', 'native', 'webgpu') },
   { name: 'NEURONMERGE_SIMD', accepts: 'generic, avx2, avx512', meaning: 'the highest instruction set the native kernels may use (default: what the CPU has)', check: oneOf('generic', 'avx2', 'avx512') },
   { name: 'NEURONMERGE_DATA', accepts: 'a folder', meaning: 'the dataset cache (default: ~/.cache/neuronmerge)' },
   { name: 'NEURONMERGE_HUGEPAGES', accepts: '0', meaning: '0: the command does not re-run itself with huge pages for large arrays (Linux)', check: oneOf('0', '1') },
