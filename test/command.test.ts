@@ -25,7 +25,6 @@ C('numbers: an empty ratio list, a fractional count or seed, a bad NEURONMERGE_T
   refuses(['train', 'lenet', '--seed', '1.5'], "--seed must be an integer from 0 to 2147483647, got '1.5'", dir);
   refuses(['train', 'lenet', '--label-smoothing', '1'], "--label-smoothing must be a number from 0 to 0.999, got '1'", dir);
   refuses(['train', 'lenet', '--cutout', '2.5'], "--cutout must be an integer from 0 to 10000, got '2.5'", dir);
-  refuses(['train', 'lenet', '--backend', 'webgpu', '--label-smoothing', '0.1', '--limit', '100'], 'label smoothing is not supported with the WebGPU backend yet (its loss runs on the GPU); train on the CPU or without it', dir);
   refuses(['merge', orig, '--ratio', '0.5', '--n-init', 'x', '--out', join(dir, 'm.safetensors')], "--n-init must be an integer from 1 to 1000, got 'x'", dir);
   refuses(['info', 'lenet'], 'NEURONMERGE_THREADS=two: must be an integer from 1 to 1024', dir, { NEURONMERGE_THREADS: 'two' });
   refuses(['info', 'lenet'], 'NEURONMERGE_THREADS=0: must be an integer from 1 to 1024', dir, { NEURONMERGE_THREADS: '0' });
@@ -167,7 +166,7 @@ C('--version prints the package version; reproduce names the command as typed in
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.is(md.split('\n')[0], `# neuronmerge reproduce lenet --checkpoint ${orig} --finetune-epochs 0 --ratios 0.5 --out ${out}`);
   assert.is(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).command, `reproduce lenet --checkpoint ${orig} --finetune-epochs 0 --ratios 0.5 --out ${out}`);
-  assert.equal(readdirSync(out).sort(), ['accuracy.svg', 'models', 'report.html', 'report.json', 'report.md', 'units.svg']);
+  assert.equal(readdirSync(out).sort(), ['accuracy.svg', 'drop.svg', 'models', 'report.html', 'report.json', 'report.md', 'units.svg']);
   assert.equal(readdirSync(join(out, 'models')).sort(), ['ratio-0.5-mean.safetensors', 'ratio-0.5-pruned.safetensors', 'ratio-0.5-refit.safetensors'], 'no fine-tuning: no work folder, the compressed models, one per rule (LeNet-5\'s: mean and refit)');
 });
 
