@@ -90,6 +90,12 @@ T('each seed is a piece of its own; the run afterwards reuses them', async () =>
   assert.equal(r.results[0].seeds, seeded.results[0].seeds);
 });
 
+T('a run with another merge seed and the same fine-tuning seed reuses nothing of this one', async () => {
+  const lines: string[] = [];
+  await reproduce('lenet', settings(join(dir, 'seeded'), { seed: 1, finetuneSeeds: [0, 2], log: (l) => lines.push(l) }));
+  assert.not.ok(lines.some((l) => /continuing from|reusing it/.test(l)), lines.join('\n'));
+});
+
 T('seeds that cannot make a spread are refused before any work', async () => {
   const out = join(dir, 'refused');
   const cases: [Partial<ReproduceOptions>, RegExp][] = [

@@ -365,7 +365,9 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
   const finetuneOnce = async (model: Sequential, a: Arch, name: string, ratio: number | number[], ftSeed: number) => {
     const label = `${name}${seedTag(ftSeed)}`;
-    const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, seed: ftSeed, label, ratio, widths: widthsOf(a) }) : null;
+    // the key keeps the merge's seed (the compressed weights depend on it) and adds the fine-tuning's
+    // where it is another (a run without seeds finds what it made before)
+    const ck = work && ftEpochs > 0 ? work.finetuning(label, { ...tuningKey, label, ratio, widths: widthsOf(a), ...(ftSeed !== seed ? { finetuneSeed: ftSeed } : {}) }) : null;
     const release = ck ? await claim(ck) : () => {};
     try {
       const resume = ck && existsSync(ck) ? ck : undefined;
