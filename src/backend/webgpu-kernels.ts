@@ -23,8 +23,9 @@ import { BINARY_BODY, UNARY_BODY } from './wgsl.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
-/** how long a kernel call waits for the GPU thread before it gives up, in seconds */
-const TIMEOUT_SECONDS = 600;
+/** how long a kernel call waits for the GPU thread before it gives up, and how long the thread may
+ * take to find its adapter (a thread that failed to load never answers), in seconds */
+const TIMEOUT_SECONDS = 600, START_SECONDS = 60;
 
 /** the GPU thread and the synchronous calls into it */
 class GpuThread {
@@ -45,7 +46,14 @@ class GpuThread {
     const worker = new Worker(new URL('./webgpu-worker.js', import.meta.url), { workerData: { flag, port: port2 }, transferList: [port2] });
     worker.unref();
     const t = new GpuThread(worker, flag, port1);
-    const ready = t.wait('start');
+    let ready: any;
+    try {
+      ready = t.wait('with an adapter', START_SECONDS);
+    } catch (e) {
+      // a thread that never came up: no adapter to be had, as far as the caller can tell
+      void worker.terminate();
+      throw new WebGpuUnavailable((e as Error).message);
+    }
     if (ready.error) {
       void worker.terminate();
       throw ready.unavailable ? new WebGpuUnavailable(ready.error) : new Error(ready.error);
@@ -56,10 +64,10 @@ class GpuThread {
   }
 
   /** block until the thread's next answer, and return it */
-  private wait(what: string): any {
-    const deadline = Date.now() + TIMEOUT_SECONDS * 1000;
+  private wait(what: string, seconds = TIMEOUT_SECONDS): any {
+    const deadline = Date.now() + seconds * 1000;
     while (Atomics.load(this.flag, 0) === this.answered) {
-      if (Date.now() > deadline) throw new Error(`WebGPU: the GPU thread did not answer ${what} within ${TIMEOUT_SECONDS} s`);
+      if (Date.now() > deadline) throw new Error(`WebGPU: the GPU thread did not answer ${what} within ${seconds} s`);
       Atomics.wait(this.flag, 0, this.answered, 1000);
     }
     this.answered++;
