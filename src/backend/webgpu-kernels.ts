@@ -95,7 +95,7 @@ const REDUCE_STEPS = 32768;
 
 /** a copy of x[off, off + n) as float32 (what crosses to the GPU thread: a view would carry its whole
  * buffer) */
-const region = (x: FloatArray, off: number, n: number): Float32Array => Float32Array.from(x.subarray(off, off + n));
+const region = (x: FloatArray, off: number, n: number): Float32Array => (x instanceof Float32Array ? x.slice(off, off + n) : Float32Array.from(x.subarray(off, off + n)));
 
 /** the kernels of the interface on the GPU thread `t` */
 function kernelsOn(t: GpuThread): Partial<Kernels> {

@@ -76,16 +76,13 @@ const fractions = (v: string) => v.split(',').map((s) => {
   if (!(x > 0 && x <= 1)) throw new InvalidArgumentError(`--budgets must list fractions in (0, 1] separated by commas, got '${s}'`);
   return x;
 });
-const intList = (v: string) => v.split(',').map((s) => {
+/** a comma-separated list of whole numbers from `min` (1: positive) */
+const wholeList = (what: string, min: 0 | 1) => (v: string) => v.split(',').map((s) => {
   const x = Number(s);
-  if (s.trim() === '' || !Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`--widths must be positive integers separated by commas, got '${s}'`);
+  if (s.trim() === '' || !Number.isInteger(x) || x < min) throw new InvalidArgumentError(`${what} must be ${min ? 'positive integers' : 'whole numbers 0 or more'} separated by commas, got '${s}'`);
   return x;
 });
-const seedList = (v: string) => v.split(',').map((s) => {
-  const x = Number(s);
-  if (s.trim() === '' || !Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`--finetune-seeds must be whole numbers 0 or more separated by commas, got '${s}'`);
-  return x;
-});
+const intList = wholeList('--widths', 1), seedList = wholeList('--finetune-seeds', 0);
 const oneOf = (what: string, xs: string[]) => (v: string) => {
   if (!xs.includes(v)) throw new InvalidArgumentError(`${what} must be ${xs.join(', ')}, got '${v}'`);
   return v;

@@ -48,15 +48,16 @@ export function reportTable(r: Report): string {
 /** each seed's accuracy after fine-tuning, a row per compressed model */
 function seedsMarkdown(r: Report): string {
   const seeds = r.finetuneSeeds!;
-  const line = (row: string, model: string, f?: FinetuneSeeds) => (f ? [`| ${row} | ${model} | ${f.accuracy.map(pct).join(' | ')} | ${pct(f.accuracy.reduce((a, b) => a + b, 0) / f.accuracy.length)} | ${(100 * f.std).toFixed(2)} | ${(100 * (f.max - f.min)).toFixed(2)} |`] : []);
+  // mean: the row's accuracy after fine-tuning (the seeds' mean)
+  const line = (row: string, model: string, mean: number, f?: FinetuneSeeds) => (f ? [`| ${row} | ${model} | ${f.accuracy.map(pct).join(' | ')} | ${pct(mean)} | ${(100 * f.std).toFixed(2)} | ${(100 * (f.max - f.min)).toFixed(2)} |`] : []);
   return [
     '## Fine-tuning seeds', '',
     `Every compressed model was fine-tuned ${seeds.length} times from the same weights, with seeds ${seeds.join(', ')} (the order of the training images, their crops, flips and Cutout); the tables above show the mean ± the standard deviation (points).`, '',
     `| row | model | ${seeds.map((s) => `seed ${s}`).join(' | ')} | mean | standard deviation | highest − lowest |`,
     `|---|---|${'---|'.repeat(seeds.length + 3)}`,
     ...r.results.flatMap((x) => [
-      ...(x.merges ?? []).flatMap((m) => line(rowLabel(x), `merged (${m.rule})`, m.seeds)),
-      ...line(rowLabel(x), 'pruned (L1)', x.seeds?.prunedFinetuned),
+      ...(x.merges ?? []).flatMap((m) => line(rowLabel(x), `merged (${m.rule})`, m.finetuned, m.seeds)),
+      ...line(rowLabel(x), 'pruned (L1)', x.accuracy.prunedFinetuned, x.seeds?.prunedFinetuned),
     ]),
   ].join('\n');
 }

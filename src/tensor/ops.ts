@@ -684,10 +684,7 @@ export function withProductPrecision<T>(p: 'float32' | 'bf16', fn: () => T): T {
 /** x rounded to bfloat16 as an operand of a product in training: the forward rounds, the gradient
  *  passes through unchanged to x (the float32 master copy where x is a weight) */
 export function bf16Operand(x: Tensor): Tensor {
-  checkTensor('bf16Operand', x);
-  const out = allocate(x.dtype, x.size, false);
-  kernel('roundBf16', x.dtype)(x.data, out);
-  return make(out, x.shape, 'bf16Operand', [x], (g) => [g]);
+  return make(roundBf16(x).data, x.shape, 'bf16Operand', [x], (g) => [g]);
 }
 
 /** x unchanged, its gradient rounded to bfloat16 on the way back: the output gradient a product's
@@ -695,11 +692,7 @@ export function bf16Operand(x: Tensor): Tensor {
 export function bf16Gradient(x: Tensor): Tensor {
   checkTensor('bf16Gradient', x);
   // x's own storage, as reshape's: the forward is the identity
-  return make(x.data, x.shape, 'bf16Gradient', [x], (g) => {
-    const gr = allocate(g.dtype, g.size, false);
-    kernel('roundBf16', g.dtype)(g.data, gr);
-    return [new Tensor(gr, g.shape)];
-  });
+  return make(x.data, x.shape, 'bf16Gradient', [x], (g) => [roundBf16(g)]);
 }
 
 /** x rounded to the nearest bfloat16 values (ties to even), kept as float32: what a bfloat16 operand
