@@ -29,7 +29,7 @@ import { EXPLAIN_RATIOS, explainCheckpoint } from '../experiment/explain.js';
 import { reproduce, reproducePiece, reproducePlan } from '../experiment/reproduce.js';
 import type { ReproduceOptions, ReproducePiece } from '../experiment/reproduce.js';
 import { slurmScripts, submitStages } from '../experiment/slurm.js';
-import { exportCheckpoint, formatFor, writeOnnx } from '../experiment/export.js';
+import { exportCheckpoint, FLOAT16_TOLERANCE, formatFor, writeOnnx } from '../experiment/export.js';
 import { reportTable } from '../report/markdown.js';
 import { environmentError } from '../runtime/env.js';
 import { checkOutputFile, lockOutputs } from '../runtime/files.js';
@@ -408,15 +408,23 @@ function unfinishedFinetuning(out: string, epochs: number): string | undefined {
   return out;
 }
 
-withData(program.command('export').argument('<checkpoint>', 'a checkpoint (original, merged, pruned or fine-tuned)').description('write a checkpoint as ONNX (opset 13, batch axis dynamic) for other runtimes'))
-  .requiredOption('--out <file>', 'the ONNX file to write')
-  .option('--fold-batch-norm', 'fold each batch norm into the convolution or linear layer before it (default: kept as BatchNormalization)')
+withData(program.command('export').argument('<checkpoint>', 'a checkpoint or ONNX file (original, merged, pruned or fine-tuned)').description('write a model for other runtimes (ONNX, opset 13, batch axis dynamic) or for shipping (a checkpoint of the model alone, float32 or float16)'))
+  .requiredOption('--out <file>', 'the file to write: a checkpoint where it ends in .safetensors, else ONNX')
+  .option('--format <f>', 'onnx, or safetensors: the model alone, without optimizer or generator state (default: from the name of --out)', oneOf('--format', ['onnx', 'safetensors']))
+  .option('--float16', 'a checkpoint with its convolutions\' and linear layers\' weights in float16 (half the bytes), written only if the test accuracy moves by at most --tolerance')
+  .option('--tolerance <points>', 'with --float16: the largest change of test accuracy allowed, in percentage points', num('--tolerance', 0, 100), 100 * FLOAT16_TOLERANCE)
+  .option('--fold-batch-norm', 'ONNX: fold each batch norm into the convolution or linear layer before it (default: kept as BatchNormalization)')
   .action(async (file: string, o) => {
     lockOutputs([{ option: '--out', path: o.out }]);
-    const r = await exportCheckpoint(file, o.out, { foldBatchNorm: o.foldBatchNorm, data: dataOpts(o) });
+    const r = await exportCheckpoint(file, o.out, { format: o.format, float16: o.float16, tolerance: o.tolerance / 100, foldBatchNorm: o.foldBatchNorm, data: dataOpts(o), log });
     if (o.json) return console.log(JSON.stringify(r));
-    console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: ONNX opset 13, ${r.bytes.toLocaleString('en')} bytes${r.foldBatchNorm ? ', batch norms folded' : ''}`);
-    console.log(`input: ${r.input}; output: batch × ${r.arch.classes}, the logits`);
+    if (r.format === 'onnx') {
+      console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: ONNX opset 13, ${r.bytes.toLocaleString('en')} bytes${r.foldBatchNorm ? ', batch norms folded' : ''}`);
+      console.log(`input: ${r.input}; output: batch × ${r.arch.classes}, the logits`);
+      return;
+    }
+    console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: the model alone, ${r.weights} weights, ${r.bytes.toLocaleString('en')} bytes`);
+    if (r.accuracy) console.log(`test accuracy (${r.accuracy.images} images): ${pct(r.accuracy.float32)} in float32, ${pct(r.accuracy.float16)} with float16 weights`);
   });
 
 withData(program.command('explain').argument('<checkpoint>', 'a trained checkpoint').description('the teaching view: merging swept over ratios, with a page whose slider moves through them (clusters per layer, their sizes and spread, how far each layer\'s output moves, accuracy of every rule and of pruning)'))

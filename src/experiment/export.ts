@@ -1,15 +1,18 @@
 // A checkpoint (or a model in memory) written as ONNX, with what its input must be recorded in the
-// file: what `neuronmerge export` and `--format onnx` do.
-import { readFileSync } from 'node:fs';
+// file (what `neuronmerge export` and `--format onnx` do), or as a checkpoint of the model alone, its
+// weights float32 or float16 (how a trained model is shipped).
+import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { inputShape, modelName } from '../models/index.js';
 import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { toOnnx } from '../onnx/export.js';
 import { checkOutputFile, writeFileAtomic } from '../runtime/files.js';
+import { saveCheckpoint, storedAsHalf } from '../train/checkpoint.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
+import { roundHalf } from '../tensor/half.js';
 import { networkOf } from './networks.js';
-import { loadTask, modelFromCheckpoint } from './task.js';
+import { accuracyOf, loadTask, modelFromCheckpoint } from './task.js';
 import type { TaskLoadOptions } from './task.js';
 import { OptionError, quote } from '../runtime/errors.js';
 
@@ -59,14 +62,70 @@ export function writeOnnx(out: string, m: { model: Sequential; arch: Arch; kind:
   return { out, bytes: bytes.length, foldBatchNorm: o.foldBatchNorm === true, input };
 }
 
-/** `neuronmerge export`: a checkpoint as ONNX; for networks whose input is standardised per channel
- * (VGG-16 on CIFAR-10) the training set's mean and standard deviation, as the checkpoint records them
- * (read from the dataset for a checkpoint that does not), are recorded in the file */
-export async function exportCheckpoint(file: string, out: string, o: { foldBatchNorm?: boolean; data?: TaskLoadOptions } = {}): Promise<OnnxExport & { from: string; arch: Arch; kind: CheckpointKind }> {
+/** what exportCheckpoint wrote */
+export interface ModelExport {
+  from: string;
+  out: string;
+  format: ModelFormat;
+  bytes: number;
+  arch: Arch;
+  kind: CheckpointKind;
+  /** ONNX: whether batch norms were folded; a checkpoint: false */
+  foldBatchNorm: boolean;
+  /** what the model takes */
+  input: string;
+  /** a checkpoint's weight tensors: float32, or float16 */
+  weights: 'float32' | 'float16';
+  /** float16: test accuracy before and after rounding the weights (they differ by at most `tolerance`) */
+  accuracy?: { float32: number; float16: number; images: number };
+}
+
+/** the format asked for, else the one the file name says: a checkpoint for .safetensors, else ONNX */
+export function exportFormatFor(out: string, asked?: string): ModelFormat {
+  if (asked !== undefined && asked !== 'safetensors' && asked !== 'onnx') throw new OptionError(`{format} must be safetensors or onnx, got '${quote(asked)}'`);
+  return (asked as ModelFormat | undefined) ?? (/\.safetensors$/i.test(out) ? 'safetensors' : 'onnx');
+}
+
+/** the largest change of test accuracy float16 weights may bring unless told: 0.05 points */
+export const FLOAT16_TOLERANCE = 0.0005;
+
+/**
+ * `neuronmerge export`: a checkpoint (or an ONNX model) written for other runtimes or for shipping.
+ * ONNX: for networks whose input is standardised per channel (VGG-16 on CIFAR-10) the training set's
+ * mean and standard deviation, as the checkpoint records them (read from the dataset for a checkpoint
+ * that does not), are recorded in the file. A checkpoint (`format: 'safetensors'`): the model alone,
+ * with its kind, training record and input statistics, no optimizer state or generator states (what
+ * a trained original is shipped as); `float16` stores the weights of convolutions and linear layers in
+ * half precision, after measuring the test accuracy before and after rounding them: a change larger
+ * than `tolerance` (a fraction; default 0.0005) writes nothing.
+ */
+export async function exportCheckpoint(file: string, out: string, o: { format?: ModelFormat; float16?: boolean; tolerance?: number; foldBatchNorm?: boolean; data?: TaskLoadOptions; log?: (line: string) => void } = {}): Promise<ModelExport> {
+  const format = exportFormatFor(out, o.format);
+  if (o.float16 && format !== 'safetensors') throw new OptionError(`{float16} stores a checkpoint's weights in half precision: it needs {format} safetensors (or {out} ending in .safetensors)`);
+  if (o.foldBatchNorm && format !== 'onnx') throw new OptionError('{foldBatchNorm} applies to ONNX only: a checkpoint keeps its batch norms');
+  const tolerance = o.tolerance ?? FLOAT16_TOLERANCE;
+  if (!(tolerance >= 0 && tolerance <= 1)) throw new OptionError(`{tolerance} must be a fraction from 0 to 1, got ${tolerance}`);
   checkOutputFile(out, '{out}', [file]);
   const c = modelFromCheckpoint(file, o.data?.dataset);
   c.model.eval();
+  const channel = networkOf(c.arch).normalization === 'channel';
+  // the dataset is read only where it is needed: input statistics a file lacks, or the float16 check
+  const task = o.float16 || (channel && !c.normalization) ? await loadTask(c.arch, o.data) : undefined;
   // recorded in the checkpoint since training; read from the dataset for files written before that
-  const normalization = networkOf(c.arch).normalization === 'channel' ? c.normalization ?? (await loadTask(c.arch, o.data)).norm : undefined;
-  return { ...writeOnnx(out, c, { ...o, normalization }), from: file, arch: c.arch, kind: c.kind };
+  const normalization = channel ? c.normalization ?? task!.norm : undefined;
+  const base = { from: file, arch: c.arch, kind: c.kind, input: inputText(c.arch) };
+  if (format === 'onnx') return { ...base, ...writeOnnx(out, c, { foldBatchNorm: o.foldBatchNorm, normalization }), format, weights: 'float32' };
+  let accuracy: ModelExport['accuracy'];
+  if (o.float16) {
+    o.log?.(`${file}: measuring the test accuracy (${task!.test.count} images) in float32 and with float16 weights`);
+    const before = accuracyOf(c.model, task!).accuracy;
+    for (const t of c.model.stateDict().values()) if (storedAsHalf(t)) (t.data as Float32Array).set(roundHalf(t.data as Float32Array));
+    const after = accuracyOf(c.model, task!).accuracy;
+    accuracy = { float32: before, float16: after, images: task!.test.count };
+    if (Math.abs(after - before) > tolerance + 1e-12) {
+      throw new Error(`${file}: with float16 weights the test accuracy moves from ${(100 * before).toFixed(2)}% to ${(100 * after).toFixed(2)}% (${(100 * (after - before)).toFixed(2)} points, more than the ${(100 * tolerance).toFixed(2)} allowed); nothing written. Export it as float32`);
+    }
+  }
+  saveCheckpoint(out, { arch: c.arch, model: c.model, kind: c.kind, train: c.train ?? undefined, normalization: normalization ?? c.normalization, weights: o.float16 ? 'float16' : 'float32' });
+  return { ...base, out, format, bytes: statSync(out).size, foldBatchNorm: false, weights: o.float16 ? 'float16' : 'float32', ...(accuracy ? { accuracy } : {}) };
 }

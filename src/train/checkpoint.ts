@@ -11,9 +11,11 @@ import type { Module } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/index.js';
 import type { RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
+import { fromHalf, toHalf } from '../tensor/half.js';
 
 const MAX_HEADER = 100 * 1024 * 1024;
-const DTYPES: Record<string, { bytes: number; dtype: 'float32' | 'float64' }> = { F32: { bytes: 4, dtype: 'float32' }, F64: { bytes: 8, dtype: 'float64' } };
+// F16 (half precision) is a storage format only: read into float32
+const DTYPES: Record<string, { bytes: number; dtype: 'float16' | 'float32' | 'float64' }> = { F16: { bytes: 2, dtype: 'float16' }, F32: { bytes: 4, dtype: 'float32' }, F64: { bytes: 8, dtype: 'float64' } };
 
 export class CheckpointError extends Error {
   constructor(message: string) {
@@ -22,12 +24,21 @@ export class CheckpointError extends Error {
   }
 }
 
-export function writeSafetensors(path: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {
+/**
+ * Writes the tensors and metadata as one safetensors file, whole or not at all. The float32 tensors
+ * named in `half` are stored as float16 (each value rounded to the nearest; the caller checks that
+ * nothing overflows).
+ */
+export function writeSafetensors(path: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}, half: ReadonlySet<string> = new Set()): void {
   const header: Record<string, unknown> = {};
+  const chunks: Uint8Array[] = [];
   let off = 0;
   for (const [name, t] of tensors) {
-    const bytes = t.data.byteLength;
-    header[name] = { dtype: t.dtype === 'float64' ? 'F64' : 'F32', shape: t.shape, data_offsets: [off, off + bytes] };
+    const asHalf = half.has(name) && t.dtype === 'float32';
+    const data = asHalf ? toHalf(t.data as Float32Array) : t.data;
+    const bytes = data.byteLength;
+    header[name] = { dtype: asHalf ? 'F16' : t.dtype === 'float64' ? 'F64' : 'F32', shape: t.shape, data_offsets: [off, off + bytes] };
+    chunks.push(new Uint8Array(data.buffer, data.byteOffset, bytes));
     off += bytes;
   }
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -37,7 +48,7 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor>, met
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(head.length));
   try {
-    writeFileAtomic(path, [len, head, ...[...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
+    writeFileAtomic(path, [len, head, ...chunks]);
   } catch (e) {
     throw new CheckpointError((e as Error).message.replace(': cannot write (', ': cannot write checkpoint ('));
   }
@@ -87,7 +98,7 @@ export function readSafetensors(path: string): { tensors: Map<string, Tensor>; m
     }
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dt = typeof e?.dtype === 'string' ? DTYPES[e.dtype] : undefined;
-    if (!dt) throw new CheckpointError(`${path}: tensor '${name}' has dtype ${JSON.stringify(e?.dtype)}; only F32 and F64 are supported`);
+    if (!dt) throw new CheckpointError(`${path}: tensor '${name}' has dtype ${JSON.stringify(e?.dtype)}; only F16, F32 and F64 are supported`);
     if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new CheckpointError(`${path}: tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) throw new CheckpointError(`${path}: tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`);
@@ -99,7 +110,7 @@ export function readSafetensors(path: string): { tensors: Map<string, Tensor>; m
     const bytes = buf.subarray(dataStart + b, dataStart + end);
     const copy = new Uint8Array(bytes.length);
     copy.set(bytes);
-    const data = dt.dtype === 'float64' ? new Float64Array(copy.buffer) : new Float32Array(copy.buffer);
+    const data = dt.dtype === 'float64' ? new Float64Array(copy.buffer) : dt.dtype === 'float16' ? fromHalf(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
     tensors.set(name, new Tensor(data, e.shape as number[]));
   }
   ranges.sort((x, y) => x[0] - y[0]);
@@ -182,10 +193,32 @@ function parseNormalization(path: string, v: unknown): InputNormalization {
   return { mean: n.mean, std: n.std };
 }
 
-/** model (+ optimizer, training position, generator states) -> one safetensors file */
-export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[]; normalization?: InputNormalization | null }): void {
+/** the largest finite float16 value */
+export const HALF_MAX = 65504;
+
+/** whether a float16 checkpoint stores this model tensor in half precision: the weights of
+ * convolutions and linear layers (rank 2 and up, nearly all the numbers); biases and batch norms'
+ * parameters and statistics stay float32 */
+export const storedAsHalf = (t: Tensor): boolean => t.shape.length >= 2 && t.dtype === 'float32';
+
+/**
+ * model (+ optimizer, training position, generator states) -> one safetensors file. `weights:
+ * 'float16'` stores the model's weight tensors (storedAsHalf) in half precision, half the bytes; a
+ * value past float16's range is refused, naming its tensor, before anything is written.
+ */
+export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[]; normalization?: InputNormalization | null; weights?: 'float32' | 'float16' }): void {
   const tensors = new Map<string, Tensor>();
-  for (const [k, t] of c.model.stateDict()) tensors.set('model.' + k, t);
+  const half = new Set<string>();
+  for (const [k, t] of c.model.stateDict()) {
+    tensors.set('model.' + k, t);
+    if (c.weights === 'float16' && storedAsHalf(t)) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (!(Math.abs(d[i]) <= HALF_MAX)) throw new CheckpointError(`${path}: tensor 'model.${k}' holds ${d[i]} at index ${i}, past float16's range (±${HALF_MAX}); write it as float32`);
+      }
+      half.add('model.' + k);
+    }
+  }
   const meta: Record<string, string> = { format: 'neuronmerge-checkpoint', version: '1', kind: c.kind ?? 'original', arch: JSON.stringify(c.arch) };
   if (c.optimizer) {
     const st = c.optimizer.getState();
@@ -197,7 +230,7 @@ export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kin
   if (c.train) meta.train = JSON.stringify(c.train);
   if (c.rngs) meta.rngs = JSON.stringify(c.rngs);
   if (c.normalization) meta.normalization = JSON.stringify({ mean: c.normalization.mean, std: c.normalization.std });
-  writeSafetensors(path, tensors, meta);
+  writeSafetensors(path, tensors, meta, half);
 }
 
 /**
