@@ -248,6 +248,7 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
   .option('--label-smoothing <x>', 'label smoothing of the loss, in [0, 1) (default: the network\'s recipe)', num('--label-smoothing', 0, 0.999))
   .option('--cutout <n>', 'Cutout: blank a random square of n×n pixels in each training image (0: none; default: the recipe\'s)', int('--cutout', 0, 1e4))
   .option('--precision <p>', 'the operands of the products: float32, or bf16 (inputs, weights and gradients rounded to bfloat16; float32 accumulation and master weights)', oneOf('--precision', ['float32', 'bf16']), 'float32')
+  .option('--ema <decay>', 'also keep an exponential moving average of the weights (and batch-norm statistics) with this decay, e.g. 0.999, saved in the checkpoint and tested every epoch; export --ema writes it as a model (resuming a run without one starts it there)', num('--ema', 1e-6, 0.999999))
   ).action(async (model: string, o) => {
     const device = useBackend(o.backend);
     const m = network(model).name;
@@ -257,9 +258,9 @@ variant(withData(program.command('train').argument('<model>', 'dbn, lenet, vgg o
     if (checkpoint) checkOutputFile(checkpoint, o.checkpoint ? '--checkpoint' : '--resume');
     if (checkpoint) lockOutputs([{ option: o.checkpoint ? '--checkpoint' : '--resume', path: checkpoint }]);
     watchInterrupts();
-    const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, labelSmoothing: o.labelSmoothing, precision: o.precision, cutout: o.cutout, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log });
-    if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, checkpoint: checkpoint ?? null }));
-    else console.log(`${model}: test accuracy ${pct(r.testAccuracy)} (${r.seconds.toFixed(0)} s)${checkpoint ? `; checkpoint ${checkpoint}` : ''}`);
+    const r = await RECIPES[m]({ device, epochs: o.epochs, seed: o.seed, lr: o.lr, labelSmoothing: o.labelSmoothing, precision: o.precision, cutout: o.cutout, limit: o.limit, checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, arch: hasVariant(o) ? archFor(m, o) : undefined, data: dataOpts(o), log, ema: o.ema });
+    if (o.json) console.log(JSON.stringify({ model, arch: r.arch, testAccuracy: r.testAccuracy, ...(r.averagedAccuracy !== undefined ? { averagedAccuracy: r.averagedAccuracy } : {}), seconds: r.seconds, history: r.history, checkpoint: checkpoint ?? null }));
+    else console.log(`${model}: test accuracy ${pct(r.testAccuracy)}${r.averagedAccuracy !== undefined ? `, averaged weights ${pct(r.averagedAccuracy)}` : ''} (${r.seconds.toFixed(0)} s)${checkpoint ? `; checkpoint ${checkpoint}` : ''}`);
   });
 
 variant(common(program.command('info').argument('<what>', 'a checkpoint or ONNX file, or lenet, vgg, dbn, mlp').description('layers, units, parameters and FLOPs')))
@@ -414,16 +415,17 @@ withData(program.command('export').argument('<checkpoint>', 'a checkpoint or ONN
   .option('--float16', 'a checkpoint with its convolutions\' and linear layers\' weights in float16 (half the bytes), written only if the test accuracy moves by at most --tolerance')
   .option('--tolerance <points>', 'with --float16: the largest change of test accuracy allowed, in percentage points', num('--tolerance', 0, 100), 100 * FLOAT16_TOLERANCE)
   .option('--fold-batch-norm', 'ONNX: fold each batch norm into the convolution or linear layer before it (default: kept as BatchNormalization)')
+  .option('--ema', 'write the moving average of the weights that training kept (train --ema) in their place')
   .action(async (file: string, o) => {
     lockOutputs([{ option: '--out', path: o.out }]);
-    const r = await exportCheckpoint(file, o.out, { format: o.format, float16: o.float16, tolerance: o.tolerance / 100, foldBatchNorm: o.foldBatchNorm, data: dataOpts(o), log });
+    const r = await exportCheckpoint(file, o.out, { format: o.format, float16: o.float16, tolerance: o.tolerance / 100, foldBatchNorm: o.foldBatchNorm, ema: o.ema, data: dataOpts(o), log });
     if (o.json) return console.log(JSON.stringify(r));
     if (r.format === 'onnx') {
       console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: ONNX opset 13, ${r.bytes.toLocaleString('en')} bytes${r.foldBatchNorm ? ', batch norms folded' : ''}`);
       console.log(`input: ${r.input}; output: batch × ${r.arch.classes}, the logits`);
       return;
     }
-    console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: the model alone, ${r.weights} weights, ${r.bytes.toLocaleString('en')} bytes`);
+    console.log(`${file} (${modelName(r.arch)}, ${r.kind}) → ${r.out}: the model alone${r.averaged ? `, its weights averaged over ${r.averaged.updates.toLocaleString('en')} steps (decay ${r.averaged.decay})` : ''}, ${r.weights} weights, ${r.bytes.toLocaleString('en')} bytes`);
     if (r.accuracy) console.log(`test accuracy (${r.accuracy.images} images): ${pct(r.accuracy.float32)} in float32, ${pct(r.accuracy.float16)} with float16 weights`);
   });
 

@@ -8,7 +8,7 @@ import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { toOnnx } from '../onnx/export.js';
 import { checkOutputFile, writeFileAtomic } from '../runtime/files.js';
-import { saveCheckpoint, storedAsHalf } from '../train/checkpoint.js';
+import { checkFinite, loadCheckpoint, saveCheckpoint, storedAsHalf } from '../train/checkpoint.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { roundHalf } from '../tensor/half.js';
 import { networkOf } from './networks.js';
@@ -76,6 +76,8 @@ export interface ModelExport {
   input: string;
   /** a checkpoint's weight tensors: float32, or float16 */
   weights: 'float32' | 'float16';
+  /** the moving average of the weights written in their place (training's --ema), where asked */
+  averaged?: { decay: number; updates: number; since: number };
   /** float16: test accuracy before and after rounding the weights (they differ by at most `tolerance`) */
   accuracy?: { float32: number; float16: number; images: number };
 }
@@ -99,7 +101,7 @@ export const FLOAT16_TOLERANCE = 0.0005;
  * half precision, after measuring the test accuracy before and after rounding them: a change larger
  * than `tolerance` (a fraction; default 0.0005) writes nothing.
  */
-export async function exportCheckpoint(file: string, out: string, o: { format?: ModelFormat; float16?: boolean; tolerance?: number; foldBatchNorm?: boolean; data?: TaskLoadOptions; log?: (line: string) => void } = {}): Promise<ModelExport> {
+export async function exportCheckpoint(file: string, out: string, o: { format?: ModelFormat; float16?: boolean; tolerance?: number; foldBatchNorm?: boolean; ema?: boolean; data?: TaskLoadOptions; log?: (line: string) => void } = {}): Promise<ModelExport> {
   const format = exportFormatFor(out, o.format);
   if (o.float16 && format !== 'safetensors') throw new OptionError(`{float16} stores a checkpoint's weights in half precision: it needs {format} safetensors (or {out} ending in .safetensors)`);
   if (o.foldBatchNorm && format !== 'onnx') throw new OptionError('{foldBatchNorm} applies to ONNX only: a checkpoint keeps its batch norms');
@@ -108,12 +110,22 @@ export async function exportCheckpoint(file: string, out: string, o: { format?: 
   checkOutputFile(out, '{out}', [file]);
   const c = modelFromCheckpoint(file, o.data?.dataset);
   c.model.eval();
+  // the moving average of the weights a training run kept beside them, in their place
+  let averaged: ModelExport['averaged'];
+  if (o.ema) {
+    const saved = /\.onnx$/i.test(file) ? null : loadCheckpoint(file).average;
+    if (!saved) throw new OptionError(`{ema}: ${quote(file)} holds no moving average of its weights (training keeps one with --ema)`);
+    c.model.loadStateDict(saved.values, `${quote(file)}: averaged weights`);
+    checkFinite(file, c.model.stateDict());
+    averaged = saved.state;
+    c.train = c.train ? { ...c.train, extra: { ...c.train.extra, averaged } } : null;
+  }
   const channel = networkOf(c.arch).normalization === 'channel';
   // the dataset is read only where it is needed: input statistics a file lacks, or the float16 check
   const task = o.float16 || (channel && !c.normalization) ? await loadTask(c.arch, o.data) : undefined;
   // recorded in the checkpoint since training; read from the dataset for files written before that
   const normalization = channel ? c.normalization ?? task!.norm : undefined;
-  const base = { from: file, arch: c.arch, kind: c.kind, input: inputText(c.arch) };
+  const base = { from: file, arch: c.arch, kind: c.kind, input: inputText(c.arch), ...(averaged ? { averaged } : {}) };
   if (format === 'onnx') return { ...base, ...writeOnnx(out, c, { foldBatchNorm: o.foldBatchNorm, normalization }), format, weights: 'float32' };
   let accuracy: ModelExport['accuracy'];
   if (o.float16) {

@@ -45,6 +45,9 @@ export interface RecipeOptions {
   cutout?: number;
   /** 'webgpu' trains on the GPU (src/train/gpu.ts); the CPU kernels otherwise */
   device?: 'cpu' | 'webgpu';
+  /** keep an exponential moving average of the weights with this decay (see fit); it is saved in the
+   * checkpoint beside the live weights, which stay the model trained */
+  ema?: number;
 }
 
 export interface RecipeResult {
@@ -57,6 +60,8 @@ export interface RecipeResult {
   data: { train: number; test: number; classCounts: number[] };
   /** the data it trained and was tested on (the reproduction reuses it rather than reading it again) */
   task: TaskData;
+  /** with a moving average of the weights: its test accuracy at the end */
+  averagedAccuracy?: number;
 }
 
 /** the supervised phase every recipe shares: SGD with the network's defaults and its schedule,
@@ -69,20 +74,25 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   const epochs = o.epochs ?? d.epochs;
   const lr = o.lr ?? d.lr;
   const schedule = scheduleOf(d.schedule, lr, epochs * loader.length, d.warmup);
-  const throughKernels = () => fit(model, {
+  let averagedAccuracy: number | undefined;
+  const throughKernels = () => {
+    const r = fit(model, {
     arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
-    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t), precision: o.precision,
-  }).history;
+    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t), precision: o.precision, ema: o.ema,
+    });
+    if (r.average) averagedAccuracy = r.history[r.history.length - 1]?.averagedAccuracy ?? r.average.applied(() => evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch).accuracy);
+    return r.history;
+  };
   let history: EpochRecord[];
   // the GPU-resident trainer (src/train/gpu.ts) keeps weights, gradients and momentum on the GPU but
-  // has only the plain recipe; a resume, label smoothing or bfloat16 runs through the kernel interface
+  // has only the plain recipe; a resume, label smoothing, bfloat16 or weight averaging runs through the kernel interface
   // (on the GPU where the WebGPU kernels are started and forced, src/backend/webgpu-kernels.ts)
-  if (o.device === 'webgpu' && !o.resume && labelSmoothing === 0 && o.precision !== 'bf16') {
+  if (o.device === 'webgpu' && !o.resume && labelSmoothing === 0 && o.precision !== 'bf16' && o.ema === undefined) {
     history = await onGpuOr(() => fitGpu(model, inputShape(arch), { arch, loader, epochs, lr, momentum: d.momentum, weightDecay: d.weightDecay, schedule, evalSet: t.ev, checkpoint: o.checkpoint, progress: o.progress, log: o.log }), throughKernels, o.log);
   } else history = throughKernels();
   const last = history[history.length - 1];
   const acc = last && last.evalAccuracy !== null ? last.evalAccuracy : evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch).accuracy;
-  return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: t.norm, data: { train: loader.indices.length, test: t.test.count, classCounts: classCounts(t.test) }, task: t };
+  return { model, arch, history, testAccuracy: acc, seconds: (performance.now() - t0) / 1000, normalization: t.norm, data: { train: loader.indices.length, test: t.test.count, classCounts: classCounts(t.test) }, task: t, ...(averagedAccuracy !== undefined ? { averagedAccuracy } : {}) };
 }
 
 function archOrDefault(name: NetworkName, o: RecipeOptions): Arch {

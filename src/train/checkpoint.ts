@@ -12,6 +12,7 @@ import type { Optimizer, OptimizerState } from '../optim/index.js';
 import type { RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fromHalf, toHalf } from '../tensor/half.js';
+import type { AverageState, WeightAverage } from './ema.js';
 
 const MAX_HEADER = 100 * 1024 * 1024;
 // F16 (half precision) is a storage format only: read into float32
@@ -154,6 +155,8 @@ export interface Checkpoint {
   rngs: RngState[];
   /** what the model's input was standardised by (per channel, pixel/255 units), where recorded */
   normalization: InputNormalization | null;
+  /** a moving average of the weights kept beside them in training (`ema.*` tensors), where there is one */
+  average: { state: AverageState; values: Map<string, Tensor> } | null;
 }
 
 /** per-channel mean and standard deviation the input is standardised by (pixel/255 units) */
@@ -206,7 +209,7 @@ export const storedAsHalf = (t: Tensor): boolean => t.shape.length >= 2 && t.dty
  * 'float16'` stores the model's weight tensors (storedAsHalf) in half precision, half the bytes; a
  * value past float16's range is refused, naming its tensor, before anything is written.
  */
-export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[]; normalization?: InputNormalization | null; weights?: 'float32' | 'float16' }): void {
+export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[]; normalization?: InputNormalization | null; weights?: 'float32' | 'float16'; average?: WeightAverage | null }): void {
   const tensors = new Map<string, Tensor>();
   const half = new Set<string>();
   for (const [k, t] of c.model.stateDict()) {
@@ -226,6 +229,10 @@ export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kin
       for (const [slot, v] of Object.entries(m)) tensors.set(`optim.${i}.${slot}`, new Tensor(v, [v.length]));
     });
     meta.optimizer = JSON.stringify({ type: c.optimizer.constructor.name, lr: c.optimizer.lr, step: st.step, params: c.optimizer.params.length });
+  }
+  if (c.average) {
+    for (const [k, v] of c.average.values) tensors.set('ema.' + k, new Tensor(v, c.model.stateDict().get(k)!.shape));
+    meta.ema = JSON.stringify(c.average.state);
   }
   if (c.train) meta.train = JSON.stringify(c.train);
   if (c.rngs) meta.rngs = JSON.stringify(c.rngs);
@@ -259,8 +266,9 @@ export function loadCheckpoint(path: string): Checkpoint {
   if (!CHECKPOINT_KINDS.includes(kind)) throw new CheckpointError(`${path}: metadata field 'kind' is ${JSON.stringify(metadata.kind)}, not one of ${CHECKPOINT_KINDS.join(', ')}`);
   const state = new Map<string, Tensor>();
   const slots: { [slot: string]: Float32Array }[] = [];
+  const averaged = new Map<string, Tensor>();
   for (const [k, t] of tensors) {
-    if (k.startsWith('model.')) state.set(k.slice(6), t); else if (k.startsWith('optim.')) {
+    if (k.startsWith('model.')) state.set(k.slice(6), t); else if (k.startsWith('ema.')) averaged.set(k.slice(4), t); else if (k.startsWith('optim.')) {
       const [, i, slot] = k.split('.');
       const idx = Number(i);
       if (!Number.isInteger(idx) || idx < 0 || idx >= tensors.size || !slot) throw new CheckpointError(`${path}: bad optimizer tensor name '${k}'`);
@@ -286,6 +294,16 @@ export function loadCheckpoint(path: string): Checkpoint {
   const train = metadata.train ? (parse('train') as TrainState) : null;
   const rngs = metadata.rngs ? (parse('rngs') as RngState[]) : [];
   const normalization = metadata.normalization ? parseNormalization(path, parse('normalization')) : null;
+  let average: Checkpoint['average'] = null;
+  if (metadata.ema !== undefined || averaged.size) {
+    const a = metadata.ema === undefined ? null : (parse('ema') as AverageState);
+    if (!a || typeof a !== 'object' || !(a.decay > 0 && a.decay < 1) || !Number.isSafeInteger(a.updates) || a.updates < 0 || !Number.isSafeInteger(a.since) || a.since < 0) {
+      throw new CheckpointError(`${path}: metadata field 'ema' must give the average's decay (between 0 and 1), updates and starting step; it is ${JSON.stringify(metadata.ema ?? null)}`);
+    }
+    const odd = [...state.keys()].find((k) => averaged.get(k)?.size !== state.get(k)!.size) ?? [...averaged.keys()].find((k) => !state.has(k));
+    if (odd !== undefined) throw new CheckpointError(`${path}: the averaged weights (ema.*) do not match the model's: '${odd}' ${averaged.has(odd) ? (state.has(odd) ? 'differs in size' : 'is not in the model') : 'is missing'}`);
+    average = { state: { decay: a.decay, updates: a.updates, since: a.since }, values: averaged };
+  }
   checkFinite(path, tensors);
-  return { arch, kind, state, train, optimizer, rngs, normalization };
+  return { arch, kind, state, train, optimizer, rngs, normalization, average };
 }

@@ -431,7 +431,7 @@ export async function fitGpu(model: Sequential, inputShape: number[], o: GpuFitO
     }
   }
   await gm.download();
-  return { history, steps: step, state: { epoch: history.length, batch: 0, step } };
+  return { history, steps: step, state: { epoch: history.length, batch: 0, step }, average: null };
 }
 
 /** train on the GPU; where no WebGPU adapter can be had, say why and train on the CPU instead */

@@ -17,6 +17,7 @@ import { trackAllocations } from '../tensor/pool.js';
 import { interruptRequested } from '../backend/native.js';
 import { firstNonFinite, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { CheckpointKind, InputNormalization, TrainState } from './checkpoint.js';
+import { WeightAverage } from './ema.js';
 
 /** a run stopped by Ctrl-C or SIGTERM between two steps (see watchInterrupts), after saving its
  * checkpoint where it had one; the message says where it stopped and how to go on */
@@ -146,6 +147,9 @@ export interface EpochRecord {
   seconds: number;
   imagesPerSecond: number;
   lr: number;
+  /** with a moving average of the weights: its test accuracy and loss after the epoch */
+  averagedAccuracy?: number | null;
+  averagedLoss?: number | null;
 }
 
 export interface FitOptions {
@@ -180,12 +184,18 @@ export interface FitOptions {
    *  every convolution and linear layer rounded to bfloat16; float32 accumulation, master weights,
    *  optimizer state, batch-norm statistics and loss). Evaluation runs in float32 */
   precision?: 'float32' | 'bf16';
+  /** keep an exponential moving average of the weights with this decay (./ema.ts), saved beside them in
+   * the checkpoint and evaluated after every epoch; a resumed run that had one continues it, one that
+   * had none starts it at the step it resumes from */
+  ema?: number;
 }
 
 export interface FitResult {
   history: EpochRecord[];
   steps: number;
   state: TrainState;
+  /** the moving average of the weights, where one was kept */
+  average: WeightAverage | null;
 }
 
 function bar(frac: number, width = 24): string {
@@ -219,8 +229,10 @@ export function fit(model: Module, o: FitOptions): FitResult {
   const rngs = modelRngs(model);
   let state: TrainState = { epoch: 0, batch: 0, step: 0 };
   const history: EpochRecord[] = [];
+  let saved: ReturnType<typeof loadCheckpoint>['average'] = null;
   if (o.resume) {
     const c = loadCheckpoint(o.resume);
+    saved = c.average;
     if (JSON.stringify(c.arch) !== JSON.stringify(o.arch)) throw new Error(`${o.resume}: checkpoint is for ${JSON.stringify(c.arch)}, not ${JSON.stringify(o.arch)}`);
     model.loadStateDict(c.state, `${o.resume}: checkpoint`);
     if (c.optimizer) o.optimizer.setState(c.optimizer);
@@ -229,6 +241,8 @@ export function fit(model: Module, o: FitOptions): FitResult {
     if (c.train) state = { ...c.train };
     if (Array.isArray(c.train?.extra?.history)) history.push(...(c.train!.extra!.history as EpochRecord[]));
   }
+  if (o.ema !== undefined && saved && o.ema !== saved.state.decay) throw new Error(`${o.resume}: its weights are averaged with decay ${saved.state.decay}; resume it with that decay, not ${o.ema}`);
+  const average = saved ? new WeightAverage(model, saved.state.decay, 0, saved) : o.ema !== undefined ? new WeightAverage(model, o.ema, state.step) : null;
   // time spent by the runs before this one, and this run's clocks
   const cpuBefore = state.cpuSeconds ?? 0, wallBefore = state.seconds ?? 0;
   const cpu0 = process.cpuUsage(), wall0 = performance.now();
@@ -242,7 +256,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
     const bad = firstNonFinite(model.stateDict());
     if (bad) throw new TrainingDiverged(`training stopped: weight '${bad.name}' became ${bad.value} at step ${state.step}; ${existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint}` : 'no checkpoint was written'}.`);
     state = { ...state, ...spent() };
-    saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, epochs: o.epochs, extra: { history } }, rngs: rngs.map((r) => r.getState()), normalization: o.normalization });
+    saveCheckpoint(o.checkpoint, { arch: o.arch, model, kind: o.checkpointKind, optimizer: o.optimizer, train: { ...state, epochs: o.epochs, extra: { history } }, rngs: rngs.map((r) => r.getState()), normalization: o.normalization, average });
   };
   const nb = o.loader.length;
   if (o.resume) {
@@ -253,6 +267,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
     const spentSoFar = state.seconds === undefined ? 'time spent before not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time and ${duration(state.seconds)} so far`;
     if (state.epoch >= o.epochs) log(`${o.resume}: ${o.epochs === 1 ? 'its 1 epoch' : `all ${o.epochs} epochs`} done before (${state.seconds === undefined ? 'time not recorded' : `${duration(state.cpuSeconds ?? 0)} of CPU time`}); reusing it`);
     else log(`resuming ${o.resume}: epoch ${Math.min(state.epoch + 1, o.epochs)} of ${o.epochs}, batch ${state.batch} of ${nb} done (step ${state.step} of ${total}); ${spentSoFar}${left}`);
+    if (average && !saved && state.epoch < o.epochs) log(`averaging the weights from step ${state.step} on (decay ${average.decay})`);
   }
   model.train();
   outer: for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
@@ -275,6 +290,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
       o.optimizer.zeroGrad({ reuse: true });
       withProductPrecision(precision, () => loss.backward(undefined, { spent: { buffers, keep: [logits] } }));
       o.optimizer.step();
+      average?.update();
       state = { epoch, batch: b + 1, step: state.step + 1 };
       lossSum += lv * y.length;
       seen += y.length;
@@ -302,16 +318,17 @@ export function fit(model: Module, o: FitOptions): FitResult {
     }
     const secs = (performance.now() - t0) / 1000;
     const ev = o.evalSet ? evaluate(model, o.evalSet.x, o.evalSet.y) : null;
+    const evAvg = average && o.evalSet ? average.applied(() => evaluate(model, o.evalSet!.x, o.evalSet!.y)) : null;
     const rec: EpochRecord = {
       epoch: epoch + 1, loss: lossSum / Math.max(1, seen), trainAccuracy: correct / Math.max(1, seen), evalAccuracy: ev?.accuracy ?? null, evalLoss: ev?.loss ?? null,
-      seconds: secs, imagesPerSecond: seen / secs, lr: o.optimizer.lr,
+      seconds: secs, imagesPerSecond: seen / secs, lr: o.optimizer.lr, ...(average ? { averagedAccuracy: evAvg?.accuracy ?? null, averagedLoss: evAvg?.loss ?? null } : {}),
     };
     history.push(rec);
     state = { epoch: epoch + 1, batch: 0, step: state.step };
     if (tty) process.stderr.write('\n');
-    log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s)`);
+    log(`epoch ${epoch + 1}/${o.epochs}: loss ${rec.loss.toFixed(4)} train acc ${rec.trainAccuracy.toFixed(4)}${ev ? ` test acc ${ev.accuracy.toFixed(4)}` : ''}${evAvg ? ` (averaged weights ${evAvg.accuracy.toFixed(4)})` : ''} (${secs.toFixed(1)} s, ${rec.imagesPerSecond.toFixed(0)} img/s)`);
     save();
   }
   if (o.maxSteps !== undefined) save();
-  return { history, steps: state.step, state };
+  return { history, steps: state.step, state, average };
 }
