@@ -140,7 +140,7 @@ T('bad, truncated or lying safetensors files: clear errors, no crash, no huge al
     [(() => { const p = join(dir, 'huge'); const b = Buffer.alloc(16); b.writeBigUInt64LE(2n ** 62n); writeFileSync(p, b); return p; })(), /huge: header length 4611686018427387904 is larger than the file/],
     [(() => { const p = join(dir, 'trunc'); writeFileSync(p, bytes.subarray(0, bytes.length - 6)); return p; })(), /trunc: tensor 'b' data_offsets \[12, 20\] lie outside the 14 data bytes/],
     [(() => { const p = join(dir, 'notjson'); const b = Buffer.concat([Buffer.alloc(8), Buffer.from('{nope')]); b.writeBigUInt64LE(5n); writeFileSync(p, b); return p; })(), /notjson: header is not valid JSON/],
-    [variant('dtype', (h) => { h.a.dtype = 'I64'; }), /dtype: tensor 'a' has dtype "I64"; only F32 and F64/],
+    [variant('dtype', (h) => { h.a.dtype = 'I64'; }), /dtype: tensor 'a' has dtype "I64"; only F16, F32 and F64/],
     [variant('shape', (h) => { h.a.shape = [-3]; }), /shape: tensor 'a' has an invalid shape \[-3\]/],
     [variant('lying', (h) => { h.a.shape = [5]; }), /lying: tensor 'a' of shape \[5\] needs 20 bytes, its offsets give 12/],
     [variant('overlap', (h) => { h.b.data_offsets = [4, 12]; h.b.shape = [2]; }), /overlap: tensors 'a' and 'b' overlap/],
