@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  BatchLoader, BatchNorm2d, Conv2d, cosineLr, fit, Flatten, lenet5Arch, Linear, loadCheckpoint, loadDataset, MaxPool2d, ReLU, Rng, Sequential, SGD, evaluate,
+  BatchLoader, cosineLr, fit, lenet5Arch, loadCheckpoint, loadDataset, SGD, evaluate,
 } from '../src/internal.js';
 import type { Arch, ImageSet, Module } from '../src/internal.js';
 import { WeightAverage } from '../src/train/ema.js';
-import { assertThrows, cliJson, runCli, tempDir } from './helpers.js';
+import { assertThrows, cliJson, runCli, smallConvNet, tempDir } from './helpers.js';
 
 const E = suite('ema');
 let mnist: ImageSet;
@@ -20,13 +20,7 @@ E.before(async () => {
 
 const arch: Arch = lenet5Arch([4, 6, 16]);
 // convolutions, a batch norm (running statistics are averaged too) and linear layers
-function smallNet(seed: number): Module {
-  const rng = new Rng(seed);
-  return new Sequential(
-    new Conv2d(1, 4, 5, { rng }), new BatchNorm2d(4), new ReLU(), new MaxPool2d(2),
-    new Conv2d(4, 6, 5, { rng }), new MaxPool2d(2), new Flatten(), new Linear(96, 16, { rng }), new ReLU(), new Linear(16, 10, { rng }),
-  );
-}
+const smallNet = (seed: number): Module => smallConvNet(seed);
 const loader = () => new BatchLoader(mnist, { batchSize: 32, shuffle: true, seed: 9, indices: Int32Array.from({ length: 320 }, (_, i) => i) });
 const sgd = (m: Module) => new SGD(m.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
 const evalSet = () => ({ x: loader().batch(0, 0).x, y: loader().batch(0, 0).y });
@@ -98,7 +92,8 @@ E('fit --ema: stopped and resumed, the average and the weights are the unbroken 
   train(smallNet(1), 10, { checkpoint: plain });
   assert.is(loadCheckpoint(plain).average, null);
   const lines: string[] = [];
-  const late = fit(smallNet(3), { arch, loader: loader(), optimizer: sgd(smallNet(3)), epochs: 3, maxSteps: 25, schedule: cosineLr(0.05, 30), resume: plain, ema: 0.9, log: (l) => lines.push(l) });
+  const m3 = smallNet(3);
+  const late = fit(m3, { arch, loader: loader(), optimizer: sgd(m3), epochs: 3, maxSteps: 25, schedule: cosineLr(0.05, 30), resume: plain, ema: 0.9, log: (l) => lines.push(l) });
   assert.equal(late.average!.state, { decay: 0.9, updates: 15, since: 10 });
   assert.ok(lines.includes('averaging the weights from step 10 on (decay 0.9)'), lines.join('\n'));
 });

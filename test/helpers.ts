@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Callback, Context, Test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Rng, Tensor, tensor } from '../src/internal.js';
-import type { DType } from '../src/internal.js';
+import { BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Rng, Sequential, Tensor, tensor } from '../src/internal.js';
+import type { DType, Module } from '../src/internal.js';
 
 const made: string[] = [];
 
@@ -123,4 +123,15 @@ export function refusesWith(run: (args: string[], env?: Record<string, string>) 
     assert.is(r.stdout, '', args.join(' '));
     assert.equal(snapshot(dir), before, `${args.join(' ')}: files changed or left behind`);
   };
+}
+
+/** a small network for MNIST with every kind of state the training loop keeps: convolutions, a batch
+ * norm (running statistics), linear layers and, with `dropout`, a generator of its own */
+export function smallConvNet(seed: number, o: { dropout?: boolean } = {}): Module {
+  const rng = new Rng(seed);
+  return new Sequential(
+    new Conv2d(1, 4, 5, { rng }), new BatchNorm2d(4), new ReLU(), new MaxPool2d(2),
+    new Conv2d(4, 6, 5, { rng }), new MaxPool2d(2), new Flatten(),
+    new Linear(96, 16, { rng }), new ReLU(), ...(o.dropout ? [new Dropout(0.3, new Rng(seed + 100))] : []), new Linear(16, 10, { rng }),
+  );
 }

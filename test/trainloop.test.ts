@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  BatchLoader, BatchNorm2d, buildModel, Conv2d, cosineLr, Dropout, fit, Flatten, lenet5Arch, Linear, loadCheckpoint, loadDataset, MaxPool2d, ReLU,
+  BatchLoader, buildModel, cosineLr, fit, lenet5Arch, loadCheckpoint, loadDataset,
   Rng, saveCheckpoint, Sequential, SGD, Adam, evaluate, toTensor, TrainingDiverged, writeSafetensors, readSafetensors, tensor, crossEntropy,
   distillationLoss, distillationStep, noGrad,
 } from '../src/internal.js';
 import type { Arch, ImageSet, Module, Tensor } from '../src/internal.js';
-import { assertThrows, tempDir } from './helpers.js';
+import { assertThrows, smallConvNet, tempDir } from './helpers.js';
 
 const T = suite('trainloop');
 const tmp = () => tempDir('nm-ckpt-');
@@ -21,16 +21,9 @@ T.before(async () => {
   mnist = (await loadDataset('mnist')).train;
 });
 
-// a small network with every kind of state: conv, batch norm (running statistics), dropout (a generator)
 const arch: Arch = lenet5Arch([4, 6, 16]);
-function smallNet(seed: number): Module {
-  const rng = new Rng(seed);
-  return new Sequential(
-    new Conv2d(1, 4, 5, { rng }), new BatchNorm2d(4), new ReLU(), new MaxPool2d(2),
-    new Conv2d(4, 6, 5, { rng }), new MaxPool2d(2), new Flatten(),
-    new Linear(96, 16, { rng }), new ReLU(), new Dropout(0.3, new Rng(seed + 100)), new Linear(16, 10, { rng }),
-  );
-}
+// a small network with every kind of state: conv, batch norm (running statistics), dropout (a generator)
+const smallNet = (seed: number): Module => smallConvNet(seed, { dropout: true });
 
 function run(model: Module, steps: number, opts: { checkpoint?: string; resume?: string; useAdam?: boolean }) {
   const loader = new BatchLoader(mnist, { batchSize: 32, shuffle: true, seed: 9, indices: Int32Array.from({ length: 320 }, (_, i) => i) });
