@@ -138,7 +138,7 @@ E('train --ema and export --ema: the averaged model written as a model of its ow
   assert.is(loadCheckpoint(out).average, null);
   const none = runCli('export', out, '--ema', '--out', join(dir, 'b.safetensors'));
   assert.is(none.status, 1);
-  assert.match(none.stderr, /^neuronmerge: --ema: .*avg\.safetensors holds no moving average of its weights \(training keeps one with --ema\)\n$/);
+  assert.match(none.stderr, /^neuronmerge: --ema: .*avg\.safetensors holds no moving average of its weights \(training keeps one where asked to average them\)\n$/);
   assert.match(runCli('train', 'lenet', '--ema', '1').stderr, /--ema/);
 });
 

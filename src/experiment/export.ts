@@ -114,7 +114,7 @@ export async function exportCheckpoint(file: string, out: string, o: { format?: 
   let averaged: ModelExport['averaged'];
   if (o.ema) {
     const saved = /\.onnx$/i.test(file) ? null : loadCheckpoint(file).average;
-    if (!saved) throw new OptionError(`{ema}: ${quote(file)} holds no moving average of its weights (training keeps one with --ema)`);
+    if (!saved) throw new OptionError(`{ema}: ${quote(file)} holds no moving average of its weights (training keeps one where asked to average them)`);
     c.model.loadStateDict(saved.values, `${quote(file)}: averaged weights`);
     checkFinite(file, c.model.stateDict());
     averaged = saved.state;
