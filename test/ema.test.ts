@@ -135,6 +135,7 @@ E('train --ema and export --ema: the averaged model written as a model of its ow
   const e = cliJson(runCli('eval', out, '--json'));
   assert.is(e.accuracy, t.averagedAccuracy, 'eval of the exported average');
   assert.is(cliJson(runCli('eval', ck, '--json')).accuracy, t.testAccuracy, 'the checkpoint itself is still the live weights');
+  assert.match(runCli('info', ck).stdout, /^lenet5 \(original; its weights averaged over 32 steps beside them\): /);
   assert.is(loadCheckpoint(out).average, null);
   const none = runCli('export', out, '--ema', '--out', join(dir, 'b.safetensors'));
   assert.is(none.status, 1);

@@ -219,6 +219,8 @@ export interface ModelFile {
   kind: CheckpointKind;
   normalization: InputNormalization | null;
   train: TrainState | null;
+  /** a checkpoint that keeps a moving average of its weights beside them: its update count */
+  averaged?: number;
 }
 
 /** a model, its architecture and what the file holds, from a checkpoint file */
@@ -227,9 +229,11 @@ export function modelFromCheckpoint(path: string, dataset?: string): ModelFile {
   return { ...m, arch: withDataset(m.arch, dataset) };
 }
 
-/** what a checkpoint holds, in words: "finetuned", or "finetuned, unfinished: epoch 1 of 3" */
-export function describeKind(m: { kind: CheckpointKind; train: TrainState | null }): string {
-  return unfinished(m.train) ? `${m.kind}, unfinished: epoch ${m.train!.epoch} of ${m.train!.epochs} done${m.train!.batch ? ` and ${m.train!.batch} steps of the next` : ''}` : m.kind;
+/** what a checkpoint holds, in words: "finetuned", or "finetuned, unfinished: epoch 1 of 3", with
+ * ", weights averaged over n steps beside them" where it keeps a moving average */
+export function describeKind(m: { kind: CheckpointKind; train: TrainState | null; averaged?: number }): string {
+  const kind = unfinished(m.train) ? `${m.kind}, unfinished: epoch ${m.train!.epoch} of ${m.train!.epochs} done${m.train!.batch ? ` and ${m.train!.batch} steps of the next` : ''}` : m.kind;
+  return m.averaged !== undefined ? `${kind}; its weights averaged over ${m.averaged.toLocaleString('en')} steps beside them` : kind;
 }
 
 function readModel(path: string): ModelFile {
@@ -249,7 +253,7 @@ function readModel(path: string): ModelFile {
   checkArchHolds(path, c);
   const model = buildModel(c.arch, 0);
   model.loadStateDict(c.state, `${path}: checkpoint`);
-  return { model, arch: c.arch, kind: c.kind, normalization: c.normalization, train: c.train };
+  return { model, arch: c.arch, kind: c.kind, normalization: c.normalization, train: c.train, ...(c.average ? { averaged: c.average.state.updates } : {}) };
 }
 
 /** the original a compressed model learns from: a checkpoint of the same network and classes */
