@@ -8,7 +8,7 @@ import type { Arch } from '../models/index.js';
 import type { Sequential } from '../nn/layers.js';
 import { toOnnx } from '../onnx/export.js';
 import { checkOutputFile, writeFileAtomic } from '../runtime/files.js';
-import { checkFinite, loadCheckpoint, saveCheckpoint, storedAsHalf } from '../train/checkpoint.js';
+import { checkFinite, saveCheckpoint, storedAsHalf } from '../train/checkpoint.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { roundHalf } from '../tensor/half.js';
 import { networkOf } from './networks.js';
@@ -19,10 +19,11 @@ import { OptionError, quote } from '../runtime/errors.js';
 /** how a model's output is written: a neuronmerge checkpoint or an ONNX file */
 export type ModelFormat = 'safetensors' | 'onnx';
 
-/** the format asked for, else the one the file name says (.onnx), else a checkpoint */
-export function formatFor(out: string, asked?: string): ModelFormat {
+/** the format asked for, else the one the file name says (.onnx or .safetensors), else `otherwise`
+ * (merge, prune and finetune write a checkpoint; export writes ONNX) */
+export function formatFor(out: string, asked?: string, otherwise: ModelFormat = 'safetensors'): ModelFormat {
   if (asked !== undefined && asked !== 'safetensors' && asked !== 'onnx') throw new OptionError(`{format} must be safetensors or onnx, got '${quote(asked)}'`);
-  return (asked as ModelFormat | undefined) ?? (/\.onnx$/i.test(out) ? 'onnx' : 'safetensors');
+  return (asked as ModelFormat | undefined) ?? (/\.onnx$/i.test(out) ? 'onnx' : /\.safetensors$/i.test(out) ? 'safetensors' : otherwise);
 }
 
 const version = (): string => {
@@ -82,12 +83,6 @@ export interface ModelExport {
   accuracy?: { float32: number; float16: number; images: number };
 }
 
-/** the format asked for, else the one the file name says: a checkpoint for .safetensors, else ONNX */
-export function exportFormatFor(out: string, asked?: string): ModelFormat {
-  if (asked !== undefined && asked !== 'safetensors' && asked !== 'onnx') throw new OptionError(`{format} must be safetensors or onnx, got '${quote(asked)}'`);
-  return (asked as ModelFormat | undefined) ?? (/\.safetensors$/i.test(out) ? 'safetensors' : 'onnx');
-}
-
 /** the largest change of test accuracy float16 weights may bring unless told: 0.05 points */
 export const FLOAT16_TOLERANCE = 0.0005;
 
@@ -102,7 +97,7 @@ export const FLOAT16_TOLERANCE = 0.0005;
  * than `tolerance` (a fraction; default 0.0005) writes nothing.
  */
 export async function exportCheckpoint(file: string, out: string, o: { format?: ModelFormat; float16?: boolean; tolerance?: number; foldBatchNorm?: boolean; ema?: boolean; data?: TaskLoadOptions; log?: (line: string) => void } = {}): Promise<ModelExport> {
-  const format = exportFormatFor(out, o.format);
+  const format = formatFor(out, o.format, 'onnx');
   if (o.float16 && format !== 'safetensors') throw new OptionError(`{float16} stores a checkpoint's weights in half precision: it needs {format} safetensors (or {out} ending in .safetensors)`);
   if (o.foldBatchNorm && format !== 'onnx') throw new OptionError('{foldBatchNorm} applies to ONNX only: a checkpoint keeps its batch norms');
   const tolerance = o.tolerance ?? FLOAT16_TOLERANCE;
@@ -113,7 +108,7 @@ export async function exportCheckpoint(file: string, out: string, o: { format?: 
   // the moving average of the weights a training run kept beside them, in their place
   let averaged: ModelExport['averaged'];
   if (o.ema) {
-    const saved = /\.onnx$/i.test(file) ? null : loadCheckpoint(file).average;
+    const saved = c.average;
     if (!saved) throw new OptionError(`{ema}: ${quote(file)} holds no moving average of its weights (training keeps one where asked to average them)`);
     c.model.loadStateDict(saved.values, `${quote(file)}: averaged weights`);
     checkFinite(file, c.model.stateDict());

@@ -13,5 +13,5 @@ export { reproduce, reproducePiece, reproducePlan } from './reproduce.js';
 export type { ReproduceOptions, ReproducePiece, PieceDone } from './reproduce.js';
 export { slurmScripts, submitStages } from './slurm.js';
 export type { SlurmOptions, SlurmStage, PieceSelector } from './slurm.js';
-export { exportCheckpoint, writeOnnx, formatFor, exportFormatFor, FLOAT16_TOLERANCE } from './export.js';
+export { exportCheckpoint, writeOnnx, formatFor, FLOAT16_TOLERANCE } from './export.js';
 export type { ModelFormat, OnnxExport, ModelExport } from './export.js';

@@ -77,8 +77,8 @@ async function supervised(name: NetworkName, model: Sequential, arch: Arch, t: T
   let averagedAccuracy: number | undefined;
   const throughKernels = () => {
     const r = fit(model, {
-    arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
-    checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t), precision: o.precision, ema: o.ema,
+      arch, loader, optimizer: new SGD(model.parameters(), { lr, momentum: d.momentum, nesterov: d.nesterov, weightDecay: d.weightDecay }), epochs, schedule, evalSet: t.ev,
+      checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume, progress: o.progress, log: o.log, labelSmoothing, normalization: recordedNormalization(t), precision: o.precision, ema: o.ema,
     });
     if (r.average) averagedAccuracy = r.history[r.history.length - 1]?.averagedAccuracy ?? r.average.applied(() => evaluate(model, t.ev.x, t.ev.y, t.settings.evalBatch).accuracy);
     return r.history;

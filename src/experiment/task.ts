@@ -18,7 +18,7 @@ import { Rng } from '../tensor/rng.js';
 import { distillationLoss } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkArchHolds, checkFinite, CHECKPOINT_KINDS, loadCheckpoint, unfinished } from '../train/checkpoint.js';
-import type { InputNormalization, TrainState } from '../train/checkpoint.js';
+import type { Checkpoint, InputNormalization, TrainState } from '../train/checkpoint.js';
 import { fromOnnx } from '../onnx/import.js';
 import type { CheckpointKind } from '../train/checkpoint.js';
 import { evaluate, fit } from '../train/loop.js';
@@ -219,8 +219,8 @@ export interface ModelFile {
   kind: CheckpointKind;
   normalization: InputNormalization | null;
   train: TrainState | null;
-  /** a checkpoint that keeps a moving average of its weights beside them: its update count */
-  averaged?: number;
+  /** a checkpoint that keeps a moving average of its weights beside them: that average */
+  average?: Checkpoint['average'];
 }
 
 /** a model, its architecture and what the file holds, from a checkpoint file */
@@ -231,9 +231,9 @@ export function modelFromCheckpoint(path: string, dataset?: string): ModelFile {
 
 /** what a checkpoint holds, in words: "finetuned", or "finetuned, unfinished: epoch 1 of 3", with
  * ", weights averaged over n steps beside them" where it keeps a moving average */
-export function describeKind(m: { kind: CheckpointKind; train: TrainState | null; averaged?: number }): string {
+export function describeKind(m: { kind: CheckpointKind; train: TrainState | null; average?: Checkpoint['average'] }): string {
   const kind = unfinished(m.train) ? `${m.kind}, unfinished: epoch ${m.train!.epoch} of ${m.train!.epochs} done${m.train!.batch ? ` and ${m.train!.batch} steps of the next` : ''}` : m.kind;
-  return m.averaged !== undefined ? `${kind}; its weights averaged over ${m.averaged.toLocaleString('en')} steps beside them` : kind;
+  return m.average ? `${kind}; its weights averaged over ${m.average.state.updates.toLocaleString('en')} steps beside them` : kind;
 }
 
 function readModel(path: string): ModelFile {
@@ -253,7 +253,7 @@ function readModel(path: string): ModelFile {
   checkArchHolds(path, c);
   const model = buildModel(c.arch, 0);
   model.loadStateDict(c.state, `${path}: checkpoint`);
-  return { model, arch: c.arch, kind: c.kind, normalization: c.normalization, train: c.train, ...(c.average ? { averaged: c.average.state.updates } : {}) };
+  return { model, arch: c.arch, kind: c.kind, normalization: c.normalization, train: c.train, ...(c.average ? { average: c.average } : {}) };
 }
 
 /** the original a compressed model learns from: a checkpoint of the same network and classes */

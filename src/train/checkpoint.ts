@@ -212,7 +212,8 @@ export const storedAsHalf = (t: Tensor): boolean => t.shape.length >= 2 && t.dty
 export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kind?: CheckpointKind; optimizer?: Optimizer; train?: TrainState; rngs?: RngState[]; normalization?: InputNormalization | null; weights?: 'float32' | 'float16'; average?: WeightAverage | null }): void {
   const tensors = new Map<string, Tensor>();
   const half = new Set<string>();
-  for (const [k, t] of c.model.stateDict()) {
+  const state = c.model.stateDict();
+  for (const [k, t] of state) {
     tensors.set('model.' + k, t);
     if (c.weights === 'float16' && storedAsHalf(t)) {
       const d = t.data;
@@ -231,7 +232,7 @@ export function saveCheckpoint(path: string, c: { arch: Arch; model: Module; kin
     meta.optimizer = JSON.stringify({ type: c.optimizer.constructor.name, lr: c.optimizer.lr, step: st.step, params: c.optimizer.params.length });
   }
   if (c.average) {
-    for (const [k, v] of c.average.values) tensors.set('ema.' + k, new Tensor(v, c.model.stateDict().get(k)!.shape));
+    for (const [k, v] of c.average.values) tensors.set('ema.' + k, new Tensor(v, state.get(k)!.shape));
     meta.ema = JSON.stringify(c.average.state);
   }
   if (c.train) meta.train = JSON.stringify(c.train);

@@ -21,14 +21,19 @@ export class WeightAverage {
   readonly values = new Map<string, Float32Array>();
   updates: number;
   readonly since: number;
+  /** each averaged copy beside the model's tensor it follows (the model's tensors stay the same
+   * objects: loading weights copies into them) */
+  private readonly pairs: [Float32Array, Tensor][] = [];
 
   /** starts the average at the model's present weights, or continues a saved one (`from`) */
-  constructor(private readonly model: Module, readonly decay: number, since: number, from?: { state: AverageState; values: Map<string, Tensor> }) {
+  constructor(model: Module, readonly decay: number, since: number, from?: { state: AverageState; values: Map<string, Tensor> }) {
     if (!(decay > 0 && decay < 1)) throw new Error(`weight averaging: the decay must lie between 0 and 1 (exclusive), got ${decay}`);
     for (const [k, t] of model.stateDict()) {
       const saved = from?.values.get(k);
       if (from && (!saved || saved.size !== t.size)) throw new Error(`weight averaging: the saved average ${saved ? `has ${saved.size} values for '${k}', the model ${t.size}` : `lacks '${k}'`}`);
-      this.values.set(k, Float32Array.from(saved ? saved.data : t.data));
+      const copy = Float32Array.from(saved ? saved.data : t.data);
+      this.values.set(k, copy);
+      this.pairs.push([copy, t]);
     }
     this.updates = from?.state.updates ?? 0;
     this.since = from?.state.since ?? since;
@@ -42,8 +47,8 @@ export class WeightAverage {
   /** one step of the average towards the model's present weights and statistics */
   update(): void {
     const d = this.current, e = 1 - d;
-    for (const [k, t] of this.model.stateDict()) {
-      const s = this.values.get(k)!, w = t.data;
+    for (const [s, t] of this.pairs) {
+      const w = t.data;
       for (let i = 0; i < s.length; i++) s[i] = d * s[i] + e * w[i];
     }
     this.updates++;
@@ -55,15 +60,15 @@ export class WeightAverage {
 
   /** runs `fn` with the averaged weights in the model, then puts the live ones back (also on a throw) */
   applied<T>(fn: () => T): T {
-    const live = new Map<string, Float32Array>();
-    for (const [k, t] of this.model.stateDict()) {
-      live.set(k, Float32Array.from(t.data));
-      t.data.set(this.values.get(k)!);
-    }
+    const live = this.pairs.map(([s, t]) => {
+      const kept = Float32Array.from(t.data);
+      t.data.set(s);
+      return kept;
+    });
     try {
       return fn();
     } finally {
-      for (const [k, t] of this.model.stateDict()) t.data.set(live.get(k)!);
+      this.pairs.forEach(([, t], i) => t.data.set(live[i]));
     }
   }
 }

@@ -16,7 +16,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { trackAllocations } from '../tensor/pool.js';
 import { interruptRequested } from '../backend/native.js';
 import { firstNonFinite, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import type { CheckpointKind, InputNormalization, TrainState } from './checkpoint.js';
+import type { Checkpoint, CheckpointKind, InputNormalization, TrainState } from './checkpoint.js';
 import { WeightAverage } from './ema.js';
 
 /** a run stopped by Ctrl-C or SIGTERM between two steps (see watchInterrupts), after saving its
@@ -229,7 +229,7 @@ export function fit(model: Module, o: FitOptions): FitResult {
   const rngs = modelRngs(model);
   let state: TrainState = { epoch: 0, batch: 0, step: 0 };
   const history: EpochRecord[] = [];
-  let saved: ReturnType<typeof loadCheckpoint>['average'] = null;
+  let saved: Checkpoint['average'] = null;
   if (o.resume) {
     const c = loadCheckpoint(o.resume);
     saved = c.average;
