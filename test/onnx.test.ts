@@ -1,7 +1,7 @@
 // ONNX export: the file's structure (opset, dynamic batch, one node per layer, batch norms kept or
 // folded), and the same logits from onnxruntime as from neuronmerge on real test images, for each
 // network, original and merged (onnxruntime-node, a development dependency: skipped where missing).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { suite } from 'uvu';
@@ -153,6 +153,40 @@ O('the command: export, merge and prune to .onnx, and one-line errors', () => {
   const soft = run('eval', join(FIX, 'softmax.onnx'));
   assert.is(soft.status, 1);
   assert.match(soft.stderr, /^neuronmerge: .*softmax\.onnx: node '[^']+' \(Softmax\): not supported \(supported: [^\n]*\)\n$/);
+});
+
+O('a file neuronmerge wrote reads back as its own network (batch norms kept), by content whatever its name', () => {
+  const d = tempDir('nm-onnx-own-');
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const model = buildModel(arch, 3);
+  perturbNorms(model);
+  const a = join(d, 'v.safetensors');
+  saveCheckpoint(a, { arch, model, kind: 'merged', normalization: { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] } });
+  // kept: the recorded vgg16 again, every tensor equal
+  const kept = json(run('export', a, '--out', join(d, 'v.onnx'), '--json'));
+  assert.is(kept.kind, 'merged');
+  const back = fromOnnx(readFileSync(join(d, 'v.onnx')), 'v.onnx', {});
+  assert.is(back.arch.model, 'vgg16');
+  assert.equal(back.arch, arch);
+  const want = model.stateDict();
+  for (const [k, t] of back.model.stateDict()) assert.equal(Array.from(t.data), Array.from(want.get(k)!.data), k);
+  assert.is(back.model.stateDict().size, want.size);
+  // folded: a different graph (no batch norms), so it stays a sequential model of that graph
+  run('export', a, '--out', join(d, 'f.onnx'), '--fold-batch-norm');
+  const folded = fromOnnx(readFileSync(join(d, 'f.onnx')), 'f.onnx', {});
+  assert.is(folded.arch.model, 'sequential');
+  assert.ok(folded.arch.model === 'sequential' && !folded.arch.layers.some((l) => l.op === 'batchnorm'));
+  // an ONNX file under a checkpoint's name is read as ONNX, by the command too
+  const copy = join(d, 'copy.safetensors');
+  writeFileSync(copy, readFileSync(join(d, 'v.onnx')));
+  const info = json(run('info', copy, '--json'));
+  assert.is(info.kind, 'merged');
+  assert.is(info.arch.model, 'vgg16');
+  // a zip archive (a PyTorch .pt) under that name: said so, in one line
+  writeFileSync(join(d, 'z.safetensors'), Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4]), Buffer.alloc(60, 1)]));
+  const z = run('info', join(d, 'z.safetensors'));
+  assert.is(z.status, 1);
+  assert.match(z.stderr, /^neuronmerge: .*z\.safetensors: .*a zip archive \(a PyTorch \.pt file\?\), not a safetensors file\n$/);
 });
 
 O.run();

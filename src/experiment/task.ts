@@ -27,6 +27,7 @@ import { fitGpu, onGpuOr } from '../train/gpu.js';
 import { DISTILL_DEFAULTS, networkOf, scheduleOf, withDataset } from './networks.js';
 import type { NetworkSettings } from './networks.js';
 import { OptionError, quote } from '../runtime/errors.js';
+import { modelFormatOfFile } from '../runtime/files.js';
 
 export interface TaskData {
   settings: NetworkSettings;
@@ -237,7 +238,8 @@ export function describeKind(m: { kind: CheckpointKind; train: TrainState | null
 }
 
 function readModel(path: string): ModelFile {
-  if (/\.onnx$/i.test(path)) {
+  // ONNX by its name, or by its content whatever its name (an ONNX file written as model.safetensors)
+  if (/\.onnx$/i.test(path) || modelFormatOfFile(path) === 'onnx') {
     let bytes: Uint8Array;
     try {
       bytes = readFileSync(path);

@@ -5,9 +5,11 @@
 // becomes a `sequential` architecture and a Sequential model that trains, merges, saves and exports
 // like a native one. Anything else is an error naming the node and its operator.
 import onnxProto from 'onnx-proto';
-import { buildModel, shapesThrough } from '../models/index.js';
+import { buildModel, parseArch, shapesThrough, specsOf } from '../models/index.js';
 import type { Arch, LayerSpec } from '../models/index.js';
+import { Dropout } from '../nn/layers.js';
 import type { Sequential } from '../nn/layers.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { OptionError, quote } from '../runtime/errors.js';
 
 const { onnx } = onnxProto;
@@ -238,5 +240,45 @@ export function fromOnnx(bytes: Uint8Array, file: string, o: { dataset?: string 
   } catch {
     /* not recorded as neuronmerge writes it: read from the dataset where needed */
   }
-  return { arch, model, kind, normalization };
+  // a file neuronmerge wrote from one of its own networks (batch norms kept) is that network again
+  const own = asRecorded(meta('neuronmerge.arch'), arch, model, o.dataset);
+  return { arch: own?.arch ?? arch, model: own?.model ?? model, kind, normalization };
+}
+
+/** a layer list as text, each layer's fields in one order and a batch norm's epsilon as the float32
+ * an ONNX file holds (to compare two lists) */
+const specText = (specs: LayerSpec[]) =>
+  JSON.stringify(specs.map((l) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, k === 'eps' ? Math.fround(v as number) : v]).sort(([a], [b]) => String(a).localeCompare(String(b))))));
+
+/**
+ * The architecture recorded in the file's metadata (neuronmerge.arch) with the imported weights in
+ * its model, where the graph is that architecture layer for layer less its dropouts (an ONNX graph
+ * for inference has none); null where nothing usable is recorded, the architecture is a `sequential`
+ * one already, or the graph differs (batch norms folded into the layers before them, a file edited
+ * elsewhere): the model then stays the sequential one read from the graph
+ */
+function asRecorded(text: string | null, imported: Arch, model: Sequential, dataset?: string): { arch: Arch; model: Sequential } | null {
+  if (!text || imported.model !== 'sequential') return null;
+  let rec: Arch, built: Sequential;
+  try {
+    rec = parseArch(JSON.parse(text), 'neuronmerge.arch');
+    if (rec.model === 'sequential') return null;
+    built = buildModel(rec, 0);
+  } catch {
+    return null;
+  }
+  if (specText(specsOf(built).filter((l) => l.op !== 'dropout')) !== specText(imported.layers)) return null;
+  // imported layer i is the built model's i-th layer that is not a dropout
+  const at = built.layers.flatMap((l, j) => (l instanceof Dropout ? [] : [j]));
+  const state = new Map<string, Tensor>();
+  for (const [k, t] of model.stateDict()) {
+    const dot = k.indexOf('.');
+    state.set(`${at[Number(k.slice(0, dot))]}${k.slice(dot)}`, t);
+  }
+  try {
+    built.loadStateDict(state);
+  } catch {
+    return null;
+  }
+  return { arch: dataset ? { ...rec, dataset } : rec, model: built };
 }

@@ -1,6 +1,6 @@
 // Files a run writes: written whole or not at all, and output paths checked before any work starts, so
 // an hour of training never ends on a path that cannot be written, and a bad path never costs a good file.
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -261,5 +261,31 @@ export async function claimFile(path: string, waiting: (holder: string) => void 
     if (!told) waiting(`process ${pid} on ${host}`);
     told = true;
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** what a model file holds, by its first bytes: a safetensors checkpoint (a little-endian header
+ * length, then the JSON header's '{'), an ONNX model (a protobuf ModelProto: field 1, ir_version, a
+ * one-byte varint, then one of its next fields), a zip archive (such as a PyTorch .pt file), or
+ * something else */
+export function modelFormatOf(head: Uint8Array): 'safetensors' | 'onnx' | 'zip' | 'unknown' {
+  if (head.length >= 9 && head[8] === 0x7b && head[5] === 0 && head[6] === 0 && head[7] === 0) return 'safetensors';
+  if (head.length >= 3 && head[0] === 0x08 && head[1] >= 1 && head[1] < 0x80 && [0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42, 0x72].includes(head[2])) return 'onnx';
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4) return 'zip';
+  return 'unknown';
+}
+
+/** modelFormatOf the file at `path` ('unknown' where it cannot be read: its reader says why) */
+export function modelFormatOfFile(path: string): ReturnType<typeof modelFormatOf> {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(16);
+    const n = readSync(fd, head, 0, 16, 0);
+    return modelFormatOf(head.subarray(0, n));
+  } catch {
+    return 'unknown';
+  } finally {
+    if (fd !== null) closeSync(fd);
   }
 }

@@ -4,7 +4,7 @@
 // real name. Reading trusts nothing: header length, JSON, dtypes, shapes, offsets and sizes are all
 // checked against the file before anything is allocated.
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { writeFileAtomic } from '../runtime/files.js';
+import { modelFormatOf, writeFileAtomic } from '../runtime/files.js';
 import type { Arch } from '../models/index.js';
 import { parseArch, stateSize } from '../models/index.js';
 import type { Module } from '../nn/module.js';
@@ -75,7 +75,9 @@ export function readSafetensors(path: string): { tensors: Map<string, Tensor>; m
   }
   const n = lenBuf.readBigUInt64LE();
   if (n > BigInt(Math.min(MAX_HEADER, size - 8))) {
-    throw new CheckpointError(`${path}: header length ${n} is larger than the file (${size} bytes) or the 100 MB limit; not a safetensors file, or truncated`);
+    const format = modelFormatOf(lenBuf);
+    const what = format === 'onnx' ? 'it starts like an ONNX model, not a safetensors file' : format === 'zip' ? 'it is a zip archive (a PyTorch .pt file?), not a safetensors file' : 'not a safetensors file, or truncated';
+    throw new CheckpointError(`${path}: header length ${n} is larger than the file (${size} bytes) or the 100 MB limit; ${what}`);
   }
   const buf = readFileSync(path);
   const hlen = Number(n);
