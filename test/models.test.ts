@@ -1,11 +1,11 @@
 // The trained originals shipped in models/: each evaluates to the accuracy models/README.md and the
 // README's results give it, and a reproduction takes it without training.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tempDir } from './helpers.js';
+import { needs, tempDir } from './helpers.js';
 
 const M = suite('models');
 const bin = join(process.cwd(), 'dist', 'src', 'cli', 'index.js');
@@ -13,17 +13,31 @@ const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], {
 const table = readFileSync('models/README.md', 'utf8');
 const rows = [...table.matchAll(/^\| `([\w.-]+\.safetensors)` \| [^|]+ \| ([\d,]+) \| ([\d.]+)% \|/gm)].map((m) => ({ file: join('models', m[1]), params: Number(m[2].replace(/,/g, '')), accuracy: Number(m[3]) }));
 
-M('every shipped original evaluates to its listed accuracy and parameter count, the one its report and the README give', () => {
-  assert.is(rows.length, 2, 'models/README.md lists the LeNet-5 and DBN originals');
-  const readme = readFileSync('README.md', 'utf8');
+const SHARED_CIFAR = join(process.cwd(), '..', 'shared', 'datasets', 'cifar-10-jpeg75', 'cifar-10-batches-bin');
+const readme = readFileSync('README.md', 'utf8');
+const inReadme = (accuracy: number) => readme.includes(`Original ${accuracy.toFixed(2)}%`) || readme.includes(`Original\n${accuracy.toFixed(2)}%`) || readme.includes(`\n${accuracy.toFixed(2)}%. `);
+
+M('every shipped MNIST original evaluates to its listed accuracy and parameter count, the one its report and the README give', () => {
+  assert.is(rows.length, 3, 'models/README.md lists the LeNet-5, DBN and VGG-16 originals');
   for (const [r, report] of [[rows[0], 'lenet-default.json'], [rows[1], 'dbn-default.json']] as const) {
     const e = JSON.parse(run('eval', r.file, '--json').stdout);
     assert.is((100 * e.accuracy).toFixed(2), r.accuracy.toFixed(2), r.file);
     assert.is(e.params, r.params, r.file);
     assert.is(e.kind, 'original');
     assert.is(JSON.parse(readFileSync(join('docs', 'results', report), 'utf8')).original.accuracy, e.accuracy, `${report} was made from ${r.file}`);
-    assert.ok(readme.includes(`Original ${r.accuracy.toFixed(2)}%`) || readme.includes(`Original\n${r.accuracy.toFixed(2)}%`) || readme.includes(`\n${r.accuracy.toFixed(2)}%. `), `README gives ${r.accuracy}%`);
+    assert.ok(inReadme(r.accuracy), `README gives ${r.accuracy}%`);
   }
+});
+
+needs(M, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 is not here')('the shipped VGG-16 original: 14,987,722 parameters, its listed accuracy on the CIFAR-10 copy, the README\'s', () => {
+  const r = rows[2];
+  assert.is(r.file, join('models', 'vgg16.safetensors'));
+  assert.is(r.params, 14987722);
+  const e = JSON.parse(run('eval', r.file, '--data', SHARED_CIFAR, '--json').stdout);
+  assert.is(e.params, r.params);
+  assert.is(e.kind, 'original');
+  assert.is((100 * e.accuracy).toFixed(2), r.accuracy.toFixed(2), r.file);
+  assert.ok(inReadme(r.accuracy), `README gives ${r.accuracy}%`);
 });
 
 M('reproduce --checkpoint models/lenet5.safetensors trains nothing', () => {
