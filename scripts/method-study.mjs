@@ -4,7 +4,7 @@
 // model and of the L1-pruned one with the same units per layer, batch norms re-estimated on the same
 // seeded training images for both (networks with batch norm). One JSON line per figure, then a table.
 //   node scripts/method-study.mjs CHECKPOINT [--data DIR] [--ratios 0.5,0.75,0.9] [--rules mean,scaled,medoid]
-//        [--seeds 0,1,2] [--kim] [--recalibrate 5120] [--fit 1000]
+//        [--seeds 0,1,2] [--kim] [--recalibrate 5120] [--recalibrate-cutout 0] [--fit 1000]
 // --kim adds Kim et al.'s VGG-16 allocation: the first convolution and the last six halved.
 import '../dist/src/runtime/rerun.js';
 import '../dist/src/backend/native.js';
@@ -18,7 +18,7 @@ const arg = (name, dflt) => {
 };
 const file = process.argv[2];
 if (!file || file.startsWith('--')) {
-  console.error('usage: node scripts/method-study.mjs CHECKPOINT [--data DIR] [--ratios LIST] [--rules LIST] [--seeds LIST] [--kim] [--recalibrate N]');
+  console.error('usage: node scripts/method-study.mjs CHECKPOINT [--data DIR] [--ratios LIST] [--rules LIST] [--seeds LIST] [--kim] [--recalibrate N] [--recalibrate-cutout N]');
   process.exit(2);
 }
 const list = (v) => (v === '' ? [] : v.split(',').map(Number));
@@ -29,12 +29,13 @@ const { model, arch } = modelFromCheckpoint(file);
 const task = await loadTask(arch, arg('--data') ? { path: arg('--data') } : {});
 const hasBn = model.layers.some((m) => m instanceof BatchNorm);
 const recalN = Number(arg('--recalibrate', '5120'));
-const recal = hasBn && recalN > 0 ? recalibrationSample(task, recalN, 0) : null;
+const recalCutout = Number(arg('--recalibrate-cutout', '0'));
+const recal = hasBn && recalN > 0 ? recalibrationSample(task, recalN, 0, recalCutout) : null;
 const sites = mergeSites(model);
 const fitOn = calibrationSample(task, Number(arg('--fit', '1000')), 3);
 const t0 = performance.now();
 const original = accuracyOf(model, task).accuracy;
-console.log(JSON.stringify({ checkpoint: file, arch, original, recalibrated: recal ? recal.shape[0] : null }));
+console.log(JSON.stringify({ checkpoint: file, arch, original, recalibrated: recal ? recal.shape[0] : null, recalibrateCutout: recal ? recalCutout : null }));
 
 const allocations = ratios.map((r) => ({ name: String(r), ratio: r }));
 if (process.argv.includes('--kim')) {

@@ -224,6 +224,12 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   assert.equal(recal.arch, plain.arch);
   const pr = json(run('prune', a, '--ratio', '0.5', '--recalibrate', '300', '--out', join(d, 'p5r.safetensors'), '--data', SHARED_CIFAR, '--json'));
   assert.is(pr.recalibrated, 300);
+  assert.is(pr.recalibrateCutout, 0);
+  // re-estimated on cut-out images (an original trained with Cutout): recorded, and other statistics
+  const cut = json(run('merge', a, '--ratio', '0.5', '--recalibrate', '300', '--recalibrate-cutout', '16', '--out', join(d, 'm5c.safetensors'), '--data', SHARED_CIFAR, '--json'));
+  assert.is(cut.recalibrateCutout, 16);
+  assert.equal(cut.arch, recal.arch);
+  assert.is.not(cut.accuracy.after, recal.accuracy.after);
   const out = join(d, 'out');
   const r = json(run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--recalibrate', '300', '--merge', 'mean', '--data', SHARED_CIFAR, '--out', out, '--json'));
   assert.is(r.recalibrated, 300);

@@ -91,6 +91,25 @@ R('re-estimation images: the calibration sample, augmented as the network trains
     assert.ok(Array.from(p.subarray(0, H * H)).includes(centre) || centre === 0, `image ${i} is a crop of its own plain image`);
   }
   assert.ok(differ >= 15, `${differ} of 20 images augmented`);
+  // with Cutout (a network trained with it): the same crops, each with one square of at most 4×4 pixels
+  // set to 0 in every channel
+  const cut = recalibrationSample(vgg, 20, 4, 4);
+  let cutImages = 0;
+  for (let i = 0; i < 20; i++) {
+    const rows: number[] = [], cols: number[] = [];
+    for (let c = 0; c < C; c++) {
+      for (let j = 0; j < H * H; j++) {
+        const k = i * S + c * H * H + j;
+        if (cut.data[k] === a.data[k]) continue;
+        assert.is(cut.data[k], 0, `image ${i}: a changed pixel is cut out`);
+        rows.push(Math.floor(j / H));
+        cols.push(j % H);
+      }
+    }
+    if (rows.length) cutImages++;
+    if (rows.length) assert.ok(Math.max(...rows) - Math.min(...rows) < 4 && Math.max(...cols) - Math.min(...cols) < 4, `image ${i}: the cut pixels lie in one 4×4 square`);
+  }
+  assert.ok(cutImages >= 15, `${cutImages} of 20 images with a square cut out`);
   // a network trained without augmentation re-estimates on the plain images
   const lenet = task(lenet5Arch());
   assert.equal(Array.from(recalibrationSample(lenet, 20, 4).data), Array.from(calibrationSample(lenet, 20, 4).data));

@@ -167,6 +167,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
   .option('--repair [n]', 'also report the merged model after statistics repair on n training images (default 500; not the paper\'s method)', int('--repair', 1, 1e6))
   .option('--recalibrate [n]', `re-estimate the merged and the pruned models' batch norms on n seeded training images before measuring and fine-tuning them (default: on, ${RECALIBRATE_IMAGES}, for networks with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'measure and fine-tune the merged and pruned models with the batch-norm statistics compressing left')
+  .option('--recalibrate-cutout <n>', 'give the images of that re-estimation an n×n Cutout, as the original was trained with (train --cutout n; default 0: none)', int('--recalibrate-cutout', 0, 1024), 0)
   .option('--merge <rules>', `merging rules to reproduce side by side, comma-separated (${MERGE_RULES.join(', ')}; default: the network's, the paper's mean and the best of the others)`, ruleList('--merge'))
   .option('--paper', 'the paper\'s setting: the mean rule and plain fine-tuning (the network\'s epochs, cosine, no distillation) instead of the best measured recipe')
   .option('--distill', 'fine-tune the merged and pruned models on the original\'s softened outputs as well as the labels (default: as the network\'s recipe says)')
@@ -186,7 +187,7 @@ tuning(variant(withData(program.command('reproduce').argument('<model>', 'dbn, l
     const settings = (m: NetworkName, out: string, data: { dataDir?: string; data?: string }): ReproduceOptions => ({
       device, quick: o.quick, ratios: o.ratios, seed: o.seed, out, data: dataOpts(data), epochs: o.epochs, finetuneEpochs: o.finetuneEpochs, finetuneLr: o.finetuneLr, finetuneSeeds: o.finetuneSeeds, limit: o.limit,
       checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, arch: hasVariant(o) ? archFor(m, o) : undefined, log, repair: o.repair === true ? 500 : o.repair,
-      recalibrate: recalibration(o.recalibrate), multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
+      recalibrate: recalibration(o.recalibrate), recalibrateCutout: o.recalibrateCutout, multipleOf: o.multipleOf, rules: o.merge, budgets: o.budgets, allocate: o.allocate, schedule: o.schedule, warmup: o.warmup, weightDecay: o.weightDecay,
       finetuneCutout: o.finetuneCutout, paper: o.paper, distill: o.distill === undefined ? undefined : o.distill && { temperature: o.temperature, weight: o.distillWeight },
       distillTemperature: o.temperature, distillWeight: o.distillWeight,
       command: model === 'all' ? `reproduce ${m}` : typed(['--job', '--job-index']),
@@ -315,7 +316,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   lockOutputs([{ option: '--out', path: o.out }, ...(page ? [{ option: '--report', path: page }] : [])]);
   const res = await compressCheckpoint(file, what, {
     out: o.out, ratio: o.ratio, threshold: o.threshold, budget: o.budget, allocate: o.allocate, calibration: o.calibration, method: o.method, rule: o.merge, minSimilarity: o.minSimilarity,
-    mode: o.mode, seed: o.seed, nInit: o.nInit, multipleOf: o.multipleOf, repair: o.repair === true ? 500 : o.repair, recalibrate: recalibration(o.recalibrate), stages: o.stages, stageEpochs: o.stageEpochs,
+    mode: o.mode, seed: o.seed, nInit: o.nInit, multipleOf: o.multipleOf, repair: o.repair === true ? 500 : o.repair, recalibrate: recalibration(o.recalibrate), recalibrateCutout: o.recalibrateCutout, stages: o.stages, stageEpochs: o.stageEpochs,
     eval: o.eval, data: dataOpts(o), log, device, report: page, command: typed(), format: o.format,
   });
   if (o.json) return console.log(JSON.stringify(res));
@@ -324,7 +325,7 @@ async function compressCommand(file: string, o: Record<string, any>, what: 'merg
   for (const u of res.units) console.log(`  ${u.layer.padEnd(28)} ${String(u.before).padStart(5)} → ${u.after}`);
   console.log(`parameters ${res.params.before.toLocaleString('en')} → ${res.params.after.toLocaleString('en')} (${pct(res.compressionRatio)} removed), FLOPs ${res.speedupFlops.toFixed(2)}× fewer`);
   if (res.allocation === 'sensitivity' || res.allocation === 'threshold' || o.multipleOf !== undefined) console.log(`the same units per layer: --ratio ${res.ratios.map((r) => +r.toFixed(6)).join(',')}`);
-  const how = [res.repairImages ? `statistics repaired on ${res.repairImages} training images` : '', res.recalibrated ? `batch norms re-estimated on ${res.recalibrated} training images` : ''].filter(Boolean).join('; ');
+  const how = [res.repairImages ? `statistics repaired on ${res.repairImages} training images` : '', res.recalibrated ? `batch norms re-estimated on ${res.recalibrated} training images${res.recalibrateCutout ? ` (Cutout ${res.recalibrateCutout})` : ''}` : ''].filter(Boolean).join('; ');
   if (res.accuracy.before !== null) console.log(`test accuracy ${pct(res.accuracy.before)} → ${pct(res.accuracy.after!)}${how ? ` (${how})` : ''} (before fine-tuning${res.format === 'onnx' ? '' : `; try: neuronmerge finetune ${o.out} --out FILE --distill ${file}`})`);
   if (res.report) console.log(`what merging did to each layer: ${res.report} (open it in a browser)`);
 }
@@ -336,6 +337,7 @@ const compressing = (c: Command, what: 'merge' | 'prune') => c
   .option('--calibration <n>', `seeded training images --allocate sensitivity measures on${what === 'merge' ? ' (and --merge fitted, lstsq or refit fits on)' : ''}`, int('--calibration', 1, 1e6), 1000)
   .option('--recalibrate [n]', `after compressing, re-estimate every batch norm's statistics on n seeded training images (default: on, ${RECALIBRATE_IMAGES}, for models with batch norm)`, int('--recalibrate', 1, 1e6))
   .option('--no-recalibrate', 'keep the batch norms\' statistics as compressing left them')
+  .option('--recalibrate-cutout <n>', 'give the images of that re-estimation an n×n Cutout, as the original was trained with (train --cutout n; default 0: none)', int('--recalibrate-cutout', 0, 1024), 0)
   .option('--multiple-of <m>', 'round each layer\'s units to a multiple of m (8 or 16: what runtimes such as onnxruntime run fastest); to the nearest with --ratio, down with --budget', int('--multiple-of', 1, 4096))
   .option('--stages <n>', 'compress in n steps, fine-tuning between them', int('--stages', 1, 100))
   .option('--stage-epochs <n>', 'fine-tuning epochs between stages', int('--stage-epochs', 0, 1000), 1)

@@ -54,6 +54,9 @@ export interface CompressOptions {
   /** re-estimate every batch norm's statistics on this many seeded training images after compressing;
    * default 5120 for models with batch norm; false: never */
   recalibrate?: number | false;
+  /** the side of the Cutout square the images of that re-estimation get, as the original was trained
+   * with (default 0: none) */
+  recalibrateCutout?: number;
   /** compress in this many steps, fine-tuning `stageEpochs` between them (default 1 step) */
   stages?: number;
   stageEpochs?: number;
@@ -91,6 +94,8 @@ export interface CompressResult {
   repairImages: number | null;
   /** the number of training images the batch norms were re-estimated on */
   recalibrated: number | null;
+  /** the side of the Cutout square those images had (0: none) */
+  recalibrateCutout: number;
   /** where a merge rule could not apply as asked */
   notes: string[];
   stages: number;
@@ -145,7 +150,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   const n = sites.map((s) => s.units);
   const names = sites.map((s) => model.layers[s.index].describe());
   const rule = o.rule ?? 'mean';
-  const samples = data ? new CompressionSamples(data, seed, o.calibration) : null;
+  const samples = data ? new CompressionSamples(data, seed, o.calibration, o.recalibrateCutout ?? 0) : null;
   const fitOn = samples?.fitFor(rule);
   // the units each layer keeps (a threshold decides them while merging)
   let ks: number[] | null = null;
@@ -214,7 +219,7 @@ export async function compressCheckpoint(file: string, what: 'merge' | 'prune', 
   return {
     checkpoint: o.out, from: file, arch: currentArch, units, ratios: widths.map((k, i) => 1 - k / n[i]), allocation,
     params: c.params, compressionRatio: c.compressionRatio, flops: c.flops, speedupFlops: c.flopsRatio,
-    bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null, notes, stages,
+    bytes: c.bytes, accuracy: { before: accBefore, after: accAfter }, repair, repairImages: calib ? calib.shape[0] : null, recalibrated: calibration ? calibration.shape[0] : null, recalibrateCutout: calibration ? o.recalibrateCutout ?? 0 : 0, notes, stages,
     report: o.report ?? null, format,
   };
 }

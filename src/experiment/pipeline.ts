@@ -37,7 +37,9 @@ export function recalibrationImages(model: Sequential, option: number | false | 
 export class CompressionSamples {
   private fitted: Tensor | null = null;
   private labelled: { x: Tensor; y: Int32Array } | null = null;
-  constructor(private readonly task: TaskData, private readonly seed: number, private readonly images = CALIBRATION_IMAGES) {}
+  /** `cutout`: the side of the Cutout square the batch-norm images get (0: none), as the original was
+   * trained */
+  constructor(private readonly task: TaskData, private readonly seed: number, private readonly images = CALIBRATION_IMAGES, private readonly cutout = 0) {}
   /** the inputs a rule that reads activations is fitted on */
   fit(): Tensor {
     return (this.fitted ??= calibrationSample(this.task, this.images, this.seed + 3));
@@ -52,7 +54,7 @@ export class CompressionSamples {
   }
   /** n augmented images for re-estimating batch norms (null where n is) */
   recalibration(n: number | null): Tensor | null {
-    return n === null ? null : recalibrationSample(this.task, n, this.seed);
+    return n === null ? null : recalibrationSample(this.task, n, this.seed, this.cutout);
   }
 }
 

@@ -70,6 +70,9 @@ export interface ReproduceOptions {
    * images, before their accuracy is measured and before fine-tuning (the same for both); default
    * 5120 for networks with batch norm; false: never */
   recalibrate?: number | false;
+  /** the side of the Cutout square the images of that re-estimation get, as the original was trained
+   * with (default 0: none; an original trained with Cutout keeps running statistics of cut-out images) */
+  recalibrateCutout?: number;
   /** the merging rules to reproduce, each beside the others (default: the network's, ./networks.ts: the
    * paper's mean and the best measured of the others; with `paper`, the mean alone) */
   rules?: MergeRule[];
@@ -347,7 +350,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const before = modelStats(base.model, input);
   const x128 = slice(task.ev.x, 0, 128);
   const recalImages = recalibrationImages(base.model, o.recalibrate);
-  const samples = new CompressionSamples(task, seed);
+  const samples = new CompressionSamples(task, seed, undefined, o.recalibrateCutout ?? 0);
   const calibration = samples.recalibration(recalImages);
   const results: RatioResult[] = [];
   const askDistill = o.distill === undefined ? (recipe.distill ? { temperature: o.distillTemperature, weight: o.distillWeight } : undefined) : o.distill || undefined;
@@ -520,6 +523,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const report: Report = {
     command: o.command ?? `reproduce(${JSON.stringify(which)}${quick ? ', { quick: true }' : ''})`,
     recalibrated: calibration ? calibration.shape[0] : null,
+    ...(calibration && o.recalibrateCutout ? { recalibrateCutout: o.recalibrateCutout } : {}),
     ...(o.multipleOf !== undefined ? { multipleOf: o.multipleOf } : {}),
     ...(o.paper ? { paper: true } : {}),
     finetune: { epochs: ftEpochs, lr: ftLr, schedule, weightDecay, distill: distill ? { temperature: distill.temperature, weight: distill.weight } : null, ...cutoutEntry },

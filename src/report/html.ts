@@ -266,7 +266,7 @@ export function reportHtml(r: Report, charts: { accuracy: string; drop: string; 
     ['command', `neuronmerge ${r.command}`], ['data', r.data], ['seed', String(r.seed)],
     ...(r.finetuneSeeds && r.finetuneSeeds.length > 1 ? [['fine-tuning seeds', `${r.finetuneSeeds.join(', ')}: after fine-tuning, the mean ± the standard deviation (points)`]] : []), ['machine', r.machine], ['time', `${r.seconds.toFixed(0)} s`],
     ['original', `${pct(r.original.accuracy)} test accuracy, ${r.original.params.toLocaleString('en')} parameters, ${r.original.epochs} epochs`],
-    ['batch norms re-estimated on', r.recalibrated ? `${r.recalibrated} training images` : 'not re-estimated'],
+    ['batch norms re-estimated on', r.recalibrated ? `${r.recalibrated} training images${r.recalibrateCutout ? `, Cutout ${r.recalibrateCutout}` : ''}` : 'not re-estimated'],
     ...(r.multipleOf ? [['units per layer', `rounded to multiples of ${r.multipleOf}`]] : []),
     ...(r.finetune ? [['fine-tuning', `${r.finetune.epochs} epoch${r.finetune.epochs === 1 ? '' : 's'}, ${r.finetune.schedule}${r.finetune.distill ? `, distilled (T ${r.finetune.distill.temperature}, weight ${r.finetune.distill.weight})` : ''}${r.finetune.cutout ? `, Cutout ${r.finetune.cutout}` : ''}`]] : []),
   ];

@@ -62,6 +62,8 @@ export interface Report {
   paper?: boolean;
   /** the training images the merged and pruned models' batch norms were re-estimated on (null: not done) */
   recalibrated: number | null;
+  /** the side of the Cutout square those images had (absent: none) */
+  recalibrateCutout?: number;
   /** each layer's units rounded to a multiple of this (merged and pruned alike) */
   multipleOf?: number;
   /** how the compressed models were fine-tuned */
