@@ -249,6 +249,15 @@ needs(C, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   assert.is(rep.original.batchNorm.length, 14, 'the 13 convolutions\' and the fc\'s batch norms');
   assert.ok(rep.original.batchNorm.every((b: { min: number; median: number; max: number; units: number; small: number }) => b.min <= b.median && b.median <= b.max && b.max > 0 && b.small >= 0 && b.small < b.units));
   assert.is(rep.original.batchNorm[0].units, 4);
+  // the same reproduction with cut-out re-estimation images: recorded, and the fine-tunings of the run
+  // before (other statistics) are not reused
+  const again = run('reproduce', 'vgg', '--checkpoint', a, '--epochs', '1', '--ratios', '0.5', '--finetune-epochs', '1', '--limit', '256', '--recalibrate', '300', '--recalibrate-cutout', '8', '--merge', 'mean', '--data', SHARED_CIFAR, '--out', out, '--json');
+  assert.is(again.status, 0, again.stderr);
+  assert.not.match(again.stderr, /done before/);
+  const rc = JSON.parse(again.stdout);
+  assert.is(rc.recalibrateCutout, 8);
+  assert.is.not(rc.results[0].accuracy.merged, r.results[0].accuracy.merged);
+  assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /re-estimated on 300 training images \(Cutout 8×8\)/);
 });
 
 C('--backend webgpu where no adapter can be had: trains on the CPU with a message', () => {

@@ -365,7 +365,9 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
   const cutout = o.finetuneCutout ?? recipe.cutout ?? 0;
   const cutoutEntry = cutout ? { cutout } : {};
   const schedule = o.schedule ?? recipe.schedule, warmup = o.warmup ?? recipe.warmup ?? ONE_CYCLE_WARMUP, weightDecay = o.weightDecay ?? recipe.weightDecay;
-  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
+  // (the Cutout of the re-estimation images enters the key only where there is one, so that the names
+  // of the work a run without it made stay the same)
+  const tuningKey = { originalId, seed, limit, ftEpochs, ftLr, recalImages, ...(recalImages !== null && o.recalibrateCutout ? { recalCutout: o.recalibrateCutout } : {}), distill: distill ? [distill.temperature, distill.weight] : null, schedule, warmup, ...(weightDecay !== FINETUNE_WEIGHT_DECAY ? { weightDecay } : {}), ...cutoutEntry };
   const finetuneOnce = async (model: Sequential, a: Arch, name: string, ratio: number | number[], ftSeed: number) => {
     const label = `${name}${seedTag(ftSeed)}`;
     // the key keeps the merge's seed (the compressed weights depend on it) and adds the fine-tuning's
