@@ -87,4 +87,28 @@ A('sensitivity equals merging one layer, re-estimating every batch norm and eval
   assert.ok(s.loss.flat().some((v) => Math.abs(v - s.base) > 1e-3), 'merging moved the loss');
 });
 
+A('a measurement cut after some layers goes on from the rows it kept, to the same table', () => {
+  const arch = vgg16Arch([4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], 10);
+  const model = buildModel(arch, 5);
+  const rng = new Rng(9);
+  const N = 20;
+  const x = tensor(Float32Array.from({ length: N * 3 * 32 * 32 }, () => rng.uniform(-1, 1)), [N, 3, 32, 32], { copy: false });
+  const y = Int32Array.from({ length: N }, () => rng.int(10));
+  const o = { x, y, clone: clone(arch), candidates: [0.25, 0.5], batch: 10, seed: 2, nInit: 1, rule: 'scaled' as const };
+  const told: number[][][] = [];
+  const whole = layerSensitivity(model, { ...o, onLayer: (loss) => told.push(loss) });
+  assert.is(told.length, 14, 'told after every layer');
+  told.forEach((rows, i) => assert.equal(rows, whole.loss.slice(0, i + 1)));
+  for (const kept of [1, 6, 14]) {
+    const after: number[][][] = [];
+    const lines: string[] = [];
+    const again = layerSensitivity(model, { ...o, measured: told[kept - 1], onLayer: (loss) => after.push(loss), log: (l) => lines.push(l) });
+    assert.equal(again, whole, `going on after ${kept} layers`);
+    assert.is(after.length, 14 - kept, 'only the layers measured now are told');
+    assert.is(lines[0], `sensitivity: layers 1 to ${kept} of 14 measured before; going on from layer ${kept + 1}`);
+  }
+  assertThrows(() => layerSensitivity(model, { ...o, measured: [[1, 2, 3]] }), /sensitivity: the rows measured before do not fit this model \(1 row for 14 layers, 2 ratios each\)/);
+  assertThrows(() => layerSensitivity(model, { ...o, measured: [[1, NaN]] }), /do not fit this model/);
+});
+
 A.run();

@@ -173,6 +173,30 @@ G('reproduce keeps its original in DIR/work: Ctrl-C while training it, and the r
   assert.is(JSON.parse(third.stdout).original.accuracy, rep.original.accuracy);
 });
 
+G('Ctrl-C while reproduce measures the sensitivity: exit 130 at once, the layers measured kept, the rerun goes on from the next', async () => {
+  const out = join(dir, 'rep-sens');
+  const args = ['reproduce', 'lenet', '--epochs', '1', '--limit', '2000', '--budgets', '0.3', '--allocate', 'sensitivity', '--merge', 'refit', '--finetune-epochs', '1', '--out', out, '--json'];
+  const r = await interrupted(args, /sensitivity: layer 0 /);
+  assert.is(r.status, 130, r.stderr);
+  const m = /neuronmerge: interrupted \(SIGINT\) while measuring the sensitivity of layer (\d+) \((\d) of 3 mergeable layers, (\d) done\); (\S+) holds the (layer|2 layers) measured: the same command goes on from there\n$/.exec(r.stderr);
+  assert.ok(m, r.stderr.slice(-400));
+  const [, , nth, done, partial] = m!;
+  assert.is(Number(nth), Number(done) + 1);
+  assert.ok(partial.startsWith(join(out, 'work', 'sensitivity-')) && partial.endsWith('.json.partial'), partial);
+  const rows = JSON.parse(readFileSync(partial, 'utf8')).loss as number[][];
+  assert.is(rows.length, Number(done));
+  assert.not.match(r.stderr, /reproduce lenet: merging/, 'nothing after the measurement ran');
+  const again = run(args);
+  assert.is(again.status, 0, again.stderr);
+  assert.ok(again.stderr.includes(`going on with the sensitivity measured before (${partial}: ${done} layer${done === '1' ? '' : 's'})`), again.stderr);
+  assert.ok(again.stderr.includes(`sensitivity: layers 1 to ${done} of 3 measured before; going on from layer ${Number(done) + 1}`));
+  assert.not.ok(existsSync(partial), 'the partial rows are gone once the table is whole');
+  const whole = JSON.parse(readFileSync(partial.replace(/\.partial$/, ''), 'utf8'));
+  assert.is(whole.loss.length, 3);
+  assert.equal(whole.loss.slice(0, rows.length), rows, 'the kept rows are the table\'s');
+  assert.is(JSON.parse(again.stdout).results.length, 1);
+});
+
 G('a command needs a dataset only where it evaluates, calibrates or trains; a CIFAR-shaped model merges and exports offline', () => {
   const d = tempDir('nm-offline-');
   const env = { NEURONMERGE_DATA: join(d, 'no-data') };

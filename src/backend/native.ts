@@ -213,6 +213,22 @@ export function interruptRequested(): 'SIGINT' | 'SIGTERM' | null {
   return s === 2 ? 'SIGINT' : s === 15 ? 'SIGTERM' : null;
 }
 
+/** work stopped by Ctrl-C or SIGTERM at a point where it could stop (see watchInterrupts); the message
+ * says where it stopped and what was kept */
+export class Interrupted extends Error {
+  constructor(message: string, readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(message);
+    this.name = 'Interrupted';
+  }
+}
+
+/** throws Interrupted (`interrupted (SIGINT) while …`) where a stop was asked for; a long synchronous
+ *  loop calls it between two pieces of work it can drop */
+export function stopIfInterrupted(doing: () => string): void {
+  const signal = interruptRequested();
+  if (signal) throw new Interrupted(`interrupted (${signal}) while ${doing()}`, signal);
+}
+
 /** the loaded addon, or null (see nativeLoadError) */
 export function nativeAddon(): NativeAddon | null {
   return addon;

@@ -33,9 +33,8 @@ import { exportCheckpoint, FLOAT16_TOLERANCE, formatFor, writeOnnx } from '../ex
 import { reportTable } from '../report/markdown.js';
 import { environmentError } from '../runtime/env.js';
 import { checkOutputFile, lockOutputs } from '../runtime/files.js';
-import { watchInterrupts } from '../backend/native.js';
+import { Interrupted, watchInterrupts } from '../backend/native.js';
 import { loadCheckpoint, unfinished } from '../train/checkpoint.js';
-import { TrainingInterrupted } from '../train/loop.js';
 import { modelName } from '../models/index.js';
 import { OptionError } from '../runtime/errors.js';
 
@@ -579,7 +578,7 @@ if (envError) fail(envError);
 program.parseAsync(process.argv).catch((e: Error) => {
   // stopped by Ctrl-C or SIGTERM between two steps: where it stopped and how to go on, and the usual
   // status of a process ended by that signal
-  if (e instanceof TrainingInterrupted) {
+  if (e instanceof Interrupted) {
     process.stderr.write(`neuronmerge: ${e.message}\n`);
     process.exit(e.signal === 'SIGINT' ? 130 : 143);
   }

@@ -9,6 +9,7 @@ import { BatchNorm } from '../nn/layers.js';
 import { crossEntropy, slice } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
+import { stopIfInterrupted } from '../backend/native.js';
 import { applyMerge, groupUnits, paramsWithUnits, readsActivations, siteActivations } from './merge.js';
 import type { ApplyOptions, ClusterOptions } from './merge.js';
 import { applyPrune, l1Keep } from './prune.js';
@@ -32,6 +33,11 @@ export interface SensitivityOptions extends ClusterOptions, ApplyOptions {
   recalibrate?: boolean;
   batch?: number;
   log?: (line: string) => void;
+  /** the rows of the first layers measured before with the same settings (a cut run's): kept, not
+   * measured again (each layer's trials depend on nothing but the settings and its own seed) */
+  measured?: number[][];
+  /** told the rows measured so far after each layer, to keep them against a stop */
+  onLayer?: (loss: number[][]) => void;
 }
 
 export interface Sensitivity {
@@ -81,13 +87,20 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
   const sites = mergeSites(model);
   if (readsActivations(o.rule) && !o.calibration) throw new Error(`sensitivity: the ${o.rule} rule needs calibration inputs`);
   const acts = readsActivations(o.rule) ? siteActivations(model, o.calibration!) : null;
-  const loss: number[][] = [];
+  const measured = o.measured ?? [];
+  if (measured.length > sites.length || measured.some((row) => row.length !== ratios.length || row.some((v) => !Number.isFinite(v)))) {
+    throw new Error(`sensitivity: the rows measured before do not fit this model (${measured.length} row${measured.length === 1 ? '' : 's'} for ${sites.length} layers, ${ratios.length} ratios each)`);
+  }
+  const loss: number[][] = measured.map((row) => [...row]);
+  if (measured.length > 0) o.log?.(`sensitivity: layers 1 to ${measured.length} of ${sites.length} measured before; going on from layer ${measured.length + 1}`);
   let at = 0; // hs holds the input of layer `at` of the original model
   sites.forEach((site, i) => {
+    if (i < measured.length) return;
     hs = advance(ref, hs, at, site.index);
     at = site.index;
     const row: number[] = [];
     for (const r of ratios) {
+      stopIfInterrupted(() => `measuring the sensitivity of layer ${site.index} (${i + 1} of ${sites.length} mergeable layers, ${i} done)`);
       const k = unitsAfter(site.units, r);
       const trial = o.clone(model);
       if (o.what === 'prune') applyPrune(trial, site, l1Keep(trial, site, k));
@@ -99,6 +112,7 @@ export function layerSensitivity(model: Sequential, o: SensitivityOptions): Sens
       row.push(lossFrom(trial, hs, site.index, o.y));
     }
     loss.push(row);
+    o.onLayer?.(loss.map((x) => [...x]));
     o.log?.(`sensitivity: layer ${site.index} (${model.layers[site.index].describe()}): loss ${row.map((v) => v.toFixed(3)).join(' ')} at ratios ${ratios.join(' ')} (unmerged ${base.toFixed(3)})`);
   });
   return { ratios, base, loss };

@@ -12,6 +12,7 @@ import type { Arch } from '../models/index.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
+import { stopIfInterrupted } from '../backend/native.js';
 import { agglomerative } from './agglomerative.js';
 import type { Linkage, Merge } from './agglomerative.js';
 import { kmeans } from './kmeans.js';
@@ -624,12 +625,14 @@ export function mergeModel(model: Sequential, o: MergeOptions): MergeReport {
     sites.forEach((s, i) => report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels: groups[i], ...(trees[i] ? { tree: trees[i] } : {}) }));
     // later sites' next-layer sums see the earlier merges; each site's own rows are unaffected
     sites.forEach((s, i) => {
+      stopIfInterrupted(() => `merging layer ${s.index} (${i + 1} of ${sites.length} mergeable layers)`);
       const r = applyMerge(model, mergeSites(model)[i], groups[i], apply(i));
       if (rule !== 'mean' && rule !== 'scaled') report.sites[i].representatives = r;
     });
   } else {
     for (let i = 0; i < sites.length; i++) {
       const s = mergeSites(model)[i];
+      stopIfInterrupted(() => `merging layer ${s.index} (${i + 1} of ${sites.length} mergeable layers)`);
       const labels = group(s, i);
       const r = applyMerge(model, s, labels, apply(i));
       report.sites.push({ index: s.index, layer: describe(s.index), before: s.units, after: ks[i], labels, ...(rule !== 'mean' && rule !== 'scaled' ? { representatives: r } : {}), ...(trees[i] ? { tree: trees[i] } : {}) });

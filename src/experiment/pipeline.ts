@@ -76,9 +76,11 @@ export function unitsAt(model: Sequential, ratio: number | number[], what?: stri
  *  is 'prune'), for spreading a budget */
 export function measureSensitivity(model: Sequential, arch: Arch, samples: CompressionSamples, o: {
   what?: 'merge' | 'prune'; rule: MergeRule; method?: ClusterMethod; seed: number; nInit?: number; minSimilarity?: number; recalibrate: boolean; log?: (line: string) => void;
+  /** see SensitivityOptions: rows kept from a cut measurement, and where to keep them as they come */
+  measured?: number[][]; onLayer?: (loss: number[][]) => void;
 }): Sensitivity {
   const { x, y } = samples.sensitivity();
-  return layerSensitivity(model, { what: o.what, x, y, clone: (m) => cloneModel(m, arch), rule: o.rule, method: o.method, seed: o.seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: o.recalibrate, calibration: samples.fitFor(o.rule), log: o.log });
+  return layerSensitivity(model, { what: o.what, x, y, clone: (m) => cloneModel(m, arch), rule: o.rule, method: o.method, seed: o.seed, nInit: o.nInit, minSimilarity: o.minSimilarity, recalibrate: o.recalibrate, calibration: samples.fitFor(o.rule), log: o.log, measured: o.measured, onLayer: o.onLayer });
 }
 
 /** the per-layer ratios and units that keep `budget` of the parameters: one ratio everywhere, or

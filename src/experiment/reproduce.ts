@@ -2,7 +2,7 @@
 // fine-tuning, fine-tune, evaluate, with the L1 pruning baseline beside it, and measure the speedup.
 // Writes report.json, report.md and the plots, and returns the figures.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchNormSpread, compare, modelStats } from '../compress/stats.js';
 import type { Sensitivity } from '../compress/allocate.js';
@@ -17,6 +17,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { slice } from '../tensor/ops.js';
 import { checkArchHolds, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/loop.js';
+import { Interrupted } from '../backend/native.js';
 import { writeReports } from '../report/markdown.js';
 import type { FinetuneSeeds, RatioResult, Report } from '../report/types.js';
 import { checkOutputDir, checkOutputFile, claimFile, writeFileAtomic } from '../runtime/files.js';
@@ -205,24 +206,45 @@ class WorkFolder {
     return join(this.dir, `sensitivity-${keyOf(key)}.json`);
   }
 
-  /** a sensitivity measured before with the same key, or a fresh one (then stored) */
-  sensitivity(key: unknown, measure: () => Sensitivity, log: (l: string) => void): Sensitivity {
+  /** a sensitivity measured before with the same key, or a fresh one (then stored). The layers measured
+   * so far are kept in `<file>.partial` after each one, so a measurement stopped by Ctrl-C, a crash or
+   * a session's end goes on from the next layer */
+  sensitivity(key: unknown, measure: (measured: number[][], onLayer: (loss: number[][]) => void) => Sensitivity, log: (l: string) => void): Sensitivity {
     mkdirSync(this.dir, { recursive: true });
-    const file = this.sensitivityFile(key);
-    if (existsSync(file)) {
+    const file = this.sensitivityFile(key), partial = `${file}.partial`;
+    const stored = (f: string): { loss: number[][] } | null => {
+      if (!existsSync(f)) return null;
       try {
-        const s = JSON.parse(readFileSync(file, 'utf8')) as Sensitivity;
-        if (Array.isArray(s.ratios) && Array.isArray(s.loss) && typeof s.base === 'number') {
-          log(`reusing the sensitivity measured before (${file})`);
-          return s;
-        }
+        const s = JSON.parse(readFileSync(f, 'utf8'));
+        // unreadable or of another shape: measured again and rewritten below
+        return s && Array.isArray(s.loss) && s.loss.every((row: unknown) => Array.isArray(row) && row.every((v) => typeof v === 'number')) ? s : null;
       } catch {
-        // unreadable: measured again and rewritten below
+        return null;
       }
+    };
+    const done = stored(file) as Sensitivity | null;
+    if (done && Array.isArray(done.ratios) && typeof done.base === 'number') {
+      log(`reusing the sensitivity measured before (${file})`);
+      return done;
     }
-    const s = measure();
-    writeFileAtomic(file, JSON.stringify(s));
-    return s;
+    const measured = stored(partial)?.loss ?? [];
+    if (measured.length > 0) log(`going on with the sensitivity measured before (${partial}: ${measured.length} layer${measured.length === 1 ? '' : 's'})`);
+    let kept = measured.length;
+    try {
+      const s = measure(measured, (loss) => {
+        writeFileAtomic(partial, JSON.stringify({ loss }));
+        kept = loss.length;
+      });
+      writeFileAtomic(file, JSON.stringify(s));
+      rmSync(partial, { force: true });
+      return s;
+    } catch (e) {
+      if (e instanceof Interrupted) {
+        const what = kept === 0 ? 'no layer was measured yet' : `${partial} holds the ${kept === 1 ? 'layer' : `${kept} layers`} measured: the same command goes on from there`;
+        throw new Interrupted(`${e.message}; ${what}`, e.signal);
+      }
+      throw e;
+    }
   }
 }
 
@@ -412,7 +434,7 @@ async function run(which: NetworkName, o: ReproduceOptions, job?: string): Promi
     if (allocateHow === 'uniform') per = budgetWidths(base.model, fraction).ratios;
     else {
       log(`reproduce ${which}: spreading the budget ${fraction} by each layer's sensitivity (${by} rule, 1,000 training images)`);
-      const measure = () => measureSensitivity(base.model, arch, samples, { rule: by, seed, nInit: 3, recalibrate: calibration !== null, log });
+      const measure = (measured: number[][] = [], onLayer?: (loss: number[][]) => void) => measureSensitivity(base.model, arch, samples, { rule: by, seed, nInit: 3, recalibrate: calibration !== null, log, measured, onLayer });
       const key = { originalId, rule: by, seed, limit, recalImages };
       let sens: Sensitivity;
       if (work) {

@@ -14,16 +14,16 @@ import type { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { trackAllocations } from '../tensor/pool.js';
-import { interruptRequested } from '../backend/native.js';
+import { Interrupted, interruptRequested, stopIfInterrupted } from '../backend/native.js';
 import { firstNonFinite, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { Checkpoint, CheckpointKind, InputNormalization, TrainState } from './checkpoint.js';
 import { WeightAverage } from './ema.js';
 
 /** a run stopped by Ctrl-C or SIGTERM between two steps (see watchInterrupts), after saving its
  * checkpoint where it had one; the message says where it stopped and how to go on */
-export class TrainingInterrupted extends Error {
-  constructor(message: string, readonly signal: 'SIGINT' | 'SIGTERM') {
-    super(message);
+export class TrainingInterrupted extends Interrupted {
+  constructor(message: string, signal: 'SIGINT' | 'SIGTERM') {
+    super(message, signal);
     this.name = 'TrainingInterrupted';
   }
 }
@@ -49,6 +49,9 @@ export interface EvalOptions {
   /** test-time augmentation: 'flip' averages the class probabilities of each image and its mirror image
    * (left to right); images only */
   tta?: 'flip';
+  /** stop between batches on Ctrl-C or SIGTERM (throws Interrupted; default true). fit's own evaluation
+   * after an epoch does not: its checkpoint is written after it, and the next step stops */
+  stoppable?: boolean;
 }
 
 /** each image of a batch (N, C, H, W) mirrored left to right */
@@ -82,6 +85,7 @@ export function evaluate(model: Module, x: Tensor, y: Int32Array, batchSize = 50
   try {
     noGrad(() => {
       for (let s = 0; s < N; s += batchSize) {
+        if (o.stoppable !== false) stopIfInterrupted(() => `evaluating (${s} of ${N} inputs done)`);
         const e = Math.min(N, s + batchSize);
         const batch = slice(x, s, e);
         const yy = y.subarray(s, e);
@@ -317,8 +321,8 @@ export function fit(model: Module, o: FitOptions): FitResult {
       }
     }
     const secs = (performance.now() - t0) / 1000;
-    const ev = o.evalSet ? evaluate(model, o.evalSet.x, o.evalSet.y) : null;
-    const evAvg = average && o.evalSet ? average.applied(() => evaluate(model, o.evalSet!.x, o.evalSet!.y)) : null;
+    const ev = o.evalSet ? evaluate(model, o.evalSet.x, o.evalSet.y, undefined, { stoppable: false }) : null;
+    const evAvg = average && o.evalSet ? average.applied(() => evaluate(model, o.evalSet!.x, o.evalSet!.y, undefined, { stoppable: false })) : null;
     const rec: EpochRecord = {
       epoch: epoch + 1, loss: lossSum / Math.max(1, seen), trainAccuracy: correct / Math.max(1, seen), evalAccuracy: ev?.accuracy ?? null, evalLoss: ev?.loss ?? null,
       seconds: secs, imagesPerSecond: seen / secs, lr: o.optimizer.lr, ...(average ? { averagedAccuracy: evAvg?.accuracy ?? null, averagedLoss: evAvg?.loss ?? null } : {}),
