@@ -40,6 +40,17 @@ needs(M, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 i
   assert.ok(inReadme(r.accuracy), `README gives ${r.accuracy}%`);
 });
 
+needs(M, existsSync(SHARED_CIFAR) ? null : '../shared/datasets/cifar-10-jpeg75 is not here')('the shipped merged VGG-16: its report\'s parameters and accuracy after fine-tuning, the README\'s row', () => {
+  const file = join('docs', 'results', 'vgg16-full-merged.safetensors');
+  const row = JSON.parse(readFileSync(join('docs', 'results', 'vgg16-full-cutout.json'), 'utf8')).results[0];
+  const e = JSON.parse(run('eval', file, '--data', SHARED_CIFAR, '--json').stdout);
+  assert.is(e.params, row.params.after);
+  assert.is(e.params, 1054186);
+  assert.ok(Math.abs(e.accuracy - row.accuracy.finetuned) <= 0.0005, `${e.accuracy} against the report's ${row.accuracy.finetuned}`);
+  const pct = (100 * row.accuracy.finetuned).toFixed(2);
+  assert.match(readme, new RegExp(`\\| VGG-16 [^\\n]*\\| refit ${pct.replace('.', '\\.')}% \\|`), `the README's VGG-16 row gives refit ${pct}%`);
+});
+
 M('reproduce --checkpoint models/lenet5.safetensors trains nothing', () => {
   const out = tempDir('nm-models-');
   const r = run('reproduce', 'lenet', '--checkpoint', rows[0].file, '--ratios', '0.5', '--merge', 'mean', '--finetune-epochs', '0', '--out', out, '--json');
